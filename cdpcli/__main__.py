@@ -1,0 +1,3 @@
+from cdpcli.cli import main
+
+main()

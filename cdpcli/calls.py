@@ -1,0 +1,161 @@
+"""The six single calls: flags -> validated call -> request -> dry-run print or send -> report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdpcli.errors import DeliveryError, UsageError
+from cdpcli.items import apply_items, read_json_object
+from cdpcli.session import SendOptions, Session, open_session
+from cdpcli.wire import MAX_CALL_BYTES, Request, call_size, complete_call, single_request
+
+# How the wire's field names are typed on the command line, for error messages.
+FLAG_FOR_FIELD = {
+    "userId": "--user",
+    "anonymousId": "--anonymous-id",
+    "event": "--event",
+    "groupId": "--group",
+    "previousId": "--previous-id",
+    "objectTypeId": "--object-type-id",
+    "timestamp": "--timestamp",
+    "messageId": "--message-id",
+    "context": "--context",
+    "integrations": "--integrations",
+    "traits": "--traits",
+    "properties": "--properties",
+    "name": "--name",
+    "category": "--category",
+}
+
+
+@dataclass
+class CallInput:
+    """What the user typed for one call, before parsing."""
+
+    type: str
+    fields: dict[str, Any] = field(default_factory=dict)  # plain top-level fields
+    objects: dict[str, tuple[str | None, list[str] | None]] = field(default_factory=dict)  # traits/properties
+    context: str | None = None
+    context_items: list[str] | None = None
+    integrations: str | None = None
+
+
+def build_call(spec: CallInput) -> dict[str, Any]:
+    """Parse JSON and items, validate with the call's model, and fill in ids and timestamps."""
+    from pydantic import ValidationError
+
+    from cdpcli.models import describe_errors, validate_call
+
+    data: dict[str, Any] = {"type": spec.type}
+    data.update({k: v for k, v in spec.fields.items() if v is not None})
+    item_flag = {"traits": "-t", "properties": "-p"}
+    for name, (text, items) in spec.objects.items():
+        obj = read_json_object(text, f"--{name}")
+        if items:
+            obj = apply_items(obj or {}, items, item_flag[name])
+        if obj is not None:
+            data[name] = obj
+    context = read_json_object(spec.context, "--context")
+    if spec.context_items:
+        context = apply_items(context or {}, spec.context_items, "-c", dotted=True)
+    if context is not None:
+        data["context"] = context
+    integrations = read_json_object(spec.integrations, "--integrations")
+    if integrations is not None:
+        data["integrations"] = integrations
+    try:
+        call = validate_call(data)
+    except ValidationError as exc:
+        problems = [_with_flags(line) for line in describe_errors(exc)]
+        raise UsageError(
+            f"invalid {spec.type} call: " + "; ".join(problems),
+            hint=f"see `cdp {spec.type} --help`",
+        ) from None
+    call = complete_call(call)
+    size = call_size(call)
+    if size > MAX_CALL_BYTES:
+        raise UsageError(
+            f"the {spec.type} call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,} per call",
+            hint="send fewer or smaller traits/properties",
+        )
+    return call
+
+
+def _with_flags(problem: str) -> str:
+    field_name, sep, rest = problem.partition(": ")
+    if sep and field_name.split(".")[0] in FLAG_FOR_FIELD:
+        head = field_name.split(".")[0]
+        return f"{FLAG_FOR_FIELD[head]}{field_name[len(head):]}: {rest}"
+    return problem.replace("userId or anonymousId", "--user or --anonymous-id")
+
+
+def print_dry_run(session: Session, request: Request) -> None:
+    body = request.body()
+    headers = request.redacted_headers()
+    if session.out.json_mode:
+        session.out.json({"method": "POST", "url": request.url, "headers": headers, "body": body})
+        return
+    from cdpcli.wire import dumps
+
+    lines = [f"POST {request.url}"] + [f"{k}: {v}" for k, v in headers.items()] + ["", dumps(body)]
+    session.out.result("\n".join(lines))
+
+
+def run_call(spec: CallInput, opts: SendOptions) -> None:
+    """Validate, then print (dry-run) or send one call; raises CdpError on failure."""
+    session = open_session(opts, need_key=True)
+    call = build_call(spec)
+    request = single_request(call, session.base, session.headers(), gzip=session.gzip)
+    if session.dry_run:
+        print_dry_run(session, request)
+        return
+    from cdpcli.transport import Sender
+
+    out = session.out
+    with Sender(timeout=session.timeout, retries=session.retries, on_retry=out.info) as sender:
+        outcome = sender.send(request)
+    result = {
+        "ok": outcome.ok,
+        "status": outcome.status,
+        "type": spec.type,
+        "messageId": call["messageId"],
+        "url": request.url,
+        "attempts": outcome.attempts,
+    }
+    if outcome.ok:
+        if out.json_mode:
+            out.json(result)
+        elif not out.quiet:
+            out.result(f"{spec.type} accepted: HTTP {outcome.status}, messageId {call['messageId']}")
+        if not session.strict:
+            out.info("Note: strict mode is off, so a 200 does not prove the key or the call was valid.")
+        return
+    if out.json_mode:
+        out.json({**result, "error": outcome.error})
+    raise _delivery_error(session, request, outcome)
+
+
+def _delivery_error(session: Session, request: Request, outcome: Any) -> DeliveryError:
+    tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
+    if outcome.status is None:
+        return DeliveryError(
+            f"could not reach {request.url}: {outcome.error}{tries}",
+            hint="check --endpoint/--region and your network; `cdp connect test` checks the setup",
+            attempts=outcome.attempts,
+            exit_code=outcome.exit_code,
+        )
+    if outcome.status in (401, 403):
+        return DeliveryError(
+            f"the API rejected the key (HTTP {outcome.status}) at {request.url}",
+            hint=f"the key came from {session.source('api-key')}; check it is the HTTP source's API key for region {session.region}",
+            status=outcome.status,
+            attempts=outcome.attempts,
+            exit_code=outcome.exit_code,
+        )
+    return DeliveryError(
+        f"the API answered HTTP {outcome.status}{tries}: {outcome.error}",
+        status=outcome.status,
+        attempts=outcome.attempts,
+        exit_code=outcome.exit_code,
+    )

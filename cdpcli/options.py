@@ -1,0 +1,106 @@
+"""The one place that defines each shared option.
+
+`sending_command` adds the sending options (SPEC: "Options for every sending command") to a
+command's signature and hands them to it packed in one `SendOptions` named `opts`, so each
+command lists only its own options and users can type them after the subcommand.
+"""
+
+import functools
+import inspect
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from cdpcli.session import SendOptions
+
+CONNECTION = "Connection"
+OUTPUT = "Output"
+CALL = "Call fields"
+
+_SEND_OPTIONS: dict[str, Any] = {
+    "api_key": Annotated[
+        Optional[str],
+        typer.Option("--api-key", help="API key of the HTTP source. [env: CDP_API_KEY]", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "region": Annotated[
+        Optional[str],
+        typer.Option("--region", help="us or eu (default: us, or the region of a pk_/sk_ key). [env: CDP_REGION]", show_default=False, rich_help_panel=CONNECTION, autocompletion=lambda: ["us", "eu"]),
+    ],
+    "endpoint": Annotated[
+        Optional[str],
+        typer.Option("--endpoint", help="Base URL, e.g. http://127.0.0.1:8787/v1 (overrides --region). [env: CDP_ENDPOINT]", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "profile": Annotated[
+        Optional[str],
+        typer.Option("--profile", help="Config profile to read settings from. [env: CDP_PROFILE]", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "timeout": Annotated[
+        Optional[float],
+        typer.Option("--timeout", help="Seconds to wait for each response (default 10).", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "retries": Annotated[
+        Optional[int],
+        typer.Option("--retries", help="Retries for network errors, 408, 429 and 5xx (default 3).", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "strict": Annotated[
+        Optional[bool],
+        typer.Option("--strict/--no-strict", help="Send X-Strict-Mode: 1 so invalid calls and wrong keys get 400/401 instead of a silent 200 (default on).", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "gzip": Annotated[
+        Optional[bool],
+        typer.Option("--gzip/--no-gzip", help="Compress request bodies (Content-Encoding: gzip).", show_default=False, rich_help_panel=CONNECTION),
+    ],
+    "dry_run": Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the exact request instead of sending it; needs no API key.", rich_help_panel=OUTPUT),
+    ],
+    "json": Annotated[
+        bool,
+        typer.Option("--json", help="Print results as one JSON object per line.", rich_help_panel=OUTPUT),
+    ],
+    "quiet": Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only errors (and --json results).", rich_help_panel=OUTPUT),
+    ],
+    "verbose": Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="More detail on stderr (repeat for more).", rich_help_panel=OUTPUT),
+    ],
+}
+_SEND_DEFAULTS = {"dry_run": False, "json": False, "quiet": False, "verbose": 0}
+
+
+def sending_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, opts: SendOptions)` the sending options as keyword-only parameters."""
+    signature = inspect.signature(func)
+    own = [p for p in signature.parameters.values() if p.name != "opts"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_SEND_DEFAULTS.get(name), annotation=annotation)
+        for name, annotation in _SEND_OPTIONS.items()
+    ]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> Any:
+        opts = SendOptions(**{name: kwargs.pop(name) for name in _SEND_OPTIONS})
+        return func(**kwargs, opts=opts)
+
+    command.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in own + added}
+    del command.__wrapped__  # Typer must read __signature__, not the wrapped function
+    return command
+
+
+# Options shared by the six call commands.
+UserOpt = Annotated[Optional[str], typer.Option("--user", "-u", "--user-id", help="userId of a known person.", show_default=False, rich_help_panel=CALL)]
+AnonymousOpt = Annotated[Optional[str], typer.Option("--anonymous-id", help="anonymousId, for someone not yet identified.", show_default=False, rich_help_panel=CALL)]
+TimestampOpt = Annotated[Optional[str], typer.Option("--timestamp", help="When it happened: ISO-8601 (naive = UTC) or Unix seconds. Default: now.", show_default=False, rich_help_panel=CALL)]
+MessageIdOpt = Annotated[Optional[str], typer.Option("--message-id", help="messageId for de-duplication. Default: a new UUID.", show_default=False, rich_help_panel=CALL)]
+ContextOpt = Annotated[Optional[str], typer.Option("--context", help="context object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL)]
+ContextItemsOpt = Annotated[Optional[list[str]], typer.Option("-c", "--context-field", help="context field KEY=VALUE or KEY:=JSON; a dotted KEY nests (page.url=…). Repeatable.", show_default=False, rich_help_panel=CALL)]
+IntegrationsOpt = Annotated[Optional[str], typer.Option("--integrations", help='integrations object: JSON, @FILE or @-, e.g. \'{"All":false}\'.', show_default=False, rich_help_panel=CALL)]
+TraitsOpt = Annotated[Optional[str], typer.Option("--traits", help="traits object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL)]
+TraitItemsOpt = Annotated[Optional[list[str]], typer.Option("-t", "--trait", help="trait KEY=VALUE (string) or KEY:=JSON. Repeatable; applied on top of --traits.", show_default=False, rich_help_panel=CALL)]
+PropertiesOpt = Annotated[Optional[str], typer.Option("--properties", help="properties object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL)]
+PropertyItemsOpt = Annotated[Optional[list[str]], typer.Option("-p", "--property", help="property KEY=VALUE (string) or KEY:=JSON. Repeatable; applied on top of --properties.", show_default=False, rich_help_panel=CALL)]
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="Name of the page or screen.", show_default=False, rich_help_panel=CALL)]
+CategoryOpt = Annotated[Optional[str], typer.Option("--category", help="Category of the page or screen.", show_default=False, rich_help_panel=CALL)]

@@ -1,0 +1,301 @@
+"""`cdp serve`: a local Data Pipelines-compatible receiver for development, CI and our tests.
+
+Same paths, auth, strict-mode validation and size limits as the API; answers 200 `{}` and
+appends every accepted call (with `receivedAt`) as NDJSON to a file or stdout. Standard
+library HTTP server: no extra dependency, and one thread per connection is plenty on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+import sys
+import threading
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, TextIO
+
+from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
+
+
+@dataclass
+class Scripted:
+    """A canned answer for the next request (tests use these to drive retries)."""
+
+    status: int
+    body: Any = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Received:
+    """One request as the receiver saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None
+    raw_size: int
+    status: int
+
+
+class Receiver:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        out: TextIO | None = None,
+        fail_rate: float = 0.0,
+        latency_ms: int = 0,
+        keep: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.out = out
+        self.fail_rate = fail_rate
+        self.latency = latency_ms / 1000
+        self.keep = keep  # keep calls and requests in memory (tests); off for long runs
+        self.log = log or (lambda text: None)
+        self.calls: list[dict[str, Any]] = []
+        self.requests: list[Received] = []
+        self.script: deque[Scripted] = deque()
+        self.reject_when: Callable[[dict[str, Any]], str | None] | None = None  # tests: extra 400 rule
+        self._lock = threading.Lock()
+        self._random = random.Random()
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        return f"http://{host}:{self.port}/v1"
+
+    def start(self) -> Receiver:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="cdp-serve", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- request handling (called from handler threads) --
+
+    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        status, body, extra = self._answer(path, headers, raw)
+        if self.keep:
+            parsed = None
+            try:
+                parsed = json.loads(_decoded(headers, raw))
+            except Exception:  # noqa: BLE001 - a log of what came, whatever it was
+                pass
+            with self._lock:
+                self.requests.append(Received(path, headers, parsed, len(raw), status))
+        return status, body, extra
+
+    def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        kind = path.rstrip("/").rsplit("/", 1)[-1]
+        if not path.startswith("/v1/") or kind not in (*CALL_TYPES, "batch"):
+            return 404, _errors(f"no such path {path}; use /v1/identify|track|page|screen|group|alias|batch"), {}
+        with self._lock:
+            scripted = self.script.popleft() if self.script else None
+        if scripted:
+            if scripted.delay:
+                time.sleep(scripted.delay)
+            return scripted.status, scripted.body, scripted.headers
+        if self.fail_rate and self._random.random() < self.fail_rate:
+            status = self._random.choice((500, 503, 429))
+            return status, _errors("injected failure (--fail-rate)"), ({"Retry-After": "0"} if status == 429 else {})
+        problem = self._check_auth(headers.get("authorization", ""))
+        if problem:
+            return 401, _errors(problem), {}
+        try:
+            text = _decoded(headers, raw)
+        except (OSError, EOFError, zlib.error):
+            return 400, _errors("body is not valid gzip"), {}
+        if len(text) > MAX_REQUEST_BYTES:
+            return 413, _errors(f"request body is {len(text):,} bytes; the limit is {MAX_REQUEST_BYTES:,}"), {}
+        try:
+            body = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return 400, _errors(f"invalid JSON: {exc}"), {}
+        strict = headers.get("x-strict-mode") == "1"
+        calls, errors = self._validate(kind, body)
+        if errors and strict:
+            return 400, _errors(*errors), {}
+        for problem in errors:  # permissive mode: like the API, answer 200 and drop them
+            self.log(f"dropped (not strict): {problem}")
+        self._record(calls)
+        return 200, {}, {}
+
+    def _check_auth(self, value: str) -> str | None:
+        scheme, _, credential = value.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                key, _, _ = base64.b64decode(credential, validate=True).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return "unauthorized: malformed Basic credentials"
+        elif scheme.lower() == "bearer":
+            key = credential.strip()
+        else:
+            return "unauthorized: send Authorization: Basic base64(<api key>:)"
+        if not key:
+            return "unauthorized: empty API key"
+        if self.api_key is not None and key != self.api_key:
+            return "unauthorized: wrong API key"
+        return None
+
+    def _validate(self, kind: str, body: Any) -> tuple[list[dict[str, Any]], list[str]]:
+        if not isinstance(body, dict):
+            return [], ["body must be a JSON object"]
+        if kind != "batch":
+            call = {k: v for k, v in body.items() if k != "sentAt"}
+            if call.get("type", kind) != kind:
+                return [], [f"type {call.get('type')!r} does not match the path /v1/{kind}"]
+            call["type"] = kind
+            problems = self._check_call(call)
+            return ([], [problems]) if problems else ([call], [])
+        items = body.get("batch")
+        if not isinstance(items, list):
+            return [], ["batch must be an array of calls"]
+        if len(items) > MAX_BATCH_CALLS:
+            return [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
+        calls, errors = [], []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors.append(f"batch[{index}]: must be an object")
+                continue
+            problem = self._check_call(item) if "type" in item else "type: Field required"
+            if problem:
+                errors.append(f"batch[{index}]: {problem}")
+            else:
+                calls.append(item)
+        return calls, errors
+
+    def _check_call(self, call: dict[str, Any]) -> str | None:
+        from pydantic import ValidationError
+
+        from cdpcli.models import any_call_adapter, describe_errors
+
+        try:
+            any_call_adapter().validate_python(call)
+        except ValidationError as exc:
+            return "; ".join(describe_errors(exc))
+        size = call_size(call)
+        if size > MAX_CALL_BYTES:
+            return f"call is {size:,} bytes; the limit is {MAX_CALL_BYTES:,}"
+        if self.reject_when:
+            return self.reject_when(call)
+        return None
+
+    def _record(self, calls: list[dict[str, Any]]) -> None:
+        if not calls:
+            return
+        received = now_timestamp()
+        lines = []
+        for call in calls:
+            call["receivedAt"] = received
+            if self.out is not None:
+                lines.append(json.dumps(call, ensure_ascii=False, separators=(",", ":")))
+        with self._lock:
+            if self.keep:
+                self.calls.extend(calls)
+            if self.out is not None:
+                self.out.write("\n".join(lines) + "\n")
+                self.out.flush()
+
+
+def _decoded(headers: dict[str, str], raw: bytes) -> bytes:
+    if headers.get("content-encoding", "").lower() == "gzip":
+        return gzip.decompress(raw)
+    return raw
+
+
+def _errors(*messages: str) -> dict[str, Any]:
+    return {"meta": {"errors": list(messages)}}
+
+
+def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the API
+        server_version = "cdp-serve"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._reply(400, _errors("bad Content-Length"), {})
+                return
+            # bodies far over the limit are refused unread (gzip may shrink a valid one 10x+)
+            if length > 20 * MAX_REQUEST_BYTES:
+                self.close_connection = True
+                self._reply(413, _errors(f"request body is {length:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"), {})
+                return
+            raw = self.rfile.read(length)
+            status, body, extra = receiver.handle(self.path, headers, raw)
+            if receiver.latency:
+                time.sleep(receiver.latency)
+            self._reply(status, body, extra)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._reply(405, _errors("the Data Pipelines API takes POST only"), {"Allow": "POST"})
+
+        def _reply(self, status: int, body: Any, extra: dict[str, str]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            receiver.log(f"{self.address_string()} {format % args}")
+
+    return Handler
+
+
+def run_server(*, host: str, port: int, api_key: str | None, out_path: str | None, fail_rate: float, latency_ms: int) -> None:
+    """Serve until interrupted; the banner goes to stderr so stdout stays pure NDJSON."""
+    out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout
+    try:
+        receiver = Receiver(host, port, api_key=api_key, out=out, fail_rate=fail_rate, latency_ms=latency_ms, keep=False,
+                            log=lambda text: print(text, file=sys.stderr, flush=True))
+    except OSError as exc:
+        from cdpcli.errors import UsageError
+
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port") from None
+    print(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver._server.server_close()
+        if out is not sys.stdout:
+            out.close()

@@ -1,0 +1,119 @@
+"""From the sending options a command received to everything a request needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdpcli import config
+from cdpcli.errors import UsageError
+from cdpcli.output import Output
+from cdpcli.wire import auth_scheme, base_url, build_headers, key_region
+
+
+@dataclass
+class SendOptions:
+    """The sending options every sending command takes, as typed (None = not given)."""
+
+    api_key: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    profile: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    strict: bool | None = None
+    gzip: bool | None = None
+    dry_run: bool = False
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+
+    def output(self) -> Output:
+        return Output(json_mode=self.json, quiet=self.quiet, verbosity=self.verbose)
+
+
+@dataclass
+class Session:
+    out: Output
+    profile: str
+    settings: dict[str, config.Resolved]
+    api_key: str | None
+    region: str
+    base: str
+    timeout: float
+    retries: int
+    strict: bool
+    gzip: bool
+    dry_run: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def auth(self) -> str:
+        return auth_scheme(self.api_key)
+
+    def source(self, name: str) -> str:
+        return self.settings[name].source
+
+    def headers(self) -> dict[str, str]:
+        return build_headers(self.api_key, strict=self.strict, gzip=self.gzip)
+
+
+def missing_key_error(profile: str) -> UsageError:
+    return UsageError(
+        f"no API key found (looked at --api-key, $CDP_API_KEY and profile {profile!r} in {config.config_path()})",
+        hint="pass --api-key KEY, set CDP_API_KEY, or store it with `cdp config set api-key`",
+    )
+
+
+def open_session(opts: SendOptions, *, need_key: bool) -> Session:
+    """Resolve settings (flag > env > profile > default); a key is needed only to send."""
+    out = opts.output()
+    flags: dict[str, Any] = {
+        "api-key": opts.api_key,
+        "region": opts.region,
+        "endpoint": opts.endpoint,
+        "timeout": opts.timeout,
+        "retries": opts.retries,
+        "strict": opts.strict,
+        "gzip": opts.gzip,
+    }
+    profile, settings = config.resolve(flags, opts.profile)
+    api_key = settings["api-key"].value
+    if need_key and not opts.dry_run and not api_key:
+        raise missing_key_error(profile)
+    warnings = []
+    region = settings["region"].value
+    from_key = key_region(api_key)
+    if from_key:
+        if settings["region"].source == "default":
+            region = from_key
+            settings["region"] = config.Resolved(region, "api key")
+        elif from_key != region:
+            warnings.append(
+                f"region {region} (from {settings['region'].source}) disagrees with the API key, "
+                f"which is for region {from_key}; the API may answer 200 and store nothing"
+            )
+    try:
+        base = base_url(settings["endpoint"].value, region)
+    except ValueError as exc:
+        raise UsageError(f"--endpoint: {exc}") from None
+    if from_key and settings["endpoint"].value:
+        other = "eu" if from_key == "us" else "us"
+        if base.startswith(base_url(None, other)):
+            warnings.append(f"the API key is for region {from_key} but the endpoint is region {other}'s ({base})")
+    for text in warnings:
+        out.warn(text)
+    return Session(
+        out=out,
+        profile=profile,
+        settings=settings,
+        api_key=api_key,
+        region=region,
+        base=base,
+        timeout=settings["timeout"].value,
+        retries=settings["retries"].value,
+        strict=settings["strict"].value,
+        gzip=settings["gzip"].value,
+        dry_run=opts.dry_run,
+        warnings=warnings,
+    )

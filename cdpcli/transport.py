@@ -1,0 +1,203 @@
+"""The only module that talks HTTP: sends a wire.Request with retries.
+
+Retried: network errors, 408, 429 and 5xx, with exponential backoff and full jitter;
+`Retry-After` (seconds or an HTTP date, capped at 300 s) replaces the backoff and does not
+use up the retry budget. The messageId stays the same on every attempt (it is in the
+payload); sentAt is set per attempt; `X-Retry-Count: n` goes on the n-th retry.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from cdpcli.errors import ExitCode, exit_code_for_status
+from cdpcli.wire import Request, dumps
+
+# `import httpx` also imports its own command-line module (click, rich, pygments) when the
+# click package is installed; marking it absent makes httpx skip it, ~30 ms saved.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+import httpx  # noqa: E402
+
+RETRY_AFTER_CAP = 300.0
+# Waits that the server asked for (Retry-After) do not count against --retries, but a server
+# that never stops asking must not keep us forever.
+MAX_RETRY_AFTER_WAITS = 20
+
+
+def is_retryable(status: int | None) -> bool:
+    return status is None or status in (408, 429) or status >= 500
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (now if now is not None else time.time())
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
+def backoff_seconds(retry: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter for the n-th retry (1-based)."""
+    return random.uniform(0, min(cap, base * 2 ** (retry - 1)))
+
+
+def server_errors(text: str) -> list[str]:
+    """The API's strict-mode error list, `{"meta":{"errors":[…]}}`, or the raw body."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return [text.strip()[:500]] if text.strip() else []
+    if isinstance(data, dict):
+        meta = data.get("meta")
+        if isinstance(meta, dict):
+            errors = meta.get("errors") or ([meta["error"]] if meta.get("error") else [])
+            if isinstance(errors, list):
+                return [str(e) for e in errors]
+    return [text.strip()[:500]]
+
+
+@dataclass
+class Outcome:
+    status: int | None  # None: no HTTP answer (network error)
+    attempts: int
+    retries: int
+    latency_ms: float  # of the last attempt
+    body: str = ""
+    error: str = ""  # network error description, or the server's errors joined
+    network_kind: str = ""  # refused, dns, timeout, tls, network
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.ok:
+            return ExitCode.OK
+        if self.status is None:
+            return ExitCode.NETWORK
+        return exit_code_for_status(self.status)
+
+
+def describe_network_error(exc: Exception, timeout: float) -> tuple[str, str]:
+    """(kind, message) for a transport failure, saying which kind it was."""
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout", f"timed out after {timeout:g}s ({type(exc).__name__})"
+    if "ssl" in lowered or "certificate" in lowered:
+        return "tls", f"TLS error: {text}"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered or "name resolution" in lowered:
+        return "dns", f"DNS lookup failed: {text}"
+    if "refused" in lowered:
+        return "refused", "connection refused"
+    return "network", text
+
+
+class Sender:
+    """One kept-alive httpx.Client shared by any number of threads."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        retries: int,
+        connections: int = 1,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        on_retry: Callable[[str], None] | None = None,
+        collect_garbage: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.on_retry = on_retry
+        self.collect_garbage = collect_garbage
+        self.stop = stop or threading.Event()
+        self._client = httpx.Client(
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def send(self, request: Request) -> Outcome:
+        retries_used = 0
+        waits_asked = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = dict(request.headers)
+            if attempt > 1:
+                headers["X-Retry-Count"] = str(attempt - 1)
+            content = dumps(request.body()).encode("utf-8")
+            if request.gzip:
+                compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: cheapest CPU
+                content = compressor.compress(content) + compressor.flush()
+            started = time.perf_counter()
+            response = None
+            try:
+                response = self._client.post(request.url, content=content, headers=headers)
+                status: int | None = response.status_code
+                text = response.text
+                kind, error = "", ""
+            except httpx.TransportError as exc:
+                status, text = None, ""
+                kind, error = describe_network_error(exc, self.timeout)
+            latency = (time.perf_counter() - started) * 1000
+            wait_hint = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
+            del response
+            if self.collect_garbage:
+                # httpx requests/responses form reference cycles that keep 500 KB bodies alive
+                # until a rare full collection; a young-generation pass frees them at once.
+                gc.collect(1)
+            if status is not None and 200 <= status < 300:
+                return Outcome(status, attempt, attempt - 1, latency, text)
+            if status is not None:
+                error = "; ".join(server_errors(text)) or f"HTTP {status}"
+            outcome = Outcome(status, attempt, attempt - 1, latency, text, error, kind)
+            if not is_retryable(status) or self.retries == 0 or self.stop.is_set():
+                return outcome
+            if wait_hint is not None and waits_asked < MAX_RETRY_AFTER_WAITS:
+                waits_asked += 1
+                delay = wait_hint
+            elif retries_used < self.retries:
+                retries_used += 1
+                delay = backoff_seconds(retries_used, self.backoff_base, self.backoff_cap)
+            else:
+                return outcome
+            if self.on_retry:
+                what = f"HTTP {status}" if status is not None else error
+                self.on_retry(f"{what}; retrying {request.url} in {delay:.1f}s (retry {attempt})")
+            if self.stop.wait(delay):
+                return outcome

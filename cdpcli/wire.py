@@ -1,0 +1,174 @@
+"""What goes on the wire: limits, URLs, headers, timestamps and request bodies.
+
+Plain Python with no HTTP library, so dry-run and the sending path build the very same
+`Request`, and only transport.py needs httpx.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cdpcli import __version__
+
+BASE_URLS = {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}
+CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+
+# Limits from Customer.io's OpenAPI document (32KB per call, 500KB per request); SDKs and
+# the Segment HTTP API agree on at most 2,500 calls per batch.
+MAX_CALL_BYTES = 32_000
+MAX_REQUEST_BYTES = 500_000
+MAX_BATCH_CALLS = 2_500
+
+LIBRARY = {"name": "cdpcli", "version": __version__}
+USER_AGENT = f"cdpcli/{__version__}"
+
+# Keys shaped like pk_us_… / sk_eu_… carry their region and go as Bearer tokens
+# (customerio-cdp-analytics 1.1.0 does the same).
+REGION_KEY = re.compile(r"^(pk|sk)_(us|eu)_")
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_COMPACT_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON, non-ASCII kept as UTF-8 (what we send)."""
+    return _COMPACT_UTF8.encode(obj)
+
+
+def call_size(call: dict[str, Any]) -> int:
+    """Size of one call as the API counts it: compact JSON with non-ASCII escaped."""
+    return len(_COMPACT.encode(call))
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds: 2026-11-27T13:31:42.000Z."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # naive input is taken as UTC
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(timezone.utc))
+
+
+def parse_timestamp(value: str | int | float) -> str:
+    """Normalise an ISO-8601 string (or Unix seconds) to SPEC's timestamp format.
+
+    Raises ValueError with a message fit for the user.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected an ISO-8601 date-time")
+    if isinstance(value, (int, float)):
+        return format_timestamp(datetime.fromtimestamp(value, timezone.utc))
+    text = value.strip()
+    if re.fullmatch(r"\d{9,11}(\.\d+)?", text):  # Unix seconds, as `date +%s` prints
+        return format_timestamp(datetime.fromtimestamp(float(text), timezone.utc))
+    iso = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an ISO-8601 date-time (e.g. 2026-11-27T13:31:42Z)"
+        ) from None
+    return format_timestamp(moment)
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def with_library(context: dict[str, Any] | None) -> dict[str, Any]:
+    """The user's context with context.library set to cdpcli's (SPEC: merged into any context)."""
+    merged = dict(context or {})
+    merged["library"] = LIBRARY
+    return merged
+
+
+def complete_call(call: dict[str, Any]) -> dict[str, Any]:
+    """Fill in what every call carries: messageId, timestamp and context.library."""
+    call.setdefault("messageId", None)
+    if not call["messageId"]:
+        call["messageId"] = new_message_id()
+    if not call.get("timestamp"):
+        call["timestamp"] = now_timestamp()
+    call["context"] = with_library(call.get("context"))
+    return call
+
+
+def base_url(endpoint: str | None, region: str) -> str:
+    """The API base: an explicit endpoint (a URL with no path means /v1) or the region's."""
+    if not endpoint:
+        return BASE_URLS[region]
+    url = endpoint.rstrip("/")
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        raise ValueError(f"{endpoint!r} is not a URL (e.g. http://127.0.0.1:8787/v1)")
+    if "/" not in url[scheme_end + 3 :]:
+        url += "/v1"
+    return url
+
+
+def auth_header(api_key: str) -> str:
+    if REGION_KEY.match(api_key):
+        return f"Bearer {api_key}"
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+
+
+def auth_scheme(api_key: str | None) -> str:
+    return "Bearer" if api_key and REGION_KEY.match(api_key) else "Basic"
+
+
+def key_region(api_key: str | None) -> str | None:
+    match = REGION_KEY.match(api_key or "")
+    return match.group(2) if match else None
+
+
+def mask_key(api_key: str | None) -> str:
+    """Never the whole key: `****` plus the last 4 characters (only for keys long enough)."""
+    if not api_key:
+        return ""
+    return "****" + (api_key[-4:] if len(api_key) >= 12 else "")
+
+
+@dataclass
+class Request:
+    """One POST to the API. The body is built per attempt so sentAt is fresh each time."""
+
+    url: str
+    headers: dict[str, str]
+    payload: dict[str, Any]  # the body without sentAt
+    gzip: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def body(self, sent_at: str | None = None) -> dict[str, Any]:
+        return {**self.payload, "sentAt": sent_at or now_timestamp()}
+
+    def redacted_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if "Authorization" in headers:
+            headers["Authorization"] = headers["Authorization"].split(" ", 1)[0] + " ****"
+        return headers
+
+
+def build_headers(api_key: str | None, *, strict: bool, gzip: bool) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    # dry-run may have no key; the redacted form shows which scheme would be used
+    headers["Authorization"] = auth_header(api_key) if api_key else "Basic "
+    if strict:
+        headers["X-Strict-Mode"] = "1"
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    return headers
+
+
+def single_request(
+    call: dict[str, Any], base: str, headers: dict[str, str], *, gzip: bool = False
+) -> Request:
+    return Request(f"{base}/{call['type']}", headers, call, gzip=gzip, calls=[call])
