@@ -147,7 +147,7 @@ def resolve(flags: dict[str, Any], profile_flag: str | None = None) -> tuple[str
     out: dict[str, Resolved] = {}
     for name, (env, default) in SETTINGS.items():
         if flags.get(name) is not None:
-            flag = "--" + ("api-key" if name == "api-key" else name)
+            flag = "--" + name
             out[name] = Resolved(coerce_setting(name, flags[name], flag), flag)
         elif os.environ.get(env, "") != "":
             out[name] = Resolved(coerce_setting(name, os.environ[env], env), f"env {env}")

@@ -83,7 +83,7 @@ class Receiver:
         return f"http://{host}:{self.port}/v1"
 
     def start(self) -> Receiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="cdp-serve", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cdp-serve", daemon=True)
         self._thread.start()
         return self
 

@@ -1,0 +1,116 @@
+"""Pure functions: item parsing, timestamps, URLs, auth, Retry-After."""
+
+from __future__ import annotations
+
+import base64
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cdpcli.errors import UsageError
+from cdpcli.items import apply_items, parse_item
+from cdpcli.transport import retry_after_seconds
+from cdpcli.wire import auth_header, base_url, format_timestamp, mask_key, parse_timestamp
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "value"),
+    [
+        ("name=Ada", "name", "Ada"),
+        ("age:=36", "age", 36),
+        ("tags:=[1,2]", "tags", [1, 2]),
+        ("ok:=true", "ok", True),
+        (r"a\=b=c", "a=b", "c"),
+        ("a:b=c", "a:b", "c"),
+        ("url=http://x:=y", "url", "http://x:=y"),
+        ("k=", "k", ""),
+        ("nested:={\"a\":{\"b\":null}}", "nested", {"a": {"b": None}}),
+    ],
+)
+def test_parse_item(raw, key, value):
+    assert parse_item(raw, "-p") == (key, value)
+
+
+@pytest.mark.parametrize("raw", ["oops", "=x", ":=1"])
+def test_parse_item_rejects_missing_key_or_separator(raw):
+    with pytest.raises(UsageError) as info:
+        parse_item(raw, "-p")
+    assert repr(raw) in info.value.message
+
+
+def test_parse_item_bad_json_names_flag_and_input():
+    with pytest.raises(UsageError) as info:
+        parse_item("n:=abc", "-t")
+    assert "-t 'n:=abc'" in info.value.message and "invalid JSON" in info.value.message
+
+
+def test_dotted_items_nest_only_when_asked():
+    assert apply_items({}, ["page.url=u", "page.title=t", "ip=1"], "-c", dotted=True) == {
+        "page": {"url": "u", "title": "t"},
+        "ip": "1",
+    }
+    assert apply_items({}, ["a.b=1"], "-p") == {"a.b": "1"}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("2026-11-27T13:31:42Z", "2026-11-27T13:31:42.000Z"),
+        ("2026-11-27T13:31:42", "2026-11-27T13:31:42.000Z"),  # naive is UTC
+        ("2026-11-27T14:31:42.123456+01:00", "2026-11-27T13:31:42.123Z"),
+        ("2026-11-27", "2026-11-27T00:00:00.000Z"),
+        ("1700000000", "2023-11-14T22:13:20.000Z"),
+        (1700000000.5, "2023-11-14T22:13:20.500Z"),
+    ],
+)
+def test_parse_timestamp(given, expected):
+    assert parse_timestamp(given) == expected
+
+
+def test_parse_timestamp_rejects_text():
+    with pytest.raises(ValueError, match="not an ISO-8601"):
+        parse_timestamp("yesterday")
+
+
+def test_format_timestamp_has_milliseconds():
+    assert format_timestamp(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=timezone.utc)) == "2026-01-02T03:04:05.006Z"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "expected"),
+    [
+        (None, "us", "https://cdp.customer.io/v1"),
+        (None, "eu", "https://cdp-eu.customer.io/v1"),
+        ("http://127.0.0.1:8787", "us", "http://127.0.0.1:8787/v1"),
+        ("http://127.0.0.1:8787/", "us", "http://127.0.0.1:8787/v1"),
+        ("http://h/custom/v1/", "eu", "http://h/custom/v1"),
+    ],
+)
+def test_base_url(endpoint, region, expected):
+    assert base_url(endpoint, region) == expected
+
+
+def test_auth_header_basic_keeps_the_colon_and_bearer_for_region_keys():
+    assert auth_header("testsecret") == "Basic dGVzdHNlY3JldDo="
+    assert base64.b64decode(auth_header("k")[6:]) == b"k:"
+    assert auth_header("pk_eu_abc") == "Bearer pk_eu_abc"
+    assert auth_header("sk_us_abc") == "Bearer sk_us_abc"
+    assert auth_header("xk_us_abc").startswith("Basic ")
+
+
+def test_mask_key_shows_only_last_four():
+    assert mask_key("sk_us_1234567890abcd") == "****abcd"
+    assert mask_key("short") == "****"
+
+
+def test_retry_after_seconds_and_http_date_capped():
+    assert retry_after_seconds("2") == 2.0
+    assert retry_after_seconds("9999") == 300.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds(later, now=now.timestamp()) == pytest.approx(30.0)
+    earlier = format_datetime(now - timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds(earlier, now=now.timestamp()) == 0.0
