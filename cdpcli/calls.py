@@ -113,7 +113,7 @@ def run_call(spec: CallInput, opts: SendOptions) -> None:
     from cdpcli.transport import Sender
 
     out = session.out
-    with Sender(timeout=session.timeout, retries=session.retries, on_retry=out.info) as sender:
+    with Sender(timeout=session.timeout, retries=session.retries, on_retry=out.info, tls=session.base.startswith("https:")) as sender:
         outcome = sender.send(request)
     result = {
         "ok": outcome.ok,

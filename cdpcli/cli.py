@@ -4,6 +4,7 @@ Heavy modules (pydantic models, httpx, Rich) are imported inside the commands th
 so `cdp --help`, completion and dry-run stay quick.
 """
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -29,13 +30,17 @@ from cdpcli.options import (
 from cdpcli.output import reporting
 from cdpcli.session import SendOptions
 
-app = typer.Typer(
-    name="cdp",
-    help="Send Customer.io Data Pipelines calls (identify, track, page, screen, group, alias) and NDJSON backfills.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
-)
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="cdp",
+        help="Send Customer.io Data Pipelines calls (identify, track, page, screen, group, alias) and NDJSON backfills.",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        add_completion=False,
+    )
+
+
+app = _new_app()
 
 
 def _version(value: bool) -> None:
@@ -253,5 +258,25 @@ def serve(
         run_server(host=host, port=port, api_key=api_key, out_path=out, fail_rate=fail_rate, latency_ms=latency_ms)
 
 
+def app_for(argv: list[str]) -> typer.Typer:
+    """The app with only the command being run registered, when that is clear from argv.
+
+    Typer builds the click parameters of every registered command on each start (~15 ms for
+    all of ours); `cdp track …` needs one. Help, completion and anything unclear get the full app.
+    """
+    name = argv[0] if argv else ""
+    if name.startswith("-") or "_CDP_COMPLETE" in os.environ:
+        return app
+    for info in app.registered_commands:
+        if (info.name or info.callback.__name__) == name:
+            lean = _new_app()
+            lean.registered_callback = app.registered_callback
+            lean.registered_commands = [info]
+            return lean
+    return app
+
+
 def main() -> None:
-    app(prog_name="cdp")
+    import sys
+
+    app_for(sys.argv[1:])(prog_name="cdp")

@@ -128,6 +128,7 @@ class Sender:
         on_retry: Callable[[str], None] | None = None,
         collect_garbage: bool = False,
         stop: threading.Event | None = None,
+        tls: bool = True,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
@@ -140,6 +141,9 @@ class Sender:
             timeout=timeout,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             follow_redirects=False,
+            # Loading the CA bundle costs ~40-70 ms at start-up; a plain-http endpoint
+            # (cdp serve, a local proxy) never uses it.
+            verify=True if tls else False,
         )
 
     def close(self) -> None:
