@@ -11,6 +11,9 @@ import typer
 
 from cdpcli import __version__
 from cdpcli.calls import CallInput, run_call
+from cdpcli.wire import CALL_TYPES
+
+DEFAULT_BATCH_BYTES = 490_000  # importer.DEFAULT_BATCH_BYTES, without importing it at start-up
 from cdpcli.options import (
     AnonymousOpt,
     CategoryOpt,
@@ -233,6 +236,34 @@ def alias(
     _call("alias", opts, user=user, anonymous_id=None, timestamp=timestamp, message_id=message_id,
           context=context, context_items=context_field, integrations=integrations,
           fields={"previousId": previous_id})
+
+
+@app.command("import")
+@sending_command
+def import_(
+    opts: SendOptions,
+    files: Annotated[Optional[list[str]], typer.Argument(help="NDJSON files; none or - reads stdin.", show_default=False)] = None,
+    type_: Annotated[Optional[str], typer.Option("--type", help="Call type for lines without one.", show_default=False, autocompletion=lambda: list(CALL_TYPES))] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.")] = 16,
+    batch_bytes: Annotated[int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).")] = DEFAULT_BATCH_BYTES,
+    batch_events: Annotated[int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).")] = 2500,
+    rate: Annotated[float, typer.Option("--rate", help="Most requests per second.")] = 1000.0,
+    rejects: Annotated[str, typer.Option("--rejects", help="Where invalid and undelivered calls are appended, with the reason.")] = "cdp-rejects.ndjson",
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Record progress here; the same command run again resumes after it.", show_default=False)] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Live progress on stderr (default: when stderr is a terminal).", show_default=False)] = None,
+) -> None:
+    """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
+
+    Example: zcat events.ndjson.gz | cdp import --type track --checkpoint import.ckpt
+    """
+    from cdpcli.imports import run_import
+
+    with reporting(opts.output()):
+        code = run_import(
+            opts, files or [], default_type=type_, concurrency=concurrency, batch_bytes=batch_bytes,
+            batch_events=batch_events, rate=rate, rejects=rejects, checkpoint=checkpoint, progress=progress,
+        )
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -3,6 +3,14 @@
 Field names are the wire's camelCase names, so a model dumps straight to the body.
 Fields we do not model (originalTimestamp, channel, …) pass through untouched, and so does
 anything inside traits, properties, context and integrations.
+
+The six models are defined once and built in two flavours:
+- lax (the default, `MODELS`): accepts numeric ids (sent as strings), any ISO-8601
+  timestamp (normalised), nulls for absent fields; its verdict on a call is final.
+- strict (`import` fast path): accepts only what can go out as the original bytes —
+  string ids, canonical `…T…:…:….mmmZ` timestamps, no nulls — and ignores extra keys
+  so validating a line builds as little Python as possible. A line strict rejects goes to
+  the lax models, never straight to the rejects.
 """
 
 from __future__ import annotations
@@ -14,9 +22,22 @@ from typing import Annotated, Any, Literal, Union
 # model (~20 ms at start-up); cdp uses none, so skip the scan unless the user asked for one.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator  # noqa: E402
+from pydantic import (  # noqa: E402
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
-from cdpcli.wire import parse_timestamp
+from cdpcli.wire import parse_timestamp  # noqa: E402
+
+CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+CALL_NAMES = ("identify", "track", "page", "screen", "group", "alias")
 
 
 def _id(value: Any) -> Any:
@@ -32,85 +53,109 @@ def _timestamp(value: Any) -> Any:
     raise ValueError("expected an ISO-8601 date-time string")
 
 
-Id = Annotated[str, BeforeValidator(_id)]
-Timestamp = Annotated[str, BeforeValidator(_timestamp)]
-JsonObject = dict[str, Any]
+def _define(strict: bool) -> dict[str, type[BaseModel]]:
+    """The six models; `strict` picks the field types (see the module docstring)."""
+    if strict:
+        Id: Any = StrictStr
+        Timestamp: Any = Annotated[str, StringConstraints(pattern=CANONICAL_TIMESTAMP)]
+        Text: Any = StrictStr
+        Object: Any = dict[str, Any]
+
+        def optional(kind: Any) -> Any:  # absent is fine, an explicit null goes to the lax path
+            return kind
+
+    else:
+        Id = Annotated[str, BeforeValidator(_id)]
+        Timestamp = Annotated[str, BeforeValidator(_timestamp)]
+        Text = str
+        Object = dict[str, Any]
+
+        def optional(kind: Any) -> Any:
+            return kind | None
+
+    config = ConfigDict(extra="ignore" if strict else "allow", defer_build=True)
+
+    class Call(BaseModel):
+        model_config = config
+
+        userId: optional(Id) = None
+        anonymousId: optional(Id) = None
+        messageId: optional(Annotated[Text, Field(min_length=1, max_length=100)]) = None
+        timestamp: optional(Timestamp) = None
+        context: optional(Object) = None
+        integrations: optional(Object) = None
+
+        @model_validator(mode="after")
+        def _needs_identity(self) -> Call:
+            if self.type != "alias" and not (self.userId or self.anonymousId):
+                raise ValueError(f"{self.type} needs userId or anonymousId")
+            return self
+
+    class Identify(Call):
+        type: Literal["identify"] = "identify"
+        traits: optional(Object) = None
+
+    class Track(Call):
+        type: Literal["track"] = "track"
+        event: Annotated[Text, Field(min_length=1)]
+        properties: optional(Object) = None
+
+    class Page(Call):
+        type: Literal["page"] = "page"
+        name: optional(Text) = None
+        category: optional(Text) = None
+        properties: optional(Object) = None
+
+    class Screen(Call):
+        type: Literal["screen"] = "screen"
+        name: optional(Text) = None
+        category: optional(Text) = None
+        properties: optional(Object) = None
+
+    class Group(Call):
+        type: Literal["group"] = "group"
+        groupId: Annotated[Id, Field(min_length=1)]
+        objectTypeId: optional(Id) = None
+        traits: optional(Object) = None
+
+    class Alias(Call):
+        type: Literal["alias"] = "alias"
+        userId: Annotated[Id, Field(min_length=1)]
+        previousId: Annotated[Id, Field(min_length=1)]
+
+    return dict(zip(CALL_NAMES, (Identify, Track, Page, Screen, Group, Alias)))
 
 
-class _Call(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+MODELS = _define(strict=False)
+Identify, Track, Page, Screen, Group, Alias = MODELS.values()
 
-    userId: Id | None = None
-    anonymousId: Id | None = None
-    messageId: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    timestamp: Timestamp | None = None
-    context: JsonObject | None = None
-    integrations: JsonObject | None = None
-
-    @model_validator(mode="after")
-    def _needs_identity(self) -> _Call:
-        if self.type != "alias" and not (self.userId or self.anonymousId):
-            raise ValueError(f"{self.type} needs userId or anonymousId")
-        return self
+_adapters: dict[tuple[str, bool], TypeAdapter[Any]] = {}
+_strict_models: dict[str, type[BaseModel]] = {}
 
 
-class Identify(_Call):
-    type: Literal["identify"] = "identify"
-    traits: JsonObject | None = None
+def _union(models: dict[str, type[BaseModel]]) -> Any:
+    return Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # type: ignore[misc]
 
 
-class Track(_Call):
-    type: Literal["track"] = "track"
-    event: Annotated[str, Field(min_length=1)]
-    properties: JsonObject | None = None
-
-
-class Page(_Call):
-    type: Literal["page"] = "page"
-    name: str | None = None
-    category: str | None = None
-    properties: JsonObject | None = None
-
-
-class Screen(_Call):
-    type: Literal["screen"] = "screen"
-    name: str | None = None
-    category: str | None = None
-    properties: JsonObject | None = None
-
-
-class Group(_Call):
-    type: Literal["group"] = "group"
-    groupId: Annotated[Id, Field(min_length=1)]
-    objectTypeId: Id | None = None
-    traits: JsonObject | None = None
-
-
-class Alias(_Call):
-    type: Literal["alias"] = "alias"
-    userId: Annotated[Id, Field(min_length=1)]
-    previousId: Annotated[Id, Field(min_length=1)]
-
-
-MODELS: dict[str, type[_Call]] = {
-    "identify": Identify,
-    "track": Track,
-    "page": Page,
-    "screen": Screen,
-    "group": Group,
-    "alias": Alias,
-}
-
-AnyCall = Annotated[Union[Identify, Track, Page, Screen, Group, Alias], Field(discriminator="type")]
-
-_any_call: TypeAdapter[Any] | None = None
+def adapter(kind: str = "any", *, strict: bool = False) -> TypeAdapter[Any]:
+    """A cached TypeAdapter for one call type, "any" (discriminated on `type`), or "list" of any."""
+    key = (kind, strict)
+    if key not in _adapters:
+        if strict and not _strict_models:
+            _strict_models.update(_define(strict=True))
+        models = _strict_models if strict else MODELS
+        shape = {"any": _union(models), "list": list[_union(models)]}.get(kind) or models[kind]  # type: ignore[misc]
+        _adapters[key] = TypeAdapter(shape)
+    return _adapters[key]
 
 
 def any_call_adapter() -> TypeAdapter[Any]:
-    global _any_call
-    if _any_call is None:
-        _any_call = TypeAdapter(AnyCall)
-    return _any_call
+    return adapter("any")
+
+
+def to_wire(call: BaseModel) -> dict[str, Any]:
+    wire = call.model_dump(mode="json", exclude_none=True)
+    return {"type": wire.pop("type"), **wire}  # type first, as people read it
 
 
 def validate_call(data: dict[str, Any]) -> dict[str, Any]:
@@ -118,11 +163,9 @@ def validate_call(data: dict[str, Any]) -> dict[str, Any]:
 
     Raises pydantic.ValidationError; render it with `describe_errors`.
     """
-    model = MODELS.get(data.get("type"))  # type: ignore[arg-type]
+    kind = data.get("type")
     # one known type: build only its model (start-up); otherwise the union reports the tag error
-    validated = model.model_validate(data) if model else any_call_adapter().validate_python(data)
-    wire = validated.model_dump(mode="json", exclude_none=True)
-    return {"type": wire.pop("type"), **wire}  # type first, as people read it
+    return to_wire(adapter(kind if kind in MODELS else "any").validate_python(data))
 
 
 def describe_errors(error: ValidationError) -> list[str]:
@@ -137,10 +180,13 @@ def describe_errors(error: ValidationError) -> list[str]:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if item["type"] == "union_tag_invalid":
-            msg = f"type must be one of {', '.join(MODELS)} (got {item['input'].get('type')!r})"
+            got = item["input"].get("type") if isinstance(item["input"], dict) else None
+            msg = f"type must be one of {', '.join(MODELS)} (got {got!r})"
             loc = []
         elif item["type"] == "union_tag_not_found":
             msg = "missing type (one of " + ", ".join(MODELS) + "; or pass --type)"
             loc = []
+        elif item["type"] == "model_attributes_type":
+            msg = "expected a JSON object"
         lines.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
     return lines

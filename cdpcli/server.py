@@ -11,6 +11,7 @@ import base64
 import gzip
 import json
 import random
+import socket
 import sys
 import threading
 import time
@@ -19,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, TextIO
+
+from pydantic_core import to_json
 
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
@@ -64,6 +67,7 @@ class Receiver:
         self.keep = keep  # keep calls and requests in memory (tests); off for long runs
         self.log = log or (lambda text: None)
         self.calls: list[dict[str, Any]] = []
+        self.accepted = 0  # calls accepted, counted even when not kept
         self.requests: list[Received] = []
         self.script: deque[Scripted] = deque()
         self.reject_when: Callable[[dict[str, Any]], str | None] | None = None  # tests: extra 400 rule
@@ -174,56 +178,73 @@ class Receiver:
             if call.get("type", kind) != kind:
                 return [], [f"type {call.get('type')!r} does not match the path /v1/{kind}"]
             call["type"] = kind
-            problems = self._check_call(call)
-            return ([], [problems]) if problems else ([call], [])
+            [problem] = self._check_calls([call])
+            return ([], [problem]) if problem else ([call], [])
         items = body.get("batch")
         if not isinstance(items, list):
             return [], ["batch must be an array of calls"]
         if len(items) > MAX_BATCH_CALLS:
             return [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
         calls, errors = [], []
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                errors.append(f"batch[{index}]: must be an object")
-                continue
-            problem = self._check_call(item) if "type" in item else "type: Field required"
+        for index, (item, problem) in enumerate(zip(items, self._check_calls(items))):
             if problem:
                 errors.append(f"batch[{index}]: {problem}")
             else:
                 calls.append(item)
         return calls, errors
 
-    def _check_call(self, call: dict[str, Any]) -> str | None:
+    def _check_calls(self, calls: list[Any]) -> list[str | None]:
+        """The API's verdict on each call: None when it is accepted, else the problem."""
         from pydantic import ValidationError
 
-        from cdpcli.models import any_call_adapter, describe_errors
+        from cdpcli.models import adapter, describe_errors
 
-        try:
-            any_call_adapter().validate_python(call)
-        except ValidationError as exc:
-            return "; ".join(describe_errors(exc))
-        size = call_size(call)
-        if size > MAX_CALL_BYTES:
-            return f"call is {size:,} bytes; the limit is {MAX_CALL_BYTES:,}"
-        if self.reject_when:
-            return self.reject_when(call)
-        return None
+        try:  # the common case in one pass: every call valid as it stands
+            adapter("list", strict=True).validate_python(calls)
+            verdicts: list[str | None] = [None] * len(calls)
+        except ValidationError:
+            verdicts = []
+            for call in calls:
+                if not isinstance(call, dict):
+                    verdicts.append("must be an object")
+                elif "type" not in call:
+                    verdicts.append("type: Field required")
+                else:
+                    try:
+                        adapter("any").validate_python(call)
+                        verdicts.append(None)
+                    except ValidationError as exc:
+                        verdicts.append("; ".join(describe_errors(exc)))
+        for index, call in enumerate(calls):
+            if verdicts[index] is None:
+                verdicts[index] = _size_problem(call) or (self.reject_when(call) if self.reject_when else None)
+        return verdicts
 
     def _record(self, calls: list[dict[str, Any]]) -> None:
         if not calls:
             return
-        received = now_timestamp()
-        lines = []
-        for call in calls:
-            call["receivedAt"] = received
+        lines = ""
+        if self.keep or self.out is not None:
+            received = now_timestamp()
+            for call in calls:
+                call["receivedAt"] = received
             if self.out is not None:
-                lines.append(json.dumps(call, ensure_ascii=False, separators=(",", ":")))
+                lines = "\n".join(json.dumps(call, ensure_ascii=False, separators=(",", ":")) for call in calls) + "\n"
         with self._lock:
+            self.accepted += len(calls)
             if self.keep:
                 self.calls.extend(calls)
-            if self.out is not None:
-                self.out.write("\n".join(lines) + "\n")
+            if lines:
+                self.out.write(lines)
                 self.out.flush()
+
+
+def _size_problem(call: dict[str, Any]) -> str | None:
+    encoded = to_json(call)  # compact, like call_size, and ~2x faster; exact for ASCII
+    size = len(encoded) if encoded.isascii() else call_size(call)
+    if size > MAX_CALL_BYTES:
+        return f"call is {size:,} bytes; the limit is {MAX_CALL_BYTES:,}"
+    return None
 
 
 def _decoded(headers: dict[str, str], raw: bytes) -> bytes:
@@ -240,6 +261,12 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the API
         server_version = "cdp-serve"
+
+        def setup(self) -> None:
+            super().setup()
+            # headers and body go out in two writes: without this, Nagle's algorithm and the
+            # client's delayed ACK stall every small request by ~40 ms
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             headers = {k.lower(): v for k, v in self.headers.items()}

@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cdpcli.errors import ExitCode, exit_code_for_status
-from cdpcli.wire import Request, dumps
+from cdpcli.wire import Request
 
 # `import httpx` also imports its own command-line module (click, rich, pygments) when the
 # click package is installed; marking it absent makes httpx skip it, ~30 ms saved.
@@ -164,7 +164,7 @@ class Sender:
             headers = dict(request.headers)
             if attempt > 1:
                 headers["X-Retry-Count"] = str(attempt - 1)
-            content = dumps(request.body()).encode("utf-8")
+            content = request.body_bytes()
             if request.gzip:
                 compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: cheapest CPU
                 content = compressor.compress(content) + compressor.flush()

@@ -58,6 +58,9 @@ def now_timestamp() -> str:
     return format_timestamp(datetime.now(timezone.utc))
 
 
+_CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+
+
 def parse_timestamp(value: str | int | float) -> str:
     """Normalise an ISO-8601 string (or Unix seconds) to SPEC's timestamp format.
 
@@ -67,6 +70,8 @@ def parse_timestamp(value: str | int | float) -> str:
         raise ValueError("expected an ISO-8601 date-time")
     if isinstance(value, (int, float)):
         return format_timestamp(datetime.fromtimestamp(value, timezone.utc))
+    if _CANONICAL_TIMESTAMP.match(value):  # already in our format: most backfill lines
+        return value
     text = value.strip()
     if re.fullmatch(r"\d{9,11}(\.\d+)?", text):  # Unix seconds, as `date +%s` prints
         return format_timestamp(datetime.fromtimestamp(float(text), timezone.utc))
@@ -149,6 +154,9 @@ class Request:
 
     def body(self, sent_at: str | None = None) -> dict[str, Any]:
         return {**self.payload, "sentAt": sent_at or now_timestamp()}
+
+    def body_bytes(self, sent_at: str | None = None) -> bytes:
+        return dumps(self.body(sent_at)).encode("utf-8")
 
     def redacted_headers(self) -> dict[str, str]:
         headers = dict(self.headers)

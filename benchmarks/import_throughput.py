@@ -1,0 +1,245 @@
+"""Throughput of `cdp import` against Customer.io's official Python SDK and the raw limit.
+
+For N realistic mixed calls (default 100,000, ~250 bytes each) and a receiver on loopback
+(`cdp serve`'s Receiver, in this process, which otherwise only waits), it measures events/s of:
+
+  (1) cdp import FILE, default flags
+  (2) the official SDK (customerio-cdp-analytics): the same file replayed through
+      analytics.track/identify/page/group, then flush()
+  (3) the raw limit: the same lines joined into ~475 KB /batch bodies without parsing,
+      posted by 8 keep-alive http.client threads
+
+Each is a whole subprocess, start-up and exit included, timed as a user would see it. The three
+run interleaved for several rounds; we print the median of each round's ratios (1)/(2) and
+(1)/(3), on plain loopback and with the receiver adding 50 ms per request. Then the peak RSS
+of `cdp import` on 1,000,000 lines.
+
+Targets (default flags): (1)/(3) >= 0.6 loopback, >= 0.8 at 50 ms; (1)/(2) >= 5 loopback,
+>= 30 at 50 ms; peak RSS < 150 MB on 1,000,000 lines.
+
+Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 3] [--sdk-events 20000]
+       [--rss-lines 1000000] [--latencies 0,50]
+Needs: pip install -e '.[bench]' (the SDK).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cdpcli.server import Receiver  # noqa: E402
+
+API_KEY = "bench-key-0123456789"
+
+RAW_SENDER = r'''
+import http.client, sys, threading, base64
+from urllib.parse import urlsplit
+path, url, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+parts = urlsplit(url)
+auth = "Basic " + base64.b64encode(b"%s:" % sys.argv[4].encode()).decode()
+bodies, batch, size = [], [], 0
+with open(path, "rb") as handle:
+    for line in handle:
+        line = line.strip()
+        if size + len(line) > 475_000:
+            bodies.append(b'{"batch":[' + b",".join(batch) + b'],"sentAt":"2026-11-27T00:00:00.000Z"}')
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line) + 1
+bodies.append(b'{"batch":[' + b",".join(batch) + b'],"sentAt":"2026-11-27T00:00:00.000Z"}')
+lock = threading.Lock()
+def work():
+    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+    while True:
+        with lock:
+            if not bodies:
+                return
+            body = bodies.pop()
+        conn.request("POST", parts.path + "/batch", body=body,
+                     headers={"Content-Type": "application/json", "Authorization": auth, "X-Strict-Mode": "1"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+workers = [threading.Thread(target=work) for _ in range(threads)]
+for w in workers: w.start()
+for w in workers: w.join()
+'''
+
+SDK_SENDER = r'''
+import json, sys
+from datetime import datetime
+from customerio import analytics
+path, host, key = sys.argv[1], sys.argv[2], sys.argv[3]
+analytics.write_key = key
+analytics.host = host
+analytics.max_queue_size = 10_000_000  # the default 10,000 would drop calls: compare delivery, not drops
+with open(path, "rb") as handle:
+    for line in handle:
+        call = json.loads(line)
+        kind = call["type"]
+        common = dict(user_id=call.get("userId"), anonymous_id=call.get("anonymousId"),
+                      context=call.get("context"),
+                      timestamp=datetime.fromisoformat(call["timestamp"].replace("Z", "+00:00")))
+        if kind == "track":
+            analytics.track(event=call["event"], properties=call.get("properties"), **common)
+        elif kind == "identify":
+            analytics.identify(traits=call.get("traits"), **common)
+        elif kind == "page":
+            analytics.page(name=call.get("name"), properties=call.get("properties"), **common)
+        elif kind == "group":
+            analytics.group(group_id=call["groupId"], traits=call.get("traits"), **common)
+analytics.flush()
+analytics.shutdown()
+'''
+
+
+def realistic_line(i: int, rng: random.Random) -> dict:
+    kind = rng.choices(["track", "identify", "page", "group"], weights=[60, 20, 15, 5])[0]
+    call: dict = {"type": kind, "userId": f"user-{rng.randrange(1_000_000):06d}"}
+    second = rng.randrange(1_700_000_000, 1_760_000_000)
+    call["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{rng.randrange(1000):03d}Z"
+    if kind == "track":
+        call["event"] = rng.choice(["Item Purchased", "Signed Up", "Video Played", "Cart Viewed"])
+        call["properties"] = {"sku": f"SKU-{rng.randrange(10**6)}", "price": round(rng.uniform(1, 500), 2),
+                              "currency": "EUR", "quantity": rng.randrange(1, 5), "coupon": rng.choice([None, "WINTER"])}
+    elif kind == "identify":
+        call["traits"] = {"email": f"person{i}@example.com", "plan": rng.choice(["free", "pro", "team"]),
+                          "logins": rng.randrange(500), "created_at": "2024-01-01T00:00:00Z", "country": "DE"}
+    elif kind == "page":
+        call["name"] = "Pricing"
+        call["properties"] = {"url": f"https://example.com/p/{rng.randrange(10**5)}", "title": "Pricing",
+                              "referrer": "https://www.google.com/", "path": "/pricing"}
+    else:
+        call["groupId"] = f"acct-{rng.randrange(10**4)}"
+        call["traits"] = {"name": "Acme Corp", "plan": "enterprise", "seats": rng.randrange(5, 500),
+                          "object_type_id": "1"}
+    if rng.random() < 0.3:
+        call["context"] = {"ip": f"203.0.113.{rng.randrange(256)}", "locale": "en-US", "timezone": "Europe/Berlin"}
+    return call
+
+
+def write_inputs(directory: Path, count: int) -> tuple[Path, Path]:
+    """The calls as users would have them (no messageIds) and, for raw, with short ids added."""
+    rng = random.Random(42)
+    plain, with_ids = directory / f"calls-{count}.ndjson", directory / f"calls-{count}-ids.ndjson"
+    with open(plain, "w") as a, open(with_ids, "w") as b:
+        for i in range(count):
+            line = json.dumps(realistic_line(i, rng), separators=(",", ":"))
+            a.write(line + "\n")
+            b.write('{"messageId":"m-%d",' % i + line[1:] + "\n")
+    return plain, with_ids
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of one subprocess."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} … failed ({proc.returncode}):\n{err[-2000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+def cdp_command() -> list[str]:
+    script = Path(sys.executable).with_name("cdp")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cdpcli"]
+
+
+def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp: Path) -> None:
+    receiver = Receiver(api_key=None, keep=False, latency_ms=latency_ms).start()
+    host = receiver.url[: -len("/v1")]
+    raw_py, sdk_py = tmp / "raw.py", tmp / "sdk.py"
+    raw_py.write_text(RAW_SENDER)
+    sdk_py.write_text(SDK_SENDER)
+    plain, with_ids, sdk_file = files["plain"], files["ids"], files["sdk"]
+    n, n_sdk = files["n"], files["n_sdk"]
+    variants = {
+        "cdp": ([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "--no-progress", "-q"], n),
+        "sdk": ([sys.executable, str(sdk_py), str(sdk_file), host, API_KEY], n_sdk),
+        "raw": ([sys.executable, str(raw_py), str(with_ids), receiver.url, "8", API_KEY], n),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    ratio_sdk, ratio_raw = [], []
+    print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds")
+    for round_no in range(1, rounds + 1):
+        this = {}
+        for name, (cmd, expected) in variants.items():
+            before = receiver.accepted
+            seconds, _ = run(cmd, env)
+            got = receiver.accepted - before
+            if got != expected:
+                raise SystemExit(f"{name}: the receiver accepted {got:,} calls, expected {expected:,}")
+            this[name] = expected / seconds
+            rates[name].append(this[name])
+        ratio_sdk.append(this["cdp"] / this["sdk"])
+        ratio_raw.append(this["cdp"] / this["raw"])
+        print(f"  round {round_no}: cdp {this['cdp']:9,.0f} ev/s   sdk {this['sdk']:9,.0f} ev/s   raw {this['raw']:9,.0f} ev/s"
+              f"   cdp/sdk {ratio_sdk[-1]:5.1f}   cdp/raw {ratio_raw[-1]:.2f}")
+    receiver.stop()
+    print(f"  median events/s: cdp {statistics.median(rates['cdp']):,.0f}, sdk {statistics.median(rates['sdk']):,.0f},"
+          f" raw {statistics.median(rates['raw']):,.0f}")
+    target_sdk, target_raw = (5, 0.6) if latency_ms == 0 else (30, 0.8)
+    print(f"  median (1)/(2) cdp/sdk = {statistics.median(ratio_sdk):.1f}   (target >= {target_sdk})")
+    print(f"  median (1)/(3) cdp/raw = {statistics.median(ratio_raw):.2f}   (target >= {target_raw})")
+
+
+def measure_rss(lines: int, env: dict[str, str], tmp: Path) -> None:
+    plain, _ = write_inputs(tmp, lines)
+    (tmp / f"calls-{lines}-ids.ndjson").unlink()
+    receiver = Receiver(api_key=None, keep=False).start()
+    seconds, peak_kb = run([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "-q"], env)
+    accepted = receiver.accepted
+    receiver.stop()
+    plain.unlink()
+    assert accepted == lines, f"receiver accepted {accepted:,} of {lines:,}"
+    print(f"\n== peak RSS of cdp import on {lines:,} lines: {peak_kb / 1024:.0f} MB (target < 150 MB); "
+          f"{seconds:.1f}s, {lines / seconds:,.0f} ev/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sdk-events-slow", type=int, default=20_000,
+                        help="calls for the SDK when the receiver adds latency (it sends 100 per request, one at a time)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latencies", default="0,50", help="receiver latencies in ms, comma-separated")
+    parser.add_argument("--rss-lines", type=int, default=1_000_000, help="0 skips the memory run")
+    args = parser.parse_args()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: with .pyc files
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        env["CDP_CONFIG_DIR"] = str(tmp)
+        plain, with_ids = write_inputs(tmp, args.events)
+        print(f"input: {args.events:,} calls, {plain.stat().st_size / args.events:.0f} bytes/line on average")
+        for latency in (int(x) for x in args.latencies.split(",") if x):
+            n_sdk = args.events if latency == 0 else min(args.events, args.sdk_events_slow)
+            sdk_file = plain
+            if n_sdk != args.events:
+                sdk_file = tmp / f"sdk-{n_sdk}.ndjson"
+                with open(plain) as src, open(sdk_file, "w") as dst:
+                    for _, line in zip(range(n_sdk), src):
+                        dst.write(line)
+            files = {"plain": plain, "ids": with_ids, "sdk": sdk_file, "n": args.events, "n_sdk": n_sdk}
+            measure(latency, args.rounds, files, env, tmp)
+        if args.rss_lines:
+            measure_rss(args.rss_lines, env, tmp)
+
+
+if __name__ == "__main__":
+    main()
