@@ -49,9 +49,14 @@ DEFAULT_BATCH_BYTES = 490_000  # under the API's 500,000 with room for how other
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
-# A JSON string with a \u escape followed by a colon is a key written with escapes, which can
-# hide "context" or "messageId" from the byte-level splicing: such lines take the slow path.
-ESCAPED_KEY = re.compile(rb'"(?:[^"\\]|\\.)*\\u(?:[^"\\]|\\.)*"\s*:')
+# A JSON string token, and whether a colon follows it (then it is a key); linear time.
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
+
+
+def has_escaped_key(line: bytes) -> bool:
+    """A key written with \\u escapes can hide "context" or "messageId" from byte-level
+    splicing: such lines take the slow path."""
+    return any(match[1] and b"\\u" in match[0] for match in JSON_STRING.finditer(line))
 _BODY_HEAD = b'{"batch":['
 _BODY_TAIL_LEN = len(b'],"sentAt":"2026-11-27T13:31:42.000Z"}')
 
@@ -75,7 +80,7 @@ class Source:
     def open(self) -> BinaryIO:
         if self.name == "-":
             return sys.stdin.buffer
-        return open(self.name, "rb", buffering=0)
+        return open(self.name, "rb", buffering=0)  # unbuffered: read() is one read(2) of CHUNK_BYTES
 
 
 def make_sources(names: list[str]) -> list[Source]:
@@ -119,11 +124,13 @@ def read_sources(
     try:
         for index, source in enumerate(sources):
             handle = source.open()
-            fd = handle.fileno()
+            # read1 returns what a pipe has (no waiting to fill the chunk): slow producers' lines
+            # are seen at once
+            read = getattr(handle, "read1", handle.read)
             line_no = 1
             tail = b""
             while not stop.is_set():
-                data = os.read(fd, CHUNK_BYTES)  # returns what a pipe has: no waiting to fill
+                data = read(CHUNK_BYTES)
                 if not data:
                     break
                 progress(len(data))
@@ -187,7 +194,7 @@ class Preparer:
             call = (self.strict_any if typed or self.strict_default is None else self.strict_default).validate_json(line).__dict__
         except ValueError:  # pydantic_core.ValidationError is a ValueError
             return self._slow(line_no, line)
-        if b"\\u" in line and ESCAPED_KEY.search(line):
+        if b"\\u" in line and has_escaped_key(line):
             return self._slow(line_no, line)
         head = b"{" if typed else self.type_prefix
         if call["messageId"] is None:
@@ -714,7 +721,7 @@ class Importer:
         body = request.body_bytes().decode("utf-8")
         headers = request.redacted_headers()
         if self.out.json_mode:
-            head = json.dumps({"method": "POST", "url": self.url, "headers": headers}, ensure_ascii=False)
+            head = json.dumps({"method": "POST", "url": self.url, "headers": headers}, ensure_ascii=False, separators=(",", ":"))
             self.out.result(head[:-1] + ',"body":' + body + "}")
         else:
             lines = [f"POST {self.url}"] + [f"{k}: {v}" for k, v in headers.items()] + ["", body, ""]

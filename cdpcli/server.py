@@ -73,8 +73,8 @@ class Receiver:
         self.reject_when: Callable[[dict[str, Any]], str | None] | None = None  # tests: extra 400 rule
         self._lock = threading.Lock()
         self._random = random.Random()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler_for(self))
+        self._server.log = self.log
         self._thread: threading.Thread | None = None
 
     @property
@@ -255,6 +255,16 @@ def _decoded(headers: dict[str, str], raw: bytes) -> bytes:
 
 def _errors(*messages: str) -> dict[str, Any]:
     return {"meta": {"errors": list(messages)}}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    log: Callable[[str], None]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that gave up (timeout, Ctrl-C) is no reason for a traceback on our stderr
+        exc = sys.exc_info()[1]
+        self.log(f"{client_address[0]}:{client_address[1]}: {type(exc).__name__}: {exc}")
 
 
 def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

@@ -114,3 +114,19 @@ def test_retry_after_seconds_and_http_date_capped():
     assert retry_after_seconds(later, now=now.timestamp()) == pytest.approx(30.0)
     earlier = format_datetime(now - timedelta(seconds=30), usegmt=True)
     assert retry_after_seconds(earlier, now=now.timestamp()) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (rb'{"\u0063ontext":{}}', True),  # a key written with escapes
+        (rb'{"a\"\u0041":1}', True),
+        (rb'{"a":"\u00e9"}', False),  # escapes in values are fine
+        (rb'{"a":"x\"\u00e9","b":1}', False),
+        (rb'{"a":"' + rb"\u00e9" * 20_000 + rb'"}', False),  # linear, not catastrophic backtracking
+    ],
+)
+def test_has_escaped_key(line, expected):
+    from cdpcli.importer import has_escaped_key
+
+    assert has_escaped_key(line) is expected
