@@ -140,8 +140,8 @@ def write_inputs(directory: Path, count: int) -> tuple[Path, Path]:
     return plain, with_ids
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KB) of one subprocess."""
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KB) and CPU seconds of one subprocess."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -151,7 +151,7 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} … failed ({proc.returncode}):\n{err[-2000:]}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def cdp_command() -> list[str]:
@@ -173,14 +173,16 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
         "raw": ([sys.executable, str(raw_py), str(with_ids), receiver.url, "8", API_KEY], n),
     }
     rates: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}  # µs of CPU per call: client, receiver
     ratio_sdk, ratio_raw = [], []
     print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds")
     for round_no in range(1, rounds + 1):
         this = {}
         for name, (cmd, expected) in variants.items():
-            before = receiver.accepted
-            seconds, _ = run(cmd, env)
+            before, sink_before = receiver.accepted, time.process_time()
+            seconds, _, client_cpu = run(cmd, env)
             got = receiver.accepted - before
+            cpu[name].append((client_cpu / expected * 1e6, (time.process_time() - sink_before) / expected * 1e6))
             if got != expected:
                 raise SystemExit(f"{name}: the receiver accepted {got:,} calls, expected {expected:,}")
             this[name] = expected / seconds
@@ -192,6 +194,9 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     receiver.stop()
     print(f"  median events/s: cdp {statistics.median(rates['cdp']):,.0f}, sdk {statistics.median(rates['sdk']):,.0f},"
           f" raw {statistics.median(rates['raw']):,.0f}")
+    print("  CPU µs per call (client / receiver): " + ", ".join(
+        f"{name} {statistics.median(c for c, _ in cpu[name]):.1f} / {statistics.median(r for _, r in cpu[name]):.1f}"
+        for name in variants))
     target_sdk, target_raw = (5, 0.6) if latency_ms == 0 else (30, 0.8)
     print(f"  median (1)/(2) cdp/sdk = {statistics.median(ratio_sdk):.1f}   (target >= {target_sdk})")
     print(f"  median (1)/(3) cdp/raw = {statistics.median(ratio_raw):.2f}   (target >= {target_raw})")
@@ -201,7 +206,7 @@ def measure_rss(lines: int, env: dict[str, str], tmp: Path) -> None:
     plain, _ = write_inputs(tmp, lines)
     (tmp / f"calls-{lines}-ids.ndjson").unlink()
     receiver = Receiver(api_key=None, keep=False).start()
-    seconds, peak_kb = run([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "-q"], env)
+    seconds, peak_kb, _ = run([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "-q"], env)
     accepted = receiver.accepted
     receiver.stop()
     plain.unlink()

@@ -8,14 +8,13 @@ payload); sentAt is set per attempt; `X-Retry-Count: n` goes on the n-th retry.
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,6 +31,10 @@ RETRY_AFTER_CAP = 300.0
 # Waits that the server asked for (Retry-After) do not count against --retries, but a server
 # that never stops asking must not keep us forever.
 MAX_RETRY_AFTER_WAITS = 20
+
+
+def _once(data: bytes) -> Iterator[bytes]:
+    yield data
 
 
 def is_retryable(status: int | None) -> bool:
@@ -126,7 +129,6 @@ class Sender:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
-        collect_garbage: bool = False,
         stop: threading.Event | None = None,
         tls: bool = True,
     ) -> None:
@@ -135,7 +137,6 @@ class Sender:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.on_retry = on_retry
-        self.collect_garbage = collect_garbage
         self.stop = stop or threading.Event()
         self._client = httpx.Client(
             timeout=timeout,
@@ -168,10 +169,15 @@ class Sender:
             if request.gzip:
                 compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: cheapest CPU
                 content = compressor.compress(content) + compressor.flush()
+            headers["Content-Length"] = str(len(content))
             started = time.perf_counter()
             response = None
             try:
-                response = self._client.post(request.url, content=content, headers=headers)
+                # The body goes in as a one-shot iterator: httpx's Response and Request form
+                # reference cycles, and a bytes body inside them would stay alive (500 KB each)
+                # until a rare full garbage collection; collecting after every response instead
+                # costs ~3 µs per call. With the length given, httpx sends it as is, not chunked.
+                response = self._client.post(request.url, content=_once(content), headers=headers)
                 status: int | None = response.status_code
                 text = response.text
                 kind, error = "", ""
@@ -181,10 +187,6 @@ class Sender:
             latency = (time.perf_counter() - started) * 1000
             wait_hint = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
             del response
-            if self.collect_garbage:
-                # httpx requests/responses form reference cycles that keep 500 KB bodies alive
-                # until a rare full collection; a young-generation pass frees them at once.
-                gc.collect(1)
             if status is not None and 200 <= status < 300:
                 return Outcome(status, attempt, attempt - 1, latency, text)
             if status is not None:

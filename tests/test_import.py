@@ -121,7 +121,7 @@ def test_lines_off_the_fast_path_are_normalised(send, receiver, tmp_path):
     assert got["42"]["traits"] == {"a": 1}
     assert got["a"]["timestamp"] == "2026-01-02T02:04:05.000Z"
     assert got["b"]["context"] == {"library": LIBRARY, "ip": "1.2.3.4"}
-    assert got["c"]["context"] == {"library": LIBRARY} and len(got["c"]["messageId"]) == 32
+    assert got["c"]["context"] == {"library": LIBRARY} and got["c"]["messageId"].startswith("cdp-")
     assert got["d"]["properties"] == {"context": {"nested": True}} and got["d"]["context"] == {"library": LIBRARY}
     assert got["e"]["context"] == {"library": LIBRARY, "ip": "5.6.7.8"}
     assert got["f"]["context"] == {"library": LIBRARY}
@@ -380,3 +380,44 @@ def test_interrupt_writes_checkpoint_and_rerun_completes_without_new_ids(receive
     expected = {c["userId"] for c in first + rest}
     assert {c["userId"] for c in receiver.calls} == expected  # every call at least once
     assert len(set(ids)) == 100  # and no new ids: re-sent calls carry the same messageId
+
+
+def test_objects_are_checked_on_the_fast_path_too(send, receiver, tmp_path):
+    lines = [
+        {"type": "track", "userId": "1", "event": "E", "properties": "not an object"},
+        {"type": "identify", "userId": "2", "traits": [1, 2]},
+        {"type": "track", "userId": "3", "event": "E", "integrations": True},
+        {"type": "track", "userId": "4", "event": "E", "properties": None},  # null: as if absent
+        {"type": "identify", "userId": "5", "traits": {"properties": "nested, fine"}},
+        {"type": "track", "userId": "6", "event": "properties", "properties": {"a": 1}},
+        {"type": "track", "userId": "7", "event": "E", "context": "nope"},
+    ]
+    source = write_lines(tmp_path / "in.ndjson", lines)
+    run = send("import", str(source))
+    assert run.exit_code == 1
+    rejects = [json.loads(l) for l in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert [(r["line"], r["error"]) for r in rejects] == [
+        (1, "properties: Input should be a valid dictionary"),
+        (2, "traits: Input should be a valid dictionary"),
+        (3, "integrations: Input should be a valid dictionary"),
+        (7, "context: Input should be a valid dictionary"),
+    ]
+    got = {c["userId"]: c for c in receiver.calls}
+    assert sorted(got) == ["4", "5", "6"]
+    assert "properties" not in got["4"]
+    assert got["5"]["traits"] == {"properties": "nested, fine"}
+    assert got["6"]["properties"] == {"a": 1}
+
+
+def test_derived_ids_change_when_a_line_changes(send, receiver, tmp_path):
+    source = write_lines(tmp_path / "in.ndjson", tracks(3))
+    assert send("import", str(source)).exit_code == 0
+    before = {c["userId"]: c["messageId"] for c in receiver.calls}
+    receiver.calls.clear()
+    edited = tracks(3)
+    edited[1]["properties"]["n"] = 99
+    write_lines(source, edited)
+    assert send("import", str(source)).exit_code == 0
+    after = {c["userId"]: c["messageId"] for c in receiver.calls}
+    assert after["u-1"] == before["u-1"] and after["u-3"] == before["u-3"]
+    assert after["u-2"] != before["u-2"]
