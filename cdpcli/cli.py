@@ -11,6 +11,7 @@ import typer
 
 from cdpcli import __version__
 from cdpcli.calls import CallInput, run_call
+from cdpcli.config import SETTINGS, profile_names
 from cdpcli.wire import CALL_TYPES
 
 DEFAULT_BATCH_BYTES = 490_000  # importer.DEFAULT_BATCH_BYTES, without importing it at start-up
@@ -254,7 +255,9 @@ def import_(
 ) -> None:
     """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
 
-    Example: zcat events.ndjson.gz | cdp import --type track --checkpoint import.ckpt
+    Example: cdp import events.ndjson --checkpoint events.ckpt
+
+    Example: zcat events.ndjson.gz | cdp import --type track
     """
     from cdpcli.imports import run_import
 
@@ -264,6 +267,201 @@ def import_(
             batch_events=batch_events, rate=rate, rejects=rejects, checkpoint=checkpoint, progress=progress,
         )
     raise typer.Exit(code)
+
+
+connect_app = typer.Typer(help="Check the API key and endpoint.", no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
+
+
+@connect_app.command("test")
+@sending_command
+def connect_test(
+    opts: SendOptions,
+    send_event: Annotated[bool, typer.Option("--send-event", help="Send one real test call (a track event) instead of an empty batch.")] = False,
+) -> None:
+    """Check the key and reachability of the endpoint, as the HTTP source's setup step does.
+
+    Example: cdp connect test --profile staging
+    """
+    from cdpcli.connect import format_report, run_connect_test, test_request
+    from cdpcli.session import open_session
+
+    out = opts.output()
+    with reporting(out):
+        session = open_session(opts, need_key=True)
+        if session.dry_run:
+            from cdpcli.calls import print_dry_run
+
+            print_dry_run(session, test_request(session, send_event))
+            return
+        report, code, hint = run_connect_test(session, send_event)
+        if out.json_mode:
+            out.json({k: report[k] for k in ("ok", "status", "endpoint", "region", "auth", "latency_ms")}
+                     | ({"error": report["error"]} if report.get("error") else {}))
+        else:
+            out.result(format_report(report))
+        if code:
+            out.error(f"{report['verdict']} at {report['url']}" + (f": {report['error']}" if report.get("error") else ""), hint)
+    raise typer.Exit(int(code))
+
+
+config_app = typer.Typer(help="Read and write settings in the config file (per profile).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Profile to use (default: $CDP_PROFILE, else 'default').", show_default=False, autocompletion=profile_names)]
+KeyArg = Annotated[str, typer.Argument(help="One of: api-key, region, endpoint, timeout, retries, strict, gzip.", show_default=False, autocompletion=lambda: list(SETTINGS))]
+
+
+def _profile(profile: Optional[str]) -> str:
+    return profile or os.environ.get("CDP_PROFILE") or "default"
+
+
+def _shown(name: str, value: object) -> str:
+    from cdpcli.wire import mask_key
+
+    if value is None:
+        return ""
+    if name == "api-key":
+        return mask_key(str(value))  # never the whole key
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@config_app.command("set")
+def config_set(
+    key: KeyArg,
+    value: Annotated[Optional[str], typer.Argument(help="The value; for api-key leave it out to type it hidden or pipe it on stdin.", show_default=False)] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Store a setting in a profile of the config file (mode 0600).
+
+    Example: cdp config set api-key --profile prod   (prompts; or: echo "$KEY" | cdp config set api-key)
+    """
+    import sys
+
+    from cdpcli.config import config_path, set_value
+    from cdpcli.errors import UsageError
+
+    with reporting():
+        if value is None:
+            if key != "api-key":
+                raise UsageError(f"missing VALUE for {key}", hint=f"cdp config set {key} VALUE")
+            if sys.stdin.isatty():
+                import getpass
+
+                value = getpass.getpass("API key (input hidden): ")
+            else:
+                value = sys.stdin.readline()
+            value = value.strip()
+            if not value:
+                raise UsageError("no API key given", hint="type it at the prompt, or pipe it: echo \"$KEY\" | cdp config set api-key")
+        elif key == "api-key":
+            from cdpcli.output import Output
+
+            Output().warn("a key given as an argument stays in your shell history; next time leave VALUE out to be prompted")
+        name = _profile(profile)
+        path = set_value(name, key, value)
+        typer.echo(f"set {key} = {_shown(key, value)} in profile {name} ({path})", err=True)
+
+
+@config_app.command("get")
+def config_get(key: KeyArg, profile: ProfileOpt = None) -> None:
+    """Print a setting stored in a profile (API keys masked).
+
+    Example: cdp config get region --profile staging
+    """
+    from cdpcli.config import check_key_name, load_config
+    from cdpcli.errors import UsageError
+
+    with reporting():
+        check_key_name(key)
+        name = _profile(profile)
+        value = load_config().get(name, {}).get(key)
+        if value is None:
+            raise UsageError(f"{key} is not set in profile {name}", hint=f"cdp config set {key} VALUE --profile {name}")
+        typer.echo(_shown(key, value))
+
+
+@config_app.command("unset")
+def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
+    """Remove a setting from a profile.
+
+    Example: cdp config unset endpoint --profile staging
+    """
+    from cdpcli.config import unset_value
+
+    with reporting():
+        name = _profile(profile)
+        removed = unset_value(name, key)
+        typer.echo(f"{'removed' if removed else 'was not set:'} {key} in profile {name}", err=True)
+
+
+@config_app.command("list")
+@sending_command
+def config_list(
+    opts: SendOptions,
+    resolved: Annotated[bool, typer.Option("--resolved", help="Show the value each setting takes and where it comes from (flag > env > profile > default).")] = False,
+) -> None:
+    """List the settings of a profile, or with --resolved what a command would use and why.
+
+    Example: cdp config list --resolved --profile prod
+    """
+    from cdpcli.config import config_path, load_config, resolve
+
+    out = opts.output()
+    with reporting(out):
+        if resolved:
+            from cdpcli.session import open_session
+
+            session = open_session(opts, need_key=False)
+            rows = {name: (item.value, item.source) for name, item in session.settings.items()}
+            rows["endpoint"] = (session.base, rows["endpoint"][1] if rows["endpoint"][0] else f"region {session.region}")
+            if out.json_mode:
+                out.json({"profile": session.profile, "config": str(config_path()),
+                          "settings": {k: {"value": _shown(k, v), "source": src} for k, (v, src) in rows.items()}})
+                return
+            out.result(f"profile {session.profile} ({config_path()})")
+            for name, (value, source) in rows.items():
+                out.result(f"{name:<9} {_shown(name, value) or '-':<40} {source}")
+            return
+        profiles = load_config()
+        names = [opts.profile] if opts.profile else sorted(profiles) or []
+        if out.json_mode:
+            out.json({"config": str(config_path()),
+                      "profiles": {n: {k: _shown(k, v) for k, v in profiles.get(n, {}).items()} for n in names}})
+            return
+        if not profiles:
+            out.info(f"no settings yet in {config_path()}; try: cdp config set api-key")
+        for name in names:
+            out.result(f"[{name}]")
+            for key, value in profiles.get(name, {}).items():
+                out.result(f"{key} = {_shown(key, value)}")
+
+
+@app.command()
+def completions(
+    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", autocompletion=lambda: list(COMPLETION_SHELLS))],
+) -> None:
+    """Print the shell completion script (also in completions/ of the source tree).
+
+    Example: cdp completions bash > ~/.local/share/bash-completion/completions/cdp
+    """
+    from cdpcli.errors import UsageError
+
+    with reporting():
+        if shell not in COMPLETION_SHELLS:
+            raise UsageError(f"unsupported shell {shell!r}", hint="one of: " + ", ".join(COMPLETION_SHELLS))
+        typer.echo(completion_script(shell), nl=False)
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+
+
+def completion_script(shell: str) -> str:
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name="cdp", complete_var="_CDP_COMPLETE", shell=shell) + "\n"
 
 
 @app.command()
@@ -310,4 +508,8 @@ def app_for(argv: list[str]) -> typer.Typer:
 def main() -> None:
     import sys
 
+    if "_CDP_COMPLETE" in os.environ:  # the shell asks for completions (see completions/)
+        from typer._completion_classes import completion_init
+
+        completion_init()
     app_for(sys.argv[1:])(prog_name="cdp")

@@ -42,7 +42,7 @@ def config_path() -> Path:
     return root / "cdp" / "config.toml"
 
 
-def load_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
+def load_config(path: Path | None = None, *, warn: bool = True) -> dict[str, dict[str, Any]]:
     """All profiles in the config file ({} when there is none)."""
     path = path or config_path()
     try:
@@ -51,7 +51,15 @@ def load_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
         return {}
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
-    import tomllib
+    if warn and sys.platform != "win32" and readable_by_others(path):
+        _warn_once(
+            f"{path} can be read by other users of this machine and may hold API keys; "
+            f"run: chmod 600 {path}"
+        )
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
 
     try:
         data = tomllib.loads(raw.decode("utf-8"))
@@ -61,6 +69,49 @@ def load_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
             hint=f"fix or remove {path}",
         ) from None
     return {name: table for name, table in data.items() if isinstance(table, dict)}
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        sys.stderr.write(f"Warning: {text}\n")
+
+
+def profile_names() -> list[str]:
+    """For shell completion of --profile: never fails, never warns."""
+    try:
+        return sorted(load_config(warn=False))
+    except Exception:  # noqa: BLE001 - completion must not break the shell
+        return []
+
+
+def check_key_name(name: str) -> str:
+    if name not in SETTINGS:
+        raise UsageError(f"unknown setting {name!r}", hint="settings: " + ", ".join(SETTINGS))
+    return name
+
+
+def set_value(profile: str, name: str, value: Any) -> Path:
+    """Store one setting in a profile (checked and converted first)."""
+    check_key_name(name)
+    checked = coerce_setting(name, value, f"{name}")
+    if checked is None:
+        raise UsageError(f"{name}: empty value", hint=f"to remove it: cdp config unset {name}")
+    profiles = load_config()
+    profiles.setdefault(profile, {})[name] = checked
+    return save_config(profiles)
+
+
+def unset_value(profile: str, name: str) -> bool:
+    check_key_name(name)
+    profiles = load_config()
+    removed = profiles.get(profile, {}).pop(name, None) is not None
+    if removed:
+        save_config(profiles)
+    return removed
 
 
 def save_config(profiles: dict[str, dict[str, Any]], path: Path | None = None) -> Path:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from cdpcli.config import profile_names
 from cdpcli.session import SendOptions
 
 CONNECTION = "Connection"
@@ -32,7 +33,7 @@ _SEND_OPTIONS: dict[str, Any] = {
     ],
     "profile": Annotated[
         Optional[str],
-        typer.Option("--profile", help="Config profile to read settings from. [env: CDP_PROFILE]", show_default=False, rich_help_panel=CONNECTION),
+        typer.Option("--profile", help="Config profile to read settings from. [env: CDP_PROFILE]", show_default=False, rich_help_panel=CONNECTION, autocompletion=profile_names),
     ],
     "timeout": Annotated[
         Optional[float],

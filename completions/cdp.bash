@@ -1,0 +1,10 @@
+_cdp_completion() {
+    local IFS=$'
+'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                   COMP_CWORD=$COMP_CWORD \
+                   _CDP_COMPLETE=complete_bash $1 ) )
+    return 0
+}
+
+complete -o default -F _cdp_completion cdp

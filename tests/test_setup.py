@@ -1,0 +1,260 @@
+"""Day-one commands: connect test, config and profiles, completions, help."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cdpcli.cli import COMPLETION_SHELLS, app, completion_script
+from cdpcli.server import Receiver
+from tests.conftest import API_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- connect test ---------------------------------------------------------------------------
+
+
+def test_connect_test_ok_sends_an_empty_strict_batch(send, receiver):
+    run = send("connect", "test")
+    assert run.exit_code == 0, run.stderr
+    [request] = receiver.requests
+    assert request.path == "/v1/batch" and request.body["batch"] == []
+    assert request.headers["x-strict-mode"] == "1"
+    assert receiver.calls == []  # creates no data
+    report = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert report["endpoint"] == receiver.url
+    assert report["region"] == "us"
+    assert report["auth"] == "Basic (key ****5b4a from env CDP_API_KEY)"
+    assert report["status"] == "200"
+    assert report["verdict"] == "ok: the key was accepted"
+
+
+def test_connect_test_json(send, receiver):
+    run = send("connect", "test", "--json")
+    assert run.exit_code == 0
+    result = json.loads(run.stdout)
+    assert set(result) == {"ok", "status", "endpoint", "region", "auth", "latency_ms"}
+    assert result["ok"] is True and result["status"] == 200 and result["auth"] == "Basic"
+    assert result["latency_ms"] >= 0
+
+
+def test_connect_test_send_event_delivers_one_call(send, receiver):
+    run = send("connect", "test", "--send-event")
+    assert run.exit_code == 0, run.stderr
+    [call] = receiver.calls
+    assert call["type"] == "track" and call["event"] == "cdp connect test"
+    assert receiver.requests[0].path == "/v1/track"
+
+
+def test_connect_test_wrong_key_exits_3_and_says_where_the_key_came_from(cli, receiver, monkeypatch):
+    monkeypatch.setenv("CDP_ENDPOINT", receiver.url)
+    run = cli("connect", "test", "--api-key", "wrong-key-000000", secret="wrong-key-000000")
+    assert run.exit_code == 3
+    assert "failed: the key was rejected" in run.stdout
+    assert "Hint: the key came from --api-key" in run.stderr
+    assert cli("config", "set", "api-key", "--profile", "ci", input="wrong-key-111111\n", secret="wrong-key-111111").exit_code == 0
+    run = cli("connect", "test", "--profile", "ci", secret="wrong-key-111111")
+    assert run.exit_code == 3
+    assert "the key came from profile ci" in run.stderr
+
+
+def test_connect_test_bearer_key(cli):
+    key = "pk_us_0123456789abcdef"
+    with Receiver(api_key=key) as receiver:
+        run = cli("connect", "test", "--json", "--api-key", key, "--endpoint", receiver.url, secret=key)
+        assert run.exit_code == 0, run.stderr
+        assert json.loads(run.stdout)["auth"] == "Bearer"
+        assert receiver.requests[0].headers["authorization"] == f"Bearer {key}"
+
+
+def test_connect_test_unreachable_exits_6(cli):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", f"http://127.0.0.1:{port}", "--retries", "0", "--json")
+    assert run.exit_code == 6
+    result = json.loads(run.stdout)
+    assert result["ok"] is False and result["status"] is None and result["error"] == "connection refused"
+    assert "unreachable (refused)" in run.stderr
+
+
+def test_connect_test_timeout_exits_6(send, receiver):
+    receiver.latency = 1.0
+    run = send("connect", "test", "--timeout", "0.2", "--retries", "0")
+    assert run.exit_code == 6
+    assert "unreachable (timeout)" in run.stderr and "timed out after 0.2s" in run.stderr
+
+
+def test_region_key_against_the_other_region_warns(cli):
+    key = "pk_eu_0123456789abcdef"
+    run = cli("connect", "test", "--dry-run", "--api-key", key, "--endpoint", "https://cdp.customer.io/v1", secret=key)
+    assert run.exit_code == 0
+    assert "Warning: the API key is for region eu but the endpoint is region us's" in run.stderr
+
+
+# -- config and precedence ------------------------------------------------------------------
+
+
+def config_file() -> Path:
+    return Path(os.environ["CDP_CONFIG_DIR"]) / "config.toml"
+
+
+def test_set_api_key_from_stdin_is_stored_private_and_never_shown(cli):
+    key = "sk_us_topsecret987654"
+    run = cli("config", "set", "api-key", input=key + "\n", secret=key)
+    assert run.exit_code == 0, run.stderr
+    assert "****7654" in run.stderr
+    path = config_file()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert key in path.read_text()
+    for args in (["config", "get", "api-key"], ["config", "list"], ["config", "list", "--resolved"], ["config", "list", "--json"]):
+        run = cli(*args, secret=key)
+        assert run.exit_code == 0 and "****7654" in run.stdout
+
+
+def test_set_api_key_as_argument_warns_about_history(cli):
+    run = cli("config", "set", "api-key", "plain-key-123456", secret="plain-key-123456")
+    assert run.exit_code == 0
+    assert "shell history" in run.stderr
+
+
+def test_config_set_get_unset_and_validation(cli):
+    assert cli("config", "set", "region", "eu", "--profile", "staging").exit_code == 0
+    assert cli("config", "set", "timeout", "2.5", "--profile", "staging").exit_code == 0
+    assert cli("config", "set", "strict", "false", "--profile", "staging").exit_code == 0
+    run = cli("config", "get", "region", "--profile", "staging")
+    assert (run.exit_code, run.stdout) == (0, "eu\n")
+    assert cli("config", "get", "strict", "--profile", "staging").stdout == "false\n"
+    run = cli("config", "list", "--profile", "staging")
+    assert run.stdout == "[staging]\nregion = eu\ntimeout = 2.5\nstrict = false\n"
+    assert cli("config", "unset", "timeout", "--profile", "staging").exit_code == 0
+    run = cli("config", "get", "timeout", "--profile", "staging")
+    assert run.exit_code == 2 and "timeout is not set in profile staging" in run.stderr
+    run = cli("config", "set", "region", "mars")
+    assert run.exit_code == 2 and "region must be us or eu, not 'mars'" in run.stderr
+    run = cli("config", "set", "retries", "lots")
+    assert run.exit_code == 2 and "retries must be a whole number" in run.stderr
+    run = cli("config", "set", "colour", "blue")
+    assert run.exit_code == 2 and "unknown setting 'colour'" in run.stderr and "Hint: settings: api-key" in run.stderr
+
+
+def test_config_readable_by_others_warns(cli):
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_file().chmod(0o644)
+    run = cli("config", "list")
+    assert "can be read by other users" in run.stderr and "chmod 600" in run.stderr
+
+
+def resolved(cli, *args: str, env: dict[str, str] | None = None) -> dict:
+    run = cli("config", "list", "--resolved", "--json", *args, env=env)
+    assert run.exit_code == 0, run.stderr
+    return json.loads(run.stdout)["settings"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "profile", "value", "source"),
+    [
+        (None, None, None, "us", "default"),
+        (None, None, "eu", "eu", "profile default"),
+        (None, "eu", None, "eu", "env CDP_REGION"),
+        (None, "eu", "us", "eu", "env CDP_REGION"),
+        ("us", "eu", "eu", "us", "--region"),
+        ("eu", None, "us", "eu", "--region"),
+    ],
+)
+def test_precedence_flag_env_profile_default(cli, flag, env, profile, value, source):
+    if profile:
+        assert cli("config", "set", "region", profile).exit_code == 0
+    args = ["--region", flag] if flag else []
+    settings = resolved(cli, *args, env={"CDP_REGION": env} if env else None)
+    assert settings["region"] == {"value": value, "source": source}
+    expected_base = {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}[value]
+    assert settings["endpoint"]["value"] == expected_base
+
+
+def test_profile_selection_by_flag_and_env(cli, send, receiver):
+    assert cli("config", "set", "endpoint", receiver.url, "--profile", "local").exit_code == 0
+    assert cli("config", "set", "retries", "7", "--profile", "local").exit_code == 0
+    assert resolved(cli, "--profile", "local")["retries"] == {"value": "7", "source": "profile local"}
+    assert resolved(cli, env={"CDP_PROFILE": "local"})["retries"] == {"value": "7", "source": "profile local"}
+    assert resolved(cli, "--profile", "local", "--retries", "1")["retries"] == {"value": "1", "source": "--retries"}
+    assert resolved(cli, "--profile", "local", env={"CDP_RETRIES": "2"})["retries"]["source"] == "env CDP_RETRIES"
+    run = cli("track", "-u", "1", "-e", "E", "--profile", "nope", "--dry-run")
+    assert run.exit_code == 2 and "no profile 'nope'" in run.stderr and "profiles: local" in run.stderr
+
+
+def test_profile_settings_are_used_to_send(cli, monkeypatch, receiver):
+    assert cli("config", "set", "api-key", "--profile", "local", input=API_KEY + "\n").exit_code == 0
+    assert cli("config", "set", "endpoint", receiver.url, "--profile", "local").exit_code == 0
+    assert cli("config", "set", "strict", "false", "--profile", "local").exit_code == 0
+    run = cli("track", "-u", "1", "-e", "E", "--profile", "local")
+    assert run.exit_code == 0, run.stderr
+    assert "x-strict-mode" not in receiver.requests[0].headers
+    monkeypatch.setenv("CDP_STRICT", "1")  # env beats the profile
+    assert cli("track", "-u", "1", "-e", "E", "--profile", "local").exit_code == 0
+    assert receiver.requests[1].headers["x-strict-mode"] == "1"
+
+
+# -- completions and help -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", COMPLETION_SHELLS)
+def test_checked_in_completions_match_the_app(cli, shell):
+    expected = completion_script(shell)
+    assert (ROOT / "completions" / f"cdp.{shell}").read_text() == expected, (
+        f"completions/cdp.{shell} is stale: run `cdp completions {shell} > completions/cdp.{shell}`"
+    )
+    run = cli("completions", shell)
+    assert run.exit_code == 0 and run.stdout == expected
+
+
+def complete_bash(words: str, tmp_path: Path) -> list[str]:
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1),
+           "_CDP_COMPLETE": "complete_bash", "CDP_CONFIG_DIR": os.environ["CDP_CONFIG_DIR"]}
+    done = subprocess.run([sys.executable, "-m", "cdpcli"], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_completion_offers_regions_types_and_profiles(cli, tmp_path):
+    assert cli("config", "set", "region", "eu", "--profile", "staging").exit_code == 0
+    assert complete_bash("cdp track --region ", tmp_path) == ["us", "eu"]
+    assert complete_bash("cdp import --type ", tmp_path) == ["identify", "track", "page", "screen", "group", "alias"]
+    assert complete_bash("cdp track --profile ", tmp_path) == ["staging"]
+    assert "track" in complete_bash("cdp tr", tmp_path)
+
+
+def commands(group=None, prefix=()):
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+@pytest.mark.parametrize("command", list(commands()), ids=" ".join)
+def test_every_command_has_a_summary_and_a_pasteable_example(cli, command):
+    run = cli(*command, "--help")
+    assert run.exit_code == 0
+    text = " ".join(run.stdout.split())
+    assert "Example: cdp " + " ".join(command) in text
+    import typer.main
+
+    click_command = typer.main.get_command(app)
+    for part in command:
+        click_command = click_command.commands[part]
+    summary = (click_command.help or "").strip().splitlines()[0]
+    assert summary.endswith(".") and len(summary) <= 100
