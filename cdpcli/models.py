@@ -5,7 +5,7 @@ Fields we do not model (originalTimestamp, channel, …) pass through untouched,
 anything inside traits, properties, context and integrations.
 
 The six models are defined once and built in two flavours:
-- lax (the default, `MODELS`): accepts numeric ids (sent as strings), any ISO-8601
+- lax (the default): accepts numeric ids (sent as strings), any ISO-8601
   timestamp (normalised), nulls for absent fields; its verdict on a call is final.
 - strict (`import` fast path): accepts only what can go out as the original bytes —
   string ids, canonical `…T…:…:….mmmZ` timestamps, no nulls — and ignores extra keys
@@ -36,10 +36,10 @@ from pydantic import (  # noqa: E402
     model_validator,
 )
 
-from cdpcli.wire import parse_timestamp  # noqa: E402
+from cdpcli.wire import CALL_TYPES, parse_timestamp  # noqa: E402
 
 CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
-CALL_NAMES = ("identify", "track", "page", "screen", "group", "alias")
+
 
 
 def _id(value: Any) -> Any:
@@ -131,14 +131,18 @@ def _define(strict: bool) -> dict[str, type[BaseModel]]:
         userId: Annotated[Id, Field(min_length=1)]
         previousId: Annotated[Id, Field(min_length=1)]
 
-    return dict(zip(CALL_NAMES, (Identify, Track, Page, Screen, Group, Alias)))
+    return dict(zip(CALL_TYPES, (Identify, Track, Page, Screen, Group, Alias)))
 
-
-MODELS = _define(strict=False)
-Identify, Track, Page, Screen, Group, Alias = MODELS.values()
 
 _adapters: dict[tuple[str, bool], TypeAdapter[Any]] = {}
-_strict_models: dict[str, type[BaseModel]] = {}
+_models: dict[bool, dict[str, type[BaseModel]]] = {}
+
+
+def models(strict: bool = False) -> dict[str, type[BaseModel]]:
+    """The six models by call type, defined on first use (the import path needs only strict)."""
+    if strict not in _models:
+        _models[strict] = _define(strict)
+    return _models[strict]
 
 
 def _union(models: dict[str, type[BaseModel]]) -> Any:
@@ -149,10 +153,8 @@ def adapter(kind: str = "any", *, strict: bool = False) -> TypeAdapter[Any]:
     """A cached TypeAdapter for one call type, "any" (discriminated on `type`), or "list" of any."""
     key = (kind, strict)
     if key not in _adapters:
-        if strict and not _strict_models:
-            _strict_models.update(_define(strict=True))
-        models = _strict_models if strict else MODELS
-        shape = {"any": _union(models), "list": list[_union(models)]}.get(kind) or models[kind]  # type: ignore[misc]
+        by_type = models(strict)
+        shape = {"any": _union(by_type), "list": list[_union(by_type)]}.get(kind) or by_type[kind]  # type: ignore[misc]
         _adapters[key] = TypeAdapter(shape)
     return _adapters[key]
 
@@ -173,7 +175,7 @@ def validate_call(data: dict[str, Any]) -> dict[str, Any]:
     """
     kind = data.get("type")
     # one known type: build only its model (start-up); otherwise the union reports the tag error
-    return to_wire(adapter(kind if kind in MODELS else "any").validate_python(data))
+    return to_wire(adapter(kind if kind in CALL_TYPES else "any").validate_python(data))
 
 
 def describe_errors(error: ValidationError) -> list[str]:
@@ -182,17 +184,17 @@ def describe_errors(error: ValidationError) -> list[str]:
     for item in error.errors(include_url=False):
         loc = [str(part) for part in item["loc"]]
         # drop the discriminator tag pydantic puts first (`track.event` -> `event`)
-        if loc and loc[0] in MODELS:
+        if loc and loc[0] in CALL_TYPES:
             loc = loc[1:]
         msg = item["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if item["type"] == "union_tag_invalid":
             got = item["input"].get("type") if isinstance(item["input"], dict) else None
-            msg = f"type must be one of {', '.join(MODELS)} (got {got!r})"
+            msg = f"type must be one of {', '.join(CALL_TYPES)} (got {got!r})"
             loc = []
         elif item["type"] == "union_tag_not_found":
-            msg = "missing type (one of " + ", ".join(MODELS) + "; or pass --type)"
+            msg = "missing type (one of " + ", ".join(CALL_TYPES) + "; or pass --type)"
             loc = []
         elif item["type"] == "model_attributes_type":
             msg = "expected a JSON object"
