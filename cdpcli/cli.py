@@ -512,4 +512,23 @@ def main() -> None:
         from typer._completion_classes import completion_init
 
         completion_init()
-    app_for(sys.argv[1:])(prog_name="cdp")
+    try:
+        app_for(sys.argv[1:])(prog_name="cdp")
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    # Every command has closed its files by now; skipping the interpreter's teardown of
+    # pydantic, httpx and typer saves ~30-40 ms on every run.
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    try:
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
