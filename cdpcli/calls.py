@@ -30,6 +30,17 @@ FLAG_FOR_FIELD = {
 
 
 @dataclass
+class CommonFields:
+    """The options every call command takes, as typed."""
+
+    timestamp: str | None = None
+    message_id: str | None = None
+    context: str | None = None
+    context_field: list[str] | None = None
+    integrations: str | None = None
+
+
+@dataclass
 class CallInput:
     """What the user typed for one call, before parsing."""
 

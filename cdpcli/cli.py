@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from cdpcli import __version__
-from cdpcli.calls import CallInput, run_call
+from cdpcli.calls import CallInput, CommonFields, run_call
 from cdpcli.config import SETTINGS, profile_names
 from cdpcli.wire import CALL_TYPES
 
@@ -18,17 +18,13 @@ DEFAULT_BATCH_BYTES = 490_000  # importer.DEFAULT_BATCH_BYTES, without importing
 from cdpcli.options import (
     AnonymousOpt,
     CategoryOpt,
-    ContextItemsOpt,
-    ContextOpt,
-    IntegrationsOpt,
-    MessageIdOpt,
     NameOpt,
     PropertiesOpt,
     PropertyItemsOpt,
-    TimestampOpt,
     TraitItemsOpt,
     TraitsOpt,
     UserOpt,
+    common_call_options,
     sending_command,
 )
 from cdpcli.output import reporting
@@ -66,177 +62,135 @@ def root(
 def _call(
     call_type: str,
     opts: SendOptions,
+    common: CommonFields,
     *,
-    user: Optional[str],
-    anonymous_id: Optional[str],
-    timestamp: Optional[str],
-    message_id: Optional[str],
-    context: Optional[str],
-    context_items: Optional[list[str]],
-    integrations: Optional[str],
-    fields: Optional[dict] = None,
+    fields: dict,
     objects: Optional[dict] = None,
 ) -> None:
     with reporting(opts.output()):
         spec = CallInput(
             type=call_type,
-            fields={"userId": user, "anonymousId": anonymous_id, "timestamp": timestamp, "messageId": message_id, **(fields or {})},
+            fields={"timestamp": common.timestamp, "messageId": common.message_id, **fields},
             objects=objects or {},
-            context=context,
-            context_items=context_items,
-            integrations=integrations,
+            context=common.context,
+            context_items=common.context_field,
+            integrations=common.integrations,
         )
         run_call(spec, opts)
 
 
 @app.command()
 @sending_command
+@common_call_options
 def identify(
     opts: SendOptions,
+    common: CommonFields,
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
     traits: TraitsOpt = None,
     trait: TraitItemsOpt = None,
-    timestamp: TimestampOpt = None,
-    message_id: MessageIdOpt = None,
-    context: ContextOpt = None,
-    context_field: ContextItemsOpt = None,
-    integrations: IntegrationsOpt = None,
 ) -> None:
     """Create or update a person and their traits.
 
     Example: cdp identify --user 42 -t email=ada@example.com -t plan=pro -t logins:=7
     """
-    _call("identify", opts, user=user, anonymous_id=anonymous_id, timestamp=timestamp, message_id=message_id,
-          context=context, context_items=context_field, integrations=integrations,
+    _call("identify", opts, common, fields={"userId": user, "anonymousId": anonymous_id},
           objects={"traits": (traits, trait)})
 
 
 @app.command()
 @sending_command
+@common_call_options
 def track(
     opts: SendOptions,
+    common: CommonFields,
     event: Annotated[str, typer.Option("--event", "-e", help="Event name, e.g. Item_Purchased.", show_default=False, rich_help_panel="Call fields")],
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
     properties: PropertiesOpt = None,
     prop: PropertyItemsOpt = None,
-    timestamp: TimestampOpt = None,
-    message_id: MessageIdOpt = None,
-    context: ContextOpt = None,
-    context_field: ContextItemsOpt = None,
-    integrations: IntegrationsOpt = None,
 ) -> None:
     """Record an event a person did.
 
     Example: cdp track --user 42 --event Item_Purchased -p sku=A-1 -p price:=9.5
     """
-    _call("track", opts, user=user, anonymous_id=anonymous_id, timestamp=timestamp, message_id=message_id,
-          context=context, context_items=context_field, integrations=integrations,
-          fields={"event": event}, objects={"properties": (properties, prop)})
+    _call("track", opts, common, fields={"userId": user, "anonymousId": anonymous_id, "event": event},
+          objects={"properties": (properties, prop)})
 
 
-def _view(call_type: str, opts: SendOptions, name: Optional[str], category: Optional[str], properties: Optional[str],
-          prop: Optional[list[str]], **common) -> None:
-    # The official SDKs send category top level; the OpenAPI document puts it in properties.
-    items = list(prop or [])
-    if category is not None:
-        items.insert(0, "category=" + category)
-    _call(call_type, opts, fields={"name": name, "category": category}, objects={"properties": (properties, items)}, **common)
+def _view_command(call_type: str, doc: str):
+    """page and screen take the same options; one definition serves both."""
+
+    @sending_command
+    @common_call_options
+    def command(
+        opts: SendOptions,
+        common: CommonFields,
+        user: UserOpt = None,
+        anonymous_id: AnonymousOpt = None,
+        name: NameOpt = None,
+        category: CategoryOpt = None,
+        properties: PropertiesOpt = None,
+        prop: PropertyItemsOpt = None,
+    ) -> None:
+        # The official SDKs send category top level; the OpenAPI document puts it in properties.
+        items = list(prop or [])
+        if category is not None:
+            items.insert(0, "category=" + category)
+        _call(call_type, opts, common, fields={"userId": user, "anonymousId": anonymous_id, "name": name, "category": category},
+              objects={"properties": (properties, items)})
+
+    command.__doc__ = doc
+    command.__name__ = call_type
+    return command
 
 
-@app.command()
-@sending_command
-def page(
-    opts: SendOptions,
-    user: UserOpt = None,
-    anonymous_id: AnonymousOpt = None,
-    name: NameOpt = None,
-    category: CategoryOpt = None,
-    properties: PropertiesOpt = None,
-    prop: PropertyItemsOpt = None,
-    timestamp: TimestampOpt = None,
-    message_id: MessageIdOpt = None,
-    context: ContextOpt = None,
-    context_field: ContextItemsOpt = None,
-    integrations: IntegrationsOpt = None,
-) -> None:
-    """Record a page view on a website.
+page = app.command("page")(_view_command("page", """Record a page view on a website.
 
     Example: cdp page --user 42 --name Pricing -p url=https://example.com/pricing
-    """
-    _view("page", opts, name, category, properties, prop, user=user, anonymous_id=anonymous_id, timestamp=timestamp,
-          message_id=message_id, context=context, context_items=context_field, integrations=integrations)
-
-
-@app.command()
-@sending_command
-def screen(
-    opts: SendOptions,
-    user: UserOpt = None,
-    anonymous_id: AnonymousOpt = None,
-    name: NameOpt = None,
-    category: CategoryOpt = None,
-    properties: PropertiesOpt = None,
-    prop: PropertyItemsOpt = None,
-    timestamp: TimestampOpt = None,
-    message_id: MessageIdOpt = None,
-    context: ContextOpt = None,
-    context_field: ContextItemsOpt = None,
-    integrations: IntegrationsOpt = None,
-) -> None:
-    """Record a screen view in a mobile app.
+    """))
+screen = app.command("screen")(_view_command("screen", """Record a screen view in a mobile app.
 
     Example: cdp screen --anonymous-id 7f3c --name Checkout -p step:=2
-    """
-    _view("screen", opts, name, category, properties, prop, user=user, anonymous_id=anonymous_id, timestamp=timestamp,
-          message_id=message_id, context=context, context_items=context_field, integrations=integrations)
+    """))
 
 
 @app.command()
 @sending_command
+@common_call_options
 def group(
     opts: SendOptions,
+    common: CommonFields,
     group_id: Annotated[str, typer.Option("--group", "--group-id", "-g", help="groupId: the object (company, account…) to relate the person to.", show_default=False, rich_help_panel="Call fields")],
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
     object_type_id: Annotated[Optional[str], typer.Option("--object-type-id", help="Object type ID (sent as objectTypeId; the API assumes 1).", show_default=False, rich_help_panel="Call fields")] = None,
     traits: TraitsOpt = None,
     trait: TraitItemsOpt = None,
-    timestamp: TimestampOpt = None,
-    message_id: MessageIdOpt = None,
-    context: ContextOpt = None,
-    context_field: ContextItemsOpt = None,
-    integrations: IntegrationsOpt = None,
 ) -> None:
     """Relate a person to an object (a group, company or account) and set its traits.
 
     Example: cdp group --user 42 --group acme --object-type-id 1 -t name=Acme -t seats:=50
     """
-    _call("group", opts, user=user, anonymous_id=anonymous_id, timestamp=timestamp, message_id=message_id,
-          context=context, context_items=context_field, integrations=integrations,
-          fields={"groupId": group_id, "objectTypeId": object_type_id}, objects={"traits": (traits, trait)})
+    _call("group", opts, common,
+          fields={"userId": user, "anonymousId": anonymous_id, "groupId": group_id, "objectTypeId": object_type_id},
+          objects={"traits": (traits, trait)})
 
 
 @app.command()
 @sending_command
+@common_call_options
 def alias(
     opts: SendOptions,
+    common: CommonFields,
     user: Annotated[str, typer.Option("--user", "-u", "--user-id", help="userId to keep.", show_default=False, rich_help_panel="Call fields")],
     previous_id: Annotated[str, typer.Option("--previous-id", help="The anonymousId or userId to merge into --user.", show_default=False, rich_help_panel="Call fields")],
-    timestamp: TimestampOpt = None,
-    message_id: MessageIdOpt = None,
-    context: ContextOpt = None,
-    context_field: ContextItemsOpt = None,
-    integrations: IntegrationsOpt = None,
 ) -> None:
     """Merge two profiles: --previous-id into --user.
 
     Example: cdp alias --user 42 --previous-id 7f3c-anon
     """
-    _call("alias", opts, user=user, anonymous_id=None, timestamp=timestamp, message_id=message_id,
-          context=context, context_items=context_field, integrations=integrations,
-          fields={"previousId": previous_id})
+    _call("alias", opts, common, fields={"userId": user, "previousId": previous_id})
 
 
 @app.command("import")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from cdpcli.config import profile_names
+from cdpcli.calls import CommonFields
 from cdpcli.session import SendOptions
 
 CONNECTION = "Connection"
@@ -71,24 +72,31 @@ _SEND_OPTIONS: dict[str, Any] = {
 _SEND_DEFAULTS = {"dry_run": False, "json": False, "quiet": False, "verbose": 0}
 
 
-def sending_command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Give `func(…, opts: SendOptions)` the sending options as keyword-only parameters."""
+def _extend(func: Callable[..., Any], target: str, options: dict[str, Any], defaults: dict[str, Any],
+            pack: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `options` to func's signature as keyword-only parameters; func gets them packed
+    into one object as its `target` parameter."""
     signature = inspect.signature(func)
-    own = [p for p in signature.parameters.values() if p.name != "opts"]
+    own = [p for p in signature.parameters.values() if p.name != target]
     added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_SEND_DEFAULTS.get(name), annotation=annotation)
-        for name, annotation in _SEND_OPTIONS.items()
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(name), annotation=annotation)
+        for name, annotation in options.items()
     ]
 
     @functools.wraps(func)
     def command(**kwargs: Any) -> Any:
-        opts = SendOptions(**{name: kwargs.pop(name) for name in _SEND_OPTIONS})
-        return func(**kwargs, opts=opts)
+        packed = pack(**{name: kwargs.pop(name) for name in options})
+        return func(**kwargs, **{target: packed})
 
     command.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in own + added}
     del command.__wrapped__  # Typer must read __signature__, not the wrapped function
     return command
+
+
+def sending_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, opts: SendOptions)` the sending options."""
+    return _extend(func, "opts", _SEND_OPTIONS, _SEND_DEFAULTS, SendOptions)
 
 
 # Options shared by the six call commands.
@@ -99,6 +107,19 @@ MessageIdOpt = Annotated[Optional[str], typer.Option("--message-id", help="messa
 ContextOpt = Annotated[Optional[str], typer.Option("--context", help="context object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL)]
 ContextItemsOpt = Annotated[Optional[list[str]], typer.Option("-c", "--context-field", help="context field KEY=VALUE or KEY:=JSON; a dotted KEY nests (page.url=…). Repeatable.", show_default=False, rich_help_panel=CALL)]
 IntegrationsOpt = Annotated[Optional[str], typer.Option("--integrations", help='integrations object: JSON, @FILE or @-, e.g. \'{"All":false}\'.', show_default=False, rich_help_panel=CALL)]
+
+_COMMON_CALL_OPTIONS: dict[str, Any] = {
+    "timestamp": TimestampOpt,
+    "message_id": MessageIdOpt,
+    "context": ContextOpt,
+    "context_field": ContextItemsOpt,
+    "integrations": IntegrationsOpt,
+}
+
+
+def common_call_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, common: CommonFields)` the options all six call commands share."""
+    return _extend(func, "common", _COMMON_CALL_OPTIONS, {}, CommonFields)
 TraitsOpt = Annotated[Optional[str], typer.Option("--traits", help="traits object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL)]
 TraitItemsOpt = Annotated[Optional[list[str]], typer.Option("-t", "--trait", help="trait KEY=VALUE (string) or KEY:=JSON. Repeatable; applied on top of --traits.", show_default=False, rich_help_panel=CALL)]
 PropertiesOpt = Annotated[Optional[str], typer.Option("--properties", help="properties object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL)]
