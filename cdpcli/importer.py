@@ -53,7 +53,7 @@ CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
 # Where one of these keys occurs once, its value must open an object. Occurring once and nested
 # means the top level has no such field, which is fine too.
-OBJECT_KEYS = (b'"properties"', b'"traits"', b'"integrations"')
+OBJECT_KEYS = (b'"properties"', b'"traits"')
 OBJECT_VALUE = re.compile(rb"\s*:\s*\{")
 # A JSON string token, and whether a colon follows it (then it is a key); linear time.
 JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
@@ -499,7 +499,7 @@ class Importer:
         self.fatal: tuple[ExitCode, str, str | None] | None = None
         self.interrupted = False
         self.ever_delivered = False
-        self.rejects = Rejects(options.rejects, self.out.info)
+        self.rejects = Rejects(options.rejects, self.out.problem)
         self.checkpoint = Checkpoint(options.checkpoint)
         self.checkpoint.apply(sources)
         self.settlement = Settlement(sources)

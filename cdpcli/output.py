@@ -37,6 +37,10 @@ class Output:
         if self.verbosity >= level:
             _stderr(text)
 
+    def problem(self, text: str) -> None:
+        """A line about one failed input (`file:line: error`): shown even with --quiet."""
+        _stderr(text)
+
     def warn(self, text: str) -> None:
         _stderr(f"Warning: {text}")
 

@@ -26,7 +26,7 @@ from pydantic_core import to_json
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
 
-OBJECT_FIELDS = ("traits", "properties", "integrations")
+OBJECT_FIELDS = ("traits", "properties")
 
 
 @dataclass
