@@ -293,8 +293,15 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if length < 0:
                 self._reply(400, _errors("bad Content-Length"), {})
                 return
-            # bodies far over the limit are refused unread (gzip may shrink a valid one 10x+)
+            # bodies far over the limit (gzip may shrink a valid one 10x+) are refused without
+            # being kept; read (up to 64 MB) so the client gets the 413 rather than a broken pipe
             if length > 20 * MAX_REQUEST_BYTES:
+                left = length if length <= 64 << 20 else 0
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 16))
+                    if not chunk:  # the client gave up
+                        break
+                    left -= len(chunk)
                 self.close_connection = True
                 self._reply(413, _errors(f"request body is {length:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"), {})
                 return

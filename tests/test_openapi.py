@@ -231,3 +231,81 @@ def test_serve_agrees_with_the_models(receiver):
         response.read()
         conn.close()
         assert response.status == expected, call
+
+
+# -- cdp serve under generated and malformed requests ---------------------------------------
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    max_leaves=12,
+)
+field_names = st.sampled_from(["type", "userId", "anonymousId", "event", "groupId", "previousId", "traits",
+                               "properties", "context", "integrations", "timestamp", "messageId", "batch", "sentAt"])
+call_like = st.dictionaries(field_names, json_values, max_size=6)
+bodies = st.one_of(
+    call_like.map(lambda d: json.dumps(d).encode()),
+    st.dictionaries(st.just("batch"), st.lists(call_like, max_size=4)).map(lambda d: json.dumps(d).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=64),  # not JSON at all
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["identify", "track", "page", "screen", "group", "alias", "batch", "nope"]),
+    body=bodies,
+    auth=st.sampled_from(["good", "none", "wrong", "garbage"]),
+    strict=st.booleans(),
+    gzip_header=st.booleans(),
+)
+def test_serve_never_fails_on_generated_requests(receiver, path, body, auth, strict, gzip_header):
+    import base64
+    import http.client
+    from urllib.parse import urlsplit
+
+    from tests.conftest import API_KEY
+
+    headers = {"Content-Type": "application/json"}
+    headers.update({
+        "good": {"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()},
+        "none": {},
+        "wrong": {"Authorization": "Basic " + base64.b64encode(b"nope:").decode()},
+        "garbage": {"Authorization": "Basic %%%"},
+    }[auth])
+    if strict:
+        headers["X-Strict-Mode"] = "1"
+    if gzip_header:
+        headers["Content-Encoding"] = "gzip"  # and a body that is not gzip
+    parts = urlsplit(receiver.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    conn.request("POST", f"/v1/{path}", body=body, headers=headers)
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    conn.close()
+    assert response.status in (200, 400, 401, 404), response.status
+    assert response.getheader("Content-Type") == "application/json"
+    if response.status != 200:
+        assert isinstance(answer["meta"]["errors"], list) and answer["meta"]["errors"]
+    if auth != "good" and path != "nope":
+        assert response.status == 401
+    if response.status == 200:
+        assert answer == {}
+
+
+def test_serve_refuses_huge_bodies_with_413(receiver):
+    import base64
+    import http.client
+    from urllib.parse import urlsplit
+
+    from tests.conftest import API_KEY
+
+    parts = urlsplit(receiver.url)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode(), "X-Strict-Mode": "1"}
+    for size in (600_000, 12_000_000):  # over the limit, and far over it (refused unread)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("POST", "/v1/batch", body=b'{"batch":["' + b"x" * size + b'"]}', headers=auth)
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        conn.close()
+        assert response.status == 413 and "limit is 500,000" in answer["meta"]["errors"][0]
