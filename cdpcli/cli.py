@@ -12,9 +12,7 @@ import typer
 from cdpcli import __version__
 from cdpcli.calls import CallInput, CommonFields, run_call
 from cdpcli.config import SETTINGS, profile_names
-from cdpcli.wire import CALL_TYPES
-
-DEFAULT_BATCH_BYTES = 490_000  # importer.DEFAULT_BATCH_BYTES, without importing it at start-up
+from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
 from cdpcli.options import (
     AnonymousOpt,
     CategoryOpt,

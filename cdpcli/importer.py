@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 from cdpcli.errors import ExitCode, UsageError
 from cdpcli.wire import (
+    DEFAULT_BATCH_BYTES,
     LIBRARY,
     MAX_BATCH_CALLS,
     MAX_CALL_BYTES,
@@ -47,7 +48,6 @@ from cdpcli.wire import (
 )
 
 CHUNK_BYTES = 1 << 20
-DEFAULT_BATCH_BYTES = 490_000  # under the API's 500,000 with room for how others count "KB"
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
@@ -286,9 +286,6 @@ class Batch:
         self.size += len(call) + (1 if self.calls else 0)
         self.calls.append(call)
         self.refs.append(ref)
-
-    def fits(self, call: bytes, max_bytes: int, max_calls: int) -> bool:
-        return len(self.calls) < max_calls and self.size + len(call) + 1 <= max_bytes
 
     def halves(self) -> tuple[Batch, Batch]:
         mid = len(self.calls) // 2

@@ -24,6 +24,7 @@ CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_CALL_BYTES = 32_000
 MAX_REQUEST_BYTES = 500_000
 MAX_BATCH_CALLS = 2_500
+DEFAULT_BATCH_BYTES = 490_000  # under the 500,000 limit, with room for how others count "KB"
 
 LIBRARY = {"name": "cdpcli", "version": __version__}
 USER_AGENT = f"cdpcli/{__version__}"
