@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +16,26 @@ from cdpcli.cli import app
 from cdpcli.server import Receiver
 
 API_KEY = "test-key-9f8e7d6c5b4a"  # long enough that a leak would be unmistakable
+BASIC = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
+
+
+def post(receiver, path, body, *, auth=BASIC, strict=True, raw=None, headers=None, response_headers=False):
+    """One raw POST to the receiver: (status, parsed JSON answer[, response headers])."""
+    parts = urlsplit(receiver.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    data = raw if raw is not None else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if auth:
+        sent["Authorization"] = auth
+    if strict:
+        sent["X-Strict-Mode"] = "1"
+    conn.request("POST", path, body=data, headers=sent)
+    response = conn.getresponse()
+    payload = json.loads(response.read() or b"null")
+    conn.close()
+    if response_headers:
+        return response.status, payload, dict(response.getheaders())
+    return response.status, payload
 
 
 @pytest.fixture(autouse=True)

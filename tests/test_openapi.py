@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdpcli.models import SEMANTIC_EVENTS, validate_call
+from tests.conftest import BASIC, post
 from tests.openapi import problems, request_schema
 
 EVERY_OPTION = ["--timestamp", "2026-01-02T03:04:05", "--message-id", "m-1", "--context", '{"ip":"1.2.3.4","locale":"en-US"}',
@@ -207,12 +209,6 @@ def stricter_by_spec(call: dict) -> bool:
 
 def test_serve_agrees_with_the_models(receiver):
     """Hand-picked edges: the receiver's strict-mode verdict is the models' verdict."""
-    import base64
-    import http.client
-    from urllib.parse import urlsplit
-
-    from tests.conftest import API_KEY
-
     cases = [
         ({"type": "track", "userId": "1", "event": "E", "integrations": {"All": "no"}}, 400),
         ({"type": "track", "userId": "1", "event": "E", "integrations": {"All": False}}, 200),
@@ -221,16 +217,9 @@ def test_serve_agrees_with_the_models(receiver):
         ({"type": "track", "anonymousId": "1", "event": "User Deleted"}, 400),
         ({"type": "identify", "userId": 42}, 200),
     ]
-    parts = urlsplit(receiver.url)
-    auth = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
     for call, expected in cases:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-        conn.request("POST", "/v1/batch", body=json.dumps({"batch": [call]}),
-                     headers={"Authorization": auth, "X-Strict-Mode": "1", "Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        conn.close()
-        assert response.status == expected, call
+        status, _ = post(receiver, "/v1/batch", {"batch": [call]})
+        assert status == expected, call
 
 
 # -- cdp serve under generated and malformed requests ---------------------------------------
@@ -260,52 +249,26 @@ bodies = st.one_of(
     gzip_header=st.booleans(),
 )
 def test_serve_never_fails_on_generated_requests(receiver, path, body, auth, strict, gzip_header):
-    import base64
-    import http.client
-    from urllib.parse import urlsplit
-
-    from tests.conftest import API_KEY
-
-    headers = {"Content-Type": "application/json"}
-    headers.update({
-        "good": {"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()},
-        "none": {},
-        "wrong": {"Authorization": "Basic " + base64.b64encode(b"nope:").decode()},
-        "garbage": {"Authorization": "Basic %%%"},
-    }[auth])
-    if strict:
-        headers["X-Strict-Mode"] = "1"
-    if gzip_header:
-        headers["Content-Encoding"] = "gzip"  # and a body that is not gzip
-    parts = urlsplit(receiver.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-    conn.request("POST", f"/v1/{path}", body=body, headers=headers)
-    response = conn.getresponse()
-    answer = json.loads(response.read())
-    conn.close()
-    assert response.status in (200, 400, 401, 404), response.status
-    assert response.getheader("Content-Type") == "application/json"
-    if response.status != 200:
+    credentials = {
+        "good": BASIC,
+        "none": None,
+        "wrong": "Basic " + base64.b64encode(b"nope:").decode(),
+        "garbage": "Basic %%%",
+    }[auth]
+    headers = {"Content-Encoding": "gzip"} if gzip_header else {}  # and a body that is not gzip
+    status, answer, sent_back = post(receiver, f"/v1/{path}", None, raw=body, auth=credentials, strict=strict,
+                                     headers=headers, response_headers=True)
+    assert status in (200, 400, 401, 404), status
+    assert sent_back["Content-Type"] == "application/json"
+    if status != 200:
         assert isinstance(answer["meta"]["errors"], list) and answer["meta"]["errors"]
     if auth != "good" and path != "nope":
-        assert response.status == 401
-    if response.status == 200:
+        assert status == 401
+    if status == 200:
         assert answer == {}
 
 
 def test_serve_refuses_huge_bodies_with_413(receiver):
-    import base64
-    import http.client
-    from urllib.parse import urlsplit
-
-    from tests.conftest import API_KEY
-
-    parts = urlsplit(receiver.url)
-    auth = {"Authorization": "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode(), "X-Strict-Mode": "1"}
-    for size in (600_000, 12_000_000):  # over the limit, and far over it (refused unread)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        conn.request("POST", "/v1/batch", body=b'{"batch":["' + b"x" * size + b'"]}', headers=auth)
-        response = conn.getresponse()
-        answer = json.loads(response.read())
-        conn.close()
-        assert response.status == 413 and "limit is 500,000" in answer["meta"]["errors"][0]
+    for size in (600_000, 12_000_000):  # over the limit, and far over it (drained, not kept)
+        status, answer = post(receiver, "/v1/batch", None, raw=b'{"batch":["' + b"x" * size + b'"]}')
+        assert status == 413 and "limit is 500,000" in answer["meta"]["errors"][0]

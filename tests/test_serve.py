@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import base64
 import gzip
-import http.client
 import json
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit
 
 import pytest
 
 from cdpcli.server import Receiver
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, BASIC, post
 
-BASIC = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
-
-
-def post(receiver, path, body, *, auth=BASIC, strict=True, raw=None, headers=None):
-    parts = urlsplit(receiver.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-    data = raw if raw is not None else json.dumps(body).encode()
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if auth:
-        sent["Authorization"] = auth
-    if strict:
-        sent["X-Strict-Mode"] = "1"
-    conn.request("POST", path, body=data, headers=sent)
-    response = conn.getresponse()
-    payload = json.loads(response.read() or b"null")
-    conn.close()
-    return response.status, payload
 
 
 def test_valid_call_is_accepted_and_recorded(receiver):
