@@ -102,15 +102,7 @@ def _with_flags(problem: str) -> str:
 
 
 def print_dry_run(session: Session, request: Request) -> None:
-    body = request.body()
-    headers = request.redacted_headers()
-    if session.out.json_mode:
-        session.out.json({"method": "POST", "url": request.url, "headers": headers, "body": body})
-        return
-    from cdpcli.wire import dumps
-
-    lines = [f"POST {request.url}"] + [f"{k}: {v}" for k, v in headers.items()] + ["", dumps(body)]
-    session.out.result("\n".join(lines))
+    session.out.request(request.url, request.redacted_headers(), request.body_bytes().decode("utf-8"))
 
 
 def run_call(spec: CallInput, opts: SendOptions) -> None:
@@ -121,10 +113,8 @@ def run_call(spec: CallInput, opts: SendOptions) -> None:
     if session.dry_run:
         print_dry_run(session, request)
         return
-    from cdpcli.transport import Sender
-
     out = session.out
-    with Sender(timeout=session.timeout, retries=session.retries, on_retry=out.info, tls=session.base.startswith("https:")) as sender:
+    with session.sender(on_retry=out.info) as sender:
         outcome = sender.send(request)
     result = {
         "ok": outcome.ok,

@@ -25,11 +25,8 @@ def test_request(session: Session, send_event: bool) -> Request:
 
 def run_connect_test(session: Session, send_event: bool) -> tuple[dict[str, Any], ExitCode, str | None]:
     """Send the check; returns the report, its exit code and a hint for failures."""
-    from cdpcli.transport import Sender
-
     request = test_request(session, send_event)
-    with Sender(timeout=session.timeout, retries=session.retries, on_retry=session.out.verbose,
-                tls=request.url.startswith("https:")) as sender:
+    with session.sender(on_retry=session.out.verbose) as sender:
         outcome = sender.send(request)
     report: dict[str, Any] = {
         "ok": outcome.ok,

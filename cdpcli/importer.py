@@ -642,16 +642,7 @@ class Importer:
     def _start_senders(self, batches: queue.Queue) -> list[threading.Thread]:
         if self.session.dry_run:
             return []
-        from cdpcli.transport import Sender
-
-        self.sender = Sender(
-            timeout=self.session.timeout,
-            retries=self.session.retries,
-            connections=self.options.concurrency,
-            on_retry=self._on_retry,
-            stop=self.stop,
-            tls=self.session.base.startswith("https:"),
-        )
+        self.sender = self.session.sender(connections=self.options.concurrency, on_retry=self._on_retry, stop=self.stop)
         self.rate = RateLimiter(self.options.rate)
         threads = [
             threading.Thread(target=self._send_loop, args=(batches,), name=f"cdp-sender-{i}", daemon=True)
@@ -729,14 +720,9 @@ class Importer:
 
     def _print_dry_run(self, batch: Batch) -> None:
         request = BatchRequest(self.url, self.headers, batch, self.session.gzip)
-        body = request.body_bytes().decode("utf-8")
-        headers = request.redacted_headers()
-        if self.out.json_mode:
-            head = json.dumps({"method": "POST", "url": self.url, "headers": headers}, ensure_ascii=False, separators=(",", ":"))
-            self.out.result(head[:-1] + ',"body":' + body + "}")
-        else:
-            lines = [f"POST {self.url}"] + [f"{k}: {v}" for k, v in headers.items()] + ["", body, ""]
-            self.out.result("\n".join(lines))
+        self.out.request(self.url, request.redacted_headers(), request.body_bytes().decode("utf-8"))
+        if not self.out.json_mode:
+            self.out.result("")  # a blank line between batches
 
     def _save_checkpoint(self, packing: Batch | None = None) -> None:
         if self.checkpoint.path and not self.session.dry_run:

@@ -29,6 +29,16 @@ class Output:
         sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         sys.stdout.flush()
 
+    def request(self, url: str, headers: dict[str, str], body: str) -> None:
+        """A dry-run request: `{"method","url","headers","body"}` with --json, else as on the wire.
+
+        `body` is the JSON text as it would be sent (spliced in, never re-parsed)."""
+        if self.json_mode:
+            head = json.dumps({"method": "POST", "url": url, "headers": headers}, ensure_ascii=False, separators=(",", ":"))
+            self.result(head[:-1] + ',"body":' + body + "}")
+        else:
+            self.result("\n".join([f"POST {url}", *(f"{k}: {v}" for k, v in headers.items()), "", body]))
+
     def info(self, text: str) -> None:
         if not self.quiet:
             _stderr(text)

@@ -57,6 +57,12 @@ class Session:
     def headers(self) -> dict[str, str]:
         return build_headers(self.api_key, strict=self.strict, gzip=self.gzip)
 
+    def sender(self, **options: Any) -> Any:
+        """A transport.Sender with this session's timeout, retries and TLS need."""
+        from cdpcli.transport import Sender  # httpx: only on the paths that send
+
+        return Sender(timeout=self.timeout, retries=self.retries, tls=self.base.startswith("https:"), **options)
+
 
 def missing_key_error(profile: str) -> UsageError:
     return UsageError(
