@@ -292,7 +292,7 @@ def config_set(
     """
     import sys
 
-    from cdpcli.config import config_path, set_value
+    from cdpcli.config import set_value
     from cdpcli.errors import UsageError
 
     with reporting():
@@ -359,7 +359,7 @@ def config_list(
 
     Example: cdp config list --resolved --profile prod
     """
-    from cdpcli.config import config_path, load_config, resolve
+    from cdpcli.config import config_path, load_config
 
     out = opts.output()
     with reporting(out):

@@ -188,7 +188,7 @@ def resolve(flags: dict[str, Any], profile_flag: str | None = None) -> tuple[str
     """Resolve every setting: flag > environment > config profile > default."""
     profile = profile_flag or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
     profiles = load_config()
-    if profile != DEFAULT_PROFILE and profile not in profiles and (profile_flag or os.environ.get(PROFILE_ENV)):
+    if profile != DEFAULT_PROFILE and profile not in profiles:  # named by --profile or $CDP_PROFILE
         known = ", ".join(sorted(profiles)) or "none yet"
         raise UsageError(
             f"no profile {profile!r} in {config_path()} (profiles: {known})",

@@ -146,19 +146,17 @@ def _define(strict: bool) -> dict[str, type[BaseModel]]:
         if not strict:
             properties: optional(Object) = None
 
-    class Page(Call):
-        type: Literal["page"] = "page"
+    class View(Call):  # page and screen: the same fields
         name: optional(Text) = None
         category: optional(Text) = None
         if not strict:
             properties: optional(Object) = None
 
-    class Screen(Call):
+    class Page(View):
+        type: Literal["page"] = "page"
+
+    class Screen(View):
         type: Literal["screen"] = "screen"
-        name: optional(Text) = None
-        category: optional(Text) = None
-        if not strict:
-            properties: optional(Object) = None
 
     class Group(Call):
         type: Literal["group"] = "group"

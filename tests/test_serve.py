@@ -12,7 +12,7 @@ import time
 import pytest
 
 from cdpcli.server import Receiver
-from tests.conftest import API_KEY, BASIC, post
+from tests.conftest import API_KEY, post
 
 
 
