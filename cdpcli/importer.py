@@ -172,8 +172,8 @@ class Preparer:
         self.models = models
         self.default_type = default_type
         # the core validators themselves: TypeAdapter's Python wrapper costs ~0.5 µs a line
-        self.strict_any = models.adapter("any", strict=True).validator
-        self.strict_default = models.adapter(default_type, strict=True).validator if default_type else None
+        self.strict_any = models.adapter("any", "strict").validator
+        self.strict_default = models.adapter(default_type, "strict").validator if default_type else None
         self.type_prefix = f'{{"type":"{default_type}",'.encode() if default_type else b"{"
         self._id_prefix = b""
         self.tick()

@@ -1,23 +1,29 @@
 """Pydantic models of the six call types and the API's required-field rules.
 
 Field names are the wire's camelCase names, so a model dumps straight to the body.
-Fields we do not model (originalTimestamp, channel, …) pass through untouched, and so does
-anything inside traits, properties, context and integrations.
+Fields we do not model pass through untouched. Inside traits, properties and context only the
+fields Customer.io's OpenAPI document types are checked (context.active is a boolean,
+context.device.type is ios or android, a page's properties.url is a string, …: see `_documented`);
+those objects are still sent exactly as given.
 
-The six models are defined once and built in two flavours:
+The six models are defined once and built in three flavours:
 - lax (the default): accepts numeric ids (sent as strings), any ISO-8601
   timestamp (normalised), nulls for absent fields; its verdict on a call is final.
+- wire (`cdp serve`): a body as the API would judge it — string ids, RFC 3339 timestamps,
+  no nulls; nothing is normalised.
 - strict (`import` fast path): accepts only what can go out as the original bytes —
   string ids, canonical `…T…:…:….mmmZ` timestamps, no nulls — and ignores extra keys
-  so validating a line builds as little Python as possible. For the same reason it leaves
-  traits and properties undeclared: turning them into Python dicts was 60 % of
-  the cost, and the import checks on the bytes that each is an object (importer.Preparer).
+  so validating a line builds as little Python as possible. For the same reason it reads
+  only the typed fields of traits and properties and leaves free-form ones undeclared:
+  turning them into Python dicts was 60 % of the cost, and the import checks on the bytes
+  that each is an object (importer.Preparer).
   A line strict rejects goes to the lax models, never straight to the rejects.
 """
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 # Pydantic scans every installed package's entry points for plugins when it builds the first
@@ -25,11 +31,13 @@ from typing import Annotated, Any, Literal, Union
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from pydantic import (  # noqa: E402
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
     StringConstraints,
     TypeAdapter,
@@ -40,7 +48,8 @@ from pydantic import (  # noqa: E402
 from cdpcli.wire import CALL_TYPES, parse_timestamp  # noqa: E402
 
 CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
-
+# JSON Schema's "date-time" (RFC 3339), for values cdp passes through rather than normalises
+RFC3339 = r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$"
 
 
 # Customer.io's semantic events (track calls with reserved names) and what the OpenAPI
@@ -88,36 +97,175 @@ def _timestamp(value: Any) -> Any:
     raise ValueError("expected an ISO-8601 date-time string")
 
 
-def _define(strict: bool) -> dict[str, type[BaseModel]]:
-    """The six models; `strict` picks the field types (see the module docstring)."""
-    if strict:
-        Id: Any = StrictStr
-        Timestamp: Any = Annotated[str, StringConstraints(pattern=CANONICAL_TIMESTAMP)]
-        Text: Any = StrictStr
-        Object: Any = dict[str, Any]
+def _documented(lax: bool) -> dict[str, Any]:
+    """The fields the OpenAPI document types inside context, traits and properties.
 
-        def optional(kind: Any) -> Any:  # absent is fine, an explicit null goes to the lax path
-            return kind
+    Every class allows (lax) or ignores (strict, wire) other keys, and a typed field may be
+    absent but not null. Ignoring the rest means validating JSON bytes builds no Python for it.
+    """
+    config = ConfigDict(extra="allow" if lax else "ignore", defer_build=True)
+    Text: Any = StrictStr
+    Flag: Any = StrictBool
+    DateTime: Any = Annotated[str, StringConstraints(pattern=RFC3339)]
 
-    else:
-        Id = Annotated[str, BeforeValidator(_id)]
-        Timestamp = Annotated[str, BeforeValidator(_timestamp)]
-        Text = str
-        Object = dict[str, Any]
+    class Part(BaseModel):
+        model_config = config
+
+    class ContextCommon(Part):  # #/components/schemas/context_common
+        active: Flag = None
+        ip: Text = None
+        locale: Text = None
+        userAgent: Text = None
+        channel: Literal["browser", "server", "mobile"] = None
+
+    class PageContext(Part):  # context_page
+        name: Text = None
+        title: Text = None
+        path: Text = None
+        referrer: Text = None
+        search: Text = None
+        url: Text = None
+        keywords: list[Text] = None
+
+    class WebContext(ContextCommon):  # context_non_mobile
+        campaign: dict[str, Text] = None
+        page: PageContext = None
+
+    class App(Part):
+        name: Text = None
+        version: Text = None
+        build: Text = None
+        namespace: Text = None
+
+    class Device(Part):
+        id: Text = None
+        advertisingId: Text = None
+        manufacturer: Text = None
+        model: Text = None
+        name: Text = None
+        type: Literal["android", "ios"] = None
+        version: Text = None
+
+    class Network(Part):
+        bluetooth: Flag = None
+        carrier: Text = None
+        cellular: Flag = None
+        wifi: Flag = None
+
+    class OS(Part):
+        name: Text = None
+        version: Text = None
+
+    class MobileContext(ContextCommon):  # context_mobile
+        app: App = None
+        device: Device = None
+        network: Network = None
+        os: OS = None
+
+    class SubscriptionPreferences(Part):
+        topics: dict[str, Flag] = None
+        channels: dict[str, Flag] = None
+
+    class IdentifyTraits(Part):  # identify's traits
+        email: Text = None
+        createdAt: DateTime = None
+        cio_subscription_preferences: SubscriptionPreferences = None
+        unsubscribed: Flag = None
+
+    class GroupTraits(Part):  # group's traits
+        object_type_id: Text = None
+        relationshipAttributes: dict[str, Any] = None
+
+    class PageProperties(Part):  # page's properties
+        category: Text = None
+        title: Text = None
+        url: Text = None
+        referrer: Text = None
+        path: Text = None
+        search: Text = None
+
+    return {
+        "web_context": WebContext,
+        "mobile_context": MobileContext,
+        "identify_traits": IdentifyTraits,
+        "group_traits": GroupTraits,
+        "page_properties": PageProperties,
+    }
+
+
+def _object_matching(*shapes: type[BaseModel]) -> Any:
+    """A JSON object that matches at least one of `shapes` (the document's oneOf, read as anyOf);
+    the object itself passes through as given."""
+    checks: list[Any] = []  # built on first use: most single calls carry no context
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        if not checks:
+            checks.extend(TypeAdapter(shape).validator for shape in shapes)
+        first: ValidationError | None = None
+        for validate in checks:
+            try:
+                validate.validate_python(value)
+                return value
+            except ValidationError as error:
+                first = first or error
+        # both context shapes failed: show the mobile one's complaint when the call looks mobile
+        if len(checks) > 1 and _MOBILE_KEYS.intersection(value):
+            checks[-1].validate_python(value)
+        raise first  # type: ignore[misc]
+
+    return Annotated[dict[str, Any], AfterValidator(check)]
+
+
+_MOBILE_KEYS = frozenset(("app", "device", "network", "os"))
+
+
+Flavour = Literal["lax", "strict", "wire"]
+
+
+def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
+    """The six models in one flavour (see the module docstring)."""
+    lax = flavour == "lax"
+    if lax:
+        Id: Any = Annotated[str, BeforeValidator(_id)]
+        Timestamp: Any = Annotated[str, BeforeValidator(_timestamp)]
+        Text: Any = str
 
         def optional(kind: Any) -> Any:
             return kind | None
 
-    config = ConfigDict(extra="ignore" if strict else "allow", defer_build=True)
+    else:  # absent is fine, an explicit null is not (strict: the lax path decides)
+        Id = StrictStr
+        Text = StrictStr
+        Timestamp = Annotated[str, StringConstraints(pattern=CANONICAL_TIMESTAMP if flavour == "strict" else RFC3339)]
+
+        def optional(kind: Any) -> Any:
+            return kind
+
+    config = ConfigDict(extra="allow" if lax else "ignore", defer_build=True)
+    shapes = _documented(lax)
+    web, mobile = shapes["web_context"], shapes["mobile_context"]
+    # strict and wire check the typed fields of traits/properties straight from the input and
+    # ignore the rest; lax checks the same fields but keeps the object exactly as given
+    typed = _object_matching if lax else (lambda shape: shape)
+    # strict leaves free-form objects undeclared: building them was 60 % of validate_json
+    # (import checks on the bytes that each is an object)
+    Free: Any = None if flavour == "strict" else optional(dict[str, Any])
+
+    # the official Python SDK sends `"anonymousId": null` (and userId null) with every call;
+    # the API takes its traffic, so the wire flavour reads a null id as an absent one
+    NullableId: Any = Id | None if flavour == "wire" else optional(Id)
 
     class Call(BaseModel):
         model_config = config
 
-        userId: optional(Id) = None
-        anonymousId: optional(Id) = None
+        userId: NullableId = None
+        anonymousId: NullableId = None
         messageId: optional(Annotated[Text, Field(min_length=1, max_length=100)]) = None
         timestamp: optional(Timestamp) = None
-        context: optional(Object) = None
+        originalTimestamp: optional(Timestamp) = None
+        sentAt: optional(Timestamp) = None
+        # the call's context is kept as a dict (import merges context.library into its bytes)
+        context: optional(_object_matching(web, mobile)) = None
         # the document: "a list of booleans indicating the integrations that are enabled"
         integrations: optional(dict[str, StrictBool]) = None
 
@@ -125,11 +273,14 @@ def _define(strict: bool) -> dict[str, type[BaseModel]]:
         def _rules(self) -> Call:
             event = self.__dict__.get("event")
             if event in SEMANTIC_EVENTS:
-                if strict:  # rare: the lax models check them, with their properties
+                if flavour == "strict":  # rare: the lax models check them, with their properties
                     raise ValueError("semantic event")
                 problem = semantic_event_problem(event, self.__dict__)
                 if problem:
                     raise ValueError(problem)
+                typed_fields = _semantic_adapter(event)
+                if typed_fields:
+                    typed_fields.validate_python(self.__dict__)
                 return self
             if self.type != "alias" and not (self.userId or self.anonymousId):
                 raise ValueError(f"{self.type} needs userId or anonymousId")
@@ -137,33 +288,34 @@ def _define(strict: bool) -> dict[str, type[BaseModel]]:
 
     class Identify(Call):
         type: Literal["identify"] = "identify"
-        if not strict:
-            traits: optional(Object) = None
+        traits: optional(typed(shapes["identify_traits"])) = None
 
     class Track(Call):
         type: Literal["track"] = "track"
         event: Annotated[Text, Field(min_length=1)]
-        if not strict:
-            properties: optional(Object) = None
+        if Free:
+            properties: Free = None
 
     class View(Call):  # page and screen: the same fields
         name: optional(Text) = None
         category: optional(Text) = None
-        if not strict:
-            properties: optional(Object) = None
 
     class Page(View):
         type: Literal["page"] = "page"
+        context: optional(_object_matching(web)) = None  # the document: only the web context
+        properties: optional(typed(shapes["page_properties"])) = None
 
     class Screen(View):
         type: Literal["screen"] = "screen"
+        context: optional(_object_matching(mobile)) = None  # the document: only the mobile context
+        if Free:
+            properties: Free = None
 
     class Group(Call):
         type: Literal["group"] = "group"
         groupId: Annotated[Id, Field(min_length=1)]
         objectTypeId: optional(Id) = None
-        if not strict:
-            traits: optional(Object) = None
+        traits: optional(typed(shapes["group_traits"])) = None
 
     class Alias(Call):
         type: Literal["alias"] = "alias"
@@ -173,28 +325,112 @@ def _define(strict: bool) -> dict[str, type[BaseModel]]:
     return dict(zip(CALL_TYPES, (Identify, Track, Page, Screen, Group, Alias)))
 
 
-_adapters: dict[tuple[str, bool], TypeAdapter[Any]] = {}
-_models: dict[bool, dict[str, type[BaseModel]]] = {}
+_adapters: dict[tuple[str, str], TypeAdapter[Any]] = {}
+_models: dict[str, dict[str, type[BaseModel]]] = {}
 
 
-def models(strict: bool = False) -> dict[str, type[BaseModel]]:
+def models(flavour: Flavour = "lax") -> dict[str, type[BaseModel]]:
     """The six models by call type, defined on first use (the import path needs only strict)."""
-    if strict not in _models:
-        _models[strict] = _define(strict)
-    return _models[strict]
+    if flavour not in _models:
+        _models[flavour] = _define(flavour)
+    return _models[flavour]
 
 
 def _union(models: dict[str, type[BaseModel]]) -> Any:
     return Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # type: ignore[misc]
 
 
-def adapter(kind: str = "any", *, strict: bool = False) -> TypeAdapter[Any]:
-    """A cached TypeAdapter for one call type, "any" (discriminated on `type`), or "list" of any."""
-    key = (kind, strict)
+def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
+    """A cached TypeAdapter for one call type, "any" (discriminated on `type`), or "list" of any.
+
+    Flavours: "lax" judges what a user gives cdp (numeric ids, any timestamp, nulls for absent
+    fields) and its verdict on a call is final; "strict" is import's fast path (see the module
+    docstring); "wire" judges a body as the API would (`cdp serve`): string ids, RFC 3339
+    timestamps, no nulls.
+    """
+    key = (kind, flavour)
     if key not in _adapters:
-        by_type = models(strict)
+        by_type = models(flavour)
         shape = {"any": _union(by_type), "list": list[_union(by_type)]}.get(kind) or by_type[kind]  # type: ignore[misc]
         _adapters[key] = TypeAdapter(shape)
+    return _adapters[key]
+
+
+@lru_cache(maxsize=None)
+def batch_envelope() -> TypeAdapter[Any]:
+    """A /batch body's own fields, as the API judges them (`cdp serve`); its calls are checked apart."""
+    shapes = _documented(lax=False)
+
+    class Envelope(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+
+        batch: list[Any]
+        context: _object_matching(shapes["web_context"], shapes["mobile_context"]) = None
+        integrations: dict[str, StrictBool] = None
+        sentAt: Annotated[StrictStr, StringConstraints(pattern=RFC3339)] = None
+
+    return TypeAdapter(Envelope)
+
+
+@lru_cache(maxsize=None)
+def _semantic_shapes() -> dict[str, type[BaseModel]]:
+    """What the document types in each semantic event (#/components/schemas/create_update_device, …)."""
+    config = ConfigDict(extra="ignore", defer_build=True)
+
+    class Part(BaseModel):
+        model_config = config
+
+    class Token(Part):
+        token: StrictStr = None
+        type: Literal["ios", "android"] = None
+
+    class DeviceContext(Part):
+        device: Token = None
+
+    class DeviceEvent(Part):
+        context: DeviceContext = None
+
+    class ObjectProperties(Part):
+        objectId: StrictStr = None
+        objectTypeId: StrictInt = None  # an integer here, a string everywhere else
+
+    class ObjectEvent(Part):
+        properties: ObjectProperties = None
+
+    class DeliveryProperties(Part):
+        deliveryId: StrictStr = None
+        metric: Literal["delivered", "clicked", "converted", "opened"] = None
+        recipient: StrictStr = None
+        reason: StrictStr = None
+        actionValue: StrictStr = None
+        href: StrictStr = None
+
+    class DeliveryEvent(Part):
+        properties: DeliveryProperties = None
+
+    class ContentProperties(Part):
+        actionType: Literal["viewed_content", "clicked_content"] = None
+        contentId: StrictInt = None
+        templateId: StrictInt = None
+
+    class ContentEvent(Part):
+        properties: ContentProperties = None
+
+    return {
+        "Device Created or Updated": DeviceEvent,
+        "Device Deleted": DeviceEvent,
+        "Relationship Deleted": ObjectEvent,
+        "Object Deleted": ObjectEvent,
+        "Report Delivery Event": DeliveryEvent,
+        "Report Content Event": ContentEvent,
+    }
+
+
+def _semantic_adapter(event: str) -> TypeAdapter[Any] | None:
+    key = (event, "semantic")
+    if key not in _adapters:
+        shape = _semantic_shapes().get(event)
+        _adapters[key] = TypeAdapter(shape) if shape else None  # type: ignore[assignment]
     return _adapters[key]
 
 

@@ -174,18 +174,26 @@ class Receiver:
         return None
 
     def _validate(self, kind: str, body: Any) -> tuple[list[dict[str, Any]], list[str]]:
+        from pydantic import ValidationError
+
+        from cdpcli.models import batch_envelope, describe_errors
+
         if not isinstance(body, dict):
             return [], ["body must be a JSON object"]
         if kind != "batch":
-            call = {k: v for k, v in body.items() if k != "sentAt"}
-            if call.get("type", kind) != kind:
-                return [], [f"type {call.get('type')!r} does not match the path /v1/{kind}"]
-            call["type"] = kind
-            [problem] = self._check_calls([call])
-            return ([], [problem]) if problem else ([call], [])
-        items = body.get("batch")
-        if not isinstance(items, list):
+            if body.get("type", kind) != kind:
+                return [], [f"type {body.get('type')!r} does not match the path /v1/{kind}"]
+            [problem] = self._check_calls([{**body, "type": kind}])
+            if problem:
+                return [], [problem]
+            return [{k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}], []
+        if not isinstance(body.get("batch"), list):
             return [], ["batch must be an array of calls"]
+        try:
+            batch_envelope().validate_python(body)
+        except ValidationError as exc:
+            return [], describe_errors(exc)
+        items = body["batch"]
         if len(items) > MAX_BATCH_CALLS:
             return [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
         calls, errors = [], []
@@ -203,9 +211,9 @@ class Receiver:
         from cdpcli.models import adapter, describe_errors
 
         try:  # the common case in one pass: every call valid as it stands
-            adapter("list", strict=True).validate_python(calls)
+            adapter("list", "strict").validate_python(calls)
             # the strict models leave these undeclared (see models.py); a quick look instead
-            if any(not isinstance(call.get(key, {}), (dict, type(None))) for call in calls for key in OBJECT_FIELDS):
+            if any(not isinstance(call.get(key, {}), dict) for call in calls for key in OBJECT_FIELDS):
                 raise ValueError("not all objects")
             verdicts: list[str | None] = [None] * len(calls)
         except ValueError:  # pydantic's ValidationError is one too
@@ -217,7 +225,7 @@ class Receiver:
                     verdicts.append("type: Field required")
                 else:
                     try:
-                        adapter("any").validate_python(call)
+                        adapter("any", "wire").validate_python(call)
                         verdicts.append(None)
                     except ValidationError as exc:
                         verdicts.append("; ".join(describe_errors(exc)))
@@ -311,7 +319,15 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 time.sleep(receiver.latency)
             self._reply(status, body, extra)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def __getattr__(self, name: str) -> Any:
+            # every method but POST (GET, TRACE, or one http.server has never heard of) gets a
+            # JSON 405, not http.server's HTML 501; a body it may carry is left unread, so close
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
+
+        def _not_allowed(self) -> None:
+            self.close_connection = True
             self._reply(405, _errors("the Data Pipelines API takes POST only"), {"Allow": "POST"})
 
         def _reply(self, status: int, body: Any, extra: dict[str, str]) -> None:
@@ -322,7 +338,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             for name, value in extra.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             receiver.log(f"{self.address_string()} {format % args}")
