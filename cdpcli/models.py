@@ -23,6 +23,7 @@ The six models are defined once and built in three flavours:
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
@@ -49,7 +50,16 @@ from cdpcli.wire import CALL_TYPES, parse_timestamp  # noqa: E402
 
 CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 # JSON Schema's "date-time" (RFC 3339), for values cdp passes through rather than normalises
-RFC3339 = r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$"
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: str) -> str:
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(f"expected an RFC 3339 date-time such as 2026-11-27T13:31:42Z, not {value[:40]!r}")
+    return value
+
+
+RFC3339: Any = Annotated[StrictStr, AfterValidator(_rfc3339)]
 
 
 # Customer.io's semantic events (track calls with reserved names) and what the OpenAPI
@@ -106,7 +116,6 @@ def _documented(lax: bool) -> dict[str, Any]:
     config = ConfigDict(extra="allow" if lax else "ignore", defer_build=True)
     Text: Any = StrictStr
     Flag: Any = StrictBool
-    DateTime: Any = Annotated[str, StringConstraints(pattern=RFC3339)]
 
     class Part(BaseModel):
         model_config = config
@@ -168,7 +177,7 @@ def _documented(lax: bool) -> dict[str, Any]:
 
     class IdentifyTraits(Part):  # identify's traits
         email: Text = None
-        createdAt: DateTime = None
+        createdAt: RFC3339 = None
         cio_subscription_preferences: SubscriptionPreferences = None
         unsubscribed: Flag = None
 
@@ -236,7 +245,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
     else:  # absent is fine, an explicit null is not (strict: the lax path decides)
         Id = StrictStr
         Text = StrictStr
-        Timestamp = Annotated[str, StringConstraints(pattern=CANONICAL_TIMESTAMP if flavour == "strict" else RFC3339)]
+        Timestamp = Annotated[str, StringConstraints(pattern=CANONICAL_TIMESTAMP)] if flavour == "strict" else RFC3339
 
         def optional(kind: Any) -> Any:
             return kind
@@ -367,7 +376,7 @@ def batch_envelope() -> TypeAdapter[Any]:
         batch: list[Any]
         context: _object_matching(shapes["web_context"], shapes["mobile_context"]) = None
         integrations: dict[str, StrictBool] = None
-        sentAt: Annotated[StrictStr, StringConstraints(pattern=RFC3339)] = None
+        sentAt: RFC3339 = None
 
     return TypeAdapter(Envelope)
 

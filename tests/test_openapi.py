@@ -280,3 +280,53 @@ def test_serve_refuses_huge_bodies_with_413(receiver):
     for size in (600_000, 12_000_000):  # over the limit, and far over it (drained, not kept)
         status, answer = post(receiver, "/v1/batch", None, raw=b'{"batch":["' + b"x" * size + b'"]}')
         assert status == 413 and "limit is 500,000" in answer["meta"]["errors"][0]
+
+
+# -- fields the document types inside context, traits and properties ------------------------
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["track", "-u", "1", "-e", "E", "-c", "active=yes"], "--context.active: Input should be a valid boolean"),
+        (["track", "-u", "1", "-e", "E", "-c", "channel=tv"], "--context.channel: Input should be 'browser', 'server' or 'mobile'"),
+        (["screen", "-u", "1", "-c", "device.type=web"], "--context.device.type: Input should be 'android' or 'ios'"),
+        (["page", "-u", "1", "-p", "url:=5"], "--properties.url: Input should be a valid string"),
+        (["identify", "-u", "1", "-t", "unsubscribed=yes"], "--traits.unsubscribed: Input should be a valid boolean"),
+        (["identify", "-u", "1", "-t", "createdAt=2026-01-02"], "--traits.createdAt: expected an RFC 3339 date-time"),
+        (["group", "-u", "1", "--group", "g", "-t", "relationshipAttributes:=[1]"],
+         "--traits.relationshipAttributes: Input should be a valid dictionary"),
+        (["track", "-e", "Report Delivery Event", "-p", "metric=bounced"], "--properties.metric: Input should be"),
+    ],
+)
+def test_typed_fields_are_checked_before_sending(send, receiver, args, error):
+    run = send(*args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert error in run.stderr
+    assert receiver.requests == []
+
+
+def test_typed_fields_pass_through_exactly_as_given(send, receiver):
+    context = {"active": True, "page": {"url": "https://e.com", "extra": None}, "os": {"name": "iOS"}}
+    run = send("track", "-u", "1", "-e", "E", "--context", json.dumps(context))
+    assert run.exit_code == 0, run.stderr
+    sent = receiver.calls[0]["context"]
+    assert {k: v for k, v in sent.items() if k != "library"} == context
+
+
+def test_import_rejects_typed_field_violations_by_line(send, receiver, tmp_path):
+    lines = [
+        {"type": "track", "userId": "1", "event": "E", "context": {"ip": "1.2.3.4"}},
+        {"type": "track", "userId": "1", "event": "E", "context": {"active": "yes"}},
+        {"type": "page", "userId": "1", "properties": {"url": 5}},
+        {"type": "identify", "userId": "1", "traits": {"email": "a@example.com", "createdAt": "2026-01-02T03:04:05Z"}},
+        {"type": "identify", "userId": "1", "traits": {"email": ["a@example.com"]}},
+        {"type": "group", "userId": "1", "groupId": "g", "traits": {"object_type_id": 2}},
+    ]
+    source = tmp_path / "in.ndjson"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    run = send("import", str(source))
+    assert run.exit_code == 1
+    for line_no, error in [(2, "context.active: Input should be a valid boolean"), (3, "properties.url: Input should be a valid string"),
+                           (5, "traits.email: Input should be a valid string"), (6, "traits.object_type_id: Input should be a valid string")]:
+        assert f"{source}:{line_no}: {error}" in run.stderr
+    assert [call["type"] for call in receiver.calls] == ["track", "identify"]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import gzip
+import http.client
 import json
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from cdpcli.server import Receiver
-from tests.conftest import API_KEY, post
+from tests.conftest import API_KEY, BASIC, post
 
 
 
@@ -97,6 +99,39 @@ def test_bad_json_and_unknown_path(receiver):
     assert status == 400 and answer["meta"]["errors"][0].startswith("invalid JSON")
     status, _ = post(receiver, "/v1/nothing", {})
     assert status == 404
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "TRACE", "BREW", "HEAD"])
+def test_every_other_method_gets_a_json_405(receiver, method):
+    parts = urlsplit(receiver.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request(method, "/v1/track", body=b"{}", headers={"Authorization": BASIC})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    assert response.status == 405 and response.getheader("Allow") == "POST"
+    assert response.getheader("Content-Type") == "application/json"
+    if method != "HEAD":
+        assert "POST only" in json.loads(body)["meta"]["errors"][0]
+
+
+def test_the_python_sdks_null_ids_are_read_as_absent(receiver):
+    # customerio-cdp-analytics sends "anonymousId": null beside a userId (api-wire-facts.md §5)
+    call = {"type": "track", "userId": "42", "anonymousId": None, "event": "Signed Up",
+            "timestamp": "2026-11-27T13:36:48.608+00:00", "integrations": {}}
+    status, _ = post(receiver, "/v1/batch", {"batch": [call], "sentAt": "2026-11-27T13:36:48.700+00:00"})
+    assert status == 200 and len(receiver.calls) == 1
+    status, answer = post(receiver, "/v1/batch", {"batch": [{**call, "userId": None}]})
+    assert status == 400 and "needs userId or anonymousId" in answer["meta"]["errors"][0]
+
+
+def test_batch_level_context_and_integrations_are_checked(receiver):
+    call = {"type": "track", "userId": "1", "event": "E"}
+    status, answer = post(receiver, "/v1/batch", {"batch": [call], "integrations": {"All": "yes"}})
+    assert status == 400 and answer["meta"]["errors"] == ["integrations.All: Input should be a valid boolean"]
+    status, answer = post(receiver, "/v1/batch", {"batch": [call], "context": {"active": 1}})
+    assert status == 400 and answer["meta"]["errors"] == ["context.active: Input should be a valid boolean"]
+    assert receiver.calls == []
 
 
 def test_empty_batch_is_accepted_and_creates_nothing(receiver):
