@@ -260,15 +260,16 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
     # (import checks on the bytes that each is an object)
     Free: Any = None if flavour == "strict" else optional(dict[str, Any])
 
-    # the official Python SDK sends `"anonymousId": null` (and userId null) with every call;
-    # the API takes its traffic, so the wire flavour reads a null id as an absent one
-    NullableId: Any = Id | None if flavour == "wire" else optional(Id)
+    # the official Python SDK sends null for the ids, name and category it leaves unset; the
+    # API takes its traffic, so the wire flavour reads null there as absent
+    def unset_by_sdk(kind: Any) -> Any:
+        return kind | None if flavour == "wire" else optional(kind)
 
     class Call(BaseModel):
         model_config = config
 
-        userId: NullableId = None
-        anonymousId: NullableId = None
+        userId: unset_by_sdk(Id) = None
+        anonymousId: unset_by_sdk(Id) = None
         messageId: optional(Annotated[Text, Field(min_length=1, max_length=100)]) = None
         timestamp: optional(Timestamp) = None
         originalTimestamp: optional(Timestamp) = None
@@ -306,8 +307,8 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
             properties: Free = None
 
     class View(Call):  # page and screen: the same fields
-        name: optional(Text) = None
-        category: optional(Text) = None
+        name: unset_by_sdk(Text) = None
+        category: unset_by_sdk(Text) = None
 
     class Page(View):
         type: Literal["page"] = "page"

@@ -52,10 +52,12 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     track[:] = [branch for branch in track if "groupId" not in branch["allOf"][0]["required"]]
     # the batch item "Track / Anonymous User" requires no anonymousId (its single-call twin does)
     _walk(schemas["batch"], _anonymous_needs_its_id)
-    # the Python SDK sends `"anonymousId": null` beside a userId (and the reverse): a null id
-    # is an absent one
+    # the Python SDK sends null for the ids, name and category it leaves unset (`"anonymousId":
+    # null` beside a userId): the API takes its traffic, so null there is read as absent
     for name in ("userId", "anonymousId"):
         schemas[name] = {"anyOf": [schemas[name], {"type": "null"}]}
+    for kind in ("page", "screen", "batch"):
+        _walk(schemas[kind], _name_and_category_nullable)
     # SPEC: the id a call is required to carry must not be empty (the document has no minLength)
     _walk(schemas, _required_ids_not_empty)
     # SPEC: messageId is non-empty (it is what the API de-duplicates on) and, as Segment
@@ -78,6 +80,13 @@ def _required_ids_not_empty(node: dict[str, Any]) -> None:
     event = node.get("properties", {}).get("event")
     if isinstance(event, dict) and event.get("type") == "string":
         event["minLength"] = 1  # SPEC: track needs an event; an empty name is none
+
+
+def _name_and_category_nullable(node: dict[str, Any]) -> None:
+    fields = node.get("properties", {})
+    if fields.get("type", {}).get("enum") in (["page"], ["screen"]):  # a page or screen call's own level
+        for name in ("name", "category"):
+            fields[name] = {"anyOf": [fields.get(name, {"type": "string"}), {"type": "null"}]}
 
 
 def _anonymous_needs_its_id(node: dict[str, Any]) -> None:

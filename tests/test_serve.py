@@ -178,3 +178,13 @@ def test_cdp_serve_command_writes_ndjson(tmp_path):
         proc.terminate()
         proc.wait(timeout=5)
     assert API_KEY not in proc.stderr.read()
+
+
+def test_the_official_python_sdks_traffic_is_accepted_in_strict_mode(receiver):
+    # what customerio-cdp-analytics 1.0 puts on the wire for a page call (api-wire-facts.md §5)
+    call = {"integrations": {}, "anonymousId": None, "properties": {"path": "/pricing"}, "category": None,
+            "timestamp": "2026-11-27T13:36:48.608412+00:00", "context": {"library": {"name": "analytics-python", "version": "1.0.2"}},
+            "userId": "42", "type": "page", "name": None, "messageId": "2acb472a-6bcd-4d76-b3d8-9c62a65215d7"}
+    status, answer = post(receiver, "/v1/batch", {"batch": [call], "sentAt": "2026-11-27T13:36:48.700+00:00"})
+    assert (status, answer) == (200, {})
+    assert receiver.calls[0]["messageId"] == call["messageId"]
