@@ -3,7 +3,7 @@
 Field names are the wire's camelCase names, so a model dumps straight to the body.
 Fields we do not model pass through untouched. Inside traits, properties and context only the
 fields Customer.io's OpenAPI document types are checked (context.active is a boolean,
-context.device.type is ios or android, a page's properties.url is a string, …: see `_documented`);
+context.device.type is ios or android, a page's properties.url is a string, …: see `ContextCommon` and below);
 those objects are still sent exactly as given.
 
 The six models are defined once and built in three flavours:
@@ -26,6 +26,8 @@ import os
 import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
+
+from typing_extensions import TypedDict
 
 # Pydantic scans every installed package's entry points for plugins when it builds the first
 # model (~20 ms at start-up); cdp uses none, so skip the scan unless the user asked for one.
@@ -107,99 +109,107 @@ def _timestamp(value: Any) -> Any:
     raise ValueError("expected an ISO-8601 date-time string")
 
 
-def _documented(lax: bool) -> dict[str, Any]:
-    """The fields the OpenAPI document types inside context, traits and properties.
+# The fields the OpenAPI document types inside context, traits and properties, as TypedDicts:
+# a typed key may be absent but not null, other keys are ignored (so validating JSON bytes
+# builds no Python for them), and checking one costs less than building a model instance.
+_IGNORE_OTHERS = ConfigDict(extra="ignore")
 
-    Every class allows (lax) or ignores (strict, wire) other keys, and a typed field may be
-    absent but not null. Ignoring the rest means validating JSON bytes builds no Python for it.
-    """
-    config = ConfigDict(extra="allow" if lax else "ignore", defer_build=True)
-    Text: Any = StrictStr
-    Flag: Any = StrictBool
 
-    class Part(BaseModel):
-        model_config = config
+class _Part(TypedDict, total=False):
+    __pydantic_config__ = _IGNORE_OTHERS  # type: ignore[misc]
 
-    class ContextCommon(Part):  # #/components/schemas/context_common
-        active: Flag = None
-        ip: Text = None
-        locale: Text = None
-        userAgent: Text = None
-        channel: Literal["browser", "server", "mobile"] = None
 
-    class PageContext(Part):  # context_page
-        name: Text = None
-        title: Text = None
-        path: Text = None
-        referrer: Text = None
-        search: Text = None
-        url: Text = None
-        keywords: list[Text] = None
+class ContextCommon(_Part, total=False):  # #/components/schemas/context_common
+    active: StrictBool
+    ip: StrictStr
+    locale: StrictStr
+    userAgent: StrictStr
+    channel: Literal["browser", "server", "mobile"]
 
-    class WebContext(ContextCommon):  # context_non_mobile
-        campaign: dict[str, Text] = None
-        page: PageContext = None
 
-    class App(Part):
-        name: Text = None
-        version: Text = None
-        build: Text = None
-        namespace: Text = None
+class PageContext(_Part, total=False):  # context_page
+    name: StrictStr
+    title: StrictStr
+    path: StrictStr
+    referrer: StrictStr
+    search: StrictStr
+    url: StrictStr
+    keywords: list[StrictStr]
 
-    class Device(Part):
-        id: Text = None
-        advertisingId: Text = None
-        manufacturer: Text = None
-        model: Text = None
-        name: Text = None
-        type: Literal["android", "ios"] = None
-        version: Text = None
 
-    class Network(Part):
-        bluetooth: Flag = None
-        carrier: Text = None
-        cellular: Flag = None
-        wifi: Flag = None
+class WebContext(ContextCommon, total=False):  # context_non_mobile
+    campaign: dict[str, StrictStr]
+    page: PageContext
 
-    class OS(Part):
-        name: Text = None
-        version: Text = None
 
-    class MobileContext(ContextCommon):  # context_mobile
-        app: App = None
-        device: Device = None
-        network: Network = None
-        os: OS = None
+class App(_Part, total=False):
+    name: StrictStr
+    version: StrictStr
+    build: StrictStr
+    namespace: StrictStr
 
-    class SubscriptionPreferences(Part):
-        topics: dict[str, Flag] = None
-        channels: dict[str, Flag] = None
 
-    class IdentifyTraits(Part):  # identify's traits
-        email: Text = None
-        createdAt: RFC3339 = None
-        cio_subscription_preferences: SubscriptionPreferences = None
-        unsubscribed: Flag = None
+class Device(_Part, total=False):
+    id: StrictStr
+    advertisingId: StrictStr
+    manufacturer: StrictStr
+    model: StrictStr
+    name: StrictStr
+    type: Literal["android", "ios"]
+    version: StrictStr
 
-    class GroupTraits(Part):  # group's traits
-        object_type_id: Text = None
-        relationshipAttributes: dict[str, Any] = None
 
-    class PageProperties(Part):  # page's properties
-        category: Text = None
-        title: Text = None
-        url: Text = None
-        referrer: Text = None
-        path: Text = None
-        search: Text = None
+class Network(_Part, total=False):
+    bluetooth: StrictBool
+    carrier: StrictStr
+    cellular: StrictBool
+    wifi: StrictBool
 
-    return {
-        "web_context": WebContext,
-        "mobile_context": MobileContext,
-        "identify_traits": IdentifyTraits,
-        "group_traits": GroupTraits,
-        "page_properties": PageProperties,
-    }
+
+class OS(_Part, total=False):
+    name: StrictStr
+    version: StrictStr
+
+
+class MobileContext(ContextCommon, total=False):  # context_mobile
+    app: App
+    device: Device
+    network: Network
+    os: OS
+
+
+class AnyContext(WebContext, MobileContext, total=False):
+    """Both halves typed at once: stricter than the document's either-or, which the strict
+    flavour may be (a context it refuses goes to the lax path). Keeps `library` so that import
+    knows whether to add cdp's."""
+
+    library: dict[str, Any]
+
+
+class SubscriptionPreferences(_Part, total=False):
+    topics: dict[str, StrictBool]
+    channels: dict[str, StrictBool]
+
+
+class IdentifyTraits(_Part, total=False):  # identify's traits
+    email: StrictStr
+    createdAt: RFC3339
+    cio_subscription_preferences: SubscriptionPreferences
+    unsubscribed: StrictBool
+
+
+class GroupTraits(_Part, total=False):  # group's traits
+    object_type_id: StrictStr
+    relationshipAttributes: dict[str, Any]
+
+
+class PageProperties(_Part, total=False):  # page's properties
+    category: StrictStr
+    title: StrictStr
+    url: StrictStr
+    referrer: StrictStr
+    path: StrictStr
+    search: StrictStr
 
 
 def _object_matching(*shapes: type[BaseModel]) -> Any:
@@ -251,8 +261,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
             return kind
 
     config = ConfigDict(extra="allow" if lax else "ignore", defer_build=True)
-    shapes = _documented(lax)
-    web, mobile = shapes["web_context"], shapes["mobile_context"]
+    web, mobile = WebContext, MobileContext
     # strict and wire check the typed fields of traits/properties straight from the input and
     # ignore the rest; lax checks the same fields but keeps the object exactly as given
     typed = _object_matching if lax else (lambda shape: shape)
@@ -274,8 +283,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
         timestamp: optional(Timestamp) = None
         originalTimestamp: optional(Timestamp) = None
         sentAt: optional(Timestamp) = None
-        # the call's context is kept as a dict (import merges context.library into its bytes)
-        context: optional(_object_matching(web, mobile)) = None
+        context: optional(AnyContext if flavour == "strict" else _object_matching(web, mobile)) = None
         # the document: "a list of booleans indicating the integrations that are enabled"
         integrations: optional(dict[str, StrictBool]) = None
 
@@ -298,7 +306,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
 
     class Identify(Call):
         type: Literal["identify"] = "identify"
-        traits: optional(typed(shapes["identify_traits"])) = None
+        traits: optional(typed(IdentifyTraits)) = None
 
     class Track(Call):
         type: Literal["track"] = "track"
@@ -312,12 +320,14 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
 
     class Page(View):
         type: Literal["page"] = "page"
-        context: optional(_object_matching(web)) = None  # the document: only the web context
-        properties: optional(typed(shapes["page_properties"])) = None
+        # the document: only the web context
+        context: optional(AnyContext if flavour == "strict" else _object_matching(web)) = None
+        properties: optional(typed(PageProperties)) = None
 
     class Screen(View):
         type: Literal["screen"] = "screen"
-        context: optional(_object_matching(mobile)) = None  # the document: only the mobile context
+        # the document: only the mobile context
+        context: optional(AnyContext if flavour == "strict" else _object_matching(mobile)) = None
         if Free:
             properties: Free = None
 
@@ -325,7 +335,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
         type: Literal["group"] = "group"
         groupId: Annotated[Id, Field(min_length=1)]
         objectTypeId: optional(Id) = None
-        traits: optional(typed(shapes["group_traits"])) = None
+        traits: optional(typed(GroupTraits)) = None
 
     class Alias(Call):
         type: Literal["alias"] = "alias"
@@ -369,13 +379,11 @@ def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
 @lru_cache(maxsize=None)
 def batch_envelope() -> TypeAdapter[Any]:
     """A /batch body's own fields, as the API judges them (`cdp serve`); its calls are checked apart."""
-    shapes = _documented(lax=False)
-
     class Envelope(BaseModel):
         model_config = ConfigDict(extra="ignore")
 
         batch: list[Any]
-        context: _object_matching(shapes["web_context"], shapes["mobile_context"]) = None
+        context: _object_matching(WebContext, MobileContext) = None
         integrations: dict[str, StrictBool] = None
         sentAt: RFC3339 = None
 

@@ -84,7 +84,8 @@ def _required_ids_not_empty(node: dict[str, Any]) -> None:
 
 def _name_and_category_nullable(node: dict[str, Any]) -> None:
     fields = node.get("properties", {})
-    if fields.get("type", {}).get("enum") in (["page"], ["screen"]):  # a page or screen call's own level
+    kind = fields.get("type")
+    if isinstance(kind, dict) and kind.get("enum") in (["page"], ["screen"]):  # a page or screen call's own level
         for name in ("name", "category"):
             fields[name] = {"anyOf": [fields.get(name, {"type": "string"}), {"type": "null"}]}
 
