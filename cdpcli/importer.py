@@ -53,8 +53,6 @@ CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
 # Where one of these keys occurs once, its value must open an object. Occurring once and nested
 # means the top level has no such field, which is fine too.
-OBJECT_KEYS = (b'"properties"', b'"traits"')
-OBJECT_VALUE = re.compile(rb"\s*:\s*\{")
 # A JSON string token, and whether a colon follows it (then it is a key); linear time.
 JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
 
@@ -170,6 +168,7 @@ class Preparer:
         from cdpcli import models
 
         self.models = models
+        self.rules_hold = models.strict_rules_hold
         self.default_type = default_type
         # the core validators themselves: TypeAdapter's Python wrapper costs ~0.5 µs a line
         self.strict_any = models.adapter("any", "strict").validator
@@ -201,12 +200,8 @@ class Preparer:
             call = (self.strict_any if typed or self.strict_default is None else self.strict_default).validate_json(line).__dict__
         except ValueError:  # pydantic_core.ValidationError is a ValueError
             return self._slow(line_no, line)
-        if b"\\u" in line and has_escaped_key(line):
+        if not self.rules_hold(call) or (b"\\u" in line and has_escaped_key(line)):
             return self._slow(line_no, line)
-        for key in OBJECT_KEYS:  # undeclared in the strict models: each must hold an object
-            at = line.find(key)
-            if at >= 0 and (not OBJECT_VALUE.match(line, at + len(key)) or line.find(key, at + 1) >= 0):
-                return self._slow(line_no, line)  # not an object, or seen twice: let lax decide
         head = b"{" if typed else self.type_prefix
         if call["messageId"] is None:
             head += b'"messageId":"' + self.message_id(line_no, line) + b'",'

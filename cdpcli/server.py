@@ -26,7 +26,6 @@ from pydantic_core import to_json
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
 
-OBJECT_FIELDS = ("traits", "properties")
 
 
 @dataclass
@@ -208,13 +207,12 @@ class Receiver:
         """The API's verdict on each call: None when it is accepted, else the problem."""
         from pydantic import ValidationError
 
-        from cdpcli.models import adapter, describe_errors
+        from cdpcli.models import adapter, describe_errors, strict_rules_hold
 
         try:  # the common case in one pass: every call valid as it stands
             adapter("list", "strict").validate_python(calls)
-            # the strict models leave these undeclared (see models.py); a quick look instead
-            if any(not isinstance(call.get(key, {}), dict) for call in calls for key in OBJECT_FIELDS):
-                raise ValueError("not all objects")
+            if not all(map(strict_rules_hold, calls)):
+                raise ValueError("required fields: let the wire models say which")
             verdicts: list[str | None] = [None] * len(calls)
         except ValueError:  # pydantic's ValidationError is one too
             verdicts = []
