@@ -119,6 +119,10 @@ class _Part(TypedDict, total=False):
     __pydantic_config__ = _IGNORE_OTHERS  # type: ignore[misc]
 
 
+class AnyObject(_Part, total=False):
+    """Any JSON object, not built: every key is ignored."""
+
+
 class ContextCommon(_Part, total=False):  # #/components/schemas/context_common
     active: StrictBool
     ip: StrictStr
@@ -181,9 +185,9 @@ class MobileContext(ContextCommon, total=False):  # context_mobile
 class AnyContext(WebContext, MobileContext, total=False):
     """Both halves typed at once: stricter than the document's either-or, which the strict
     flavour may be (a context it refuses goes to the lax path). Keeps `library` so that import
-    knows whether to add cdp's."""
+    knows whether to add cdp's (as an empty dict: its contents are not needed)."""
 
-    library: dict[str, Any]
+    library: AnyObject
 
 
 class SubscriptionPreferences(_Part, total=False):
@@ -239,12 +243,6 @@ _MOBILE_KEYS = frozenset(("app", "device", "network", "os"))
 
 
 Flavour = Literal["lax", "strict", "wire"]
-
-
-class AnyObject(TypedDict, total=False):
-    """Any JSON object, not built: every key is ignored."""
-
-    __pydantic_config__ = _IGNORE_OTHERS  # type: ignore[misc]
 
 
 def _check_rules(call: BaseModel) -> BaseModel:
