@@ -43,6 +43,10 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     # nothing; its batch item requires both, as here)
     for branch, who in zip(schemas["group"]["anyOf"], ("userId", "anonymousId")):
         branch["allOf"][0]["required"] = [who, "groupId"]
+    # identify's "Anonymous User" branch types only email and createdAt in traits; the known-user
+    # branch also types cio_subscription_preferences and unsubscribed: cdp types all four always
+    known, anonymous = (branch["allOf"][0]["properties"]["traits"]["properties"] for branch in schemas["identify"]["anyOf"])
+    anonymous.update({k: v for k, v in known.items() if k not in anonymous})
     # a single /track call must carry "type" by the document, though /identify, /page, /screen
     # and /group need not: the path says the type, and serve takes it from there
     track = schemas["track"]["anyOf"][0]["anyOf"]
