@@ -174,14 +174,16 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     }
     rates: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}  # µs of CPU per call: client, receiver
+    wire_bytes: dict[str, float] = {}  # request body bytes per call, as the receiver saw them
     ratio_sdk, ratio_raw = [], []
     print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds")
     for round_no in range(1, rounds + 1):
         this = {}
         for name, (cmd, expected) in variants.items():
-            before, sink_before = receiver.accepted, time.process_time()
+            before, bytes_before, sink_before = receiver.accepted, receiver.accepted_bytes, time.process_time()
             seconds, _, client_cpu = run(cmd, env)
             got = receiver.accepted - before
+            wire_bytes[name] = (receiver.accepted_bytes - bytes_before) / expected
             cpu[name].append((client_cpu / expected * 1e6, (time.process_time() - sink_before) / expected * 1e6))
             if got != expected:
                 raise SystemExit(f"{name}: the receiver accepted {got:,} calls, expected {expected:,}")
@@ -197,6 +199,11 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     print("  CPU µs per call (client / receiver): " + ", ".join(
         f"{name} {statistics.median(c for c, _ in cpu[name]):.1f} / {statistics.median(r for _, r in cpu[name]):.1f}"
         for name in variants))
+    # The receiver's cost grows with the bytes it parses, so when it is the bottleneck (it is for
+    # raw, which costs its client almost nothing) cdp/raw cannot beat raw's bytes / cdp's bytes.
+    print("  body bytes per call (receiver CPU µs per KB): " + ", ".join(
+        f"{name} {wire_bytes[name]:.0f} ({statistics.median(r for _, r in cpu[name]) / wire_bytes[name] * 1000:.0f})"
+        for name in variants) + f"; receiver-bound ceiling for cdp/raw = {wire_bytes['raw'] / wire_bytes['cdp']:.2f}")
     target_sdk, target_raw = (5, 0.6) if latency_ms == 0 else (30, 0.8)
     print(f"  median (1)/(2) cdp/sdk = {statistics.median(ratio_sdk):.1f}   (target >= {target_sdk})")
     print(f"  median (1)/(3) cdp/raw = {statistics.median(ratio_raw):.2f}   (target >= {target_raw})")

@@ -70,6 +70,7 @@ class Receiver:
         self.log = log or (lambda text: None)
         self.calls: list[dict[str, Any]] = []
         self.accepted = 0  # calls accepted, counted even when not kept
+        self.accepted_bytes = 0  # bodies (uncompressed) of the requests that carried them
         self.requests: list[Received] = []
         self.script: deque[Scripted] = deque()
         self.reject_when: Callable[[dict[str, Any]], str | None] | None = None  # tests: extra 400 rule
@@ -152,7 +153,7 @@ class Receiver:
             return 400, _errors(*errors), {}
         for problem in errors:  # permissive mode: like the API, answer 200 and drop them
             self.log(f"dropped (not strict): {problem}")
-        self._record(calls)
+        self._record(calls, len(text))
         return 200, {}, {}
 
     def _check_auth(self, value: str) -> str | None:
@@ -232,7 +233,7 @@ class Receiver:
                 verdicts[index] = _size_problem(call) or (self.reject_when(call) if self.reject_when else None)
         return verdicts
 
-    def _record(self, calls: list[dict[str, Any]]) -> None:
+    def _record(self, calls: list[dict[str, Any]], body_bytes: int) -> None:
         if not calls:
             return
         lines = ""
@@ -244,6 +245,7 @@ class Receiver:
                 lines = "\n".join(json.dumps(call, ensure_ascii=False, separators=(",", ":")) for call in calls) + "\n"
         with self._lock:
             self.accepted += len(calls)
+            self.accepted_bytes += body_bytes
             if self.keep:
                 self.calls.extend(calls)
             if lines:
