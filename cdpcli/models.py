@@ -216,14 +216,15 @@ class PageProperties(_Part, total=False):  # page's properties
     search: StrictStr
 
 
-def _object_matching(*shapes: type[BaseModel]) -> Any:
+def _object_matching(*shapes: type) -> Any:
     """A JSON object that matches at least one of `shapes` (the document's oneOf, read as anyOf);
     the object itself passes through as given."""
-    checks: list[Any] = []  # built on first use: most single calls carry no context
+    checks: tuple[Any, ...] = ()  # built on first use: most single calls carry no context
 
     def check(value: dict[str, Any]) -> dict[str, Any]:
-        if not checks:
-            checks.extend(TypeAdapter(shape).validator for shape in shapes)
+        nonlocal checks
+        if not checks:  # two threads may both build them: the same, and assigned at once
+            checks = tuple(TypeAdapter(shape).validator for shape in shapes)
         first: ValidationError | None = None
         for validate in checks:
             try:
