@@ -197,17 +197,17 @@ class Preparer:
         """The bytes to send for one line, or InvalidLine. The hot path: keep it lean."""
         typed = b'"type"' in line
         try:
-            call = (self.strict_any if typed or self.strict_default is None else self.strict_default).validate_json(line).__dict__
+            call = (self.strict_any if typed or self.strict_default is None else self.strict_default).validate_json(line)
         except ValueError:  # pydantic_core.ValidationError is a ValueError
             return self._slow(line_no, line)
         if not self.rules_hold(call) or (b"\\u" in line and has_escaped_key(line)):
             return self._slow(line_no, line)
         head = b"{" if typed else self.type_prefix
-        if call["messageId"] is None:
+        if "messageId" not in call:
             head += b'"messageId":"' + self.message_id(line_no, line) + b'",'
-        if call["timestamp"] is None:
+        if "timestamp" not in call:
             head += self.timestamp_field
-        if call["context"] is None:
+        if "context" not in call:
             if b'"context"' in line:  # a nested key, or an escaped top-level one: unsure
                 return self._slow(line_no, line)
             ready = head + line[1:-1] + CONTEXT_FIELD
