@@ -3,10 +3,11 @@
 Field names are the wire's camelCase names, so a model dumps straight to the body.
 Fields we do not model pass through untouched. Inside traits, properties and context only the
 fields Customer.io's OpenAPI document types are checked (context.active is a boolean,
-context.device.type is ios or android, a page's properties.url is a string, …: see `ContextCommon` and below);
-those objects are still sent exactly as given.
+context.device.type is ios or android, a page's properties.url is a string, …: see
+`ContextCommon` and below); those objects are still sent exactly as given.
 
-The six models are defined once and built in three flavours:
+The six call types come in three flavours (lax and wire are models defined once, in `_define`;
+strict is a set of TypedDicts):
 - lax (the default): accepts numeric ids (sent as strings), any ISO-8601
   timestamp (normalised), nulls for absent fields; its verdict on a call is final.
 - wire (`cdp serve`): a body as the API would judge it — string ids, RFC 3339 timestamps,
