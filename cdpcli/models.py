@@ -22,18 +22,13 @@ strict is a set of TypedDicts):
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 from typing_extensions import Required, TypedDict
 
-# Pydantic scans every installed package's entry points for plugins when it builds the first
-# model (~20 ms at start-up); cdp uses none, so skip the scan unless the user asked for one.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
-from pydantic import (  # noqa: E402
+from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
@@ -48,7 +43,7 @@ from pydantic import (  # noqa: E402
     model_validator,
 )
 
-from cdpcli.wire import CALL_TYPES, parse_timestamp  # noqa: E402
+from cdpcli.wire import CALL_TYPES, parse_timestamp
 
 CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 # JSON Schema's "date-time" (RFC 3339), for values cdp passes through rather than normalises
