@@ -1,8 +1,11 @@
-"""Pure functions: item parsing, timestamps, URLs, auth, Retry-After."""
+"""Pure functions: item parsing, timestamps, URLs, auth, Retry-After; and start-up settings."""
 
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
 
@@ -130,3 +133,14 @@ def test_has_escaped_key(line, expected):
     from cdpcli.importer import has_escaped_key
 
     assert has_escaped_key(line) is expected
+
+
+def test_pydantic_plugins_are_skipped_unless_the_user_set_the_variable():
+    probe = ("import sys, cdpcli, os; from pydantic import TypeAdapter; TypeAdapter(int); "
+             "print(os.environ['PYDANTIC_DISABLE_PLUGINS'], 'importlib.metadata' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    ours = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert ours.stdout.split() == ["__all__", "False"]  # nothing scanned, importlib.metadata not loaded
+    theirs = subprocess.run([sys.executable, "-c", probe], env={**env, "PYDANTIC_DISABLE_PLUGINS": "some_plugin"},
+                            capture_output=True, text=True, check=True)
+    assert theirs.stdout.split() == ["some_plugin", "True"]  # the user's choice: pydantic's own loader
