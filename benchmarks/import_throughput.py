@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -158,14 +159,35 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
     """Wall seconds, peak RSS (KB) and CPU seconds of one subprocess."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, done = [0], threading.Event()
+    watcher = threading.Thread(target=_watch_peak_rss, args=(proc.pid, done, peak), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
+    done.set()
+    watcher.join()
     err = proc.stderr.read().decode()
     proc.stderr.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} … failed ({proc.returncode}):\n{err[-2000:]}")
-    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    # ru_maxrss is no good here: Linux counts the parent's resident memory at fork time in the
+    # child's peak (this process holds the receiver and the input: +30 MB and more)
+    return elapsed, peak[0] or usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def _watch_peak_rss(pid: int, done: threading.Event, peak: list[int]) -> None:
+    """The child's own peak (VmHWM, reset by exec), read every 20 ms until it is reaped."""
+    path = f"/proc/{pid}/status"
+    while not done.is_set():
+        try:
+            with open(path) as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+        except (OSError, ValueError):  # no /proc (not Linux), or the child is gone
+            return
+        done.wait(0.02)
 
 
 def cdp_command() -> list[str]:
