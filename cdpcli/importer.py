@@ -270,25 +270,34 @@ def unwrap_reject(data: dict[str, Any]) -> dict[str, Any]:
 # -- batches, settlement and checkpoints -----------------------------------------------------
 
 
+# A call's origin as one int, `source index << REF_SHIFT | line number`: a (source, line)
+# tuple per call kept the garbage collector busy (~0.75 µs a call); ints are not tracked.
+REF_SHIFT = 40
+
+
+def unref(packed: int) -> tuple[int, int]:
+    return packed >> REF_SHIFT, packed & ((1 << REF_SHIFT) - 1)
+
+
 @dataclass
 class Batch:
     calls: list[bytes] = field(default_factory=list)
-    refs: list[tuple[int, int]] = field(default_factory=list)  # (source index, line number)
+    refs: list[int] = field(default_factory=list)  # each call's origin (see REF_SHIFT)
     size: int = len(_BODY_HEAD) + _BODY_TAIL_LEN
     seq: int = 0
 
-    def add(self, call: bytes, ref: tuple[int, int]) -> None:
+    def add(self, call: bytes, origin: int) -> None:
         self.size += len(call) + (1 if self.calls else 0)
         self.calls.append(call)
-        self.refs.append(ref)
+        self.refs.append(origin)
 
     def halves(self) -> tuple[Batch, Batch]:
         mid = len(self.calls) // 2
         first, second = Batch(seq=self.seq), Batch(seq=self.seq)
-        for call, ref in zip(self.calls[:mid], self.refs[:mid]):
-            first.add(call, ref)
-        for call, ref in zip(self.calls[mid:], self.refs[mid:]):
-            second.add(call, ref)
+        for call, origin in zip(self.calls[:mid], self.refs[:mid]):
+            first.add(call, origin)
+        for call, origin in zip(self.calls[mid:], self.refs[mid:]):
+            second.add(call, origin)
         return first, second
 
 
@@ -347,7 +356,7 @@ class Settlement:
 
 def _first_lines(batch: Batch) -> dict[int, int]:
     firsts: dict[int, int] = {}
-    for source, line_no in batch.refs:
+    for source, line_no in map(unref, batch.refs):
         firsts.setdefault(source, line_no)
     return firsts
 
@@ -594,7 +603,7 @@ class Importer:
             if batch.calls and (batch.size + size > max_bytes or len(batch.calls) >= max_calls):
                 batch = self._ship(batch, batches)
             batch.calls.append(ready)
-            batch.refs.append((source, line_no))
+            batch.refs.append(source << REF_SHIFT | line_no)
             batch.size += size
         self.stats.read += read
         self.stats.skipped += skipped
@@ -708,7 +717,7 @@ class Importer:
     def _fail(self, batch: Batch, reason: str) -> None:
         with self._stats_lock:
             self.stats.failed += len(batch.calls)
-        for call, (source, line_no) in zip(batch.calls, batch.refs):
+        for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs)):
             self.rejects.add(self.sources[source].label, line_no, reason, call)
 
     # the rest ---------------------------------------------------------------------------
