@@ -26,8 +26,6 @@ from pydantic_core import to_json
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
 
-
-
 @dataclass
 class Scripted:
     """A canned answer for the next request (tests use these to drive retries)."""
