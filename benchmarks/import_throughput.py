@@ -19,7 +19,7 @@ of `cdp import` on 1,000,000 lines.
 Targets (default flags): (1)/(3) >= 0.6 loopback, >= 0.8 at 50 ms; (1)/(2) >= 5 loopback,
 >= 30 at 50 ms; peak RSS < 150 MB on 1,000,000 lines.
 
-Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 3] [--sdk-events 20000]
+Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 5] [--sdk-events 20000]
        [--rss-lines 1000000] [--latencies 0,50]
 Needs: pip install -e '.[bench]' (the SDK).
 """
@@ -266,7 +266,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--sdk-events-slow", type=int, default=20_000,
                         help="calls for the SDK when the receiver adds latency (it sends 100 per request, one at a time)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latencies", default="0,50", help="receiver latencies in ms, comma-separated")
     parser.add_argument("--rss-lines", type=int, default=1_000_000, help="0 skips the memory run")
     args = parser.parse_args()
