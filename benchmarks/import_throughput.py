@@ -19,7 +19,7 @@ of `cdp import` on 1,000,000 lines.
 Targets (default flags): (1)/(3) >= 0.6 loopback, >= 0.8 at 50 ms; (1)/(2) >= 5 loopback,
 >= 30 at 50 ms; peak RSS < 150 MB on 1,000,000 lines.
 
-Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 5] [--sdk-events 20000]
+Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 5] [--sdk-events-slow 20000]
        [--rss-lines 1000000] [--latencies 0,50]
 Needs: pip install -e '.[bench]' (the SDK).
 """
