@@ -211,6 +211,64 @@ class PageProperties(_Part, total=False):  # page's properties
     search: StrictStr
 
 
+# What the document types in each semantic event (#/components/schemas/create_update_device, …)
+
+
+class _DeviceToken(_Part, total=False):
+    token: StrictStr
+    type: Literal["ios", "android"]
+
+
+class _DeviceContext(_Part, total=False):
+    device: _DeviceToken
+
+
+class _DeviceEvent(_Part, total=False):
+    context: _DeviceContext
+
+
+class _ObjectProperties(_Part, total=False):
+    objectId: StrictStr
+    objectTypeId: StrictInt  # an integer here, a string everywhere else
+
+
+class _ObjectEvent(_Part, total=False):
+    properties: _ObjectProperties
+
+
+class _DeliveryProperties(_Part, total=False):
+    deliveryId: StrictStr
+    metric: Literal["delivered", "clicked", "converted", "opened"]
+    recipient: StrictStr
+    reason: StrictStr
+    actionValue: StrictStr
+    href: StrictStr
+
+
+class _DeliveryEvent(_Part, total=False):
+    properties: _DeliveryProperties
+
+
+class _ContentProperties(_Part, total=False):
+    actionType: Literal["viewed_content", "clicked_content"]
+    contentId: StrictInt
+    templateId: StrictInt
+
+
+class _ContentEvent(_Part, total=False):
+    properties: _ContentProperties
+
+
+_SEMANTIC_SHAPES: dict[str, type] = {
+    "Device Created or Updated": _DeviceEvent,
+    "Device Deleted": _DeviceEvent,
+    "Relationship Deleted": _ObjectEvent,
+    "Object Deleted": _ObjectEvent,
+    "Report Delivery Event": _DeliveryEvent,
+    "Report Content Event": _ContentEvent,
+}
+
+
 # The strict flavour (import's fast path, and cdp serve's first look at a batch) as TypedDicts:
 # validating into a plain dict costs ~40 % less than building a model, and strict needs no
 # model behaviour. Absent fields are absent keys; the rules live in `strict_rules_hold`.
@@ -347,7 +405,6 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
             return kind
 
     config = ConfigDict(extra="allow" if lax else "ignore", defer_build=True)
-    web, mobile = WebContext, MobileContext
     # wire checks the typed fields of traits/properties straight from the input and ignores the
     # rest; lax checks the same fields but keeps the object exactly as given
     typed = _object_matching if lax else (lambda shape: shape)
@@ -367,7 +424,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
         timestamp: optional(Timestamp) = None
         originalTimestamp: optional(Timestamp) = None
         sentAt: optional(Timestamp) = None
-        context: optional(_object_matching(web, mobile)) = None
+        context: optional(_object_matching(WebContext, MobileContext)) = None
         # the document: "a list of booleans indicating the integrations that are enabled"
         integrations: optional(dict[str, StrictBool]) = None
 
@@ -391,13 +448,13 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
     class Page(View):
         type: Literal["page"] = "page"
         # the document: only the web context
-        context: optional(_object_matching(web)) = None
+        context: optional(_object_matching(WebContext)) = None
         properties: optional(typed(PageProperties)) = None
 
     class Screen(View):
         type: Literal["screen"] = "screen"
         # the document: only the mobile context
-        context: optional(_object_matching(mobile)) = None
+        context: optional(_object_matching(MobileContext)) = None
         properties: Free = None
 
     class Group(Call):
@@ -460,65 +517,9 @@ def batch_envelope() -> TypeAdapter[Any]:
 
 
 @lru_cache(maxsize=None)
-def _semantic_shapes() -> dict[str, type[BaseModel]]:
-    """What the document types in each semantic event (#/components/schemas/create_update_device, …)."""
-    config = ConfigDict(extra="ignore", defer_build=True)
-
-    class Part(BaseModel):
-        model_config = config
-
-    class Token(Part):
-        token: StrictStr = None
-        type: Literal["ios", "android"] = None
-
-    class DeviceContext(Part):
-        device: Token = None
-
-    class DeviceEvent(Part):
-        context: DeviceContext = None
-
-    class ObjectProperties(Part):
-        objectId: StrictStr = None
-        objectTypeId: StrictInt = None  # an integer here, a string everywhere else
-
-    class ObjectEvent(Part):
-        properties: ObjectProperties = None
-
-    class DeliveryProperties(Part):
-        deliveryId: StrictStr = None
-        metric: Literal["delivered", "clicked", "converted", "opened"] = None
-        recipient: StrictStr = None
-        reason: StrictStr = None
-        actionValue: StrictStr = None
-        href: StrictStr = None
-
-    class DeliveryEvent(Part):
-        properties: DeliveryProperties = None
-
-    class ContentProperties(Part):
-        actionType: Literal["viewed_content", "clicked_content"] = None
-        contentId: StrictInt = None
-        templateId: StrictInt = None
-
-    class ContentEvent(Part):
-        properties: ContentProperties = None
-
-    return {
-        "Device Created or Updated": DeviceEvent,
-        "Device Deleted": DeviceEvent,
-        "Relationship Deleted": ObjectEvent,
-        "Object Deleted": ObjectEvent,
-        "Report Delivery Event": DeliveryEvent,
-        "Report Content Event": ContentEvent,
-    }
-
-
 def _semantic_adapter(event: str) -> TypeAdapter[Any] | None:
-    key = (event, "semantic")
-    if key not in _adapters:
-        shape = _semantic_shapes().get(event)
-        _adapters[key] = TypeAdapter(shape) if shape else None  # type: ignore[assignment]
-    return _adapters[key]
+    shape = _SEMANTIC_SHAPES.get(event)
+    return TypeAdapter(shape) if shape else None
 
 
 def any_call_adapter() -> TypeAdapter[Any]:
