@@ -51,8 +51,6 @@ CHUNK_BYTES = 1 << 20
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
-# Where one of these keys occurs once, its value must open an object. Occurring once and nested
-# means the top level has no such field, which is fine too.
 # A JSON string token, and whether a colon follows it (then it is a key); linear time.
 JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
 
