@@ -1,7 +1,8 @@
 """Throughput of `cdp import` against Customer.io's official Python SDK and the raw limit.
 
 For N realistic mixed calls (default 100,000, ~250 bytes each) and a receiver on loopback
-(`cdp serve`'s Receiver, in this process, which otherwise only waits), it measures events/s of:
+(`cdp serve`'s Receiver, set up as `cdp serve` runs it, in this process, which otherwise
+only waits), it measures events/s of:
 
   (1) cdp import FILE, default flags
   (2) the official SDK (customerio-cdp-analytics): the same file replayed through
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cdpcli.server import Receiver  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
+SERVE_COLLECT_EVERY = 10.0  # the receiver runs as `cdp serve` does: garbage collection on a schedule
 
 RAW_SENDER = r'''
 import http.client, sys, threading, base64
@@ -196,7 +198,7 @@ def cdp_command() -> list[str]:
 
 
 def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp: Path) -> None:
-    receiver = Receiver(api_key=None, keep=False, latency_ms=latency_ms).start()
+    receiver = Receiver(api_key=None, keep=False, latency_ms=latency_ms, collect_every=SERVE_COLLECT_EVERY).start()
     host = receiver.url[: -len("/v1")]
     raw_py, sdk_py = tmp / "raw.py", tmp / "sdk.py"
     raw_py.write_text(RAW_SENDER)
@@ -251,7 +253,7 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
 def measure_rss(lines: int, env: dict[str, str], tmp: Path) -> None:
     plain, _ = write_inputs(tmp, lines)
     (tmp / f"calls-{lines}-ids.ndjson").unlink()
-    receiver = Receiver(api_key=None, keep=False).start()
+    receiver = Receiver(api_key=None, keep=False, collect_every=SERVE_COLLECT_EVERY).start()
     seconds, peak_kb, _ = run([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "-q"], env)
     accepted = receiver.accepted
     receiver.stop()

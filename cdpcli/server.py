@@ -8,6 +8,7 @@ library HTTP server: no extra dependency, and one thread per connection is plent
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import json
 import random
@@ -59,6 +60,7 @@ class Receiver:
         latency_ms: int = 0,
         keep: bool = True,
         log: Callable[[str], None] | None = None,
+        collect_every: float | None = None,
     ) -> None:
         self.api_key = api_key
         self.out = out
@@ -77,6 +79,11 @@ class Receiver:
         self._server = _Server((host, port), _handler_for(self))
         self._server.log = self.log
         self._thread: threading.Thread | None = None
+        # None leaves the process's garbage collector alone (tests, a receiver inside another
+        # program); `cdp serve` owns its process and collects every 10 s (see _take_over_gc)
+        self.collect_every = collect_every
+        self._stopped = threading.Event()
+        self._collector: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -88,16 +95,47 @@ class Receiver:
         return f"http://{host}:{self.port}/v1"
 
     def start(self) -> Receiver:
+        self._take_over_gc()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cdp-serve", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self._server.serve_forever()
+        self._take_over_gc()
+        try:
+            self._server.serve_forever()
+        finally:
+            self._give_back_gc()
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._give_back_gc()
+
+    def _take_over_gc(self) -> None:
+        """Automatic garbage collection off while serving; a full collection every `collect_every` s.
+
+        A 500 KB body parses into ~10,000 containers, and CPython's collector runs every 700
+        new ones, promoting the bodies in flight to older generations that it then rescans: with
+        16 concurrent batch requests it took a third of the receiver's CPU, and more the more
+        clients sent at once. Parsed JSON holds no reference cycles (after repeated 100,000-call
+        imports gc.collect() finds nothing), so a collection on a schedule loses nothing.
+        """
+        if self.collect_every is None or self._collector is not None:
+            return
+        gc.disable()
+        self._collector = threading.Thread(target=self._collect_on_schedule, name="cdp-serve-gc", daemon=True)
+        self._collector.start()
+
+    def _collect_on_schedule(self) -> None:
+        assert self.collect_every is not None
+        while not self._stopped.wait(self.collect_every):
+            gc.collect()
+
+    def _give_back_gc(self) -> None:
+        if self._collector is not None and not self._stopped.is_set():
+            self._stopped.set()
+            gc.enable()
 
     def __enter__(self) -> Receiver:
         return self.start()
@@ -350,7 +388,7 @@ def run_server(*, host: str, port: int, api_key: str | None, out_path: str | Non
     out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout
     try:
         receiver = Receiver(host, port, api_key=api_key, out=out, fail_rate=fail_rate, latency_ms=latency_ms, keep=False,
-                            log=lambda text: print(text, file=sys.stderr, flush=True))
+                            collect_every=10.0, log=lambda text: print(text, file=sys.stderr, flush=True))
     except OSError as exc:
         from cdpcli.errors import UsageError
 

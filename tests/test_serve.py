@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import http.client
 import json
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from urllib.parse import urlsplit
 
 import pytest
@@ -144,6 +147,26 @@ def test_fail_rate_injects_retryable_failures():
         statuses = {post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] for _ in range(30)}
         assert statuses <= {500, 503, 429} and len(statuses) >= 2
         assert receiver.calls == []
+
+
+def test_collection_on_a_schedule_while_serving():
+    """`cdp serve`'s set-up: automatic GC off while it serves, cycles still collected on a
+    schedule, and the collector given back when it stops."""
+    assert gc.isenabled()
+
+    class Node:
+        pass
+
+    with Receiver(api_key=API_KEY, collect_every=0.05) as receiver:
+        assert not gc.isenabled()
+        assert post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] == 200
+        cycle = Node()
+        cycle.self = cycle
+        collected = threading.Event()
+        weakref.finalize(cycle, collected.set)
+        del cycle  # unreachable now, and only a collection can free it
+        assert collected.wait(5)
+    assert gc.isenabled()
 
 
 def test_cdp_serve_command_writes_ndjson(tmp_path):
