@@ -118,7 +118,9 @@ def base_url(endpoint: str | None, region: str) -> str:
         raise ValueError(f"{endpoint!r} is not a URL (e.g. http://127.0.0.1:8787/v1)")
     if "/" not in url[scheme_end + 3 :]:
         url += "/v1"
-    return url
+    # schemes are case-insensitive: `HTTPS://` must still get certificate checks (the sender
+    # verifies TLS by the lowercase scheme)
+    return url[:scheme_end].lower() + url[scheme_end:]
 
 
 def auth_header(api_key: str) -> str:

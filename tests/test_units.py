@@ -88,6 +88,8 @@ def test_format_timestamp_has_milliseconds():
         ("http://127.0.0.1:8787", "us", "http://127.0.0.1:8787/v1"),
         ("http://127.0.0.1:8787/", "us", "http://127.0.0.1:8787/v1"),
         ("http://h/custom/v1/", "eu", "http://h/custom/v1"),
+        # an upper-case scheme is still https, so the sender checks certificates
+        ("HTTPS://Proxy.example/V1", "us", "https://Proxy.example/V1"),
     ],
 )
 def test_base_url(endpoint, region, expected):
