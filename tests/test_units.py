@@ -1,4 +1,4 @@
-"""Pure functions: item parsing, timestamps, URLs, auth, Retry-After; and start-up settings."""
+"""Pure functions: item parsing, timestamps, URLs, auth, Retry-After, the checkpoint's settled lines; and start-up settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cdpcli.errors import UsageError
+from cdpcli.importer import REF_SHIFT, Batch, Settlement, Source
 from cdpcli.items import apply_items, parse_item
 from cdpcli.transport import retry_after_seconds
 from cdpcli.wire import auth_header, base_url, format_timestamp, mask_key, parse_timestamp
@@ -146,3 +147,27 @@ def test_pydantic_plugins_are_skipped_unless_the_user_set_the_variable():
     theirs = subprocess.run([sys.executable, "-c", probe], env={**env, "PYDANTIC_DISABLE_PLUGINS": "some_plugin"},
                             capture_output=True, text=True, check=True)
     assert theirs.stdout.split() == ["some_plugin", "True"]  # the user's choice: pydantic's own loader
+
+
+def test_settled_prefix_per_source_when_a_batch_spans_two_sources():
+    """The checkpoint's count per source stops before the first line of any open batch: a batch
+    spanning two files holds back both, a batch of one file only that file."""
+    sources = [Source("a", "a", b"a"), Source("b", "b", b"b")]
+    settlement = Settlement(sources)
+
+    def batch(seq: int, *origins: tuple[int, int]) -> Batch:
+        made = Batch(seq=seq)
+        for source, line_no in origins:
+            made.add(b"{}", source << REF_SHIFT | line_no)
+        return made
+
+    spanning, later = batch(1, (0, 9), (0, 10), (1, 1)), batch(2, (1, 2), (1, 3))
+    settlement.handled(0, 10)
+    settlement.handled(1, 3)
+    settlement.opened(spanning)
+    settlement.opened(later)
+    assert settlement.settled() == [8, 0]
+    settlement.closed(spanning)
+    assert settlement.settled() == [10, 1]
+    settlement.closed(later)
+    assert settlement.settled() == [10, 3]
