@@ -41,10 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cdpcli.server import Receiver  # noqa: E402
+from cdpcli.server import SERVE_COLLECT_EVERY, Receiver  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
-SERVE_COLLECT_EVERY = 10.0  # the receiver runs as `cdp serve` does: garbage collection on a schedule
 
 RAW_SENDER = r'''
 import http.client, sys, threading, base64

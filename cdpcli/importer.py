@@ -48,8 +48,6 @@ from cdpcli.wire import (
 )
 
 CHUNK_BYTES = 1 << 20
-MESSAGE_ID = b"%s%d-%08x"  # (source prefix, line number, CRC-32 of the line): see Preparer.message_id
-HEAD_WITH_MESSAGE_ID = b'%s"messageId":"' + MESSAGE_ID + b'",'
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
@@ -186,7 +184,7 @@ class Preparer:
         The line number makes ids unique within a source by construction, so the content only
         has to tell an edited line from the original: CRC-32 does that at a tenth of SHA-1's cost.
         """
-        return MESSAGE_ID % (self._id_prefix, line_no, zlib.crc32(line))
+        return b"%s%d-%08x" % (self._id_prefix, line_no, zlib.crc32(line))
 
     def tick(self) -> None:
         """Read the clock once per chunk of input: the timestamp of calls that have none."""
@@ -206,11 +204,9 @@ class Preparer:
             return self._slow(line_no, line)
         if not self.rules_hold(call) or (line.find(b"\\u") >= 0 and has_escaped_key(line)):
             return self._slow(line_no, line)
-        if "messageId" in call:
-            head = b"{" if typed else self.type_prefix
-        else:  # message_id, inline: one formatting instead of a call and three concatenations
-            head = HEAD_WITH_MESSAGE_ID % (
-                b"{" if typed else self.type_prefix, self._id_prefix, line_no, zlib.crc32(line))
+        head = b"{" if typed else self.type_prefix
+        if "messageId" not in call:
+            head = b'%s"messageId":"%s",' % (head, self.message_id(line_no, line))
         if "timestamp" not in call:
             head += self.timestamp_field
         context = call.get("context")
@@ -365,7 +361,7 @@ def _first_lines(batch: Batch) -> dict[int, int]:
     if not batch.refs:
         return {}
     first_source, first_line = unref(batch.refs[0])
-    if batch.refs[-1] >> REF_SHIFT == first_source:  # sources are packed in order: one source
+    if unref(batch.refs[-1])[0] == first_source:  # sources are packed in order: one source
         return {first_source: first_line}
     firsts: dict[int, int] = {}
     for source, line_no in map(unref, batch.refs):

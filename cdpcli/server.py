@@ -27,6 +27,10 @@ from pydantic_core import to_json
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
 
+# seconds between garbage collections while `cdp serve` runs (see Receiver._take_over_gc)
+SERVE_COLLECT_EVERY = 10.0
+
+
 @dataclass
 class Scripted:
     """A canned answer for the next request (tests use these to drive retries)."""
@@ -80,7 +84,7 @@ class Receiver:
         self._server.log = self.log
         self._thread: threading.Thread | None = None
         # None leaves the process's garbage collector alone (tests, a receiver inside another
-        # program); `cdp serve` owns its process and collects every 10 s (see _take_over_gc)
+        # program); `cdp serve` owns its process and collects every SERVE_COLLECT_EVERY s
         self.collect_every = collect_every
         self._stopped = threading.Event()
         self._collector: threading.Thread | None = None
@@ -388,7 +392,7 @@ def run_server(*, host: str, port: int, api_key: str | None, out_path: str | Non
     out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout
     try:
         receiver = Receiver(host, port, api_key=api_key, out=out, fail_rate=fail_rate, latency_ms=latency_ms, keep=False,
-                            collect_every=10.0, log=lambda text: print(text, file=sys.stderr, flush=True))
+                            collect_every=SERVE_COLLECT_EVERY, log=lambda text: print(text, file=sys.stderr, flush=True))
     except OSError as exc:
         from cdpcli.errors import UsageError
 
