@@ -26,6 +26,8 @@ from tests.openapi import _one_of_as_any_of, document
 # ids, and the ids semantic events require (properties.objectId, context.device.token)
 IDS = ("userId", "anonymousId", "previousId", "groupId", "objectId", "token")
 NON_EMPTY_ID = {"type": "string", "minLength": 1}
+SEMANTIC_EVENT_SCHEMAS = ("create_update_device", "delete_device", "delete_person", "group_deleted", "relationship_deleted",
+                          "report_content_event", "report_delivery_event", "suppress_person", "unsuppress_person")
 
 
 def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +77,11 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     # the document requires properties.activityType but describes (and types) actionType:
     # cdp requires neither
     schemas["report_content_event"]["properties"]["properties"].pop("required")
+    # the semantic events are track calls: cdp reads timestamp, messageId, context and
+    # integrations on them as on every call, where the document's event schemas leave them
+    # untyped (a "timestamp": [] would pass)
+    for name in SEMANTIC_EVENT_SCHEMAS:
+        schemas[name] = {"allOf": [schemas[name], {"$ref": "#/components/schemas/all_common_fields"}]}
     return doc
 
 
