@@ -98,6 +98,9 @@ def _with_flags(problem: str) -> str:
     if sep and field_name.split(".")[0] in FLAG_FOR_FIELD:
         head = field_name.split(".")[0]
         return f"{FLAG_FOR_FIELD[head]}{field_name[len(head):]}: {rest}"
+    # identify's rule names the three ways to say who the person is (models.IDENTIFY_NEEDS)
+    problem = problem.replace("userId or anonymousId, or a non-empty traits.email",
+                              "--user or --anonymous-id, or --email (a non-empty traits.email)")
     return problem.replace("userId or anonymousId", "--user or --anonymous-id")
 
 

@@ -16,6 +16,7 @@ from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
 from cdpcli.options import (
     AnonymousOpt,
     CategoryOpt,
+    EmailOpt,
     NameOpt,
     PropertiesOpt,
     PropertyItemsOpt,
@@ -87,13 +88,17 @@ def identify(
     anonymous_id: AnonymousOpt = None,
     traits: TraitsOpt = None,
     trait: TraitItemsOpt = None,
+    email: EmailOpt = None,
 ) -> None:
     """Create or update a person and their traits.
 
     Example: cdp identify --user 42 -t email=ada@example.com -t plan=pro -t logins:=7
+
+    By email alone (sent with "userId": ""): cdp identify --email ada@example.com -t plan=pro
     """
+    items = [*(trait or []), "email=" + email] if email is not None else trait
     _call("identify", opts, common, fields={"userId": user, "anonymousId": anonymous_id},
-          objects={"traits": (traits, trait)})
+          objects={"traits": (traits, items)})
 
 
 @app.command()
@@ -304,7 +309,11 @@ def config_set(
 
                 value = getpass.getpass("API key (input hidden): ")
             else:
-                value = sys.stdin.readline()
+                try:  # all of it (bounded): a stray line break inside the key must not cut it short silently
+                    value = sys.stdin.read(65536)
+                except UnicodeDecodeError:
+                    raise UsageError("the API key on stdin is not text (the key is not shown)",
+                                     hint="an API key is plain ASCII: copy it again and pipe it in") from None
             value = value.strip()
             if not value:
                 raise UsageError("no API key given", hint="type it at the prompt, or pipe it: echo \"$KEY\" | cdp config set api-key")
@@ -323,13 +332,16 @@ def config_get(key: KeyArg, profile: ProfileOpt = None) -> None:
 
     Example: cdp config get region --profile staging
     """
-    from cdpcli.config import check_key_name, load_config
+    from cdpcli.config import DEFAULT_PROFILE, check_key_name, load_config, unknown_profile_error
     from cdpcli.errors import UsageError
 
     with reporting():
         check_key_name(key)
         name = _profile(profile)
-        value = load_config().get(name, {}).get(key)
+        profiles = load_config()
+        if name != DEFAULT_PROFILE and name not in profiles:
+            raise unknown_profile_error(name, profiles)
+        value = profiles.get(name, {}).get(key)
         if value is None:
             raise UsageError(f"{key} is not set in profile {name}", hint=f"cdp config set {key} VALUE --profile {name}")
         typer.echo(_shown(key, value))
@@ -359,7 +371,7 @@ def config_list(
 
     Example: cdp config list --resolved --profile prod
     """
-    from cdpcli.config import config_path, load_config
+    from cdpcli.config import DEFAULT_PROFILE, config_path, load_config, unknown_profile_error
 
     out = opts.output()
     with reporting(out):
@@ -378,6 +390,8 @@ def config_list(
                 out.result(f"{name:<9} {_shown(name, value) or '-':<40} {source}")
             return
         profiles = load_config()
+        if opts.profile and opts.profile != DEFAULT_PROFILE and opts.profile not in profiles:
+            raise unknown_profile_error(opts.profile, profiles)
         names = [opts.profile] if opts.profile else sorted(profiles) or []
         if out.json_mode:
             out.json({"config": str(config_path()),

@@ -18,6 +18,11 @@ strict is a set of TypedDicts):
   as possible: free-form traits and properties are checked to be objects without being built
   (building them was 60 % of the cost). A line strict rejects goes to the lax models, never
   straight to the rejects.
+
+Required ids: every call but alias needs a userId or anonymousId, except an identify that names
+its person by a non-empty traits.email (the API documents this for Customer.io as the
+destination): strict refuses it (`strict_rules_hold`), so it takes the plain path, where lax
+accepts it and sends it with `"userId": ""`; wire accepts it as given.
 """
 
 from __future__ import annotations
@@ -358,8 +363,10 @@ _MOBILE_KEYS = frozenset(("app", "device", "network", "os"))
 Flavour = Literal["lax", "strict", "wire"]
 
 
-def _check_rules(call: BaseModel) -> BaseModel:
-    """The required-field rules (SPEC) and what the document requires of semantic events."""
+def _check_rules(call: BaseModel, lax: bool) -> BaseModel:
+    """The required-field rules (SPEC) and what the document requires of semantic events.
+    An identify may name its person by traits.email alone (`identified_by_email`); the lax
+    flavour then sends it as documented, with `"userId": ""`."""
     fields = call.__dict__
     event = fields.get("event")
     if event in SEMANTIC_EVENTS:
@@ -371,13 +378,34 @@ def _check_rules(call: BaseModel) -> BaseModel:
             typed_fields.validate_python(fields)
         return call
     if fields["type"] != "alias" and not (fields["userId"] or fields["anonymousId"]):
-        raise ValueError(f"{fields['type']} needs userId or anonymousId")
+        if fields["type"] != "identify":
+            raise ValueError(f"{fields['type']} needs userId or anonymousId")
+        if not identified_by_email(fields):
+            raise ValueError(IDENTIFY_NEEDS)
+        if lax and fields["userId"] is None:
+            fields["userId"] = ""  # the documented form: an empty userId beside traits.email
     return call
+
+
+IDENTIFY_NEEDS = "identify needs userId or anonymousId, or a non-empty traits.email"
+
+
+def identified_by_email(call: dict[str, Any]) -> bool:
+    """An identify with no userId or anonymousId that names its person by a non-empty
+    `traits.email`: the API documents that "you can pass an empty userId" then, when
+    Customer.io is the destination (the identify operation and the email trait's description)."""
+    if call.get("type") != "identify" or call.get("userId") or call.get("anonymousId"):
+        return False
+    traits = call.get("traits")
+    email = traits.get("email") if isinstance(traits, dict) else None
+    return isinstance(email, str) and email != ""
 
 
 def strict_rules_hold(call: dict[str, Any]) -> bool:
     """The strict flavour's verdict on the rules `_check_rules` enforces, cheaply: False sends
-    the call to the lax (or wire) models, which decide and say why."""
+    the call to the lax (or wire) models, which decide and say why. An identify with no id
+    (one identified by email, or one that is invalid) is refused here: it takes the plain path,
+    where lax adds the empty userId, and lines with an id pay nothing for the rule."""
     if call.get("type") == "alias":
         return True
     return bool(call.get("userId") or call.get("anonymousId")) and call.get("event") not in SEMANTIC_EVENTS
@@ -430,7 +458,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
 
         @model_validator(mode="after")
         def _rules(self) -> Call:
-            return _check_rules(self)
+            return _check_rules(self, lax)
 
     class Identify(Call):
         type: Literal["identify"] = "identify"

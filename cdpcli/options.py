@@ -126,3 +126,4 @@ PropertiesOpt = Annotated[Optional[str], typer.Option("--properties", help="prop
 PropertyItemsOpt = Annotated[Optional[list[str]], typer.Option("-p", "--property", help="property KEY=VALUE (string) or KEY:=JSON. Repeatable; applied on top of --properties.", show_default=False, rich_help_panel=CALL)]
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="Name of the page or screen.", show_default=False, rich_help_panel=CALL)]
 CategoryOpt = Annotated[Optional[str], typer.Option("--category", help="Category of the page or screen.", show_default=False, rich_help_panel=CALL)]
+EmailOpt = Annotated[Optional[str], typer.Option("--email", help="The person's email, sent as traits.email (after --traits and -t). With no --user or --anonymous-id it identifies the person: sent with an empty userId, as the API documents for Customer.io as the destination.", show_default=False, rich_help_panel=CALL)]
