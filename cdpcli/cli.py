@@ -206,9 +206,11 @@ def import_(
     batch_bytes: Annotated[int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).")] = DEFAULT_BATCH_BYTES,
     batch_events: Annotated[int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).")] = 2500,
     rate: Annotated[float, typer.Option("--rate", help="Most requests per second.")] = 1000.0,
-    rejects: Annotated[str, typer.Option("--rejects", help="Where invalid and undelivered calls are appended, with the reason.")] = "cdp-rejects.ndjson",
+    rejects: Annotated[Optional[str], typer.Option("--rejects", help="Where invalid and undelivered calls are appended, with the reason (created 0600).  [default: cdp-rejects.ndjson]", show_default=False)] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Record progress here; the same command run again resumes after it.", show_default=False)] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Live progress on stderr (default: when stderr is a terminal).", show_default=False)] = None,
+    max_invalid: Annotated[Optional[int], typer.Option("--max-invalid", help="Stop after this many invalid lines (exit 1; checkpoint and summary written).", show_default=False)] = None,
+    id_namespace: Annotated[Optional[str], typer.Option("--id-namespace", help="Mixed into every derived messageId, so that sources with the same file name (day1/events.ndjson, day2/events.ndjson) get different ids. Keep it the same when re-running an import.", show_default=False)] = None,
 ) -> None:
     """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
 
@@ -222,6 +224,7 @@ def import_(
         code = run_import(
             opts, files or [], default_type=type_, concurrency=concurrency, batch_bytes=batch_bytes,
             batch_events=batch_events, rate=rate, rejects=rejects, checkpoint=checkpoint, progress=progress,
+            max_invalid=max_invalid, id_namespace=id_namespace,
         )
     raise typer.Exit(code)
 

@@ -33,7 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from cdpcli.errors import ExitCode, UsageError
+from cdpcli import files, jsontext
+from cdpcli.errors import CdpError, ExitCode, UsageError
+from cdpcli.jsontext import may_need_care
 from cdpcli.wire import (
     DEFAULT_BATCH_BYTES,
     LIBRARY,
@@ -64,7 +66,26 @@ _BODY_TAIL_LEN = len(b'],"sentAt":"2026-11-27T13:31:42.000Z"}')
 
 
 class InvalidLine(Exception):
-    """A line that cannot be sent; the message is what the rejects file and stderr say."""
+    """A line that cannot be sent; the message is what the rejects file and stderr say, the
+    reason its kind in the summary's `invalid_reasons`."""
+
+    def __init__(self, message: str, reason: str = "invalid call") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class FatalStop(CdpError):
+    """Stops the whole import (the rejects file cannot be written, …): exit code per SPEC."""
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: ExitCode = ExitCode.ERROR) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
+BOM = b"\xef\xbb\xbf"
+# Issue #10: a file of another format (CSV, binary, gzip read as text) is one reject per line;
+# when this many first non-blank lines are all invalid, the input is not NDJSON: stop.
+FORMAT_PROBE_LINES = 100
 
 
 # -- sources and the reader ----------------------------------------------------------------
@@ -78,6 +99,11 @@ class Source:
     size: int | None = None  # bytes, when known (files)
     skip: int = 0  # lines settled by an earlier run (checkpoint)
     first_line_hash: str | None = None  # what the checkpoint saw
+    key: str = ""  # in the checkpoint: the resolved path (`a.ndjson` and `./a.ndjson` are one file), or "-"
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.name if self.name == "-" else os.path.realpath(self.name)
 
     def open(self) -> BinaryIO:
         if self.name == "-":
@@ -85,7 +111,8 @@ class Source:
         return open(self.name, "rb", buffering=0)  # unbuffered: read() is one read(2) of CHUNK_BYTES
 
 
-def make_sources(names: list[str]) -> list[Source]:
+def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[list[Source], list[str]]:
+    """The sources to read, and warnings about them (sources that would derive the same ids)."""
     sources = []
     for name in names or ["-"]:
         if name == "-":
@@ -102,10 +129,27 @@ def make_sources(names: list[str]) -> list[Source]:
                 pass
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+        if os.path.isdir(name):
+            raise UsageError(f"{name} is a directory", hint="name the NDJSON files in it, e.g. cdp import " + os.path.join(name, "*.ndjson"))
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
         sources.append(Source(name, name, os.path.basename(name).encode(), size=size))
-    return sources
+    if id_namespace:
+        # mixed into every derived id; without it, ids are as they always were (re-runs of
+        # existing imports keep theirs)
+        for source in sources:
+            source.id_seed = id_namespace.encode("utf-8", "surrogateescape") + b"\0" + source.id_seed
+    warnings = []
+    seen: dict[bytes, Source] = {}
+    for source in sources:
+        other = seen.setdefault(source.id_seed, source)
+        if other is not source and other.key != source.key:
+            warnings.append(
+                f"{other.label} and {source.label} derive messageIds from the same name: an identical line at the "
+                "same line number in both gets the same id, and the API keeps only one; "
+                "import them in separate runs with different --id-namespace values"
+            )
+    return sources, warnings
 
 
 @dataclass
@@ -173,6 +217,7 @@ class Preparer:
         self.strict_default = models.adapter(default_type, "strict").validator if default_type else None
         self.type_prefix = f'{{"type":"{default_type}",'.encode() if default_type else b"{"
         self._id_prefix = b""
+        self.last_type = ""  # the type of the call prepare() returned last (for the summary)
         self.tick()
 
     def for_source(self, source: Source) -> None:
@@ -202,8 +247,9 @@ class Preparer:
             call = (self.strict_any if typed else self.strict_default).validate_json(line)
         except ValueError:  # pydantic_core.ValidationError is a ValueError
             return self._slow(line_no, line)
-        if not self.rules_hold(call) or (line.find(b"\\u") >= 0 and has_escaped_key(line)):
+        if not self.rules_hold(call) or (line.find(b"\\u") >= 0 and has_escaped_key(line)) or may_need_care(line):
             return self._slow(line_no, line)
+        self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
         if "messageId" not in call:
             head = b'%s"messageId":"%s",' % (head, self.message_id(line_no, line))
@@ -214,9 +260,13 @@ class Preparer:
             if line.find(b'"context"') >= 0:  # a nested key, or an escaped top-level one: unsure
                 return self._slow(line_no, line)
             ready = head + line[1:-1] + CONTEXT_FIELD
+        elif "library" in context:  # the SDK that made the call (a replay): kept as it is
+            if line.find(b'"context"') < 0:
+                return self._slow(line_no, line)
+            ready = head + line[1:]
         else:
             at = line.find(b'"context"')
-            if "library" in context or at < 0 or line.find(b'"context"', at + 9) >= 0:
+            if at < 0 or line.find(b'"context"', at + 9) >= 0:
                 return self._slow(line_no, line)
             brace = line.index(b"{", at + 9) + 1  # validated: the value is an object
             glue = b"" if EMPTY_OBJECT_REST.match(line, brace) else b","
@@ -225,7 +275,7 @@ class Preparer:
             # the API counts compact JSON with non-ASCII escaped (é is 6 bytes): measure exactly
             size = call_size(json.loads(ready))
             if size > MAX_CALL_BYTES:
-                raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}")
+                raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
         return ready
 
     def _slow(self, line_no: int, line: bytes) -> bytes:
@@ -233,11 +283,11 @@ class Preparer:
         from pydantic import ValidationError
 
         try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise InvalidLine(f"invalid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})") from None
+            data = jsontext.loads(line)
+        except jsontext.JSONTextError as exc:
+            raise InvalidLine(str(exc), "not UTF-8" if str(exc).startswith("not valid UTF-8") else "invalid JSON") from None
         if not isinstance(data, dict):
-            raise InvalidLine(f"expected a JSON object, got {type(data).__name__}")
+            raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
         data = unwrap_reject(data)
         if "type" not in data and self.default_type:
             data["type"] = self.default_type
@@ -249,22 +299,34 @@ class Preparer:
             call["messageId"] = self.message_id(line_no, line).decode()
         if not call.get("timestamp"):
             call["timestamp"] = self.now
-        call["context"] = with_library(call.get("context"))
+        context = call.get("context")
+        if not (isinstance(context, dict) and "library" in context):  # a replay keeps its SDK's
+            call["context"] = with_library(context)
         size = call_size(call)
         if size > MAX_CALL_BYTES:
-            raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}")
+            raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
+        self.last_type = call["type"]
         return dumps(call).encode()
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def unwrap_reject(data: dict[str, Any]) -> dict[str, Any]:
     """A line of a rejects file fed back to import: its `input` is the call (fixed or not)."""
     if "type" not in data and {"source", "line", "error", "input"} <= data.keys():
+        if "input_base64" in data:
+            raise InvalidLine(
+                "rejects record of a line that was not UTF-8: fix its input and remove input_base64 to send it",
+                "rejects record",
+            )
         inner = data["input"]
         if isinstance(inner, str):
             try:
-                inner = json.loads(inner)
+                inner = jsontext.loads(inner)
             except ValueError:
-                raise InvalidLine("rejects record whose input is not JSON; fix its input first") from None
+                raise InvalidLine("rejects record whose input is not JSON; fix its input first", "rejects record") from None
         if isinstance(inner, dict):
             return inner
     return data
@@ -324,17 +386,22 @@ class Settlement:
 
     Lines of a source are read in order, so its settled prefix ends just before the first
     line of its oldest batch still open (being filled, queued, in flight, or left unsent by an
-    interruption), or at the last line handled when none is open.
+    interruption), or at the last line handled when none is open. Any thread may ask.
     """
 
     def __init__(self, sources: list[Source]) -> None:
         self.lock = threading.Lock()
         self.last_handled = [s.skip for s in sources]
         self.open: dict[int, dict[int, int]] = {}  # batch seq -> {source: its first line}
+        self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
         self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
 
-    def handled(self, source: int, line_no: int) -> None:
-        self.last_handled[source] = line_no  # only the packer (main thread) writes this
+    def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
+        """The packer is done with `source` up to `line_no`; `filling` is its batch being filled."""
+        firsts = _first_lines(filling) if filling is not None else {}
+        with self.lock:
+            self.last_handled[source] = line_no
+            self.filling = firsts
 
     def opened(self, batch: Batch) -> None:
         with self.lock:
@@ -344,13 +411,11 @@ class Settlement:
         with self.lock:
             self.open.pop(batch.seq, None)
 
-    def settled(self, packing: Batch | None = None) -> list[int]:
-        """Per source, how many leading lines are settled; `packing` is the batch being filled."""
+    def settled(self) -> list[int]:
+        """Per source, how many leading lines are settled."""
         with self.lock:
             done = list(self.last_handled)
-            firsts = list(self.open.values())
-        if packing is not None:
-            firsts.append(_first_lines(packing))
+            firsts = [*self.open.values(), self.filling]
         for batch_firsts in firsts:
             for source, line_no in batch_firsts.items():
                 done[source] = min(done[source], line_no - 1)
@@ -369,37 +434,107 @@ def _first_lines(batch: Batch) -> dict[int, int]:
     return firsts
 
 
+CHECKPOINT_HINT = "remove it to import from the start, or pass another --checkpoint"
+
+
 class Checkpoint:
+    """Per source (keyed by resolved path, "-" for stdin): how many leading lines are settled,
+    and a hash of the first line to tell another input under the same name.
+
+    Held with an exclusive lock (`<file>.lock`): two imports sharing one checkpoint would each
+    overwrite the other's progress. Saved atomically (files.write_atomic) and only after the
+    rejects file is on disk (see Importer.save_checkpoint)."""
+
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.data: dict[str, Any] = {"version": 1, "sources": {}}
-        if path and os.path.exists(path):
+        self._lock_fd: int | None = None
+        self._save_lock = threading.Lock()
+        if not path:
+            return
+        self._take_lock()
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.release()
+            raise UsageError(f"--checkpoint {path}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT) from None
+        problem = None
+        try:
+            data = jsontext.loads(text)
+            problem = _checkpoint_problem(data)
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            self.release()
+            raise UsageError(f"--checkpoint {path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT)
+        self.data = data
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        assert self.path is not None
+        lock_path = self.path + ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), files.PRIVATE)
+        except OSError as exc:
+            raise UsageError(f"--checkpoint {self.path}: cannot create {lock_path} ({exc.strerror})",
+                             hint="check that the checkpoint's directory exists and is writable") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UsageError(
+                f"--checkpoint {self.path} is in use by another cdp import",
+                hint="wait for it to finish, or give this import its own --checkpoint",
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None and self.path:
             try:
-                with open(path, encoding="utf-8") as handle:
-                    self.data = json.load(handle)
-                assert isinstance(self.data.get("sources"), dict)
-            except (OSError, ValueError, AssertionError):
-                raise UsageError(
-                    f"--checkpoint {path}: not a cdp checkpoint file",
-                    hint="remove it to start from the beginning",
-                ) from None
+                os.unlink(self.path + ".lock")  # still ours: we hold the lock
+            except OSError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def apply(self, sources: list[Source]) -> None:
+        entries = self.data["sources"]
         for source in sources:
-            entry = self.data["sources"].get(source.name)
+            # older checkpoints keyed files by the path as typed
+            entry = entries.get(source.key) or entries.get(source.name)
             if entry:
-                source.skip = int(entry.get("settled", 0))
+                source.skip = entry["settled"]
                 source.first_line_hash = entry.get("first_line_sha256")
 
     def save(self, sources: list[Source], settled: list[int], hashes: list[str | None]) -> None:
         if not self.path:
             return
-        for source, count, digest in zip(sources, settled, hashes):
-            self.data["sources"][source.name] = {"settled": count, "first_line_sha256": digest}
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(self.data, handle)
-        os.replace(tmp, self.path)
+        with self._save_lock:
+            for source, count, digest in zip(sources, settled, hashes):
+                if source.name in self.data["sources"] and source.name != source.key:
+                    del self.data["sources"][source.name]  # re-keyed by resolved path
+                self.data["sources"][source.key] = {"settled": count, "first_line_sha256": digest}
+            files.write_atomic(self.path, json.dumps(self.data).encode())
+
+
+def _checkpoint_problem(data: Any) -> str | None:
+    """What makes `data` not a checkpoint (checked in full: `python -O` drops asserts)."""
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+        return 'expected an object with "sources"'
+    for key, entry in data["sources"].items():
+        if not isinstance(entry, dict):
+            return f"entry {key!r} is not an object"
+        settled = entry.get("settled")
+        if not isinstance(settled, int) or isinstance(settled, bool) or settled < 0:
+            return f"entry {key!r} has no whole number 'settled'"
+        digest = entry.get("first_line_sha256")
+        if digest is not None and not isinstance(digest, str):
+            return f"entry {key!r} has a malformed first_line_sha256"
+    return None
 
 
 def line_hash(line: bytes) -> str:
@@ -410,30 +545,123 @@ def line_hash(line: bytes) -> str:
 
 
 class Rejects:
-    """Appends `{"source","line","error","input"}` records; the file is created on first use."""
+    """Appends `{"source","line","error","input"}` records (`input_base64` too when the line is
+    not UTF-8); the file is created 0600 on first use.
 
-    def __init__(self, path: str, echo: Callable[[str], None]) -> None:
+    Each (source, line) is written at most once across resumed runs: records an earlier run
+    wrote for lines this run reads again (ahead of the checkpoint) are not repeated. `sync()`
+    puts everything written so far on disk; the checkpoint is saved only after it.
+    """
+
+    def __init__(self, path: str, *, explicit: bool, sources: list[Source], resuming: bool) -> None:
         self.path = path
-        self.echo = echo
+        self.explicit = explicit  # named by the user: a symlink there is theirs to follow
         self.count = 0
+        self.written: dict[str, int] = {}  # reason -> records
         self._handle: Any = None
+        self._closed = False
         self._lock = threading.Lock()
+        self._earlier: set[tuple[str, int]] = self._read_earlier(sources) if resuming else set()
 
-    def add(self, source: str, line_no: int, error: str, line: bytes) -> None:
-        record = {"source": source, "line": line_no, "error": error, "input": line.decode("utf-8", "replace")}
+    def check(self) -> None:
+        """Before the first request: the rejects file can be created or appended to."""
+        path = self.path
+        if os.path.islink(path) and not self.explicit:
+            raise UsageError(
+                f"the rejects file {path} is a symbolic link (to {os.readlink(path)}); cdp will not append customer data through it",
+                hint="remove the link, or name the file explicitly with --rejects",
+            )
+        if os.path.isdir(path):
+            raise UsageError(f"--rejects {path} is a directory", hint="name a file, e.g. --rejects rejects.ndjson")
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise UsageError(f"--rejects {path}: directory {directory} does not exist", hint="create it, or pick another --rejects")
+        target = path if os.path.exists(path) else directory
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"--rejects {path}: {'file' if target == path else 'directory'} is not writable",
+                             hint="pick another --rejects")
+
+    def _read_earlier(self, sources: list[Source]) -> set[tuple[str, int]]:
+        """(source key, line) of records already in the rejects file for these sources."""
+        keys = {s.label: s.key for s in sources} | {s.name: s.key for s in sources} | {s.key: s.key for s in sources}
+        earlier: set[tuple[str, int]] = set()
+        try:
+            handle = open(self.path, "rb")
+        except OSError:
+            return earlier
+        with handle:
+            for raw in handle:
+                try:
+                    record = json.loads(raw)
+                    key = keys.get(record["source"]) or os.path.realpath(record["source"])
+                    earlier.add((key, int(record["line"])))
+                except (ValueError, KeyError, TypeError):
+                    continue  # not a record of ours (edited by hand): nothing to match
+        return earlier
+
+    def add(self, source: Source, line_no: int, error: str, line: bytes, reason: str = "") -> bool:
+        """Write one record; False when an earlier run already wrote one for this line.
+        Raises FatalStop when the file cannot be written."""
+        if (source.key, line_no) in self._earlier:
+            return False
+        try:
+            text = line.decode("utf-8")
+            record = {"source": source.label, "line": line_no, "error": error, "input": text}
+        except UnicodeDecodeError:
+            # the original bytes stay recoverable; `input` is for reading only (U+FFFD marks
+            # what was not UTF-8), and import refuses the record until it is fixed
+            import base64
+
+            record = {"source": source.label, "line": line_no, "error": error,
+                      "input": line.decode("utf-8", "replace"), "input_base64": base64.b64encode(line).decode("ascii")}
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        with self._lock:
+            if self._closed:
+                raise FatalStop(f"a reject for {source.label}:{line_no} came after the rejects file was closed")
+            try:
+                if self._handle is None:
+                    fd = files.open_append_private(self.path, follow_symlink=self.explicit)
+                    self._handle = os.fdopen(fd, "ab")
+                self._handle.write(data)
+            except OSError as exc:
+                raise FatalStop(
+                    f"cannot write the rejects file {self.path}: {exc.strerror or exc}",
+                    hint="free space or fix the path (--rejects), then run the same command again",
+                ) from None
+            self.count += 1
+            if reason:
+                self.written[reason] = self.written.get(reason, 0) + 1
+        return True
+
+    def sync(self) -> None:
+        """Everything written so far is on disk (raises FatalStop when it cannot be)."""
         with self._lock:
             if self._handle is None:
-                self._handle = open(self.path, "a", encoding="utf-8")
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.count += 1
-        self.echo(f"{source}:{line_no}: {error}")
+                return
+            try:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            except OSError as exc:
+                raise FatalStop(f"cannot write the rejects file {self.path}: {exc.strerror or exc}",
+                                hint="free space or fix the path (--rejects), then run the same command again") from None
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
+        with self._lock:
+            self._closed = True
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                handle.close()
 
 
 # -- the import ------------------------------------------------------------------------------
+
+
+# stderr shows this many reject lines, then only the total (a CSV fed as NDJSON is thousands)
+ECHO_REJECTS = 20
 
 
 @dataclass
@@ -444,14 +672,18 @@ class ImportOptions:
     batch_events: int = MAX_BATCH_CALLS
     rate: float = 1000.0
     rejects: str = "cdp-rejects.ndjson"
+    rejects_explicit: bool = False  # --rejects was given (a symlink there is followed)
     checkpoint: str | None = None
     progress: bool = False
     linger: float = 1.0
+    max_invalid: int | None = None
+    checkpoint_every: float = 1.0  # seconds between checkpoint saves
 
 
 @dataclass
 class Stats:
-    read: int = 0
+    read: int = 0  # every line read, blank and skipped ones included
+    blank: int = 0
     skipped: int = 0
     sent: int = 0
     invalid: int = 0
@@ -460,21 +692,34 @@ class Stats:
     requests: int = 0
     retries: int = 0
     bytes_read: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)  # valid calls (sent or failed) per type
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def calls(self) -> int:
+        """Lines that were calls to judge (neither blank nor settled by an earlier run)."""
+        return self.read - self.blank - self.skipped
 
     def summary(self) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
+        unsettled = self.read - self.sent - self.invalid - self.failed - self.skipped - self.blank
         return {
             "read": self.read,
-            "skipped": self.skipped,
             "sent": self.sent,
             "invalid": self.invalid,
             "failed": self.failed,
+            "skipped": self.skipped,
+            "blank": self.blank,
+            "unsettled": unsettled,
             "batches": self.batches,
             "requests": self.requests,
             "retries": self.retries,
             "seconds": round(seconds, 3),
             "events_per_second": round(self.sent / seconds, 1) if seconds > 0 else 0.0,
+            "by_type": dict(sorted(self.by_type.items())),
+            "invalid_reasons": dict(sorted(self.invalid_reasons.items())),
+            "skipped_reasons": {"checkpoint": self.skipped} if self.skipped else {},
         }
 
 
@@ -505,17 +750,28 @@ class Importer:
         self.options = options
         self.stats = Stats()
         self.stop = threading.Event()  # stop reading and sending new requests
-        self.fatal: tuple[ExitCode, str, str | None] | None = None
+        self.fatal: CdpError | None = None
         self.interrupted = False
+        self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
+        self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
         self.ever_delivered = False
-        self.rejects = Rejects(options.rejects, self.out.problem)
         self.checkpoint = Checkpoint(options.checkpoint)
-        self.checkpoint.apply(sources)
+        try:
+            self.checkpoint.apply(sources)
+            resuming = any(s.skip for s in sources)
+            self.rejects = Rejects(options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming)
+            if not session.dry_run:
+                self.rejects.check()
+        except BaseException:
+            self.checkpoint.release()
+            raise
         self.settlement = Settlement(sources)
         self.url = f"{session.base}/batch"
         self.headers = session.headers()
         self._stats_lock = threading.Lock()
         self._seq = 0
+        self._echoed = 0
+        self._first_bytes: dict[int, bytes] = {}  # each source's first bytes, for format hints
 
     # packer (main thread) --------------------------------------------------------------------
 
@@ -530,26 +786,24 @@ class Importer:
         senders = self._start_senders(batches)
         progress = self._start_progress()
         restore_signals = self._install_signal_handlers()
+        saver = self._start_checkpoint_timer()
         # pydantic, typer and httpx leave ~26k long-lived objects that every full collection
         # would scan again while the hot loop allocates; freezing them cut ~20 % of its time
         gc.freeze()
         reader.start()
         batch = Batch()
         current = -1
-        last_input = last_save = time.monotonic()
+        last_input = time.monotonic()
         try:
             while True:
                 try:
                     item = chunks.get(timeout=0.1)
                 except queue.Empty:
-                    now = time.monotonic()
                     if self.stop.is_set():
                         break
-                    if batch.calls and now - last_input >= self.options.linger:
+                    if batch.calls and time.monotonic() - last_input >= self.options.linger:
                         batch = self._ship(batch, batches)  # quiet input: let the partial batch go
-                    if self.checkpoint.path and now - last_save > 0.5:
-                        self._save_checkpoint(batch)
-                        last_save = now
+                        self.settlement.handled(current, self.settlement.last_handled[current], batch)
                     continue
                 if item is _END or self.stop.is_set():
                     break
@@ -561,72 +815,145 @@ class Importer:
                     preparer.for_source(self.sources[current])
                 preparer.tick()
                 batch = self._pack(item, batch, batches, preparer)
-                if self.checkpoint.path and last_input - last_save > 0.5:
-                    self._save_checkpoint(batch)
-                    last_save = last_input
-            if batch.calls:
+            if batch.calls and not self.stop.is_set():
                 batch = self._ship(batch, batches)
+                self.settlement.handled(current, self.settlement.last_handled[current], batch)
+        except FatalStop as exc:
+            self._stop_with(exc)
         except BaseException:
             self.stop.set()
             raise
         finally:
-            for _ in senders:
-                batches.put(None)
-            for thread in senders:
-                thread.join()
+            self._finish(senders, batches, saver)
             if progress:
                 progress.stop()
-            self._save_checkpoint(batch)
-            self.rejects.close()
             restore_signals()
         return self._exit_code()
+
+    def _finish(self, senders: list[threading.Thread], batches: queue.Queue, saver: threading.Thread | None) -> None:
+        """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
+        rejects on disk and save the checkpoint of what is truly settled."""
+        for _ in senders:
+            while True:  # never block for good: a sender may be gone
+                try:
+                    batches.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if self._give_up.is_set() or not any(t.is_alive() for t in senders):
+                        break
+        for thread in senders:
+            while thread.is_alive() and not self._give_up.is_set():
+                thread.join(timeout=0.1)
+        if self._give_up.is_set():
+            with self.settlement.lock:
+                self.abandoned = len(self.settlement.open)
+        if saver is not None:
+            self._saver_stop.set()
+            saver.join()
+        try:
+            self.save_checkpoint()
+        except FatalStop as exc:
+            self._stop_with(exc)
+        finally:
+            try:
+                self.rejects.close()
+            except OSError as exc:
+                self._stop_with(FatalStop(f"cannot write the rejects file {self.rejects.path}: {exc.strerror or exc}"))
+            self.checkpoint.release()
 
     def _pack(self, chunk: Chunk, batch: Batch, batches: queue.Queue, preparer: Preparer) -> Batch:
         """Validate a chunk's lines into batches; returns the batch being filled. The hot loop:
         the batch's fields live in locals while it fills."""
         source = chunk.source
         skip = self.sources[source].skip
-        label = self.sources[source].label
         prepare = preparer.prepare
         max_bytes, max_calls = self.options.batch_bytes, self.options.batch_events
         origin = source << REF_SHIFT  # | the line number: see REF_SHIFT
         lines = chunk.data.split(b"\n")
         if chunk.first_line == 1:
+            if lines[0].startswith(BOM):  # a UTF-8 byte order mark (Windows exports): not data
+                lines[0] = lines[0][3:]
             self._check_start(source, lines[0].strip())
-        read = skipped = 0
+        blank = skipped = 0
+        by_type = self.stats.by_type
         line_no = chunk.first_line - 1
         calls, refs, filled = batch.calls, batch.refs, batch.size
-        for raw in lines:
-            line_no += 1
-            if line_no <= skip:
-                skipped += 1
-                continue
-            line = raw.strip()
-            if not line:
-                continue
-            read += 1
-            try:
-                ready = prepare(line_no, line)
-            except InvalidLine as exc:
-                self.stats.invalid += 1
-                self.rejects.add(label, line_no, str(exc), line)
-                continue
-            size = len(ready) + 1  # and a comma
-            if calls and (filled + size > max_bytes or len(calls) >= max_calls):
-                batch.size = filled
-                batch = self._ship(batch, batches)
-                calls, refs, filled = batch.calls, batch.refs, batch.size
-            calls.append(ready)
-            refs.append(origin | line_no)
-            filled += size
-        batch.size = filled
-        self.stats.read += read
-        self.stats.skipped += skipped
-        self.settlement.handled(source, line_no)  # the checkpoint is saved between chunks
+        try:
+            for raw in lines:
+                line_no += 1
+                if line_no <= skip:
+                    skipped += 1
+                    continue
+                line = raw.strip()
+                if not line:
+                    blank += 1
+                    continue
+                try:
+                    ready = prepare(line_no, line)
+                except InvalidLine as exc:
+                    if self._invalid(source, line_no, exc, line, calls):
+                        break  # stopping (--max-invalid, or not NDJSON): this line is handled
+                    continue
+                size = len(ready) + 1  # and a comma
+                if calls and (filled + size > max_bytes or len(calls) >= max_calls):
+                    batch.size = filled
+                    batch = self._ship(batch, batches)
+                    calls, refs, filled = batch.calls, batch.refs, batch.size
+                calls.append(ready)
+                refs.append(origin | line_no)
+                filled += size
+                kind = preparer.last_type
+                by_type[kind] = by_type.get(kind, 0) + 1
+        except FatalStop:
+            line_no -= 1  # its reject is not written: not handled
+            raise
+        finally:
+            batch.size = filled
+            self.stats.read += line_no - chunk.first_line + 1
+            self.stats.blank += blank
+            self.stats.skipped += skipped
+            self.settlement.handled(source, line_no, batch)
         return batch
+
+    def _invalid(self, source: int, line_no: int, exc: InvalidLine, line: bytes, calls: list[bytes]) -> bool:
+        """Record an invalid line; True when the import must stop reading here."""
+        stats = self.stats
+        label = self.sources[source].label
+        if self.rejects.add(self.sources[source], line_no, str(exc), line, exc.reason):
+            self._echo(f"{label}:{line_no}: {exc}")
+        stats.invalid += 1
+        stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
+        if stats.invalid == FORMAT_PROBE_LINES and not calls and self._seq == 0:
+            self._stop_with(UsageError(
+                f"the first {FORMAT_PROBE_LINES} lines of {label} are all invalid: is it NDJSON (one JSON call per line)?",
+                hint=format_hint(self.sources[source], self._first_bytes.get(source, b"")),
+            ))
+            return True
+        limit = self.options.max_invalid
+        if limit is not None and stats.invalid >= limit:
+            self._stop_with(FatalStop(f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
+                                      hint="fix the input (see the rejects file), then run the same command again"))
+            return True
+        return False
+
+    def _echo(self, text: str) -> None:
+        with self._stats_lock:
+            self._echoed += 1
+            shown = self._echoed <= ECHO_REJECTS
+        if shown:
+            self.out.problem(text)
+
+    @property
+    def unechoed(self) -> int:
+        """Reject lines not shown on stderr (past ECHO_REJECTS)."""
+        return max(self._echoed - ECHO_REJECTS, 0)
 
     def _check_start(self, source_index: int, line: bytes) -> None:
         source = self.sources[source_index]
+        self._first_bytes[source_index] = line[:8]
+        if line.startswith(COMPRESSED_MAGIC):
+            # no line of NDJSON starts with these bytes: say so now, not after 100 rejects
+            raise UsageError(f"{source.label} is compressed, not NDJSON text", hint=format_hint(source, line))
         digest = line_hash(line)
         if source.skip and source.first_line_hash and source.first_line_hash != digest:
             raise UsageError(
@@ -655,6 +982,41 @@ class Importer:
 
     def _count_bytes(self, count: int) -> None:
         self.stats.bytes_read += count
+
+    # checkpoint ----------------------------------------------------------------------------
+
+    def _start_checkpoint_timer(self) -> threading.Thread | None:
+        """Saved about every second from its own thread, so that it advances while the packer
+        waits (a slow endpoint keeps the send queue full and the packer blocked)."""
+        self._saver_stop = threading.Event()
+        if not self.checkpoint.path or self.session.dry_run:
+            return None
+
+        def save_on_schedule() -> None:
+            while not self._saver_stop.wait(self.options.checkpoint_every):
+                try:
+                    self.save_checkpoint()
+                except FatalStop as exc:
+                    self._stop_with(exc)
+                    return
+
+        thread = threading.Thread(target=save_on_schedule, name="cdp-checkpoint", daemon=True)
+        thread.start()
+        return thread
+
+    def save_checkpoint(self) -> None:
+        """The settled counts, taken before the rejects are synced: every reject they count was
+        written before the snapshot, so it is on disk before the checkpoint says so."""
+        if not self.checkpoint.path or self.session.dry_run:
+            return
+        settled = self.settlement.settled()
+        hashes = list(self.settlement.first_hash)
+        self.rejects.sync()
+        try:
+            self.checkpoint.save(self.sources, settled, hashes)
+        except OSError as exc:
+            raise FatalStop(f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
+                            hint="free space or fix the path (--checkpoint), then run the same command again") from None
 
     # senders ------------------------------------------------------------------------------
 
@@ -685,9 +1047,13 @@ class Importer:
                 continue  # not sent: it stays open, so the checkpoint resumes before it
             try:
                 settled = self._deliver(batch)
-            except Exception as exc:  # noqa: BLE001 - never lose a batch silently
-                self._fail(batch, f"unexpected {type(exc).__name__}: {exc}")
-                settled = True
+            except FatalStop as exc:  # its rejects could not be written: the batch stays open
+                self._stop_with(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - never a dead thread and a hung import
+                self._stop_with(FatalStop(f"unexpected {type(exc).__name__} while sending: {exc}",
+                                          hint="run the same command again (with --checkpoint it resumes); please report this"))
+                continue
             if settled:
                 self.settlement.closed(batch)
 
@@ -705,8 +1071,11 @@ class Importer:
                 self.stats.sent += len(batch.calls)
             return True
         if status in (401, 403):
-            self._stop_with(ExitCode.AUTH, f"the API rejected the key (HTTP {status}); import stopped",
-                            f"the key came from {self.session.source('api-key')}; no further requests were sent")
+            self._stop_with(FatalStop(
+                f"the API rejected the key (HTTP {status}); import stopped",
+                f"the key came from {self.session.source('api-key')}; no further requests were sent",
+                ExitCode.AUTH,
+            ))
             return False
         if self.stop.is_set() and (status is None or status >= 500 or status in (408, 429)):
             return False  # interrupted while retrying: left for the next run
@@ -715,25 +1084,29 @@ class Importer:
             first, second = batch.halves()
             return self._deliver(first) & self._deliver(second)
         if status is None and not self.ever_delivered:
-            self._stop_with(ExitCode.NETWORK, f"cannot reach {self.url}: {outcome.error}",
-                            "check --endpoint/--region and your network; `cdp connect test` checks the setup")
+            self._stop_with(FatalStop(
+                f"cannot reach {self.url}: {outcome.error}",
+                "check --endpoint/--region and your network; `cdp connect test` checks the setup",
+                ExitCode.NETWORK,
+            ))
             return False
         tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
         reason = f"HTTP {status}{tries}: {outcome.error}" if status is not None else f"{outcome.error}{tries}"
         self._fail(batch, reason)
         return True
 
-    def _stop_with(self, code: ExitCode, message: str, hint: str | None) -> None:
+    def _stop_with(self, error: CdpError) -> None:
         with self._stats_lock:
             if self.fatal is None:
-                self.fatal = (code, message, hint)
+                self.fatal = error
         self.stop.set()
 
     def _fail(self, batch: Batch, reason: str) -> None:
-        with self._stats_lock:
-            self.stats.failed += len(batch.calls)
         for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs)):
-            self.rejects.add(self.sources[source].label, line_no, reason, call)
+            if self.rejects.add(self.sources[source], line_no, reason, call, "failed"):
+                self._echo(f"{self.sources[source].label}:{line_no}: not delivered: {reason}")
+        with self._stats_lock:  # counted once every record is written (a FatalStop counts none)
+            self.stats.failed += len(batch.calls)
 
     # the rest ---------------------------------------------------------------------------
 
@@ -743,10 +1116,6 @@ class Importer:
         if not self.out.json_mode:
             self.out.result("")  # a blank line between batches
 
-    def _save_checkpoint(self, packing: Batch | None = None) -> None:
-        if self.checkpoint.path and not self.session.dry_run:
-            self.checkpoint.save(self.sources, self.settlement.settled(packing), self.settlement.first_hash)
-
     def _start_progress(self) -> Any:
         if not self.options.progress:
             return None
@@ -755,18 +1124,20 @@ class Importer:
         return ImportProgress(self.stats, total_bytes=sum(s.size or 0 for s in self.sources) or None).start()
 
     def _install_signal_handlers(self) -> Callable[[], None]:
-        """Ctrl-C and SIGTERM stop reading and let requests in flight finish; returns an undo."""
+        """Ctrl-C and SIGTERM stop reading and let requests in flight finish; a second one
+        stops waiting for them (the checkpoint leaves them for the next run); returns an undo."""
         import signal
 
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
         def handler(signum: int, frame: Any) -> None:
-            if self.interrupted:  # a second Ctrl-C: give up at once
-                os._exit(int(ExitCode.INTERRUPTED))
+            if self.interrupted:
+                self._give_up.set()
+                return
             self.interrupted = True
             self.stop.set()
-            self.out.info("Interrupted: finishing requests in flight (Ctrl-C again to quit at once)")
+            self.out.info("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)")
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -778,12 +1149,31 @@ class Importer:
 
     def _exit_code(self) -> int:
         if self.fatal:
-            return int(self.fatal[0])
+            return int(self.fatal.exit_code)
         if self.interrupted:
             return int(ExitCode.INTERRUPTED)
         if self.stats.invalid or self.stats.failed:
             return int(ExitCode.ERROR)
         return int(ExitCode.OK)
+
+
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd
+
+
+def format_hint(source: Source, line: bytes) -> str:
+    """What to do when an input is not NDJSON, from what its bytes look like."""
+    name = source.name if source.name != "-" else "FILE"
+    if line.startswith(b"\x1f\x8b"):
+        return f"it is gzip-compressed: zcat {name} | cdp import"
+    if line.startswith(b"BZh"):
+        return f"it is bzip2-compressed: bzcat {name} | cdp import"
+    if line.startswith(b"\xfd7zXZ"):
+        return f"it is xz-compressed: xzcat {name} | cdp import"
+    if line.startswith(b"\x28\xb5\x2f\xfd"):
+        return f"it is zstd-compressed: zstdcat {name} | cdp import"
+    if line.startswith(b"["):
+        return f"it looks like one JSON array; turn it into one call per line: jq -c '.[]' {name} | cdp import"
+    return "cdp import reads NDJSON: one JSON object per line, each a call with its \"type\" (or give --type)"
 
 
 def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:

@@ -7,6 +7,8 @@ import sys
 
 from cdpcli.errors import ExitCode, UsageError
 from cdpcli.importer import ImportOptions, Importer, check_limits, make_sources
+
+DEFAULT_REJECTS = "cdp-rejects.ndjson"
 from cdpcli.session import SendOptions, open_session
 from cdpcli.wire import CALL_TYPES
 
@@ -20,17 +22,26 @@ def run_import(
     batch_bytes: int,
     batch_events: int,
     rate: float,
-    rejects: str,
+    rejects: str | None,
     checkpoint: str | None,
     progress: bool | None,
+    max_invalid: int | None = None,
+    id_namespace: str | None = None,
 ) -> int:
     if default_type is not None and default_type not in CALL_TYPES:
         raise UsageError(f"--type {default_type!r}: expected one of {', '.join(CALL_TYPES)}")
     check_limits(batch_bytes, batch_events, concurrency, rate)
+    if max_invalid is not None and max_invalid < 1:
+        raise UsageError(f"--max-invalid must be at least 1, not {max_invalid}")
+    if id_namespace is not None and not id_namespace.strip():
+        raise UsageError("--id-namespace must not be empty", hint="leave it out to derive ids as before")
     session = open_session(opts, need_key=True)
-    sources = make_sources(files)
-    for path in (rejects, checkpoint):
-        if path and any(s.name != "-" and os.path.abspath(s.name) == os.path.abspath(path) for s in sources):
+    sources, warnings = make_sources(files, id_namespace)
+    for text in warnings:
+        session.out.warn(text)
+    rejects_path = rejects if rejects is not None else DEFAULT_REJECTS
+    for path in (rejects_path, checkpoint):
+        if path and any(s.name != "-" and os.path.realpath(s.name) == os.path.realpath(path) for s in sources):
             raise UsageError(f"{path} is both an input and an output", hint="write rejects/checkpoint to another file (--rejects, --checkpoint)")
     if progress is None:
         progress = sys.stderr.isatty() and not opts.quiet
@@ -40,9 +51,11 @@ def run_import(
         batch_bytes=batch_bytes,
         batch_events=batch_events,
         rate=rate,
-        rejects=rejects,
+        rejects=rejects_path,
+        rejects_explicit=rejects is not None,
         checkpoint=checkpoint,
         progress=progress,
+        max_invalid=max_invalid,
     )
     importer = Importer(session, sources, options)
     code = importer.run()
@@ -54,29 +67,42 @@ def report(importer: Importer, code: int) -> None:
     out = importer.out
     stats = importer.stats.summary()
     if importer.fatal:
-        _, message, hint = importer.fatal
-        out.error(message, hint)
+        out.error(importer.fatal.message, importer.fatal.hint)
     dry = importer.session.dry_run
-    rejected = stats["invalid"] + stats["failed"]
+    invalid, failed = stats["invalid"], stats["failed"]
+    rejected = invalid + failed
+    calls = importer.stats.calls
+    if importer.unechoed:
+        out.problem(f"{importer.unechoed:,} more rejected lines not shown; all {importer.rejects.count:,} are in {importer.rejects.path}")
     line = (
-        f"{'Checked' if dry else 'Imported'} {stats['read']:,} calls: "
-        + (f"{stats['read'] - stats['invalid']:,} valid" if dry else f"{stats['sent']:,} sent")
-        + f", {stats['invalid']:,} invalid, {stats['failed']:,} failed; "
+        f"{'Checked' if dry else 'Imported'} {calls:,} calls: "
+        + (f"{calls - invalid:,} valid" if dry else f"{stats['sent']:,} sent")
+        + f", {invalid:,} invalid, {failed:,} failed; "
         f"{stats['batches']:,} batches, {stats['requests']:,} requests, {stats['retries']:,} retries; "
         f"{stats['seconds']:.1f}s, {stats['events_per_second']:,.0f} calls/s"
     )
+    extra = []
+    if stats["blank"]:
+        extra.append(f"{stats['blank']:,} blank")
     if stats["skipped"]:
-        line += f" ({stats['skipped']:,} lines skipped: settled by an earlier run)"
+        extra.append(f"{stats['skipped']:,} skipped: settled by an earlier run")
+    if extra:
+        line += f" ({stats['read']:,} lines read; " + ", ".join(extra) + ")"
     if rejected:
+        earlier = rejected - importer.rejects.count
         line += f". Rejects appended to {importer.rejects.path}"
-    not_settled = stats["read"] - stats["sent"] - rejected if not dry else 0
+        if earlier > 0:
+            line += f" ({earlier:,} of them there already from an earlier run)"
+    not_settled = stats["unsettled"] if not dry else 0
     if code == ExitCode.INTERRUPTED or importer.fatal:
         resume = (
             f"run the same command again to resume from {importer.options.checkpoint}"
             if importer.options.checkpoint
             else "re-run with --checkpoint FILE next time to resume; re-sending is safe (same messageIds)"
         )
-        line += f". Stopped early: {max(not_settled, 0):,} calls read but not sent; {resume}"
+        line += f". Stopped early: {max(not_settled, 0):,} calls read but not settled; {resume}"
+        if importer.abandoned:
+            line += f". Did not wait for {importer.abandoned:,} batches in flight: they are left for the next run"
     out.info(line + ".")
     if out.json_mode:
         out.json({**stats, "rejected_file": importer.rejects.path if rejected else None, "exit_code": code})
