@@ -1,0 +1,431 @@
+"""`cdp config` and the config file: values checked when set, a broken file never blocks what
+flags and environment can do, and the file and its directories stay private."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cdpcli import config
+
+KEY = "sk_us_SECRETkey0123456789"  # any leak would be unmistakable
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    """`warn once` is once per process; each in-process command here is a process of its own."""
+    monkeypatch.setattr(config, "_warned", set())
+
+
+@pytest.fixture
+def umask():
+    """Run with a given umask, restoring the old one."""
+    old = os.umask(0o022)
+    os.umask(old)
+
+    def set_mask(mask: int) -> None:
+        os.umask(mask)
+
+    yield set_mask
+    os.umask(old)
+
+
+def config_dir() -> Path:
+    return Path(os.environ["CDP_CONFIG_DIR"])
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+# -- every value is checked when it is set ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("endpoint", "notaurl", "endpoint 'notaurl' is not a URL"),
+        ("endpoint", "127.0.0.1:8787", "is not a URL"),
+        ("region", "mars", "region must be us or eu, not 'mars'"),
+        ("timeout", "0", "timeout must be a positive number of seconds, not '0'"),
+        ("timeout", "-1", "timeout must be a positive number"),
+        ("timeout", "nan", "timeout must be a positive number"),
+        ("timeout", "inf", "timeout must be a positive number"),
+        ("timeout", "1e400", "timeout must be a positive number"),
+        ("timeout", "soon", "timeout must be a positive number"),
+        ("retries", "-1", "retries must be a whole number ≥ 0, not '-1'"),
+        ("retries", "1.5", "retries must be a whole number"),
+        ("retries", "1_0", "retries must be a whole number"),
+        ("retries", "lots", "retries must be a whole number"),
+        ("strict", "maybe", "strict must be true or false, not 'maybe'"),
+        ("gzip", "2", "gzip must be true or false, not '2'"),
+    ],
+)
+def test_config_set_refuses_a_bad_value_and_stores_nothing(cli, key, value, message):
+    run = cli("config", "set", "--", key, value)  # `--`: so that -1 is a value, not an option
+    assert run.exit_code == 2, run.stderr
+    assert run.stdout == ""
+    assert run.stderr.startswith("Error: ") and message in run.stderr
+    assert not config_file().exists()
+
+
+def test_a_refused_value_leaves_the_stored_one(cli):
+    assert cli("config", "set", "endpoint", "http://127.0.0.1:8787").exit_code == 0
+    assert cli("config", "set", "endpoint", "notaurl").exit_code == 2
+    run = cli("config", "get", "endpoint")
+    assert (run.exit_code, run.stdout) == (0, "http://127.0.0.1:8787\n")
+    # and every later command still works
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run")
+    assert run.exit_code == 0 and run.stdout.startswith("POST http://127.0.0.1:8787/v1/track\n")
+
+
+def test_endpoint_error_has_a_hint(cli):
+    run = cli("config", "set", "endpoint", "notaurl")
+    assert "\nHint: an endpoint is an http(s) base URL" in run.stderr
+
+
+def test_endpoint_is_checked_by_wire_base_url(cli, monkeypatch):
+    """One place decides what an endpoint is: what wire.base_url refuses, config set refuses."""
+    import cdpcli.wire
+
+    def refuse(endpoint, region):
+        raise ValueError("refused by base_url")
+
+    monkeypatch.setattr(cdpcli.wire, "base_url", refuse)
+    run = cli("config", "set", "endpoint", "https://cdp.customer.io/v1")
+    assert run.exit_code == 2 and "Error: endpoint refused by base_url" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "stored"),
+    [
+        ("endpoint", "http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+        ("endpoint", "HTTPS://cdp-eu.customer.io/v1", "HTTPS://cdp-eu.customer.io/v1"),
+        ("region", "EU", "eu"),
+        ("timeout", "2.5", 2.5),
+        ("timeout", "30", 30.0),
+        ("retries", "0", 0),
+        ("retries", "12", 12),
+        ("strict", "off", False),
+        ("gzip", "yes", True),
+    ],
+)
+def test_config_set_stores_a_good_value_typed(cli, key, value, stored):
+    run = cli("config", "set", key, value)
+    assert run.exit_code == 0, run.stderr
+    assert config.load_config()["default"][key] == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "what"),
+    [
+        ("sk_us_SECRETab\ncd1234567", "a control character at position 15"),
+        ("sk_us_SECRETab\rcd1234567", "a control character at position 15"),
+        ("sk_us_SECRETab\x00cd1234567", "a control character at position 15"),
+        ("sk_us_SECRETab\x7fcd1234567", "a control character at position 15"),
+        ("sk_us_SECRETabécd1234567", "a non-ASCII character at position 15"),
+    ],
+)
+def test_config_set_api_key_refuses_control_and_non_ascii_characters_without_echoing_it(cli, typed, what):
+    # from stdin (the way the README recommends) ...
+    run = cli("config", "set", "api-key", input=typed + "\n", secret="SECRETab")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert f"Error: the API key has {what} (the key is not shown)" in run.stderr
+    assert "cd1234567" not in run.stderr and "****" not in run.stderr
+    # ... and as an argument
+    run = cli("config", "set", "api-key", typed, secret="SECRETab")
+    assert run.exit_code == 2 and what in run.stderr and "cd1234567" not in run.stderr
+    assert not config_file().exists()
+
+
+def test_config_set_api_key_from_stdin_takes_the_whole_input(cli):
+    """A key cut at its first line break would be stored silently wrong."""
+    run = cli("config", "set", "api-key", input="sk_us_SECRETab\ncd1234567\n", secret="SECRETab")
+    assert run.exit_code == 2 and "control character" in run.stderr
+    assert not config_file().exists()
+
+
+def test_a_bad_value_written_into_the_file_by_hand_names_the_file(cli):
+    config_dir().mkdir(mode=0o700)
+    config_file().write_text('[default]\nendpoint = "notaurl"\n')
+    config_file().chmod(0o600)
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert f"Error: {config_file()} [default] endpoint: 'notaurl' is not a URL" in run.stderr
+    assert "Hint: store a valid value: cdp config set endpoint VALUE --profile default" in run.stderr
+    # a flag or the environment overrides it, as the precedence says
+    assert cli("track", "-u", "1", "-e", "E", "--dry-run", "--endpoint", "http://127.0.0.1:1").exit_code == 0
+
+
+def test_a_bad_key_in_the_environment_is_a_usage_error_that_never_echoes_it(cli):
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run", env={"CDP_API_KEY": "sk_us_SECRETab\ncd1234"}, secret="SECRETab")
+    assert run.exit_code == 2 and "CDP_API_KEY: the API key has a control character" in run.stderr
+    assert "cd1234" not in run.stderr
+
+
+# -- profiles that do not exist -------------------------------------------------------------
+
+
+def test_config_list_of_an_unknown_profile_exits_2_naming_the_profiles(cli):
+    assert cli("config", "set", "region", "eu", "--profile", "staging").exit_code == 0
+    assert cli("config", "set", "region", "us", "--profile", "prod").exit_code == 0
+    for args in (["list"], ["list", "--json"], ["get", "region"], ["unset", "region"]):
+        run = cli("config", *args, "--profile", "typo")
+        assert run.exit_code == 2, (args, run.stderr)
+        message = f"no profile 'typo' in {config_file()} (profiles: prod, staging)"
+        hint = "create it with: cdp config set region us --profile typo"
+        if "--json" in args:  # errors under --json: one object on stdout
+            assert json.loads(run.stdout) == {"ok": False, "error": message, "hint": hint, "exit_code": 2}
+            continue
+        assert run.stdout == ""
+        assert f"Error: {message}\nHint: {hint}\n" in run.stderr
+    run = cli("config", "list", "--profile", "staging")
+    assert (run.exit_code, run.stdout) == (0, "[staging]\nregion = eu\n")
+    # the default profile needs no creating
+    run = cli("config", "list", "--profile", "default")
+    assert run.exit_code == 0
+
+
+# -- a broken config file -----------------------------------------------------------------
+
+BROKEN = '[default]\nregion = "eu"\nendpoint http://127.0.0.1:8787\n'  # line 3 has no '='
+
+
+def break_config(text: str | bytes = BROKEN) -> Path:
+    config_dir().mkdir(mode=0o700, exist_ok=True)
+    path = config_file()
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    path.chmod(0o600)
+    return path
+
+
+def mv_command(path: Path) -> str:
+    return f"mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.broken')}"
+
+
+def test_a_broken_config_does_not_block_a_command_whose_settings_are_all_given(cli):
+    path = break_config()
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run", "--api-key", KEY, "--endpoint", "http://127.0.0.1:1", secret=KEY)
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.startswith("POST http://127.0.0.1:1/v1/track\n")
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 1, run.stderr  # once
+    assert f"Warning: ignoring config file {path}: it is not valid TOML: line 3, column 10:" in warnings[0]
+    assert mv_command(path) in warnings[0]
+    assert "Error" not in run.stderr
+
+
+def test_a_broken_config_with_the_key_in_the_environment_goes_on(cli):
+    path = break_config()
+    run = cli("config", "list", "--resolved", "--json", env={"CDP_API_KEY": KEY, "CDP_REGION": "eu"}, secret=KEY)
+    assert run.exit_code == 0, run.stderr
+    settings = json.loads(run.stdout)["settings"]
+    assert settings["api-key"] == {"value": "****6789", "source": "env CDP_API_KEY"}
+    assert settings["region"] == {"value": "eu", "source": "env CDP_REGION"}
+    assert run.stderr.count(f"Warning: ignoring config file {path}") == 1
+
+
+def test_a_broken_config_that_is_needed_is_an_error_that_says_how_to_fix_it(cli):
+    path = break_config()
+    for args in (["track", "-u", "1", "-e", "E"], ["track", "-u", "1", "-e", "E", "--dry-run"], ["config", "list", "--resolved"]):
+        run = cli(*args)
+        assert run.exit_code == 2, (args, run.stderr)
+        assert run.stdout == ""
+        assert f"Error: config file {path} is not valid TOML: line 3, column 10: Expected '=' after a key" in run.stderr
+        assert f"Hint: fix line 3 of {path}, or move it aside and start afresh: {mv_command(path)}" in run.stderr
+        assert "--api-key or CDP_API_KEY" in run.stderr
+    # a profile asked for by name can only come from the file
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run", "--api-key", KEY, "--profile", "prod", secret=KEY)
+    assert run.exit_code == 2 and f"Error: config file {path} is not valid TOML" in run.stderr
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run", "--api-key", KEY, env={"CDP_PROFILE": "prod"}, secret=KEY)
+    assert run.exit_code == 2 and f"Error: config file {path} is not valid TOML" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["config", "set", "region", "us"],
+        ["config", "unset", "region"],
+        ["config", "get", "region"],
+        ["config", "list"],
+    ],
+)
+def test_config_commands_on_a_broken_file_exit_2_with_the_exact_mv(cli, args):
+    path = break_config()
+    run = cli(*args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert f"Error: config file {path} is not valid TOML: line 3" in run.stderr
+    assert f"Hint: fix line 3 of {path}, or move it aside and start afresh: {mv_command(path)}" in run.stderr
+    assert path.read_text() == BROKEN  # never rewritten: it may hold keys
+
+
+def test_config_set_api_key_on_a_broken_file_then_the_suggested_mv_repairs_it(cli):
+    path = break_config()
+    run = cli("config", "set", "api-key", input=KEY + "\n", secret=KEY)
+    assert run.exit_code == 2
+    hint = run.stderr.split("start afresh: ", 1)[1].strip()
+    assert hint == mv_command(path)
+    subprocess.run(shlex.split(hint), check=True)  # the command works as printed
+    assert path.with_name("config.toml.broken").read_text() == BROKEN
+    assert cli("config", "set", "api-key", input=KEY + "\n", secret=KEY).exit_code == 0
+    assert config.load_config() == {"default": {"api-key": KEY}}
+    # with a .broken there already, the next suggestion does not overwrite it
+    break_config()
+    run = cli("config", "list")
+    assert f"mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.broken-2')}" in run.stderr
+
+
+def test_a_config_file_that_is_not_utf8_names_its_line(cli):
+    path = break_config(b'[default]\nregion = "eu"\n\n# caf\xe9\n')
+    run = cli("config", "list")
+    assert run.exit_code == 2
+    assert f"Error: config file {path} is not UTF-8 text (byte 0xe9 at line 4)" in run.stderr
+    assert f"Hint: fix line 4 of {path}" in run.stderr
+
+
+def test_an_unterminated_config_file_names_its_last_line(cli):
+    path = break_config('[default]\nregion = "eu\n')
+    run = cli("config", "get", "region")
+    assert run.exit_code == 2
+    assert f"config file {path} is not valid TOML: line 2" in run.stderr
+
+
+def test_a_config_file_that_is_a_directory_is_an_error_or_skipped(cli):
+    config_file().mkdir(parents=True)
+    run = cli("config", "list")
+    assert run.exit_code == 2 and f"Error: config file {config_file()} is not a regular file" in run.stderr
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run", "--api-key", KEY, secret=KEY)
+    assert run.exit_code == 0 and "Warning: ignoring config file" in run.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_config_file_that_is_a_fifo_does_not_hang(tmp_path):
+    directory = tmp_path / "fifo-config"
+    directory.mkdir(mode=0o700)
+    os.mkfifo(directory / "config.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")} | {"CDP_CONFIG_DIR": str(directory)}
+    try:
+        run = subprocess.run([sys.executable, "-m", "cdpcli", "config", "list"], env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("cdp config list hung on a FIFO config.toml")
+    assert run.returncode == 2 and "is not a regular file" in run.stderr
+
+
+# -- the file and its directories stay private ------------------------------------------------
+
+
+def test_config_set_never_writes_through_a_planted_tmp_symlink(cli, tmp_path):
+    config_dir().mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("victim\n")
+    (config_dir() / "config.toml.tmp").symlink_to("../victim")
+    run = cli("config", "set", "api-key", input=KEY + "\n", secret=KEY)
+    assert run.exit_code == 0, run.stderr
+    assert victim.read_text() == "victim\n"
+    path = config_file()
+    assert stat.S_ISREG(path.lstat().st_mode) and mode(path) == 0o600
+    assert config.load_config() == {"default": {"api-key": KEY}}
+    # no temp file left behind besides the planted one
+    assert sorted(p.name for p in config_dir().iterdir()) == ["config.toml", "config.toml.tmp"]
+
+
+def test_a_symlinked_config_file_is_refused(cli, tmp_path):
+    config_dir().mkdir(mode=0o700)
+    victim = tmp_path / "victim.toml"
+    victim.write_text("")  # valid (empty) TOML: the refusal must not depend on the content
+    config_file().symlink_to(victim)
+    for args, stdin in ((["config", "set", "api-key"], KEY + "\n"), (["config", "set", "region", "eu"], None)):
+        run = cli(*args, input=stdin, secret=KEY)
+        assert run.exit_code == 2, run.stderr
+        assert f"Error: config file {config_file()} is a symbolic link" in run.stderr
+        assert "Hint: remove the link" in run.stderr
+    assert victim.read_text() == ""
+    assert config_file().is_symlink()
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o022, 0o077])
+def test_config_directories_cdp_creates_are_0700_and_the_file_0600_whatever_the_umask(cli, umask, tmp_path, monkeypatch, mask):
+    base = tmp_path / "home"
+    base.mkdir()
+    base.chmod(0o755)
+    monkeypatch.setenv("CDP_CONFIG_DIR", str(base / "a" / "b" / "cdp"))
+    umask(mask)
+    run = cli("config", "set", "api-key", input=KEY + "\n", secret=KEY)
+    assert run.exit_code == 0, run.stderr
+    for directory in (base / "a", base / "a" / "b", base / "a" / "b" / "cdp"):
+        assert mode(directory) == 0o700, directory
+    assert mode(base) == 0o755  # not ours: left alone
+    assert mode(config_file()) == 0o600
+    assert "Warning" not in run.stderr
+
+
+def test_config_file_goes_back_to_0600_when_rewritten(cli):
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_file().chmod(0o644)
+    run = cli("config", "set", "region", "us")
+    assert run.exit_code == 0
+    assert mode(config_file()) == 0o600
+
+
+def test_the_default_config_dir_and_new_parents_are_0700(cli, umask, tmp_path, monkeypatch):
+    monkeypatch.delenv("CDP_CONFIG_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg" / "config"))
+    umask(0o022)
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    assert (tmp_path / "xdg" / "config" / "cdp" / "config.toml").is_file()
+    for directory in (tmp_path / "xdg", tmp_path / "xdg" / "config", tmp_path / "xdg" / "config" / "cdp"):
+        assert mode(directory) == 0o700, directory
+
+
+@pytest.mark.parametrize("bits", [0o770, 0o707, 0o777, 0o1777])
+def test_a_config_directory_others_can_write_gets_a_warning(cli, bits):
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_dir().chmod(bits)
+    expected = f"Warning: config directory {config_dir()} can be written by other users"
+    run = cli("config", "set", "region", "us")
+    assert run.exit_code == 0 and run.stderr.count(expected) == 1, run.stderr
+    assert f"chmod go-w {config_dir()}" in run.stderr
+    config._warned.clear()
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run")
+    assert run.exit_code == 0 and run.stderr.count(expected) == 1, run.stderr
+    assert mode(config_dir()) == bits  # a warning, not a change behind the user's back
+
+
+def test_a_private_config_directory_gets_no_warning(cli):
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_dir().chmod(0o750)  # group may read and enter, not write
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run")
+    assert run.exit_code == 0 and "Warning" not in run.stderr
+
+
+def test_a_config_dir_that_cannot_be_made_is_an_error(cli, tmp_path, monkeypatch):
+    (tmp_path / "plain-file").write_text("")
+    monkeypatch.setenv("CDP_CONFIG_DIR", str(tmp_path / "plain-file" / "cdp"))
+    run = cli("config", "set", "region", "eu")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert "Error: cannot create config directory" in run.stderr and "Hint: set CDP_CONFIG_DIR" in run.stderr
+
+
+def test_config_set_api_key_in_a_subprocess_is_private(tmp_path):
+    """The same as a user's shell: a real process, umask 000, stdin piped."""
+    directory = tmp_path / "sub" / "cdp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")} | {"CDP_CONFIG_DIR": str(directory)}
+    run = subprocess.run(
+        [sys.executable, "-c", "import os, runpy, sys; os.umask(0); sys.argv = ['cdp', 'config', 'set', 'api-key']; runpy.run_module('cdpcli', run_name='__main__')"],
+        input=KEY + "\n", env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert KEY not in run.stdout + run.stderr and "****6789" in run.stderr
+    assert mode(directory) == 0o700 and mode(directory.parent) == 0o700
+    assert mode(directory / "config.toml") == 0o600
