@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from cdpcli.errors import DeliveryError, UsageError
-from cdpcli.items import apply_items, read_json_object
+from cdpcli.items import apply_items, check_argument, read_json_object
 from cdpcli.session import SendOptions, Session, open_session
-from cdpcli.wire import MAX_CALL_BYTES, Request, call_size, complete_call, single_request
+from cdpcli.wire import MAX_CALL_BYTES, Request, call_size, complete_call, parse_timestamp, single_request
 
 # How the wire's field names are typed on the command line, for error messages.
 FLAG_FOR_FIELD = {
@@ -60,6 +61,11 @@ def build_call(spec: CallInput) -> dict[str, Any]:
 
     data: dict[str, Any] = {"type": spec.type}
     data.update({k: v for k, v in spec.fields.items() if v is not None})
+    for name, value in data.items():
+        if isinstance(value, str):
+            check_argument(value, FLAG_FOR_FIELD.get(name, name))
+    _check_stdin_once(spec)
+    _check_fields(data)
     item_flag = {"traits": "-t", "properties": "-p"}
     for name, (text, items) in spec.objects.items():
         obj = read_json_object(text, f"--{name}")
@@ -91,6 +97,41 @@ def build_call(spec: CallInput) -> dict[str, Any]:
             hint="send fewer or smaller traits/properties",
         )
     return call
+
+
+def _check_stdin_once(spec: CallInput) -> None:
+    """stdin can be read once: two options asking for `@-` is a usage error, not an empty second read."""
+    readers = [f"--{name}" for name, (text, _) in spec.objects.items() if text == "@-"]
+    readers += [flag for flag, text in (("--context", spec.context), ("--integrations", spec.integrations)) if text == "@-"]
+    if len(readers) > 1:
+        raise UsageError(
+            f"{' and '.join(readers)} both read @- (stdin), which can be read only once",
+            hint=f"keep @- for one of them and give the other inline or as @FILE, e.g. {readers[1]} @file.json",
+        )
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    """Checks on single values whose errors deserve their own hint."""
+    type_id = data.get("objectTypeId")
+    if type_id is not None and not _WHOLE_NUMBER.fullmatch(type_id):
+        raise UsageError(
+            f"--object-type-id {type_id!r}: expected a whole number (the API takes object type IDs "
+            "as stringified integers, e.g. \"1\")",
+            hint="e.g. --object-type-id 2; left out, the API assumes 1",
+        )
+    timestamp = data.get("timestamp")
+    if timestamp is not None:
+        try:
+            parse_timestamp(timestamp)
+        except ValueError as exc:
+            if "milliseconds" in str(exc):
+                hint = f"give seconds: --timestamp {float(timestamp.strip()) / 1000:.3f}"
+            else:
+                hint = "e.g. --timestamp 2026-11-27T13:31:42Z (a naive time is UTC) or --timestamp $(date +%s)"
+            raise UsageError(f"--timestamp: {exc}", hint=hint) from None
 
 
 def _with_flags(problem: str) -> str:
@@ -135,9 +176,10 @@ def run_call(spec: CallInput, opts: SendOptions) -> None:
         if not session.strict:
             out.info("Note: strict mode is off, so a 200 does not prove the key or the call was valid.")
         return
-    if out.json_mode:
-        out.json({**result, "error": outcome.error})
-    raise _delivery_error(session, request, outcome)
+    error = _delivery_error(session, request, outcome)
+    # under --json, `reporting` prints this as the one result object, with hint and exit_code
+    error.details = {**result, "error": outcome.error}
+    raise error
 
 
 def _delivery_error(session: Session, request: Request, outcome: Any) -> DeliveryError:

@@ -28,6 +28,8 @@ def run_connect_test(session: Session, send_event: bool) -> tuple[dict[str, Any]
     request = test_request(session, send_event)
     with session.sender(on_retry=session.out.verbose) as sender:
         outcome = sender.send(request)
+    from cdpcli.transport import proxy_for
+
     report: dict[str, Any] = {
         "ok": outcome.ok,
         "status": outcome.status,
@@ -39,6 +41,7 @@ def run_connect_test(session: Session, send_event: bool) -> tuple[dict[str, Any]
         "key": mask_key(session.api_key),
         "key_source": session.source("api-key"),
         "sent_event": send_event,
+        "proxy": proxy_for(request.url),
     }
     code = outcome.exit_code
     hint = None
@@ -58,7 +61,10 @@ def run_connect_test(session: Session, send_event: bool) -> tuple[dict[str, Any]
             "dns": "check the host name in --endpoint (or the region)",
             "refused": "nothing listens there: check --endpoint, or start `cdp serve`",
             "timeout": "the endpoint did not answer in time: check the network or raise --timeout",
-            "tls": "the TLS handshake failed: check the endpoint's scheme (http/https) and certificates",
+            "tls": "the TLS handshake failed: check the endpoint's scheme (http/https) and certificates "
+                   "(a private CA goes in SSL_CERT_FILE)",
+            "proxy": "the proxy comes from the environment: check that it runs, or let this host bypass "
+                     "it with NO_PROXY (or unset the variable)",
         }.get(outcome.network_kind, "check --endpoint/--region and your network")
     else:
         report["verdict"] = f"unexpected answer HTTP {outcome.status}"
@@ -75,6 +81,8 @@ def format_report(report: dict[str, Any]) -> str:
         ("latency", f"{report['latency_ms']:.0f} ms"),
         ("verdict", ("ok: " if report["ok"] else "failed: ") + report["verdict"]),
     ]
+    if report.get("proxy"):
+        rows.insert(1, ("proxy", report["proxy"]))
     if report.get("error"):
         rows.append(("error", report["error"]))
     return "\n".join(f"{name:<9} {value}" for name, value in rows)

@@ -1,5 +1,6 @@
-"""Where text goes: results to stdout, everything else to stderr; and the one place that
-maps errors to messages and exit codes (`reporting`)."""
+"""Where text goes: results to stdout, everything else to stderr; the one place that maps
+errors to messages and exit codes (`reporting`); and the one redaction step (`redact`) that
+every line cdp prints passes through, so text from the HTTP stack never shows the API key."""
 
 from __future__ import annotations
 
@@ -12,6 +13,49 @@ from typing import Any
 
 from cdpcli.errors import CdpError, ExitCode
 
+# Every form of the API key text could carry (wire.secret_forms), registered by the session
+# that resolved the key; `redact` replaces each with ****.
+_secrets: list[str] = []
+# JSON objects written to stdout so far: `reporting` prints an error object under --json only
+# when the command has not already printed its own result object.
+_json_objects = 0
+
+
+def add_secret(api_key: str) -> None:
+    from cdpcli.wire import secret_forms
+
+    for form in secret_forms(api_key):
+        if form not in _secrets:
+            _secrets.append(form)
+    _secrets.sort(key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """`text` without any registered secret (the API key, its base64 Basic form)."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "****")
+    return text
+
+
+def _printable(text: str) -> str:
+    """Text that any stream can encode: lone surrogates (undecodable argv bytes) escaped."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def json_line(obj: Any) -> str:
+    """One compact JSON object, redacted, always encodable."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
+    return redact(text)
+
 
 @dataclass
 class Output:
@@ -21,12 +65,14 @@ class Output:
 
     def result(self, text: str) -> None:
         """A human-readable result line on stdout."""
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(_printable(redact(text)) + "\n")
         sys.stdout.flush()
 
     def json(self, obj: Any) -> None:
         """One compact JSON object per line on stdout (no colour, no wrapping)."""
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        global _json_objects
+        _json_objects += 1
+        sys.stdout.write(json_line(obj) + "\n")
         sys.stdout.flush()
 
     def request(self, url: str, headers: dict[str, str], body: str) -> None:
@@ -34,6 +80,8 @@ class Output:
 
         `body` is the JSON text as it would be sent (spliced in, never re-parsed)."""
         if self.json_mode:
+            global _json_objects
+            _json_objects += 1
             head = json.dumps({"method": "POST", "url": url, "headers": headers}, ensure_ascii=False, separators=(",", ":"))
             self.result(head[:-1] + ',"body":' + body + "}")
         else:
@@ -61,7 +109,7 @@ class Output:
 
 
 def _stderr(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(_printable(redact(text)) + "\n")
     sys.stderr.flush()
 
 
@@ -69,19 +117,25 @@ def _stderr(text: str) -> None:
 def reporting(out: Output | None = None) -> Iterator[None]:
     """Turn our errors into `Error:`/`Hint:` lines and SPEC's exit code; never a traceback.
 
+    Under --json, every outcome is one object on stdout: a command that fails before printing
+    its own result object gets `{"ok": false, "error", "hint", "exit_code"}` (plus what the
+    error carries in `details`, e.g. a failed send's status and messageId).
+
     It lives inside each command (not around main()) so tests driving the app see exactly
     what users see.
     """
     import typer
 
     out = out or Output()
+    printed_before = _json_objects
     try:
         yield
     except CdpError as exc:
-        out.error(exc.message, exc.hint)
-        raise typer.Exit(int(exc.exit_code)) from None
+        _fail(out, printed_before, exc.message, exc.hint, exc.exit_code, getattr(exc, "details", None))
     except KeyboardInterrupt:
         _stderr("Interrupted.")
+        if out.json_mode and _json_objects == printed_before:
+            _json_error(out, "interrupted", None, ExitCode.INTERRUPTED)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -89,9 +143,26 @@ def reporting(out: Output | None = None) -> Iterator[None]:
         # stdout closed early (`cdp … | head`): not an error worth a message
         raise typer.Exit(int(ExitCode.OK)) from None
     except Exception as exc:  # the last line of defence: a message, not a traceback
-        out.error(f"unexpected {type(exc).__name__}: {exc}", hint="run again with -vv and report this")
         if out.verbosity >= 2:
             import traceback
 
-            traceback.print_exc()
-        raise typer.Exit(int(ExitCode.ERROR)) from None
+            _stderr("".join(traceback.format_exc()))
+        _fail(out, printed_before, f"unexpected {type(exc).__name__}: {exc}", "run again with -vv and report this", ExitCode.ERROR)
+
+
+def _fail(out: Output, printed_before: int, message: str, hint: str | None, code: int,
+          details: dict[str, Any] | None = None) -> None:
+    import typer
+
+    out.error(message, hint)
+    if out.json_mode and _json_objects == printed_before:
+        _json_error(out, message, hint, code, details)
+    raise typer.Exit(int(code)) from None
+
+
+def _json_error(out: Output, message: str, hint: str | None, code: int, details: dict[str, Any] | None = None) -> None:
+    try:
+        out.json({**(details or {}), "ok": False, "error": (details or {}).get("error", message),
+                  "hint": hint, "exit_code": int(code)})
+    except (BrokenPipeError, ValueError):  # stdout closed: the exit code still tells
+        pass

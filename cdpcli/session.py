@@ -7,8 +7,8 @@ from typing import Any
 
 from cdpcli import config
 from cdpcli.errors import UsageError
-from cdpcli.output import Output
-from cdpcli.wire import auth_scheme, base_url, build_headers, key_region
+from cdpcli.output import Output, add_secret
+from cdpcli.wire import api_key_problem, auth_scheme, base_url, build_headers, key_region
 
 
 @dataclass
@@ -28,8 +28,13 @@ class SendOptions:
     quiet: bool = False
     verbose: int = 0
 
+    _out: Output | None = field(default=None, init=False, repr=False, compare=False)
+
     def output(self) -> Output:
-        return Output(json_mode=self.json, quiet=self.quiet, verbosity=self.verbose)
+        """The command's one Output (the same object each call)."""
+        if self._out is None:
+            self._out = Output(json_mode=self.json, quiet=self.quiet, verbosity=self.verbose)
+        return self._out
 
 
 @dataclass
@@ -71,6 +76,28 @@ def missing_key_error(profile: str) -> UsageError:
     )
 
 
+def _origin(source: str, name: str, profile: str) -> str:
+    """How an error names where a setting came from: `--endpoint`, `CDP_ENDPOINT`, or the
+    setting in the config file's profile."""
+    if source.startswith("--"):
+        return source
+    if source.startswith("env "):
+        return "$" + source[4:]
+    return f"{name} in profile {profile!r} ({config.config_path()})"
+
+
+def check_api_key(api_key: str, origin: str) -> None:
+    """A key that cannot go in an HTTP header is a usage error that never shows the key."""
+    problem = api_key_problem(api_key)
+    if problem:
+        raise UsageError(
+            f"{origin}: the API key holds {problem} (the key is not shown); an API key is "
+            "printable ASCII",
+            hint="copy the key again from the HTTP source's settings in Customer.io; a key read "
+            "from a file or pasted may carry a line break or a stray character",
+        )
+
+
 def open_session(opts: SendOptions, *, need_key: bool) -> Session:
     """Resolve settings (flag > env > profile > default); a key is needed only to send."""
     out = opts.output()
@@ -85,7 +112,10 @@ def open_session(opts: SendOptions, *, need_key: bool) -> Session:
     }
     profile, settings = config.resolve(flags, opts.profile)
     api_key = settings["api-key"].value
-    if need_key and not opts.dry_run and not api_key:
+    if api_key:
+        check_api_key(api_key, _origin(settings["api-key"].source, "api-key", profile))
+        add_secret(api_key)  # from here on no printed line can show it
+    elif need_key and not opts.dry_run:
         raise missing_key_error(profile)
     warnings = []
     region = settings["region"].value
@@ -102,7 +132,8 @@ def open_session(opts: SendOptions, *, need_key: bool) -> Session:
     try:
         base = base_url(settings["endpoint"].value, region)
     except ValueError as exc:
-        raise UsageError(f"--endpoint: {exc}") from None
+        origin = _origin(settings["endpoint"].source, "endpoint", profile)
+        raise UsageError(f"{origin} {exc}", hint=getattr(exc, "hint", None)) from None
     if from_key and settings["endpoint"].value:
         other = "eu" if from_key == "us" else "us"
         if base.startswith(base_url(None, other)):

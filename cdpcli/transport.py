@@ -1,9 +1,13 @@
 """The only module that talks HTTP: sends a wire.Request with retries.
 
 Retried: network errors, 408, 429 and 5xx, with exponential backoff and full jitter;
-`Retry-After` (seconds or an HTTP date, capped at 300 s) replaces the backoff and does not
-use up the retry budget. The messageId stays the same on every attempt (it is in the
-payload); sentAt is set per attempt; `X-Retry-Count: n` goes on the n-th retry.
+`Retry-After` (seconds or an HTTP date, capped at 300 s) replaces the backoff's wait. Every
+retry counts against `--retries N`, whatever its wait, so a request is tried at most N + 1
+times. The messageId stays the same on every attempt (it is in the payload); sentAt is set per
+attempt; `X-Retry-Count: n` goes on the n-th retry.
+
+Proxies (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and SSL_CERT_FILE/SSL_CERT_DIR are
+honoured by httpx; a network error through a proxy names the proxy.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cdpcli.errors import ExitCode, exit_code_for_status
+from cdpcli.output import redact
 from cdpcli.wire import Request
 
 # `import httpx` also imports its own command-line module (click, rich, pygments) when the
@@ -28,9 +33,6 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx  # noqa: E402
 
 RETRY_AFTER_CAP = 300.0
-# Waits that the server asked for (Retry-After) do not count against --retries, but a server
-# that never stops asking must not keep us forever.
-MAX_RETRY_AFTER_WAITS = 20
 
 
 def _once(data: bytes) -> Iterator[bytes]:
@@ -102,19 +104,57 @@ class Outcome:
         return exit_code_for_status(self.status)
 
 
-def describe_network_error(exc: Exception, timeout: float) -> tuple[str, str]:
-    """(kind, message) for a transport failure, saying which kind it was."""
+def describe_network_error(exc: Exception, timeout: float, proxy: str | None = None) -> tuple[str, str]:
+    """(kind, message) for a transport failure, saying which kind it was; with `proxy` (the
+    proxy the request went through, see proxy_for), the message says it was the proxy."""
     text = str(exc) or type(exc).__name__
     lowered = text.lower()
+    if isinstance(exc, httpx.ProxyError):
+        # the proxy answered but would not forward: the endpoint is behind it
+        return "proxy", f"the proxy {proxy or ''} could not connect to the endpoint: {text}".replace("  ", " ")
     if isinstance(exc, httpx.TimeoutException):
-        return "timeout", f"timed out after {timeout:g}s ({type(exc).__name__})"
-    if "ssl" in lowered or "certificate" in lowered:
-        return "tls", f"TLS error: {text}"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered or "name resolution" in lowered:
-        return "dns", f"DNS lookup failed: {text}"
-    if "refused" in lowered:
-        return "refused", "connection refused"
-    return "network", text
+        kind, message = "timeout", f"timed out after {timeout:g}s ({type(exc).__name__})"
+    elif "ssl" in lowered or "certificate" in lowered:
+        kind, message = "tls", f"TLS error: {text}"
+    elif "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered or "name resolution" in lowered:
+        kind, message = "dns", f"DNS lookup failed: {text}"
+    elif "refused" in lowered:
+        kind, message = "refused", "connection refused"
+    else:
+        kind, message = "network", text
+    if proxy and kind != "tls":  # a TLS error is with the endpoint (tunnelled through the proxy)
+        return "proxy", f"{message} by the proxy {proxy}" if kind == "refused" else f"{message} (through the proxy {proxy})"
+    return kind, message
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy httpx takes for `url` from the environment, as `URL (from VARIABLE)` with any
+    user:password@ left out; None when it goes direct. Follows httpx's rules: HTTPS_PROXY or
+    HTTP_PROXY by scheme, else ALL_PROXY; NO_PROXY hosts (or `*`) go direct."""
+    import os
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    chosen = None
+    for name in (f"{scheme}_proxy", "all_proxy"):
+        for variable in (name.upper(), name):
+            if os.environ.get(variable):
+                chosen = (variable, os.environ[variable])
+                break
+        if chosen:
+            break
+    if chosen is None:
+        return None
+    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname):
+        return None
+    variable, proxy = chosen
+    at = proxy.rfind("@")
+    if at >= 0:
+        start = proxy.find("://") + 3 if "://" in proxy else 0
+        proxy = proxy[:start] + proxy[at + 1 :]
+    return f"{proxy} (from {variable})"
 
 
 class Sender:
@@ -157,8 +197,6 @@ class Sender:
         self.close()
 
     def send(self, request: Request) -> Outcome:
-        retries_used = 0
-        waits_asked = 0
         attempt = 0
         while True:
             attempt += 1
@@ -183,7 +221,7 @@ class Sender:
                 kind, error = "", ""
             except httpx.TransportError as exc:
                 status, text = None, ""
-                kind, error = describe_network_error(exc, self.timeout)
+                kind, error = describe_network_error(exc, self.timeout, proxy_for(request.url))
             latency = (time.perf_counter() - started) * 1000
             wait_hint = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
             del response
@@ -191,17 +229,13 @@ class Sender:
                 return Outcome(status, attempt, attempt - 1, latency, text)
             if status is not None:
                 error = "; ".join(server_errors(text)) or f"HTTP {status}"
-            outcome = Outcome(status, attempt, attempt - 1, latency, text, error, kind)
-            if not is_retryable(status) or self.retries == 0 or self.stop.is_set():
+            # the one redaction step (output.redact): an error from the HTTP stack or a server
+            # echoing the request must not carry the key into messages or the rejects file
+            outcome = Outcome(status, attempt, attempt - 1, latency, redact(text), redact(error), kind)
+            if not is_retryable(status) or attempt > self.retries or self.stop.is_set():
                 return outcome
-            if wait_hint is not None and waits_asked < MAX_RETRY_AFTER_WAITS:
-                waits_asked += 1
-                delay = wait_hint
-            elif retries_used < self.retries:
-                retries_used += 1
-                delay = backoff_seconds(retries_used, self.backoff_base, self.backoff_cap)
-            else:
-                return outcome
+            # every retry counts against --retries; the server's Retry-After replaces the backoff
+            delay = wait_hint if wait_hint is not None else backoff_seconds(attempt, self.backoff_base, self.backoff_cap)
             if self.on_retry:
                 what = f"HTTP {status}" if status is not None else error
                 self.on_retry(f"{what}; retrying {request.url} in {delay:.1f}s (retry {attempt})")

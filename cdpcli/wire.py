@@ -70,12 +70,14 @@ def parse_timestamp(value: str | int | float) -> str:
     if isinstance(value, bool):
         raise ValueError("expected an ISO-8601 date-time")
     if isinstance(value, (int, float)):
-        return format_timestamp(datetime.fromtimestamp(value, timezone.utc))
+        return _from_unix(value, value)
     if _CANONICAL_TIMESTAMP.match(value):  # already in our format: most backfill lines
         return value
     text = value.strip()
     if re.fullmatch(r"\d{9,11}(\.\d+)?", text):  # Unix seconds, as `date +%s` prints
-        return format_timestamp(datetime.fromtimestamp(float(text), timezone.utc))
+        return _from_unix(float(text), value)
+    if re.fullmatch(r"\d{12,14}(\.\d+)?", text):  # `date +%s%3N`, JavaScript's Date.now()
+        raise ValueError(_milliseconds(value, float(text)))
     iso = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
     try:
         moment = datetime.fromisoformat(iso)
@@ -84,6 +86,28 @@ def parse_timestamp(value: str | int | float) -> str:
             f"{value!r} is not an ISO-8601 date-time (e.g. 2026-11-27T13:31:42Z)"
         ) from None
     return format_timestamp(moment)
+
+
+# 9999-12-31T23:59:59Z, the last moment a datetime holds
+_LAST_UNIX_SECOND = 253_402_300_799
+
+
+def _from_unix(seconds: float, value: object) -> str:
+    if seconds != seconds:  # NaN
+        raise ValueError(f"{value!r} is not a time")
+    if seconds > _LAST_UNIX_SECOND and seconds / 1000 <= _LAST_UNIX_SECOND:
+        raise ValueError(_milliseconds(value, seconds))
+    try:
+        return format_timestamp(datetime.fromtimestamp(seconds, timezone.utc))
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime (or time_t) holds
+        raise ValueError(f"{value!r} is out of range for a Unix time in seconds") from None
+
+
+def _milliseconds(value: object, number: float) -> str:
+    return (
+        f"{value!r} looks like Unix time in milliseconds; cdp reads Unix time in seconds "
+        f"({number / 1000:.3f}) or an ISO-8601 date-time"
+    )
 
 
 def new_message_id() -> str:
@@ -108,19 +132,106 @@ def complete_call(call: dict[str, Any]) -> dict[str, Any]:
     return call
 
 
+class EndpointError(ValueError):
+    """An endpoint cdp will not send to; `str()` quotes it (never its user name or password)."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def base_url(endpoint: str | None, region: str) -> str:
-    """The API base: an explicit endpoint (a URL with no path means /v1) or the region's."""
+    """The API base: an explicit endpoint (a URL with no path means /v1) or the region's.
+
+    The one place that decides what an endpoint may be (flags, environment, the config file and
+    `cdp config set endpoint` all come here): an http:// or https:// URL with a host, no user
+    name or password, no query or fragment. Raises EndpointError."""
     if not endpoint:
         return BASE_URLS[region]
     url = endpoint.rstrip("/")
+    shown = repr(_masked(url))
+    example = "e.g. http://127.0.0.1:8787/v1 or https://cdp.customer.io/v1"
+    if _has_surrogate(url):
+        raise EndpointError(f"{shown} holds bytes that are not UTF-8 text", example)
+    if not url.isprintable() or " " in url:
+        raise EndpointError(f"{shown} holds a space or a control character", f"give the URL alone, {example}")
     scheme_end = url.find("://")
     if scheme_end < 0:
-        raise ValueError(f"{endpoint!r} is not a URL (e.g. http://127.0.0.1:8787/v1)")
+        raise EndpointError(f"{shown} is not a URL", example)
+    scheme = url[:scheme_end].lower()
+    if scheme not in ("http", "https"):
+        raise EndpointError(f"{shown}: cdp sends over http:// or https:// only, not {scheme}://", example)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # httpx would send the user name and password as Basic auth instead of the API key
+        raise EndpointError(
+            f"{shown}: an endpoint may not hold a user name or password (user:password@); "
+            "cdp authenticates with the API key only and would not send them",
+            "remove the user:password@ part; the API key goes in --api-key, CDP_API_KEY or `cdp config set api-key`",
+        )
+    if not parts.hostname:
+        raise EndpointError(f"{shown} has no host", example)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise EndpointError(f"{shown} has an invalid port (a number from 1 to 65535)", example)
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise EndpointError(f"{shown}: a base URL takes no ?query or #fragment (cdp appends /track, /batch, …)", example)
     if "/" not in url[scheme_end + 3 :]:
         url += "/v1"
     # schemes are case-insensitive: `HTTPS://` must still get certificate checks (the sender
     # verifies TLS by the lowercase scheme)
-    return url[:scheme_end].lower() + url[scheme_end:]
+    return scheme + url[scheme_end:]
+
+
+def _masked(url: str) -> str:
+    """The URL with any user:password@ shown as ****@."""
+    start = url.find("://") + 3 if "://" in url else 0
+    end = len(url)
+    for stop in "/?#":
+        found = url.find(stop, start)
+        if found >= 0:
+            end = min(end, found)
+    at = url.rfind("@", start, end)
+    return url if at < 0 else url[:start] + "****" + url[at:]
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def api_key_problem(api_key: str) -> str | None:
+    """What makes a key unusable in an HTTP header, or None. Never quotes the key itself."""
+    if api_key.isascii() and api_key.isprintable():
+        return None
+    for position, char in enumerate(api_key, 1):
+        if char in "\r\n":
+            return f"a line break (CR or LF) at character {position}"
+        if "\ud800" <= char <= "\udfff":
+            return f"bytes that are not UTF-8 text at character {position}"
+        if not char.isascii():
+            return f"a non-ASCII character at character {position}"
+        if not char.isprintable():
+            return f"a control character (U+{ord(char):04X}) at character {position}"
+    return None
+
+
+def secret_forms(api_key: str) -> list[str]:
+    """The key as text could carry it: as typed, and in its Basic auth (base64) forms."""
+    forms = [api_key]
+    for raw in (f"{api_key}:", api_key):
+        encoded = base64.b64encode(raw.encode("utf-8", "surrogateescape")).decode("ascii")
+        forms += [encoded, encoded.rstrip("=")]
+    # shorter forms first would leave pieces of longer ones behind
+    return sorted({form for form in forms if len(form) >= 6}, key=len, reverse=True)
 
 
 def auth_header(api_key: str) -> str:

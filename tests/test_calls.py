@@ -204,7 +204,7 @@ def test_invalid_traits_json_names_flag_and_quotes_input(send, receiver):
     run = send("identify", "-u", "1", "--traits", "{plan: pro}")
     assert run.exit_code == 2
     assert run.stdout == ""
-    assert "Error: --traits: invalid JSON at line 1 column 2" in run.stderr
+    assert "Error: --traits: invalid JSON: Expecting property name enclosed in double quotes (line 1 column 2)" in run.stderr
     assert "'{plan: pro}'" in run.stderr
     assert receiver.requests == []
 
