@@ -404,8 +404,15 @@ class Settlement:
             self.filling = firsts
 
     def opened(self, batch: Batch) -> None:
+        """`batch` leaves the packer: every line up to its last is handled, none is filling
+        (a 1 MB chunk holds ~5,000 lines: the packer may block inside one for long)."""
+        firsts = _first_lines(batch)
+        source, last = unref(batch.refs[-1]) if batch.refs else (None, 0)
         with self.lock:
-            self.open[batch.seq] = _first_lines(batch)
+            self.open[batch.seq] = firsts
+            self.filling = {}
+            if source is not None and last > self.last_handled[source]:
+                self.last_handled[source] = last
 
     def closed(self, batch: Batch) -> None:
         with self.lock:
@@ -750,9 +757,11 @@ class Importer:
         self.options = options
         self.stats = Stats()
         self.stop = threading.Event()  # stop reading and sending new requests
+        self.stop_reading = threading.Event()  # stop reading; what is packed is still delivered
         self.fatal: CdpError | None = None
         self.interrupted = False
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
+        self._in_flight = 0
         self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
         self.ever_delivered = False
         self.checkpoint = Checkpoint(options.checkpoint)
@@ -779,7 +788,7 @@ class Importer:
         preparer = Preparer(self.options.default_type)
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
-            target=read_sources, args=(self.sources, chunks, self.stop, self._count_bytes), name="cdp-reader", daemon=True
+            target=read_sources, args=(self.sources, chunks, self.stop_reading, self._count_bytes), name="cdp-reader", daemon=True
         )
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
@@ -799,13 +808,13 @@ class Importer:
                 try:
                     item = chunks.get(timeout=0.1)
                 except queue.Empty:
-                    if self.stop.is_set():
+                    if self.stop_reading.is_set():
                         break
                     if batch.calls and time.monotonic() - last_input >= self.options.linger:
                         batch = self._ship(batch, batches)  # quiet input: let the partial batch go
                         self.settlement.handled(current, self.settlement.last_handled[current], batch)
                     continue
-                if item is _END or self.stop.is_set():
+                if item is _END or self.stop_reading.is_set():
                     break
                 if isinstance(item, BaseException):
                     raise item
@@ -821,6 +830,7 @@ class Importer:
         except FatalStop as exc:
             self._stop_with(exc)
         except BaseException:
+            self.stop_reading.set()
             self.stop.set()
             raise
         finally:
@@ -845,8 +855,8 @@ class Importer:
             while thread.is_alive() and not self._give_up.is_set():
                 thread.join(timeout=0.1)
         if self._give_up.is_set():
-            with self.settlement.lock:
-                self.abandoned = len(self.settlement.open)
+            with self._stats_lock:
+                self.abandoned = self._in_flight
         if saver is not None:
             self._saver_stop.set()
             saver.join()
@@ -931,8 +941,10 @@ class Importer:
             return True
         limit = self.options.max_invalid
         if limit is not None and stats.invalid >= limit:
+            # lines packed so far are still delivered: only reading stops
             self._stop_with(FatalStop(f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
-                                      hint="fix the input (see the rejects file), then run the same command again"))
+                                      hint="fix the input (see the rejects file), then run the same command again"),
+                            sending=False)
             return True
         return False
 
@@ -1045,6 +1057,8 @@ class Importer:
                 return
             if self.stop.is_set():
                 continue  # not sent: it stays open, so the checkpoint resumes before it
+            with self._stats_lock:
+                self._in_flight += 1
             try:
                 settled = self._deliver(batch)
             except FatalStop as exc:  # its rejects could not be written: the batch stays open
@@ -1054,6 +1068,9 @@ class Importer:
                 self._stop_with(FatalStop(f"unexpected {type(exc).__name__} while sending: {exc}",
                                           hint="run the same command again (with --checkpoint it resumes); please report this"))
                 continue
+            finally:
+                with self._stats_lock:
+                    self._in_flight -= 1
             if settled:
                 self.settlement.closed(batch)
 
@@ -1095,11 +1112,15 @@ class Importer:
         self._fail(batch, reason)
         return True
 
-    def _stop_with(self, error: CdpError) -> None:
+    def _stop_with(self, error: CdpError, *, sending: bool = True) -> None:
+        """Record why the import stops (the first reason wins); stop reading, and unless
+        `sending` is false, stop sending too."""
         with self._stats_lock:
             if self.fatal is None:
                 self.fatal = error
-        self.stop.set()
+        self.stop_reading.set()
+        if sending:
+            self.stop.set()
 
     def _fail(self, batch: Batch, reason: str) -> None:
         for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs)):
@@ -1136,6 +1157,7 @@ class Importer:
                 self._give_up.set()
                 return
             self.interrupted = True
+            self.stop_reading.set()
             self.stop.set()
             self.out.info("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)")
 

@@ -102,7 +102,7 @@ def report(importer: Importer, code: int) -> None:
         )
         line += f". Stopped early: {max(not_settled, 0):,} calls read but not settled; {resume}"
         if importer.abandoned:
-            line += f". Did not wait for {importer.abandoned:,} batches in flight: they are left for the next run"
+            line += f". Did not wait for {importer.abandoned:,} requests in flight: their calls are left for the next run"
     out.info(line + ".")
     if out.json_mode:
         out.json({**stats, "rejected_file": importer.rejects.path if rejected else None, "exit_code": code})
