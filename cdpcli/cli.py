@@ -242,6 +242,12 @@ def connect_test(
     """Check the key and reachability of the endpoint, as the HTTP source's setup step does.
 
     Example: cdp connect test --profile staging
+
+    TLS: an https:// endpoint (in any letter case) gets certificate checks, always; a private CA
+    bundle goes in SSL_CERT_FILE (or SSL_CERT_DIR).
+
+    Proxies: HTTPS_PROXY, HTTP_PROXY and ALL_PROXY are used, and NO_PROXY lists hosts that go
+    direct; the report names the proxy in use, and says so when it is the proxy that fails.
     """
     from cdpcli.connect import format_report, run_connect_test, test_request
     from cdpcli.session import open_session
@@ -256,8 +262,11 @@ def connect_test(
             return
         report, code, hint = run_connect_test(session, send_event)
         if out.json_mode:
-            out.json({k: report[k] for k in ("ok", "status", "endpoint", "region", "auth", "latency_ms")}
-                     | ({"error": report["error"]} if report.get("error") else {}))
+            shown = {k: report[k] for k in ("ok", "status", "endpoint", "region", "auth", "latency_ms")}
+            shown |= {k: report[k] for k in ("proxy", "error") if report.get(k)}
+            if code:  # the same shape as every other error under --json
+                shown |= {"hint": hint, "exit_code": int(code)}
+            out.json(shown)
         else:
             out.result(format_report(report))
         if code:

@@ -336,3 +336,339 @@ def test_timeout_exits_6(send, receiver):
     run = send("track", "-u", "1", "-e", "E", "--timeout", "0.2", "--retries", "0")
     assert run.exit_code == 6
     assert "timed out after 0.2s" in run.stderr
+
+
+# -- input cdp refuses before sending (issue 10 items 1, 2, 10; issue 16 item 9) ------------
+
+
+def deep_json(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+REFUSED = [
+    (["-p", 's:="\\ud800"'], "Error: -p 's:=\"\\\\ud800\"': the JSON after ':=' is refused: lone surrogate \\ud800"),
+    (["-p", "n:=NaN"], "Error: -p 'n:=NaN': the JSON after ':=' is refused: NaN is not valid JSON"),
+    (["-p", "n:=Infinity"], "Error: -p 'n:=Infinity': the JSON after ':=' is refused: Infinity is not valid JSON"),
+    (["-p", "n:=-Infinity"], "Error: -p 'n:=-Infinity': the JSON after ':=' is refused: -Infinity is not valid JSON"),
+    (["-p", "x:=1e400"], "Error: -p 'x:=1e400': the JSON after ':=' is refused: number 1e400 is too large"),
+    (["-p", "x:=" + "[" * 100_000 + "]" * 100_000], "the JSON after ':=' is refused: nesting deeper than 200 levels"),
+    (["--properties", '{"n":NaN}'], "Error: --properties: NaN is not valid JSON"),
+    (["--properties", '{"s":"\\udfff"}'], "Error: --properties: lone surrogate \\udfff in a string"),
+    (["--context", '{"n":1e999}'], "Error: --context: number 1e999 is too large for a JSON number"),
+    # text that is not Unicode: bytes that are not UTF-8 reach Python as lone surrogates
+    (["--user", "ab\udcff"], "Error: --user 'ab\\udcff': not valid text (bytes that are not UTF-8 in the argument)"),
+    (["--message-id", "\udcff"], "Error: --message-id '\\udcff': not valid text"),
+    (["-p", "k=v\udcfe"], "Error: -p 'k=v\\udcfe': not valid text"),
+    (["-p", "k\udcfe:=1"], "Error: -p 'k\\udcfe:=1': not valid text"),
+    (["--properties", '{"k":"\udcfe"}'], "Error: --properties: lone surrogate \\udcfe in a string"),
+    (["--timestamp", "1732714302123"],
+     "Error: --timestamp: '1732714302123' looks like Unix time in milliseconds; cdp reads Unix time in seconds "
+     "(1732714302.123) or an ISO-8601 date-time\nHint: give seconds: --timestamp 1732714302.123\n"),
+    (["--timestamp", "99999999999999999999"], "Error: --timestamp: '99999999999999999999' is not an ISO-8601 date-time"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), REFUSED, ids=[repr(a)[:40] for a, _ in REFUSED])
+def test_input_cdp_cannot_send_is_a_usage_error_naming_the_flag(send, receiver, args, expected):
+    run = send("track", "-u", "1", "-e", "E", *args)
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Error: ") and expected in run.stderr, run.stderr
+    assert "unexpected" not in run.stderr and "Hint: " in run.stderr
+    assert receiver.requests == []
+
+
+def test_traits_file_nested_100000_levels(send, receiver, tmp_path):
+    (tmp_path / "deep.json").write_text(deep_json(100_000))
+    run = send("identify", "-u", "1", "--traits", "@deep.json")
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Error: --traits @deep.json: nesting deeper than 200 levels\nHint: ")
+    (tmp_path / "ok.json").write_text(deep_json(199))  # the call object + traits + 199 levels = 201
+    run = send("identify", "-u", "1", "--traits", "@ok.json")
+    assert run.exit_code == 0, run.stderr
+    assert receiver.requests[0].body["traits"]["a"]["a"]["a"] is not None
+
+
+def test_non_utf8_file_names_the_file_and_the_byte(send, receiver, tmp_path):
+    (tmp_path / "latin1.json").write_bytes('{"name":"Zoë"}'.encode("latin-1"))
+    run = send("identify", "-u", "1", "--traits", "@latin1.json")
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr == (
+        "Error: --traits @latin1.json: not valid UTF-8 (byte 0xeb at offset 11)\n"
+        "Hint: save latin1.json as UTF-8, e.g. with iconv -f latin1 -t utf-8\n"
+    )
+    assert receiver.requests == []
+
+
+def test_non_utf8_stdin_is_a_usage_error(send, receiver):
+    from typer.testing import CliRunner
+
+    from cdpcli.cli import app
+
+    result = CliRunner().invoke(app, ["track", "-u", "1", "-e", "E", "--properties", "@-"], input=b'{"a":"\xff"}')
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --properties @-: not valid UTF-8 (byte 0xff at offset 6)")
+    assert receiver.requests == []
+
+
+def test_two_options_reading_stdin(send, receiver):
+    run = send("identify", "-u", "1", "--traits", "@-", "--context", "@-", input='{"a":1}')
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Error: --traits and --context both read @- (stdin), which can be read only once\nHint: ")
+    assert receiver.requests == []
+
+
+def test_undecodable_argv_bytes_in_a_real_process(tmp_path):
+    """Bytes that are not UTF-8 in argv (surrogateescape) are a usage error, not a UnicodeEncodeError."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CDP_CONFIG_DIR": str(tmp_path / "config")}
+    for args in ([b"--user", b"\xff\xfe"], [b"--user", b"1", b"-p", b"k=\xe9t\xe9"], [b"--user", b"1", b"--properties", b'{"a":"\xff"}']):
+        done = subprocess.run([sys.executable, "-m", "cdpcli", "track", "-e", "E", "--dry-run", *args],
+                              env=env, capture_output=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == b""
+        assert done.stderr.startswith(b"Error: ") and b"Hint: " in done.stderr
+        assert b"unexpected" not in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_object_type_id_must_be_a_stringified_integer(send, receiver):
+    run = send("group", "-u", "1", "--group", "acme", "--object-type-id", "abc")
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Error: --object-type-id 'abc': expected a whole number")
+    assert "Hint: e.g. --object-type-id 2" in run.stderr
+    assert receiver.requests == []
+
+
+def test_numeric_timestamp_out_of_range_in_an_import_line_is_a_reject_not_a_crash(send, receiver, tmp_path):
+    source = tmp_path / "in.ndjson"
+    source.write_text('{"type":"track","userId":"1","event":"E","timestamp":1e20}\n'
+                      '{"type":"track","userId":"1","event":"E","timestamp":1732714302123}\n'
+                      '{"type":"track","userId":"1","event":"E"}\n')
+    run = send("import", str(source), "--rejects", str(tmp_path / "rejects.ndjson"))
+    assert run.exit_code == 1, run.stderr
+    assert "unexpected" not in run.stderr
+    assert f"{source}:1: " in run.stderr and "out of range for a Unix time in seconds" in run.stderr
+    assert f"{source}:2: " in run.stderr and "looks like Unix time in milliseconds" in run.stderr
+    assert len(receiver.calls) == 1
+
+
+# -- endpoints: http(s) only, never a user:password@ (issue 10 item 10, issue 16 item 2) ----
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("ftp://127.0.0.1/v1", "'ftp://127.0.0.1/v1': cdp sends over http:// or https:// only, not ftp://"),
+        ("file:///etc/passwd", "cdp sends over http:// or https:// only, not file://"),
+        ("127.0.0.1:8787", "'127.0.0.1:8787' is not a URL"),
+        ("http://127.0.0.1:99999/v1", "has an invalid port"),
+        ("http://127.0.0.1:8787/v1?x=1", "a base URL takes no ?query or #fragment"),
+        ("http:///v1", "has no host"),
+    ],
+)
+def test_endpoint_that_is_not_an_http_base_url(cli, endpoint, problem):
+    run = cli("track", "-u", "1", "-e", "E", "--api-key", API_KEY, "--endpoint", endpoint)
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Error: --endpoint") and problem in run.stderr
+    assert "Hint: " in run.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["track", "-u", "1", "-e", "E"],
+        ["track", "-u", "1", "-e", "E", "--dry-run"],
+        ["track", "-u", "1", "-e", "E", "--json"],
+        ["connect", "test"],
+        ["connect", "test", "--json"],
+        ["config", "list", "--resolved"],
+    ],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("by", ["flag", "env"])
+def test_endpoint_with_user_and_password_is_refused_and_never_shown_or_sent(cli, receiver, monkeypatch, command, by):
+    endpoint = receiver.url.replace("http://", "http://someone:hunter2pw@")
+    args = ["--endpoint", endpoint] if by == "flag" else []
+    if by == "env":
+        monkeypatch.setenv("CDP_ENDPOINT", endpoint)
+    run = cli(*command, *args, "--api-key", API_KEY)
+    assert run.exit_code == 2
+    assert "user name or password" in run.stderr
+    assert "hunter2pw" not in run.stdout + run.stderr and "someone" not in run.stdout + run.stderr
+    assert "****@127.0.0.1" in run.stderr
+    assert receiver.requests == []
+
+
+# -- API keys that cannot go in a header (issue 16 item 1) ----------------------------------
+
+
+BAD_KEYS = ["sk_us_SECRETab\ncd1234", "sk_us_SECRETab\rcd1234", "sk_us_SECRETab\x1bcd1234", "sk_us_SECRETab\tcd1234",
+            "sk_us_SECRETabécd1234", "plainSECRETkey\x7f1234", "plainSECRETkey\udcff1234"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
+@pytest.mark.parametrize("where", ["flag", "env", "config"])
+def test_api_key_with_control_or_non_ascii_characters(cli, receiver, monkeypatch, tmp_path, key, where):
+    args: list[str] = []
+    if where == "flag":
+        args = ["--api-key", key]
+    elif where == "env":
+        monkeypatch.setenv("CDP_API_KEY", key)
+    else:
+        import json as json_module
+
+        config = tmp_path / "config"
+        config.mkdir(mode=0o700, exist_ok=True)
+        # written by hand (or another tool): cdp must still refuse it, not send it
+        (config / "config.toml").write_text(f"[default]\napi-key = {json_module.dumps(key)}\n",
+                                            encoding="utf-8", errors="surrogateescape")
+        (config / "config.toml").chmod(0o600)
+    for extra in ([], ["--json"], ["-vv", "--retries", "2"]):
+        run = cli("track", "-u", "1", "-e", "E", "--endpoint", receiver.url, *args, *extra, secret=key)
+        assert run.exit_code == 2, run.stderr
+        if where == "config" and "\udcff" in key:  # TOML cannot even hold it: the file is refused
+            assert "is not valid TOML" in run.stderr
+        else:
+            assert "the API key has" in run.stderr or "the API key holds" in run.stderr
+            assert "(the key is not shown)" in run.stderr
+        for part in ("SECRET", "Illegal header", "unexpected"):
+            assert part not in run.stdout + run.stderr
+        if extra == ["--json"]:
+            result = json.loads(run.stdout)
+            assert result["ok"] is False and result["exit_code"] == 2
+        else:
+            assert run.stdout == ""
+    run = cli("connect", "test", "--endpoint", receiver.url, "--json", *args, secret=key)
+    assert run.exit_code == 2 and "SECRET" not in run.stdout + run.stderr
+    assert json.loads(run.stdout)["exit_code"] == 2
+    assert receiver.requests == []
+
+
+def test_redaction_removes_the_key_and_its_basic_forms():
+    from cdpcli.output import add_secret, redact
+
+    key = "redact-me-0123456789"
+    add_secret(key)
+    basic = base64.b64encode(f"{key}:".encode()).decode()
+    text = f"Illegal header value b'Bearer {key}' / Basic {basic} / {basic.rstrip('=')} / {base64.b64encode(key.encode()).decode()}"
+    cleaned = redact(text)
+    assert key not in cleaned and basic.rstrip("=") not in cleaned
+    assert cleaned == "Illegal header value b'Bearer ****' / Basic **** / **** / ****"
+
+
+@pytest.mark.parametrize("flags", [[], ["-v"], ["-vv"], ["--json"], ["-vv", "--json"]], ids=" ".join)
+def test_a_server_echoing_the_key_never_gets_it_printed(send, receiver, flags):
+    """Text from the HTTP stack goes through one redaction step: here a proxy or server that
+    echoes the Authorization header in its error answers."""
+    from tests.conftest import BASIC
+
+    echo = {"meta": {"errors": [f"bad request from {BASIC} (key {API_KEY})"]}}
+    receiver.script.extend([Scripted(503, body=echo), Scripted(400, body=echo)])
+    run = send("track", "-u", "1", "-e", "E", "--retries", "1", *flags)
+    assert run.exit_code == 4
+    encoded = BASIC.split()[1]
+    for text in (run.stdout, run.stderr):
+        assert API_KEY not in text and encoded not in text and encoded.rstrip("=") not in text
+    assert "the API answered HTTP 400 after 2 attempts: bad request from Basic **** (key ****)" in run.stderr
+
+
+@pytest.mark.parametrize("flags", [["-v"], ["-vv"], ["--json"], ["--dry-run"], ["--dry-run", "--json"], ["-vv", "--json"]], ids=" ".join)
+@pytest.mark.parametrize("key", [API_KEY, "sk_us_0123456789abcdefSECRET"], ids=["basic", "bearer"])
+def test_the_key_never_appears_in_any_output_mode(cli, key, flags):
+    from cdpcli.server import Receiver
+
+    with Receiver(api_key=key) as server:
+        server.script.append(Scripted(503))
+        run = cli("track", "-u", "1", "-e", "E", "--endpoint", server.url, "--api-key", key, "--retries", "2", *flags, secret=key)
+        assert run.exit_code == 0, run.stderr
+        encoded = base64.b64encode(f"{key}:".encode()).decode()
+        assert encoded not in run.stdout + run.stderr and encoded.rstrip("=") not in run.stdout + run.stderr
+        if "--dry-run" not in flags:
+            assert len(server.calls) == 1
+
+
+# -- --json: exactly one object per outcome, errors included (issue 10 item 12) --------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (["track", "-u", "1", "-e", "E"], 2, "no API key found"),
+        (["track", "-u", "1", "-e", "E", "--api-key", API_KEY, "-p", "n:=NaN"], 2, "-p 'n:=NaN': the JSON after ':=' is refused"),
+        (["track", "-e", "E", "--api-key", API_KEY], 2, "invalid track call"),
+        (["track", "-u", "1", "-e", "E", "--dry-run", "-p", "oops"], 2, "-p 'oops': expected KEY=VALUE or KEY:=JSON"),
+        (["connect", "test"], 2, "no API key found"),
+        (["import", "nope.ndjson", "--api-key", API_KEY], 2, "nope.ndjson"),
+        (["import", "--type", "bogus", "--api-key", API_KEY], 2, "--type 'bogus'"),
+        (["config", "list", "--resolved", "--region", "mars"], 2, "region must be us or eu"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_json_errors_before_sending_are_one_object_on_stdout(cli, receiver, args, code, error):
+    run = cli(*args, "--endpoint", receiver.url, "--json")
+    assert run.exit_code == code
+    [line] = run.stdout.splitlines()
+    result = json.loads(line)
+    assert set(result) == {"ok", "error", "hint", "exit_code"}
+    assert result["ok"] is False and result["exit_code"] == code and error in result["error"]
+    assert run.stderr.startswith(f"Error: {result['error']}")  # the human lines stay on stderr
+    assert receiver.requests == []
+
+
+def test_json_failed_send_is_one_object_with_status_hint_and_exit_code(send, receiver):
+    run = send("track", "-u", "1", "-e", "E", "--json", "--api-key", "wrong-key-000000", secret="wrong-key-000000")
+    assert run.exit_code == 3
+    [line] = run.stdout.splitlines()
+    result = json.loads(line)
+    assert result["ok"] is False and result["status"] == 401 and result["exit_code"] == 3
+    assert result["messageId"] == receiver.requests[0].body["messageId"] and result["attempts"] == 1
+    assert result["hint"].startswith("the key came from --api-key")
+
+
+# -- retries (issue 10 item 13) and statuses that are final (issue 16 "what held") ----------
+
+
+def test_retries_counts_every_retry_including_retry_after_waits(send, receiver):
+    receiver.script.extend(Scripted(429, headers={"Retry-After": "0"}) for _ in range(10))
+    run = send("track", "-u", "1", "-e", "E", "--retries", "3", "--json")
+    assert run.exit_code == 5
+    assert len(receiver.requests) == 4  # --retries 3: at most 4 attempts
+    assert json.loads(run.stdout)["attempts"] == 4
+    assert [r.headers.get("x-retry-count") for r in receiver.requests] == [None, "1", "2", "3"]
+    assert "Error: the API answered HTTP 429 after 4 attempts" in run.stderr
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 4), (401, 3), (403, 3), (404, 4), (413, 4), (422, 4)])
+def test_final_statuses_are_not_retried(send, receiver, status, code):
+    receiver.script.extend([Scripted(status, body={"meta": {"errors": ["no"]}}), Scripted(200)])
+    run = send("track", "-u", "1", "-e", "E", "--retries", "3")
+    assert run.exit_code == code
+    assert len(receiver.requests) == 1
+    assert "retrying" not in run.stderr
+
+
+def test_ctrl_c_during_a_retry_after_wait_exits_at_once(receiver, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    receiver.script.append(Scripted(429, headers={"Retry-After": "300"}))
+    env = {**os.environ, "CDP_CONFIG_DIR": str(tmp_path / "config"), "CDP_API_KEY": API_KEY, "CDP_ENDPOINT": receiver.url}
+    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "track", "-u", "1", "-e", "E", "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # blocks until the retry line: cdp is now waiting 300 s
+        assert "HTTP 429; retrying" in line and "in 300.0s" in line
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+        assert time.monotonic() - started < 10
+        assert "Interrupted." in proc.stderr.read()
+        assert json.loads(proc.stdout.read())["exit_code"] == 130
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(receiver.requests) == 1

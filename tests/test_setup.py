@@ -258,3 +258,119 @@ def test_every_command_has_a_summary_and_a_pasteable_example(cli, command):
         click_command = click_command.commands[part]
     summary = (click_command.help or "").strip().splitlines()[0]
     assert summary.endswith(".") and len(summary) <= 100
+
+
+# -- connect test: proxies and TLS (issue 16 items 3 and "what held") ----------------------
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_connect_test_names_the_proxy_when_it_is_the_proxy_that_is_down(send, receiver, monkeypatch, variable):
+    port = closed_port()
+    monkeypatch.setenv(variable, f"http://proxyuser:proxysecret@127.0.0.1:{port}")
+    run = send("connect", "test", "--retries", "0")
+    assert run.exit_code == 6
+    report = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert report["proxy"] == f"http://127.0.0.1:{port} (from {variable})"
+    assert report["verdict"] == "failed: unreachable (proxy)"
+    assert report["error"] == f"connection refused by the proxy http://127.0.0.1:{port} (from {variable})"
+    assert "Hint: the proxy comes from the environment" in run.stderr and "NO_PROXY" in run.stderr
+    assert "proxysecret" not in run.stdout + run.stderr and "proxyuser" not in run.stdout + run.stderr
+    assert receiver.requests == []
+    run = send("connect", "test", "--retries", "0", "--json")
+    result = json.loads(run.stdout)
+    assert result["proxy"] == f"http://127.0.0.1:{port} (from {variable})" and result["exit_code"] == 6
+    # the same for a call: the error says it was the proxy
+    run = send("track", "-u", "1", "-e", "E", "--retries", "0")
+    assert run.exit_code == 6 and f"connection refused by the proxy http://127.0.0.1:{port}" in run.stderr
+
+
+def test_connect_test_no_proxy_goes_direct(send, receiver, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    run = send("connect", "test", "--retries", "0")
+    assert run.exit_code == 0, run.stderr
+    assert "proxy" not in run.stdout
+    assert len(receiver.requests) == 1
+
+
+def test_connect_test_json_failure_carries_hint_and_exit_code(cli):
+    port = closed_port()
+    run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", f"http://127.0.0.1:{port}", "--retries", "0", "--json")
+    assert run.exit_code == 6
+    [line] = run.stdout.splitlines()
+    result = json.loads(line)
+    assert result["ok"] is False and result["exit_code"] == 6
+    assert result["hint"].startswith("nothing listens there")
+
+
+def test_connect_test_help_documents_tls_and_proxies(cli):
+    text = " ".join(cli("connect", "test", "--help").stdout.split())
+    for word in ("certificate checks", "SSL_CERT_FILE", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"):
+        assert word in text
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """A loopback HTTPS server with a self-signed certificate for 127.0.0.1: (url, cert path)."""
+    import shutil
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"HTTPS://127.0.0.1:{server.server_address[1]}/v1", cert, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_certificates_are_checked_and_ssl_cert_file_is_honoured(cli, tls_receiver, monkeypatch):
+    url, cert, seen = tls_receiver
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", url, "--retries", "0")
+    assert run.exit_code == 6
+    assert "unreachable (tls)" in run.stdout and "certificate verify failed" in run.stdout
+    assert "SSL_CERT_FILE" in run.stderr  # the hint says where a private CA goes
+    run = cli("track", "-u", "1", "-e", "E", "--api-key", API_KEY, "--endpoint", url, "--retries", "0")
+    assert run.exit_code == 6 and "TLS error" in run.stderr
+    assert seen == []
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", url, "--retries", "0")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert seen == ["/v1/batch"]
