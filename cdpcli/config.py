@@ -171,6 +171,7 @@ def set_value(profile: str, name: str, value: Any) -> Path:
     checked = coerce_setting(name, value, "")
     if checked is None:
         raise UsageError(f"{name}: empty value", hint=f"to remove it: cdp config unset {name}")
+    check_for_storing(name, checked)
     path = config_path()
     _refuse_symlink(path)
     profiles = load_config(path)
@@ -272,15 +273,14 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
     """Check and convert one setting's value; `origin` names where it came from for errors
     ("" for `config set`, whose error names the setting itself).
 
-    The one check for a value from any origin (flag, environment, config file, `config set`),
-    so what `config set` stores is what every later command accepts."""
+    The same conversion for every origin (flag, environment, config file, `config set`). The
+    API key and the endpoint are checked where they are used (session.py, wire.base_url) and,
+    before they are stored, by check_for_storing."""
     if value is None:
         return None
     _, default = SETTINGS[name]
     if isinstance(value, (dict, list)):
         raise UsageError(_at(origin) + f"{name} must be a single value, not a table or an array")
-    if name == "api-key":
-        return _checked_key(str(value).strip(), origin)
     text = str(value).strip()
     if name == "region":
         text = text.lower()
@@ -312,23 +312,29 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
         return int(text)
     if not text:
         return None
+    return text
+
+
+def check_for_storing(name: str, value: Any) -> None:
+    """What `config set` stores must work in every later command: the endpoint as
+    wire.base_url reads it, the API key as something an HTTP header can carry."""
     if name == "endpoint":
         from cdpcli.wire import base_url  # the one place that decides what an endpoint is
 
         try:
-            base_url(text, "us")
+            base_url(value, "us")
         except ValueError as exc:
             raise UsageError(
-                _at(origin) + (f"{exc}" if origin else f"endpoint {exc}"),
-                hint="an endpoint is an http(s) base URL, e.g. https://cdp.customer.io/v1 or http://127.0.0.1:8787",
+                f"endpoint {exc}",
+                hint=getattr(exc, "hint", None)
+                or "an endpoint is an http(s) base URL, e.g. https://cdp.customer.io/v1 or http://127.0.0.1:8787",
             ) from None
-    return text
+    elif name == "api-key":
+        _check_key(value)
 
 
-def _checked_key(key: str, origin: str) -> str | None:
+def _check_key(key: str) -> None:
     """A key goes into an HTTP header: printable ASCII only. Errors never quote the key."""
-    if not key:
-        return None
     for position, char in enumerate(key, 1):
         if ord(char) < 0x20 or ord(char) == 0x7F:
             what = "a control character"
@@ -337,11 +343,10 @@ def _checked_key(key: str, origin: str) -> str | None:
         else:
             continue
         raise UsageError(
-            _at(origin) + f"the API key has {what} at position {position} (the key is not shown)",
+            f"the API key has {what} at position {position} (the key is not shown)",
             hint="an API key is plain ASCII letters, digits and symbols: copy it again from the "
             "HTTP source's settings in Customer.io",
         )
-    return key
 
 
 def _at(origin: str) -> str:
