@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cdpcli import config
+from tests.conftest import API_KEY
 
 KEY = "sk_us_SECRETkey0123456789"  # any leak would be unmistakable
 
@@ -424,3 +425,103 @@ def test_config_set_api_key_in_a_subprocess_is_private(tmp_path):
     assert KEY not in run.stdout + run.stderr and "****6789" in run.stderr
     assert mode(directory) == 0o700 and mode(directory.parent) == 0o700
     assert mode(directory / "config.toml") == 0o600
+
+
+# -- config and precedence ------------------------------------------------------------------
+
+
+def test_set_api_key_from_stdin_is_stored_private_and_never_shown(cli):
+    key = "sk_us_topsecret987654"
+    run = cli("config", "set", "api-key", input=key + "\n", secret=key)
+    assert run.exit_code == 0, run.stderr
+    assert "****7654" in run.stderr
+    path = config_file()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert key in path.read_text()
+    for args in (["config", "get", "api-key"], ["config", "list"], ["config", "list", "--resolved"], ["config", "list", "--json"]):
+        run = cli(*args, secret=key)
+        assert run.exit_code == 0 and "****7654" in run.stdout
+
+
+def test_set_api_key_as_argument_warns_about_history(cli):
+    run = cli("config", "set", "api-key", "plain-key-123456", secret="plain-key-123456")
+    assert run.exit_code == 0
+    assert "shell history" in run.stderr
+
+
+def test_config_set_get_unset_and_validation(cli):
+    assert cli("config", "set", "region", "eu", "--profile", "staging").exit_code == 0
+    assert cli("config", "set", "timeout", "2.5", "--profile", "staging").exit_code == 0
+    assert cli("config", "set", "strict", "false", "--profile", "staging").exit_code == 0
+    run = cli("config", "get", "region", "--profile", "staging")
+    assert (run.exit_code, run.stdout) == (0, "eu\n")
+    assert cli("config", "get", "strict", "--profile", "staging").stdout == "false\n"
+    run = cli("config", "list", "--profile", "staging")
+    assert run.stdout == "[staging]\nregion = eu\ntimeout = 2.5\nstrict = false\n"
+    assert cli("config", "unset", "timeout", "--profile", "staging").exit_code == 0
+    run = cli("config", "get", "timeout", "--profile", "staging")
+    assert run.exit_code == 2 and "timeout is not set in profile staging" in run.stderr
+    run = cli("config", "set", "region", "mars")
+    assert run.exit_code == 2 and "region must be us or eu, not 'mars'" in run.stderr
+    run = cli("config", "set", "retries", "lots")
+    assert run.exit_code == 2 and "retries must be a whole number" in run.stderr
+    run = cli("config", "set", "colour", "blue")
+    assert run.exit_code == 2 and "unknown setting 'colour'" in run.stderr and "Hint: settings: api-key" in run.stderr
+
+
+def test_config_readable_by_others_warns(cli):
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_file().chmod(0o644)
+    run = cli("config", "list")
+    assert "can be read by other users" in run.stderr and "chmod 600" in run.stderr
+
+
+def resolved(cli, *args: str, env: dict[str, str] | None = None) -> dict:
+    run = cli("config", "list", "--resolved", "--json", *args, env=env)
+    assert run.exit_code == 0, run.stderr
+    return json.loads(run.stdout)["settings"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "profile", "value", "source"),
+    [
+        (None, None, None, "us", "default"),
+        (None, None, "eu", "eu", "profile default"),
+        (None, "eu", None, "eu", "env CDP_REGION"),
+        (None, "eu", "us", "eu", "env CDP_REGION"),
+        ("us", "eu", "eu", "us", "--region"),
+        ("eu", None, "us", "eu", "--region"),
+    ],
+)
+def test_precedence_flag_env_profile_default(cli, flag, env, profile, value, source):
+    if profile:
+        assert cli("config", "set", "region", profile).exit_code == 0
+    args = ["--region", flag] if flag else []
+    settings = resolved(cli, *args, env={"CDP_REGION": env} if env else None)
+    assert settings["region"] == {"value": value, "source": source}
+    expected_base = {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}[value]
+    assert settings["endpoint"]["value"] == expected_base
+
+
+def test_profile_selection_by_flag_and_env(cli, send, receiver):
+    assert cli("config", "set", "endpoint", receiver.url, "--profile", "local").exit_code == 0
+    assert cli("config", "set", "retries", "7", "--profile", "local").exit_code == 0
+    assert resolved(cli, "--profile", "local")["retries"] == {"value": "7", "source": "profile local"}
+    assert resolved(cli, env={"CDP_PROFILE": "local"})["retries"] == {"value": "7", "source": "profile local"}
+    assert resolved(cli, "--profile", "local", "--retries", "1")["retries"] == {"value": "1", "source": "--retries"}
+    assert resolved(cli, "--profile", "local", env={"CDP_RETRIES": "2"})["retries"]["source"] == "env CDP_RETRIES"
+    run = cli("track", "-u", "1", "-e", "E", "--profile", "nope", "--dry-run")
+    assert run.exit_code == 2 and "no profile 'nope'" in run.stderr and "profiles: local" in run.stderr
+
+
+def test_profile_settings_are_used_to_send(cli, monkeypatch, receiver):
+    assert cli("config", "set", "api-key", "--profile", "local", input=API_KEY + "\n").exit_code == 0
+    assert cli("config", "set", "endpoint", receiver.url, "--profile", "local").exit_code == 0
+    assert cli("config", "set", "strict", "false", "--profile", "local").exit_code == 0
+    run = cli("track", "-u", "1", "-e", "E", "--profile", "local")
+    assert run.exit_code == 0, run.stderr
+    assert "x-strict-mode" not in receiver.requests[0].headers
+    monkeypatch.setenv("CDP_STRICT", "1")  # env beats the profile
+    assert cli("track", "-u", "1", "-e", "E", "--profile", "local").exit_code == 0
+    assert receiver.requests[1].headers["x-strict-mode"] == "1"
