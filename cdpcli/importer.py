@@ -551,6 +551,11 @@ def line_hash(line: bytes) -> str:
 # -- rejects ---------------------------------------------------------------------------------
 
 
+# JSON leaves these raw inside strings, but Python's str.splitlines() and some editors break
+# lines at them: escaped, each record stays one line for every reader.
+_LINE_BREAKS_ESCAPED = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class Rejects:
     """Appends `{"source","line","error","input"}` records (`input_base64` too when the line is
     not UTF-8); the file is created 0600 on first use.
@@ -621,7 +626,10 @@ class Rejects:
 
             record = {"source": source.label, "line": line_no, "error": error,
                       "input": line.decode("utf-8", "replace"), "input_base64": base64.b64encode(line).decode("ascii")}
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        text = json.dumps(record, ensure_ascii=False)
+        if not text.isascii():  # readable UTF-8, but no character a line splitter takes for a newline
+            text = text.translate(_LINE_BREAKS_ESCAPED)
+        data = (text + "\n").encode("utf-8", "backslashreplace")
         with self._lock:
             if self._closed:
                 raise FatalStop(f"a reject for {source.label}:{line_no} came after the rejects file was closed")

@@ -556,6 +556,9 @@ def any_call_adapter() -> TypeAdapter[Any]:
 
 def to_wire(call: BaseModel) -> dict[str, Any]:
     wire = call.model_dump(mode="json", exclude_none=True)
+    # a null in a field we model means "absent"; a field we do not model passes through as
+    # given, null included (import's fast path sends it as it is: both paths must agree)
+    wire.update((key, None) for key, value in (call.__pydantic_extra__ or {}).items() if value is None)
     return {"type": wire.pop("type"), **wire}  # type first, as people read it
 
 

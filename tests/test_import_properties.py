@@ -1,0 +1,165 @@
+"""The import's promise as properties (issue #10): for any input, no crash, counts that add
+up, and every line delivered or in the rejects file exactly once; and the byte-splicing fast
+path sends exactly what the plain path would."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from cdpcli.importer import InvalidLine, Preparer, Source
+from cdpcli.jsontext import loads as strict_loads
+from cdpcli.server import Receiver
+from tests.conftest import API_KEY
+
+# -- any input: nothing lost, nothing crashes ------------------------------------------------
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)  # non-ASCII, controls, no surrogates
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+ODD_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1E+400", "1e-400", "1" + "0" * 400, "123456789012345678901234567890"]
+ODD_STRINGS = ["\\ud800", "\\udc00\\ud800", "\\u0000", "\\ud83d\\ude00", "\\\\ud800", "caf\\u00e9"]
+
+
+def _valid(props):
+    return lambda n, ascii_only: json.dumps(
+        {"type": "track", "userId": "u", "event": "E", "messageId": f"line-{n}", "properties": props},
+        ensure_ascii=ascii_only).encode()
+
+
+def _template(fill: str):
+    return lambda n, _: ('{"type":"track","userId":"u","event":"E","messageId":"line-%d","properties":{"v":%s}}' % (n, fill)).encode()
+
+
+LINES = st.one_of(
+    JSON_VALUES.map(_valid),
+    st.sampled_from(ODD_NUMBERS).map(_template),
+    st.sampled_from(ODD_STRINGS).map(lambda s: _template(f'"{s}"')),
+    st.sampled_from([50, 199, 200, 201, 1_000, 100_000]).map(lambda d: _template("[" * d + "]" * d)),
+    st.binary(max_size=60).map(lambda b: (lambda n, _: b.replace(b"\n", b" "))),
+    st.sampled_from([b"", b"   ", b"\t", b"\r"]).map(lambda b: (lambda n, _: b)),
+    st.sampled_from([b"\xff", b"\xc3(", b"\xed\xa0\x80"]).map(
+        lambda bad: (lambda n, _: b'{"type":"track","userId":"u","event":"E","messageId":"line-%d","s":"%s"}' % (n, bad))),
+    st.sampled_from([31_000, 40_000]).map(lambda size: _template('"' + "x" * size + '"')),
+)
+_runs = itertools.count()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(makers=st.lists(LINES, max_size=25), ascii_only=st.booleans(), bom=st.booleans(), crlf=st.booleans())
+def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, ascii_only, bom, crlf):
+    lines = [make(n, ascii_only) for n, make in enumerate(makers, start=1)]
+    if lines and lines[0].startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):
+        lines[0] = b" " + lines[0]  # compressed magic on line 1 is refused as a whole (tested elsewhere)
+    data = (b"\r\n" if crlf else b"\n").join(lines) + (b"\n" if lines else b"")
+    if bom and lines:
+        data = b"\xef\xbb\xbf" + data
+    run_id = next(_runs)
+    source = tmp_path / f"in-{run_id}.ndjson"
+    source.write_bytes(data)
+    rejects_path = tmp_path / f"rejects-{run_id}.ndjson"
+    with Receiver(api_key=API_KEY) as receiver:
+        run = cli("import", str(source), "--endpoint", receiver.url, "--api-key", API_KEY,
+                  "--rejects", str(rejects_path), "--json")
+        bodies = [r.body for r in receiver.requests]
+        delivered = [c["messageId"] for c in receiver.calls]
+    note(run.stderr)
+    assert run.exit_code in (0, 1), run.stderr
+    assert "unexpected" not in run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    blank = sum(1 for line in lines if not line.strip())
+    assert result["read"] == len(lines)
+    assert result["blank"] == blank
+    assert result["read"] == result["sent"] + result["invalid"] + result["failed"] + result["skipped"] + result["blank"]
+    assert result["unsettled"] == 0 and result["failed"] == 0
+    rejects = [json.loads(r) for r in rejects_path.read_text().splitlines()] if rejects_path.exists() else []
+    rejected = [r["line"] for r in rejects]
+    assert len(rejected) == len(set(rejected)) == result["invalid"]
+    assert len(delivered) == len(set(delivered)) == result["sent"]
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            assert n not in rejected and f"line-{n}" not in delivered
+        else:  # exactly one of the two
+            assert (n in rejected) != (f"line-{n}" in delivered), (n, line[:80])
+    for body in bodies:  # what went out is JSON every parser reads the same way
+        for call in body["batch"]:
+            strict_loads(json.dumps(call, ensure_ascii=False))
+    assert run.exit_code == (1 if rejected else 0)
+
+
+# -- the fast path and the plain path agree --------------------------------------------------
+
+IDS = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=8)
+OBJECTS = st.dictionaries(TEXT, JSON_VALUES, max_size=4)
+
+
+@st.composite
+def calls(draw):
+    kind = draw(st.sampled_from(["identify", "track", "page", "screen", "group", "alias"]))
+    call: dict = {"type": kind}
+    if kind == "alias":
+        call.update(userId=draw(IDS), previousId=draw(IDS))
+    else:
+        call[draw(st.sampled_from(["userId", "anonymousId"]))] = draw(IDS)
+    if kind == "track":
+        call["event"] = draw(IDS)
+    if kind == "group":
+        call["groupId"] = draw(IDS)
+    if kind in ("page", "screen") and draw(st.booleans()):
+        call["name"] = draw(TEXT)
+    if draw(st.booleans()):
+        call["properties" if kind in ("track", "page", "screen") else "traits"] = draw(OBJECTS)
+    if draw(st.booleans()):  # a key named context inside an object: must not be spliced into
+        call.setdefault("properties", {})["context"] = {"nested": True}
+    context = draw(st.sampled_from([None, {}, {"ip": "1.2.3.4"}, {"library": {"name": "sdk"}}, {"locale": "fr"}]))
+    if context is not None:
+        call["context"] = context
+    if draw(st.booleans()):
+        call["messageId"] = draw(IDS)
+    if draw(st.booleans()):
+        call["timestamp"] = draw(st.sampled_from(["2026-11-27T13:31:42.000Z", "2026-11-27T13:31:42Z"]))
+    if draw(st.booleans()):
+        call["extra"] = draw(JSON_VALUES)
+    keys = list(call)
+    order = draw(st.permutations(keys))
+    return {key: call[key] for key in order}
+
+
+@settings(max_examples=300, deadline=None)
+@given(call=calls(), ascii_only=st.booleans(), spaced=st.booleans(), line_no=st.integers(1, 10**6))
+def test_the_fast_path_sends_what_the_plain_path_would(call, ascii_only, spaced, line_no):
+    line = json.dumps(call, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":")).encode()
+    preparer = Preparer(None)
+    preparer.for_source(Source("in.ndjson", "in.ndjson", b"in.ndjson"))
+    plain = preparer._slow
+    took_plain = []
+    preparer._slow = lambda *args: took_plain.append(True) or plain(*args)  # type: ignore[method-assign]
+    try:
+        fast = preparer.prepare(line_no, line)
+    except InvalidLine as exc:
+        try:
+            plain(line_no, line)
+        except InvalidLine as again:
+            assert str(again) == str(exc)
+            return
+        raise AssertionError(f"the fast path refused what the plain path accepts: {exc}")
+    assert strict_loads(fast) == strict_loads(plain(line_no, line))
+    if not took_plain:
+        assert fast.startswith(b"{") and fast.endswith(b"}")
+
+
+def test_an_ordinary_line_takes_the_fast_path():
+    """So that the property above compares two paths, not one with itself."""
+    preparer = Preparer(None)
+    preparer.for_source(Source("in.ndjson", "in.ndjson", b"in.ndjson"))
+    preparer._slow = lambda *args: (_ for _ in ()).throw(AssertionError("took the plain path"))  # type: ignore[method-assign]
+    for line in (b'{"type":"track","userId":"u","event":"E","properties":{"n":1.5e3}}',
+                 b'{"type":"identify","userId":"u","context":{"ip":"1.2.3.4"},"traits":{"name":"\xc3\xa9"}}',
+                 b'{"type":"page","anonymousId":"a","context":{"library":{"name":"analytics.js"}}}'):
+        assert strict_loads(preparer.prepare(1, line))
