@@ -15,6 +15,22 @@ from typer.testing import CliRunner
 from cdpcli.cli import app
 from cdpcli.server import Receiver
 
+# Property tests (hypothesis, and schemathesis on top of it) are deterministic by default: each
+# test draws the same inputs on every run (derandomize, no example database), so a test fails
+# because of a change, never at random. CDP_TEST_EXPLORE=1 selects the exploratory profile: fresh
+# random inputs each run, failures kept in .hypothesis/ at the repository root (the tests run in
+# temporary directories) and replayed first (see README).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
+
+EXPLORE = os.environ.get("CDP_TEST_EXPLORE", "").strip() not in ("", "0")
+_hypothesis_settings.register_profile("cdp-deterministic", derandomize=True, print_blob=False)
+_hypothesis_settings.register_profile(
+    "cdp-explore", derandomize=False, print_blob=True,
+    database=DirectoryBasedExampleDatabase(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".hypothesis", "examples")),
+)
+_hypothesis_settings.load_profile("cdp-explore" if EXPLORE else "cdp-deterministic")
+
 API_KEY = "test-key-9f8e7d6c5b4a"  # long enough that a leak would be unmistakable
 BASIC = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
 

@@ -13,14 +13,17 @@ change here is a decision, so each one says why.
 from __future__ import annotations
 
 import copy
+import os
+import random
 from typing import Any
 
 import pytest
 import schemathesis
+from hypothesis import settings
 from schemathesis import GenerationMode
 
 from cdpcli.server import Receiver
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, EXPLORE
 from tests.openapi import _one_of_as_any_of, document
 
 # ids, and the ids semantic events require (properties.objectId, context.device.token)
@@ -49,6 +52,18 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     # branch also types cio_subscription_preferences and unsubscribed: cdp types all four always
     known, anonymous = (branch["allOf"][0]["properties"]["traits"]["properties"] for branch in schemas["identify"]["anyOf"])
     anonymous.update({k: v for k, v in known.items() if k not in anonymous})
+    # identify by email (issue 17): the document's identify description says that "when you use
+    # Customer.io as a destination, you can pass an empty userId or anonymousId, and identify
+    # people by their email trait" (and the email trait: "you can pass an empty userId"). Its
+    # schema lets an empty userId through but never requires the email; cdp (SPEC) takes an
+    # identify with its ids empty or absent when traits.email is a non-empty string
+    by_email = copy.deepcopy(schemas["identify"]["anyOf"][0])
+    by_email["title"] = "By Email"
+    fields = by_email["allOf"][0]
+    fields["required"] = ["traits"]
+    fields["properties"]["traits"]["required"] = ["email"]
+    fields["properties"]["traits"]["properties"]["email"] = {"type": "string", "minLength": 1}
+    schemas["identify"]["anyOf"].append(by_email)
     # a single /track call must carry "type" by the document, though /identify, /page, /screen
     # and /group need not: the path says the type, and serve takes it from there
     track = schemas["track"]["anyOf"][0]["anyOf"]
@@ -56,13 +71,16 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
         branch["allOf"][0]["required"].remove("type")
     # SPEC: track needs userId or anonymousId; the document also takes a groupId alone
     track[:] = [branch for branch in track if "groupId" not in branch["allOf"][0]["required"]]
-    # the batch item "Track / Anonymous User" requires no anonymousId (its single-call twin does)
-    _walk(schemas["batch"], _anonymous_needs_its_id)
+    # a track named like a semantic event is that event, held to what its schema requires (a
+    # "User Deleted" needs a userId): the plain track branches take every other name
+    semantic_names = [schemas[name]["properties"]["event"]["enum"][0] for name in SEMANTIC_EVENT_SCHEMAS]
+    for branch in track:
+        branch["allOf"][0]["properties"]["event"]["not"] = {"enum": semantic_names}
     # the Python SDK sends null for the ids, name and category it leaves unset (`"anonymousId":
     # null` beside a userId): the API takes its traffic, so null there is read as absent
     for name in ("userId", "anonymousId"):
         schemas[name] = {"anyOf": [schemas[name], {"type": "null"}]}
-    for kind in ("page", "screen", "batch"):
+    for kind in ("page", "screen"):
         _walk(schemas[kind], _name_and_category_nullable)
     # SPEC: the id a call is required to carry must not be empty (the document has no minLength)
     _walk(schemas, _required_ids_not_empty)
@@ -70,10 +88,21 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     # documents, under 100 characters
     schemas["common_fields"]["properties"]["messageId"].update(minLength=1, maxLength=100)
     schemas["batch"]["required"] = ["batch"]
-    # a batch item must say its type (the Identify item reuses the single call's schema,
-    # where the path says it)
-    items = schemas["batch"]["properties"]["batch"]
-    items["items"] = {"allOf": [items["items"], {"required": ["type"]}]}
+    # a batch item is a call like the single call of its type, and serve judges it as one. The
+    # document's Identify item is the single call's schema, but its Track, Page, Screen and
+    # Group items restate only the ids and a few fields: they leave out the common fields
+    # (timestamp, messageId, context, integrations: a screen item's "timestamp": {} passed them,
+    # failing this test about one run in ten) and the typed ones (a page's properties.url, a
+    # group's traits.object_type_id, the semantic events). So each item is read as its single
+    # call, alias included (every official SDK batches alias calls: reference/api-wire-facts.md
+    # §3.8), and must say its type (the path says it for a single call)
+    singles = ("identify", "track", "page", "screen", "group", "alias_all")
+    schemas["batch"]["properties"]["batch"]["items"] = {
+        "allOf": [{"anyOf": [{"$ref": f"#/components/schemas/{kind}"} for kind in singles]}, {"required": ["type"]}],
+    }
+    # likewise /alias: the path's schema leaves out the common fields its alias_all adds
+    alias_body = doc["paths"]["/alias"]["post"]["requestBody"]["content"]["application/json"]
+    alias_body["schema"] = {"$ref": "#/components/schemas/alias_all"}
     # the document requires properties.activityType but describes (and types) actionType:
     # cdp requires neither
     schemas["report_content_event"]["properties"]["properties"].pop("required")
@@ -101,12 +130,6 @@ def _name_and_category_nullable(node: dict[str, Any]) -> None:
             fields[name] = {"anyOf": [fields.get(name, {"type": "string"}), {"type": "null"}]}
 
 
-def _anonymous_needs_its_id(node: dict[str, Any]) -> None:
-    fields = node.get("properties", {})
-    if "anonymousId" in fields and "userId" not in fields and "anonymousId" not in node.get("required", []):
-        node["required"] = [*node.get("required", []), "anonymousId"]
-
-
 def _walk(node: Any, visit) -> None:
     if isinstance(node, dict):
         visit(node)
@@ -120,7 +143,14 @@ def _walk(node: Any, visit) -> None:
 schema = schemathesis.openapi.from_dict(as_cdp_reads_it(document()))
 schema.config.update(headers={"X-Strict-Mode": "1"}, basic_auth=(API_KEY, ""))
 schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
-schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=25)
+# deterministic like every property test (tests/conftest.py): schemathesis hands hypothesis its
+# own `derandomize`, so it is told the loaded profile's here. With CDP_TEST_EXPLORE=1 each run
+# draws a random seed, named in any failure (CDP_TEST_SEED=N replays that run).
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=25,
+                                deterministic=settings.default.derandomize)
+SEED = int(os.environ.get("CDP_TEST_SEED") or random.SystemRandom().getrandbits(64)) if EXPLORE else None
+if SEED is not None:
+    schema.config.seed = SEED
 
 
 @pytest.fixture(scope="module")
@@ -131,4 +161,60 @@ def serve():
 
 @schema.parametrize()
 def test_serve_under_schemathesis(case, serve):
-    case.call_and_validate(base_url=serve.url)
+    try:
+        case.call_and_validate(base_url=serve.url)
+    except Exception as exc:
+        if SEED is not None and hasattr(exc, "add_note"):  # Python 3.11+
+            exc.add_note(f"schemathesis seed {SEED}: CDP_TEST_EXPLORE=1 CDP_TEST_SEED={SEED} replays this run")
+        raise
+
+
+def test_generation_is_deterministic_by_default():
+    """A flaky test fails CI at random, whatever the change (issue 10): the default run draws the
+    same requests every time; CDP_TEST_EXPLORE=1 opts into random seeds."""
+    if EXPLORE:
+        pytest.skip("CDP_TEST_EXPLORE=1: random seeds by request")
+    assert schema.config.generation.deterministic
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for phase in ("examples", "coverage", "fuzzing"):
+            assert schema.config.get_hypothesis_settings(operation=operation, phase=phase).derandomize, (operation.label, phase)
+
+
+# What the overlay accepts, serve must accept, and what it refuses, serve must refuse. Each
+# case below once passed the overlay but not serve (or the other way round); schemathesis found
+# the first only now and then.
+AGREEMENT_CASES = [
+    ("batch", {"batch": [{"type": "screen", "userId": "1", "timestamp": {}}]}, False),  # issue 10's flaky run
+    ("batch", {"batch": [{"type": "track", "userId": "1", "event": "E", "messageId": ""}]}, False),
+    ("batch", {"batch": [{"type": "track", "userId": "1", "event": "E", "context": {"active": "yes"}}]}, False),
+    ("batch", {"batch": [{"type": "page", "userId": "1", "properties": {"url": 5}}]}, False),
+    ("batch", {"batch": [{"type": "group", "userId": "1", "groupId": "g", "traits": {"object_type_id": 5}}]}, False),
+    ("batch", {"batch": [{"type": "track", "anonymousId": "a", "event": "User Deleted"}]}, False),
+    ("batch", {"batch": [{"type": "alias", "userId": "1", "previousId": "a", "integrations": {"All": "no"}}]}, False),
+    ("batch", {"batch": [{"type": "alias", "userId": "1", "previousId": "a"}]}, True),
+    ("batch", {"batch": [{"type": "screen", "userId": "1", "timestamp": "2026-01-02T03:04:05Z", "name": None}]}, True),
+    ("alias", {"userId": "1", "previousId": "a", "timestamp": {}}, False),
+    # identify by email (issue 17)
+    ("identify", {"traits": {"email": "a@example.com"}}, True),
+    ("identify", {"userId": "", "traits": {"email": "a@example.com"}}, True),
+    ("identify", {"userId": None, "anonymousId": "", "traits": {"email": "a@example.com"}}, True),
+    ("batch", {"batch": [{"type": "identify", "userId": "", "traits": {"email": "a@example.com"}}]}, True),
+    ("identify", {"userId": "", "traits": {"email": ""}}, False),
+    ("identify", {"traits": {"plan": "pro"}}, False),
+    ("batch", {"batch": [{"type": "track", "userId": "", "event": "E", "traits": {"email": "a@example.com"}}]}, False),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "valid"), AGREEMENT_CASES)
+def test_the_overlay_and_serve_agree(serve, path, body, valid):
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from tests.conftest import post
+
+    read = as_cdp_reads_it(document())
+    content = read["paths"][f"/{path}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**content, "components": read["components"]}, format_checker=FormatChecker())
+    assert validator.is_valid(body) == valid
+    status, _ = post(serve, f"/v1/{path}", body)
+    assert status == (200 if valid else 400)
