@@ -12,6 +12,7 @@ import gc
 import gzip
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, TextIO
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
+from cdpcli.jsontext import JSONTextError
+from cdpcli.jsontext import loads as strict_loads
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
 
@@ -65,6 +68,7 @@ class Receiver:
         keep: bool = True,
         log: Callable[[str], None] | None = None,
         collect_every: float | None = None,
+        seed: int | None = None,
     ) -> None:
         self.api_key = api_key
         self.out = out
@@ -79,7 +83,15 @@ class Receiver:
         self.script: deque[Scripted] = deque()
         self.reject_when: Callable[[dict[str, Any]], str | None] | None = None  # tests: extra 400 rule
         self._lock = threading.Lock()
-        self._random = random.Random()
+        # seeded, --fail-rate's faults repeat run to run for a client sending one request at a
+        # time (concurrent requests draw in the order they arrive)
+        self._random = random.Random(seed)
+        # why `out` can no longer be written (the reader closed the pipe, the disk is full):
+        # from then on every request gets a 503 and the receiver stops listening
+        self.broken: OSError | ValueError | None = None
+        self._in_flight = 0  # POST requests being handled, so that a stop can let them finish
+        self._stopping = False
+        self._idle = threading.Condition(self._lock)
         self._server = _Server((host, port), _handler_for(self))
         self._server.log = self.log
         self._thread: threading.Thread | None = None
@@ -115,6 +127,32 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._give_back_gc()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled (True), or for `timeout` s (False)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _stop_listening(self) -> None:
+        """Stop accepting connections, from a thread of its own: shutdown() waits for the serving
+        loop, and the listening socket is closed so that new clients are refused, not left
+        waiting in the backlog."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+
+        def stop() -> None:
+            self._server.shutdown()
+            self._server.server_close()
+
+        threading.Thread(target=stop, name="cdp-serve-stop", daemon=True).start()
 
     def _take_over_gc(self) -> None:
         """Automatic garbage collection off while serving; a full collection every `collect_every` s.
@@ -162,6 +200,8 @@ class Receiver:
         return status, body, extra
 
     def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        if self.broken is not None:
+            return self._cannot_record()
         kind = path.rstrip("/").rsplit("/", 1)[-1]
         if not path.startswith("/v1/") or kind not in (*CALL_TYPES, "batch"):
             return 404, _errors(f"no such path {path}; use /v1/identify|track|page|screen|group|alias|batch"), {}
@@ -184,17 +224,37 @@ class Receiver:
         if len(text) > MAX_REQUEST_BYTES:
             return 413, _errors(f"request body is {len(text):,} bytes; the limit is {MAX_REQUEST_BYTES:,}"), {}
         try:
-            body = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return 400, _errors(f"invalid JSON: {exc}"), {}
+            body = read_body(text, kind)
+        except JSONTextError as exc:
+            message = str(exc)
+            return 400, _errors(message if message.startswith("invalid JSON") else f"invalid JSON: {message}"), {}
         strict = headers.get("x-strict-mode") == "1"
-        calls, errors = self._validate(kind, body)
+        calls, encoded, errors = self._validate(kind, body)
         if errors and strict:
             return 400, _errors(*errors), {}
         for problem in errors:  # permissive mode: like the API, answer 200 and drop them
-            self.log(f"dropped (not strict): {problem}")
-        self._record(calls, len(text))
+            self.log(f"POST {path}: dropped {problem} (no X-Strict-Mode: 1 header, so answered 200 as the API does)")
+        if calls:
+            from cdpcli.models import identified_by_email
+
+            for index, call in enumerate(calls):
+                if not (call.get("userId") or call.get("anonymousId")) and identified_by_email(call):
+                    where = f"batch[{index}]" if kind == "batch" else "identify"
+                    self.log(f"POST {path}: {where}: person identified by email {call['traits']['email']!r} (no userId or anonymousId)")
+            if not self._record(calls, encoded, len(text)):
+                return self._cannot_record()
         return 200, {}, {}
+
+    def _cannot_record(self) -> tuple[int, Any, dict[str, str]]:
+        # 503, retryable: the calls were not recorded, and the client may send them again elsewhere
+        return 503, _errors(f"cdp serve cannot record calls: {self.broken_reason()}; it is stopping"), {"Connection": "close"}
+
+    def broken_reason(self) -> str:
+        """Why `out` cannot be written, for the 503 answers and serve's last words."""
+        exc = self.broken
+        if isinstance(exc, BrokenPipeError):
+            return "its output was closed by the reader"
+        return f"writing its output failed ({_strerror(exc)})"
 
     def _check_auth(self, value: str) -> str | None:
         scheme, _, credential = value.partition(" ")
@@ -213,39 +273,43 @@ class Receiver:
             return "unauthorized: wrong API key"
         return None
 
-    def _validate(self, kind: str, body: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    def _validate(self, kind: str, body: Any) -> tuple[list[dict[str, Any]], list[bytes | None], list[str]]:
+        """The calls to record, each one's compact JSON when already made (else None), and the problems."""
         from pydantic import ValidationError
 
         from cdpcli.models import batch_envelope, describe_errors
 
         if not isinstance(body, dict):
-            return [], ["body must be a JSON object"]
+            return [], [], ["body must be a JSON object"]
         if kind != "batch":
             if body.get("type", kind) != kind:
-                return [], [f"type {body.get('type')!r} does not match the path /v1/{kind}"]
-            [problem] = self._check_calls([{**body, "type": kind}])
+                return [], [], [f"type {body.get('type')!r} does not match the path /v1/{kind}"]
+            [problem], _ = self._check_calls([{**body, "type": kind}])
             if problem:
-                return [], [problem]
-            return [{k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}], []
+                return [], [], [problem]
+            return [{k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}], [None], []
         if not isinstance(body.get("batch"), list):
-            return [], ["batch must be an array of calls"]
+            return [], [], ["batch must be an array of calls"]
         try:
             batch_envelope().validate_python(body)
         except ValidationError as exc:
-            return [], describe_errors(exc)
+            return [], [], describe_errors(exc)
         items = body["batch"]
         if len(items) > MAX_BATCH_CALLS:
-            return [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
-        calls, errors = [], []
-        for index, (item, problem) in enumerate(zip(items, self._check_calls(items))):
+            return [], [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
+        verdicts, encodings = self._check_calls(items)
+        calls, encoded, errors = [], [], []
+        for index, (item, problem) in enumerate(zip(items, verdicts)):
             if problem:
                 errors.append(f"batch[{index}]: {problem}")
             else:
                 calls.append(item)
-        return calls, errors
+                encoded.append(encodings[index])
+        return calls, encoded, errors
 
-    def _check_calls(self, calls: list[Any]) -> list[str | None]:
-        """The API's verdict on each call: None when it is accepted, else the problem."""
+    def _check_calls(self, calls: list[Any]) -> tuple[list[str | None], list[bytes | None]]:
+        """The API's verdict on each call (None when it is accepted, else the problem), and each
+        accepted call's compact JSON, made for the size check and written out as it is."""
         from pydantic import ValidationError
 
         from cdpcli.models import adapter, describe_errors, strict_rules_hold
@@ -268,37 +332,145 @@ class Receiver:
                         verdicts.append(None)
                     except ValidationError as exc:
                         verdicts.append("; ".join(describe_errors(exc)))
+        encodings: list[bytes | None] = [None] * len(calls)
         for index, call in enumerate(calls):
             if verdicts[index] is None:
-                verdicts[index] = _size_problem(call) or (self.reject_when(call) if self.reject_when else None)
-        return verdicts
+                encoded = encodings[index] = to_json(call)  # compact, like call_size, and ~2x faster
+                size = len(encoded) if encoded.isascii() else call_size(call)  # exact for ASCII
+                if size > MAX_CALL_BYTES:
+                    verdicts[index] = f"call is {size:,} bytes; the limit is {MAX_CALL_BYTES:,}"
+                elif self.reject_when:
+                    verdicts[index] = self.reject_when(call)
+        return verdicts, encodings
 
-    def _record(self, calls: list[dict[str, Any]], body_bytes: int) -> None:
-        if not calls:
-            return
-        lines = ""
+    def _record(self, calls: list[dict[str, Any]], encoded: list[bytes | None], body_bytes: int) -> bool:
+        """Keep and write out the accepted calls; False when `out` cannot be written (then none
+        of them counts as accepted, and `broken` says why)."""
+        data = b""
         if self.keep or self.out is not None:
             received = now_timestamp()
+            if self.out is not None:
+                # each call's compact JSON from the size check, receivedAt spliced in before its
+                # closing brace: serializing the calls again took ~40 % of the receiver's CPU
+                tail = b',"receivedAt":"%s"}' % received.encode()
+                lines = []
+                for call, made in zip(calls, encoded):
+                    if made is None or "receivedAt" in call:
+                        call["receivedAt"] = received
+                        lines.append(to_json(call))
+                    else:
+                        lines.append(made[:-1] + tail)
+                data = b"\n".join(lines) + b"\n"
             for call in calls:
                 call["receivedAt"] = received
-            if self.out is not None:
-                lines = "\n".join(json.dumps(call, ensure_ascii=False, separators=(",", ":")) for call in calls) + "\n"
         with self._lock:
+            if self.broken is not None:
+                return False
+            if data:
+                try:
+                    buffer = getattr(self.out, "buffer", None)
+                    if buffer is not None:  # a text file or stdout: its bytes, not decoded and encoded again
+                        buffer.write(data)
+                        buffer.flush()
+                    else:
+                        self.out.write(data.decode("utf-8"))
+                        self.out.flush()
+                except (OSError, ValueError) as exc:  # ValueError: a closed file
+                    self.broken = exc
+                    return False
             self.accepted += len(calls)
             self.accepted_bytes += body_bytes
             if self.keep:
                 self.calls.extend(calls)
-            if lines:
-                self.out.write(lines)
-                self.out.flush()
+        return True
 
 
-def _size_problem(call: dict[str, Any]) -> str | None:
-    encoded = to_json(call)  # compact, like call_size, and ~2x faster; exact for ASCII
-    size = len(encoded) if encoded.isascii() else call_size(call)
-    if size > MAX_CALL_BYTES:
-        return f"call is {size:,} bytes; the limit is {MAX_CALL_BYTES:,}"
+def read_body(text: bytes, kind: str) -> Any:
+    """A request body as the API's strict JSON parser reads it (cdpcli.jsontext's rules), or
+    JSONTextError: no NaN or Infinity, no number that overflows a double, no lone surrogate, no
+    call nested deeper than jsontext.MAX_DEPTH levels (counted from the call: a /batch body's
+    calls sit 2 levels down).
+
+    Fast path: pydantic-core's reader refuses NaN, Infinity, lone surrogates, invalid UTF-8 and
+    nesting past 201 levels by itself, and is faster than json.loads (2.7 against 3.6 ms for a
+    470 KB batch); only overflowing numbers need a look at the bytes (`_may_overflow`, ~1 ms).
+    Whatever it refuses or doubts goes to the exact reader, which says what is wrong."""
+    try:
+        body = from_json(text, allow_inf_nan=False)
+    except ValueError:
+        return _read_exactly(text, kind)
+    if _may_overflow(text):
+        return _read_exactly(text, kind)
+    return body
+
+
+def _read_exactly(text: bytes, kind: str) -> Any:
+    try:
+        return strict_loads(text)
+    except JSONTextError as exc:
+        if kind != "batch":
+            raise
+        problem = exc
+    # jsontext counts levels from the body, and a /batch body holds its calls 2 levels down:
+    # a call 200 levels deep (allowed) makes the body 202 deep. Judge the envelope and each call
+    # on its own; if they all pass, depth was the only complaint and it does not hold
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        raise problem from None
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise problem
+    for index, call in enumerate(body["batch"]):
+        complaint = _complaint_alone(call)
+        if complaint is not None:
+            # the call's index when its own complaint is the body's (not so for 1e400, written
+            # back as Infinity: then the body's message, which quotes the number, stands alone)
+            raise (JSONTextError(f"batch[{index}]: {problem}") if complaint == str(problem) else problem) from None
+    if _complaint_alone({k: v for k, v in body.items() if k != "batch"}) is not None:
+        raise problem
+    return body
+
+
+def _complaint_alone(value: Any) -> str | None:
+    """What jsontext says of `value` written as JSON by itself (None: nothing). Python's writer
+    keeps NaN, infinities, huge integers and lone surrogates (as \\ud800 escapes) for it to see."""
+    try:
+        strict_loads(json.dumps(value))
+    except JSONTextError as exc:
+        return str(exc)
+    except RecursionError:
+        return "nesting"
     return None
+
+
+# After this translation a JSON number is a run of "0"s (its sign and point aside), its exponent
+# mark "e" and its end ",": an overflowing number has an exponent of 3 or more digits after a
+# digit ("1e400", "2E+308": a 2-digit exponent needs 210+ mantissa digits to overflow) or a run
+# of 200+ digits. "+" is deleted: only positive exponents overflow.
+_NUMBER_SHAPE = bytes.maketrans(b"123456789E}] \t\r\n", b"000000000e,,,,,,")
+_BIG_EXPONENT = re.compile(rb"e0{3,}(?:,|\Z)")
+_LONG_RUN = b"0" * 200
+
+
+def _may_overflow(text: bytes) -> bool:
+    """False when no number in `text` can overflow a double; True sends it to the exact reader.
+
+    A regular expression over the raw bytes took 6-12 ms for a 470 KB body (':' and digits are
+    everywhere); a translation and finds take ~1 ms. Hex ids ("…3e451…") are the usual false
+    candidates: each is dismissed by one match at its "e"."""
+    shape = text.translate(_NUMBER_SHAPE, b"+")
+    if shape.find(_LONG_RUN) >= 0:
+        return True
+    at = shape.find(b"e000")
+    while at >= 0:
+        if at and shape[at - 1] == 0x30 and _BIG_EXPONENT.match(shape, at):
+            return True
+        at = shape.find(b"e000", at + 4)
+    return False
+
+
+def _strerror(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def _decoded(headers: dict[str, str], raw: bytes) -> bytes:
@@ -333,6 +505,18 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            with receiver._idle:
+                receiver._in_flight += 1
+            try:
+                self._post()
+            finally:
+                with receiver._idle:
+                    receiver._in_flight -= 1
+                    receiver._idle.notify_all()
+                if receiver.broken is not None:  # this request's answer is out: now stop
+                    receiver._stop_listening()
+
+        def _post(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 length = int(headers.get("content-length", "0"))
@@ -387,16 +571,42 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def run_server(*, host: str, port: int, api_key: str | None, out_path: str | None, fail_rate: float, latency_ms: int) -> None:
-    """Serve until interrupted; the banner goes to stderr so stdout stays pure NDJSON."""
-    out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout
+def run_server(*, host: str, port: int, api_key: str | None, out_path: str | None, fail_rate: float, latency_ms: int,
+               seed: int | None = None) -> None:
+    """Serve until interrupted, or until the output can no longer be written. The banner and the
+    log go to stderr, so stdout stays pure NDJSON.
+
+    When the output fails, the request whose calls could not be recorded gets a 503 (never a
+    200), so do the requests after it; serve stops listening, lets the requests in flight get
+    their answer, and exits like a filter whose reader went away: 0 when the reader closed it
+    (`cdp serve | head -1`, as every cdp command treats a closed stdout), 1 with Error/Hint for
+    any other failure (a full disk, an I/O error)."""
+    import errno
+
+    from cdpcli.errors import CdpError, UsageError
+
     try:
-        receiver = Receiver(host, port, api_key=api_key, out=out, fail_rate=fail_rate, latency_ms=latency_ms, keep=False,
+        receiver = Receiver(host, port, api_key=api_key, fail_rate=fail_rate, latency_ms=latency_ms, keep=False, seed=seed,
                             collect_every=SERVE_COLLECT_EVERY, log=lambda text: print(text, file=sys.stderr, flush=True))
     except OSError as exc:
-        from cdpcli.errors import UsageError
-
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port") from None
+        if exc.errno == errno.EADDRINUSE:
+            hint = "another program listens there: pick another --port (0 picks a free one)"
+        elif exc.errno == errno.EACCES:
+            hint = "ports below 1024 need privileges: pick --port 1024 or above (0 picks a free one)"
+        else:
+            hint = "--host must be an address of this machine, such as 127.0.0.1 or ::1"
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint=hint) from None
+    try:
+        # opened once listening works, so that a busy port leaves no empty file behind
+        out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout
+    except OSError as exc:
+        receiver._server.server_close()
+        hints = {errno.ENOENT: "its directory does not exist: create it first, or pick another path",
+                 errno.EISDIR: "--out takes a file name, not a directory",
+                 errno.EACCES: "you may not write there: pick a path you can write"}
+        raise UsageError(f"cannot open --out {out_path!r} for appending: {exc.strerror or exc}",
+                         hint=hints.get(exc.errno or 0, "pick a file you can write")) from None
+    receiver.out = out
     print(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         receiver.serve_forever()
@@ -404,5 +614,21 @@ def run_server(*, host: str, port: int, api_key: str | None, out_path: str | Non
         pass
     finally:
         receiver._server.server_close()
+        if receiver.broken is not None:
+            receiver.wait_idle(5.0)  # the requests in flight get their 503 before the process ends
         if out is not sys.stdout:
-            out.close()
+            try:
+                out.close()
+            except (OSError, ValueError):  # the failure that stopped us, met again on the last flush
+                pass
+    if receiver.broken is None:
+        return
+    where = repr(out_path) if out_path else "stdout"
+    recorded = f"{receiver.accepted:,} call{'' if receiver.accepted == 1 else 's'} recorded"
+    if isinstance(receiver.broken, BrokenPipeError):
+        print(f"cdp serve: stopped: {where} was closed by its reader ({recorded}; later requests were answered 503)",
+              file=sys.stderr, flush=True)
+        return
+    raise CdpError(f"cannot write to {where}: {_strerror(receiver.broken)}; cdp serve stopped ({recorded})",
+                   hint="the requests it could not record were answered 503, so clients retry them: "
+                        "free space or pick another --out, and start it again")
