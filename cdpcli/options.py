@@ -30,7 +30,7 @@ _SEND_OPTIONS: dict[str, Any] = {
     ],
     "endpoint": Annotated[
         Optional[str],
-        typer.Option("--endpoint", help="Base URL, e.g. http://127.0.0.1:8787/v1 (overrides --region). [env: CDP_ENDPOINT]", show_default=False, rich_help_panel=CONNECTION),
+        typer.Option("--endpoint", help="Base URL, http:// or https:// (no user:password@), e.g. http://127.0.0.1:8787/v1 (overrides --region). [env: CDP_ENDPOINT]", show_default=False, rich_help_panel=CONNECTION),
     ],
     "profile": Annotated[
         Optional[str],
@@ -42,7 +42,7 @@ _SEND_OPTIONS: dict[str, Any] = {
     ],
     "retries": Annotated[
         Optional[int],
-        typer.Option("--retries", help="Retries for network errors, 408, 429 and 5xx (default 3).", show_default=False, rich_help_panel=CONNECTION),
+        typer.Option("--retries", help="Retries for network errors, 408, 429 and 5xx (default 3): at most N+1 attempts; a wait asked for by Retry-After counts as a retry.", show_default=False, rich_help_panel=CONNECTION),
     ],
     "strict": Annotated[
         Optional[bool],
@@ -58,7 +58,7 @@ _SEND_OPTIONS: dict[str, Any] = {
     ],
     "json": Annotated[
         bool,
-        typer.Option("--json", help="Print results as one JSON object per line.", rich_help_panel=OUTPUT),
+        typer.Option("--json", help="Print results as one JSON object per line; errors too: {\"ok\": false, \"error\", \"hint\", \"exit_code\"}.", rich_help_panel=OUTPUT),
     ],
     "quiet": Annotated[
         bool,
