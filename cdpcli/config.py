@@ -334,18 +334,15 @@ def check_for_storing(name: str, value: Any) -> None:
 
 
 def _check_key(key: str) -> None:
-    """A key goes into an HTTP header: printable ASCII only. Errors never quote the key."""
-    for position, char in enumerate(key, 1):
-        if ord(char) < 0x20 or ord(char) == 0x7F:
-            what = "a control character"
-        elif ord(char) > 0x7F:
-            what = "a non-ASCII character"
-        else:
-            continue
+    """A key goes into an HTTP header (wire.api_key_problem decides). Errors never quote it."""
+    from cdpcli.wire import api_key_problem
+
+    problem = api_key_problem(key)
+    if problem:
         raise UsageError(
-            f"the API key has {what} at position {position} (the key is not shown)",
-            hint="an API key is plain ASCII letters, digits and symbols: copy it again from the "
-            "HTTP source's settings in Customer.io",
+            f"the API key holds {problem} (the key is not shown); an API key is printable ASCII",
+            hint="copy the key again from the HTTP source's settings in Customer.io; a key read "
+            "from a file or pasted may carry a line break or a stray character",
         )
 
 

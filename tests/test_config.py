@@ -131,18 +131,19 @@ def test_config_set_stores_a_good_value_typed(cli, key, value, stored):
 @pytest.mark.parametrize(
     ("typed", "what"),
     [
-        ("sk_us_SECRETab\ncd1234567", "a control character at position 15"),
-        ("sk_us_SECRETab\rcd1234567", "a control character at position 15"),
-        ("sk_us_SECRETab\x00cd1234567", "a control character at position 15"),
-        ("sk_us_SECRETab\x7fcd1234567", "a control character at position 15"),
-        ("sk_us_SECRETabécd1234567", "a non-ASCII character at position 15"),
+        ("sk_us_SECRETab\ncd1234567", "a line break (CR or LF) at character 15"),
+        ("sk_us_SECRETab\rcd1234567", "a line break (CR or LF) at character 15"),
+        ("sk_us_SECRETab\x00cd1234567", "a control character (U+0000) at character 15"),
+        ("sk_us_SECRETab\x7fcd1234567", "a control character (U+007F) at character 15"),
+        ("sk_us_SECRETab\tcd1234567", "a control character (U+0009) at character 15"),
+        ("sk_us_SECRETabécd1234567", "a non-ASCII character at character 15"),
     ],
 )
 def test_config_set_api_key_refuses_control_and_non_ascii_characters_without_echoing_it(cli, typed, what):
     # from stdin (the way the README recommends) ...
     run = cli("config", "set", "api-key", input=typed + "\n", secret="SECRETab")
     assert run.exit_code == 2 and run.stdout == ""
-    assert f"Error: the API key has {what} (the key is not shown)" in run.stderr
+    assert f"Error: the API key holds {what} (the key is not shown)" in run.stderr
     assert "cd1234567" not in run.stderr and "****" not in run.stderr
     # ... and as an argument
     run = cli("config", "set", "api-key", typed, secret="SECRETab")
@@ -153,7 +154,7 @@ def test_config_set_api_key_refuses_control_and_non_ascii_characters_without_ech
 def test_config_set_api_key_from_stdin_takes_the_whole_input(cli):
     """A key cut at its first line break would be stored silently wrong."""
     run = cli("config", "set", "api-key", input="sk_us_SECRETab\ncd1234567\n", secret="SECRETab")
-    assert run.exit_code == 2 and "control character" in run.stderr
+    assert run.exit_code == 2 and "a line break (CR or LF) at character 15" in run.stderr
     assert not config_file().exists()
 
 
@@ -525,3 +526,18 @@ def test_profile_settings_are_used_to_send(cli, monkeypatch, receiver):
     monkeypatch.setenv("CDP_STRICT", "1")  # env beats the profile
     assert cli("track", "-u", "1", "-e", "E", "--profile", "local").exit_code == 0
     assert receiver.requests[1].headers["x-strict-mode"] == "1"
+
+
+def test_config_set_api_key_with_bytes_that_are_not_utf8_on_stdin(tmp_path):
+    """A real process: stdin bytes that are not UTF-8 are a usage error, never a traceback."""
+    directory = tmp_path / "bytes" / "cdp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")} | {"CDP_CONFIG_DIR": str(directory)}
+    run = subprocess.run(
+        [sys.executable, "-m", "cdpcli", "config", "set", "api-key"],
+        input=b"sk_us_SECRET\xffabcdef\n", env=env, capture_output=True, timeout=60,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == b""
+    assert b"Error: the API key holds bytes that are not UTF-8 text at character 13" in run.stderr
+    assert b"SECRET" not in run.stderr and b"Traceback" not in run.stderr
+    assert not (directory / "config.toml").exists()
