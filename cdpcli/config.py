@@ -71,7 +71,12 @@ def move_aside_command(path: Path) -> str:
 
 def load_config(path: Path | None = None, *, warn: bool = True) -> dict[str, dict[str, Any]]:
     """All profiles in the config file ({} when there is none). Raises ConfigFileError."""
-    path = path or config_path()
+    data = _load_document(path or config_path(), warn=warn)
+    return {name: table for name, table in data.items() if isinstance(table, dict)}
+
+
+def _load_document(path: Path, *, warn: bool = True) -> dict[str, Any]:
+    """The whole TOML document, profiles and anything else a user wrote (kept on rewrite)."""
     raw = _read_config(path)
     if raw is None:
         return {}
@@ -97,7 +102,7 @@ def load_config(path: Path | None = None, *, warn: bool = True) -> dict[str, dic
     except tomllib.TOMLDecodeError as exc:
         problem, line = _toml_problem(str(exc), text)
         raise ConfigFileError(path, f"is not valid TOML: {problem}", line) from None
-    return {name: table for name, table in data.items() if isinstance(table, dict)}
+    return data
 
 
 def _read_config(path: Path) -> bytes | None:
@@ -174,20 +179,27 @@ def set_value(profile: str, name: str, value: Any) -> Path:
     check_for_storing(name, checked)
     path = config_path()
     _refuse_symlink(path)
-    profiles = load_config(path)
-    profiles.setdefault(profile, {})[name] = checked
-    return save_config(profiles, path)
+    document = _load_document(path)
+    table = document.setdefault(profile, {})
+    if not isinstance(table, dict):
+        raise UsageError(
+            f"{path}: {profile!r} is a plain value there, not a profile table",
+            hint=f"rename or remove the line `{profile} = …` in {path}",
+        )
+    table[name] = checked
+    return save_config(document, path)
 
 
 def unset_value(profile: str, name: str) -> bool:
     check_key_name(name)
     path = config_path()
-    profiles = load_config(path)
+    document = _load_document(path)
+    profiles = {key: table for key, table in document.items() if isinstance(table, dict)}
     if profile != DEFAULT_PROFILE and profile not in profiles:
         raise unknown_profile_error(profile, profiles, path)
     removed = profiles.get(profile, {}).pop(name, None) is not None
     if removed:
-        save_config(profiles, path)
+        save_config(document, path)
     return removed
 
 
@@ -204,7 +216,8 @@ def save_config(profiles: dict[str, dict[str, Any]], path: Path | None = None) -
     _refuse_symlink(path)
     make_private_dirs(path.parent)
     warn_if_directory_writable(path.parent)
-    text = tomli_w.dumps({name: table for name, table in profiles.items() if table})
+    # profiles left empty go; anything else in the document (comments aside) is kept
+    text = tomli_w.dumps({name: table for name, table in profiles.items() if table or not isinstance(table, dict)})
     try:
         write_atomic(str(path), text.encode("utf-8"))
     except OSError as exc:

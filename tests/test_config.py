@@ -541,3 +541,18 @@ def test_config_set_api_key_with_bytes_that_are_not_utf8_on_stdin(tmp_path):
     assert b"Error: the API key holds bytes that are not UTF-8 text at character 13" in run.stderr
     assert b"SECRET" not in run.stderr and b"Traceback" not in run.stderr
     assert not (directory / "config.toml").exists()
+
+
+def test_config_set_and_unset_keep_what_else_the_file_holds(cli):
+    """cdp reads only profile tables, but a rewrite must not drop what a user wrote by hand."""
+    config_dir().mkdir(mode=0o700)
+    config_file().write_text('note = "written by hand"\n\n[default]\nregion = "eu"\n\n[prod]\nretries = 5\nextra = [1, 2]\n')
+    config_file().chmod(0o600)
+    assert cli("config", "set", "timeout", "3", "--profile", "prod").exit_code == 0
+    assert cli("config", "unset", "region").exit_code == 0
+    import tomllib
+
+    assert tomllib.loads(config_file().read_text()) == {
+        "note": "written by hand",
+        "prod": {"retries": 5, "extra": [1, 2], "timeout": 3.0},
+    }
