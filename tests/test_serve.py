@@ -6,7 +6,10 @@ import base64
 import gc
 import gzip
 import http.client
+import io
 import json
+import os
+import random
 import subprocess
 import sys
 import threading
@@ -143,10 +146,21 @@ def test_empty_batch_is_accepted_and_creates_nothing(receiver):
 
 
 def test_fail_rate_injects_retryable_failures():
-    with Receiver(api_key=API_KEY, fail_rate=1.0) as receiver:
+    with Receiver(api_key=API_KEY, fail_rate=1.0, seed=1) as receiver:
         statuses = {post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] for _ in range(30)}
         assert statuses <= {500, 503, 429} and len(statuses) >= 2
         assert receiver.calls == []
+
+
+def test_seed_makes_the_fail_rate_repeat():
+    def statuses(seed):
+        with Receiver(api_key=API_KEY, fail_rate=0.5, seed=seed) as receiver:
+            return [post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] for _ in range(24)]
+
+    first = statuses(7)
+    assert first == statuses(7)
+    assert 200 in first and set(first) - {200}  # both answers occur, so the sequence says something
+    assert first != statuses(8)
 
 
 def test_collection_on_a_schedule_while_serving():
@@ -211,3 +225,247 @@ def test_the_official_python_sdks_traffic_is_accepted_in_strict_mode(receiver):
     status, answer = post(receiver, "/v1/batch", {"batch": [call], "sentAt": "2026-11-27T13:36:48.700+00:00"})
     assert (status, answer) == (200, {})
     assert receiver.calls[0]["messageId"] == call["messageId"]
+
+
+# -- strict JSON bodies (issue 10 item 2, issue 16 item 9) --
+
+def _nested(levels):
+    """`levels` objects, one inside the other."""
+    value = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.fixture
+def logged():
+    """A receiver whose log is kept: a handler's exception would show there as `host:port: …Error: …`."""
+    lines = []
+    with Receiver(api_key=API_KEY, log=lines.append) as server:
+        server.log_lines = lines
+        yield server
+    assert not [line for line in lines if "Error:" in line or "Traceback" in line], lines
+
+
+TRACK = b'{"userId":"1","event":"E","properties":{"v":%s}}'
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "permissive"])
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (TRACK % b"NaN", "NaN is not valid JSON"),
+        (TRACK % b"Infinity", "Infinity is not valid JSON"),
+        (TRACK % b"-Infinity", "-Infinity is not valid JSON"),
+        (TRACK % b"1e400", "number 1e400 is too large"),
+        (TRACK % b"-2.5E+308", "number -2.5E+308 is too large"),
+        (TRACK % (b"9" * 400), "is too large for a JSON number"),
+        (TRACK % b'"\\ud800"', "lone surrogate \\ud800"),
+        (TRACK % b'{"k\\udfff":1}', "lone surrogate \\udfff"),
+        (TRACK % json.dumps(_nested(200)).encode(), "nesting deeper than 200 levels"),  # 201 inside the call
+        (TRACK % (b"[" * 100_000 + b"]" * 100_000), "nesting deeper than 200 levels"),
+        (b'{"batch":[{"type":"track","userId":"1","event":"E","properties":{"v":NaN}}]}', "NaN is not valid JSON"),
+        (b'{"batch":[{"type":"track","userId":"1","event":"E","properties":{"v":1e999}}]}', "number 1e999 is too large"),
+    ],
+    ids=["nan", "infinity", "-infinity", "1e400", "-2.5E+308", "400-digits", "lone-surrogate", "surrogate-in-key",
+         "depth-201", "depth-100000", "batch-nan", "batch-1e999"],
+)
+def test_bodies_that_are_not_strict_json_get_a_400_naming_the_problem(logged, body, error, strict):
+    path = "/v1/batch" if body.startswith(b'{"batch"') else "/v1/track"
+    status, answer = post(logged, path, None, raw=body, strict=strict)
+    assert status == 400, answer
+    [message] = answer["meta"]["errors"]
+    assert message.startswith("invalid JSON") and error in message, message
+    assert logged.calls == []
+
+
+def test_nesting_is_counted_from_the_call_in_a_batch_too(logged):
+    """200 levels inside a call pass, 201 do not, whether the call comes alone or in a batch
+    (where the body adds 2 levels); the error names the call."""
+    call = {"type": "track", "userId": "1", "event": "E"}
+    status, _ = post(logged, "/v1/track", {**call, "properties": _nested(200)})  # properties is the first of the 200
+    assert status == 200
+    status, _ = post(logged, "/v1/batch", {"batch": [call, {**call, "properties": _nested(200)}]})
+    assert status == 200
+    status, answer = post(logged, "/v1/batch", {"batch": [call, {**call, "properties": _nested(201)}]})
+    assert (status, answer["meta"]["errors"]) == (400, ["invalid JSON: batch[1]: nesting deeper than 200 levels"])
+    assert len(logged.calls) == 3
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [b"1e308", b"-1.7976931348623157e308", b"1E+300", b"1e-400", b"0.5e-999", b"1" * 308, b"-" + b"9" * 200,
+     b"1" * 200 + b".5e99", b'"1e400"', b'"3e451bcd-1e400,"', b'["f0e0001", 2e100]'],
+)
+def test_numbers_near_the_limit_and_lookalikes_are_accepted_as_read(logged, literal):
+    status, answer = post(logged, "/v1/track", None, raw=TRACK % literal)
+    assert (status, answer) == (200, {})
+    assert logged.calls[0]["properties"]["v"] == json.loads(literal)
+
+
+def test_any_number_gets_the_verdict_the_strict_reader_gives(logged):
+    """The fast path (pydantic-core's reader, then a look for overflowing numbers) and
+    cdpcli.jsontext agree on every number literal, near the limits and far from them."""
+    from cdpcli.jsontext import JSONTextError, loads
+
+    rng = random.Random(10)
+    literals = []
+    for _ in range(300):
+        mantissa = "".join(rng.choice("0123456789") for _ in range(rng.choice([1, 2, 17, 199, 200, 210, 308, 309])))
+        mantissa = mantissa.lstrip("0") or "0"
+        exponent = rng.choice(["", "e5", "E+99", "e307", "e308", "e309", "e-400", "e0400", "E1000"])
+        literals.append(rng.choice(["", "-"]) + mantissa + rng.choice(["", ".25"]) + exponent)
+    for literal in literals:
+        body = TRACK % literal.encode()
+        try:
+            expected = (200, loads(body)["properties"]["v"])
+        except JSONTextError:
+            expected = (400, None)
+        status, _ = post(logged, "/v1/track", None, raw=body)
+        got = (status, logged.calls.pop()["properties"]["v"] if status == 200 else None)
+        assert got == expected, literal
+
+
+# -- the command line: usage errors, output that closes, --seed --
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535, not 70000", "free port"),
+        (["--port", "-1"], "--port must be between 0 and 65535, not -1", "free port"),
+        (["--port", "0", "--out", "/nonexistent/dir/x"], "cannot open --out '/nonexistent/dir/x' for appending: No such file or directory",
+         "directory does not exist"),
+        (["--latency-ms", "-5"], "--latency-ms must be 0 or more, not -5", "--latency-ms 50"),
+        (["--fail-rate", "1.5"], "--fail-rate must be between 0 and 1, not 1.5", "--fail-rate 0.2"),
+    ],
+)
+def test_bad_serve_options_are_usage_errors(args, error, hint):
+    # a subprocess with a timeout: an option wrongly accepted starts a server that never ends
+    run = subprocess.run([sys.executable, "-m", "cdpcli", "serve", *args], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.startswith(f"Error: {error}\nHint: ") and hint in run.stderr, run.stderr
+
+
+def _start_serve(*args):
+    """`cdp serve` in a subprocess on a free port: (process, base URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "serve", "--port", "0", "--api-key", API_KEY, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    banner = proc.stderr.readline().decode()
+    assert banner.startswith("cdp serve: listening on http://127.0.0.1:"), banner
+    return proc, banner.split()[4]
+
+
+class _At:
+    """Enough of a Receiver for `post`."""
+
+    def __init__(self, url):
+        self.url = url
+
+
+def test_serve_stops_like_a_filter_when_its_reader_goes_away():
+    """`cdp serve | head -1`: once stdout is closed, the next request gets a 503 (its calls were
+    not recorded), serve stops listening and exits 0, saying why on stderr."""
+    proc, url = _start_serve()
+    try:
+        assert post(_At(url), "/v1/track", {"userId": "1", "event": "First"})[0] == 200
+        assert json.loads(proc.stdout.readline())["event"] == "First"
+        proc.stdout.close()  # what head does after its first line
+        status, answer = post(_At(url), "/v1/track", {"userId": "2", "event": "Second"})
+        assert status == 503 and "output was closed by the reader" in answer["meta"]["errors"][0]
+        assert proc.wait(timeout=10) == 0
+        stderr = proc.stderr.read().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "cdp serve: stopped: stdout was closed by its reader (1 call recorded; later requests were answered 503)" in stderr
+    assert "Traceback" not in stderr and API_KEY not in stderr
+    with pytest.raises(ConnectionRefusedError):
+        post(_At(url), "/v1/track", {"userId": "3", "event": "Third"})
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) for a write that fails")
+def test_serve_exits_1_when_its_out_file_cannot_be_written():
+    proc, url = _start_serve("--out", "/dev/full")
+    try:
+        status, answer = post(_At(url), "/v1/batch", {"batch": [{"type": "track", "userId": "1", "event": "E"}]})
+        assert status == 503 and "No space left on device" in answer["meta"]["errors"][0]
+        assert proc.wait(timeout=10) == 1
+        stdout, stderr = proc.stdout.read().decode(), proc.stderr.read().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert stdout == ""
+    assert "Error: cannot write to '/dev/full': No space left on device; cdp serve stopped (0 calls recorded)\nHint: " in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_receiver_whose_output_fails_answers_503_never_200(tmp_path):
+    """The Python API too: no request is answered 200 once its calls cannot be written, and
+    the receiver stops listening."""
+    out = open(tmp_path / "calls.ndjson", "a", encoding="utf-8")
+    with Receiver(api_key=API_KEY, out=out) as receiver:
+        assert post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] == 200
+        out.close()
+        assert post(receiver, "/v1/track", {"userId": "2", "event": "E"}, strict=False)[0] == 503
+        assert receiver.accepted == 1 and [c["userId"] for c in receiver.calls] == ["1"]
+        deadline = time.monotonic() + 10
+        while True:  # it stops listening on its own
+            try:
+                post(receiver, "/v1/track", {"userId": "3", "event": "E"})
+            except (ConnectionRefusedError, ConnectionResetError):
+                break
+            assert time.monotonic() < deadline, "still listening"
+            time.sleep(0.01)
+    assert [json.loads(line)["userId"] for line in (tmp_path / "calls.ndjson").read_text().splitlines()] == ["1"]
+
+
+def test_serve_seed_repeats_the_faults():
+    def statuses():
+        proc, url = _start_serve("--fail-rate", "0.5", "--seed", "42")
+        try:
+            return [post(_At(url), "/v1/track", {"userId": "1", "event": "E"})[0] for _ in range(16)]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    first = statuses()
+    assert first == statuses() and 200 in first and set(first) - {200}
+
+
+def test_recorded_lines_carry_the_servers_received_at_once(tmp_path):
+    """Written from the size check's JSON with receivedAt spliced in: a call that brings its
+    own receivedAt is not written with the key twice, to a text stream or a file."""
+    calls = [{"type": "track", "userId": "1", "event": "E", "properties": {"é": 1.5, "n": None}},
+             {"type": "track", "userId": "2", "event": "E", "receivedAt": "then"}]
+    for out in (io.StringIO(), open(tmp_path / "calls.ndjson", "a", encoding="utf-8")):
+        with Receiver(api_key=API_KEY, out=out) as receiver:
+            assert post(receiver, "/v1/batch", {"batch": calls})[0] == 200
+        text = out.getvalue() if isinstance(out, io.StringIO) else (tmp_path / "calls.ndjson").read_text()
+        first, second = text.splitlines()
+        assert first.startswith('{"type":"track","userId":"1","event":"E","properties":{"é":1.5,"n":null},"receivedAt":"')
+        assert second.count("receivedAt") == 1 and json.loads(second)["receivedAt"] != "then"
+
+
+# -- what the log says --
+
+def test_permissive_drops_are_logged_with_their_reason(logged):
+    status, _ = post(logged, "/v1/batch", {"batch": [{"type": "track", "userId": "1"}, {"type": "track", "userId": "2", "event": "E"}]},
+                     strict=False)
+    assert status == 200 and [c["userId"] for c in logged.calls] == ["2"]
+    assert ("POST /v1/batch: dropped batch[0]: event: Field required (no X-Strict-Mode: 1 header, so answered 200 as the API does)"
+            in logged.log_lines)
+
+
+def test_an_identify_by_email_is_accepted_and_logged_as_such(logged):
+    """Issue 17: an empty or absent userId and anonymousId with a non-empty traits.email."""
+    status, _ = post(logged, "/v1/identify", {"userId": "", "traits": {"email": "ada@example.com"}})
+    assert status == 200
+    status, _ = post(logged, "/v1/batch", {"batch": [{"type": "identify", "userId": "7"},
+                                                     {"type": "identify", "traits": {"email": "bo@example.com"}}]})
+    assert status == 200 and len(logged.calls) == 3
+    said = [line for line in logged.log_lines if "identified by email" in line]
+    assert said == ["POST /v1/identify: identify: person identified by email 'ada@example.com' (no userId or anonymousId)",
+                    "POST /v1/batch: batch[1]: person identified by email 'bo@example.com' (no userId or anonymousId)"]
+    status, answer = post(logged, "/v1/identify", {"userId": "", "traits": {"email": ""}})
+    assert status == 400 and "traits.email" in answer["meta"]["errors"][0]
