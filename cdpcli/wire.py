@@ -163,7 +163,10 @@ def base_url(endpoint: str | None, region: str) -> str:
         raise EndpointError(f"{shown}: cdp sends over http:// or https:// only, not {scheme}://", example)
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+        raise EndpointError(f"{shown} is not a valid URL ({exc})", example) from None
     if "@" in parts.netloc:
         # httpx would send the user name and password as Basic auth instead of the API key
         raise EndpointError(
@@ -173,6 +176,9 @@ def base_url(endpoint: str | None, region: str) -> str:
         )
     if not parts.hostname:
         raise EndpointError(f"{shown} has no host", example)
+    problem = _host_problem(parts.hostname, bracketed="[" in parts.netloc)
+    if problem:
+        raise EndpointError(f"{shown}: {problem}", example)
     try:
         port = parts.port
     except ValueError:
@@ -186,6 +192,46 @@ def base_url(endpoint: str | None, region: str) -> str:
     # schemes are case-insensitive: `HTTPS://` must still get certificate checks (the sender
     # verifies TLS by the lowercase scheme)
     return scheme + url[scheme_end:]
+
+
+_IPV4_STYLE = re.compile(r"[0-9]+(\.[0-9]+){3}")
+
+
+def _host_problem(host: str, *, bracketed: bool) -> str | None:
+    """What makes a host name one the HTTP stack would choke on (with an error that is not a
+    network error) or no resolver could look up; None when it is fine."""
+    import ipaddress
+
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        return None
+    if _IPV4_STYLE.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv4 address"
+        return None
+    name = host[:-1] if host.endswith(".") else host
+    if not host.isascii():
+        try:
+            import idna  # httpx's own IDNA encoder (a dependency of httpx)
+
+            name = idna.encode(name.lower()).decode("ascii")
+        except Exception:  # noqa: BLE001 - idna.IDNAError, UnicodeError: not a host name
+            return f"{host!r} is not a valid international host name"
+    labels = name.split(".")
+    if len(name) > 253 or any(not 0 < len(label) <= 63 for label in labels):
+        return f"{host!r} is not a valid host name (empty labels, or over 63 characters in one)"
+    for label in labels:
+        if label.lower().startswith("xn--"):
+            try:
+                label.encode("ascii").decode("idna")
+            except UnicodeError:
+                return f"{host!r} is not a valid host name ({label!r} is not a valid xn-- label)"
+    return None
 
 
 def _masked(url: str) -> str:

@@ -466,6 +466,13 @@ def test_numeric_timestamp_out_of_range_in_an_import_line_is_a_reject_not_a_cras
         ("http://127.0.0.1:99999/v1", "has an invalid port"),
         ("http://127.0.0.1:8787/v1?x=1", "a base URL takes no ?query or #fragment"),
         ("http:///v1", "has no host"),
+        # hosts the HTTP stack would fail on with an encoding error (was: unexpected UnicodeError)
+        ("http://ex..ample/v1", "'ex..ample' is not a valid host name"),
+        ("http://" + "a" * 64 + ".com/v1", "is not a valid host name"),
+        ("http://xn--zz/v1", "'xn--zz' is not a valid host name"),
+        ("http://\u2603.com/v1", "is not a valid international host name"),
+        ("http://999.1.1.1/v1", "'999.1.1.1' is not an IPv4 address"),
+        ("http://[::1/v1", "is not a valid URL (Invalid IPv6 URL)"),
     ],
 )
 def test_endpoint_that_is_not_an_http_base_url(cli, endpoint, problem):
