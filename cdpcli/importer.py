@@ -460,6 +460,7 @@ class Checkpoint:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.data: dict[str, Any] = {"version": 1, "sources": {}}
+        self.existed = False  # an earlier run wrote it: this run resumes
         self._lock_fd: int | None = None
         self._save_lock = threading.Lock()
         if not path:
@@ -483,6 +484,7 @@ class Checkpoint:
             self.release()
             raise UsageError(f"--checkpoint {path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT)
         self.data = data
+        self.existed = True
 
     def _take_lock(self) -> None:
         import fcntl
@@ -780,10 +782,21 @@ class Importer:
         self.checkpoint = Checkpoint(options.checkpoint)
         try:
             self.checkpoint.apply(sources)
-            resuming = any(s.skip for s in sources)
+            # an earlier run with this checkpoint may have written rejects for lines past its
+            # settled point (or been killed before its first save: see run())
+            resuming = self.checkpoint.existed
             self.rejects = Rejects(options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming)
             if not session.dry_run:
                 self.rejects.check()
+                if options.checkpoint:
+                    # saved at once: a run killed in its first second is still known as resumed
+                    # by the next (its rejects are then not written twice), and a path that
+                    # cannot be written is a usage error before anything is sent
+                    try:
+                        self.checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
+                    except OSError as exc:
+                        raise UsageError(f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                                         hint="check that its directory exists and is writable") from None
         except BaseException:
             self.checkpoint.release()
             raise

@@ -415,3 +415,22 @@ def test_kill_9_at_any_point_loses_nothing_and_rejects_nothing_twice(tmp_path):
     assert delivered == expected
     rejected = [r["line"] for r in rejects_of(tmp_path / "cdp-rejects.ndjson")]
     assert sorted(rejected) == sorted(invalid_lines)  # each exactly once
+
+
+def test_a_run_killed_before_any_progress_still_resumes_without_duplicate_rejects(send, receiver, tmp_path):
+    """A checkpoint is written as the import starts: a run killed in its first second left one
+    that settles nothing, and the rejects it wrote must not be written again."""
+    source = write_lines(tmp_path / "in.ndjson", [json.dumps(tracks(1)[0]), "bad"])
+    (tmp_path / "ck.json").write_text(json.dumps({"version": 1, "sources": {os.path.realpath(source): {"settled": 0}}}))
+    (tmp_path / "cdp-rejects.ndjson").write_text(
+        json.dumps({"source": str(source), "line": 2, "error": "invalid JSON", "input": "bad"}) + "\n")
+    assert send("import", str(source), "--checkpoint", "ck.json").exit_code == 1
+    assert [r["line"] for r in rejects_of(tmp_path / "cdp-rejects.ndjson")] == [2]
+    assert len(receiver.calls) == 1
+
+
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_sending(send, receiver, tmp_path):
+    write_lines(tmp_path / "in.ndjson", tracks(1))
+    run = send("import", "in.ndjson", "--checkpoint", "missing/ck.json")
+    assert run.exit_code == 2 and "--checkpoint missing/ck.json" in run.stderr
+    assert receiver.requests == []
