@@ -127,6 +127,34 @@ def describe_network_error(exc: Exception, timeout: float, proxy: str | None = N
     return kind, message
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _proxy_setting_error(exc: Exception) -> Exception:
+    """httpx refuses the environment's proxy settings when it builds its client (a bad URL, an
+    unknown scheme, SOCKS without socksio): a usage error naming the variables, never a crash."""
+    import os
+
+    from cdpcli.errors import UsageError
+
+    shown = ", ".join(f"{name}={_without_userinfo(os.environ[name])!r}" for name in _PROXY_VARIABLES if os.environ.get(name))
+    if not shown:
+        return exc
+    return UsageError(
+        f"the proxy setting in the environment cannot be used ({shown}): {_without_userinfo(str(exc))}",
+        hint="fix or unset the variable; an HTTP proxy looks like http://proxy.example:3128 "
+        "(a SOCKS proxy needs: pip install 'httpx[socks]')",
+    )
+
+
+def _without_userinfo(url: str) -> str:
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    start = url.find("://") + 3 if "://" in url else 0
+    return url[:start] + url[at + 1 :] if at >= start else url
+
+
 def proxy_for(url: str) -> str | None:
     """The proxy httpx takes for `url` from the environment, as `URL (from VARIABLE)` with any
     user:password@ left out; None when it goes direct. Follows httpx's rules: HTTPS_PROXY or
@@ -150,11 +178,7 @@ def proxy_for(url: str) -> str | None:
     if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname):
         return None
     variable, proxy = chosen
-    at = proxy.rfind("@")
-    if at >= 0:
-        start = proxy.find("://") + 3 if "://" in proxy else 0
-        proxy = proxy[:start] + proxy[at + 1 :]
-    return f"{proxy} (from {variable})"
+    return f"{_without_userinfo(proxy)} (from {variable})"
 
 
 class Sender:
@@ -178,14 +202,17 @@ class Sender:
         self.backoff_cap = backoff_cap
         self.on_retry = on_retry
         self.stop = stop or threading.Event()
-        self._client = httpx.Client(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            follow_redirects=False,
-            # Loading the CA bundle costs ~40-70 ms at start-up; a plain-http endpoint
-            # (cdp serve, a local proxy) never uses it.
-            verify=True if tls else False,
-        )
+        try:
+            self._client = httpx.Client(
+                timeout=timeout,
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                follow_redirects=False,
+                # Loading the CA bundle costs ~40-70 ms at start-up; a plain-http endpoint
+                # (cdp serve, a local proxy) never uses it.
+                verify=True if tls else False,
+            )
+        except (ImportError, ValueError, httpx.InvalidURL) as exc:
+            raise _proxy_setting_error(exc) from None
 
     def close(self) -> None:
         self._client.close()

@@ -269,3 +269,19 @@ def test_tls_certificates_are_checked_and_ssl_cert_file_is_honoured(cli, tls_rec
     run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", url, "--retries", "0")
     assert run.exit_code == 0, run.stdout + run.stderr
     assert seen == ["/v1/batch"]
+
+
+@pytest.mark.parametrize("proxy", ["ftp://proxyuser:proxysecret@127.0.0.1:1", "http://[::1", "socks5://proxyuser:proxysecret@127.0.0.1:1"])
+def test_a_proxy_setting_httpx_refuses_is_a_usage_error(send, receiver, monkeypatch, proxy):
+    import importlib.util
+
+    if proxy.startswith("socks5") and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("with socksio installed httpx takes SOCKS proxies")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    for command in (["connect", "test"], ["track", "-u", "1", "-e", "E"]):
+        run = send(*command, "--retries", "0", "--json")
+        assert run.exit_code == 2, run.stderr
+        assert run.stderr.startswith("Error: the proxy setting in the environment cannot be used (HTTP_PROXY=")
+        assert "unexpected" not in run.stderr and "proxysecret" not in run.stdout + run.stderr
+        assert json.loads(run.stdout)["exit_code"] == 2
+    assert receiver.requests == []
