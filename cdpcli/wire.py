@@ -200,20 +200,12 @@ _IPV4_STYLE = re.compile(r"[0-9]+(\.[0-9]+){3}")
 def _host_problem(host: str, *, bracketed: bool) -> str | None:
     """What makes a host name one the HTTP stack would choke on (with an error that is not a
     network error) or no resolver could look up; None when it is fine."""
-    import ipaddress
-
-    if bracketed:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return f"{host!r} is not an IPv6 address"
+    if bracketed:  # urlsplit has checked it is an IPv6 address
         return None
-    if _IPV4_STYLE.fullmatch(host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return f"{host!r} is not an IPv4 address"
-        return None
+    if _IPV4_STYLE.fullmatch(host):  # as ipaddress.IPv4Address reads it, without its import (~1.4 ms)
+        if all(int(part) <= 255 and (part == "0" or not part.startswith("0")) for part in host.split(".")):
+            return None
+        return f"{host!r} is not an IPv4 address"
     name = host[:-1] if host.endswith(".") else host
     if not host.isascii():
         try:
