@@ -5,6 +5,7 @@ so `cdp --help`, completion and dry-run stay quick.
 """
 
 import os
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -491,16 +492,38 @@ def app_for(argv: list[str]) -> typer.Typer:
     return app
 
 
-def main() -> None:
-    import sys
+def _run(argv: list[str]) -> int:
+    """Run the app; under --json, usage errors that Typer catches before any command runs
+    (a missing --event, --retries abc) are one JSON object on stdout like every other outcome."""
+    app_to_run = app_for(argv)
+    if "--json" not in argv:
+        app_to_run(prog_name="cdp")  # standalone: Typer formats usage errors and exits
+        return 0
+    try:
+        result = app_to_run(prog_name="cdp", standalone_mode=False)
+    except typer.TyperException as exc:  # click's UsageError, BadParameter, …: public base class
+        exc.show()
+        from cdpcli.output import Output
 
+        exit_code = getattr(exc, "exit_code", 2)
+        context = getattr(exc, "ctx", None)
+        where = context.command_path if context is not None else "cdp"
+        Output(json_mode=True).json({"ok": False, "error": exc.format_message(), "hint": f"see `{where} --help`",
+                                     "exit_code": exit_code})
+        return exit_code
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
     if "_CDP_COMPLETE" in os.environ:  # the shell asks for completions (see completions/)
         from typer._completion_classes import completion_init
 
         completion_init()
     try:
-        app_for(sys.argv[1:])(prog_name="cdp")
-        code = 0
+        code = _run(sys.argv[1:])
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
