@@ -287,12 +287,14 @@ def _profile(profile: Optional[str]) -> str:
 
 
 def _shown(name: str, value: object) -> str:
-    from cdpcli.wire import mask_key
+    from cdpcli.wire import mask_key, masked_url
 
     if value is None:
         return ""
     if name == "api-key":
         return mask_key(str(value))  # never the whole key
+    if name == "endpoint":
+        return masked_url(str(value))  # a hand-edited user:password@ is never shown
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -149,7 +149,7 @@ def base_url(endpoint: str | None, region: str) -> str:
     if not endpoint:
         return BASE_URLS[region]
     url = endpoint.rstrip("/")
-    shown = repr(_masked(url))
+    shown = repr(masked_url(url))
     example = "e.g. http://127.0.0.1:8787/v1 or https://cdp.customer.io/v1"
     if _has_surrogate(url):
         raise EndpointError(f"{shown} holds bytes that are not UTF-8 text", example)
@@ -226,7 +226,7 @@ def _host_problem(host: str, *, bracketed: bool) -> str | None:
     return None
 
 
-def _masked(url: str) -> str:
+def masked_url(url: str) -> str:
     """The URL with any user:password@ shown as ****@."""
     start = url.find("://") + 3 if "://" in url else 0
     end = len(url)

@@ -556,3 +556,15 @@ def test_config_set_and_unset_keep_what_else_the_file_holds(cli):
         "note": "written by hand",
         "prod": {"retries": 5, "extra": [1, 2], "timeout": 3.0},
     }
+
+
+def test_a_hand_edited_endpoint_password_is_never_listed(cli, tmp_path):
+    """`config set` refuses user:password@, but a file edited by hand may hold one."""
+    path = tmp_path / "config"
+    path.mkdir(mode=0o700)
+    (path / "config.toml").write_text('[default]\nendpoint = "http://user:s3cret-pass@127.0.0.1:9/v1"\n')
+    (path / "config.toml").chmod(0o600)
+    for args in (("config", "list"), ("config", "list", "--json"), ("config", "get", "endpoint")):
+        run = cli(*args)
+        assert "s3cret-pass" not in run.stdout + run.stderr, args
+        assert "****@127.0.0.1:9" in run.stdout, args
