@@ -783,7 +783,7 @@ class Importer:
         try:
             self.checkpoint.apply(sources)
             # an earlier run with this checkpoint may have written rejects for lines past its
-            # settled point (or been killed before its first save: see run())
+            # settled point (the checkpoint exists from the start of a run: see below)
             resuming = self.checkpoint.existed
             self.rejects = Rejects(options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming)
             if not session.dry_run:
