@@ -19,6 +19,7 @@ Pipeline (threads, bounded queues, so memory stays flat for any input length):
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import json
@@ -539,6 +540,8 @@ def _checkpoint_problem(data: Any) -> str | None:
     """What makes `data` not a checkpoint (checked in full: `python -O` drops asserts)."""
     if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
         return 'expected an object with "sources"'
+    if data.get("version", 1) != 1:
+        return f"version {data.get('version')!r}; this cdp reads version 1"
     for key, entry in data["sources"].items():
         if not isinstance(entry, dict):
             return f"entry {key!r} is not an object"
@@ -577,7 +580,8 @@ class Rejects:
         self.explicit = explicit  # named by the user: a symlink there is theirs to follow
         self.count = 0
         self.written: dict[str, int] = {}  # reason -> records
-        self._handle: Any = None
+        self._fd: int | None = None
+        self._good_size = 0  # bytes of whole records in the file
         self._closed = False
         self._lock = threading.Lock()
         self._earlier: set[tuple[str, int]] = self._read_earlier(sources) if resuming else set()
@@ -641,42 +645,83 @@ class Rejects:
             if self._closed:
                 raise FatalStop(f"a reject for {source.label}:{line_no} came after the rejects file was closed")
             try:
-                if self._handle is None:
-                    fd = files.open_append_private(self.path, follow_symlink=self.explicit)
-                    self._handle = os.fdopen(fd, "ab")
-                self._handle.write(data)
+                if self._fd is None:
+                    self._open()
+                # one write(2) a record, unbuffered: a failure (disk full) is seen at the record
+                # it hits, and cut back off, so that no torn record is ever glued to the next
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
             except OSError as exc:
-                raise FatalStop(
-                    f"cannot write the rejects file {self.path}: {exc.strerror or exc}",
-                    hint="free space or fix the path (--rejects), then run the same command again",
-                ) from None
+                self._cut_back()
+                raise _rejects_error(self.path, exc) from None
+            self._good_size += len(data)
             self.count += 1
             if reason:
                 self.written[reason] = self.written.get(reason, 0) + 1
         return True
 
+    def _open(self) -> None:
+        self._fd = files.open_append_private(self.path, follow_symlink=self.explicit)
+        size = os.fstat(self._fd).st_size
+        if size and self._last_byte(size) != b"\n":
+            # a record torn by an older run (killed or out of space mid-write): it must not
+            # swallow the next one; the line it was for is read again and rejected again
+            os.write(self._fd, b"\n")
+            size += 1
+        self._good_size = size
+
+    def _last_byte(self, size: int) -> bytes:
+        """The file's last byte (the append descriptor cannot read); b"\n" when unreadable."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | (0 if self.explicit else getattr(os, "O_NOFOLLOW", 0)))
+        except OSError:
+            return b"\n"
+        try:
+            return os.pread(fd, 1, size - 1)
+        except OSError:
+            return b"\n"
+        finally:
+            os.close(fd)
+
+    def _cut_back(self) -> None:
+        """After a failed write: drop the part of the record that reached the file."""
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, self._good_size)
+        except OSError:
+            pass  # a device (/dev/full) or a FIFO: nothing to cut
+
     def sync(self) -> None:
         """Everything written so far is on disk (raises FatalStop when it cannot be)."""
         with self._lock:
-            if self._handle is None:
+            if self._fd is None:
                 return
             try:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
+                os.fsync(self._fd)
             except OSError as exc:
-                raise FatalStop(f"cannot write the rejects file {self.path}: {exc.strerror or exc}",
-                                hint="free space or fix the path (--rejects), then run the same command again") from None
+                if exc.errno != errno.EINVAL:  # EINVAL: a pipe or device, which has no disk to sync
+                    raise _rejects_error(self.path, exc) from None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            handle, self._handle = self._handle, None
-        if handle is not None:
+            fd, self._fd = self._fd, None
+        if fd is not None:
             try:
-                handle.flush()
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
             finally:
-                handle.close()
+                os.close(fd)
+
+
+def _rejects_error(path: str, exc: OSError) -> FatalStop:
+    hint = ("free space on its disk, then run the same command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "fix the path or its permissions (--rejects), then run the same command again")
+    return FatalStop(f"cannot write the rejects file {path}: {exc.strerror or exc}", hint=hint)
 
 
 # -- the import ------------------------------------------------------------------------------

@@ -66,19 +66,22 @@ def run_import(
 def report(importer: Importer, code: int) -> None:
     out = importer.out
     stats = importer.stats.summary()
-    if importer.fatal:
-        out.error(importer.fatal.message, importer.fatal.hint)
+    fatal = importer.fatal
+    if fatal:
+        out.error(fatal.message, fatal.hint)
     dry = importer.session.dry_run
     invalid, failed = stats["invalid"], stats["failed"]
     rejected = invalid + failed
     calls = importer.stats.calls
+    rejects = importer.rejects
     if importer.unechoed:
-        out.problem(f"{importer.unechoed:,} more rejected lines not shown; all {importer.rejects.count:,} are in {importer.rejects.path}")
+        out.problem(f"{importer.unechoed:,} more rejected lines not shown; all {rejected:,} are in {rejects.path}")
     line = (
-        f"{'Checked' if dry else 'Imported'} {calls:,} calls: "
+        f"{'Checked' if dry else 'Imported'} {_count(calls, 'call')}: "
         + (f"{calls - invalid:,} valid" if dry else f"{stats['sent']:,} sent")
         + f", {invalid:,} invalid, {failed:,} failed; "
-        f"{stats['batches']:,} batches, {stats['requests']:,} requests, {stats['retries']:,} retries; "
+        f"{_count(stats['batches'], 'batch', 'batches')}, {_count(stats['requests'], 'request')}, "
+        f"{_count(stats['retries'], 'retry', 'retries')}; "
         f"{stats['seconds']:.1f}s, {stats['events_per_second']:,.0f} calls/s"
     )
     extra = []
@@ -87,22 +90,36 @@ def report(importer: Importer, code: int) -> None:
     if stats["skipped"]:
         extra.append(f"{stats['skipped']:,} skipped: settled by an earlier run")
     if extra:
-        line += f" ({stats['read']:,} lines read; " + ", ".join(extra) + ")"
-    if rejected:
-        earlier = rejected - importer.rejects.count
-        line += f". Rejects appended to {importer.rejects.path}"
+        line += f" ({_count(stats['read'], 'line')} read; " + ", ".join(extra) + ")"
+    earlier = rejected - rejects.count  # records an earlier run wrote for lines read again
+    if rejects.count:
+        line += f". {_count(rejects.count, 'reject')} appended to {rejects.path}"
         if earlier > 0:
-            line += f" ({earlier:,} of them there already from an earlier run)"
+            line += f" ({earlier:,} more there already from an earlier run)"
+    elif earlier > 0:
+        line += f". {earlier:,} of the rejects are in {rejects.path} already, from an earlier run"
     not_settled = stats["unsettled"] if not dry else 0
-    if code == ExitCode.INTERRUPTED or importer.fatal:
+    if code == ExitCode.INTERRUPTED or (fatal and fatal.exit_code != ExitCode.USAGE):
         resume = (
             f"run the same command again to resume from {importer.options.checkpoint}"
             if importer.options.checkpoint
             else "re-run with --checkpoint FILE next time to resume; re-sending is safe (same messageIds)"
         )
-        line += f". Stopped early: {max(not_settled, 0):,} calls read but not settled; {resume}"
+        line += f". Stopped early: {_count(max(not_settled, 0), 'call')} read but not settled; {resume}"
         if importer.abandoned:
-            line += f". Did not wait for {importer.abandoned:,} requests in flight: their calls are left for the next run"
+            line += f". Did not wait for {_count(importer.abandoned, 'request')} in flight: their calls are left for the next run"
     out.info(line + ".")
     if out.json_mode:
-        out.json({**stats, "rejected_file": importer.rejects.path if rejected else None, "exit_code": code})
+        outcome: dict = {"ok": code == ExitCode.OK}
+        if fatal:
+            outcome.update(error=fatal.message, hint=fatal.hint)
+        elif code == ExitCode.INTERRUPTED:
+            outcome.update(error="interrupted", hint=None)
+        elif code != ExitCode.OK:
+            outcome.update(error=f"{rejected:,} of {calls:,} calls not delivered ({invalid:,} invalid, {failed:,} failed)",
+                           hint=f"see {rejects.path}; fix the records and feed the file back to cdp import")
+        out.json({**outcome, **stats, "rejected_file": rejects.path if rejected else None, "exit_code": code})
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"

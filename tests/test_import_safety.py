@@ -176,7 +176,8 @@ def test_resume_never_writes_a_reject_twice(send, receiver, tmp_path):
     assert run.exit_code == 1, run.stderr
     assert [r["line"] for r in rejects_of(rejects)] == [6, 12]  # not appended again
     assert summary(run)["invalid"] == 2 and summary(run)["sent"] == 7  # lines 4-5 and 7-11
-    assert "2 of them there already from an earlier run" in run.stderr
+    assert "2 of the rejects are in cdp-rejects.ndjson already, from an earlier run" in run.stderr
+    assert "appended" not in run.stderr
 
 
 def test_the_same_file_by_another_path_resumes(send, receiver, tmp_path):
@@ -398,9 +399,10 @@ def test_kill_9_at_any_point_loses_nothing_and_rejects_nothing_twice(tmp_path):
         else:
             lines.append(json.dumps({"type": "track", "userId": f"u{n}", "event": "E", "messageId": f"m-{n}"}))
     source = write_lines(tmp_path / "in.ndjson", lines)
-    args = (str(source), "--checkpoint", str(tmp_path / "ck.json"), "--batch-events", "25", "--concurrency", "4")
-    with Receiver(api_key=API_KEY, latency_ms=30) as receiver:
-        for threshold in (100, 400, 700, 1000):
+    args = (str(source), "--checkpoint", str(tmp_path / "ck.json"), "--batch-events", "25", "--concurrency", "2")
+    # ~3 s a full run: kills land before, between and after the checkpoint's 1 s saves
+    with Receiver(api_key=API_KEY, latency_ms=100) as receiver:
+        for threshold in (150, 500, 800, 1100, 1300):
             proc = spawn(receiver, *args, tmp_path=tmp_path)
             try:
                 wait_for(lambda: len(receiver.calls) >= threshold or proc.poll() is not None, 60)
@@ -434,3 +436,41 @@ def test_a_checkpoint_that_cannot_be_written_is_refused_before_sending(send, rec
     run = send("import", "in.ndjson", "--checkpoint", "missing/ck.json")
     assert run.exit_code == 2 and "--checkpoint missing/ck.json" in run.stderr
     assert receiver.requests == []
+
+
+def test_a_torn_record_never_swallows_the_next(send, receiver, tmp_path):
+    """A record cut short (a disk that filled up, a kill mid-write) had the next one glued to
+    it, and that line could not be read back."""
+    write_lines(tmp_path / "in.ndjson", ["bad"])
+    (tmp_path / "cdp-rejects.ndjson").write_text('{"source": "x.ndjson", "line": 7, "err')  # torn
+    assert send("import", "in.ndjson").exit_code == 1
+    lines = (tmp_path / "cdp-rejects.ndjson").read_text().split("\n")
+    assert lines[0] == '{"source": "x.ndjson", "line": 7, "err'
+    assert json.loads(lines[1])["input"] == "bad" and lines[2] == ""
+
+
+@pytest.mark.parametrize("args, code, error", [
+    (("--max-invalid", "1"), 1, "stopped at --max-invalid 1"),
+    ((), 1, "1 of 2 calls not delivered (1 invalid, 0 failed)"),
+    (("--api-key", "wrong-key-0000"), 3, "the API rejected the key"),
+])
+def test_json_summary_says_ok_error_and_hint(send, receiver, tmp_path, args, code, error):
+    write_lines(tmp_path / "in.ndjson", ["bad", json.dumps(tracks(1)[0])])
+    run = send("import", "in.ndjson", "--json", *args)
+    assert run.exit_code == code
+    [line] = run.stdout.splitlines()
+    result = json.loads(line)
+    assert result["ok"] is False and error in result["error"] and result["hint"] and result["exit_code"] == code
+
+
+def test_json_summary_of_a_clean_import_is_ok(send, receiver, tmp_path):
+    write_lines(tmp_path / "in.ndjson", tracks(2))
+    result = summary(send("import", "in.ndjson", "--json"))
+    assert result["ok"] is True and "error" not in result and result["exit_code"] == 0
+
+
+def test_a_checkpoint_of_another_version_is_refused(send, tmp_path):
+    write_lines(tmp_path / "in.ndjson", tracks(1))
+    (tmp_path / "ck.json").write_text('{"version": 2, "sources": {}}')
+    run = send("import", "in.ndjson", "--checkpoint", "ck.json")
+    assert run.exit_code == 2 and "version 2" in run.stderr
