@@ -81,6 +81,7 @@ def build_call(spec: CallInput) -> dict[str, Any]:
     integrations = read_json_object(spec.integrations, "--integrations")
     if integrations is not None:
         data["integrations"] = integrations
+    _check_depth(data)
     try:
         call = validate_call(data)
     except ValidationError as exc:
@@ -132,6 +133,21 @@ def _check_fields(data: dict[str, Any]) -> None:
             else:
                 hint = "e.g. --timestamp 2026-11-27T13:31:42Z (a naive time is UTC) or --timestamp $(date +%s)"
             raise UsageError(f"--timestamp: {exc}", hint=hint) from None
+
+
+def _check_depth(data: dict[str, Any]) -> None:
+    """The assembled call nests at most jsontext.MAX_DEPTH levels, as import and serve read it:
+    each flag's JSON was checked alone, but `-p k:=[[…]]` inside --properties, or `-c a.b.c…`
+    with 300 dotted parts, nest deeper together."""
+    from cdpcli.jsontext import MAX_DEPTH, depth
+
+    for name, value in data.items():
+        if isinstance(value, (dict, list)) and depth(value) > MAX_DEPTH:
+            flag = FLAG_FOR_FIELD.get(name, f"--{name}")
+            raise UsageError(
+                f"{flag}: nesting deeper than {MAX_DEPTH} levels inside the call",
+                hint="flatten the value; the API's JSON readers stop at some depth",
+            )
 
 
 def _with_flags(problem: str) -> str:

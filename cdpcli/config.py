@@ -312,12 +312,15 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
     if name == "timeout":
         import math
 
+        # a day: beyond it clocks overflow (1e300 s crashed as OverflowError), and no request waits so long
+        MAX_TIMEOUT = 86_400
+
         try:
             seconds = float(text) if text.isascii() and "_" not in text else -1.0
         except ValueError:
             seconds = -1.0
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise UsageError(_at(origin) + f"timeout must be a positive number of seconds, not {value!r}")
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+            raise UsageError(_at(origin) + f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:,}, not {value!r}")
         return seconds
     if name == "retries":
         if isinstance(value, bool) or not (text.isascii() and text.isdigit()):

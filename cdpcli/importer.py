@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import re
+import stat
 import sys
 import threading
 import time
@@ -51,6 +52,7 @@ from cdpcli.wire import (
 )
 
 CHUNK_BYTES = 1 << 20
+MAX_LINE_BYTES = 64 * CHUNK_BYTES  # a 64 MB line is not NDJSON: the import stops there
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
@@ -135,6 +137,12 @@ def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[lis
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
         sources.append(Source(name, name, os.path.basename(name).encode(), size=size))
+    keys = [source.key for source in sources]
+    for key in set(keys):
+        if keys.count(key) > 1:
+            shown = [s.name for s in sources if s.key == key]
+            raise UsageError(f"{' and '.join(shown)} are the same input, given twice",
+                             hint="name each file once (stdin can be read only once)")
     if id_namespace:
         # mixed into every derived id; without it, ids are as they always were (re-runs of
         # existing imports keep theirs)
@@ -184,7 +192,7 @@ def read_sources(
                 cut = data.rfind(b"\n")
                 if cut < 0:
                     tail += data
-                    if len(tail) > 64 * CHUNK_BYTES:  # a 64 MB line is not NDJSON
+                    if len(tail) > MAX_LINE_BYTES:
                         raise UsageError(f"{source.label}:{line_no}: line longer than 64 MB; is this NDJSON?")
                     continue
                 block = tail + data[:cut]
@@ -466,6 +474,12 @@ class Checkpoint:
         self._save_lock = threading.Lock()
         if not path:
             return
+        try:
+            kind = os.stat(path).st_mode
+        except OSError:
+            kind = None
+        if kind is not None and not stat.S_ISREG(kind):
+            raise UsageError(f"--checkpoint {path} is not a regular file", hint=CHECKPOINT_HINT)
         self._take_lock()
         try:
             with open(path, "rb") as handle:
@@ -499,6 +513,10 @@ class Checkpoint:
                              hint="check that the checkpoint's directory exists and is writable") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder unlinks the lock file when it ends: a lock taken on a file that was
+            # unlinked meanwhile guards nothing, so the file locked must still be the one there
+            if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:
+                raise OSError("the lock file was replaced")
         except OSError:
             os.close(fd)
             raise UsageError(
@@ -581,7 +599,6 @@ class Rejects:
         self.count = 0
         self.written: dict[str, int] = {}  # reason -> records
         self._fd: int | None = None
-        self._good_size = 0  # bytes of whole records in the file
         self._closed = False
         self._lock = threading.Lock()
         self._earlier: set[tuple[str, int]] = self._read_earlier(sources) if resuming else set()
@@ -603,12 +620,21 @@ class Rejects:
         if not os.access(target, os.W_OK):
             raise UsageError(f"--rejects {path}: {'file' if target == path else 'directory'} is not writable",
                              hint="pick another --rejects")
+        if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
+            # a pipe: writing would block for good with no reader; try once without waiting
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                raise UsageError(f"--rejects {path} is a named pipe that nothing reads",
+                                 hint="start its reader first, or pick a regular file") from None
 
     def _read_earlier(self, sources: list[Source]) -> set[tuple[str, int]]:
         """(source key, line) of records already in the rejects file for these sources."""
         keys = {s.label: s.key for s in sources} | {s.name: s.key for s in sources} | {s.key: s.key for s in sources}
         earlier: set[tuple[str, int]] = set()
         try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                return earlier  # a pipe or a device (/dev/null): nothing to read back
             handle = open(self.path, "rb")
         except OSError:
             return earlier
@@ -648,15 +674,15 @@ class Rejects:
                 if self._fd is None:
                     self._open()
                 # one write(2) a record, unbuffered: a failure (disk full) is seen at the record
-                # it hits, and cut back off, so that no torn record is ever glued to the next
+                # it hits, which is then not counted as written
                 view = memoryview(data)
                 while view:
                     view = view[os.write(self._fd, view):]
             except OSError as exc:
-                self._cut_back()
+                # never cut the file back: other imports may append to it too; a torn record
+                # gets its own line at the next open (see _open)
                 raise _rejects_error(self.path, exc) from None
-            self._good_size += len(data)
-            self.count += 1
+                self.count += 1
             if reason:
                 self.written[reason] = self.written.get(reason, 0) + 1
         return True
@@ -669,7 +695,6 @@ class Rejects:
             # swallow the next one; the line it was for is read again and rejected again
             os.write(self._fd, b"\n")
             size += 1
-        self._good_size = size
 
     def _last_byte(self, size: int) -> bytes:
         """The file's last byte (the append descriptor cannot read); b"\n" when unreadable."""
@@ -683,15 +708,6 @@ class Rejects:
             return b"\n"
         finally:
             os.close(fd)
-
-    def _cut_back(self) -> None:
-        """After a failed write: drop the part of the record that reached the file."""
-        if self._fd is None:
-            return
-        try:
-            os.ftruncate(self._fd, self._good_size)
-        except OSError:
-            pass  # a device (/dev/full) or a FIFO: nothing to cut
 
     def sync(self) -> None:
         """Everything written so far is on disk (raises FatalStop when it cannot be)."""
@@ -798,15 +814,17 @@ class RateLimiter:
         self.next_at = 0.0
         self.lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, stop: threading.Event) -> bool:
+        """Wait for this request's turn; False when `stop` was set meanwhile (do not send)."""
         if not self.interval:
-            return
+            return not stop.is_set()
         with self.lock:
             now = time.monotonic()
             start = max(now, self.next_at)
             self.next_at = start + self.interval
-        if start > now:
-            time.sleep(start - now)
+        if start > now and stop.wait(start - now):
+            return False
+        return not stop.is_set()
 
 
 class Importer:
@@ -827,6 +845,14 @@ class Importer:
         self.checkpoint = Checkpoint(options.checkpoint)
         try:
             self.checkpoint.apply(sources)
+            for source in sources:  # every file's start, before anything is sent
+                if source.name != "-":
+                    try:
+                        problem = check_start_problem(source, first_line_of(source.name), options.checkpoint)
+                    except OSError as exc:
+                        problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
+                    if problem:
+                        raise problem
             # an earlier run with this checkpoint may have written rejects for lines past its
             # settled point (the checkpoint exists from the start of a run: see below)
             resuming = self.checkpoint.existed
@@ -955,7 +981,8 @@ class Importer:
         if chunk.first_line == 1:
             if lines[0].startswith(BOM):  # a UTF-8 byte order mark (Windows exports): not data
                 lines[0] = lines[0][3:]
-            self._check_start(source, lines[0].strip())
+            if not self._check_start(source, lines[0].strip()):
+                return batch
         blank = skipped = 0
         by_type = self.stats.by_type
         line_no = chunk.first_line - 1
@@ -1032,19 +1059,18 @@ class Importer:
         """Reject lines not shown on stderr (past ECHO_REJECTS)."""
         return max(self._echoed - ECHO_REJECTS, 0)
 
-    def _check_start(self, source_index: int, line: bytes) -> None:
+    def _check_start(self, source_index: int, line: bytes) -> bool:
+        """A source's first line, as it is read: False (and the import stops, with its
+        summary) when the source cannot be imported. File sources were checked before
+        anything was sent (check_start_problem); this catches stdin and a file changed since."""
         source = self.sources[source_index]
         self._first_bytes[source_index] = line[:8]
-        if line.startswith(COMPRESSED_MAGIC):
-            # no line of NDJSON starts with these bytes: say so now, not after 100 rejects
-            raise UsageError(f"{source.label} is compressed, not NDJSON text", hint=format_hint(source, line))
-        digest = line_hash(line)
-        if source.skip and source.first_line_hash and source.first_line_hash != digest:
-            raise UsageError(
-                f"{source.label} does not start as it did when --checkpoint {self.options.checkpoint} was written",
-                hint="it is not the same input: remove the checkpoint to import from the start, or use another --checkpoint",
-            )
-        self.settlement.first_hash[source_index] = digest
+        problem = check_start_problem(source, line, self.options.checkpoint)
+        if problem:
+            self._stop_with(problem)
+            return False
+        self.settlement.first_hash[source_index] = line_hash(line)
+        return True
 
     def _ship(self, batch: Batch, batches: queue.Queue) -> Batch:
         """Hand a full (or lingering) batch to the senders; returns the next, empty one."""
@@ -1148,7 +1174,8 @@ class Importer:
 
     def _deliver(self, batch: Batch) -> bool:
         """Send one batch; True when every call in it is settled (delivered or rejected)."""
-        self.rate.wait()
+        if not self.rate.wait(self.stop):
+            return False  # stopping: not sent, the batch stays open for the next run
         outcome = self.sender.send(BatchRequest(self.url, self.headers, batch, self.session.gzip))
         with self._stats_lock:
             self.stats.requests += outcome.attempts
@@ -1251,6 +1278,34 @@ class Importer:
         return int(ExitCode.OK)
 
 
+def check_start_problem(source: Source, first_line: bytes, checkpoint: str | None) -> UsageError | None:
+    """Why a source cannot be imported, from its first line (BOM and whitespace stripped)."""
+    if first_line.startswith(COMPRESSED_MAGIC):
+        # no line of NDJSON starts with these bytes: say so now, not after 100 rejects
+        return UsageError(f"{source.label} is compressed, not NDJSON text", hint=format_hint(source, first_line))
+    if source.skip and source.first_line_hash and source.first_line_hash != line_hash(first_line):
+        return UsageError(
+            f"{source.label} does not start as it did when --checkpoint {checkpoint} was written",
+            hint="it is not the same input: remove the checkpoint to import from the start, or use another --checkpoint",
+        )
+    return None
+
+
+def first_line_of(path: str) -> bytes:
+    """A file's first line as _pack sees it (BOM and surrounding whitespace stripped)."""
+    head = b""
+    with open(path, "rb") as handle:
+        while b"\n" not in head and len(head) <= MAX_LINE_BYTES:
+            data = handle.read(CHUNK_BYTES)
+            if not data:
+                break
+            head += data
+    line = head.split(b"\n", 1)[0]
+    if line.startswith(BOM):
+        line = line[3:]
+    return line.strip()
+
+
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd
 
 
@@ -1270,6 +1325,12 @@ def format_hint(source: Source, line: bytes) -> str:
     return "cdp import reads NDJSON: one JSON object per line, each a call with its \"type\" (or give --type)"
 
 
+# --rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
+# crashed), and far above the API's 1,000 requests per second at the fastest
+MIN_RATE = 1 / 3600
+MAX_RATE = 1_000_000
+
+
 def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
     if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
         raise UsageError(f"--batch-bytes must be between 1,000 and {MAX_REQUEST_BYTES:,} (the API's limit), not {batch_bytes:,}")
@@ -1277,5 +1338,5 @@ def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: fl
         raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
     if not 1 <= concurrency <= 256:
         raise UsageError(f"--concurrency must be between 1 and 256, not {concurrency}")
-    if rate <= 0:
-        raise UsageError(f"--rate must be a positive number of requests per second, not {rate:g}")
+    if not (MIN_RATE <= rate <= MAX_RATE):  # NaN fails both comparisons too
+        raise UsageError(f"--rate must be between {MIN_RATE:g} and {MAX_RATE:,} requests per second, not {rate:g}")

@@ -67,9 +67,12 @@ def report(importer: Importer, code: int) -> None:
     out = importer.out
     stats = importer.stats.summary()
     fatal = importer.fatal
+    dry = importer.session.dry_run
+    if dry:  # nothing is sent: the valid calls are checked, not left unsettled
+        stats["valid"] = importer.stats.calls - stats["invalid"]
+        stats["unsettled"] = 0
     if fatal:
         out.error(fatal.message, fatal.hint)
-    dry = importer.session.dry_run
     invalid, failed = stats["invalid"], stats["failed"]
     rejected = invalid + failed
     calls = importer.stats.calls

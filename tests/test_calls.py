@@ -679,3 +679,13 @@ def test_ctrl_c_during_a_retry_after_wait_exits_at_once(receiver, tmp_path):
         proc.kill()
         proc.wait()
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("-p", "k:=" + "[" * 201 + "]" * 201), "--properties"),  # 200 levels alone, 201 inside properties
+    (("-c", ".".join(["a"] * 300) + "=x"), "--context"),
+])
+def test_nesting_is_checked_on_the_assembled_call(cli, args, flag):
+    run = cli("track", "--user", "1", "--event", "E", "--dry-run", *args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert f"Error: {flag}: nesting deeper than 200 levels" in run.stderr

@@ -59,7 +59,7 @@ def mode(path: Path) -> int:
         ("endpoint", "notaurl", "endpoint 'notaurl' is not a URL"),
         ("endpoint", "127.0.0.1:8787", "is not a URL"),
         ("region", "mars", "region must be us or eu, not 'mars'"),
-        ("timeout", "0", "timeout must be a positive number of seconds, not '0'"),
+        ("timeout", "0", "timeout must be a positive number of seconds up to 86,400, not '0'"),
         ("timeout", "-1", "timeout must be a positive number"),
         ("timeout", "nan", "timeout must be a positive number"),
         ("timeout", "inf", "timeout must be a positive number"),
@@ -164,7 +164,7 @@ def test_a_bad_value_written_into_the_file_by_hand_names_the_file(cli):
     config_file().chmod(0o600)
     run = cli("track", "-u", "1", "-e", "E", "--dry-run")
     assert run.exit_code == 2 and run.stdout == ""
-    assert f"Error: {config_file()} [default] timeout: timeout must be a positive number of seconds, not nan" in run.stderr
+    assert f"Error: {config_file()} [default] timeout: timeout must be a positive number of seconds up to 86,400, not nan" in run.stderr
     assert "Hint: store a valid value: cdp config set timeout VALUE --profile default" in run.stderr
     # a flag or the environment overrides it, as the precedence says
     assert cli("track", "-u", "1", "-e", "E", "--dry-run", "--timeout", "5").exit_code == 0

@@ -474,3 +474,71 @@ def test_a_checkpoint_of_another_version_is_refused(send, tmp_path):
     (tmp_path / "ck.json").write_text('{"version": 2, "sources": {}}')
     run = send("import", "in.ndjson", "--checkpoint", "ck.json")
     assert run.exit_code == 2 and "version 2" in run.stderr
+
+
+# -- found in review: odd paths, later sources, rate waits, bounds --------------------------
+
+
+def test_a_named_pipe_nothing_reads_is_refused_as_rejects_not_a_hang(send, receiver, tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    write_lines(tmp_path / "in.ndjson", ["bad"])
+    run = send("import", "in.ndjson", "--rejects", "fifo")
+    assert run.exit_code == 2 and "named pipe that nothing reads" in run.stderr
+
+
+def test_a_checkpoint_that_is_not_a_regular_file_is_refused(send, receiver, tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    write_lines(tmp_path / "in.ndjson", tracks(1))
+    run = send("import", "in.ndjson", "--checkpoint", "fifo")
+    assert run.exit_code == 2 and "is not a regular file" in run.stderr
+    assert receiver.requests == []
+
+
+def test_rejects_to_dev_null_on_resume_do_not_block(send, receiver, tmp_path):
+    write_lines(tmp_path / "in.ndjson", ["bad", json.dumps(tracks(1)[0])])
+    (tmp_path / "ck.json").write_text('{"version": 1, "sources": {}}')
+    run = send("import", "in.ndjson", "--checkpoint", "ck.json", "--rejects", "/dev/null")
+    assert run.exit_code == 1 and len(receiver.calls) == 1
+
+
+def test_every_file_is_checked_before_anything_is_sent(send, receiver, tmp_path):
+    import gzip
+
+    write_lines(tmp_path / "a.ndjson", tracks(3))
+    (tmp_path / "b.gz").write_bytes(gzip.compress(b"{}\n"))
+    run = send("import", "a.ndjson", "b.gz")
+    assert run.exit_code == 2 and "b.gz is compressed" in run.stderr
+    assert receiver.requests == []
+
+
+def test_the_same_file_twice_is_a_usage_error(send, receiver, tmp_path):
+    write_lines(tmp_path / "a.ndjson", tracks(1))
+    run = send("import", "a.ndjson", "./a.ndjson")
+    assert run.exit_code == 2 and "given twice" in run.stderr and receiver.requests == []
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("--rate", "1e-300"), "--rate"), (("--rate", "nan"), "--rate"), (("--timeout", "1e300"), "timeout"),
+])
+def test_out_of_range_numbers_are_usage_errors(send, tmp_path, args, flag):
+    write_lines(tmp_path / "a.ndjson", tracks(1))
+    run = send("import", "a.ndjson", *args)
+    assert run.exit_code == 2 and flag in run.stderr and "unexpected" not in run.stderr
+
+
+def test_ctrl_c_during_a_rate_wait_sends_nothing_more(receiver, tmp_path):
+    source = write_lines(tmp_path / "in.ndjson", tracks(20))
+    proc = spawn(receiver, str(source), "--batch-events", "1", "--rate", "0.2", "--concurrency", "4", tmp_path=tmp_path)
+    try:
+        wait_for(lambda: len(receiver.requests) >= 1, 20)  # the first request; the next waits 5 s for its turn
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=4) == 130  # not after the queued waits (~15 s)
+    finally:
+        proc.kill()
+    assert len(receiver.requests) == 1
+
+
+def test_dry_run_summary_counts_valid_calls_not_unsettled(cli, tmp_path):
+    write_lines(tmp_path / "a.ndjson", [*map(json.dumps, tracks(2)), "bad"])
+    result = summary(cli("import", "a.ndjson", "--dry-run", "--json"))
+    assert result["valid"] == 2 and result["unsettled"] == 0 and result["invalid"] == 1
