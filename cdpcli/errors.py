@@ -58,7 +58,7 @@ def exit_code_for_status(status: int) -> ExitCode:
     """Map a final (non-retried or retries-exhausted) HTTP status to SPEC's exit code."""
     if status in (401, 403):
         return ExitCode.AUTH
-    if status == 429 or status >= 500:
+    if status in (408, 429) or status >= 500:  # retried, and still the server's trouble
         return ExitCode.SERVER
     if 400 <= status < 500:
         return ExitCode.REJECTED

@@ -1215,7 +1215,9 @@ class Importer:
         """Record why the import stops (the first reason wins); stop reading, and unless
         `sending` is false, stop sending too."""
         with self._stats_lock:
-            if self.fatal is None:
+            # after a second Ctrl-C, a sender still running may fail on the closed rejects
+            # file: the import was interrupted, and that is what it reports
+            if self.fatal is None and not self._give_up.is_set():
                 self.fatal = error
         self.stop_reading.set()
         if sending:

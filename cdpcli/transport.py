@@ -265,6 +265,6 @@ class Sender:
             delay = wait_hint if wait_hint is not None else backoff_seconds(attempt, self.backoff_base, self.backoff_cap)
             if self.on_retry:
                 what = f"HTTP {status}" if status is not None else error
-                self.on_retry(f"{what}; retrying {request.url} in {delay:.1f}s (retry {attempt})")
+                self.on_retry(f"{what.rstrip('.')}; retrying {request.url} in {delay:.1f}s (retry {attempt})")
             if self.stop.wait(delay):
                 return outcome

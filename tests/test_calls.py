@@ -689,3 +689,10 @@ def test_nesting_is_checked_on_the_assembled_call(cli, args, flag):
     run = cli("track", "--user", "1", "--event", "E", "--dry-run", *args)
     assert run.exit_code == 2 and run.stdout == ""
     assert f"Error: {flag}: nesting deeper than 200 levels" in run.stderr
+
+
+def test_408_after_retries_exits_5_like_other_retried_statuses(send, receiver):
+    receiver.script.extend([Scripted(408), Scripted(408)])
+    run = send("track", "-u", "1", "-e", "E", "--retries", "1")
+    assert run.exit_code == 5
+    assert "HTTP 408 after 2 attempts" in run.stderr
