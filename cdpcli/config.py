@@ -400,6 +400,16 @@ def resolve(flags: dict[str, Any], profile_flag: str | None = None) -> tuple[str
     if profile != DEFAULT_PROFILE and profile not in profiles:  # named by --profile or $CDP_PROFILE
         raise unknown_profile_error(profile, profiles, path)
     table = profiles.get(profile, {})
+    unknown = [key for key in table if key not in SETTINGS]
+    if unknown:  # a hand-written `api_key = …` was read as no key at all, without a word
+        import difflib
+
+        shown = ", ".join(
+            key + (f" (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key.replace("_", "-"), SETTINGS, 1)) else "")
+            for key in unknown
+        )
+        _warn_once(f"{path} [{profile}]: ignoring unknown setting{'s' if len(unknown) > 1 else ''} {shown}; "
+                   f"the settings are {', '.join(SETTINGS)}")
     out: dict[str, Resolved] = {}
     for name, (env, default) in SETTINGS.items():
         if flags.get(name) is not None:

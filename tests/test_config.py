@@ -568,3 +568,12 @@ def test_a_hand_edited_endpoint_password_is_never_listed(cli, tmp_path):
         run = cli(*args)
         assert "s3cret-pass" not in run.stdout + run.stderr, args
         assert "****@127.0.0.1:9" in run.stdout, args
+
+
+def test_an_unknown_setting_in_the_file_is_named_not_silently_ignored(cli, tmp_path):
+    path = tmp_path / "config"
+    path.mkdir(mode=0o700)
+    (path / "config.toml").write_text('[default]\napi_key = "test-key-9f8e7d6c5b4a"\n')
+    (path / "config.toml").chmod(0o600)
+    run = cli("track", "--user", "1", "--event", "E", "--dry-run")
+    assert "ignoring unknown setting api_key (did you mean api-key?)" in run.stderr
