@@ -97,6 +97,11 @@ def identify(
 
     By email alone (sent with "userId": ""): cdp identify --email ada@example.com -t plan=pro
     """
+    if email is not None and any(item.startswith(("email=", "email:=")) for item in trait or []):
+        with reporting(opts.output()):
+            from cdpcli.errors import UsageError
+
+            raise UsageError("--email and -t email=… both give the email", hint="keep one of them")
     items = [*(trait or []), "email=" + email] if email is not None else trait
     _call("identify", opts, common, fields={"userId": user, "anonymousId": anonymous_id},
           objects={"traits": (traits, items)})

@@ -398,7 +398,7 @@ def identified_by_email(call: dict[str, Any]) -> bool:
         return False
     traits = call.get("traits")
     email = traits.get("email") if isinstance(traits, dict) else None
-    return isinstance(email, str) and email != ""
+    return isinstance(email, str) and email.strip() != ""  # "   " names nobody
 
 
 def strict_rules_hold(call: dict[str, Any]) -> bool:

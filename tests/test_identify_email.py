@@ -183,3 +183,10 @@ def test_serve_refuses_calls_with_neither(receiver, path, call, error):
     status, answer = post(receiver, "/v1/batch", {"batch": [{"type": kind, **call}]})
     assert (status, answer) == (400, {"meta": {"errors": [f"batch[0]: {error}"]}})
     assert receiver.calls == []
+
+
+def test_email_given_twice_or_blank_is_a_usage_error(cli):
+    run = cli("identify", "--email", "a@example.com", "-t", "email=b@example.com", "--dry-run")
+    assert run.exit_code == 2 and "--email and -t email=… both give the email" in run.stderr and run.stdout == ""
+    run = cli("identify", "--email", "   ", "--dry-run")
+    assert run.exit_code == 2 and "--email" in run.stderr and run.stdout == ""
