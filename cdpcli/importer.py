@@ -878,6 +878,8 @@ class Importer:
         self._seq = 0
         self._echoed = 0
         self._first_bytes: dict[int, bytes] = {}  # each source's first bytes, for format hints
+        self._judged = [0] * len(sources)  # per source: lines judged valid or invalid so far
+        self._invalid_in = [0] * len(sources)  # per source: of which invalid
 
     # packer (main thread) --------------------------------------------------------------------
 
@@ -1000,7 +1002,9 @@ class Importer:
                 try:
                     ready = prepare(line_no, line)
                 except InvalidLine as exc:
-                    if self._invalid(source, line_no, exc, line, calls):
+                    # lines of this chunk before this one that were judged (valid or invalid)
+                    judged_before = line_no - chunk.first_line - blank - skipped
+                    if self._invalid(source, line_no, exc, line, judged_before):
                         break  # stopping (--max-invalid, or not NDJSON): this line is handled
                     continue
                 size = len(ready) + 1  # and a comma
@@ -1019,24 +1023,29 @@ class Importer:
         finally:
             batch.size = filled
             self.stats.read += line_no - chunk.first_line + 1
+            self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped
             self.stats.blank += blank
             self.stats.skipped += skipped
             self.settlement.handled(source, line_no, batch)
         return batch
 
-    def _invalid(self, source: int, line_no: int, exc: InvalidLine, line: bytes, calls: list[bytes]) -> bool:
-        """Record an invalid line; True when the import must stop reading here."""
+    def _invalid(self, source: int, line_no: int, exc: InvalidLine, line: bytes, judged_before: int) -> bool:
+        """Record an invalid line; True when the import must stop reading here.
+        `judged_before`: lines of the current chunk before this one that were judged."""
         stats = self.stats
         label = self.sources[source].label
         if self.rejects.add(self.sources[source], line_no, str(exc), line, exc.reason):
             self._echo(f"{label}:{line_no}: {exc}")
         stats.invalid += 1
         stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
-        if stats.invalid == FORMAT_PROBE_LINES and not calls and self._seq == 0:
+        self._invalid_in[source] += 1
+        every_one_invalid = self._judged[source] + judged_before + 1 == self._invalid_in[source]
+        if self._invalid_in[source] == FORMAT_PROBE_LINES and every_one_invalid:
+            # this source is not NDJSON; what other sources gave is still delivered
             self._stop_with(UsageError(
                 f"the first {FORMAT_PROBE_LINES} lines of {label} are all invalid: is it NDJSON (one JSON call per line)?",
                 hint=format_hint(self.sources[source], self._first_bytes.get(source, b"")),
-            ))
+            ), sending=False)
             return True
         limit = self.options.max_invalid
         if limit is not None and stats.invalid >= limit:

@@ -542,3 +542,19 @@ def test_dry_run_summary_counts_valid_calls_not_unsettled(cli, tmp_path):
     write_lines(tmp_path / "a.ndjson", [*map(json.dumps, tracks(2)), "bad"])
     result = summary(cli("import", "a.ndjson", "--dry-run", "--json"))
     assert result["valid"] == 2 and result["unsettled"] == 0 and result["invalid"] == 1
+
+
+def test_the_format_stop_is_per_source(send, receiver, tmp_path):
+    """100 invalid lines spread over two files are not a file of another format; a file whose
+    first 100 lines are all invalid is, and what the other files gave is still delivered."""
+    write_lines(tmp_path / "a.ndjson", ["bad"] * 60)
+    write_lines(tmp_path / "b.ndjson", ["bad"] * 60 + [json.dumps(c) for c in tracks(3)])
+    run = send("import", "a.ndjson", "b.ndjson", "--json")
+    assert run.exit_code == 1, run.stderr
+    assert len(receiver.calls) == 3 and summary(run)["invalid"] == 120
+    receiver.calls.clear()
+    write_lines(tmp_path / "good.ndjson", tracks(5))
+    (tmp_path / "people.csv").write_text("id,email\n" + "".join(f"{i},u{i}@example.com\n" for i in range(200)))
+    run = send("import", "good.ndjson", "people.csv", "--json")
+    assert run.exit_code == 2 and "the first 100 lines of people.csv are all invalid" in run.stderr
+    assert len(receiver.calls) == 5  # the good file's calls, delivered
