@@ -550,7 +550,10 @@ def test_config_set_and_unset_keep_what_else_the_file_holds(cli):
     config_file().chmod(0o600)
     assert cli("config", "set", "timeout", "3", "--profile", "prod").exit_code == 0
     assert cli("config", "unset", "region").exit_code == 0
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     assert tomllib.loads(config_file().read_text()) == {
         "note": "written by hand",
