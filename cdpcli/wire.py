@@ -264,7 +264,9 @@ def api_key_problem(api_key: str) -> str | None:
 
 def secret_forms(api_key: str) -> list[str]:
     """The key as text could carry it: as typed, and in its Basic auth (base64) forms."""
-    forms = [api_key]
+    # as typed, and escaped as JSON and as a Python repr would show it (a key holding `"` or
+    # `\\`, echoed inside a server's nested error object, comes back escaped)
+    forms = [api_key, json.dumps(api_key)[1:-1], repr(api_key)[1:-1]]
     for raw in (f"{api_key}:", api_key):
         encoded = base64.b64encode(raw.encode("utf-8", "surrogateescape")).decode("ascii")
         forms += [encoded, encoded.rstrip("=")]

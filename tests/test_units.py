@@ -171,3 +171,17 @@ def test_settled_prefix_per_source_when_a_batch_spans_two_sources():
     assert settlement.settled() == [10, 1]
     settlement.closed(later)
     assert settlement.settled() == [10, 3]
+
+
+def test_redaction_covers_escaped_forms_of_the_key():
+    """A key holding a quote or a backslash comes back escaped when a server echoes it inside
+    a JSON error object, or when Python shows it in a repr."""
+    import json as _json
+
+    from cdpcli.output import add_secret, redact
+
+    key = 'sk_odd"key\\with-quote-99'
+    add_secret(key)
+    for text in (key, _json.dumps({"error": {"key": key}}), repr({"key": key}), str({"key": key})):
+        shown = redact(text)
+        assert "odd" not in shown and "with-quote" not in shown, shown
