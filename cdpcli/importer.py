@@ -596,8 +596,7 @@ class Rejects:
     def __init__(self, path: str, *, explicit: bool, sources: list[Source], resuming: bool) -> None:
         self.path = path
         self.explicit = explicit  # named by the user: a symlink there is theirs to follow
-        self.count = 0
-        self.written: dict[str, int] = {}  # reason -> records
+        self.count = 0  # records this run wrote
         self._fd: int | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -648,7 +647,7 @@ class Rejects:
                     continue  # not a record of ours (edited by hand): nothing to match
         return earlier
 
-    def add(self, source: Source, line_no: int, error: str, line: bytes, reason: str = "") -> bool:
+    def add(self, source: Source, line_no: int, error: str, line: bytes) -> bool:
         """Write one record; False when an earlier run already wrote one for this line.
         Raises FatalStop when the file cannot be written."""
         if (source.key, line_no) in self._earlier:
@@ -682,9 +681,7 @@ class Rejects:
                 # never cut the file back: other imports may append to it too; a torn record
                 # gets its own line at the next open (see _open)
                 raise _rejects_error(self.path, exc) from None
-                self.count += 1
-            if reason:
-                self.written[reason] = self.written.get(reason, 0) + 1
+            self.count += 1
         return True
 
     def _open(self) -> None:
@@ -694,7 +691,6 @@ class Rejects:
             # a record torn by an older run (killed or out of space mid-write): it must not
             # swallow the next one; the line it was for is read again and rejected again
             os.write(self._fd, b"\n")
-            size += 1
 
     def _last_byte(self, size: int) -> bytes:
         """The file's last byte (the append descriptor cannot read); b"\n" when unreadable."""
@@ -1034,7 +1030,7 @@ class Importer:
         `judged_before`: lines of the current chunk before this one that were judged."""
         stats = self.stats
         label = self.sources[source].label
-        if self.rejects.add(self.sources[source], line_no, str(exc), line, exc.reason):
+        if self.rejects.add(self.sources[source], line_no, str(exc), line):
             self._echo(f"{label}:{line_no}: {exc}")
         stats.invalid += 1
         stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
@@ -1234,7 +1230,7 @@ class Importer:
 
     def _fail(self, batch: Batch, reason: str) -> None:
         for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs)):
-            if self.rejects.add(self.sources[source], line_no, reason, call, "failed"):
+            if self.rejects.add(self.sources[source], line_no, reason, call):
                 self._echo(f"{self.sources[source].label}:{line_no}: not delivered: {reason}")
         with self._stats_lock:  # counted once every record is written (a FatalStop counts none)
             self.stats.failed += len(batch.calls)

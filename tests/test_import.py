@@ -106,6 +106,7 @@ def test_invalid_lines_go_to_rejects_with_line_numbers(send, receiver, tmp_path)
     assert result["by_type"] == {"track": 2}
     assert result["invalid_reasons"] == {"invalid JSON": 1, "invalid call": 3, "not an object": 1, "too large": 1}
     assert "(9 lines read; 1 blank)" in run.stderr
+    assert "6 rejects appended to cdp-rejects.ndjson" in run.stderr
 
 
 def test_lines_off_the_fast_path_are_normalised(send, receiver, tmp_path):
