@@ -31,7 +31,7 @@ from typing import Any, Callable, TextIO
 
 from pydantic_core import from_json, to_json
 
-from cdpcli.jsontext import JSONTextError
+from cdpcli.jsontext import JSONTextError, may_overflow
 from cdpcli.jsontext import loads as strict_loads
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
 
@@ -535,13 +535,13 @@ def read_body(text: bytes, kind: str) -> Any:
 
     Fast path: pydantic-core's reader refuses NaN, Infinity, lone surrogates, invalid UTF-8 and
     nesting past 201 levels by itself, and is faster than json.loads (2.7 against 3.6 ms for a
-    470 KB batch); only overflowing numbers need a look at the bytes (`_may_overflow`, ~1 ms).
+    470 KB batch); only overflowing numbers need a look at the bytes (`jsontext.may_overflow`, ~1 ms).
     Whatever it refuses or doubts goes to the exact reader, which says what is wrong."""
     try:
         body = from_json(text, allow_inf_nan=False)
     except ValueError:
         return _read_exactly(text, kind)
-    if _may_overflow(text):
+    if may_overflow(text):
         return _read_exactly(text, kind)
     return body
 
@@ -583,32 +583,6 @@ def _complaint_alone(value: Any) -> str | None:
     except RecursionError:
         return "nesting"
     return None
-
-
-# After this translation a JSON number is a run of "0"s (its sign and point aside), its exponent
-# mark "e" and its end ",": an overflowing number has an exponent of 3 or more digits after a
-# digit ("1e400", "2E+308": a 2-digit exponent needs 210+ mantissa digits to overflow) or a run
-# of 200+ digits. "+" is deleted: only positive exponents overflow.
-_NUMBER_SHAPE = bytes.maketrans(b"123456789E}] \t\r\n", b"000000000e,,,,,,")
-_BIG_EXPONENT = re.compile(rb"e0{3,}(?:,|\Z)")
-_LONG_RUN = b"0" * 200
-
-
-def _may_overflow(text: bytes) -> bool:
-    """False when no number in `text` can overflow a double; True sends it to the exact reader.
-
-    A regular expression over the raw bytes took 6-12 ms for a 470 KB body (':' and digits are
-    everywhere); a translation and finds take ~1 ms. Hex ids ("…3e451…") are the usual false
-    candidates: each is dismissed by one match at its "e"."""
-    shape = text.translate(_NUMBER_SHAPE, b"+")
-    if shape.find(_LONG_RUN) >= 0:
-        return True
-    at = shape.find(b"e000")
-    while at >= 0:
-        if at and shape[at - 1] == 0x30 and _BIG_EXPONENT.match(shape, at):
-            return True
-        at = shape.find(b"e000", at + 4)
-    return False
 
 
 def _strerror(exc: BaseException) -> str:
