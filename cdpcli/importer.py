@@ -126,14 +126,14 @@ def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[lis
                 )
             sources.append(Source("-", "<stdin>", b"<stdin>"))
             continue
+        if os.path.isdir(name):  # before open(), whose IsADirectoryError says less
+            raise UsageError(f"{name} is a directory", hint="name the NDJSON files in it, e.g. cdp import " + os.path.join(name, "*.ndjson"))
         try:
             size = os.stat(name).st_size
             with open(name, "rb"):
                 pass
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-        if os.path.isdir(name):
-            raise UsageError(f"{name} is a directory", hint="name the NDJSON files in it, e.g. cdp import " + os.path.join(name, "*.ndjson"))
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
         sources.append(Source(name, name, os.path.basename(name).encode(), size=size))
@@ -739,6 +739,7 @@ def _rejects_error(path: str, exc: OSError) -> FatalStop:
 # -- the import ------------------------------------------------------------------------------
 
 
+DEFAULT_REJECTS = "cdp-rejects.ndjson"
 # stderr shows this many reject lines, then only the total (a CSV fed as NDJSON is thousands)
 ECHO_REJECTS = 20
 
@@ -750,7 +751,7 @@ class ImportOptions:
     batch_bytes: int = DEFAULT_BATCH_BYTES
     batch_events: int = MAX_BATCH_CALLS
     rate: float = 1000.0
-    rejects: str = "cdp-rejects.ndjson"
+    rejects: str = DEFAULT_REJECTS
     rejects_explicit: bool = False  # --rejects was given (a symlink there is followed)
     checkpoint: str | None = None
     progress: bool = False

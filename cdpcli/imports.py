@@ -6,9 +6,7 @@ import os
 import sys
 
 from cdpcli.errors import ExitCode, UsageError
-from cdpcli.importer import ImportOptions, Importer, check_limits, make_sources
-
-DEFAULT_REJECTS = "cdp-rejects.ndjson"
+from cdpcli.importer import DEFAULT_REJECTS, ImportOptions, Importer, check_limits, make_sources
 from cdpcli.session import SendOptions, open_session
 from cdpcli.wire import CALL_TYPES
 

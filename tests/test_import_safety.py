@@ -558,3 +558,9 @@ def test_the_format_stop_is_per_source(send, receiver, tmp_path):
     run = send("import", "good.ndjson", "people.csv", "--json")
     assert run.exit_code == 2 and "the first 100 lines of people.csv are all invalid" in run.stderr
     assert len(receiver.calls) == 5  # the good file's calls, delivered
+
+
+def test_a_directory_is_named_with_a_hint(send, tmp_path):
+    (tmp_path / "day1").mkdir()
+    run = send("import", "day1")
+    assert run.exit_code == 2 and "day1 is a directory" in run.stderr and "Hint: name the NDJSON files" in run.stderr
