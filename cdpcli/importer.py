@@ -724,8 +724,8 @@ class Rejects:
             try:
                 os.fsync(fd)
             except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
+                if exc.errno != errno.EINVAL:  # as in sync()
+                    raise _rejects_error(self.path, exc) from None
             finally:
                 os.close(fd)
 
@@ -964,8 +964,8 @@ class Importer:
         finally:
             try:
                 self.rejects.close()
-            except OSError as exc:
-                self._stop_with(FatalStop(f"cannot write the rejects file {self.rejects.path}: {exc.strerror or exc}"))
+            except FatalStop as exc:
+                self._stop_with(exc)
             self.checkpoint.release()
 
     def _pack(self, chunk: Chunk, batch: Batch, batches: queue.Queue, preparer: Preparer) -> Batch:
