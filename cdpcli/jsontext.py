@@ -84,17 +84,22 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
+def is_text(text: str) -> bool:
+    """False when `text` holds a lone surrogate (undecodable bytes in an argument arrive so),
+    which no UTF-8 stream or HTTP header can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_text(value: Any, text: str | None = None) -> None:
     """Refuse strings that are not Unicode text (lone surrogates, from `\\ud800` escapes or
     from undecodable bytes in arguments); `text`, when given, lets the common case skip the walk."""
-    if text is not None:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # the text itself holds a surrogate: look for it below
-        else:
-            if _SURROGATE_ESCAPE.search(text) is None:
-                return
+    # the text holding a surrogate itself: look for it below; else only a \ud8xx-\udfxx escape can
+    if text is not None and is_text(text) and _SURROGATE_ESCAPE.search(text) is None:
+        return
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import CdpError, ExitCode
+from cdpcli.jsontext import is_text
 
 # Every form of the API key text could carry (wire.secret_forms), registered by the session
 # that resolved the key; `redact` replaces each with ****.
@@ -40,11 +41,7 @@ def redact(text: str) -> str:
 
 def _printable(text: str) -> str:
     """Text that any stream can encode: lone surrogates (undecodable argv bytes) escaped."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    return text if is_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_line(obj: Any) -> str:

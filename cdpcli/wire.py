@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cdpcli import __version__
+from cdpcli.jsontext import is_text
 
 BASE_URLS = {"us": "https://cdp.customer.io/v1", "eu": "https://cdp-eu.customer.io/v1"}
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
@@ -151,7 +152,7 @@ def base_url(endpoint: str | None, region: str) -> str:
     url = endpoint.rstrip("/")
     shown = repr(masked_url(url))
     example = "e.g. http://127.0.0.1:8787/v1 or https://cdp.customer.io/v1"
-    if _has_surrogate(url):
+    if not is_text(url):
         raise EndpointError(f"{shown} holds bytes that are not UTF-8 text", example)
     if not url.isprintable() or " " in url:
         raise EndpointError(f"{shown} holds a space or a control character", f"give the URL alone, {example}")
@@ -236,14 +237,6 @@ def masked_url(url: str) -> str:
             end = min(end, found)
     at = url.rfind("@", start, end)
     return url if at < 0 else url[:start] + "****" + url[at:]
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def api_key_problem(api_key: str) -> str | None:
