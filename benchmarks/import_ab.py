@@ -37,27 +37,47 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         plain, _ = write_inputs(tmp, args.events)
-        receiver = Receiver(api_key=None, keep=False, latency_ms=args.latency_ms, collect_every=SERVE_COLLECT_EVERY).start()
+        receiver = Receiver(
+            api_key=None, keep=False, latency_ms=args.latency_ms, collect_every=SERVE_COLLECT_EVERY
+        ).start()
         rates: dict[str, list[float]] = {name: [] for name in trees}
         cpu: dict[str, list[float]] = {name: [] for name in trees}
         try:
             for round_no in range(args.rounds):
                 order = list(trees) if round_no % 2 == 0 else list(reversed(trees))
                 for name in order:
-                    env = {**os.environ, "PYTHONPATH": trees[name], "CDP_API_KEY": API_KEY, "CDP_ENDPOINT": receiver.url,
-                           "CDP_CONFIG_DIR": str(tmp / "cfg")}
-                    cmd = [sys.executable, "-m", "cdpcli", "import", str(plain), "-q", "--no-progress",
-                           "--rejects", str(tmp / f"rejects-{name}.ndjson")]
+                    env = {
+                        **os.environ,
+                        "PYTHONPATH": trees[name],
+                        "CDP_API_KEY": API_KEY,
+                        "CDP_ENDPOINT": receiver.url,
+                        "CDP_CONFIG_DIR": str(tmp / "cfg"),
+                    }
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "cdpcli",
+                        "import",
+                        str(plain),
+                        "-q",
+                        "--no-progress",
+                        "--rejects",
+                        str(tmp / f"rejects-{name}.ndjson"),
+                    ]
                     seconds, _, cpu_seconds = run(cmd, env)
                     rates[name].append(args.events / seconds)
                     cpu[name].append(cpu_seconds)
-                print(f"round {round_no + 1}: this {rates['this'][-1]:,.0f} ev/s, baseline {rates['baseline'][-1]:,.0f} ev/s",
-                      flush=True)
+                print(
+                    f"round {round_no + 1}: this {rates['this'][-1]:,.0f} ev/s, baseline {rates['baseline'][-1]:,.0f} ev/s",
+                    flush=True,
+                )
         finally:
             receiver.stop()
-    ratios = [a / b for a, b in zip(rates["this"], rates["baseline"])]
+    ratios = [a / b for a, b in zip(rates["this"], rates["baseline"], strict=True)]
     for name in trees:
-        print(f"{name:>8}: median {statistics.median(rates[name]):,.0f} ev/s, client CPU {statistics.median(cpu[name]):.2f} s")
+        print(
+            f"{name:>8}: median {statistics.median(rates[name]):,.0f} ev/s, client CPU {statistics.median(cpu[name]):.2f} s"
+        )
     print(f"this/baseline: median {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 

@@ -45,7 +45,7 @@ from cdpcli.server import SERVE_COLLECT_EVERY, Receiver  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 
-RAW_SENDER = r'''
+RAW_SENDER = r"""
 import http.client, sys, threading, base64
 from urllib.parse import urlsplit
 path, url, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -77,9 +77,9 @@ def work():
 workers = [threading.Thread(target=work) for _ in range(threads)]
 for w in workers: w.start()
 for w in workers: w.join()
-'''
+"""
 
-SDK_SENDER = r'''
+SDK_SENDER = r"""
 import json, sys
 from datetime import datetime
 from customerio import analytics
@@ -104,7 +104,7 @@ with open(path, "rb") as handle:
             analytics.group(group_id=call["groupId"], traits=call.get("traits"), **common)
 analytics.flush()
 analytics.shutdown()
-'''
+"""
 
 
 def realistic_line(i: int, rng: random.Random) -> dict:
@@ -114,19 +114,37 @@ def realistic_line(i: int, rng: random.Random) -> dict:
     call["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{rng.randrange(1000):03d}Z"
     if kind == "track":
         call["event"] = rng.choice(["Item Purchased", "Signed Up", "Video Played", "Cart Viewed"])
-        call["properties"] = {"sku": f"SKU-{rng.randrange(10**6)}", "price": round(rng.uniform(1, 500), 2),
-                              "currency": "EUR", "quantity": rng.randrange(1, 5), "coupon": rng.choice([None, "WINTER"])}
+        call["properties"] = {
+            "sku": f"SKU-{rng.randrange(10**6)}",
+            "price": round(rng.uniform(1, 500), 2),
+            "currency": "EUR",
+            "quantity": rng.randrange(1, 5),
+            "coupon": rng.choice([None, "WINTER"]),
+        }
     elif kind == "identify":
-        call["traits"] = {"email": f"person{i}@example.com", "plan": rng.choice(["free", "pro", "team"]),
-                          "logins": rng.randrange(500), "created_at": "2024-01-01T00:00:00Z", "country": "DE"}
+        call["traits"] = {
+            "email": f"person{i}@example.com",
+            "plan": rng.choice(["free", "pro", "team"]),
+            "logins": rng.randrange(500),
+            "created_at": "2024-01-01T00:00:00Z",
+            "country": "DE",
+        }
     elif kind == "page":
         call["name"] = "Pricing"
-        call["properties"] = {"url": f"https://example.com/p/{rng.randrange(10**5)}", "title": "Pricing",
-                              "referrer": "https://www.google.com/", "path": "/pricing"}
+        call["properties"] = {
+            "url": f"https://example.com/p/{rng.randrange(10**5)}",
+            "title": "Pricing",
+            "referrer": "https://www.google.com/",
+            "path": "/pricing",
+        }
     else:
         call["groupId"] = f"acct-{rng.randrange(10**4)}"
-        call["traits"] = {"name": "Acme Corp", "plan": "enterprise", "seats": rng.randrange(5, 500),
-                          "object_type_id": "1"}
+        call["traits"] = {
+            "name": "Acme Corp",
+            "plan": "enterprise",
+            "seats": rng.randrange(5, 500),
+            "object_type_id": "1",
+        }
     if rng.random() < 0.3:
         call["context"] = {"ip": f"203.0.113.{rng.randrange(256)}", "locale": "en-US", "timezone": "Europe/Berlin"}
     return call
@@ -147,8 +165,9 @@ def write_inputs(directory: Path, count: int) -> tuple[Path, Path]:
 def calls_as_cdp_sends_them(plain: Path, tmp: Path, env: dict[str, str]) -> Path:
     """One call per line, exactly as `cdp import` puts them in its /batch bodies (from --dry-run)."""
     out = tmp / (plain.stem + "-as-sent.ndjson")
-    dry = subprocess.run([*cdp_command(), "import", str(plain), "--dry-run", "--json", "-q"],
-                         env=env, capture_output=True, check=True)
+    dry = subprocess.run(
+        [*cdp_command(), "import", str(plain), "--dry-run", "--json", "-q"], env=env, capture_output=True, check=True
+    )
     with open(out, "w") as handle:
         for request in dry.stdout.splitlines()[:-1]:  # the last line is the summary
             for call in json.loads(request)["body"]["batch"]:
@@ -205,7 +224,20 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     plain, with_ids, sdk_file = files["plain"], files["ids"], files["sdk"]
     n, n_sdk = files["n"], files["n_sdk"]
     variants = {
-        "cdp": ([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "--no-progress", "-q"], n),
+        "cdp": (
+            [
+                *cdp_command(),
+                "import",
+                str(plain),
+                "--endpoint",
+                receiver.url,
+                "--api-key",
+                API_KEY,
+                "--no-progress",
+                "-q",
+            ],
+            n,
+        ),
         "sdk": ([sys.executable, str(sdk_py), str(sdk_file), host, API_KEY], n_sdk),
         "raw": ([sys.executable, str(raw_py), str(with_ids), receiver.url, "8", API_KEY], n),
         # not a target: the raw sender posting the very calls cdp sends (ids and context.library
@@ -232,14 +264,22 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
         ratio_sdk.append(this["cdp"] / this["sdk"])
         ratio_raw.append(this["cdp"] / this["raw"])
         ratio_same.append(this["cdp"] / this["raw*"])
-        print(f"  round {round_no}: cdp {this['cdp']:9,.0f} ev/s   sdk {this['sdk']:9,.0f} ev/s   raw {this['raw']:9,.0f} ev/s"
-              f"   cdp/sdk {ratio_sdk[-1]:5.1f}   cdp/raw {ratio_raw[-1]:.2f}   cdp/raw* {ratio_same[-1]:.2f}")
+        print(
+            f"  round {round_no}: cdp {this['cdp']:9,.0f} ev/s   sdk {this['sdk']:9,.0f} ev/s   raw {this['raw']:9,.0f} ev/s"
+            f"   cdp/sdk {ratio_sdk[-1]:5.1f}   cdp/raw {ratio_raw[-1]:.2f}   cdp/raw* {ratio_same[-1]:.2f}"
+        )
     receiver.stop()
-    print(f"  median events/s: cdp {statistics.median(rates['cdp']):,.0f}, sdk {statistics.median(rates['sdk']):,.0f},"
-          f" raw {statistics.median(rates['raw']):,.0f}")
-    print("  CPU µs per call (client / receiver): " + ", ".join(
-        f"{name} {statistics.median(c for c, _ in cpu[name]):.1f} / {statistics.median(r for _, r in cpu[name]):.1f}"
-        for name in variants))
+    print(
+        f"  median events/s: cdp {statistics.median(rates['cdp']):,.0f}, sdk {statistics.median(rates['sdk']):,.0f},"
+        f" raw {statistics.median(rates['raw']):,.0f}"
+    )
+    print(
+        "  CPU µs per call (client / receiver): "
+        + ", ".join(
+            f"{name} {statistics.median(c for c, _ in cpu[name]):.1f} / {statistics.median(r for _, r in cpu[name]):.1f}"
+            for name in variants
+        )
+    )
     # cdp's calls are bigger than raw's (derived messageId, context.library): the receiver, which
     # raw keeps busy, parses those bytes too
     print("  body bytes per call: " + ", ".join(f"{name} {wire_bytes[name]:.0f}" for name in variants))
@@ -253,20 +293,28 @@ def measure_rss(lines: int, env: dict[str, str], tmp: Path) -> None:
     plain, _ = write_inputs(tmp, lines)
     (tmp / f"calls-{lines}-ids.ndjson").unlink()
     receiver = Receiver(api_key=None, keep=False, collect_every=SERVE_COLLECT_EVERY).start()
-    seconds, peak_kb, _ = run([*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "-q"], env)
+    seconds, peak_kb, _ = run(
+        [*cdp_command(), "import", str(plain), "--endpoint", receiver.url, "--api-key", API_KEY, "-q"], env
+    )
     accepted = receiver.accepted
     receiver.stop()
     plain.unlink()
     assert accepted == lines, f"receiver accepted {accepted:,} of {lines:,}"
-    print(f"\n== peak RSS of cdp import on {lines:,} lines: {peak_kb / 1024:.0f} MB (target < 150 MB); "
-          f"{seconds:.1f}s, {lines / seconds:,.0f} ev/s")
+    print(
+        f"\n== peak RSS of cdp import on {lines:,} lines: {peak_kb / 1024:.0f} MB (target < 150 MB); "
+        f"{seconds:.1f}s, {lines / seconds:,.0f} ev/s"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--sdk-events-slow", type=int, default=20_000,
-                        help="calls for the SDK when the receiver adds latency (it sends 100 per request, one at a time)")
+    parser.add_argument(
+        "--sdk-events-slow",
+        type=int,
+        default=20_000,
+        help="calls for the SDK when the receiver adds latency (it sends 100 per request, one at a time)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latencies", default="0,50", help="receiver latencies in ms, comma-separated")
     parser.add_argument("--rss-lines", type=int, default=1_000_000, help="0 skips the memory run")
@@ -286,10 +334,16 @@ def main() -> None:
             if n_sdk != args.events:
                 sdk_file = tmp / f"sdk-{n_sdk}.ndjson"
                 with open(plain) as src, open(sdk_file, "w") as dst:
-                    for _, line in zip(range(n_sdk), src):
+                    for _, line in zip(range(n_sdk), src, strict=False):
                         dst.write(line)
-            files = {"plain": plain, "ids": with_ids, "sdk": sdk_file, "n": args.events, "n_sdk": n_sdk,
-                     "as_sent": as_sent}
+            files = {
+                "plain": plain,
+                "ids": with_ids,
+                "sdk": sdk_file,
+                "n": args.events,
+                "n_sdk": n_sdk,
+                "as_sent": as_sent,
+            }
             measure(latency, args.rounds, files, env, tmp)
         if args.rss_lines:
             measure_rss(args.rss_lines, env, tmp)

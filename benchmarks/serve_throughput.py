@@ -35,8 +35,10 @@ sys.path.insert(0, str(HERE))
 
 from benchmarks.import_throughput import API_KEY, RAW_SENDER, write_inputs  # noqa: E402
 
-NO_GC = ("import sys, cdpcli.server as s; s.SERVE_COLLECT_EVERY = None; from cdpcli.cli import main; "
-         "sys.argv = ['cdp', *sys.argv[1:]]; main()")
+NO_GC = (
+    "import sys, cdpcli.server as s; s.SERVE_COLLECT_EVERY = None; from cdpcli.cli import main; "
+    "sys.argv = ['cdp', *sys.argv[1:]]; main()"
+)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -47,8 +49,13 @@ def cpu_seconds(pid: int) -> float:
 
 def start_serve(tree: Path, out: Path, env: dict[str, str], no_gc: bool = False) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-c", NO_GC] if no_gc else [sys.executable, "-m", "cdpcli"]
-    proc = subprocess.Popen([*command, "serve", "--port", "0", "--out", str(out)],
-                            env={**env, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*command, "serve", "--port", "0", "--out", str(out)],
+        env={**env, "PYTHONPATH": str(tree)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     banner = proc.stderr.readline()
     match = re.search(r"(http://\S+/v1)", banner)
     if not match:
@@ -68,8 +75,19 @@ def one_run(tree: Path, sender: str, files: dict, env: dict[str, str], tmp: Path
     proc, url = start_serve(tree, out, env, no_gc)
     try:
         if sender == "import":
-            cmd = [sys.executable, "-m", "cdpcli", "import", str(files["plain"]), "--endpoint", url, "--api-key", API_KEY,
-                   "--no-progress", "-q"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "cdpcli",
+                "import",
+                str(files["plain"]),
+                "--endpoint",
+                url,
+                "--api-key",
+                API_KEY,
+                "--no-progress",
+                "-q",
+            ]
         else:
             cmd = [sys.executable, str(files["raw_py"]), str(files["ids"]), url, "8", API_KEY]
         before = cpu_seconds(proc.pid)
@@ -95,8 +113,12 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="a worktree of the commit to compare against")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-gc-variant", action=argparse.BooleanOptionalAction, default=True,
-                        help="also run this tree with automatic GC on (new-nogc)")
+    parser.add_argument(
+        "--no-gc-variant",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run this tree with automatic GC on (new-nogc)",
+    )
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_") and k != "PYTHONPATH"}
@@ -110,8 +132,10 @@ def main() -> None:
         raw_py = tmp / "raw.py"
         raw_py.write_text(RAW_SENDER)
         files = {"plain": plain, "ids": with_ids, "raw_py": raw_py, "n": args.events}
-        print(f"{args.events:,} calls, {plain.stat().st_size / args.events:.0f} bytes/line; {args.rounds} rounds; "
-              f"servers: " + ", ".join(f"{k}={v[0]}" for k, v in servers.items()))
+        print(
+            f"{args.events:,} calls, {plain.stat().st_size / args.events:.0f} bytes/line; {args.rounds} rounds; "
+            f"servers: " + ", ".join(f"{k}={v[0]}" for k, v in servers.items())
+        )
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for round_no in range(1, args.rounds + 1):
             for sender in ("import", "raw"):
@@ -127,9 +151,11 @@ def main() -> None:
                 runs = results[(sender, server)]
                 walls = [w for w, _ in runs]
                 cpus = [c / args.events * 1e6 for _, c in runs]
-                print(f"  {sender:6} into {server:8}: {statistics.median(walls):6.2f} s "
-                      f"({args.events / statistics.median(walls):8,.0f} calls/s; {min(walls):.2f}-{max(walls):.2f} s)   "
-                      f"serve CPU {statistics.median(cpus):5.1f} µs/call ({min(cpus):.1f}-{max(cpus):.1f})")
+                print(
+                    f"  {sender:6} into {server:8}: {statistics.median(walls):6.2f} s "
+                    f"({args.events / statistics.median(walls):8,.0f} calls/s; {min(walls):.2f}-{max(walls):.2f} s)   "
+                    f"serve CPU {statistics.median(cpus):5.1f} µs/call ({min(cpus):.1f}-{max(cpus):.1f})"
+                )
             base_cpu = statistics.median(c for _, c in results[(sender, "base")])
             new_cpu = statistics.median(c for _, c in results[(sender, "new")])
             base_wall = statistics.median(w for w, _ in results[(sender, "base")])

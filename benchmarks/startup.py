@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-FLOOR_APP = '''
+FLOOR_APP = """
 import typer
 from pydantic import BaseModel
 
@@ -33,7 +33,7 @@ def main(name: str = typer.Option(...)) -> None:
     print(name)
 
 app()
-'''
+"""
 
 
 def cdp_command() -> list[str]:
@@ -65,7 +65,10 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         server = subprocess.Popen(
             [*cdp_command(), "serve", "--port", "0", "--out", os.devnull],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             url = server.stderr.readline().split()[4]

@@ -103,7 +103,9 @@ def build_call(spec: CallInput) -> dict[str, Any]:
 def _check_stdin_once(spec: CallInput) -> None:
     """stdin can be read once: two options asking for `@-` is a usage error, not an empty second read."""
     readers = [f"--{name}" for name, (text, _) in spec.objects.items() if text == "@-"]
-    readers += [flag for flag, text in (("--context", spec.context), ("--integrations", spec.integrations)) if text == "@-"]
+    readers += [
+        flag for flag, text in (("--context", spec.context), ("--integrations", spec.integrations)) if text == "@-"
+    ]
     if len(readers) > 1:
         raise UsageError(
             f"{' and '.join(readers)} both read @- (stdin), which can be read only once",
@@ -120,7 +122,7 @@ def _check_fields(data: dict[str, Any]) -> None:
     if type_id is not None and not _WHOLE_NUMBER.fullmatch(type_id):
         raise UsageError(
             f"--object-type-id {type_id!r}: expected a whole number (the API takes object type IDs "
-            "as stringified integers, e.g. \"1\")",
+            'as stringified integers, e.g. "1")',
             hint="e.g. --object-type-id 2; left out, the API assumes 1",
         )
     timestamp = data.get("timestamp")
@@ -154,10 +156,12 @@ def _with_flags(problem: str) -> str:
     field_name, sep, rest = problem.partition(": ")
     if sep and field_name.split(".")[0] in FLAG_FOR_FIELD:
         head = field_name.split(".")[0]
-        return f"{FLAG_FOR_FIELD[head]}{field_name[len(head):]}: {rest}"
+        return f"{FLAG_FOR_FIELD[head]}{field_name[len(head) :]}: {rest}"
     # identify's rule names the three ways to say who the person is (models.IDENTIFY_NEEDS)
-    problem = problem.replace("userId or anonymousId, or a non-empty traits.email",
-                              "--user or --anonymous-id, or --email (a non-empty traits.email)")
+    problem = problem.replace(
+        "userId or anonymousId, or a non-empty traits.email",
+        "--user or --anonymous-id, or --email (a non-empty traits.email)",
+    )
     return problem.replace("userId or anonymousId", "--user or --anonymous-id")
 
 

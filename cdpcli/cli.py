@@ -6,14 +6,13 @@ so `cdp --help`, completion and dry-run stay quick.
 
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from cdpcli import __version__
 from cdpcli.calls import CallInput, CommonFields, run_call
 from cdpcli.config import SETTINGS, profile_names
-from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
 from cdpcli.options import (
     AnonymousOpt,
     CategoryOpt,
@@ -29,6 +28,8 @@ from cdpcli.options import (
 )
 from cdpcli.output import reporting
 from cdpcli.session import SendOptions
+from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
+
 
 def _new_app() -> typer.Typer:
     return typer.Typer(
@@ -51,7 +52,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Send Customer.io Data Pipelines calls from the shell, CI or NDJSON backfills.
 
@@ -65,7 +68,7 @@ def _call(
     common: CommonFields,
     *,
     fields: dict,
-    objects: Optional[dict] = None,
+    objects: dict | None = None,
 ) -> None:
     with reporting(opts.output()):
         spec = CallInput(
@@ -103,8 +106,13 @@ def identify(
 
             raise UsageError("--email and -t email=… both give the email", hint="keep one of them")
     items = [*(trait or []), "email=" + email] if email is not None else trait
-    _call("identify", opts, common, fields={"userId": user, "anonymousId": anonymous_id},
-          objects={"traits": (traits, items)})
+    _call(
+        "identify",
+        opts,
+        common,
+        fields={"userId": user, "anonymousId": anonymous_id},
+        objects={"traits": (traits, items)},
+    )
 
 
 @app.command()
@@ -113,7 +121,12 @@ def identify(
 def track(
     opts: SendOptions,
     common: CommonFields,
-    event: Annotated[str, typer.Option("--event", "-e", help="Event name, e.g. Item_Purchased.", show_default=False, rich_help_panel="Call fields")],
+    event: Annotated[
+        str,
+        typer.Option(
+            "--event", "-e", help="Event name, e.g. Item_Purchased.", show_default=False, rich_help_panel="Call fields"
+        ),
+    ],
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
     properties: PropertiesOpt = None,
@@ -123,8 +136,13 @@ def track(
 
     Example: cdp track --user 42 --event Item_Purchased -p sku=A-1 -p price:=9.5
     """
-    _call("track", opts, common, fields={"userId": user, "anonymousId": anonymous_id, "event": event},
-          objects={"properties": (properties, prop)})
+    _call(
+        "track",
+        opts,
+        common,
+        fields={"userId": user, "anonymousId": anonymous_id, "event": event},
+        objects={"properties": (properties, prop)},
+    )
 
 
 def _view_command(call_type: str, doc: str):
@@ -146,22 +164,37 @@ def _view_command(call_type: str, doc: str):
         items = list(prop or [])
         if category is not None:
             items.insert(0, "category=" + category)
-        _call(call_type, opts, common, fields={"userId": user, "anonymousId": anonymous_id, "name": name, "category": category},
-              objects={"properties": (properties, items)})
+        _call(
+            call_type,
+            opts,
+            common,
+            fields={"userId": user, "anonymousId": anonymous_id, "name": name, "category": category},
+            objects={"properties": (properties, items)},
+        )
 
     command.__doc__ = doc
     command.__name__ = call_type
     return command
 
 
-page = app.command("page")(_view_command("page", """Record a page view on a website.
+page = app.command("page")(
+    _view_command(
+        "page",
+        """Record a page view on a website.
 
     Example: cdp page --user 42 --name Pricing -p url=https://example.com/pricing
-    """))
-screen = app.command("screen")(_view_command("screen", """Record a screen view in a mobile app.
+    """,
+    )
+)
+screen = app.command("screen")(
+    _view_command(
+        "screen",
+        """Record a screen view in a mobile app.
 
     Example: cdp screen --anonymous-id 7f3c --name Checkout -p step:=2
-    """))
+    """,
+    )
+)
 
 
 @app.command()
@@ -170,10 +203,28 @@ screen = app.command("screen")(_view_command("screen", """Record a screen view i
 def group(
     opts: SendOptions,
     common: CommonFields,
-    group_id: Annotated[str, typer.Option("--group", "--group-id", "-g", help="groupId: the object (company, account…) to relate the person to.", show_default=False, rich_help_panel="Call fields")],
+    group_id: Annotated[
+        str,
+        typer.Option(
+            "--group",
+            "--group-id",
+            "-g",
+            help="groupId: the object (company, account…) to relate the person to.",
+            show_default=False,
+            rich_help_panel="Call fields",
+        ),
+    ],
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
-    object_type_id: Annotated[Optional[str], typer.Option("--object-type-id", help="Object type ID (sent as objectTypeId; the API assumes 1).", show_default=False, rich_help_panel="Call fields")] = None,
+    object_type_id: Annotated[
+        str | None,
+        typer.Option(
+            "--object-type-id",
+            help="Object type ID (sent as objectTypeId; the API assumes 1).",
+            show_default=False,
+            rich_help_panel="Call fields",
+        ),
+    ] = None,
     traits: TraitsOpt = None,
     trait: TraitItemsOpt = None,
 ) -> None:
@@ -181,9 +232,13 @@ def group(
 
     Example: cdp group --user 42 --group acme --object-type-id 1 -t name=Acme -t seats:=50
     """
-    _call("group", opts, common,
-          fields={"userId": user, "anonymousId": anonymous_id, "groupId": group_id, "objectTypeId": object_type_id},
-          objects={"traits": (traits, trait)})
+    _call(
+        "group",
+        opts,
+        common,
+        fields={"userId": user, "anonymousId": anonymous_id, "groupId": group_id, "objectTypeId": object_type_id},
+        objects={"traits": (traits, trait)},
+    )
 
 
 @app.command()
@@ -192,8 +247,21 @@ def group(
 def alias(
     opts: SendOptions,
     common: CommonFields,
-    user: Annotated[str, typer.Option("--user", "-u", "--user-id", help="userId to keep.", show_default=False, rich_help_panel="Call fields")],
-    previous_id: Annotated[str, typer.Option("--previous-id", help="The anonymousId or userId to merge into --user.", show_default=False, rich_help_panel="Call fields")],
+    user: Annotated[
+        str,
+        typer.Option(
+            "--user", "-u", "--user-id", help="userId to keep.", show_default=False, rich_help_panel="Call fields"
+        ),
+    ],
+    previous_id: Annotated[
+        str,
+        typer.Option(
+            "--previous-id",
+            help="The anonymousId or userId to merge into --user.",
+            show_default=False,
+            rich_help_panel="Call fields",
+        ),
+    ],
 ) -> None:
     """Merge two profiles: --previous-id into --user.
 
@@ -206,17 +274,66 @@ def alias(
 @sending_command
 def import_(
     opts: SendOptions,
-    files: Annotated[Optional[list[str]], typer.Argument(help="NDJSON files; none or - reads stdin.", show_default=False)] = None,
-    type_: Annotated[Optional[str], typer.Option("--type", help="Call type for lines without one.", show_default=False, autocompletion=lambda: list(CALL_TYPES))] = None,
+    files: Annotated[
+        list[str] | None, typer.Argument(help="NDJSON files; none or - reads stdin.", show_default=False)
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            help="Call type for lines without one.",
+            show_default=False,
+            autocompletion=lambda: list(CALL_TYPES),
+        ),
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.")] = 16,
-    batch_bytes: Annotated[int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).")] = DEFAULT_BATCH_BYTES,
-    batch_events: Annotated[int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).")] = 2500,
+    batch_bytes: Annotated[
+        int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).")
+    ] = DEFAULT_BATCH_BYTES,
+    batch_events: Annotated[
+        int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).")
+    ] = 2500,
     rate: Annotated[float, typer.Option("--rate", help="Most requests per second.")] = 1000.0,
-    rejects: Annotated[Optional[str], typer.Option("--rejects", help="Where invalid and undelivered calls are appended, with the reason (created 0600).  [default: cdp-rejects.ndjson]", show_default=False)] = None,
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Record progress here; the same command run again resumes after it.", show_default=False)] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Live progress on stderr (default: when stderr is a terminal).", show_default=False)] = None,
-    max_invalid: Annotated[Optional[int], typer.Option("--max-invalid", help="Stop after this many invalid lines (exit 1; checkpoint and summary written).", show_default=False)] = None,
-    id_namespace: Annotated[Optional[str], typer.Option("--id-namespace", help="Mixed into every derived messageId, so that sources with the same file name (day1/events.ndjson, day2/events.ndjson) get different ids. Keep it the same when re-running an import.", show_default=False)] = None,
+    rejects: Annotated[
+        str | None,
+        typer.Option(
+            "--rejects",
+            help="Where invalid and undelivered calls are appended, with the reason (created 0600).  [default: cdp-rejects.ndjson]",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="Record progress here; the same command run again resumes after it.",
+            show_default=False,
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Live progress on stderr (default: when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    max_invalid: Annotated[
+        int | None,
+        typer.Option(
+            "--max-invalid",
+            help="Stop after this many invalid lines (exit 1; checkpoint and summary written).",
+            show_default=False,
+        ),
+    ] = None,
+    id_namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--id-namespace",
+            help="Mixed into every derived messageId, so that sources with the same file name (day1/events.ndjson, day2/events.ndjson) get different ids. Keep it the same when re-running an import.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
 
@@ -228,9 +345,18 @@ def import_(
 
     with reporting(opts.output()):
         code = run_import(
-            opts, files or [], default_type=type_, concurrency=concurrency, batch_bytes=batch_bytes,
-            batch_events=batch_events, rate=rate, rejects=rejects, checkpoint=checkpoint, progress=progress,
-            max_invalid=max_invalid, id_namespace=id_namespace,
+            opts,
+            files or [],
+            default_type=type_,
+            concurrency=concurrency,
+            batch_bytes=batch_bytes,
+            batch_events=batch_events,
+            rate=rate,
+            rejects=rejects,
+            checkpoint=checkpoint,
+            progress=progress,
+            max_invalid=max_invalid,
+            id_namespace=id_namespace,
         )
     raise typer.Exit(code)
 
@@ -243,7 +369,9 @@ app.add_typer(connect_app, name="connect")
 @sending_command
 def connect_test(
     opts: SendOptions,
-    send_event: Annotated[bool, typer.Option("--send-event", help="Send one real test call (a track event) instead of an empty batch.")] = False,
+    send_event: Annotated[
+        bool, typer.Option("--send-event", help="Send one real test call (a track event) instead of an empty batch.")
+    ] = False,
 ) -> None:
     """Check the key and reachability of the endpoint, as the HTTP source's setup step does.
 
@@ -276,18 +404,36 @@ def connect_test(
         else:
             out.result(format_report(report))
         if code:
-            out.error(f"{report['verdict']} at {report['url']}" + (f": {report['error']}" if report.get("error") else ""), hint)
+            out.error(
+                f"{report['verdict']} at {report['url']}" + (f": {report['error']}" if report.get("error") else ""),
+                hint,
+            )
     raise typer.Exit(int(code))
 
 
 config_app = typer.Typer(help="Read and write settings in the config file (per profile).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Profile to use (default: $CDP_PROFILE, else 'default').", show_default=False, autocompletion=profile_names)]
-KeyArg = Annotated[str, typer.Argument(help="One of: api-key, region, endpoint, timeout, retries, strict, gzip.", show_default=False, autocompletion=lambda: list(SETTINGS))]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Profile to use (default: $CDP_PROFILE, else 'default').",
+        show_default=False,
+        autocompletion=profile_names,
+    ),
+]
+KeyArg = Annotated[
+    str,
+    typer.Argument(
+        help="One of: api-key, region, endpoint, timeout, retries, strict, gzip.",
+        show_default=False,
+        autocompletion=lambda: list(SETTINGS),
+    ),
+]
 
 
-def _profile(profile: Optional[str]) -> str:
+def _profile(profile: str | None) -> str:
     return profile or os.environ.get("CDP_PROFILE") or "default"
 
 
@@ -308,7 +454,12 @@ def _shown(name: str, value: object) -> str:
 @config_app.command("set")
 def config_set(
     key: KeyArg,
-    value: Annotated[Optional[str], typer.Argument(help="The value; for api-key leave it out to type it hidden or pipe it on stdin.", show_default=False)] = None,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="The value; for api-key leave it out to type it hidden or pipe it on stdin.", show_default=False
+        ),
+    ] = None,
     profile: ProfileOpt = None,
 ) -> None:
     """Store a setting in a profile of the config file (mode 0600).
@@ -332,15 +483,21 @@ def config_set(
                 try:  # all of it (bounded): a stray line break inside the key must not cut it short silently
                     value = sys.stdin.read(65536)
                 except UnicodeDecodeError:
-                    raise UsageError("the API key on stdin is not text (the key is not shown)",
-                                     hint="an API key is plain ASCII: copy it again and pipe it in") from None
+                    raise UsageError(
+                        "the API key on stdin is not text (the key is not shown)",
+                        hint="an API key is plain ASCII: copy it again and pipe it in",
+                    ) from None
             value = value.strip()
             if not value:
-                raise UsageError("no API key given", hint="type it at the prompt, or pipe it: echo \"$KEY\" | cdp config set api-key")
+                raise UsageError(
+                    "no API key given", hint='type it at the prompt, or pipe it: echo "$KEY" | cdp config set api-key'
+                )
         elif key == "api-key":
             from cdpcli.output import Output
 
-            Output().warn("a key given as an argument stays in your shell history; next time leave VALUE out to be prompted")
+            Output().warn(
+                "a key given as an argument stays in your shell history; next time leave VALUE out to be prompted"
+            )
         name = _profile(profile)
         path = set_value(name, key, value)
         typer.echo(f"set {key} = {_shown(key, value)} in profile {name} ({path})", err=True)
@@ -385,7 +542,13 @@ def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
 @sending_command
 def config_list(
     opts: SendOptions,
-    resolved: Annotated[bool, typer.Option("--resolved", help="Show the value each setting takes and where it comes from (flag > env > profile > default).")] = False,
+    resolved: Annotated[
+        bool,
+        typer.Option(
+            "--resolved",
+            help="Show the value each setting takes and where it comes from (flag > env > profile > default).",
+        ),
+    ] = False,
 ) -> None:
     """List the settings of a profile, or with --resolved what a command would use and why.
 
@@ -400,10 +563,18 @@ def config_list(
 
             session = open_session(opts, need_key=False)
             rows = {name: (item.value, item.source) for name, item in session.settings.items()}
-            rows["endpoint"] = (session.base, rows["endpoint"][1] if rows["endpoint"][0] else f"region {session.region}")
+            rows["endpoint"] = (
+                session.base,
+                rows["endpoint"][1] if rows["endpoint"][0] else f"region {session.region}",
+            )
             if out.json_mode:
-                out.json({"profile": session.profile, "config": str(config_path()),
-                          "settings": {k: {"value": _shown(k, v), "source": src} for k, (v, src) in rows.items()}})
+                out.json(
+                    {
+                        "profile": session.profile,
+                        "config": str(config_path()),
+                        "settings": {k: {"value": _shown(k, v), "source": src} for k, (v, src) in rows.items()},
+                    }
+                )
                 return
             out.result(f"profile {session.profile} ({config_path()})")
             for name, (value, source) in rows.items():
@@ -414,8 +585,12 @@ def config_list(
             raise unknown_profile_error(opts.profile, profiles)
         names = [opts.profile] if opts.profile else sorted(profiles) or []
         if out.json_mode:
-            out.json({"config": str(config_path()),
-                      "profiles": {n: {k: _shown(k, v) for k, v in profiles.get(n, {}).items()} for n in names}})
+            out.json(
+                {
+                    "config": str(config_path()),
+                    "profiles": {n: {k: _shown(k, v) for k, v in profiles.get(n, {}).items()} for n in names},
+                }
+            )
             return
         if not profiles:
             out.info(f"no settings yet in {config_path()}; try: cdp config set api-key")
@@ -454,11 +629,24 @@ def completion_script(shell: str) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8787,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", help="Accept only this key (default: any non-empty key).", show_default=False)] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="Append accepted calls as NDJSON to this file (default: stdout).", show_default=False)] = None,
-    fail_rate: Annotated[float, typer.Option("--fail-rate", help="Share of requests (0-1) answered with 500/503/429, to test retries.")] = 0.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="Accept only this key (default: any non-empty key).", show_default=False),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out", help="Append accepted calls as NDJSON to this file (default: stdout).", show_default=False
+        ),
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", help="Share of requests (0-1) answered with 500/503/429, to test retries.")
+    ] = 0.0,
     latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay every answer by this many milliseconds.")] = 0,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed --fail-rate's random choices, so a run's faults repeat.", show_default=False)] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed --fail-rate's random choices, so a run's faults repeat.", show_default=False),
+    ] = None,
 ) -> None:
     """Run a local Data Pipelines-compatible receiver for offline development and CI.
 
@@ -471,14 +659,24 @@ def serve(
 
     with reporting():
         if not 0 <= port <= 65535:
-            raise UsageError(f"--port must be between 0 and 65535, not {port}", hint="pick a free port, or 0 for any free one")
+            raise UsageError(
+                f"--port must be between 0 and 65535, not {port}", hint="pick a free port, or 0 for any free one"
+            )
         if not 0 <= fail_rate <= 1:  # also refuses nan
-            raise UsageError(f"--fail-rate must be between 0 and 1, not {fail_rate}", hint="e.g. --fail-rate 0.2 fails one request in five")
+            raise UsageError(
+                f"--fail-rate must be between 0 and 1, not {fail_rate}",
+                hint="e.g. --fail-rate 0.2 fails one request in five",
+            )
         if latency_ms < 0:
-            raise UsageError(f"--latency-ms must be 0 or more, not {latency_ms}", hint="e.g. --latency-ms 50 delays every answer by 50 ms")
+            raise UsageError(
+                f"--latency-ms must be 0 or more, not {latency_ms}",
+                hint="e.g. --latency-ms 50 delays every answer by 50 ms",
+            )
         from cdpcli.server import run_server
 
-        run_server(host=host, port=port, api_key=api_key, out_path=out, fail_rate=fail_rate, latency_ms=latency_ms, seed=seed)
+        run_server(
+            host=host, port=port, api_key=api_key, out_path=out, fail_rate=fail_rate, latency_ms=latency_ms, seed=seed
+        )
 
 
 def app_for(argv: list[str]) -> typer.Typer:
@@ -515,8 +713,9 @@ def _run(argv: list[str]) -> int:
         exit_code = getattr(exc, "exit_code", 2)
         context = getattr(exc, "ctx", None)
         where = context.command_path if context is not None else "cdp"
-        Output(json_mode=True).json({"ok": False, "error": exc.format_message(), "hint": f"see `{where} --help`",
-                                     "exit_code": exit_code})
+        Output(json_mode=True).json(
+            {"ok": False, "error": exc.format_message(), "hint": f"see `{where} --help`", "exit_code": exit_code}
+        )
         return exit_code
     except typer.Abort:
         print("Aborted!", file=sys.stderr)

@@ -83,8 +83,7 @@ def _load_document(path: Path, *, warn: bool = True) -> dict[str, Any]:
     if warn and sys.platform != "win32":
         if readable_by_others(path):
             _warn_once(
-                f"{path} can be read by other users of this machine and may hold API keys; "
-                f"run: chmod 600 {path}"
+                f"{path} can be read by other users of this machine and may hold API keys; run: chmod 600 {path}"
             )
         warn_if_directory_writable(path.parent)
     try:
@@ -320,7 +319,9 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
         except ValueError:
             seconds = -1.0
         if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
-            raise UsageError(_at(origin) + f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:,}, not {value!r}")
+            raise UsageError(
+                _at(origin) + f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:,}, not {value!r}"
+            )
         return seconds
     if name == "retries":
         if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
@@ -387,9 +388,13 @@ def resolve(flags: dict[str, Any], profile_flag: str | None = None) -> tuple[str
     except ConfigFileError as exc:
         key_given = flags.get("api-key") is not None or os.environ.get(SETTINGS["api-key"][0], "") != ""
         if named or not key_given:
-            hint = exc.hint if named else (
-                f"{exc.hint}; or give the key with --api-key or CDP_API_KEY (and other settings by "
-                "flags or environment) to go on without the file"
+            hint = (
+                exc.hint
+                if named
+                else (
+                    f"{exc.hint}; or give the key with --api-key or CDP_API_KEY (and other settings by "
+                    "flags or environment) to go on without the file"
+                )
             )
             raise UsageError(exc.message, hint=hint) from None
         _warn_once(
@@ -405,11 +410,18 @@ def resolve(flags: dict[str, Any], profile_flag: str | None = None) -> tuple[str
         import difflib
 
         shown = ", ".join(
-            key + (f" (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key.replace("_", "-"), SETTINGS, 1)) else "")
+            key
+            + (
+                f" (did you mean {close[0]}?)"
+                if (close := difflib.get_close_matches(key.replace("_", "-"), SETTINGS, 1))
+                else ""
+            )
             for key in unknown
         )
-        _warn_once(f"{path} [{profile}]: ignoring unknown setting{'s' if len(unknown) > 1 else ''} {shown}; "
-                   f"the settings are {', '.join(SETTINGS)}")
+        _warn_once(
+            f"{path} [{profile}]: ignoring unknown setting{'s' if len(unknown) > 1 else ''} {shown}; "
+            f"the settings are {', '.join(SETTINGS)}"
+        )
     out: dict[str, Resolved] = {}
     for name, (env, default) in SETTINGS.items():
         if flags.get(name) is not None:
@@ -422,7 +434,10 @@ def resolve(flags: dict[str, Any], profile_flag: str | None = None) -> tuple[str
             try:
                 value = coerce_setting(name, table[name], f"{path} [{profile}] {name}")
             except UsageError as exc:
-                raise UsageError(exc.message, hint=f"store a valid value: cdp config set {name}{'' if name == 'api-key' else ' VALUE'} --profile {profile}") from None
+                raise UsageError(
+                    exc.message,
+                    hint=f"store a valid value: cdp config set {name}{'' if name == 'api-key' else ' VALUE'} --profile {profile}",
+                ) from None
             out[name] = Resolved(value, origin)
         else:
             out[name] = Resolved(default, "default")

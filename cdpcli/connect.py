@@ -62,9 +62,9 @@ def run_connect_test(session: Session, send_event: bool) -> tuple[dict[str, Any]
             "refused": "nothing listens there: check --endpoint, or start `cdp serve`",
             "timeout": "the endpoint did not answer in time: check the network or raise --timeout",
             "tls": "the TLS handshake failed: check the endpoint's scheme (http/https) and certificates "
-                   "(a private CA goes in SSL_CERT_FILE)",
+            "(a private CA goes in SSL_CERT_FILE)",
             "proxy": "the proxy comes from the environment: check that it runs, or let this host bypass "
-                     "it with NO_PROXY (or unset the variable)",
+            "it with NO_PROXY (or unset the variable)",
         }.get(outcome.network_kind, "check --endpoint/--region and your network")
     else:
         report["verdict"] = f"unexpected answer HTTP {outcome.status}"

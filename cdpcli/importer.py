@@ -64,6 +64,8 @@ def has_escaped_key(line: bytes) -> bool:
     """A key written with \\u escapes can hide "context" or "messageId" from byte-level
     splicing: such lines take the slow path."""
     return any(match[1] and b"\\u" in match[0] for match in JSON_STRING.finditer(line))
+
+
 _BODY_HEAD = b'{"batch":['
 _BODY_TAIL_LEN = len(b'],"sentAt":"2026-11-27T13:31:42.000Z"}')
 
@@ -127,7 +129,10 @@ def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[lis
             sources.append(Source("-", "<stdin>", b"<stdin>"))
             continue
         if os.path.isdir(name):  # before open(), whose IsADirectoryError says less
-            raise UsageError(f"{name} is a directory", hint="name the NDJSON files in it, e.g. cdp import " + os.path.join(name, "*.ndjson"))
+            raise UsageError(
+                f"{name} is a directory",
+                hint="name the NDJSON files in it, e.g. cdp import " + os.path.join(name, "*.ndjson"),
+            )
         try:
             size = os.stat(name).st_size
             with open(name, "rb"):
@@ -141,8 +146,10 @@ def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[lis
     for key in set(keys):
         if keys.count(key) > 1:
             shown = [s.name for s in sources if s.key == key]
-            raise UsageError(f"{' and '.join(shown)} are the same input, given twice",
-                             hint="name each file once (stdin can be read only once)")
+            raise UsageError(
+                f"{' and '.join(shown)} are the same input, given twice",
+                hint="name each file once (stdin can be read only once)",
+            )
     if id_namespace:
         # mixed into every derived id; without it, ids are as they always were (re-runs of
         # existing imports keep theirs)
@@ -261,7 +268,11 @@ class Preparer:
             call = (self.strict_any if typed else self.strict_default).validate_json(line)
         except ValueError:  # pydantic_core.ValidationError is a ValueError
             return self._slow(line_no, line)
-        if not self.rules_hold(call) or (line.find(b"\\u") >= 0 and has_escaped_key(line)) or (self.careful and may_need_care(line)):
+        if (
+            not self.rules_hold(call)
+            or (line.find(b"\\u") >= 0 and has_escaped_key(line))
+            or (self.careful and may_need_care(line))
+        ):
             return self._slow(line_no, line)
         self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
@@ -299,7 +310,9 @@ class Preparer:
         try:
             data = jsontext.loads(line)
         except jsontext.JSONTextError as exc:
-            raise InvalidLine(str(exc), "not UTF-8" if str(exc).startswith("not valid UTF-8") else "invalid JSON") from None
+            raise InvalidLine(
+                str(exc), "not UTF-8" if str(exc).startswith("not valid UTF-8") else "invalid JSON"
+            ) from None
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
         data = unwrap_reject(data)
@@ -340,7 +353,9 @@ def unwrap_reject(data: dict[str, Any]) -> dict[str, Any]:
             try:
                 inner = jsontext.loads(inner)
             except ValueError:
-                raise InvalidLine("rejects record whose input is not JSON; fix its input first", "rejects record") from None
+                raise InvalidLine(
+                    "rejects record whose input is not JSON; fix its input first", "rejects record"
+                ) from None
         if isinstance(inner, dict):
             return inner
     return data
@@ -373,9 +388,9 @@ class Batch:
     def halves(self) -> tuple[Batch, Batch]:
         mid = len(self.calls) // 2
         first, second = Batch(seq=self.seq), Batch(seq=self.seq)
-        for call, origin in zip(self.calls[:mid], self.refs[:mid]):
+        for call, origin in zip(self.calls[:mid], self.refs[:mid], strict=True):
             first.add(call, origin)
-        for call, origin in zip(self.calls[mid:], self.refs[mid:]):
+        for call, origin in zip(self.calls[mid:], self.refs[mid:], strict=True):
             second.add(call, origin)
         return first, second
 
@@ -509,8 +524,10 @@ class Checkpoint:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), files.PRIVATE)
         except OSError as exc:
-            raise UsageError(f"--checkpoint {self.path}: cannot create {lock_path} ({exc.strerror})",
-                             hint="check that the checkpoint's directory exists and is writable") from None
+            raise UsageError(
+                f"--checkpoint {self.path}: cannot create {lock_path} ({exc.strerror})",
+                hint="check that the checkpoint's directory exists and is writable",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # the holder unlinks the lock file when it ends: a lock taken on a file that was
@@ -547,7 +564,7 @@ class Checkpoint:
         if not self.path:
             return
         with self._save_lock:
-            for source, count, digest in zip(sources, settled, hashes):
+            for source, count, digest in zip(sources, settled, hashes, strict=True):
                 if source.name in self.data["sources"] and source.name != source.key:
                     del self.data["sources"][source.name]  # re-keyed by resolved path
                 self.data["sources"][source.key] = {"settled": count, "first_line_sha256": digest}
@@ -614,18 +631,24 @@ class Rejects:
             raise UsageError(f"--rejects {path} is a directory", hint="name a file, e.g. --rejects rejects.ndjson")
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
-            raise UsageError(f"--rejects {path}: directory {directory} does not exist", hint="create it, or pick another --rejects")
+            raise UsageError(
+                f"--rejects {path}: directory {directory} does not exist", hint="create it, or pick another --rejects"
+            )
         target = path if os.path.exists(path) else directory
         if not os.access(target, os.W_OK):
-            raise UsageError(f"--rejects {path}: {'file' if target == path else 'directory'} is not writable",
-                             hint="pick another --rejects")
+            raise UsageError(
+                f"--rejects {path}: {'file' if target == path else 'directory'} is not writable",
+                hint="pick another --rejects",
+            )
         if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
             # a pipe: writing would block for good with no reader; try once without waiting
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
             except OSError:
-                raise UsageError(f"--rejects {path} is a named pipe that nothing reads",
-                                 hint="start its reader first, or pick a regular file") from None
+                raise UsageError(
+                    f"--rejects {path} is a named pipe that nothing reads",
+                    hint="start its reader first, or pick a regular file",
+                ) from None
 
     def _read_earlier(self, sources: list[Source]) -> set[tuple[str, int]]:
         """(source key, line) of records already in the rejects file for these sources."""
@@ -634,7 +657,7 @@ class Rejects:
         try:
             if not stat.S_ISREG(os.stat(self.path).st_mode):
                 return earlier  # a pipe or a device (/dev/null): nothing to read back
-            handle = open(self.path, "rb")
+            handle = open(self.path, "rb")  # noqa: SIM115 (closed below, after the stat check)
         except OSError:
             return earlier
         with handle:
@@ -660,8 +683,13 @@ class Rejects:
             # what was not UTF-8), and import refuses the record until it is fixed
             import base64
 
-            record = {"source": source.label, "line": line_no, "error": error,
-                      "input": line.decode("utf-8", "replace"), "input_base64": base64.b64encode(line).decode("ascii")}
+            record = {
+                "source": source.label,
+                "line": line_no,
+                "error": error,
+                "input": line.decode("utf-8", "replace"),
+                "input_base64": base64.b64encode(line).decode("ascii"),
+            }
         text = json.dumps(record, ensure_ascii=False)
         if not text.isascii():  # readable UTF-8, but no character a line splitter takes for a newline
             text = text.translate(_LINE_BREAKS_ESCAPED)
@@ -676,7 +704,7 @@ class Rejects:
                 # it hits, which is then not counted as written
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(self._fd, view) :]
             except OSError as exc:
                 # never cut the file back: other imports may append to it too; a torn record
                 # gets its own line at the next open (see _open)
@@ -731,8 +759,11 @@ class Rejects:
 
 
 def _rejects_error(path: str, exc: OSError) -> FatalStop:
-    hint = ("free space on its disk, then run the same command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            else "fix the path or its permissions (--rejects), then run the same command again")
+    hint = (
+        "free space on its disk, then run the same command again"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        else "fix the path or its permissions (--rejects), then run the same command again"
+    )
     return FatalStop(f"cannot write the rejects file {path}: {exc.strerror or exc}", hint=hint)
 
 
@@ -853,7 +884,9 @@ class Importer:
             # an earlier run with this checkpoint may have written rejects for lines past its
             # settled point (the checkpoint exists from the start of a run: see below)
             resuming = self.checkpoint.existed
-            self.rejects = Rejects(options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming)
+            self.rejects = Rejects(
+                options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming
+            )
             if not session.dry_run:
                 self.rejects.check()
                 if options.checkpoint:
@@ -863,8 +896,10 @@ class Importer:
                     try:
                         self.checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
                     except OSError as exc:
-                        raise UsageError(f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
-                                         hint="check that its directory exists and is writable") from None
+                        raise UsageError(
+                            f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                            hint="check that its directory exists and is writable",
+                        ) from None
         except BaseException:
             self.checkpoint.release()
             raise
@@ -884,7 +919,10 @@ class Importer:
         preparer = Preparer(self.options.default_type)
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
-            target=read_sources, args=(self.sources, chunks, self.stop_reading, self._count_bytes), name="cdp-reader", daemon=True
+            target=read_sources,
+            args=(self.sources, chunks, self.stop_reading, self._count_bytes),
+            name="cdp-reader",
+            daemon=True,
         )
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
@@ -1039,17 +1077,24 @@ class Importer:
         every_one_invalid = self._judged[source] + judged_before + 1 == self._invalid_in[source]
         if self._invalid_in[source] == FORMAT_PROBE_LINES and every_one_invalid:
             # this source is not NDJSON; what other sources gave is still delivered
-            self._stop_with(UsageError(
-                f"the first {FORMAT_PROBE_LINES} lines of {label} are all invalid: is it NDJSON (one JSON call per line)?",
-                hint=format_hint(self.sources[source], self._first_bytes.get(source, b"")),
-            ), sending=False)
+            self._stop_with(
+                UsageError(
+                    f"the first {FORMAT_PROBE_LINES} lines of {label} are all invalid: is it NDJSON (one JSON call per line)?",
+                    hint=format_hint(self.sources[source], self._first_bytes.get(source, b"")),
+                ),
+                sending=False,
+            )
             return True
         limit = self.options.max_invalid
         if limit is not None and stats.invalid >= limit:
             # lines packed so far are still delivered: only reading stops
-            self._stop_with(FatalStop(f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
-                                      hint="fix the input (see the rejects file), then run the same command again"),
-                            sending=False)
+            self._stop_with(
+                FatalStop(
+                    f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
+                    hint="fix the input (see the rejects file), then run the same command again",
+                ),
+                sending=False,
+            )
             return True
         return False
 
@@ -1131,8 +1176,10 @@ class Importer:
         try:
             self.checkpoint.save(self.sources, settled, hashes)
         except OSError as exc:
-            raise FatalStop(f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
-                            hint="free space or fix the path (--checkpoint), then run the same command again") from None
+            raise FatalStop(
+                f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
+                hint="free space or fix the path (--checkpoint), then run the same command again",
+            ) from None
 
     # senders ------------------------------------------------------------------------------
 
@@ -1169,8 +1216,12 @@ class Importer:
                 self._stop_with(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 - never a dead thread and a hung import
-                self._stop_with(FatalStop(f"unexpected {type(exc).__name__} while sending: {exc}",
-                                          hint="run the same command again (with --checkpoint it resumes); please report this"))
+                self._stop_with(
+                    FatalStop(
+                        f"unexpected {type(exc).__name__} while sending: {exc}",
+                        hint="run the same command again (with --checkpoint it resumes); please report this",
+                    )
+                )
                 continue
             finally:
                 with self._stats_lock:
@@ -1193,11 +1244,13 @@ class Importer:
                 self.stats.sent += len(batch.calls)
             return True
         if status in (401, 403):
-            self._stop_with(FatalStop(
-                f"the API rejected the key (HTTP {status}); import stopped",
-                f"the key came from {self.session.source('api-key')}; no further requests were sent",
-                ExitCode.AUTH,
-            ))
+            self._stop_with(
+                FatalStop(
+                    f"the API rejected the key (HTTP {status}); import stopped",
+                    f"the key came from {self.session.source('api-key')}; no further requests were sent",
+                    ExitCode.AUTH,
+                )
+            )
             return False
         if self.stop.is_set() and (status is None or status >= 500 or status in (408, 429)):
             return False  # interrupted while retrying: left for the next run
@@ -1206,11 +1259,13 @@ class Importer:
             first, second = batch.halves()
             return self._deliver(first) & self._deliver(second)
         if status is None and not self.ever_delivered:
-            self._stop_with(FatalStop(
-                f"cannot reach {self.url}: {outcome.error}",
-                "check --endpoint/--region and your network; `cdp connect test` checks the setup",
-                ExitCode.NETWORK,
-            ))
+            self._stop_with(
+                FatalStop(
+                    f"cannot reach {self.url}: {outcome.error}",
+                    "check --endpoint/--region and your network; `cdp connect test` checks the setup",
+                    ExitCode.NETWORK,
+                )
+            )
             return False
         tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
         reason = f"HTTP {status}{tries}: {outcome.error}" if status is not None else f"{outcome.error}{tries}"
@@ -1230,7 +1285,7 @@ class Importer:
             self.stop.set()
 
     def _fail(self, batch: Batch, reason: str) -> None:
-        for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs)):
+        for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs), strict=True):
             if self.rejects.add(self.sources[source], line_no, reason, call):
                 self._echo(f"{self.sources[source].label}:{line_no}: not delivered: {reason}")
         with self._stats_lock:  # counted once every record is written (a FatalStop counts none)
@@ -1330,7 +1385,7 @@ def format_hint(source: Source, line: bytes) -> str:
         return f"it is zstd-compressed: zstdcat {name} | cdp import"
     if line.startswith(b"["):
         return f"it looks like one JSON array; turn it into one call per line: jq -c '.[]' {name} | cdp import"
-    return "cdp import reads NDJSON: one JSON object per line, each a call with its \"type\" (or give --type)"
+    return 'cdp import reads NDJSON: one JSON object per line, each a call with its "type" (or give --type)'
 
 
 # --rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
@@ -1341,7 +1396,9 @@ MAX_RATE = 1_000_000
 
 def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
     if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
-        raise UsageError(f"--batch-bytes must be between 1,000 and {MAX_REQUEST_BYTES:,} (the API's limit), not {batch_bytes:,}")
+        raise UsageError(
+            f"--batch-bytes must be between 1,000 and {MAX_REQUEST_BYTES:,} (the API's limit), not {batch_bytes:,}"
+        )
     if not 1 <= batch_events <= MAX_BATCH_CALLS:
         raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
     if not 1 <= concurrency <= 256:

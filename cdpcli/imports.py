@@ -6,7 +6,7 @@ import os
 import sys
 
 from cdpcli.errors import ExitCode, UsageError
-from cdpcli.importer import DEFAULT_REJECTS, ImportOptions, Importer, check_limits, make_sources
+from cdpcli.importer import DEFAULT_REJECTS, Importer, ImportOptions, check_limits, make_sources
 from cdpcli.session import SendOptions, open_session
 from cdpcli.wire import CALL_TYPES
 
@@ -40,7 +40,10 @@ def run_import(
     rejects_path = rejects if rejects is not None else DEFAULT_REJECTS
     for path in (rejects_path, checkpoint):
         if path and any(s.name != "-" and os.path.realpath(s.name) == os.path.realpath(path) for s in sources):
-            raise UsageError(f"{path} is both an input and an output", hint="write rejects/checkpoint to another file (--rejects, --checkpoint)")
+            raise UsageError(
+                f"{path} is both an input and an output",
+                hint="write rejects/checkpoint to another file (--rejects, --checkpoint)",
+            )
     if progress is None:
         progress = sys.stderr.isatty() and not opts.quiet
     options = ImportOptions(
@@ -117,8 +120,10 @@ def report(importer: Importer, code: int) -> None:
         elif code == ExitCode.INTERRUPTED:
             outcome.update(error="interrupted", hint=None)
         elif code != ExitCode.OK:
-            outcome.update(error=f"{rejected:,} of {calls:,} calls not delivered ({invalid:,} invalid, {failed:,} failed)",
-                           hint=f"see {rejects.path}; fix the records and feed the file back to cdp import")
+            outcome.update(
+                error=f"{rejected:,} of {calls:,} calls not delivered ({invalid:,} invalid, {failed:,} failed)",
+                hint=f"see {rejects.path}; fix the records and feed the file back to cdp import",
+            )
         out.json({**outcome, **stats, "rejected_file": rejects.path if rejected else None, "exit_code": code})
 
 

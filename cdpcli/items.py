@@ -99,7 +99,9 @@ def read_json_object(text: str | None, flag: str) -> dict[str, Any] | None:
         name = text[1:]
         if name == "-":
             if sys.stdin.isatty():
-                raise UsageError(f"{flag} @-: stdin is a terminal", hint=f"pipe JSON in, e.g. echo '{{}}' | cdp … {flag} @-")
+                raise UsageError(
+                    f"{flag} @-: stdin is a terminal", hint=f"pipe JSON in, e.g. echo '{{}}' | cdp … {flag} @-"
+                )
             stream = getattr(sys.stdin, "buffer", None)
             data, where = (stream.read() if stream is not None else sys.stdin.read()), "stdin"
         else:
@@ -120,12 +122,12 @@ def read_json_object(text: str | None, flag: str) -> dict[str, Any] | None:
         if str(exc).startswith("not valid UTF-8"):
             hint = f"save {text[1:] if where != 'stdin' else 'the input'} as UTF-8, e.g. with iconv -f latin1 -t utf-8"
         else:
-            hint = f"{flag} takes a JSON object such as '{{\"plan\":\"pro\"}}', or @FILE to read one from a file"
+            hint = f'{flag} takes a JSON object such as \'{{"plan":"pro"}}\', or @FILE to read one from a file'
         raise UsageError(f"{head}: {exc}{tail}", hint=hint) from None
     if not isinstance(value, dict):
         shown = data if isinstance(data, str) else data.decode("utf-8", "replace")
         raise UsageError(
             f"{flag}: expected a JSON object, got {type(value).__name__}: {shown.strip()[:80]!r}",
-            hint=f"{flag} takes an object such as '{{\"plan\":\"pro\"}}'",
+            hint=f'{flag} takes an object such as \'{{"plan":"pro"}}\'',
         )
     return value

@@ -28,10 +28,8 @@ accepts it and sends it with `"userId": ""`; wire accepts it as given.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any, Literal, Union
-
-from typing_extensions import Required, TypedDict
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +45,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from typing_extensions import Required, TypedDict
 
 from cdpcli.wire import CALL_TYPES, parse_timestamp
 
@@ -414,7 +413,7 @@ def strict_rules_hold(call: dict[str, Any]) -> bool:
 def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
     """The six models in one flavour (see the module docstring)."""
     if flavour == "strict":
-        return dict(zip(CALL_TYPES, _STRICT))  # type: ignore[arg-type]
+        return dict(zip(CALL_TYPES, _STRICT, strict=True))  # type: ignore[arg-type]
     lax = flavour == "lax"
     if lax:
         Id: Any = Annotated[str, BeforeValidator(_id)]
@@ -496,7 +495,7 @@ def _define(flavour: Flavour) -> dict[str, type[BaseModel]]:
         userId: Annotated[Id, Field(min_length=1)]
         previousId: Annotated[Id, Field(min_length=1)]
 
-    return dict(zip(CALL_TYPES, (Identify, Track, Page, Screen, Group, Alias)))
+    return dict(zip(CALL_TYPES, (Identify, Track, Page, Screen, Group, Alias), strict=True))
 
 
 _adapters: dict[tuple[str, str], TypeAdapter[Any]] = {}
@@ -511,7 +510,8 @@ def models(flavour: Flavour = "lax") -> dict[str, type[BaseModel]]:
 
 
 def _union(models: dict[str, type[BaseModel]]) -> Any:
-    return Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # type: ignore[misc]
+    # Union[...] of a runtime tuple: `X | Y` cannot be spelled for a computed set of models
+    return Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # type: ignore[misc]  # noqa: UP007
 
 
 def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
@@ -530,9 +530,10 @@ def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
     return _adapters[key]
 
 
-@lru_cache(maxsize=None)
+@cache
 def batch_envelope() -> TypeAdapter[Any]:
     """A /batch body's own fields, as the API judges them (`cdp serve`); its calls are checked apart."""
+
     class Envelope(BaseModel):
         model_config = ConfigDict(extra="ignore")
 
@@ -544,7 +545,7 @@ def batch_envelope() -> TypeAdapter[Any]:
     return TypeAdapter(Envelope)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _semantic_adapter(event: str) -> TypeAdapter[Any] | None:
     shape = _SEMANTIC_SHAPES.get(event)
     return TypeAdapter(shape) if shape else None

@@ -79,7 +79,9 @@ class Output:
         if self.json_mode:
             global _json_objects
             _json_objects += 1
-            head = json.dumps({"method": "POST", "url": url, "headers": headers}, ensure_ascii=False, separators=(",", ":"))
+            head = json.dumps(
+                {"method": "POST", "url": url, "headers": headers}, ensure_ascii=False, separators=(",", ":")
+            )
             self.result(head[:-1] + ',"body":' + body + "}")
         else:
             self.result("\n".join([f"POST {url}", *(f"{k}: {v}" for k, v in headers.items()), "", body]))
@@ -144,11 +146,18 @@ def reporting(out: Output | None = None) -> Iterator[None]:
             import traceback
 
             _stderr("".join(traceback.format_exc()))
-        _fail(out, printed_before, f"unexpected {type(exc).__name__}: {exc}", "run again with -vv and report this", ExitCode.ERROR)
+        _fail(
+            out,
+            printed_before,
+            f"unexpected {type(exc).__name__}: {exc}",
+            "run again with -vv and report this",
+            ExitCode.ERROR,
+        )
 
 
-def _fail(out: Output, printed_before: int, message: str, hint: str | None, code: int,
-          details: dict[str, Any] | None = None) -> None:
+def _fail(
+    out: Output, printed_before: int, message: str, hint: str | None, code: int, details: dict[str, Any] | None = None
+) -> None:
     import typer
 
     out.error(message, hint)
@@ -159,7 +168,14 @@ def _fail(out: Output, printed_before: int, message: str, hint: str | None, code
 
 def _json_error(out: Output, message: str, hint: str | None, code: int, details: dict[str, Any] | None = None) -> None:
     try:
-        out.json({**(details or {}), "ok": False, "error": (details or {}).get("error", message),
-                  "hint": hint, "exit_code": int(code)})
+        out.json(
+            {
+                **(details or {}),
+                "ok": False,
+                "error": (details or {}).get("error", message),
+                "hint": hint,
+                "exit_code": int(code),
+            }
+        )
     except (BrokenPipeError, ValueError):  # stdout closed: the exit code still tells
         pass

@@ -26,15 +26,15 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from pydantic_core import from_json, to_json
 
 from cdpcli.jsontext import JSONTextError, may_overflow
 from cdpcli.jsontext import loads as strict_loads
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size, now_timestamp
-
 
 # seconds between garbage collections while `cdp serve` runs (see Receiver._take_over_gc)
 SERVE_COLLECT_EVERY = 10.0
@@ -276,7 +276,12 @@ class Receiver:
                 # every method but POST (GET, TRACE, or one nobody has heard of); a body it may
                 # carry is left unread, so the connection closes after the answer
                 status = 405
-                await _reply(send, 405, _errors("the Data Pipelines API takes POST only"), {"Allow": "POST", "Connection": "close"})
+                await _reply(
+                    send,
+                    405,
+                    _errors("the Data Pipelines API takes POST only"),
+                    {"Allow": "POST", "Connection": "close"},
+                )
             else:
                 status = await self._post(scope, receive, send, path)
         except asyncio.CancelledError:  # a stop that could not wait any longer
@@ -285,11 +290,17 @@ class Receiver:
         except Exception as exc:  # noqa: BLE001 - one request's failure is no reason to stop serving
             status = 500
             self.log(f"{who}:{client[1] if client else '-'}: {type(exc).__name__}: {exc}")
-            await _reply_if_possible(send, 500, _errors(f"cdp serve could not handle this request ({type(exc).__name__})"),
-                                     {"Connection": "close"})
+            await _reply_if_possible(
+                send,
+                500,
+                _errors(f"cdp serve could not handle this request ({type(exc).__name__})"),
+                {"Connection": "close"},
+            )
         self.log(f'{who} "{scope["method"]} {path} HTTP/{scope["http_version"]}" {status} -')
 
-    async def _post(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str) -> int | str:
+    async def _post(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
+    ) -> int | str:
         with self._idle:
             self._in_flight += 1
         try:
@@ -303,13 +314,24 @@ class Receiver:
                     # small enough, so that a client busy sending it sees the 413
                     if length <= DRAIN_LIMIT and "expect" not in headers:
                         await _drain(receive, deadline)
-                    await _reply(send, 413, _errors(f"request body is {length:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"),
-                                 {"Connection": "close"})
+                    await _reply(
+                        send,
+                        413,
+                        _errors(f"request body is {length:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"),
+                        {"Connection": "close"},
+                    )
                     return 413
                 body = await _read_body(receive, headers, deadline)
             except _TooSlow:
-                await _reply(send, 408, _errors(f"the request body did not arrive within {self.read_timeout:g} s; "
-                                                "cdp serve does not wait for slow clients"), {"Connection": "close"})
+                await _reply(
+                    send,
+                    408,
+                    _errors(
+                        f"the request body did not arrive within {self.read_timeout:g} s; "
+                        "cdp serve does not wait for slow clients"
+                    ),
+                    {"Connection": "close"},
+                )
                 return 408
             except _Gone:
                 return "- (client went away)"
@@ -382,14 +404,20 @@ class Receiver:
             for index, call in enumerate(calls):
                 if not (call.get("userId") or call.get("anonymousId")) and identified_by_email(call):
                     where = f"batch[{index}]" if kind == "batch" else "identify"
-                    self.log(f"POST {path}: {where}: person identified by email {call['traits']['email']!r} (no userId or anonymousId)")
+                    self.log(
+                        f"POST {path}: {where}: person identified by email {call['traits']['email']!r} (no userId or anonymousId)"
+                    )
             if not self._record(calls, encoded, len(text)):
                 return self._cannot_record()
         return 200, {}, {}
 
     def _cannot_record(self) -> tuple[int, Any, dict[str, str]]:
         # 503, retryable: the calls were not recorded, and the client may send them again elsewhere
-        return 503, _errors(f"cdp serve cannot record calls: {self.broken_reason()}; it is stopping"), {"Connection": "close"}
+        return (
+            503,
+            _errors(f"cdp serve cannot record calls: {self.broken_reason()}; it is stopping"),
+            {"Connection": "close"},
+        )
 
     def broken_reason(self) -> str:
         """Why `out` cannot be written, for the 503 answers and serve's last words."""
@@ -441,7 +469,7 @@ class Receiver:
             return [], [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
         verdicts, encodings = self._check_calls(items)
         calls, encoded, errors = [], [], []
-        for index, (item, problem) in enumerate(zip(items, verdicts)):
+        for index, (item, problem) in enumerate(zip(items, verdicts, strict=True)):
             if problem:
                 errors.append(f"batch[{index}]: {problem}")
             else:
@@ -496,7 +524,7 @@ class Receiver:
                 # closing brace: a json.dumps per call took 8.8 of the 18 ms a 470 KB batch cost
                 tail = b',"receivedAt":"%s"}' % received.encode()
                 lines = []
-                for call, made in zip(calls, encoded):
+                for call, made in zip(calls, encoded, strict=True):
                     if made is None or "receivedAt" in call:
                         call["receivedAt"] = received
                         lines.append(to_json(call))
@@ -669,7 +697,9 @@ async def _read_body(receive: Callable[..., Any], headers: dict[str, str], deadl
         if size > MAX_RAW_BYTES:
             if more:
                 await _drain(receive, deadline)
-            return _Body(size, None, (413, f"request body is over {MAX_RAW_BYTES:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"))
+            return _Body(
+                size, None, (413, f"request body is over {MAX_RAW_BYTES:,} bytes; the limit is {MAX_REQUEST_BYTES:,}")
+            )
         if inflater is not None:
             inflater.feed(chunk)
         elif chunk:
@@ -678,7 +708,11 @@ async def _read_body(receive: Callable[..., Any], headers: dict[str, str], deadl
         return _Body(size, parts[0] if len(parts) == 1 else b"".join(parts))
     text = inflater.result()
     if inflater.over:
-        return _Body(size, None, (413, f"request body inflates to over {MAX_REQUEST_BYTES:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"))
+        return _Body(
+            size,
+            None,
+            (413, f"request body inflates to over {MAX_REQUEST_BYTES:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"),
+        )
     if text is None:
         return _Body(size, None, (400, "body is not valid gzip"))
     return _Body(size, text)
@@ -690,7 +724,11 @@ def _response_head(status: int, extra: dict[str, str]) -> list[tuple[bytes, byte
 
 async def _reply(send: Callable[..., Any], status: int, body: Any, extra: dict[str, str]) -> None:
     data = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data)), *_response_head(status, extra)]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(data)),
+        *_response_head(status, extra),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})
 
@@ -736,8 +774,17 @@ def _server_for(receiver: Receiver) -> Any:
 
     server_class, protocol_class = _uvicorn_classes()
     config = uvicorn.Config(
-        receiver, http=protocol_class, ws="none", lifespan="off", interface="asgi3", log_config=None,
-        access_log=False, proxy_headers=False, server_header=False, date_header=False, backlog=BACKLOG,
+        receiver,
+        http=protocol_class,
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        backlog=BACKLOG,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # type: ignore[arg-type]
     )
     config.load()
@@ -913,8 +960,11 @@ def _uvicorn_classes() -> tuple[type, type]:
             self._stop_head_clock()
             self._in_head = False
             if self._over_limit:
-                self._refuse(503, f"cdp serve has {self.receiver.max_connections:,} connections open, its limit; "
-                                  "try again shortly", {"Retry-After": "1"})
+                self._refuse(
+                    503,
+                    f"cdp serve has {self.receiver.max_connections:,} connections open, its limit; try again shortly",
+                    {"Retry-After": "1"},
+                )
                 return
             super().on_headers_complete()
 
@@ -926,7 +976,6 @@ def _uvicorn_classes() -> tuple[type, type]:
             if self.cycle is not None and not self.transport.is_closing():
                 super().on_message_complete()
             self._in_head, self._head_bytes = True, 0
-
 
         def _start_head_clock(self) -> None:
             if self._head_clock is None:
@@ -942,8 +991,11 @@ def _uvicorn_classes() -> tuple[type, type]:
             if self.transport.is_closing():
                 return
             if self._head_bytes:
-                self._refuse(408, f"the request line and headers did not arrive within {self.receiver.read_timeout:g} s; "
-                                  "cdp serve does not wait for slow clients")
+                self._refuse(
+                    408,
+                    f"the request line and headers did not arrive within {self.receiver.read_timeout:g} s; "
+                    "cdp serve does not wait for slow clients",
+                )
             else:  # connected and said nothing: closed without a word
                 self.transport.close()
 
@@ -960,8 +1012,12 @@ def _uvicorn_classes() -> tuple[type, type]:
                 cycle.disconnected = True  # its application stops waiting, and sends nothing
                 cycle.message_event.set()
             data = json.dumps(_errors(message)).encode()
-            head = [b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode()),
-                    b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(data), b"connection: close\r\n"]
+            head = [
+                b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode()),
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(data),
+                b"connection: close\r\n",
+            ]
             head += [b"%s: %s\r\n" % pair for pair in _response_head(status, extra or {})]
             self.transport.write(b"".join(head) + b"\r\n" + data)
             self.transport.close()
@@ -981,13 +1037,23 @@ def _parser_problem(exc: BaseException) -> str:
     import httptools
 
     if isinstance(exc, httptools.HttpParserCallbackError):
-        return "the request target is not a valid path" if exc.__context__ is not None else "the request could not be read"
+        return (
+            "the request target is not a valid path" if exc.__context__ is not None else "the request could not be read"
+        )
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     return text[:1].lower() + text[1:]
 
 
-def run_server(*, host: str, port: int, api_key: str | None, out_path: str | None, fail_rate: float, latency_ms: int,
-               seed: int | None = None) -> None:
+def run_server(
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    out_path: str | None,
+    fail_rate: float,
+    latency_ms: int,
+    seed: int | None = None,
+) -> None:
     """Serve until interrupted, or until the output can no longer be written. The banner and the
     log go to stderr, so stdout stays pure NDJSON.
 
@@ -1002,8 +1068,17 @@ def run_server(*, host: str, port: int, api_key: str | None, out_path: str | Non
 
     _raise_open_files_limit()
     try:
-        receiver = Receiver(host, port, api_key=api_key, fail_rate=fail_rate, latency_ms=latency_ms, keep=False, seed=seed,
-                            collect_every=SERVE_COLLECT_EVERY, log=lambda text: print(text, file=sys.stderr, flush=True))
+        receiver = Receiver(
+            host,
+            port,
+            api_key=api_key,
+            fail_rate=fail_rate,
+            latency_ms=latency_ms,
+            keep=False,
+            seed=seed,
+            collect_every=SERVE_COLLECT_EVERY,
+            log=lambda text: print(text, file=sys.stderr, flush=True),
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             hint = "another program listens there: pick another --port (0 picks a free one)"
@@ -1014,20 +1089,28 @@ def run_server(*, host: str, port: int, api_key: str | None, out_path: str | Non
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint=hint) from None
     try:
         # opened once listening works, so that a busy port leaves no empty file behind
-        out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout
+        out = open(out_path, "a", encoding="utf-8") if out_path else sys.stdout  # noqa: SIM115 (the server owns it)
     except OSError as exc:
         receiver.stop()
-        hints = {errno.ENOENT: "its directory does not exist: create it first, or pick another path",
-                 errno.EISDIR: "--out takes a file name, not a directory",
-                 errno.EACCES: "you may not write there: pick a path you can write"}
-        raise UsageError(f"cannot open --out {out_path!r} for appending: {exc.strerror or exc}",
-                         hint=hints.get(exc.errno or 0, "pick a file you can write")) from None
+        hints = {
+            errno.ENOENT: "its directory does not exist: create it first, or pick another path",
+            errno.EISDIR: "--out takes a file name, not a directory",
+            errno.EACCES: "you may not write there: pick a path you can write",
+        }
+        raise UsageError(
+            f"cannot open --out {out_path!r} for appending: {exc.strerror or exc}",
+            hint=hints.get(exc.errno or 0, "pick a file you can write"),
+        ) from None
     receiver.out = out
     address = receiver._address[0]
     if not is_loopback(address):
-        print(f"Warning: --host {host} listens on {address}, not a loopback address: anyone who can reach this machine "
-              f"can send calls to it (plain HTTP, any non-empty key unless --api-key is given); use --host 127.0.0.1 "
-              f"or ::1 to keep it to this machine", file=sys.stderr, flush=True)
+        print(
+            f"Warning: --host {host} listens on {address}, not a loopback address: anyone who can reach this machine "
+            f"can send calls to it (plain HTTP, any non-empty key unless --api-key is given); use --host 127.0.0.1 "
+            f"or ::1 to keep it to this machine",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         receiver.serve_forever()
@@ -1047,12 +1130,17 @@ def run_server(*, host: str, port: int, api_key: str | None, out_path: str | Non
     where = repr(out_path) if out_path else "stdout"
     recorded = f"{receiver.accepted:,} call{'' if receiver.accepted == 1 else 's'} recorded"
     if isinstance(receiver.broken, BrokenPipeError):
-        print(f"cdp serve: stopped: {where} was closed by its reader ({recorded}; later requests were answered 503)",
-              file=sys.stderr, flush=True)
+        print(
+            f"cdp serve: stopped: {where} was closed by its reader ({recorded}; later requests were answered 503)",
+            file=sys.stderr,
+            flush=True,
+        )
         return
-    raise CdpError(f"cannot write to {where}: {_strerror(receiver.broken)}; cdp serve stopped ({recorded})",
-                   hint="the requests it could not record were answered 503, so clients retry them: "
-                        "free space or pick another --out, and start it again")
+    raise CdpError(
+        f"cannot write to {where}: {_strerror(receiver.broken)}; cdp serve stopped ({recorded})",
+        hint="the requests it could not record were answered 503, so clients retry them: "
+        "free space or pick another --out, and start it again",
+    )
 
 
 def _raise_open_files_limit() -> None:
@@ -1064,6 +1152,8 @@ def _raise_open_files_limit() -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         want = MAX_CONNECTIONS + 256
         if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
+            )
     except (ImportError, ValueError, OSError):  # no resource module (Windows), or not allowed
         pass

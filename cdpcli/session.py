@@ -91,8 +91,7 @@ def check_api_key(api_key: str, origin: str) -> None:
     problem = api_key_problem(api_key)
     if problem:
         raise UsageError(
-            f"{origin}: the API key holds {problem} (the key is not shown); an API key is "
-            "printable ASCII",
+            f"{origin}: the API key holds {problem} (the key is not shown); an API key is printable ASCII",
             hint="copy the key again from the HTTP source's settings in Customer.io; a key read "
             "from a file or pasted may carry a line break or a stray character",
         )

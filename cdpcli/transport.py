@@ -116,14 +116,22 @@ def describe_network_error(exc: Exception, timeout: float, proxy: str | None = N
         kind, message = "timeout", f"timed out after {timeout:g}s ({type(exc).__name__})"
     elif "ssl" in lowered or "certificate" in lowered:
         kind, message = "tls", f"TLS error: {text}"
-    elif "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered or "name resolution" in lowered:
+    elif (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or "getaddrinfo" in lowered
+        or "name resolution" in lowered
+    ):
         kind, message = "dns", f"DNS lookup failed: {text}"
     elif "refused" in lowered:
         kind, message = "refused", "connection refused"
     else:
         kind, message = "network", text
     if proxy and kind != "tls":  # a TLS error is with the endpoint (tunnelled through the proxy)
-        return "proxy", f"{message} by the proxy {proxy}" if kind == "refused" else f"{message} (through the proxy {proxy})"
+        return (
+            "proxy",
+            f"{message} by the proxy {proxy}" if kind == "refused" else f"{message} (through the proxy {proxy})",
+        )
     return kind, message
 
 
@@ -137,7 +145,9 @@ def _proxy_setting_error(exc: Exception) -> Exception:
 
     from cdpcli.errors import UsageError
 
-    shown = ", ".join(f"{name}={_without_userinfo(os.environ[name])!r}" for name in _PROXY_VARIABLES if os.environ.get(name))
+    shown = ", ".join(
+        f"{name}={_without_userinfo(os.environ[name])!r}" for name in _PROXY_VARIABLES if os.environ.get(name)
+    )
     if not shown:
         return exc
     return UsageError(
@@ -209,7 +219,7 @@ class Sender:
                 follow_redirects=False,
                 # Loading the CA bundle costs ~40-70 ms at start-up; a plain-http endpoint
                 # (cdp serve, a local proxy) never uses it.
-                verify=True if tls else False,
+                verify=bool(tls),
             )
         except (ImportError, ValueError, httpx.InvalidURL) as exc:
             raise _proxy_setting_error(exc) from None
@@ -262,7 +272,9 @@ class Sender:
             if not is_retryable(status) or attempt > self.retries or self.stop.is_set():
                 return outcome
             # every retry counts against --retries; the server's Retry-After replaces the backoff
-            delay = wait_hint if wait_hint is not None else backoff_seconds(attempt, self.backoff_base, self.backoff_cap)
+            delay = (
+                wait_hint if wait_hint is not None else backoff_seconds(attempt, self.backoff_base, self.backoff_cap)
+            )
             if self.on_retry:
                 what = f"HTTP {status}" if status is not None else error
                 self.on_retry(f"{what.rstrip('.')}; retrying {request.url} in {delay:.1f}s (retry {attempt})")

@@ -83,9 +83,7 @@ def parse_timestamp(value: str | int | float) -> str:
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
-        raise ValueError(
-            f"{value!r} is not an ISO-8601 date-time (e.g. 2026-11-27T13:31:42Z)"
-        ) from None
+        raise ValueError(f"{value!r} is not an ISO-8601 date-time (e.g. 2026-11-27T13:31:42Z)") from None
     return format_timestamp(moment)
 
 
@@ -187,7 +185,9 @@ def base_url(endpoint: str | None, region: str) -> str:
     if port == 0:
         raise EndpointError(f"{shown} has an invalid port (a number from 1 to 65535)", example)
     if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise EndpointError(f"{shown}: a base URL takes no ?query or #fragment (cdp appends /track, /batch, …)", example)
+        raise EndpointError(
+            f"{shown}: a base URL takes no ?query or #fragment (cdp appends /track, /batch, …)", example
+        )
     if "/" not in url[scheme_end + 3 :]:
         url += "/v1"
     # schemes are case-insensitive: `HTTPS://` must still get certificate checks (the sender
@@ -323,7 +323,5 @@ def build_headers(api_key: str | None, *, strict: bool, gzip: bool) -> dict[str,
     return headers
 
 
-def single_request(
-    call: dict[str, Any], base: str, headers: dict[str, str], *, gzip: bool = False
-) -> Request:
+def single_request(call: dict[str, Any], base: str, headers: dict[str, str], *, gzip: bool = False) -> Request:
     return Request(f"{base}/{call['type']}", headers, call, gzip=gzip, calls=[call])

@@ -10,10 +10,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
-from typer.testing import CliRunner
-
-from cdpcli.cli import app
-from cdpcli.server import Receiver
 
 # Property tests (hypothesis, and schemathesis on top of it) are deterministic by default: each
 # test draws the same inputs on every run (derandomize, no example database), so a test fails
@@ -22,12 +18,20 @@ from cdpcli.server import Receiver
 # temporary directories) and replayed first (see README).
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
+from typer.testing import CliRunner
+
+from cdpcli.cli import app
+from cdpcli.server import Receiver
 
 EXPLORE = os.environ.get("CDP_TEST_EXPLORE", "").strip() not in ("", "0")
 _hypothesis_settings.register_profile("cdp-deterministic", derandomize=True, print_blob=False)
 _hypothesis_settings.register_profile(
-    "cdp-explore", derandomize=False, print_blob=True,
-    database=DirectoryBasedExampleDatabase(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".hypothesis", "examples")),
+    "cdp-explore",
+    derandomize=False,
+    print_blob=True,
+    database=DirectoryBasedExampleDatabase(
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".hypothesis", "examples")
+    ),
 )
 _hypothesis_settings.load_profile("cdp-explore" if EXPLORE else "cdp-deterministic")
 

@@ -8,7 +8,7 @@ context), so every `oneOf` is read as `anyOf`.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,12 @@ def _one_of_as_any_of(node: Any) -> Any:
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def document() -> dict[str, Any]:
     return json.loads(DOCUMENT.read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(component: str) -> Draft202012Validator:
     """A validator for `#/components/schemas/<component>`, refs resolved within the document."""
     components = _one_of_as_any_of(document()["components"])

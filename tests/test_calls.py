@@ -28,8 +28,13 @@ CASES = [
     ),
     (
         ["page", "--anonymous-id", "anon-1", "--name", "Pricing", "--category", "Docs", "-p", "url=https://e.com/p"],
-        {"type": "page", "anonymousId": "anon-1", "name": "Pricing", "category": "Docs",
-         "properties": {"category": "Docs", "url": "https://e.com/p"}},
+        {
+            "type": "page",
+            "anonymousId": "anon-1",
+            "name": "Pricing",
+            "category": "Docs",
+            "properties": {"category": "Docs", "url": "https://e.com/p"},
+        },
     ),
     (
         ["screen", "--user-id", "7", "--name", "Checkout", "-p", "step:=2"],
@@ -37,7 +42,13 @@ CASES = [
     ),
     (
         ["group", "-u", "42", "--group", "acme", "--object-type-id", "3", "-t", "name=Acme", "-t", "seats:=50"],
-        {"type": "group", "userId": "42", "groupId": "acme", "objectTypeId": "3", "traits": {"name": "Acme", "seats": 50}},
+        {
+            "type": "group",
+            "userId": "42",
+            "groupId": "acme",
+            "objectTypeId": "3",
+            "traits": {"name": "Acme", "seats": 50},
+        },
     ),
     (
         ["group", "-u", "42", "--group-id", "acme"],
@@ -90,11 +101,23 @@ def test_json_result_line(send, receiver):
 def test_context_timestamp_message_id_and_integrations(send, receiver, tmp_path):
     (tmp_path / "ctx.json").write_text('{"ip":"1.2.3.4","library":{"name":"mine"}}')
     run = send(
-        "track", "-u", "1", "-e", "E",
-        "--context", "@ctx.json", "-c", "page.url=https://e.com", "-c", "active:=true",
-        "--integrations", '{"All":false}',
-        "--timestamp", "2026-01-02T03:04:05+01:00",
-        "--message-id", "my-id-1",
+        "track",
+        "-u",
+        "1",
+        "-e",
+        "E",
+        "--context",
+        "@ctx.json",
+        "-c",
+        "page.url=https://e.com",
+        "-c",
+        "active:=true",
+        "--integrations",
+        '{"All":false}',
+        "--timestamp",
+        "2026-01-02T03:04:05+01:00",
+        "--message-id",
+        "my-id-1",
     )
     assert run.exit_code == 0, run.stderr
     body = receiver.requests[0].body
@@ -204,7 +227,10 @@ def test_invalid_traits_json_names_flag_and_quotes_input(send, receiver):
     run = send("identify", "-u", "1", "--traits", "{plan: pro}")
     assert run.exit_code == 2
     assert run.stdout == ""
-    assert "Error: --traits: invalid JSON: Expecting property name enclosed in double quotes (line 1 column 2)" in run.stderr
+    assert (
+        "Error: --traits: invalid JSON: Expecting property name enclosed in double quotes (line 1 column 2)"
+        in run.stderr
+    )
     assert "'{plan: pro}'" in run.stderr
     assert receiver.requests == []
 
@@ -235,7 +261,9 @@ def test_missing_event_is_a_usage_error(send, receiver):
     assert run.stdout == ""
 
 
-@pytest.mark.parametrize("command", [["identify"], ["track", "-e", "E"], ["page"], ["screen"], ["group", "--group", "g"]])
+@pytest.mark.parametrize(
+    "command", [["identify"], ["track", "-e", "E"], ["page"], ["screen"], ["group", "--group", "g"]]
+)
 def test_identity_required(send, receiver, command):
     run = send(*command)
     assert run.exit_code == 2
@@ -263,7 +291,18 @@ def test_call_over_32000_bytes(send, receiver):
 
 
 def test_wrong_key_exits_3(cli, receiver):
-    run = cli("track", "-u", "1", "-e", "E", "--endpoint", receiver.url, "--api-key", "wrong-key-000000", secret="wrong-key-000000")
+    run = cli(
+        "track",
+        "-u",
+        "1",
+        "-e",
+        "E",
+        "--endpoint",
+        receiver.url,
+        "--api-key",
+        "wrong-key-000000",
+        secret="wrong-key-000000",
+    )
     assert run.exit_code == 3
     assert "Error: the API rejected the key (HTTP 401)" in run.stderr
     assert "the key came from --api-key" in run.stderr
@@ -326,7 +365,9 @@ def test_connection_refused_exits_6(cli):
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    run = cli("track", "-u", "1", "-e", "E", "--endpoint", f"http://127.0.0.1:{port}", "--api-key", API_KEY, "--retries", "0")
+    run = cli(
+        "track", "-u", "1", "-e", "E", "--endpoint", f"http://127.0.0.1:{port}", "--api-key", API_KEY, "--retries", "0"
+    )
     assert run.exit_code == 6
     assert f"Error: could not reach http://127.0.0.1:{port}/v1/track: connection refused" in run.stderr
 
@@ -361,10 +402,15 @@ REFUSED = [
     (["-p", "k=v\udcfe"], "Error: -p 'k=v\\udcfe': not valid text"),
     (["-p", "k\udcfe:=1"], "Error: -p 'k\\udcfe:=1': not valid text"),
     (["--properties", '{"k":"\udcfe"}'], "Error: --properties: lone surrogate \\udcfe in a string"),
-    (["--timestamp", "1732714302123"],
-     "Error: --timestamp: '1732714302123' looks like Unix time in milliseconds; cdp reads Unix time in seconds "
-     "(1732714302.123) or an ISO-8601 date-time\nHint: give seconds: --timestamp 1732714302.123\n"),
-    (["--timestamp", "99999999999999999999"], "Error: --timestamp: '99999999999999999999' is not an ISO-8601 date-time"),
+    (
+        ["--timestamp", "1732714302123"],
+        "Error: --timestamp: '1732714302123' looks like Unix time in milliseconds; cdp reads Unix time in seconds "
+        "(1732714302.123) or an ISO-8601 date-time\nHint: give seconds: --timestamp 1732714302.123\n",
+    ),
+    (
+        ["--timestamp", "99999999999999999999"],
+        "Error: --timestamp: '99999999999999999999' is not an ISO-8601 date-time",
+    ),
 ]
 
 
@@ -413,7 +459,9 @@ def test_non_utf8_stdin_is_a_usage_error(send, receiver):
 def test_two_options_reading_stdin(send, receiver):
     run = send("identify", "-u", "1", "--traits", "@-", "--context", "@-", input='{"a":1}')
     assert (run.exit_code, run.stdout) == (2, "")
-    assert run.stderr.startswith("Error: --traits and --context both read @- (stdin), which can be read only once\nHint: ")
+    assert run.stderr.startswith(
+        "Error: --traits and --context both read @- (stdin), which can be read only once\nHint: "
+    )
     assert receiver.requests == []
 
 
@@ -424,9 +472,17 @@ def test_undecodable_argv_bytes_in_a_real_process(tmp_path):
     import sys
 
     env = {**os.environ, "CDP_CONFIG_DIR": str(tmp_path / "config")}
-    for args in ([b"--user", b"\xff\xfe"], [b"--user", b"1", b"-p", b"k=\xe9t\xe9"], [b"--user", b"1", b"--properties", b'{"a":"\xff"}']):
-        done = subprocess.run([sys.executable, "-m", "cdpcli", "track", "-e", "E", "--dry-run", *args],
-                              env=env, capture_output=True, timeout=60)
+    for args in (
+        [b"--user", b"\xff\xfe"],
+        [b"--user", b"1", b"-p", b"k=\xe9t\xe9"],
+        [b"--user", b"1", b"--properties", b'{"a":"\xff"}'],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "cdpcli", "track", "-e", "E", "--dry-run", *args],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
         assert done.returncode == 2, done.stderr
         assert done.stdout == b""
         assert done.stderr.startswith(b"Error: ") and b"Hint: " in done.stderr
@@ -443,9 +499,11 @@ def test_object_type_id_must_be_a_stringified_integer(send, receiver):
 
 def test_numeric_timestamp_out_of_range_in_an_import_line_is_a_reject_not_a_crash(send, receiver, tmp_path):
     source = tmp_path / "in.ndjson"
-    source.write_text('{"type":"track","userId":"1","event":"E","timestamp":1e20}\n'
-                      '{"type":"track","userId":"1","event":"E","timestamp":1732714302123}\n'
-                      '{"type":"track","userId":"1","event":"E"}\n')
+    source.write_text(
+        '{"type":"track","userId":"1","event":"E","timestamp":1e20}\n'
+        '{"type":"track","userId":"1","event":"E","timestamp":1732714302123}\n'
+        '{"type":"track","userId":"1","event":"E"}\n'
+    )
     run = send("import", str(source), "--rejects", str(tmp_path / "rejects.ndjson"))
     assert run.exit_code == 1, run.stderr
     assert "unexpected" not in run.stderr
@@ -511,8 +569,15 @@ def test_endpoint_with_user_and_password_is_refused_and_never_shown_or_sent(cli,
 # -- API keys that cannot go in a header (issue 16 item 1) ----------------------------------
 
 
-BAD_KEYS = ["sk_us_SECRETab\ncd1234", "sk_us_SECRETab\rcd1234", "sk_us_SECRETab\x1bcd1234", "sk_us_SECRETab\tcd1234",
-            "sk_us_SECRETabécd1234", "plainSECRETkey\x7f1234", "plainSECRETkey\udcff1234"]
+BAD_KEYS = [
+    "sk_us_SECRETab\ncd1234",
+    "sk_us_SECRETab\rcd1234",
+    "sk_us_SECRETab\x1bcd1234",
+    "sk_us_SECRETab\tcd1234",
+    "sk_us_SECRETabécd1234",
+    "plainSECRETkey\x7f1234",
+    "plainSECRETkey\udcff1234",
+]
 
 
 @pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
@@ -529,8 +594,9 @@ def test_api_key_with_control_or_non_ascii_characters(cli, receiver, monkeypatch
         config = tmp_path / "config"
         config.mkdir(mode=0o700, exist_ok=True)
         # written by hand (or another tool): cdp must still refuse it, not send it
-        (config / "config.toml").write_text(f"[default]\napi-key = {json_module.dumps(key)}\n",
-                                            encoding="utf-8", errors="surrogateescape")
+        (config / "config.toml").write_text(
+            f"[default]\napi-key = {json_module.dumps(key)}\n", encoding="utf-8", errors="surrogateescape"
+        )
         (config / "config.toml").chmod(0o600)
     for extra in ([], ["--json"], ["-vv", "--retries", "2"]):
         run = cli("track", "-u", "1", "-e", "E", "--endpoint", receiver.url, *args, *extra, secret=key)
@@ -581,14 +647,30 @@ def test_a_server_echoing_the_key_never_gets_it_printed(send, receiver, flags):
     assert "the API answered HTTP 400 after 2 attempts: bad request from Basic **** (key ****)" in run.stderr
 
 
-@pytest.mark.parametrize("flags", [["-v"], ["-vv"], ["--json"], ["--dry-run"], ["--dry-run", "--json"], ["-vv", "--json"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "flags", [["-v"], ["-vv"], ["--json"], ["--dry-run"], ["--dry-run", "--json"], ["-vv", "--json"]], ids=" ".join
+)
 @pytest.mark.parametrize("key", [API_KEY, "sk_us_0123456789abcdefSECRET"], ids=["basic", "bearer"])
 def test_the_key_never_appears_in_any_output_mode(cli, key, flags):
     from cdpcli.server import Receiver
 
     with Receiver(api_key=key) as server:
         server.script.append(Scripted(503))
-        run = cli("track", "-u", "1", "-e", "E", "--endpoint", server.url, "--api-key", key, "--retries", "2", *flags, secret=key)
+        run = cli(
+            "track",
+            "-u",
+            "1",
+            "-e",
+            "E",
+            "--endpoint",
+            server.url,
+            "--api-key",
+            key,
+            "--retries",
+            "2",
+            *flags,
+            secret=key,
+        )
         assert run.exit_code == 0, run.stderr
         encoded = base64.b64encode(f"{key}:".encode()).decode()
         assert encoded not in run.stdout + run.stderr and encoded.rstrip("=") not in run.stdout + run.stderr
@@ -603,7 +685,11 @@ def test_the_key_never_appears_in_any_output_mode(cli, key, flags):
     ("args", "code", "error"),
     [
         (["track", "-u", "1", "-e", "E"], 2, "no API key found"),
-        (["track", "-u", "1", "-e", "E", "--api-key", API_KEY, "-p", "n:=NaN"], 2, "-p 'n:=NaN': the JSON after ':=' is refused"),
+        (
+            ["track", "-u", "1", "-e", "E", "--api-key", API_KEY, "-p", "n:=NaN"],
+            2,
+            "-p 'n:=NaN': the JSON after ':=' is refused",
+        ),
         (["track", "-e", "E", "--api-key", API_KEY], 2, "invalid track call"),
         (["track", "-u", "1", "-e", "E", "--dry-run", "-p", "oops"], 2, "-p 'oops': expected KEY=VALUE or KEY:=JSON"),
         (["connect", "test"], 2, "no API key found"),
@@ -663,9 +749,19 @@ def test_ctrl_c_during_a_retry_after_wait_exits_at_once(receiver, tmp_path):
     import sys
 
     receiver.script.append(Scripted(429, headers={"Retry-After": "300"}))
-    env = {**os.environ, "CDP_CONFIG_DIR": str(tmp_path / "config"), "CDP_API_KEY": API_KEY, "CDP_ENDPOINT": receiver.url}
-    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "track", "-u", "1", "-e", "E", "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "CDP_CONFIG_DIR": str(tmp_path / "config"),
+        "CDP_API_KEY": API_KEY,
+        "CDP_ENDPOINT": receiver.url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "track", "-u", "1", "-e", "E", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()  # blocks until the retry line: cdp is now waiting 300 s
         assert "HTTP 429; retrying" in line and "in 300.0s" in line
@@ -681,10 +777,13 @@ def test_ctrl_c_during_a_retry_after_wait_exits_at_once(receiver, tmp_path):
     assert len(receiver.requests) == 1
 
 
-@pytest.mark.parametrize("args, flag", [
-    (("-p", "k:=" + "[" * 201 + "]" * 201), "--properties"),  # 200 levels alone, 201 inside properties
-    (("-c", ".".join(["a"] * 300) + "=x"), "--context"),
-])
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (("-p", "k:=" + "[" * 201 + "]" * 201), "--properties"),  # 200 levels alone, 201 inside properties
+        (("-c", ".".join(["a"] * 300) + "=x"), "--context"),
+    ],
+)
 def test_nesting_is_checked_on_the_assembled_call(cli, args, flag):
     run = cli("track", "--user", "1", "--event", "E", "--dry-run", *args)
     assert run.exit_code == 2 and run.stdout == ""

@@ -13,15 +13,22 @@ import pytest
 
 def cdp(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ.get("PATH", ""), "CDP_CONFIG_DIR": str(cwd / "cfg")}
-    return subprocess.run([sys.executable, "-m", "cdpcli", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cdpcli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize("args, error", [
-    (("track", "--user", "1", "--json"), "Missing option '--event'"),
-    (("track", "--user", "1", "--event", "E", "--retries", "abc", "--json", "--dry-run"), "Invalid value for '--retries'"),
-    (("import", "--no-such-flag", "--json"), "No such option: --no-such-flag"),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (("track", "--user", "1", "--json"), "Missing option '--event'"),
+        (
+            ("track", "--user", "1", "--event", "E", "--retries", "abc", "--json", "--dry-run"),
+            "Invalid value for '--retries'",
+        ),
+        (("import", "--no-such-flag", "--json"), "No such option: --no-such-flag"),
+    ],
+)
 def test_usage_errors_before_a_command_runs_are_one_json_object(tmp_path, args, error):
     run = cdp(*args, cwd=tmp_path)
     assert run.returncode == 2

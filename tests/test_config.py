@@ -164,7 +164,10 @@ def test_a_bad_value_written_into_the_file_by_hand_names_the_file(cli):
     config_file().chmod(0o600)
     run = cli("track", "-u", "1", "-e", "E", "--dry-run")
     assert run.exit_code == 2 and run.stdout == ""
-    assert f"Error: {config_file()} [default] timeout: timeout must be a positive number of seconds up to 86,400, not nan" in run.stderr
+    assert (
+        f"Error: {config_file()} [default] timeout: timeout must be a positive number of seconds up to 86,400, not nan"
+        in run.stderr
+    )
     assert "Hint: store a valid value: cdp config set timeout VALUE --profile default" in run.stderr
     # a flag or the environment overrides it, as the precedence says
     assert cli("track", "-u", "1", "-e", "E", "--dry-run", "--timeout", "5").exit_code == 0
@@ -213,7 +216,9 @@ def mv_command(path: Path) -> str:
 
 def test_a_broken_config_does_not_block_a_command_whose_settings_are_all_given(cli):
     path = break_config()
-    run = cli("track", "-u", "1", "-e", "E", "--dry-run", "--api-key", KEY, "--endpoint", "http://127.0.0.1:1", secret=KEY)
+    run = cli(
+        "track", "-u", "1", "-e", "E", "--dry-run", "--api-key", KEY, "--endpoint", "http://127.0.0.1:1", secret=KEY
+    )
     assert run.exit_code == 0, run.stderr
     assert run.stdout.startswith("POST http://127.0.0.1:1/v1/track\n")
     warnings = [line for line in run.stderr.splitlines() if line.startswith("Warning: ")]
@@ -235,7 +240,11 @@ def test_a_broken_config_with_the_key_in_the_environment_goes_on(cli):
 
 def test_a_broken_config_that_is_needed_is_an_error_that_says_how_to_fix_it(cli):
     path = break_config()
-    for args in (["track", "-u", "1", "-e", "E"], ["track", "-u", "1", "-e", "E", "--dry-run"], ["config", "list", "--resolved"]):
+    for args in (
+        ["track", "-u", "1", "-e", "E"],
+        ["track", "-u", "1", "-e", "E", "--dry-run"],
+        ["config", "list", "--resolved"],
+    ):
         run = cli(*args)
         assert run.exit_code == 2, (args, run.stderr)
         assert run.stdout == ""
@@ -313,7 +322,9 @@ def test_a_config_file_that_is_a_fifo_does_not_hang(tmp_path):
     os.mkfifo(directory / "config.toml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")} | {"CDP_CONFIG_DIR": str(directory)}
     try:
-        run = subprocess.run([sys.executable, "-m", "cdpcli", "config", "list"], env=env, capture_output=True, text=True, timeout=30)
+        run = subprocess.run(
+            [sys.executable, "-m", "cdpcli", "config", "list"], env=env, capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("cdp config list hung on a FIFO config.toml")
     assert run.returncode == 2 and "is not a regular file" in run.stderr
@@ -352,7 +363,9 @@ def test_a_symlinked_config_file_is_refused(cli, tmp_path):
 
 
 @pytest.mark.parametrize("mask", [0o000, 0o022, 0o077])
-def test_config_directories_cdp_creates_are_0700_and_the_file_0600_whatever_the_umask(cli, umask, tmp_path, monkeypatch, mask):
+def test_config_directories_cdp_creates_are_0700_and_the_file_0600_whatever_the_umask(
+    cli, umask, tmp_path, monkeypatch, mask
+):
     base = tmp_path / "home"
     base.mkdir()
     base.chmod(0o755)
@@ -419,8 +432,16 @@ def test_config_set_api_key_in_a_subprocess_is_private(tmp_path):
     directory = tmp_path / "sub" / "cdp"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")} | {"CDP_CONFIG_DIR": str(directory)}
     run = subprocess.run(
-        [sys.executable, "-c", "import os, runpy, sys; os.umask(0); sys.argv = ['cdp', 'config', 'set', 'api-key']; runpy.run_module('cdpcli', run_name='__main__')"],
-        input=KEY + "\n", env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import os, runpy, sys; os.umask(0); sys.argv = ['cdp', 'config', 'set', 'api-key']; runpy.run_module('cdpcli', run_name='__main__')",
+        ],
+        input=KEY + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     assert KEY not in run.stdout + run.stderr and "****6789" in run.stderr
@@ -440,7 +461,12 @@ def test_set_api_key_from_stdin_is_stored_private_and_never_shown(cli):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert key in path.read_text()
-    for args in (["config", "get", "api-key"], ["config", "list"], ["config", "list", "--resolved"], ["config", "list", "--json"]):
+    for args in (
+        ["config", "get", "api-key"],
+        ["config", "list"],
+        ["config", "list", "--resolved"],
+        ["config", "list", "--json"],
+    ):
         run = cli(*args, secret=key)
         assert run.exit_code == 0 and "****7654" in run.stdout
 
@@ -534,7 +560,10 @@ def test_config_set_api_key_with_bytes_that_are_not_utf8_on_stdin(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")} | {"CDP_CONFIG_DIR": str(directory)}
     run = subprocess.run(
         [sys.executable, "-m", "cdpcli", "config", "set", "api-key"],
-        input=b"sk_us_SECRET\xffabcdef\n", env=env, capture_output=True, timeout=60,
+        input=b"sk_us_SECRET\xffabcdef\n",
+        env=env,
+        capture_output=True,
+        timeout=60,
     )
     assert run.returncode == 2, run.stderr
     assert run.stdout == b""
@@ -546,7 +575,9 @@ def test_config_set_api_key_with_bytes_that_are_not_utf8_on_stdin(tmp_path):
 def test_config_set_and_unset_keep_what_else_the_file_holds(cli):
     """cdp reads only profile tables, but a rewrite must not drop what a user wrote by hand."""
     config_dir().mkdir(mode=0o700)
-    config_file().write_text('note = "written by hand"\n\n[default]\nregion = "eu"\n\n[prod]\nretries = 5\nextra = [1, 2]\n')
+    config_file().write_text(
+        'note = "written by hand"\n\n[default]\nregion = "eu"\n\n[prod]\nretries = 5\nextra = [1, 2]\n'
+    )
     config_file().chmod(0o600)
     assert cli("config", "set", "timeout", "3", "--profile", "prod").exit_code == 0
     assert cli("config", "unset", "region").exit_code == 0

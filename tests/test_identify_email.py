@@ -48,8 +48,20 @@ def test_identify_by_email_alone_sends_an_empty_user_id(send, receiver, args):
 
 def test_dry_run_body_byte_for_byte(cli, monkeypatch):
     monkeypatch.setattr("cdpcli.wire.now_timestamp", lambda: "2026-01-02T03:04:06.000Z")
-    run = cli("identify", "--email", "ada@example.com", "-t", "plan=pro", "--timestamp", "2026-01-02T03:04:05Z",
-              "--message-id", "m-1", "--dry-run", "--endpoint", "http://127.0.0.1:9")
+    run = cli(
+        "identify",
+        "--email",
+        "ada@example.com",
+        "-t",
+        "plan=pro",
+        "--timestamp",
+        "2026-01-02T03:04:05Z",
+        "--message-id",
+        "m-1",
+        "--dry-run",
+        "--endpoint",
+        "http://127.0.0.1:9",
+    )
     assert run.exit_code == 0, run.stderr
     assert run.stderr == ""
     assert run.stdout == (
@@ -78,7 +90,14 @@ def test_email_with_a_user_just_sets_the_trait(send, receiver):
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["--email", ""], ["-t", "email="], ["--traits", '{"email":""}'], ["-t", "plan=pro"], ["--user", "", "--anonymous-id", ""]],
+    [
+        [],
+        ["--email", ""],
+        ["-t", "email="],
+        ["--traits", '{"email":""}'],
+        ["-t", "plan=pro"],
+        ["--user", "", "--anonymous-id", ""],
+    ],
     ids=["nothing", "--email ''", "-t email=", "--traits empty email", "traits without email", "empty ids"],
 )
 def test_no_id_and_no_email_is_a_usage_error_naming_the_three_ways(send, receiver, args):
@@ -89,8 +108,15 @@ def test_no_id_and_no_email_is_a_usage_error_naming_the_three_ways(send, receive
     assert receiver.requests == []
 
 
-@pytest.mark.parametrize("command", [["track", "-e", "E", "-p", "email=a@e.com"], ["page", "-p", "email=a@e.com"],
-                                     ["screen", "-p", "email=a@e.com"], ["group", "--group", "g", "-t", "email=a@e.com"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["track", "-e", "E", "-p", "email=a@e.com"],
+        ["page", "-p", "email=a@e.com"],
+        ["screen", "-p", "email=a@e.com"],
+        ["group", "--group", "g", "-t", "email=a@e.com"],
+    ],
+)
 def test_other_calls_still_need_an_id(send, receiver, command):
     run = send(*command)
     assert run.exit_code == 2
@@ -108,7 +134,9 @@ def test_the_strict_flavour_sends_email_only_identifies_to_the_plain_path():
     assert not models.strict_rules_hold(strict.validate_json(line))
     # an ordinary line stays on the fast path
     assert models.strict_rules_hold(strict.validate_json(b'{"type":"track","userId":"1","event":"E"}'))
-    assert models.strict_rules_hold(strict.validate_json(b'{"type":"identify","userId":"1","traits":{"email":"a@e.com"}}'))
+    assert models.strict_rules_hold(
+        strict.validate_json(b'{"type":"identify","userId":"1","traits":{"email":"a@e.com"}}')
+    )
 
 
 def test_import_sends_email_only_identifies_and_rejects_lines_with_neither(send, receiver, tmp_path):
@@ -116,8 +144,14 @@ def test_import_sends_email_only_identifies_and_rejects_lines_with_neither(send,
         {"type": "identify", "traits": {"email": "a@e.com"}},  # ids absent
         {"type": "identify", "userId": "", "traits": {"email": "b@e.com", "plan": "pro"}},  # the documented form
         {"type": "identify", "userId": None, "anonymousId": None, "traits": {"email": "c@e.com"}},  # nulls: absent
-        {"type": "identify", "userId": "", "anonymousId": "", "traits": {"email": "d@e.com"},
-         "messageId": "m-4", "timestamp": "2026-01-02T03:04:05.000Z"},
+        {
+            "type": "identify",
+            "userId": "",
+            "anonymousId": "",
+            "traits": {"email": "d@e.com"},
+            "messageId": "m-4",
+            "timestamp": "2026-01-02T03:04:05.000Z",
+        },
         {"type": "identify", "traits": {"plan": "pro"}},  # neither
         {"type": "identify", "userId": "", "traits": {"email": ""}},  # an empty email is none
         {"type": "identify"},  # neither
@@ -141,7 +175,10 @@ def test_import_sends_email_only_identifies_and_rejects_lines_with_neither(send,
     assert f"{source}:8: track needs userId or anonymousId\n" in run.stderr
     rejects = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
     assert [(r["line"], r["error"]) for r in rejects] == [
-        (5, NEEDS), (6, NEEDS), (7, NEEDS), (8, "track needs userId or anonymousId"),
+        (5, NEEDS),
+        (6, NEEDS),
+        (7, NEEDS),
+        (8, "track needs userId or anonymousId"),
     ]
 
 

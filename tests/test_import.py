@@ -26,7 +26,9 @@ def write_lines(path: Path, calls: list) -> Path:
 
 
 def tracks(count: int, start: int = 1) -> list[dict]:
-    return [{"type": "track", "userId": f"u-{i}", "event": "E", "properties": {"n": i}} for i in range(start, start + count)]
+    return [
+        {"type": "track", "userId": f"u-{i}", "event": "E", "properties": {"n": i}} for i in range(start, start + count)
+    ]
 
 
 def received_ids(receiver: Receiver) -> list[str]:
@@ -54,7 +56,13 @@ def test_every_line_delivered_once_in_batches(send, receiver, tmp_path):
         assert request.body["sentAt"].endswith("Z")
     result = summary(run)
     assert {k: result[k] for k in ("read", "sent", "invalid", "failed", "batches", "requests", "retries")} == {
-        "read": 250, "sent": 250, "invalid": 0, "failed": 0, "batches": 3, "requests": 3, "retries": 0,
+        "read": 250,
+        "sent": 250,
+        "invalid": 0,
+        "failed": 0,
+        "batches": 3,
+        "requests": 3,
+        "retries": 0,
     }
     assert result["seconds"] > 0 and result["events_per_second"] > 0
     assert "Imported 250 calls: 250 sent, 0 invalid, 0 failed; 3 batches" in run.stderr
@@ -88,7 +96,7 @@ def test_invalid_lines_go_to_rejects_with_line_numbers(send, receiver, tmp_path)
     run = send("import", str(source), "--json")
     assert run.exit_code == 1
     assert sorted(c["userId"] for c in receiver.calls) == ["u-1", "u-9"]
-    rejects = [json.loads(l) for l in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    rejects = [json.loads(text) for text in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
     assert [r["line"] for r in rejects] == [2, 3, 5, 6, 7, 8]
     assert all(r["source"] == str(source) for r in rejects)
     assert rejects[0]["input"] == "not json" and rejects[0]["error"].startswith("invalid JSON")
@@ -102,7 +110,14 @@ def test_invalid_lines_go_to_rejects_with_line_numbers(send, receiver, tmp_path)
     result = summary(run)
     # every line read is accounted for: read = sent + invalid + failed + skipped + blank
     assert {k: result[k] for k in ("read", "sent", "invalid", "failed", "skipped", "blank", "unsettled")} == {
-        "read": 9, "sent": 2, "invalid": 6, "failed": 0, "skipped": 0, "blank": 1, "unsettled": 0}
+        "read": 9,
+        "sent": 2,
+        "invalid": 6,
+        "failed": 0,
+        "skipped": 0,
+        "blank": 1,
+        "unsettled": 0,
+    }
     assert result["by_type"] == {"track": 2}
     assert result["invalid_reasons"] == {"invalid JSON": 1, "invalid call": 3, "not an object": 1, "too large": 1}
     assert "(9 lines read; 1 blank)" in run.stderr
@@ -150,8 +165,19 @@ def test_injected_faults_still_deliver_each_call_exactly_once(cli, tmp_path, mon
     source = write_lines(tmp_path / "in.ndjson", tracks(300))
     # seeded: the faults are the same sequence every run (unseeded, 10 requests at 0.3 drew none ~3 % of runs)
     with Receiver(api_key=API_KEY, fail_rate=0.3, seed=3) as receiver:
-        run = cli("import", str(source), "--endpoint", receiver.url, "--api-key", API_KEY,
-                  "--batch-events", "30", "--retries", "10", "--json")
+        run = cli(
+            "import",
+            str(source),
+            "--endpoint",
+            receiver.url,
+            "--api-key",
+            API_KEY,
+            "--batch-events",
+            "30",
+            "--retries",
+            "10",
+            "--json",
+        )
         assert run.exit_code == 0, run.stderr
         ids = received_ids(receiver)
         assert len(ids) == 300 == len(set(ids))
@@ -169,7 +195,7 @@ def test_a_400_inside_a_batch_is_isolated_by_splitting(send, receiver, tmp_path)
     run = send("import", str(source), "--json")
     assert run.exit_code == 1
     assert sorted(c["properties"]["n"] for c in receiver.calls) == [n for n in range(1, 65) if n != 13]
-    [reject] = [json.loads(l) for l in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    [reject] = [json.loads(text) for text in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
     assert reject["line"] == 13 and "HTTP 400" in reject["error"] and "userId u-13 is blocked" in reject["error"]
     sent = json.loads(reject["input"])
     assert sent["userId"] == "u-13" and sent["messageId"]  # as sent: fixable and re-importable
@@ -189,8 +215,19 @@ def test_413_splits_and_resends(send, receiver, tmp_path):
 
 def test_rejected_key_stops_at_once_with_exit_3(cli, receiver, tmp_path):
     source = write_lines(tmp_path / "in.ndjson", tracks(100))
-    run = cli("import", str(source), "--endpoint", receiver.url, "--api-key", "wrong-key-123456",
-              "--batch-events", "5", "--concurrency", "2", secret="wrong-key-123456")
+    run = cli(
+        "import",
+        str(source),
+        "--endpoint",
+        receiver.url,
+        "--api-key",
+        "wrong-key-123456",
+        "--batch-events",
+        "5",
+        "--concurrency",
+        "2",
+        secret="wrong-key-123456",
+    )
     assert run.exit_code == 3
     assert "Error: the API rejected the key (HTTP 401); import stopped" in run.stderr
     assert receiver.calls == []
@@ -215,7 +252,7 @@ def test_5xx_after_retries_goes_to_rejects_and_exits_1(send, receiver, tmp_path)
     receiver.script.extend([Scripted(200), Scripted(503), Scripted(503)])
     run = send("import", str(source), "--batch-events", "2", "--concurrency", "1", "--retries", "1")
     assert run.exit_code == 1
-    rejects = [json.loads(l) for l in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    rejects = [json.loads(text) for text in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
     assert [r["line"] for r in rejects] == [3, 4]
     assert rejects[0]["error"].startswith("HTTP 503 after 2 attempts")
     # the receiver answered the first batch from its script without recording calls
@@ -226,8 +263,10 @@ def test_batches_respect_byte_and_count_limits(send, receiver, tmp_path):
     import random
 
     rng = random.Random(7)
-    calls = [{"type": "track", "userId": str(i), "event": "E", "properties": {"pad": "x" * rng.randrange(0, 30_000)}}
-             for i in range(60)]
+    calls = [
+        {"type": "track", "userId": str(i), "event": "E", "properties": {"pad": "x" * rng.randrange(0, 30_000)}}
+        for i in range(60)
+    ]
     source = write_lines(tmp_path / "in.ndjson", calls)
     run = send("import", str(source), "--batch-bytes", "100000", "--batch-events", "7")
     assert run.exit_code == 0, run.stderr
@@ -314,10 +353,20 @@ def test_checkpoint_resumes_and_guards_the_source(send, receiver, tmp_path):
 
 
 def spawn(receiver: Receiver, *args: str, tmp_path: Path, stdin=subprocess.PIPE) -> subprocess.Popen:
-    env = {"PATH": os.environ.get("PATH", ""), "CDP_API_KEY": API_KEY, "CDP_ENDPOINT": receiver.url,
-           "CDP_CONFIG_DIR": str(tmp_path / "cfg")}
-    return subprocess.Popen([sys.executable, "-m", "cdpcli", "import", *args], stdin=stdin,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "CDP_API_KEY": API_KEY,
+        "CDP_ENDPOINT": receiver.url,
+        "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "import", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
 
 
 def wait_for(predicate, seconds: float) -> float:
@@ -401,7 +450,7 @@ def test_objects_are_checked_on_the_fast_path_too(send, receiver, tmp_path):
     source = write_lines(tmp_path / "in.ndjson", lines)
     run = send("import", str(source))
     assert run.exit_code == 1
-    rejects = [json.loads(l) for l in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    rejects = [json.loads(text) for text in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
     assert [(r["line"], r["error"]) for r in rejects] == [
         (1, "properties: Input should be a valid dictionary"),
         (2, "traits: Input should be a valid dictionary"),

@@ -23,18 +23,30 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=12,
 )
-ODD_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1E+400", "1e-400", "1" + "0" * 400, "123456789012345678901234567890"]
+ODD_NUMBERS = [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e400",
+    "-1E+400",
+    "1e-400",
+    "1" + "0" * 400,
+    "123456789012345678901234567890",
+]
 ODD_STRINGS = ["\\ud800", "\\udc00\\ud800", "\\u0000", "\\ud83d\\ude00", "\\\\ud800", "caf\\u00e9"]
 
 
 def _valid(props):
     return lambda n, ascii_only: json.dumps(
         {"type": "track", "userId": "u", "event": "E", "messageId": f"line-{n}", "properties": props},
-        ensure_ascii=ascii_only).encode()
+        ensure_ascii=ascii_only,
+    ).encode()
 
 
 def _template(fill: str):
-    return lambda n, _: ('{"type":"track","userId":"u","event":"E","messageId":"line-%d","properties":{"v":%s}}' % (n, fill)).encode()
+    return lambda n, _: (
+        '{"type":"track","userId":"u","event":"E","messageId":"line-%d","properties":{"v":%s}}' % (n, fill)
+    ).encode()
 
 
 LINES = st.one_of(
@@ -42,16 +54,19 @@ LINES = st.one_of(
     st.sampled_from(ODD_NUMBERS).map(_template),
     st.sampled_from(ODD_STRINGS).map(lambda s: _template(f'"{s}"')),
     st.sampled_from([50, 199, 200, 201, 1_000, 100_000]).map(lambda d: _template("[" * d + "]" * d)),
-    st.binary(max_size=60).map(lambda b: (lambda n, _: b.replace(b"\n", b" "))),
-    st.sampled_from([b"", b"   ", b"\t", b"\r"]).map(lambda b: (lambda n, _: b)),
+    st.binary(max_size=60).map(lambda b: lambda n, _: b.replace(b"\n", b" ")),
+    st.sampled_from([b"", b"   ", b"\t", b"\r"]).map(lambda b: lambda n, _: b),
     st.sampled_from([b"\xff", b"\xc3(", b"\xed\xa0\x80"]).map(
-        lambda bad: (lambda n, _: b'{"type":"track","userId":"u","event":"E","messageId":"line-%d","s":"%s"}' % (n, bad))),
+        lambda bad: lambda n, _: b'{"type":"track","userId":"u","event":"E","messageId":"line-%d","s":"%s"}' % (n, bad)
+    ),
     st.sampled_from([31_000, 40_000]).map(lambda size: _template('"' + "x" * size + '"')),
 )
 _runs = itertools.count()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(makers=st.lists(LINES, max_size=25), ascii_only=st.booleans(), bom=st.booleans(), crlf=st.booleans())
 def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, ascii_only, bom, crlf):
     lines = [make(n, ascii_only) for n, make in enumerate(makers, start=1)]
@@ -65,8 +80,17 @@ def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, 
     source.write_bytes(data)
     rejects_path = tmp_path / f"rejects-{run_id}.ndjson"
     with Receiver(api_key=API_KEY) as receiver:
-        run = cli("import", str(source), "--endpoint", receiver.url, "--api-key", API_KEY,
-                  "--rejects", str(rejects_path), "--json")
+        run = cli(
+            "import",
+            str(source),
+            "--endpoint",
+            receiver.url,
+            "--api-key",
+            API_KEY,
+            "--rejects",
+            str(rejects_path),
+            "--json",
+        )
         bodies = [r.body for r in receiver.requests]
         delivered = [c["messageId"] for c in receiver.calls]
     note(run.stderr)
@@ -148,7 +172,7 @@ def test_the_fast_path_sends_what_the_plain_path_would(call, ascii_only, spaced,
         except InvalidLine as again:
             assert str(again) == str(exc)
             return
-        raise AssertionError(f"the fast path refused what the plain path accepts: {exc}")
+        raise AssertionError(f"the fast path refused what the plain path accepts: {exc}") from None
     assert strict_loads(fast) == strict_loads(plain(line_no, line))
     if not took_plain:
         assert fast.startswith(b"{") and fast.endswith(b"}")
@@ -159,7 +183,9 @@ def test_an_ordinary_line_takes_the_fast_path():
     preparer = Preparer(None)
     preparer.for_source(Source("in.ndjson", "in.ndjson", b"in.ndjson"))
     preparer._slow = lambda *args: (_ for _ in ()).throw(AssertionError("took the plain path"))  # type: ignore[method-assign]
-    for line in (b'{"type":"track","userId":"u","event":"E","properties":{"n":1.5e3}}',
-                 b'{"type":"identify","userId":"u","context":{"ip":"1.2.3.4"},"traits":{"name":"\xc3\xa9"}}',
-                 b'{"type":"page","anonymousId":"a","context":{"library":{"name":"analytics.js"}}}'):
+    for line in (
+        b'{"type":"track","userId":"u","event":"E","properties":{"n":1.5e3}}',
+        b'{"type":"identify","userId":"u","context":{"ip":"1.2.3.4"},"traits":{"name":"\xc3\xa9"}}',
+        b'{"type":"page","anonymousId":"a","context":{"library":{"name":"analytics.js"}}}',
+    ):
         assert strict_loads(preparer.prepare(1, line))

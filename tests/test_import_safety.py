@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,14 @@ ODD_LINES = [
     ('{"type":"track","userId":"5","event":"E","properties":{"n":1e400}}', "too large for a JSON number"),
     ('{"type":"track","userId":6,"event":"E","properties":{"n":NaN}}', "NaN is not valid JSON"),  # plain path too
     ('{"type":"track","userId":"7","event":"E","properties":{"n":' + "9" * 400 + "}}", "too large for a JSON number"),
-    ('{"type":"track","userId":"8","event":"E","properties":{"a":' + "[" * 300 + "]" * 300 + "}}", "nesting deeper than 200 levels"),
-    ('{"type":"track","userId":"9","event":"E","properties":{"a":' + "[" * 100_000 + "]" * 100_000 + "}}", "nesting deeper than 200 levels"),
+    (
+        '{"type":"track","userId":"8","event":"E","properties":{"a":' + "[" * 300 + "]" * 300 + "}}",
+        "nesting deeper than 200 levels",
+    ),
+    (
+        '{"type":"track","userId":"9","event":"E","properties":{"a":' + "[" * 100_000 + "]" * 100_000 + "}}",
+        "nesting deeper than 200 levels",
+    ),
 ]
 
 
@@ -60,7 +65,7 @@ def test_odd_values_are_invalid_lines_and_the_import_goes_on(send, receiver, tmp
     wire_bodies_are_json(receiver)
     rejects = rejects_of(tmp_path / "cdp-rejects.ndjson")
     assert [r["line"] for r in rejects] == list(range(2, 2 + len(ODD_LINES)))
-    for record, (line, error) in zip(rejects, ODD_LINES):
+    for record, (line, error) in zip(rejects, ODD_LINES, strict=True):
         assert error in record["error"], record["error"]
         assert record["input"] == line  # fixable and feedable back as it was
         assert f"{source}:{record['line']}: " in run.stderr
@@ -70,14 +75,17 @@ def test_odd_values_are_invalid_lines_and_the_import_goes_on(send, receiver, tmp
 
 
 def test_a_small_exponent_and_an_escaped_pair_are_fine(send, receiver, tmp_path):
-    source = write_lines(tmp_path / "in.ndjson", [
-        '{"type":"track","userId":"1","event":"E","properties":{"n":1e-5,"m":2E+10,"face":"\\ud83d\\ude00"}}',
-        '{"type":"track","userId":"2","event":"E","properties":{"note":"NaN and Infinity as words, 1e400 in text"}}',
-    ])
+    source = write_lines(
+        tmp_path / "in.ndjson",
+        [
+            '{"type":"track","userId":"1","event":"E","properties":{"n":1e-5,"m":2E+10,"face":"\\ud83d\\ude00"}}',
+            '{"type":"track","userId":"2","event":"E","properties":{"note":"NaN and Infinity as words, 1e400 in text"}}',
+        ],
+    )
     run = send("import", str(source))
     assert run.exit_code == 0, run.stderr
     got = {c["userId"]: c["properties"] for c in receiver.calls}
-    assert got["1"] == {"n": 1e-5, "m": 2e10, "face": "\U0001F600"}
+    assert got["1"] == {"n": 1e-5, "m": 2e10, "face": "\U0001f600"}
     assert got["2"] == {"note": "NaN and Infinity as words, 1e400 in text"}
 
 
@@ -170,8 +178,12 @@ def test_resume_never_writes_a_reject_twice(send, receiver, tmp_path):
     # an earlier run that settled only the first 3 lines, but had rejected both bad lines
     checkpoint.write_text(json.dumps({"version": 1, "sources": {os.path.realpath(source): {"settled": 3}}}))
     rejects = tmp_path / "cdp-rejects.ndjson"
-    rejects.write_text("".join(json.dumps({"source": str(source), "line": n, "error": "invalid JSON", "input": text}) + "\n"
-                               for n, text in ((6, "bad 1"), (12, "bad 2"))))
+    rejects.write_text(
+        "".join(
+            json.dumps({"source": str(source), "line": n, "error": "invalid JSON", "input": text}) + "\n"
+            for n, text in ((6, "bad 1"), (12, "bad 2"))
+        )
+    )
     run = send("import", str(source), "--checkpoint", str(checkpoint), "--json")
     assert run.exit_code == 1, run.stderr
     assert [r["line"] for r in rejects_of(rejects)] == [6, 12]  # not appended again
@@ -198,14 +210,17 @@ def test_a_checkpoint_keyed_by_the_typed_path_still_resumes(send, receiver, tmp_
     assert [c["userId"] for c in receiver.calls] == ["u-4"]
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("{not json", "invalid JSON"),
-    ("[]", 'expected an object with "sources"'),
-    ('{"sources": []}', 'expected an object with "sources"'),
-    ('{"sources": {"a": 3}}', "is not an object"),
-    ('{"sources": {"a": {"settled": "x"}}}', "no whole number 'settled'"),
-    ('{"sources": {"a": {"settled": -1}}}', "no whole number 'settled'"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("{not json", "invalid JSON"),
+        ("[]", 'expected an object with "sources"'),
+        ('{"sources": []}', 'expected an object with "sources"'),
+        ('{"sources": {"a": 3}}', "is not an object"),
+        ('{"sources": {"a": {"settled": "x"}}}', "no whole number 'settled'"),
+        ('{"sources": {"a": {"settled": -1}}}', "no whole number 'settled'"),
+    ],
+)
 def test_a_malformed_checkpoint_is_a_usage_error(send, tmp_path, content, problem):
     write_lines(tmp_path / "in.ndjson", tracks(1))
     (tmp_path / "ck.json").write_text(content)
@@ -218,10 +233,20 @@ def test_a_malformed_checkpoint_is_a_usage_error(send, tmp_path, content, proble
 def test_a_malformed_checkpoint_is_caught_under_python_O_too(receiver, tmp_path):
     write_lines(tmp_path / "in.ndjson", tracks(1))
     (tmp_path / "ck.json").write_text('{"sources": 5}')
-    env = {"PATH": os.environ.get("PATH", ""), "CDP_API_KEY": API_KEY, "CDP_ENDPOINT": receiver.url,
-           "CDP_CONFIG_DIR": str(tmp_path / "cfg")}
-    proc = subprocess.run([sys.executable, "-O", "-m", "cdpcli", "import", "in.ndjson", "--checkpoint", "ck.json"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "CDP_API_KEY": API_KEY,
+        "CDP_ENDPOINT": receiver.url,
+        "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-O", "-m", "cdpcli", "import", "in.ndjson", "--checkpoint", "ck.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "not a cdp checkpoint file" in proc.stderr and receiver.calls == []
 
@@ -271,9 +296,25 @@ def test_a_full_disk_for_rejects_stops_cleanly_from_the_senders(cli, tmp_path):
     with Receiver(api_key=API_KEY) as receiver:
         receiver.reject_when = lambda call: "refused by the test"
         result: list = []
-        worker = threading.Thread(target=lambda: result.append(cli(
-            "import", str(source), "--endpoint", receiver.url, "--api-key", API_KEY, "--rejects", "/dev/full",
-            "--batch-events", "5", "--checkpoint", str(tmp_path / "ck.json"))), daemon=True)
+        worker = threading.Thread(
+            target=lambda: result.append(
+                cli(
+                    "import",
+                    str(source),
+                    "--endpoint",
+                    receiver.url,
+                    "--api-key",
+                    API_KEY,
+                    "--rejects",
+                    "/dev/full",
+                    "--batch-events",
+                    "5",
+                    "--checkpoint",
+                    str(tmp_path / "ck.json"),
+                )
+            ),
+            daemon=True,
+        )
         worker.start()
         worker.join(timeout=60)
         assert not worker.is_alive(), "the import hung"
@@ -289,10 +330,20 @@ def test_two_imports_cannot_share_a_checkpoint(receiver, tmp_path):
     try:
         wait_for(lambda: (tmp_path / "ck.json.lock").exists(), 20)
         source = write_lines(tmp_path / "in.ndjson", tracks(1))
-        env = {"PATH": os.environ.get("PATH", ""), "CDP_API_KEY": API_KEY, "CDP_ENDPOINT": receiver.url,
-               "CDP_CONFIG_DIR": str(tmp_path / "cfg")}
-        second = subprocess.run([sys.executable, "-m", "cdpcli", "import", str(source), "--checkpoint", str(checkpoint)],
-                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "CDP_API_KEY": API_KEY,
+            "CDP_ENDPOINT": receiver.url,
+            "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
+        }
+        second = subprocess.run(
+            [sys.executable, "-m", "cdpcli", "import", str(source), "--checkpoint", str(checkpoint)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 2, second.stderr
         assert "is in use by another cdp import" in second.stderr
     finally:
@@ -353,8 +404,17 @@ def test_the_checkpoint_advances_while_the_endpoint_is_slow(tmp_path):
             return 0
 
     with Receiver(api_key=API_KEY, latency_ms=1000) as receiver:
-        proc = spawn(receiver, str(source), "--checkpoint", str(checkpoint), "--batch-events", "10",
-                     "--concurrency", "2", tmp_path=tmp_path)
+        proc = spawn(
+            receiver,
+            str(source),
+            "--checkpoint",
+            str(checkpoint),
+            "--batch-events",
+            "10",
+            "--concurrency",
+            "2",
+            tmp_path=tmp_path,
+        )
         try:
             wait_for(lambda: settled() >= 20, 30)  # two batches answered: saved without new input read
             assert proc.poll() is None
@@ -368,8 +428,18 @@ def test_a_second_ctrl_c_stops_waiting_but_writes_rejects_checkpoint_and_summary
     source = write_lines(tmp_path / "in.ndjson", lines)
     checkpoint = tmp_path / "ck.json"
     with Receiver(api_key=API_KEY, latency_ms=60_000) as receiver:  # answers that never come in time
-        proc = spawn(receiver, str(source), "--checkpoint", str(checkpoint), "--batch-events", "10",
-                     "--concurrency", "2", "--json", tmp_path=tmp_path)
+        proc = spawn(
+            receiver,
+            str(source),
+            "--checkpoint",
+            str(checkpoint),
+            "--batch-events",
+            "10",
+            "--concurrency",
+            "2",
+            "--json",
+            tmp_path=tmp_path,
+        )
         err = StderrLines(proc)
         try:
             wait_for(lambda: len(receiver.requests) >= 2, 30)
@@ -405,7 +475,10 @@ def test_kill_9_at_any_point_loses_nothing_and_rejects_nothing_twice(tmp_path):
         for threshold in (150, 500, 800, 1100, 1300):
             proc = spawn(receiver, *args, tmp_path=tmp_path)
             try:
-                wait_for(lambda: len(receiver.calls) >= threshold or proc.poll() is not None, 60)
+                wait_for(
+                    lambda threshold=threshold, proc=proc: len(receiver.calls) >= threshold or proc.poll() is not None,
+                    60,
+                )
             finally:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
@@ -425,7 +498,8 @@ def test_a_run_killed_before_any_progress_still_resumes_without_duplicate_reject
     source = write_lines(tmp_path / "in.ndjson", [json.dumps(tracks(1)[0]), "bad"])
     (tmp_path / "ck.json").write_text(json.dumps({"version": 1, "sources": {os.path.realpath(source): {"settled": 0}}}))
     (tmp_path / "cdp-rejects.ndjson").write_text(
-        json.dumps({"source": str(source), "line": 2, "error": "invalid JSON", "input": "bad"}) + "\n")
+        json.dumps({"source": str(source), "line": 2, "error": "invalid JSON", "input": "bad"}) + "\n"
+    )
     assert send("import", str(source), "--checkpoint", "ck.json").exit_code == 1
     assert [r["line"] for r in rejects_of(tmp_path / "cdp-rejects.ndjson")] == [2]
     assert len(receiver.calls) == 1
@@ -449,11 +523,14 @@ def test_a_torn_record_never_swallows_the_next(send, receiver, tmp_path):
     assert json.loads(lines[1])["input"] == "bad" and lines[2] == ""
 
 
-@pytest.mark.parametrize("args, code, error", [
-    (("--max-invalid", "1"), 1, "stopped at --max-invalid 1"),
-    ((), 1, "1 of 2 calls not delivered (1 invalid, 0 failed)"),
-    (("--api-key", "wrong-key-0000"), 3, "the API rejected the key"),
-])
+@pytest.mark.parametrize(
+    "args, code, error",
+    [
+        (("--max-invalid", "1"), 1, "stopped at --max-invalid 1"),
+        ((), 1, "1 of 2 calls not delivered (1 invalid, 0 failed)"),
+        (("--api-key", "wrong-key-0000"), 3, "the API rejected the key"),
+    ],
+)
 def test_json_summary_says_ok_error_and_hint(send, receiver, tmp_path, args, code, error):
     write_lines(tmp_path / "in.ndjson", ["bad", json.dumps(tracks(1)[0])])
     run = send("import", "in.ndjson", "--json", *args)
@@ -517,9 +594,14 @@ def test_the_same_file_twice_is_a_usage_error(send, receiver, tmp_path):
     assert run.exit_code == 2 and "given twice" in run.stderr and receiver.requests == []
 
 
-@pytest.mark.parametrize("args, flag", [
-    (("--rate", "1e-300"), "--rate"), (("--rate", "nan"), "--rate"), (("--timeout", "1e300"), "timeout"),
-])
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (("--rate", "1e-300"), "--rate"),
+        (("--rate", "nan"), "--rate"),
+        (("--timeout", "1e300"), "timeout"),
+    ],
+)
 def test_out_of_range_numbers_are_usage_errors(send, tmp_path, args, flag):
     write_lines(tmp_path / "a.ndjson", tracks(1))
     run = send("import", "a.ndjson", *args)

@@ -14,14 +14,37 @@ from cdpcli.models import SEMANTIC_EVENTS, validate_call
 from tests.conftest import BASIC, post
 from tests.openapi import problems, request_schema
 
-EVERY_OPTION = ["--timestamp", "2026-01-02T03:04:05", "--message-id", "m-1", "--context", '{"ip":"1.2.3.4","locale":"en-US"}',
-                "-c", "page.url=https://e.com/p", "-c", "active:=true", "--integrations", '{"All":false,"Salesforce":true}']
+EVERY_OPTION = [
+    "--timestamp",
+    "2026-01-02T03:04:05",
+    "--message-id",
+    "m-1",
+    "--context",
+    '{"ip":"1.2.3.4","locale":"en-US"}',
+    "-c",
+    "page.url=https://e.com/p",
+    "-c",
+    "active:=true",
+    "--integrations",
+    '{"All":false,"Salesforce":true}',
+]
 COMMANDS = {
     "identify": ["--user", "42", "--anonymous-id", "a-1", "--traits", '{"email":"ada@example.com"}', "-t", "logins:=7"],
     "track": ["--user", "42", "--event", "Item Purchased", "--properties", '{"sku":"A-1"}', "-p", "price:=9.5"],
     "page": ["--anonymous-id", "a-1", "--name", "Pricing", "--category", "Docs", "-p", "url=https://e.com/p"],
     "screen": ["--user", "42", "--name", "Checkout", "--category", "Shop", "-p", "step:=2"],
-    "group": ["--user", "42", "--group", "acme", "--object-type-id", "3", "--traits", '{"name":"Acme"}', "-t", "seats:=50"],
+    "group": [
+        "--user",
+        "42",
+        "--group",
+        "acme",
+        "--object-type-id",
+        "3",
+        "--traits",
+        '{"name":"Acme"}',
+        "-t",
+        "seats:=50",
+    ],
     "alias": ["--user", "42", "--previous-id", "a-1"],
 }
 
@@ -134,7 +157,14 @@ COMPLETE = {
     "Report Delivery Event": ["-p", "deliveryId=d-1", "-p", "metric=opened"],
     # the document requires properties.activityType but describes actionType (see the closing
     # note); cdp requires neither, so a call with both satisfies the document either way
-    "Report Content Event": ["-p", "activityType=viewed_content", "-p", "actionType=viewed_content", "-p", "contentId:=7"],
+    "Report Content Event": [
+        "-p",
+        "activityType=viewed_content",
+        "-p",
+        "actionType=viewed_content",
+        "-p",
+        "contentId:=7",
+    ],
 }
 
 
@@ -159,8 +189,11 @@ def test_semantic_events_validate_through_cdp_track(cli, event):
     ("event", "args", "error"),
     [
         ("Device Created or Updated", ["--user", "42"], "needs context.device.token"),
-        ("Device Created or Updated", ["--user", "42", "-c", "device.token=t", "-c", "device.type=watch"],
-         "context.device.type must be ios or android"),
+        (
+            "Device Created or Updated",
+            ["--user", "42", "-c", "device.token=t", "-c", "device.type=watch"],
+            "context.device.type must be ios or android",
+        ),
         ("Device Deleted", ["--anonymous-id", "a", "-c", "device.token=t"], "needs userId"),
         ("User Deleted", ["--anonymous-id", "a"], "needs userId"),
         ("Relationship Deleted", ["--user", "42"], "needs properties.objectId"),
@@ -194,10 +227,15 @@ def test_semantic_events_through_import(send, receiver, tmp_path):
 # -- no false rejects, no false accepts -----------------------------------------------------
 
 ids = st.one_of(st.text(min_size=1, max_size=12), st.integers(min_value=0, max_value=10**12))
-objects = st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)), max_size=3)
+objects = st.dictionaries(
+    st.text(max_size=8), st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)), max_size=3
+)
 # traits with an email (an identify with no id is identified by it when it is a non-empty string)
-with_email = st.builds(lambda traits, email: {**traits, "email": email}, objects,
-                       st.one_of(st.text(max_size=8), st.just(""), st.integers(), st.none()))
+with_email = st.builds(
+    lambda traits, email: {**traits, "email": email},
+    objects,
+    st.one_of(st.text(max_size=8), st.just(""), st.integers(), st.none()),
+)
 maybe = lambda strategy: st.one_of(st.just(None), strategy)  # noqa: E731 - None: leave the field out
 
 
@@ -215,14 +253,18 @@ def calls(draw):
         "traits": draw(maybe(st.one_of(objects, with_email, st.integers()))),
         "properties": draw(maybe(st.one_of(objects, st.text(max_size=3)))),
         "integrations": draw(maybe(st.dictionaries(st.sampled_from(["All", "X"]), st.booleans(), max_size=2))),
-        "timestamp": draw(maybe(st.sampled_from(["2026-01-02T03:04:05.123Z", "2026-01-02T03:04:05+02:00", "yesterday"]))),
+        "timestamp": draw(
+            maybe(st.sampled_from(["2026-01-02T03:04:05.123Z", "2026-01-02T03:04:05+02:00", "yesterday"]))
+        ),
     }
     return {key: value for key, value in call.items() if value is not None}
 
 
 def document_accepts(call: dict) -> bool:
     """The document's verdict, numeric ids read as the strings the SDKs make of them."""
-    as_strings = {k: (str(v) if k in ("userId", "anonymousId", "groupId", "previousId") else v) for k, v in call.items()}
+    as_strings = {
+        k: (str(v) if k in ("userId", "anonymousId", "groupId", "previousId") else v) for k, v in call.items()
+    }
     if as_strings.get("event") in SEMANTIC_EVENTS or as_strings.get("event") == "":
         return False  # empty names and semantic events: covered by their own tests
     return problems(call["type"], as_strings) == []
@@ -292,11 +334,29 @@ def test_serve_agrees_with_the_models(receiver):
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
-field_names = st.sampled_from(["type", "userId", "anonymousId", "event", "groupId", "previousId", "traits",
-                               "properties", "context", "integrations", "timestamp", "messageId", "batch", "sentAt"])
+field_names = st.sampled_from(
+    [
+        "type",
+        "userId",
+        "anonymousId",
+        "event",
+        "groupId",
+        "previousId",
+        "traits",
+        "properties",
+        "context",
+        "integrations",
+        "timestamp",
+        "messageId",
+        "batch",
+        "sentAt",
+    ]
+)
 call_like = st.dictionaries(field_names, json_values, max_size=6)
 bodies = st.one_of(
     call_like.map(lambda d: json.dumps(d).encode()),
@@ -306,7 +366,9 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(
     path=st.sampled_from(["identify", "track", "page", "screen", "group", "alias", "batch", "nope"]),
     body=bodies,
@@ -322,8 +384,9 @@ def test_serve_never_fails_on_generated_requests(receiver, path, body, auth, str
         "garbage": "Basic %%%",
     }[auth]
     headers = {"Content-Encoding": "gzip"} if gzip_header else {}  # and a body that is not gzip
-    status, answer, sent_back = post(receiver, f"/v1/{path}", None, raw=body, auth=credentials, strict=strict,
-                                     headers=headers, response_headers=True)
+    status, answer, sent_back = post(
+        receiver, f"/v1/{path}", None, raw=body, auth=credentials, strict=strict, headers=headers, response_headers=True
+    )
     assert status in (200, 400, 401, 404), status
     assert {name.lower(): value for name, value in sent_back.items()}["content-type"] == "application/json"  # any case
     if status != 200:
@@ -342,17 +405,23 @@ def test_serve_refuses_huge_bodies_with_413(receiver):
 
 # -- fields the document types inside context, traits and properties ------------------------
 
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
         (["track", "-u", "1", "-e", "E", "-c", "active=yes"], "--context.active: Input should be a valid boolean"),
-        (["track", "-u", "1", "-e", "E", "-c", "channel=tv"], "--context.channel: Input should be 'browser', 'server' or 'mobile'"),
+        (
+            ["track", "-u", "1", "-e", "E", "-c", "channel=tv"],
+            "--context.channel: Input should be 'browser', 'server' or 'mobile'",
+        ),
         (["screen", "-u", "1", "-c", "device.type=web"], "--context.device.type: Input should be 'android' or 'ios'"),
         (["page", "-u", "1", "-p", "url:=5"], "--properties.url: Input should be a valid string"),
         (["identify", "-u", "1", "-t", "unsubscribed=yes"], "--traits.unsubscribed: Input should be a valid boolean"),
         (["identify", "-u", "1", "-t", "createdAt=2026-01-02"], "--traits.createdAt: expected an RFC 3339 date-time"),
-        (["group", "-u", "1", "--group", "g", "-t", "relationshipAttributes:=[1]"],
-         "--traits.relationshipAttributes: Input should be a valid dictionary"),
+        (
+            ["group", "-u", "1", "--group", "g", "-t", "relationshipAttributes:=[1]"],
+            "--traits.relationshipAttributes: Input should be a valid dictionary",
+        ),
         (["track", "-e", "Report Delivery Event", "-p", "metric=bounced"], "--properties.metric: Input should be"),
     ],
 )
@@ -384,7 +453,11 @@ def test_import_rejects_typed_field_violations_by_line(send, receiver, tmp_path)
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
     run = send("import", str(source))
     assert run.exit_code == 1
-    for line_no, error in [(2, "context.active: Input should be a valid boolean"), (3, "properties.url: Input should be a valid string"),
-                           (5, "traits.email: Input should be a valid string"), (6, "traits.object_type_id: Input should be a valid string")]:
+    for line_no, error in [
+        (2, "context.active: Input should be a valid boolean"),
+        (3, "properties.url: Input should be a valid string"),
+        (5, "traits.email: Input should be a valid string"),
+        (6, "traits.object_type_id: Input should be a valid string"),
+    ]:
         assert f"{source}:{line_no}: {error}" in run.stderr
     assert [call["type"] for call in receiver.calls] == ["track", "identify"]

@@ -29,8 +29,17 @@ from tests.openapi import _one_of_as_any_of, document
 # ids, and the ids semantic events require (properties.objectId, context.device.token)
 IDS = ("userId", "anonymousId", "previousId", "groupId", "objectId", "token")
 NON_EMPTY_ID = {"type": "string", "minLength": 1}
-SEMANTIC_EVENT_SCHEMAS = ("create_update_device", "delete_device", "delete_person", "group_deleted", "relationship_deleted",
-                          "report_content_event", "report_delivery_event", "suppress_person", "unsuppress_person")
+SEMANTIC_EVENT_SCHEMAS = (
+    "create_update_device",
+    "delete_device",
+    "delete_person",
+    "group_deleted",
+    "relationship_deleted",
+    "report_content_event",
+    "report_delivery_event",
+    "suppress_person",
+    "unsuppress_person",
+)
 
 
 def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
@@ -46,11 +55,13 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
             operation["responses"].setdefault(status, {"$ref": f"#/components/responses/{status}"})
     # SPEC: group needs userId or anonymousId, and groupId (the single-call schema requires
     # nothing; its batch item requires both, as here)
-    for branch, who in zip(schemas["group"]["anyOf"], ("userId", "anonymousId")):
+    for branch, who in zip(schemas["group"]["anyOf"], ("userId", "anonymousId"), strict=True):
         branch["allOf"][0]["required"] = [who, "groupId"]
     # identify's "Anonymous User" branch types only email and createdAt in traits; the known-user
     # branch also types cio_subscription_preferences and unsubscribed: cdp types all four always
-    known, anonymous = (branch["allOf"][0]["properties"]["traits"]["properties"] for branch in schemas["identify"]["anyOf"])
+    known, anonymous = (
+        branch["allOf"][0]["properties"]["traits"]["properties"] for branch in schemas["identify"]["anyOf"]
+    )
     anonymous.update({k: v for k, v in known.items() if k not in anonymous})
     # identify by email (issue 17): the document's identify description says that "when you use
     # Customer.io as a destination, you can pass an empty userId or anonymousId, and identify
@@ -146,8 +157,11 @@ schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
 # deterministic like every property test (tests/conftest.py): schemathesis hands hypothesis its
 # own `derandomize`, so it is told the loaded profile's here. With CDP_TEST_EXPLORE=1 each run
 # draws a random seed, named in any failure (CDP_TEST_SEED=N replays that run).
-schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=25,
-                                deterministic=settings.default.derandomize)
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+    max_examples=25,
+    deterministic=settings.default.derandomize,
+)
 SEED = int(os.environ.get("CDP_TEST_SEED") or random.SystemRandom().getrandbits(64)) if EXPLORE else None
 if SEED is not None:
     schema.config.seed = SEED
@@ -178,7 +192,10 @@ def test_generation_is_deterministic_by_default():
     for result in schema.get_all_operations():
         operation = result.ok()
         for phase in ("examples", "coverage", "fuzzing"):
-            assert schema.config.get_hypothesis_settings(operation=operation, phase=phase).derandomize, (operation.label, phase)
+            assert schema.config.get_hypothesis_settings(operation=operation, phase=phase).derandomize, (
+                operation.label,
+                phase,
+            )
 
 
 # What the overlay accepts, serve must accept, and what it refuses, serve must refuse. Each

@@ -23,7 +23,6 @@ from cdpcli.server import Receiver
 from tests.conftest import API_KEY, BASIC, post
 
 
-
 def test_valid_call_is_accepted_and_recorded(receiver):
     status, body = post(receiver, "/v1/track", {"userId": "1", "event": "E", "sentAt": "2026-01-01T00:00:00.000Z"})
     assert (status, body) == (200, {})
@@ -123,8 +122,14 @@ def test_every_other_method_gets_a_json_405(receiver, method):
 
 def test_the_python_sdks_null_ids_are_read_as_absent(receiver):
     # customerio-cdp-analytics sends "anonymousId": null beside a userId (api-wire-facts.md §5)
-    call = {"type": "track", "userId": "42", "anonymousId": None, "event": "Signed Up",
-            "timestamp": "2026-11-27T13:36:48.608+00:00", "integrations": {}}
+    call = {
+        "type": "track",
+        "userId": "42",
+        "anonymousId": None,
+        "event": "Signed Up",
+        "timestamp": "2026-11-27T13:36:48.608+00:00",
+        "integrations": {},
+    }
     status, _ = post(receiver, "/v1/batch", {"batch": [call], "sentAt": "2026-11-27T13:36:48.700+00:00"})
     assert status == 200 and len(receiver.calls) == 1
     status, answer = post(receiver, "/v1/batch", {"batch": [{**call, "userId": None}]})
@@ -219,15 +224,25 @@ def test_cdp_serve_command_writes_ndjson(tmp_path):
 
 def test_the_official_python_sdks_traffic_is_accepted_in_strict_mode(receiver):
     # what customerio-cdp-analytics 1.0 puts on the wire for a page call (api-wire-facts.md §5)
-    call = {"integrations": {}, "anonymousId": None, "properties": {"path": "/pricing"}, "category": None,
-            "timestamp": "2026-11-27T13:36:48.608412+00:00", "context": {"library": {"name": "analytics-python", "version": "1.0.2"}},
-            "userId": "42", "type": "page", "name": None, "messageId": "2acb472a-6bcd-4d76-b3d8-9c62a65215d7"}
+    call = {
+        "integrations": {},
+        "anonymousId": None,
+        "properties": {"path": "/pricing"},
+        "category": None,
+        "timestamp": "2026-11-27T13:36:48.608412+00:00",
+        "context": {"library": {"name": "analytics-python", "version": "1.0.2"}},
+        "userId": "42",
+        "type": "page",
+        "name": None,
+        "messageId": "2acb472a-6bcd-4d76-b3d8-9c62a65215d7",
+    }
     status, answer = post(receiver, "/v1/batch", {"batch": [call], "sentAt": "2026-11-27T13:36:48.700+00:00"})
     assert (status, answer) == (200, {})
     assert receiver.calls[0]["messageId"] == call["messageId"]
 
 
 # -- strict JSON bodies (issue 10 item 2, issue 16 item 9) --
+
 
 def _nested(levels):
     """`levels` objects, one inside the other."""
@@ -265,10 +280,25 @@ TRACK = b'{"userId":"1","event":"E","properties":{"v":%s}}'
         (TRACK % json.dumps(_nested(200)).encode(), "nesting deeper than 200 levels"),  # 201 inside the call
         (TRACK % (b"[" * 100_000 + b"]" * 100_000), "nesting deeper than 200 levels"),
         (b'{"batch":[{"type":"track","userId":"1","event":"E","properties":{"v":NaN}}]}', "NaN is not valid JSON"),
-        (b'{"batch":[{"type":"track","userId":"1","event":"E","properties":{"v":1e999}}]}', "number 1e999 is too large"),
+        (
+            b'{"batch":[{"type":"track","userId":"1","event":"E","properties":{"v":1e999}}]}',
+            "number 1e999 is too large",
+        ),
     ],
-    ids=["nan", "infinity", "-infinity", "1e400", "-2.5E+308", "400-digits", "lone-surrogate", "surrogate-in-key",
-         "depth-201", "depth-100000", "batch-nan", "batch-1e999"],
+    ids=[
+        "nan",
+        "infinity",
+        "-infinity",
+        "1e400",
+        "-2.5E+308",
+        "400-digits",
+        "lone-surrogate",
+        "surrogate-in-key",
+        "depth-201",
+        "depth-100000",
+        "batch-nan",
+        "batch-1e999",
+    ],
 )
 def test_bodies_that_are_not_strict_json_get_a_400_naming_the_problem(logged, body, error, strict):
     path = "/v1/batch" if body.startswith(b'{"batch"') else "/v1/track"
@@ -294,8 +324,19 @@ def test_nesting_is_counted_from_the_call_in_a_batch_too(logged):
 
 @pytest.mark.parametrize(
     "literal",
-    [b"1e308", b"-1.7976931348623157e308", b"1E+300", b"1e-400", b"0.5e-999", b"1" * 308, b"-" + b"9" * 200,
-     b"1" * 200 + b".5e99", b'"1e400"', b'"3e451bcd-1e400,"', b'["f0e0001", 2e100]'],
+    [
+        b"1e308",
+        b"-1.7976931348623157e308",
+        b"1E+300",
+        b"1e-400",
+        b"0.5e-999",
+        b"1" * 308,
+        b"-" + b"9" * 200,
+        b"1" * 200 + b".5e99",
+        b'"1e400"',
+        b'"3e451bcd-1e400,"',
+        b'["f0e0001", 2e100]',
+    ],
 )
 def test_numbers_near_the_limit_and_lookalikes_are_accepted_as_read(logged, literal):
     status, answer = post(logged, "/v1/track", None, raw=TRACK % literal)
@@ -328,13 +369,17 @@ def test_any_number_gets_the_verdict_the_strict_reader_gives(logged):
 
 # -- the command line: usage errors, output that closes, --seed --
 
+
 @pytest.mark.parametrize(
     ("args", "error", "hint"),
     [
         (["--port", "70000"], "--port must be between 0 and 65535, not 70000", "free port"),
         (["--port", "-1"], "--port must be between 0 and 65535, not -1", "free port"),
-        (["--port", "0", "--out", "/nonexistent/dir/x"], "cannot open --out '/nonexistent/dir/x' for appending: No such file or directory",
-         "directory does not exist"),
+        (
+            ["--port", "0", "--out", "/nonexistent/dir/x"],
+            "cannot open --out '/nonexistent/dir/x' for appending: No such file or directory",
+            "directory does not exist",
+        ),
         (["--latency-ms", "-5"], "--latency-ms must be 0 or more, not -5", "--latency-ms 50"),
         (["--fail-rate", "1.5"], "--fail-rate must be between 0 and 1, not 1.5", "--fail-rate 0.2"),
     ],
@@ -349,8 +394,11 @@ def test_bad_serve_options_are_usage_errors(args, error, hint):
 
 def _start_serve(*args):
     """`cdp serve` in a subprocess on a free port: (process, base URL)."""
-    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "serve", "--port", "0", "--api-key", API_KEY, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "serve", "--port", "0", "--api-key", API_KEY, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     banner = proc.stderr.readline().decode()
     assert banner.startswith("cdp serve: listening on http://127.0.0.1:"), banner
     return proc, banner.split()[4]
@@ -378,7 +426,10 @@ def test_serve_stops_like_a_filter_when_its_reader_goes_away():
     finally:
         proc.kill()
         proc.wait()
-    assert "cdp serve: stopped: stdout was closed by its reader (1 call recorded; later requests were answered 503)" in stderr
+    assert (
+        "cdp serve: stopped: stdout was closed by its reader (1 call recorded; later requests were answered 503)"
+        in stderr
+    )
     assert "Traceback" not in stderr and API_KEY not in stderr
     with pytest.raises(ConnectionRefusedError):
         post(_At(url), "/v1/track", {"userId": "3", "event": "Third"})
@@ -396,14 +447,17 @@ def test_serve_exits_1_when_its_out_file_cannot_be_written():
         proc.kill()
         proc.wait()
     assert stdout == ""
-    assert "Error: cannot write to '/dev/full': No space left on device; cdp serve stopped (0 calls recorded)\nHint: " in stderr
+    assert (
+        "Error: cannot write to '/dev/full': No space left on device; cdp serve stopped (0 calls recorded)\nHint: "
+        in stderr
+    )
     assert "Traceback" not in stderr
 
 
 def test_a_receiver_whose_output_fails_answers_503_never_200(tmp_path):
     """The Python API too: no request is answered 200 once its calls cannot be written, and
     the receiver stops listening."""
-    out = open(tmp_path / "calls.ndjson", "a", encoding="utf-8")
+    out = open(tmp_path / "calls.ndjson", "a", encoding="utf-8")  # noqa: SIM115 (the receiver writes to it)
     with Receiver(api_key=API_KEY, out=out) as receiver:
         assert post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] == 200
         out.close()
@@ -436,36 +490,52 @@ def test_serve_seed_repeats_the_faults():
 def test_recorded_lines_carry_the_servers_received_at_once(tmp_path):
     """Written from the size check's JSON with receivedAt spliced in: a call that brings its
     own receivedAt is not written with the key twice, to a text stream or a file."""
-    calls = [{"type": "track", "userId": "1", "event": "E", "properties": {"é": 1.5, "n": None}},
-             {"type": "track", "userId": "2", "event": "E", "receivedAt": "then"}]
-    for out in (io.StringIO(), open(tmp_path / "calls.ndjson", "a", encoding="utf-8")):
+    calls = [
+        {"type": "track", "userId": "1", "event": "E", "properties": {"é": 1.5, "n": None}},
+        {"type": "track", "userId": "2", "event": "E", "receivedAt": "then"},
+    ]
+    for out in (io.StringIO(), open(tmp_path / "calls.ndjson", "a", encoding="utf-8")):  # noqa: SIM115
         with Receiver(api_key=API_KEY, out=out) as receiver:
             assert post(receiver, "/v1/batch", {"batch": calls})[0] == 200
         text = out.getvalue() if isinstance(out, io.StringIO) else (tmp_path / "calls.ndjson").read_text()
         first, second = text.splitlines()
-        assert first.startswith('{"type":"track","userId":"1","event":"E","properties":{"é":1.5,"n":null},"receivedAt":"')
+        assert first.startswith(
+            '{"type":"track","userId":"1","event":"E","properties":{"é":1.5,"n":null},"receivedAt":"'
+        )
         assert second.count("receivedAt") == 1 and json.loads(second)["receivedAt"] != "then"
 
 
 # -- what the log says --
 
+
 def test_permissive_drops_are_logged_with_their_reason(logged):
-    status, _ = post(logged, "/v1/batch", {"batch": [{"type": "track", "userId": "1"}, {"type": "track", "userId": "2", "event": "E"}]},
-                     strict=False)
+    status, _ = post(
+        logged,
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": "1"}, {"type": "track", "userId": "2", "event": "E"}]},
+        strict=False,
+    )
     assert status == 200 and [c["userId"] for c in logged.calls] == ["2"]
-    assert ("POST /v1/batch: dropped batch[0]: event: Field required (no X-Strict-Mode: 1 header, so answered 200 as the API does)"
-            in logged.log_lines)
+    assert (
+        "POST /v1/batch: dropped batch[0]: event: Field required (no X-Strict-Mode: 1 header, so answered 200 as the API does)"
+        in logged.log_lines
+    )
 
 
 def test_an_identify_by_email_is_accepted_and_logged_as_such(logged):
     """Issue 17: an empty or absent userId and anonymousId with a non-empty traits.email."""
     status, _ = post(logged, "/v1/identify", {"userId": "", "traits": {"email": "ada@example.com"}})
     assert status == 200
-    status, _ = post(logged, "/v1/batch", {"batch": [{"type": "identify", "userId": "7"},
-                                                     {"type": "identify", "traits": {"email": "bo@example.com"}}]})
+    status, _ = post(
+        logged,
+        "/v1/batch",
+        {"batch": [{"type": "identify", "userId": "7"}, {"type": "identify", "traits": {"email": "bo@example.com"}}]},
+    )
     assert status == 200 and len(logged.calls) == 3
     said = [line for line in logged.log_lines if "identified by email" in line]
-    assert said == ["POST /v1/identify: identify: person identified by email 'ada@example.com' (no userId or anonymousId)",
-                    "POST /v1/batch: batch[1]: person identified by email 'bo@example.com' (no userId or anonymousId)"]
+    assert said == [
+        "POST /v1/identify: identify: person identified by email 'ada@example.com' (no userId or anonymousId)",
+        "POST /v1/batch: batch[1]: person identified by email 'bo@example.com' (no userId or anonymousId)",
+    ]
     status, answer = post(logged, "/v1/identify", {"userId": "", "traits": {"email": ""}})
     assert status == 400 and "traits.email" in answer["meta"]["errors"][0]

@@ -27,8 +27,10 @@ TRACK = json.dumps({"userId": "1", "event": "E"}).encode()
 
 
 def _request(body: bytes = TRACK, path: str = "/v1/track", extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {BASIC}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {BASIC}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
 
 
 def _parse(data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -41,7 +43,9 @@ def _parse(data: bytes) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def _exchange(port: int, data: bytes, *, host: str = "127.0.0.1", timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+def _exchange(
+    port: int, data: bytes, *, host: str = "127.0.0.1", timeout: float = 10
+) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes, read the answer until the server closes (every answer here closes)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(data)
@@ -75,6 +79,7 @@ def _enough_files(count: int) -> None:
 
 
 # -- many clients at once --
+
 
 def test_a_thousand_concurrent_posts_are_all_answered():
     """All connected first, then all send: 1,000 requests in flight at once, every one answered
@@ -123,8 +128,12 @@ def test_latency_and_scripted_delays_hold_up_no_other_connection():
     slow.join(10)
     with Receiver(api_key=API_KEY, latency_ms=1000) as receiver:
         results = []
-        threads = [threading.Thread(target=lambda: results.append(post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0]))
-                   for _ in range(20)]
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0])
+            )
+            for _ in range(20)
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -136,7 +145,9 @@ def test_latency_and_scripted_delays_hold_up_no_other_connection():
 def test_a_stop_does_not_wait_for_long_delays():
     with Receiver(api_key=API_KEY, latency_ms=60_000) as receiver:
         answers = []
-        client = threading.Thread(target=lambda: answers.append(post(receiver, "/v1/track", {"userId": "1", "event": "E"})))
+        client = threading.Thread(
+            target=lambda: answers.append(post(receiver, "/v1/track", {"userId": "1", "event": "E"}))
+        )
         client.start()
         deadline = time.monotonic() + 10
         while not receiver.requests:
@@ -175,6 +186,7 @@ def _idle_and_serving(receiver: Receiver, seconds: float) -> None:
 
 # -- slow clients --
 
+
 def test_slow_clients_are_cut_off_not_accumulated():
     """Connections that send half a request line and headers, or headers and half a body, get a
     JSON 408 and are closed once the read timeout passes; silent ones are closed."""
@@ -206,6 +218,7 @@ def test_slow_clients_are_cut_off_not_accumulated():
 
 # -- bodies --
 
+
 def test_a_body_declared_over_the_limit_is_refused_without_being_read():
     with Receiver(api_key=API_KEY) as receiver:
         # nothing of it sent: the answer comes anyway, at once
@@ -221,14 +234,25 @@ def test_a_body_declared_over_the_limit_is_refused_without_being_read():
 def test_a_chunked_body_is_cut_at_the_limit():
     with Receiver(api_key=API_KEY) as receiver:
         conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
-        conn.request("POST", "/v1/batch", body=iter([b" " * 100_000] * 7),
-                     headers={"Authorization": BASIC, "Content-Type": "application/json"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/v1/batch",
+            body=iter([b" " * 100_000] * 7),
+            headers={"Authorization": BASIC, "Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         response = conn.getresponse()
         assert response.status == 413 and "limit is 500,000" in json.loads(response.read())["meta"]["errors"][0]
         conn.close()
         # and one under the limit is read as any other
         conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
-        conn.request("POST", "/v1/track", body=iter([TRACK[:5], TRACK[5:]]), headers={"Authorization": BASIC}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/v1/track",
+            body=iter([TRACK[:5], TRACK[5:]]),
+            headers={"Authorization": BASIC},
+            encode_chunked=True,
+        )
         assert conn.getresponse().status == 200
         conn.close()
 
@@ -243,7 +267,12 @@ def gzip_bomb():
     crc = 0
     for _ in range(1024):
         crc = zlib.crc32(zeros, crc)
-    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + block * 1024 + deflate.flush() + struct.pack("<II", crc, (1 << 30) & 0xFFFFFFFF)
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        + block * 1024
+        + deflate.flush()
+        + struct.pack("<II", crc, (1 << 30) & 0xFFFFFFFF)
+    )
 
 
 def _peak_kb(pid: int) -> int:
@@ -260,8 +289,22 @@ def test_gzip_bombs_and_big_partial_bodies_cost_the_server_about_the_limit(gzip_
     chunks with no length, one just under the raw limit that inflates to ~460 MB, and 60
     connections each part way through a 9.9 MB body (old: 621 MB): `cdp serve`'s peak
     memory grows by a few MB, never by the bodies."""
-    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "serve", "--port", "0", "--api-key", API_KEY,
-                             "--out", str(tmp_path / "calls.ndjson")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cdpcli",
+            "serve",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--out",
+            str(tmp_path / "calls.ndjson"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         banner = proc.stderr.readline().decode()
         port = int(re.search(r":(\d+)/v1", banner).group(1))
@@ -273,8 +316,13 @@ def test_gzip_bombs_and_big_partial_bodies_cost_the_server_about_the_limit(gzip_
 
         for body, chunked in ((gzip_bomb, False), (gzip_bomb, True), (gzip_bomb[: MAX_RAW_BYTES - 50_000], False)):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("POST", "/v1/batch", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body,
-                         headers=gz, encode_chunked=chunked)
+            conn.request(
+                "POST",
+                "/v1/batch",
+                body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body,
+                headers=gz,
+                encode_chunked=chunked,
+            )
             response = conn.getresponse()
             assert response.status == 413, response.status
             assert "limit is 500,000" in json.loads(response.read())["meta"]["errors"][0]
@@ -283,7 +331,9 @@ def test_gzip_bombs_and_big_partial_bodies_cost_the_server_about_the_limit(gzip_
         partial = []
         for _ in range(60):
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            sock.sendall(f"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: {BASIC}\r\nContent-Length: 9900000\r\n\r\n".encode())
+            sock.sendall(
+                f"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: {BASIC}\r\nContent-Length: 9900000\r\n\r\n".encode()
+            )
             sock.sendall(b" " * 5_000_000)
             partial.append(sock)
         for sock in partial:
@@ -313,7 +363,11 @@ LONG = "x" * 100_000
         (b"POST /v1/track HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "malformed"),
         (b"POST /v1/track HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "malformed"),
         (b"POST /v1/track HTTP/1.1\r\nNo colon here\r\n\r\n", 400, "malformed"),
-        (b"POST /v1/track HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\n{}", 400, "does not switch"),
+        (
+            b"POST /v1/track HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\n{}",
+            400,
+            "does not switch",
+        ),
         (f"POST /v1/{LONG} HTTP/1.1\r\n\r\n".encode(), 414, "request line is over"),
         (f"POST /v1/track HTTP/1.1\r\nX-Big: {LONG}\r\n\r\n".encode(), 431, "headers are over"),
         (b"POST /v1/track HTTP/1.1\r\n" + b"X-Many: 1234567890\r\n" * 5000 + b"\r\n", 431, "headers are over"),
@@ -322,8 +376,23 @@ LONG = "x" * 100_000
         (b"BREW /v1/track HTTP/1.1\r\nHost: x\r\n\r\n", 405, "POST only"),
         (b"POST /v1/track?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 404, "no such path"),
     ],
-    ids=["garbage", "tls", "length-abc", "length-negative", "length-twice", "bad-chunk", "no-colon", "upgrade",
-         "long-line", "long-header", "many-headers", "bare-get", "get", "brew", "query"],
+    ids=[
+        "garbage",
+        "tls",
+        "length-abc",
+        "length-negative",
+        "length-twice",
+        "bad-chunk",
+        "no-colon",
+        "upgrade",
+        "long-line",
+        "long-header",
+        "many-headers",
+        "bare-get",
+        "get",
+        "brew",
+        "query",
+    ],
 )
 def test_malformed_requests_get_a_json_error(receiver, data, status, error):
     if status == 404:  # well-formed: an answer on a connection kept open, so ask it to close
@@ -336,6 +405,7 @@ def test_malformed_requests_get_a_json_error(receiver, data, status, error):
 
 
 # -- where it listens --
+
 
 def _has_ipv6_loopback() -> bool:
     try:
@@ -351,14 +421,35 @@ def test_ipv6_loopback_works(tmp_path):
     with Receiver("::1", api_key=API_KEY) as receiver:
         assert receiver.url == f"http://[::1]:{receiver.port}/v1"
         assert post(receiver, "/v1/track", {"userId": "1", "event": "E"})[0] == 200
-    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "serve", "--host", "::1", "--port", "0", "--api-key", API_KEY,
-                             "--out", str(tmp_path / "calls.ndjson")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cdpcli",
+            "serve",
+            "--host",
+            "::1",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--out",
+            str(tmp_path / "calls.ndjson"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         banner = proc.stderr.readline()
         assert banner.startswith("cdp serve: listening on http://[::1]:"), banner
-        run = subprocess.run([sys.executable, "-m", "cdpcli", "track", "-u", "1", "-e", "E", "--endpoint", banner.split()[4]],
-                             env={**os.environ, "CDP_API_KEY": API_KEY, "CDP_CONFIG_DIR": str(tmp_path)},
-                             capture_output=True, text=True, timeout=30)
+        run = subprocess.run(
+            [sys.executable, "-m", "cdpcli", "track", "-u", "1", "-e", "E", "--endpoint", banner.split()[4]],
+            env={**os.environ, "CDP_API_KEY": API_KEY, "CDP_CONFIG_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert run.returncode == 0, run.stderr
     finally:
         proc.terminate()
@@ -366,8 +457,12 @@ def test_ipv6_loopback_works(tmp_path):
 
 
 def test_a_host_that_is_not_loopback_gets_a_warning():
-    proc = subprocess.Popen([sys.executable, "-m", "cdpcli", "serve", "--host", "0.0.0.0", "--port", "0", "--api-key", API_KEY],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "serve", "--host", "0.0.0.0", "--port", "0", "--api-key", API_KEY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         warning, banner = proc.stderr.readline(), proc.stderr.readline()
     finally:
@@ -378,8 +473,12 @@ def test_a_host_that_is_not_loopback_gets_a_warning():
 
 
 def test_uvicorn_stays_off_the_one_liner_path(tmp_path):
-    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "cdpcli", "track", "--user", "1", "--event", "E", "--dry-run"],
-                         env={**os.environ, "CDP_API_KEY": API_KEY, "CDP_CONFIG_DIR": str(tmp_path)},
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cdpcli", "track", "--user", "1", "--event", "E", "--dry-run"],
+        env={**os.environ, "CDP_API_KEY": API_KEY, "CDP_CONFIG_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "import time:" in run.stderr and "uvicorn" not in run.stderr and "httptools" not in run.stderr

@@ -58,7 +58,12 @@ def test_connect_test_wrong_key_exits_3_and_says_where_the_key_came_from(cli, re
     assert run.exit_code == 3
     assert "failed: the key was rejected" in run.stdout
     assert "Hint: the key came from --api-key" in run.stderr
-    assert cli("config", "set", "api-key", "--profile", "ci", input="wrong-key-111111\n", secret="wrong-key-111111").exit_code == 0
+    assert (
+        cli(
+            "config", "set", "api-key", "--profile", "ci", input="wrong-key-111111\n", secret="wrong-key-111111"
+        ).exit_code
+        == 0
+    )
     run = cli("connect", "test", "--profile", "ci", secret="wrong-key-111111")
     assert run.exit_code == 3
     assert "the key came from profile ci" in run.stderr
@@ -79,7 +84,9 @@ def test_connect_test_unreachable_exits_6(cli):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", f"http://127.0.0.1:{port}", "--retries", "0", "--json")
+    run = cli(
+        "connect", "test", "--api-key", API_KEY, "--endpoint", f"http://127.0.0.1:{port}", "--retries", "0", "--json"
+    )
     assert run.exit_code == 6
     result = json.loads(run.stdout)
     assert result["ok"] is False and result["status"] is None and result["error"] == "connection refused"
@@ -114,8 +121,13 @@ def test_checked_in_completions_match_the_app(cli, shell):
 
 
 def complete_bash(words: str, tmp_path: Path) -> list[str]:
-    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1),
-           "_CDP_COMPLETE": "complete_bash", "CDP_CONFIG_DIR": os.environ["CDP_CONFIG_DIR"]}
+    env = {
+        **os.environ,
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split(" ")) - 1),
+        "_CDP_COMPLETE": "complete_bash",
+        "CDP_CONFIG_DIR": os.environ["CDP_CONFIG_DIR"],
+    }
     done = subprocess.run([sys.executable, "-m", "cdpcli"], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
@@ -198,7 +210,9 @@ def test_connect_test_no_proxy_goes_direct(send, receiver, monkeypatch):
 
 def test_connect_test_json_failure_carries_hint_and_exit_code(cli):
     port = closed_port()
-    run = cli("connect", "test", "--api-key", API_KEY, "--endpoint", f"http://127.0.0.1:{port}", "--retries", "0", "--json")
+    run = cli(
+        "connect", "test", "--api-key", API_KEY, "--endpoint", f"http://127.0.0.1:{port}", "--retries", "0", "--json"
+    )
     assert run.exit_code == 6
     [line] = run.stdout.splitlines()
     result = json.loads(line)
@@ -223,9 +237,29 @@ def tls_receiver(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -271,7 +305,9 @@ def test_tls_certificates_are_checked_and_ssl_cert_file_is_honoured(cli, tls_rec
     assert seen == ["/v1/batch"]
 
 
-@pytest.mark.parametrize("proxy", ["ftp://proxyuser:proxysecret@127.0.0.1:1", "http://[::1", "socks5://proxyuser:proxysecret@127.0.0.1:1"])
+@pytest.mark.parametrize(
+    "proxy", ["ftp://proxyuser:proxysecret@127.0.0.1:1", "http://[::1", "socks5://proxyuser:proxysecret@127.0.0.1:1"]
+)
 def test_a_proxy_setting_httpx_refuses_is_a_usage_error(send, receiver, monkeypatch, proxy):
     import importlib.util
 

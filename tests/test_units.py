@@ -6,8 +6,8 @@ import base64
 import os
 import subprocess
 import sys
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -29,7 +29,7 @@ from cdpcli.wire import auth_header, base_url, format_timestamp, mask_key, parse
         ("a:b=c", "a:b", "c"),
         ("url=http://x:=y", "url", "http://x:=y"),
         ("k=", "k", ""),
-        ("nested:={\"a\":{\"b\":null}}", "nested", {"a": {"b": None}}),
+        ('nested:={"a":{"b":null}}', "nested", {"a": {"b": None}}),
     ],
 )
 def test_parse_item(raw, key, value):
@@ -139,13 +139,20 @@ def test_has_escaped_key(line, expected):
 
 
 def test_pydantic_plugins_are_skipped_unless_the_user_set_the_variable():
-    probe = ("import sys, cdpcli, os; from pydantic import TypeAdapter; TypeAdapter(int); "
-             "print(os.environ['PYDANTIC_DISABLE_PLUGINS'], 'importlib.metadata' in sys.modules)")
+    probe = (
+        "import sys, cdpcli, os; from pydantic import TypeAdapter; TypeAdapter(int); "
+        "print(os.environ['PYDANTIC_DISABLE_PLUGINS'], 'importlib.metadata' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     ours = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert ours.stdout.split() == ["__all__", "False"]  # nothing scanned, importlib.metadata not loaded
-    theirs = subprocess.run([sys.executable, "-c", probe], env={**env, "PYDANTIC_DISABLE_PLUGINS": "some_plugin"},
-                            capture_output=True, text=True, check=True)
+    theirs = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "PYDANTIC_DISABLE_PLUGINS": "some_plugin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert theirs.stdout.split() == ["some_plugin", "True"]  # the user's choice: pydantic's own loader
 
 
