@@ -1,18 +1,65 @@
-"""cdp: a command-line client for the Customer.io Data Pipelines HTTP API."""
+"""cdp: a client for the Customer.io Data Pipelines HTTP API, as a command (`cdp`) and a library.
 
-import os
-import sys
-import types
+    import cdpcli
+    target = cdpcli.Target.resolve()                    # flags > env > profile > default, like cdp
+    cdpcli.send("track", {"userId": "42", "event": "Item Purchased"}, target=target)
+    result = cdpcli.import_lines(lines, target=target, source="orders-2024")
+
+Nothing here prints or exits; failures raise CdpError subclasses that carry a message, a hint
+and `.exit_code`. Importing the package is cheap: each name loads its module on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Pydantic (used by Typer to coerce options, and by cdp's models) scans every installed
-# package's entry points for plugins when it builds its first validator (~20 ms at start-up);
-# cdp uses none, so skip the scan unless the user asked for plugins. Its loader reads that
-# variable only after importing importlib.metadata (and with it the email package: ~20 ms
-# more), and `get_plugins` is all pydantic asks of it: with plugins off, stand in for it.
-if "PYDANTIC_DISABLE_PLUGINS" not in os.environ:
-    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
-    _no_plugins = types.ModuleType("pydantic.plugin._loader")
-    _no_plugins.get_plugins = lambda: ()  # type: ignore[attr-defined]
-    sys.modules.setdefault("pydantic.plugin._loader", _no_plugins)
+__all__ = [
+    "CdpError",
+    "DeliveryError",
+    "ExitCode",
+    "ImportResult",
+    "InvalidCall",
+    "SendResult",
+    "Target",
+    "UsageError",
+    "__version__",
+    "import_lines",
+    "send",
+]
+
+# public name -> the module that defines it
+_HOMES = {
+    "CdpError": "cdpcli.errors",
+    "DeliveryError": "cdpcli.errors",
+    "ExitCode": "cdpcli.errors",
+    "UsageError": "cdpcli.errors",
+    "Target": "cdpcli.target",
+    "SendResult": "cdpcli.calls",
+    "InvalidCall": "cdpcli.calls",
+    "send": "cdpcli.calls",
+    "ImportResult": "cdpcli.importing",
+    "import_lines": "cdpcli.importing",
+}
+
+if TYPE_CHECKING:
+    from cdpcli.calls import InvalidCall, SendResult, send
+    from cdpcli.errors import CdpError, DeliveryError, ExitCode, UsageError
+    from cdpcli.importing import ImportResult, import_lines
+    from cdpcli.target import Target
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'cdpcli' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

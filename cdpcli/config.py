@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,33 @@ def _toml_problem(message: str, text: str) -> tuple[str, int]:
 _warned: set[str] = set()
 
 
+# Warnings about the config file (ignored, unknown settings, loose permissions). The core never
+# prints: they wait here until taken (Target.resolve puts them in Target.warnings), unless a
+# front end asked to see each at once (the CLI prints them as they happen, in order).
+_pending: list[str] = []
+_on_warning: Callable[[str], None] | None = None
+
+
+def on_warning(callback: Callable[[str], None] | None) -> None:
+    """Hand every later warning to `callback` as it happens (None: keep them for take_warnings)."""
+    global _on_warning
+    _on_warning = callback
+
+
+def take_warnings() -> list[str]:
+    """The warnings kept since the last call."""
+    taken = list(_pending)
+    _pending.clear()
+    return taken
+
+
 def _warn_once(text: str) -> None:
     if text not in _warned:
         _warned.add(text)
-        sys.stderr.write(f"Warning: {text}\n")
+        if _on_warning is not None:
+            _on_warning(text)
+        else:
+            _pending.append(text)
 
 
 def profile_names() -> list[str]:
@@ -286,7 +310,7 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
     ("" for `config set`, whose error names the setting itself).
 
     The same conversion for every origin (flag, environment, config file, `config set`). The
-    API key and the endpoint are checked where they are used (session.py, wire.base_url) and,
+    API key and the endpoint are checked where they are used (target.py, wire.base_url) and,
     before they are stored, by check_for_storing."""
     if value is None:
         return None

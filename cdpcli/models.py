@@ -551,10 +551,6 @@ def _semantic_adapter(event: str) -> TypeAdapter[Any] | None:
     return TypeAdapter(shape) if shape else None
 
 
-def any_call_adapter() -> TypeAdapter[Any]:
-    return adapter("any")
-
-
 def to_wire(call: BaseModel) -> dict[str, Any]:
     wire = call.model_dump(mode="json", exclude_none=True)
     # a null in a field we model means "absent"; a field we do not model passes through as

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import threading
 import time
 import zlib
@@ -23,14 +22,11 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from cdpcli.errors import ExitCode, exit_code_for_status
-from cdpcli.output import redact
-from cdpcli.wire import Request
+import httpx
 
-# `import httpx` also imports its own command-line module (click, rich, pygments) when the
-# click package is installed; marking it absent makes httpx skip it, ~30 ms saved.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-import httpx  # noqa: E402
+from cdpcli.errors import ExitCode, exit_code_for_status
+from cdpcli.redaction import redact
+from cdpcli.wire import Request, redacted_headers
 
 RETRY_AFTER_CAP = 300.0
 
@@ -82,12 +78,25 @@ def server_errors(text: str) -> list[str]:
 
 
 @dataclass
+class Exchange:
+    """One attempt as it went over the wire, for `-v` (request line, status, latency, answer)
+    and `-vv` (headers too). The Authorization header and any key in the answer are redacted."""
+
+    url: str
+    attempt: int
+    request_headers: dict[str, str]
+    status: int | None
+    latency_ms: float
+    response_headers: dict[str, str]
+    response_body: str
+    error: str = ""
+
+
+@dataclass
 class Outcome:
     status: int | None  # None: no HTTP answer (network error)
     attempts: int
-    retries: int
     latency_ms: float  # of the last attempt
-    body: str = ""
     error: str = ""  # network error description, or the server's errors joined
     network_kind: str = ""  # refused, dns, timeout, tls, network
 
@@ -203,6 +212,7 @@ class Sender:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
+        on_exchange: Callable[[Exchange], None] | None = None,
         stop: threading.Event | None = None,
         tls: bool = True,
     ) -> None:
@@ -211,6 +221,7 @@ class Sender:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.on_retry = on_retry
+        self.on_exchange = on_exchange
         self.stop = stop or threading.Event()
         try:
             self._client = httpx.Client(
@@ -261,14 +272,16 @@ class Sender:
                 kind, error = describe_network_error(exc, self.timeout, proxy_for(request.url))
             latency = (time.perf_counter() - started) * 1000
             wait_hint = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
+            if self.on_exchange is not None:
+                self.on_exchange(self._exchange(request, attempt, headers, status, latency, response, text, error))
             del response
             if status is not None and 200 <= status < 300:
-                return Outcome(status, attempt, attempt - 1, latency, text)
+                return Outcome(status, attempt, latency)
             if status is not None:
                 error = "; ".join(server_errors(text)) or f"HTTP {status}"
-            # the one redaction step (output.redact): an error from the HTTP stack or a server
+            # the one redaction step (redaction.redact): an error from the HTTP stack or a server
             # echoing the request must not carry the key into messages or the rejects file
-            outcome = Outcome(status, attempt, attempt - 1, latency, redact(text), redact(error), kind)
+            outcome = Outcome(status, attempt, latency, redact(error), kind)
             if not is_retryable(status) or attempt > self.retries or self.stop.is_set():
                 return outcome
             # every retry counts against --retries; the server's Retry-After replaces the backoff
@@ -280,3 +293,25 @@ class Sender:
                 self.on_retry(f"{what.rstrip('.')}; retrying {request.url} in {delay:.1f}s (retry {attempt})")
             if self.stop.wait(delay):
                 return outcome
+
+    @staticmethod
+    def _exchange(
+        request: Request,
+        attempt: int,
+        headers: dict[str, str],
+        status: int | None,
+        latency: float,
+        response: httpx.Response | None,
+        text: str,
+        error: str,
+    ) -> Exchange:
+        return Exchange(
+            url=request.url,
+            attempt=attempt,
+            request_headers=redacted_headers(headers),
+            status=status,
+            latency_ms=latency,
+            response_headers={k: redact(v) for k, v in response.headers.items()} if response is not None else {},
+            response_body=redact(text),
+            error=redact(error),
+        )

@@ -10,7 +10,7 @@ import base64
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -297,7 +297,6 @@ class Request:
     headers: dict[str, str]
     payload: dict[str, Any]  # the body without sentAt
     gzip: bool = False
-    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def body(self, sent_at: str | None = None) -> dict[str, Any]:
         return {**self.payload, "sentAt": sent_at or now_timestamp()}
@@ -306,10 +305,15 @@ class Request:
         return dumps(self.body(sent_at)).encode("utf-8")
 
     def redacted_headers(self) -> dict[str, str]:
-        headers = dict(self.headers)
-        if "Authorization" in headers:
-            headers["Authorization"] = headers["Authorization"].split(" ", 1)[0] + " ****"
-        return headers
+        return redacted_headers(self.headers)
+
+
+def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` as they may be shown: the Authorization header's scheme, not its credentials."""
+    shown = dict(headers)
+    if "Authorization" in shown:
+        shown["Authorization"] = shown["Authorization"].split(" ", 1)[0] + " ****"
+    return shown
 
 
 def build_headers(api_key: str | None, *, strict: bool, gzip: bool) -> dict[str, str]:
@@ -324,4 +328,4 @@ def build_headers(api_key: str | None, *, strict: bool, gzip: bool) -> dict[str,
 
 
 def single_request(call: dict[str, Any], base: str, headers: dict[str, str], *, gzip: bool = False) -> Request:
-    return Request(f"{base}/{call['type']}", headers, call, gzip=gzip, calls=[call])
+    return Request(f"{base}/{call['type']}", headers, call, gzip=gzip)

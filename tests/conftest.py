@@ -20,7 +20,7 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 from typer.testing import CliRunner
 
-from cdpcli.cli import app
+from cdpcli.cli.app import app
 from cdpcli.server import Receiver
 
 EXPLORE = os.environ.get("CDP_TEST_EXPLORE", "").strip() not in ("", "0")

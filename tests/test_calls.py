@@ -448,7 +448,7 @@ def test_non_utf8_file_names_the_file_and_the_byte(send, receiver, tmp_path):
 def test_non_utf8_stdin_is_a_usage_error(send, receiver):
     from typer.testing import CliRunner
 
-    from cdpcli.cli import app
+    from cdpcli.cli.app import app
 
     result = CliRunner().invoke(app, ["track", "-u", "1", "-e", "E", "--properties", "@-"], input=b'{"a":"\xff"}')
     assert result.exit_code == 2
@@ -620,7 +620,7 @@ def test_api_key_with_control_or_non_ascii_characters(cli, receiver, monkeypatch
 
 
 def test_redaction_removes_the_key_and_its_basic_forms():
-    from cdpcli.output import add_secret, redact
+    from cdpcli.redaction import add_secret, redact
 
     key = "redact-me-0123456789"
     add_secret(key)

@@ -229,7 +229,7 @@ def test_rejected_key_stops_at_once_with_exit_3(cli, receiver, tmp_path):
         secret="wrong-key-123456",
     )
     assert run.exit_code == 3
-    assert "Error: the API rejected the key (HTTP 401); import stopped" in run.stderr
+    assert "Error: the API rejected the key (HTTP 401) at " in run.stderr and "; import stopped" in run.stderr
     assert receiver.calls == []
     assert len(receiver.requests) <= 4  # in flight at most, never the 20 batches
     assert not (tmp_path / "cdp-rejects.ndjson").exists()  # nothing rejected: re-run with the right key

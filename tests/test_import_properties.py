@@ -10,7 +10,8 @@ import json
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from cdpcli.importer import InvalidLine, Preparer, Source
+from cdpcli.importing.prepare import InvalidLine, Preparer
+from cdpcli.importing.sources import Source
 from cdpcli.jsontext import loads as strict_loads
 from cdpcli.server import Receiver
 from tests.conftest import API_KEY

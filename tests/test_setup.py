@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cdpcli.cli import COMPLETION_SHELLS, app, completion_script
+from cdpcli.cli.app import app
+from cdpcli.cli.completions import COMPLETION_SHELLS, completion_script
 from cdpcli.server import Receiver
 from tests.conftest import API_KEY
 

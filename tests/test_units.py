@@ -11,9 +11,11 @@ from email.utils import format_datetime
 
 import pytest
 
+from cdpcli.cli.items import apply_items, parse_item
 from cdpcli.errors import UsageError
-from cdpcli.importer import REF_SHIFT, Batch, Settlement, Source
-from cdpcli.items import apply_items, parse_item
+from cdpcli.importing.batches import REF_SHIFT, Batch
+from cdpcli.importing.checkpoint import Settlement
+from cdpcli.importing.sources import Source
 from cdpcli.transport import retry_after_seconds
 from cdpcli.wire import auth_header, base_url, format_timestamp, mask_key, parse_timestamp
 
@@ -133,17 +135,27 @@ def test_retry_after_seconds_and_http_date_capped():
     ],
 )
 def test_has_escaped_key(line, expected):
-    from cdpcli.importer import has_escaped_key
+    from cdpcli.importing.prepare import has_escaped_key
 
     assert has_escaped_key(line) is expected
 
 
 def test_pydantic_plugins_are_skipped_unless_the_user_set_the_variable():
+    """cdp's start-up skips pydantic's plugin scan; the library leaves a program's pydantic alone."""
     probe = (
-        "import sys, cdpcli, os; from pydantic import TypeAdapter; TypeAdapter(int); "
+        "import sys, os; from cdpcli.cli import startup; startup.prepare_process(); "
+        "from pydantic import TypeAdapter; TypeAdapter(int); "
         "print(os.environ['PYDANTIC_DISABLE_PLUGINS'], 'importlib.metadata' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    library = subprocess.run(
+        [sys.executable, "-c", "import os, cdpcli; cdpcli.Target; print(os.environ.get('PYDANTIC_DISABLE_PLUGINS'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert library.stdout.split() == ["None"]
     ours = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert ours.stdout.split() == ["__all__", "False"]  # nothing scanned, importlib.metadata not loaded
     theirs = subprocess.run(
@@ -185,7 +197,7 @@ def test_redaction_covers_escaped_forms_of_the_key():
     a JSON error object, or when Python shows it in a repr."""
     import json as _json
 
-    from cdpcli.output import add_secret, redact
+    from cdpcli.redaction import add_secret, redact
 
     key = 'sk_odd"key\\with-quote-99'
     add_secret(key)

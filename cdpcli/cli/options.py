@@ -3,18 +3,72 @@
 `sending_command` adds the sending options (SPEC: "Options for every sending command") to a
 command's signature and hands them to it packed in one `SendOptions` named `opts`, so each
 command lists only its own options and users can type them after the subcommand.
+`SendOptions.target()` turns them into the core's Target, `.output()` into the command's Output.
 """
+
+from __future__ import annotations
 
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdpcli.calls import CommonFields
+from cdpcli.cli.output import Output
 from cdpcli.config import profile_names
-from cdpcli.session import SendOptions
+
+if TYPE_CHECKING:
+    from cdpcli.target import Target
+
+
+@dataclass
+class SendOptions:
+    """The sending options every sending command takes, as typed (None = not given)."""
+
+    api_key: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    profile: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    strict: bool | None = None
+    gzip: bool | None = None
+    dry_run: bool = False
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+
+    _out: Output | None = field(default=None, init=False, repr=False, compare=False)
+
+    def output(self) -> Output:
+        """The command's one Output (the same object each call)."""
+        if self._out is None:
+            self._out = Output(json_mode=self.json, quiet=self.quiet, verbosity=self.verbose)
+        return self._out
+
+    def target(self, *, need_key: bool = True) -> Target:
+        """The core's Target from these flags (flag > env > profile > default); its warnings
+        are printed here. A key is needed to send, not for a dry run."""
+        from cdpcli.target import Target
+
+        target = Target.resolve(
+            profile=self.profile,
+            api_key=self.api_key,
+            region=self.region,
+            endpoint=self.endpoint,
+            timeout=self.timeout,
+            retries=self.retries,
+            strict=self.strict,
+            gzip=self.gzip,
+        )
+        for text in target.warnings:
+            self.output().warn(text)
+        if need_key and not self.dry_run:
+            target.require_key()
+        return target
+
 
 CONNECTION = "Connection"
 OUTPUT = "Output"
@@ -207,6 +261,18 @@ IntegrationsOpt = Annotated[
         rich_help_panel=CALL,
     ),
 ]
+
+
+@dataclass
+class CommonFields:
+    """The options every call command takes, as typed."""
+
+    timestamp: str | None = None
+    message_id: str | None = None
+    context: str | None = None
+    context_field: list[str] | None = None
+    integrations: str | None = None
+
 
 _COMMON_CALL_OPTIONS: dict[str, Any] = {
     "timestamp": TimestampOpt,

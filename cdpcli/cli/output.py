@@ -1,6 +1,6 @@
-"""Where text goes: results to stdout, everything else to stderr; the one place that maps
-errors to messages and exit codes (`reporting`); and the one redaction step (`redact`) that
-every line cdp prints passes through, so text from the HTTP stack never shows the API key."""
+"""Where text goes: results to stdout, everything else to stderr, every line through the one
+redaction step (redaction.redact); and the one place that maps errors to messages and exit
+codes (`reporting`)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import CdpError, ExitCode
 from cdpcli.jsontext import is_text
+from cdpcli.redaction import redact
 
-# Every form of the API key text could carry (wire.secret_forms), registered by the session
-# that resolved the key; `redact` replaces each with ****.
-_secrets: list[str] = []
+if TYPE_CHECKING:
+    from cdpcli.transport import Exchange
+    from cdpcli.wire import Request
+
 # JSON objects written to stdout so far: `reporting` prints an error object under --json only
 # when the command has not already printed its own result object.
 _json_objects = 0
-
-
-def add_secret(api_key: str) -> None:
-    from cdpcli.wire import secret_forms
-
-    for form in secret_forms(api_key):
-        if form not in _secrets:
-            _secrets.append(form)
-    _secrets.sort(key=len, reverse=True)
-
-
-def redact(text: str) -> str:
-    """`text` without any registered secret (the API key, its base64 Basic form)."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, "****")
-    return text
 
 
 def _printable(text: str) -> str:
@@ -72,6 +57,10 @@ class Output:
         sys.stdout.write(json_line(obj) + "\n")
         sys.stdout.flush()
 
+    def show_request(self, request: Request) -> None:
+        """A dry run's request, as `request` below shows it."""
+        self.request(request.url, request.redacted_headers(), request.body_bytes().decode("utf-8"))
+
     def request(self, url: str, headers: dict[str, str], body: str) -> None:
         """A dry-run request: `{"method","url","headers","body"}` with --json, else as on the wire.
 
@@ -86,6 +75,25 @@ class Output:
         else:
             self.result("\n".join([f"POST {url}", *(f"{k}: {v}" for k, v in headers.items()), "", body]))
 
+    def exchange(self, exchange: Exchange) -> None:
+        """-v: each request line, its status, latency and answer on stderr (httpie's -v);
+        -vv: the headers both ways too. Credentials are redacted (transport.Exchange)."""
+        if self.verbosity < 1:
+            return
+        retry = f"  (retry {exchange.attempt - 1})" if exchange.attempt > 1 else ""
+        lines = [f"> POST {exchange.url}{retry}"]
+        if self.verbosity >= 2:
+            lines += [f"> {name}: {value}" for name, value in exchange.request_headers.items()]
+        if exchange.status is None:
+            lines.append(f"< no answer after {exchange.latency_ms:.0f} ms: {exchange.error}")
+        else:
+            lines.append(f"< HTTP {exchange.status}  ({exchange.latency_ms:.0f} ms)")
+            if self.verbosity >= 2:
+                lines += [f"< {name}: {value}" for name, value in exchange.response_headers.items()]
+            if exchange.response_body.strip():
+                lines.append("< " + exchange.response_body.strip()[:2000])
+        _stderr("\n".join(lines))
+
     def info(self, text: str) -> None:
         if not self.quiet:
             _stderr(text)
@@ -99,12 +107,16 @@ class Output:
         _stderr(text)
 
     def warn(self, text: str) -> None:
-        _stderr(f"Warning: {text}")
+        warn(text)
 
     def error(self, text: str, hint: str | None = None) -> None:
         _stderr(f"Error: {text}")
         if hint:
             _stderr(f"Hint: {hint}")
+
+
+def warn(text: str) -> None:
+    _stderr(f"Warning: {text}")
 
 
 def _stderr(text: str) -> None:

@@ -1,0 +1,192 @@
+"""`cdp import`: the options checked, the core's import run with progress and reject lines on
+stderr, and the summary rendered from its ImportResult."""
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cdpcli.cli.app import app
+from cdpcli.cli.import_summary import report
+from cdpcli.cli.options import SendOptions, sending_command
+from cdpcli.cli.output import Output, reporting
+from cdpcli.importing.events import ImportEvents
+from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
+
+if TYPE_CHECKING:
+    from cdpcli.importing import Importer
+    from cdpcli.transport import Exchange
+    from cdpcli.wire import Request
+
+# stderr shows this many reject lines, then only the total (a CSV fed as NDJSON is thousands)
+ECHO_REJECTS = 20
+
+
+@app.command("import")
+@sending_command
+def import_(
+    opts: SendOptions,
+    files: Annotated[
+        list[str] | None, typer.Argument(help="NDJSON files; none or - reads stdin.", show_default=False)
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            help="Call type for lines without one.",
+            show_default=False,
+            autocompletion=lambda: list(CALL_TYPES),
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.")] = 16,
+    batch_bytes: Annotated[
+        int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).")
+    ] = DEFAULT_BATCH_BYTES,
+    batch_events: Annotated[
+        int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).")
+    ] = 2500,
+    rate: Annotated[float, typer.Option("--rate", help="Most requests per second.")] = 1000.0,
+    rejects: Annotated[
+        str | None,
+        typer.Option(
+            "--rejects",
+            help="Where invalid and undelivered calls are appended, with the reason (created 0600).  [default: cdp-rejects.ndjson]",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="Record progress here; the same command run again resumes after it.",
+            show_default=False,
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Live progress on stderr (default: when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    max_invalid: Annotated[
+        int | None,
+        typer.Option(
+            "--max-invalid",
+            help="Stop after this many invalid lines (exit 1; checkpoint and summary written).",
+            show_default=False,
+        ),
+    ] = None,
+    id_namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--id-namespace",
+            help="Mixed into every derived messageId, so that sources with the same file name (day1/events.ndjson, day2/events.ndjson) get different ids. Keep it the same when re-running an import.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
+
+    Example: cdp import events.ndjson --checkpoint events.ckpt
+
+    Example: zcat events.ndjson.gz | cdp import --type track
+    """
+    from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
+
+    out = opts.output()
+    with reporting(out):
+        options = ImportOptions(
+            default_type=type_,
+            concurrency=concurrency,
+            batch_bytes=batch_bytes,
+            batch_events=batch_events,
+            rate=rate,
+            rejects=rejects if rejects is not None else DEFAULT_REJECTS,
+            rejects_explicit=rejects is not None,
+            checkpoint=checkpoint,
+            max_invalid=max_invalid,
+            dry_run=opts.dry_run,
+        )
+        sources, warnings = make_sources(files or [], id_namespace)
+        check_options(options, sources)
+        target = opts.target()
+        for text in warnings:
+            out.warn(text)
+        show_progress = progress if progress is not None else sys.stderr.isatty() and not opts.quiet
+        events = TerminalEvents(out, show_progress)
+        importer = Importer(target, sources, options, events)
+        with interrupts_handled_by(importer, out):
+            result = importer.run()
+        report(result, out, events)
+    raise typer.Exit(result.exit_code)
+
+
+class TerminalEvents(ImportEvents):
+    """The import's events on a terminal: progress (Rich), reject lines (the first
+    ECHO_REJECTS), retries and exchanges with -v, dry-run requests on stdout."""
+
+    def __init__(self, out: Output, progress: bool) -> None:
+        self.out = out
+        self.progress = progress
+        self._display: Any = None
+        self._lock = threading.Lock()
+        self.echoed = 0
+
+    def started(self, stats: Any, total_bytes: int | None) -> None:
+        if self.progress:
+            from cdpcli.cli.progress import ImportProgress
+
+            self._display = ImportProgress(stats, total_bytes).start()
+
+    def finished(self) -> None:
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+
+    def rejected(self, text: str) -> None:
+        with self._lock:
+            self.echoed += 1
+            shown = self.echoed <= ECHO_REJECTS
+        if shown:
+            self.out.problem(text)
+
+    def retrying(self, text: str) -> None:
+        self.out.verbose(text)
+
+    def exchange(self, exchange: "Exchange") -> None:
+        self.out.exchange(exchange)
+
+    def dry_run(self, request: "Request") -> None:
+        self.out.show_request(request)
+        if not self.out.json_mode:
+            self.out.result("")  # a blank line between batches
+
+    @property
+    def unechoed(self) -> int:
+        """Reject lines not shown on stderr (past ECHO_REJECTS)."""
+        return max(self.echoed - ECHO_REJECTS, 0)
+
+
+@contextmanager
+def interrupts_handled_by(importer: "Importer", out: Output) -> Iterator[None]:
+    """Ctrl-C and SIGTERM go to importer.interrupt() while it runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if importer.interrupt():
+            out.info("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,85 @@
+"""`cdp import`'s summary, rendered from the core's ImportResult: one block on stderr, and one
+JSON object on stdout under --json."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from cdpcli.cli.import_ import TerminalEvents
+    from cdpcli.cli.output import Output
+    from cdpcli.importing import ImportResult
+
+
+def report(result: ImportResult, out: Output, events: TerminalEvents) -> None:
+    fatal = result.error
+    if fatal:
+        out.error(fatal.message, fatal.hint)
+    if events.unechoed:
+        out.problem(
+            f"{events.unechoed:,} more rejected lines not shown; all {result.rejected:,} are in {result.rejects_path}"
+        )
+    out.info(summary_text(result))
+    if out.json_mode:
+        outcome: dict[str, Any] = {"ok": result.ok}
+        if fatal:
+            outcome.update(error=fatal.message, hint=fatal.hint)
+        elif result.exit_code == ExitCode.INTERRUPTED:
+            outcome.update(error="interrupted", hint=None)
+        elif not result.ok:
+            outcome.update(
+                error=f"{result.rejected:,} of {result.calls:,} calls not delivered ({result.invalid:,} invalid, {result.failed:,} failed)",
+                hint=f"see {result.rejects_path}; fix the records and feed the file back to cdp import",
+            )
+        out.json(
+            {
+                **outcome,
+                **result.counts(),
+                "rejected_file": result.rejects_path if result.rejected else None,
+                "exit_code": result.exit_code,
+            }
+        )
+
+
+def summary_text(result: ImportResult) -> str:
+    dry = result.dry_run
+    invalid, failed = result.invalid, result.failed
+    line = (
+        f"{'Checked' if dry else 'Imported'} {_count(result.calls, 'call')}: "
+        + (f"{result.valid:,} valid" if dry else f"{result.sent:,} sent")
+        + f", {invalid:,} invalid, {failed:,} failed; "
+        f"{_count(result.batches, 'batch', 'batches')}, {_count(result.requests, 'request')}, "
+        f"{_count(result.retries, 'retry', 'retries')}; "
+        f"{result.seconds:.1f}s, {result.events_per_second:,.0f} calls/s"
+    )
+    extra = []
+    if result.blank:
+        extra.append(f"{result.blank:,} blank")
+    if result.skipped:
+        extra.append(f"{result.skipped:,} skipped: settled by an earlier run")
+    if extra:
+        line += f" ({_count(result.read, 'line')} read; " + ", ".join(extra) + ")"
+    written = result.rejects_written
+    earlier = result.rejected - written  # records an earlier run wrote for lines read again
+    if written:
+        line += f". {_count(written, 'reject')} appended to {result.rejects_path}"
+        if earlier > 0:
+            line += f" ({earlier:,} more there already from an earlier run)"
+    elif earlier > 0:
+        line += f". {earlier:,} of the rejects are in {result.rejects_path} already, from an earlier run"
+    if result.exit_code == ExitCode.INTERRUPTED or (fatal := result.error) and fatal.exit_code != ExitCode.USAGE:
+        resume = (
+            f"run the same command again to resume from {result.checkpoint}"
+            if result.checkpoint
+            else "re-run with --checkpoint FILE next time to resume; re-sending is safe (same messageIds)"
+        )
+        line += f". Stopped early: {_count(max(result.unsettled, 0), 'call')} read but not settled; {resume}"
+        if result.abandoned:
+            line += f". Did not wait for {_count(result.abandoned, 'request')} in flight: their calls are left for the next run"
+    return line + "."
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"

@@ -1,0 +1,194 @@
+"""Which lines are settled (Settlement), and the checkpoint file that records it per source, so
+that the same command run again resumes after them."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from typing import Any
+
+from cdpcli import files, jsontext
+from cdpcli.errors import UsageError
+from cdpcli.importing.batches import Batch, unref
+from cdpcli.importing.sources import Source
+
+
+class Settlement:
+    """Which lines are settled (delivered or rejected), for the checkpoint.
+
+    Lines of a source are read in order, so its settled prefix ends just before the first
+    line of its oldest batch still open (being filled, queued, in flight, or left unsent by an
+    interruption), or at the last line handled when none is open. Any thread may ask.
+    """
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.lock = threading.Lock()
+        self.last_handled = [s.skip for s in sources]
+        self.open: dict[int, dict[int, int]] = {}  # batch seq -> {source: its first line}
+        self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
+        self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
+
+    def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
+        """The packer is done with `source` up to `line_no`; `filling` is its batch being filled."""
+        firsts = _first_lines(filling) if filling is not None else {}
+        with self.lock:
+            self.last_handled[source] = line_no
+            self.filling = firsts
+
+    def opened(self, batch: Batch) -> None:
+        """`batch` leaves the packer: every line up to its last is handled, none is filling
+        (a 1 MB chunk holds ~5,000 lines: the packer may block inside one for long)."""
+        firsts = _first_lines(batch)
+        source, last = unref(batch.refs[-1]) if batch.refs else (None, 0)
+        with self.lock:
+            self.open[batch.seq] = firsts
+            self.filling = {}
+            if source is not None and last > self.last_handled[source]:
+                self.last_handled[source] = last
+
+    def closed(self, batch: Batch) -> None:
+        with self.lock:
+            self.open.pop(batch.seq, None)
+
+    def settled(self) -> list[int]:
+        """Per source, how many leading lines are settled."""
+        with self.lock:
+            done = list(self.last_handled)
+            firsts = [*self.open.values(), self.filling]
+        for batch_firsts in firsts:
+            for source, line_no in batch_firsts.items():
+                done[source] = min(done[source], line_no - 1)
+        return done
+
+
+def _first_lines(batch: Batch) -> dict[int, int]:
+    if not batch.refs:
+        return {}
+    first_source, first_line = unref(batch.refs[0])
+    if unref(batch.refs[-1])[0] == first_source:  # sources are packed in order: one source
+        return {first_source: first_line}
+    firsts: dict[int, int] = {}
+    for source, line_no in map(unref, batch.refs):
+        firsts.setdefault(source, line_no)
+    return firsts
+
+
+CHECKPOINT_HINT = "remove it to import from the start, or pass another --checkpoint"
+
+
+class Checkpoint:
+    """Per source (keyed by resolved path, "-" for stdin): how many leading lines are settled,
+    and a hash of the first line to tell another input under the same name.
+
+    Held with an exclusive lock (`<file>.lock`): two imports sharing one checkpoint would each
+    overwrite the other's progress. Saved atomically (files.write_atomic) and only after the
+    rejects file is on disk (see Importer.save_checkpoint)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"version": 1, "sources": {}}
+        self.existed = False  # an earlier run wrote it: this run resumes
+        self._lock_fd: int | None = None
+        self._save_lock = threading.Lock()
+        if not path:
+            return
+        try:
+            kind = os.stat(path).st_mode
+        except OSError:
+            kind = None
+        if kind is not None and not stat.S_ISREG(kind):
+            raise UsageError(f"--checkpoint {path} is not a regular file", hint=CHECKPOINT_HINT)
+        self._take_lock()
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.release()
+            raise UsageError(f"--checkpoint {path}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT) from None
+        problem = None
+        try:
+            data = jsontext.loads(text)
+            problem = _checkpoint_problem(data)
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            self.release()
+            raise UsageError(f"--checkpoint {path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT)
+        self.data = data
+        self.existed = True
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        assert self.path is not None
+        lock_path = self.path + ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), files.PRIVATE)
+        except OSError as exc:
+            raise UsageError(
+                f"--checkpoint {self.path}: cannot create {lock_path} ({exc.strerror})",
+                hint="check that the checkpoint's directory exists and is writable",
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder unlinks the lock file when it ends: a lock taken on a file that was
+            # unlinked meanwhile guards nothing, so the file locked must still be the one there
+            if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:
+                raise OSError("the lock file was replaced")
+        except OSError:
+            os.close(fd)
+            raise UsageError(
+                f"--checkpoint {self.path} is in use by another cdp import",
+                hint="wait for it to finish, or give this import its own --checkpoint",
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None and self.path:
+            try:
+                os.unlink(self.path + ".lock")  # still ours: we hold the lock
+            except OSError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def apply(self, sources: list[Source]) -> None:
+        entries = self.data["sources"]
+        for source in sources:
+            # older checkpoints keyed files by the path as typed
+            entry = entries.get(source.key) or entries.get(source.name)
+            if entry:
+                source.skip = entry["settled"]
+                source.first_line_hash = entry.get("first_line_sha256")
+
+    def save(self, sources: list[Source], settled: list[int], hashes: list[str | None]) -> None:
+        if not self.path:
+            return
+        with self._save_lock:
+            for source, count, digest in zip(sources, settled, hashes, strict=True):
+                if source.name in self.data["sources"] and source.name != source.key:
+                    del self.data["sources"][source.name]  # re-keyed by resolved path
+                self.data["sources"][source.key] = {"settled": count, "first_line_sha256": digest}
+            files.write_atomic(self.path, json.dumps(self.data).encode())
+
+
+def _checkpoint_problem(data: Any) -> str | None:
+    """What makes `data` not a checkpoint (checked in full: `python -O` drops asserts)."""
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+        return 'expected an object with "sources"'
+    if data.get("version", 1) != 1:
+        return f"version {data.get('version')!r}; this cdp reads version 1"
+    for key, entry in data["sources"].items():
+        if not isinstance(entry, dict):
+            return f"entry {key!r} is not an object"
+        settled = entry.get("settled")
+        if not isinstance(settled, int) or isinstance(settled, bool) or settled < 0:
+            return f"entry {key!r} has no whole number 'settled'"
+        digest = entry.get("first_line_sha256")
+        if digest is not None and not isinstance(digest, str):
+            return f"entry {key!r} has a malformed first_line_sha256"
+    return None

@@ -1,0 +1,498 @@
+"""The import engine: lines in, batches out, every line settled exactly once.
+
+Pipeline (threads, bounded queues, so memory stays flat for any input length):
+
+    reader thread ──chunks of lines──▶ this thread: prepare + pack ──batches──▶ N senders
+
+- sources.py: the reader hands over whole lines in chunks as soon as they arrive (os.read
+  returns what a pipe has), so a slow producer's lines are not held back; the packer sends a
+  partial batch after `linger` seconds without new input.
+- prepare.py: a line becomes the bytes of its call (fast path: the original bytes, spliced)
+  or InvalidLine. batches.py: calls packed into /batch requests.
+- delivery.py: senders retry per transport.Sender; a 400 (or 413) on a batch is split in
+  halves until the calls the API rejects are isolated; 401/403 stops everything.
+- rejects.py, checkpoint.py: every line ends settled exactly once, delivered or in the rejects
+  file with its reason; the checkpoint records, per source, how many leading lines are settled.
+"""
+
+from __future__ import annotations
+
+import gc
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
+from cdpcli.importing.batches import REF_SHIFT, Batch, BatchRequest
+from cdpcli.importing.checkpoint import Checkpoint, Settlement
+from cdpcli.importing.delivery import Delivery
+from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.prepare import InvalidLine, Preparer
+from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
+from cdpcli.importing.sources import (
+    _END,
+    BOM,
+    FORMAT_PROBE_LINES,
+    Chunk,
+    Source,
+    check_start_problem,
+    first_line_of,
+    format_hint,
+    line_hash,
+    read_sources,
+)
+from cdpcli.jsontext import may_need_care
+from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
+
+if TYPE_CHECKING:
+    from cdpcli.target import Target
+
+
+@dataclass
+class ImportOptions:
+    default_type: str | None = None
+    concurrency: int = 16
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    batch_events: int = MAX_BATCH_CALLS
+    rate: float = 1000.0
+    rejects: str = DEFAULT_REJECTS
+    rejects_explicit: bool = False  # --rejects was given (a symlink there is followed)
+    checkpoint: str | None = None
+    dry_run: bool = False  # validate and batch; show each request (ImportEvents.dry_run), send none
+    linger: float = 1.0  # seconds without new input before a partial batch goes
+    max_invalid: int | None = None
+    checkpoint_every: float = 1.0  # seconds between checkpoint saves
+
+
+@dataclass
+class Stats:
+    read: int = 0  # every line read, blank and skipped ones included
+    blank: int = 0
+    skipped: int = 0
+    sent: int = 0
+    invalid: int = 0
+    failed: int = 0
+    batches: int = 0
+    requests: int = 0
+    retries: int = 0
+    bytes_read: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)  # valid calls (sent or failed) per type
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def calls(self) -> int:
+        """Lines that were calls to judge (neither blank nor settled by an earlier run)."""
+        return self.read - self.blank - self.skipped
+
+    def summary(self) -> dict[str, Any]:
+        seconds = time.monotonic() - self.started
+        unsettled = self.read - self.sent - self.invalid - self.failed - self.skipped - self.blank
+        return {
+            "read": self.read,
+            "sent": self.sent,
+            "invalid": self.invalid,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "blank": self.blank,
+            "unsettled": unsettled,
+            "batches": self.batches,
+            "requests": self.requests,
+            "retries": self.retries,
+            "seconds": round(seconds, 3),
+            "events_per_second": round(self.sent / seconds, 1) if seconds > 0 else 0.0,
+            "by_type": dict(sorted(self.by_type.items())),
+            "invalid_reasons": dict(sorted(self.invalid_reasons.items())),
+            "skipped_reasons": {"checkpoint": self.skipped} if self.skipped else {},
+        }
+
+
+# --rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
+# crashed), and far above the API's 1,000 requests per second at the fastest
+MIN_RATE = 1 / 3600
+MAX_RATE = 1_000_000
+
+
+def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
+    if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
+        raise UsageError(
+            f"--batch-bytes must be between 1,000 and {MAX_REQUEST_BYTES:,} (the API's limit), not {batch_bytes:,}"
+        )
+    if not 1 <= batch_events <= MAX_BATCH_CALLS:
+        raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
+    if not 1 <= concurrency <= 256:
+        raise UsageError(f"--concurrency must be between 1 and 256, not {concurrency}")
+    if not (MIN_RATE <= rate <= MAX_RATE):  # NaN fails both comparisons too
+        raise UsageError(f"--rate must be between {MIN_RATE:g} and {MAX_RATE:,} requests per second, not {rate:g}")
+
+
+class Importer:
+    """One import: the packer loop (this thread), the reader thread, the senders (Delivery),
+    the checkpoint timer; `run()` returns the ImportResult. `interrupt()` (Ctrl-C, SIGTERM):
+    the first stops reading and lets requests in flight finish; a second stops waiting."""
+
+    def __init__(
+        self, target: Target, sources: list[Source], options: ImportOptions, events: ImportEvents | None = None
+    ) -> None:
+        self.target = target
+        self.events = events or ImportEvents()
+        self.sources = sources
+        self.options = options
+        self.stats = Stats()
+        self.stop = threading.Event()  # stop reading and sending new requests
+        self.stop_reading = threading.Event()  # stop reading; what is packed is still delivered
+        self.fatal: CdpError | None = None
+        self.interrupted = False
+        self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
+        self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
+        self.checkpoint = Checkpoint(options.checkpoint)
+        try:
+            self.checkpoint.apply(sources)
+            for source in sources:  # every file's start, before anything is sent
+                if source.is_file:
+                    try:
+                        problem = check_start_problem(source, first_line_of(source.name), options.checkpoint)
+                    except OSError as exc:
+                        problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
+                    if problem:
+                        raise problem
+            # an earlier run with this checkpoint may have written rejects for lines past its
+            # settled point (the checkpoint exists from the start of a run: see below)
+            resuming = self.checkpoint.existed
+            self.rejects = Rejects(
+                options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming
+            )
+            if not options.dry_run:
+                self.rejects.check()
+                if options.checkpoint:
+                    # saved at once: a run killed in its first second is still known as resumed
+                    # by the next (its rejects are then not written twice), and a path that
+                    # cannot be written is a usage error before anything is sent
+                    try:
+                        self.checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
+                    except OSError as exc:
+                        raise UsageError(
+                            f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                            hint="check that its directory exists and is writable",
+                        ) from None
+        except BaseException:
+            self.checkpoint.release()
+            raise
+        self.settlement = Settlement(sources)
+        self.delivery = Delivery(self) if not options.dry_run else None
+        self.stats_lock = threading.Lock()
+        self._seq = 0
+        self._first_bytes: dict[int, bytes] = {}  # each source's first bytes, for format hints
+        self._judged = [0] * len(sources)  # per source: lines judged valid or invalid so far
+        self._invalid_in = [0] * len(sources)  # per source: of which invalid
+
+    # packer (main thread) --------------------------------------------------------------------
+
+    def run(self) -> ImportResult:
+        preparer = Preparer(self.options.default_type)
+        chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
+        reader = threading.Thread(
+            target=read_sources,
+            args=(self.sources, chunks, self.stop_reading, self._count_bytes),
+            name="cdp-reader",
+            daemon=True,
+        )
+        # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
+        batches: queue.Queue = queue.Queue(maxsize=4)
+        senders = self.delivery.start(batches) if self.delivery else []
+        self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
+        saver = self._start_checkpoint_timer()
+        # pydantic, typer and httpx leave ~26k long-lived objects that every full collection
+        # would scan again while the hot loop allocates; freezing them cut ~20 % of its time
+        gc.freeze()
+        reader.start()
+        batch = Batch()
+        current = -1
+        last_input = time.monotonic()
+        try:
+            while True:
+                try:
+                    item = chunks.get(timeout=0.1)
+                except queue.Empty:
+                    if self.stop_reading.is_set():
+                        break
+                    if batch.calls and time.monotonic() - last_input >= self.options.linger:
+                        batch = self._ship(batch, batches)  # quiet input: let the partial batch go
+                        self.settlement.handled(current, self.settlement.last_handled[current], batch)
+                    continue
+                if item is _END or self.stop_reading.is_set():
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                last_input = time.monotonic()
+                if item.source != current:
+                    current = item.source
+                    preparer.for_source(self.sources[current])
+                preparer.tick()
+                preparer.careful = may_need_care(item.data)
+                batch = self._pack(item, batch, batches, preparer)
+            if batch.calls and not self.stop.is_set():
+                batch = self._ship(batch, batches)
+                self.settlement.handled(current, self.settlement.last_handled[current], batch)
+        except FatalStop as exc:
+            self.stop_with(exc)
+        except BaseException:
+            self.stop_reading.set()
+            self.stop.set()
+            raise
+        finally:
+            self._finish(senders, batches, saver)
+            self.events.finished()
+        return self._result()
+
+    def _finish(self, senders: list[threading.Thread], batches: queue.Queue, saver: threading.Thread | None) -> None:
+        """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
+        rejects on disk and save the checkpoint of what is truly settled."""
+        for _ in senders:
+            while True:  # never block for good: a sender may be gone
+                try:
+                    batches.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if self._give_up.is_set() or not any(t.is_alive() for t in senders):
+                        break
+        for thread in senders:
+            while thread.is_alive() and not self._give_up.is_set():
+                thread.join(timeout=0.1)
+        if self._give_up.is_set() and self.delivery:
+            with self.stats_lock:
+                self.abandoned = self.delivery.in_flight
+        if saver is not None:
+            self._saver_stop.set()
+            saver.join()
+        try:
+            self.save_checkpoint()
+        except FatalStop as exc:
+            self.stop_with(exc)
+        finally:
+            try:
+                self.rejects.close()
+            except FatalStop as exc:
+                self.stop_with(exc)
+            self.checkpoint.release()
+
+    def _pack(self, chunk: Chunk, batch: Batch, batches: queue.Queue, preparer: Preparer) -> Batch:
+        """Validate a chunk's lines into batches; returns the batch being filled. The hot loop:
+        the batch's fields live in locals while it fills."""
+        source = chunk.source
+        skip = self.sources[source].skip
+        prepare = preparer.prepare
+        max_bytes, max_calls = self.options.batch_bytes, self.options.batch_events
+        origin = source << REF_SHIFT  # | the line number: see REF_SHIFT
+        lines = chunk.data.split(b"\n")
+        if chunk.first_line == 1:
+            if lines[0].startswith(BOM):  # a UTF-8 byte order mark (Windows exports): not data
+                lines[0] = lines[0][3:]
+            if not self._check_start(source, lines[0].strip()):
+                return batch
+        blank = skipped = 0
+        by_type = self.stats.by_type
+        line_no = chunk.first_line - 1
+        calls, refs, filled = batch.calls, batch.refs, batch.size
+        try:
+            for raw in lines:
+                line_no += 1
+                if line_no <= skip:
+                    skipped += 1
+                    continue
+                line = raw.strip()
+                if not line:
+                    blank += 1
+                    continue
+                try:
+                    ready = prepare(line_no, line)
+                except InvalidLine as exc:
+                    # lines of this chunk before this one that were judged (valid or invalid)
+                    judged_before = line_no - chunk.first_line - blank - skipped
+                    if self._invalid(source, line_no, exc, line, judged_before):
+                        break  # stopping (--max-invalid, or not NDJSON): this line is handled
+                    continue
+                size = len(ready) + 1  # and a comma
+                if calls and (filled + size > max_bytes or len(calls) >= max_calls):
+                    batch.size = filled
+                    batch = self._ship(batch, batches)
+                    calls, refs, filled = batch.calls, batch.refs, batch.size
+                calls.append(ready)
+                refs.append(origin | line_no)
+                filled += size
+                kind = preparer.last_type
+                by_type[kind] = by_type.get(kind, 0) + 1
+        except FatalStop:
+            line_no -= 1  # its reject is not written: not handled
+            raise
+        finally:
+            batch.size = filled
+            self.stats.read += line_no - chunk.first_line + 1
+            self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped
+            self.stats.blank += blank
+            self.stats.skipped += skipped
+            self.settlement.handled(source, line_no, batch)
+        return batch
+
+    def _invalid(self, source: int, line_no: int, exc: InvalidLine, line: bytes, judged_before: int) -> bool:
+        """Record an invalid line; True when the import must stop reading here.
+        `judged_before`: lines of the current chunk before this one that were judged."""
+        stats = self.stats
+        label = self.sources[source].label
+        self.reject(source, line_no, str(exc), line)
+        stats.invalid += 1
+        stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
+        self._invalid_in[source] += 1
+        every_one_invalid = self._judged[source] + judged_before + 1 == self._invalid_in[source]
+        if self._invalid_in[source] == FORMAT_PROBE_LINES and every_one_invalid:
+            # this source is not NDJSON; what other sources gave is still delivered
+            self.stop_with(
+                UsageError(
+                    f"the first {FORMAT_PROBE_LINES} lines of {label} are all invalid: is it NDJSON (one JSON call per line)?",
+                    hint=format_hint(self.sources[source], self._first_bytes.get(source, b"")),
+                ),
+                sending=False,
+            )
+            return True
+        limit = self.options.max_invalid
+        if limit is not None and stats.invalid >= limit:
+            # lines packed so far are still delivered: only reading stops
+            self.stop_with(
+                FatalStop(
+                    f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
+                    hint="fix the input (see the rejects file), then run the same command again",
+                ),
+                sending=False,
+            )
+            return True
+        return False
+
+    def reject(self, source: int, line_no: int, error: str, line: bytes, shown: str | None = None) -> None:
+        """Write the line's rejects record (FatalStop when it cannot be), and tell the front end
+        unless an earlier run wrote it already."""
+        if self.rejects.add(self.sources[source], line_no, error, line):
+            self.events.rejected(f"{self.sources[source].label}:{line_no}: {shown or error}")
+
+    def _check_start(self, source_index: int, line: bytes) -> bool:
+        """A source's first line, as it is read: False (and the import stops, with its
+        summary) when the source cannot be imported. File sources were checked before
+        anything was sent (check_start_problem); this catches stdin and a file changed since."""
+        source = self.sources[source_index]
+        self._first_bytes[source_index] = line[:8]
+        problem = check_start_problem(source, line, self.options.checkpoint)
+        if problem:
+            self.stop_with(problem)
+            return False
+        self.settlement.first_hash[source_index] = line_hash(line)
+        return True
+
+    def _ship(self, batch: Batch, batches: queue.Queue) -> Batch:
+        """Hand a full (or lingering) batch to the senders; returns the next, empty one."""
+        self._seq += 1
+        batch.seq = self._seq
+        self.settlement.opened(batch)
+        if self.delivery is None:  # a dry run: the request is shown, not sent
+            self.events.dry_run(
+                BatchRequest(f"{self.target.base}/batch", self.target.headers(), batch, self.target.gzip)
+            )
+            self.stats.batches += 1
+            self.settlement.closed(batch)
+            return Batch()
+        while not self.stop.is_set():  # stopping: the batch stays open, so it is not lost
+            try:
+                batches.put(batch, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        return Batch()
+
+    def _count_bytes(self, count: int) -> None:
+        self.stats.bytes_read += count
+
+    # checkpoint ----------------------------------------------------------------------------
+
+    def _start_checkpoint_timer(self) -> threading.Thread | None:
+        """Saved about every second from its own thread, so that it advances while the packer
+        waits (a slow endpoint keeps the send queue full and the packer blocked)."""
+        self._saver_stop = threading.Event()
+        if not self.checkpoint.path or self.options.dry_run:
+            return None
+
+        def save_on_schedule() -> None:
+            while not self._saver_stop.wait(self.options.checkpoint_every):
+                try:
+                    self.save_checkpoint()
+                except FatalStop as exc:
+                    self.stop_with(exc)
+                    return
+
+        thread = threading.Thread(target=save_on_schedule, name="cdp-checkpoint", daemon=True)
+        thread.start()
+        return thread
+
+    def save_checkpoint(self) -> None:
+        """The settled counts, taken before the rejects are synced: every reject they count was
+        written before the snapshot, so it is on disk before the checkpoint says so."""
+        if not self.checkpoint.path or self.options.dry_run:
+            return
+        settled = self.settlement.settled()
+        hashes = list(self.settlement.first_hash)
+        self.rejects.sync()
+        try:
+            self.checkpoint.save(self.sources, settled, hashes)
+        except OSError as exc:
+            raise FatalStop(
+                f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
+                hint="free space or fix the path (--checkpoint), then run the same command again",
+            ) from None
+
+    def stop_with(self, error: CdpError, *, sending: bool = True) -> None:
+        """Record why the import stops (the first reason wins); stop reading, and unless
+        `sending` is false, stop sending too."""
+        with self.stats_lock:
+            # after a second Ctrl-C, a sender still running may fail on the closed rejects
+            # file: the import was interrupted, and that is what it reports
+            if self.fatal is None and not self._give_up.is_set():
+                self.fatal = error
+        self.stop_reading.set()
+        if sending:
+            self.stop.set()
+
+    def interrupt(self) -> bool:
+        """Ctrl-C or SIGTERM: the first stops reading and sending new requests (those in flight
+        finish, their calls settle); a second stops waiting for them (the checkpoint leaves them
+        for the next run). True for the first."""
+        if self.interrupted:
+            self._give_up.set()
+            return False
+        self.interrupted = True
+        self.stop_reading.set()
+        self.stop.set()
+        return True
+
+    def _exit_code(self) -> int:
+        if self.fatal:
+            return int(self.fatal.exit_code)
+        if self.interrupted:
+            return int(ExitCode.INTERRUPTED)
+        if self.stats.invalid or self.stats.failed:
+            return int(ExitCode.ERROR)
+        return int(ExitCode.OK)
+
+    def _result(self) -> ImportResult:
+        counts = self.stats.summary()
+        if self.options.dry_run:  # nothing is sent: the valid calls are checked, not left unsettled
+            counts["unsettled"] = 0
+        return ImportResult(
+            **counts,
+            exit_code=self._exit_code(),
+            error=self.fatal,
+            interrupted=self.interrupted,
+            abandoned=self.abandoned,
+            dry_run=self.options.dry_run,
+            rejects_path=self.rejects.path,
+            rejects_written=self.rejects.count,
+            checkpoint=self.options.checkpoint,
+        )

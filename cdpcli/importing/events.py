@@ -1,0 +1,124 @@
+"""What an import tells its front end as it goes (ImportEvents), and what it returns
+(ImportResult). The engine never prints: the CLI implements ImportEvents with Rich and stderr;
+a program passes its own, or none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.errors import CdpError, ExitCode
+
+if TYPE_CHECKING:
+    from cdpcli.importing.batches import BatchRequest
+    from cdpcli.importing.engine import Stats
+    from cdpcli.transport import Exchange
+
+
+class ImportEvents:
+    """Every method may be called from any of the import's threads; each does nothing here."""
+
+    def started(self, stats: Stats, total_bytes: int | None) -> None:
+        """The import begins; `stats` fills as it goes (a progress display reads it)."""
+
+    def finished(self) -> None:
+        """The import has ended (called before run() returns, also on errors)."""
+
+    def rejected(self, text: str) -> None:
+        """A rejects record was written: `source:line: reason`."""
+
+    def retrying(self, text: str) -> None:
+        """A request is retried, and why."""
+
+    def exchange(self, exchange: Exchange) -> None:
+        """One HTTP attempt, as it went over the wire."""
+
+    def dry_run(self, request: BatchRequest) -> None:
+        """A dry run's request, instead of sending it."""
+
+
+@dataclass
+class ImportResult:
+    """The counts of one import; `read = sent + invalid + failed + skipped + blank + unsettled`.
+    `error` says why it stopped early (its exit code is `exit_code`); invalid and failed
+    lines are in the rejects file, with their reasons."""
+
+    read: int
+    sent: int
+    invalid: int
+    failed: int
+    skipped: int  # settled by an earlier run (checkpoint)
+    blank: int
+    unsettled: int  # read but neither delivered nor rejected (stopped early): the next run's
+    batches: int
+    requests: int
+    retries: int
+    seconds: float
+    events_per_second: float
+    by_type: dict[str, int] = field(default_factory=dict)
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    exit_code: int = ExitCode.OK
+    error: CdpError | None = None
+    interrupted: bool = False
+    abandoned: int = 0  # requests in flight not waited for (a second Ctrl-C)
+    dry_run: bool = False
+    rejects_path: str = ""
+    rejects_written: int = 0  # records this run appended (earlier runs' are not repeated)
+    checkpoint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+    @property
+    def calls(self) -> int:
+        """Lines that were calls to judge (neither blank nor settled by an earlier run)."""
+        return self.read - self.blank - self.skipped
+
+    @property
+    def valid(self) -> int:
+        return self.calls - self.invalid
+
+    @property
+    def rejected(self) -> int:
+        return self.invalid + self.failed
+
+    def counts(self) -> dict[str, Any]:
+        """The counts as --json prints them."""
+        names = [
+            "read",
+            "sent",
+            "invalid",
+            "failed",
+            "skipped",
+            "blank",
+            "unsettled",
+            "batches",
+            "requests",
+            "retries",
+            "seconds",
+            "events_per_second",
+            "by_type",
+            "invalid_reasons",
+            "skipped_reasons",
+        ]
+        counts = {name: getattr(self, name) for name in names}
+        if self.dry_run:
+            counts["valid"] = self.valid
+        return counts
+
+    def raise_for_failure(self) -> ImportResult:
+        """Raise why the import stopped early, or a DeliveryError when lines were rejected;
+        returns self when every line was delivered."""
+        from cdpcli.errors import DeliveryError
+
+        if self.error is not None:
+            raise self.error
+        if not self.ok:
+            raise DeliveryError(
+                f"{self.rejected:,} of {self.calls:,} calls not delivered ({self.invalid:,} invalid, {self.failed:,} failed)",
+                hint=f"see {self.rejects_path}; fix the records and feed the file back to cdp import",
+                exit_code=ExitCode(self.exit_code),
+            )
+        return self

@@ -1,0 +1,157 @@
+"""Where calls go and how: the resolved target (endpoint, key, timeout, retries, strict, gzip).
+
+`Target.resolve()` takes settings the way the CLI does (argument > environment > config
+profile > default); `Target(...)` takes them as given. Either way the key is checked and
+registered for redaction, the region follows a pk_/sk_ key unless one was chosen, and the
+endpoint is checked once (wire.base_url). What deserves a word but does not stop anything
+(a region that disagrees with the key) is in `warnings`; the core never prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cdpcli import config
+from cdpcli.errors import UsageError
+from cdpcli.redaction import add_secret
+from cdpcli.wire import api_key_problem, auth_scheme, base_url, build_headers, key_region, mask_key
+
+if TYPE_CHECKING:
+    from cdpcli.transport import Sender
+
+# How a setting given to Target(...) directly is named in messages.
+GIVEN = "argument"
+
+
+@dataclass
+class Target:
+    """A resolved destination. `endpoint` overrides `region` (e.g. `cdp serve`'s URL)."""
+
+    api_key: str | None = field(default=None, repr=False)
+    region: str | None = None  # None: the region of a pk_/sk_ key, else us
+    endpoint: str | None = None
+    timeout: float = config.SETTINGS["timeout"][1]
+    retries: int = config.SETTINGS["retries"][1]
+    strict: bool = config.SETTINGS["strict"][1]
+    gzip: bool = config.SETTINGS["gzip"][1]
+    profile: str = config.DEFAULT_PROFILE
+    # where each setting came from ("--api-key", "env CDP_API_KEY", "profile prod", "default",
+    # "api key" for a region read off the key, or GIVEN): named in messages and `config list`
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+    warnings: list[str] = field(default_factory=list, repr=False)
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in config.SETTINGS:
+            if self.sources.setdefault(name, GIVEN) == GIVEN:  # resolve() has checked its own
+                attribute = name.replace("-", "_")
+                setattr(self, attribute, config.coerce_setting(name, getattr(self, attribute), self._origin(name)))
+        if self.api_key:
+            check_api_key(self.api_key, self._origin("api-key"))
+            add_secret(self.api_key)  # from here on no printed line can show it
+        from_key = key_region(self.api_key)
+        if self.region is None or (self.sources["region"] == "default" and from_key):
+            self.region = from_key or config.SETTINGS["region"][1]
+            self.sources["region"] = "api key" if from_key else "default"
+        elif from_key and from_key != self.region:
+            self.warnings.append(
+                f"region {self.region} (from {self.sources['region']}) disagrees with the API key, "
+                f"which is for region {from_key}; the API may answer 200 and store nothing"
+            )
+        try:
+            self.base = base_url(self.endpoint, self.region)
+        except ValueError as exc:
+            raise UsageError(f"{self._origin('endpoint')} {exc}", hint=getattr(exc, "hint", None)) from None
+        if from_key and self.endpoint:
+            other = "eu" if from_key == "us" else "us"
+            if self.base.startswith(base_url(None, other)):
+                self.warnings.append(
+                    f"the API key is for region {from_key} but the endpoint is region {other}'s ({self.base})"
+                )
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        profile: str | None = None,
+        api_key: str | None = None,
+        region: str | None = None,
+        endpoint: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        strict: bool | None = None,
+        gzip: bool | None = None,
+    ) -> Target:
+        """Each setting from the argument, else $CDP_*, else the config profile (`profile`,
+        else $CDP_PROFILE, else "default"), else its default: what the CLI does with flags."""
+        given = {
+            "api-key": api_key,
+            "region": region,
+            "endpoint": endpoint,
+            "timeout": timeout,
+            "retries": retries,
+            "strict": strict,
+            "gzip": gzip,
+        }
+        name, settings = config.resolve(given, profile)
+        values = {key.replace("-", "_"): item.value for key, item in settings.items()}
+        target = cls(
+            **values,
+            profile=name,
+            sources={key: item.source for key, item in settings.items()},
+            warnings=config.take_warnings(),
+        )
+        return target
+
+    @property
+    def auth(self) -> str:
+        """The auth scheme the key uses (Basic, or Bearer for an sk_ key)."""
+        return auth_scheme(self.api_key)
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self.api_key)
+
+    def require_key(self) -> None:
+        """Sending needs a key (a dry run does not)."""
+        if not self.api_key:
+            raise UsageError(
+                f"no API key found (looked at --api-key, $CDP_API_KEY and profile {self.profile!r} in {config.config_path()})",
+                hint="pass --api-key KEY, set CDP_API_KEY, or store it with `cdp config set api-key`",
+            )
+
+    def key_origin(self) -> str:
+        return self.sources.get("api-key", GIVEN)
+
+    def headers(self) -> dict[str, str]:
+        return build_headers(self.api_key, strict=self.strict, gzip=self.gzip)
+
+    def sender(self, **options: Any) -> Sender:
+        """A transport.Sender with this target's timeout, retries and TLS need."""
+        from cdpcli.transport import Sender  # httpx: only on the paths that send
+
+        return Sender(timeout=self.timeout, retries=self.retries, tls=self.base.startswith("https:"), **options)
+
+    def _origin(self, name: str) -> str:
+        """How an error names where a setting came from: `--endpoint`, `$CDP_ENDPOINT`, the
+        setting in the config file's profile, or the argument given to Target."""
+        source = self.sources.get(name, GIVEN)
+        if source.startswith("--"):
+            return source
+        if source.startswith("env "):
+            return "$" + source[4:]
+        if source == GIVEN:
+            return f"{name.replace('-', '_')}= (given to Target)"
+        return f"{name} in profile {self.profile!r} ({config.config_path()})"
+
+
+def check_api_key(api_key: str, origin: str) -> None:
+    """A key that cannot go in an HTTP header is a usage error that never shows the key."""
+    problem = api_key_problem(api_key)
+    if problem:
+        raise UsageError(
+            f"{origin}: the API key holds {problem} (the key is not shown); an API key is printable ASCII",
+            hint="copy the key again from the HTTP source's settings in Customer.io; a key read "
+            "from a file or pasted may carry a line break or a stray character",
+        )
