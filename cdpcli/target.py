@@ -122,7 +122,9 @@ class Target:
             )
 
     def key_origin(self) -> str:
-        return self.sources.get("api-key", GIVEN)
+        """Where the key came from, as messages say it (--api-key, env CDP_API_KEY, …)."""
+        source = self.sources.get("api-key", GIVEN)
+        return "the api_key given to Target" if source == GIVEN else source
 
     def headers(self) -> dict[str, str]:
         return build_headers(self.api_key, strict=self.strict, gzip=self.gzip)

@@ -7,12 +7,15 @@ import json
 import os
 import stat
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdpcli import files, jsontext
-from cdpcli.errors import UsageError
+from cdpcli.errors import FatalStop, UsageError
 from cdpcli.importing.batches import Batch, unref
 from cdpcli.importing.sources import Source
+
+if TYPE_CHECKING:
+    from cdpcli.importing.rejects import Rejects
 
 
 class Settlement:
@@ -192,3 +195,29 @@ def _checkpoint_problem(data: Any) -> str | None:
         if digest is not None and not isinstance(digest, str):
             return f"entry {key!r} has a malformed first_line_sha256"
     return None
+
+
+class CheckpointSaver:
+    """Saves what is settled: the rejects first, then the checkpoint that counts them."""
+
+    def __init__(self, checkpoint: Checkpoint, settlement: Settlement, rejects: Rejects, sources: list[Source]) -> None:
+        self.checkpoint = checkpoint
+        self.settlement = settlement
+        self.rejects = rejects
+        self.sources = sources
+
+    def save(self) -> None:
+        """The settled counts, taken before the rejects are synced: every reject they count was
+        written before the snapshot, so it is on disk before the checkpoint says so."""
+        if not self.checkpoint.path:
+            return
+        settled = self.settlement.settled()
+        hashes = list(self.settlement.first_hash)
+        self.rejects.sync()
+        try:
+            self.checkpoint.save(self.sources, settled, hashes)
+        except OSError as exc:
+            raise FatalStop(
+                f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
+                hint="free space or fix the path (--checkpoint), then run the same command again",
+            ) from None

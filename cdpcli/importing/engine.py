@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
 from cdpcli.importing.batches import REF_SHIFT, Batch, BatchRequest
-from cdpcli.importing.checkpoint import Checkpoint, Settlement
+from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.prepare import InvalidLine, Preparer
@@ -147,40 +147,9 @@ class Importer:
         self.interrupted = False
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
         self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
-        self.checkpoint = Checkpoint(options.checkpoint)
-        try:
-            self.checkpoint.apply(sources)
-            for source in sources:  # every file's start, before anything is sent
-                if source.is_file:
-                    try:
-                        problem = check_start_problem(source, first_line_of(source.name), options.checkpoint)
-                    except OSError as exc:
-                        problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
-                    if problem:
-                        raise problem
-            # an earlier run with this checkpoint may have written rejects for lines past its
-            # settled point (the checkpoint exists from the start of a run: see below)
-            resuming = self.checkpoint.existed
-            self.rejects = Rejects(
-                options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=resuming
-            )
-            if not options.dry_run:
-                self.rejects.check()
-                if options.checkpoint:
-                    # saved at once: a run killed in its first second is still known as resumed
-                    # by the next (its rejects are then not written twice), and a path that
-                    # cannot be written is a usage error before anything is sent
-                    try:
-                        self.checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
-                    except OSError as exc:
-                        raise UsageError(
-                            f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
-                            hint="check that its directory exists and is writable",
-                        ) from None
-        except BaseException:
-            self.checkpoint.release()
-            raise
+        self.checkpoint, self.rejects = open_outputs(sources, options)
         self.settlement = Settlement(sources)
+        self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
         self.delivery = Delivery(self) if not options.dry_run else None
         self.stats_lock = threading.Lock()
         self._seq = 0
@@ -411,8 +380,6 @@ class Importer:
     def _count_bytes(self, count: int) -> None:
         self.stats.bytes_read += count
 
-    # checkpoint ----------------------------------------------------------------------------
-
     def _start_checkpoint_timer(self) -> threading.Thread | None:
         """Saved about every second from its own thread, so that it advances while the packer
         waits (a slow endpoint keeps the send queue full and the packer blocked)."""
@@ -433,20 +400,8 @@ class Importer:
         return thread
 
     def save_checkpoint(self) -> None:
-        """The settled counts, taken before the rejects are synced: every reject they count was
-        written before the snapshot, so it is on disk before the checkpoint says so."""
-        if not self.checkpoint.path or self.options.dry_run:
-            return
-        settled = self.settlement.settled()
-        hashes = list(self.settlement.first_hash)
-        self.rejects.sync()
-        try:
-            self.checkpoint.save(self.sources, settled, hashes)
-        except OSError as exc:
-            raise FatalStop(
-                f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
-                hint="free space or fix the path (--checkpoint), then run the same command again",
-            ) from None
+        if not self.options.dry_run:
+            self.saver.save()
 
     def stop_with(self, error: CdpError, *, sending: bool = True) -> None:
         """Record why the import stops (the first reason wins); stop reading, and unless
@@ -496,3 +451,41 @@ class Importer:
             rejects_written=self.rejects.count,
             checkpoint=self.options.checkpoint,
         )
+
+
+def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpoint, Rejects]:
+    """Before anything is sent: the checkpoint taken (locked, applied to the sources), every
+    file's start checked against it, the rejects file checked, and the checkpoint saved once."""
+    checkpoint = Checkpoint(options.checkpoint)
+    try:
+        checkpoint.apply(sources)
+        for source in sources:
+            if source.is_file:
+                try:
+                    problem = check_start_problem(source, first_line_of(source.name), options.checkpoint)
+                except OSError as exc:
+                    problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
+                if problem:
+                    raise problem
+        # an earlier run with this checkpoint may have written rejects for lines past its
+        # settled point (the checkpoint exists from the start of a run: see below)
+        rejects = Rejects(
+            options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=checkpoint.existed
+        )
+        if not options.dry_run:
+            rejects.check()
+            if options.checkpoint:
+                # saved at once: a run killed in its first second is still known as resumed
+                # by the next (its rejects are then not written twice), and a path that
+                # cannot be written is a usage error before anything is sent
+                try:
+                    checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
+                except OSError as exc:
+                    raise UsageError(
+                        f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                        hint="check that its directory exists and is writable",
+                    ) from None
+    except BaseException:
+        checkpoint.release()
+        raise
+    return checkpoint, rejects

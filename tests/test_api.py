@@ -1,0 +1,239 @@
+"""The Python API (`import cdpcli`), driven without the CLI: real HTTP to a receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import API_KEY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cdpcli
+from cdpcli.importing import ImportEvents
+
+
+@pytest.fixture
+def target(receiver):
+    return cdpcli.Target(api_key=API_KEY, endpoint=receiver.url)
+
+
+def rejects_in(path) -> list[dict]:
+    return [json.loads(line) for line in open(path, encoding="utf-8")]
+
+
+def test_send_delivers_one_call_and_says_what_became_of_it(target, receiver, capsys):
+    result = cdpcli.send("track", {"userId": "42", "event": "Item Purchased", "properties": {"n": 1}}, target=target)
+    assert result.ok and result.status == 200 and result.attempts == 1 and result.type == "track"
+    [call] = receiver.calls
+    assert call["messageId"] == result.message_id
+    assert (call["userId"], call["event"], call["properties"]) == ("42", "Item Purchased", {"n": 1})
+    assert call["context"]["library"]["name"] == "cdpcli"
+    assert capsys.readouterr() == ("", "")  # the core never prints
+
+
+def test_an_invalid_call_raises_a_usage_error_and_sends_nothing(target, receiver):
+    with pytest.raises(cdpcli.InvalidCall) as caught:
+        cdpcli.send("track", {"userId": "42"}, target=target)
+    assert caught.value.exit_code == cdpcli.ExitCode.USAGE == 2
+    assert caught.value.problems == ["event: Field required"]
+    with pytest.raises(cdpcli.UsageError):
+        cdpcli.send("purchase", {"userId": "42"}, target=target)
+    assert receiver.requests == []
+
+
+def test_a_rejected_key_raises_delivery_error_with_exit_code_3_or_comes_back_unchecked(receiver):
+    wrong = cdpcli.Target(api_key="wrong-key-31337", endpoint=receiver.url)
+    with pytest.raises(cdpcli.DeliveryError) as caught:
+        cdpcli.send("track", {"userId": "42", "event": "E"}, target=wrong)
+    assert caught.value.exit_code == 3 and caught.value.status == 401
+    assert "wrong-key-31337" not in str(caught.value) + (caught.value.hint or "")
+    assert isinstance(caught.value, cdpcli.CdpError)
+    result = cdpcli.send("track", {"userId": "42", "event": "E"}, target=wrong, check=False)
+    assert not result.ok and result.status == 401 and result.failure is not None
+    with pytest.raises(cdpcli.DeliveryError):
+        result.raise_for_failure()
+
+
+def test_an_unreachable_endpoint_is_exit_code_6():
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        unused_port = sock.getsockname()[1]
+    target = cdpcli.Target(api_key=API_KEY, endpoint=f"http://127.0.0.1:{unused_port}/v1", retries=0)
+    with pytest.raises(cdpcli.DeliveryError) as caught:
+        cdpcli.send("identify", {"userId": "42"}, target=target)
+    assert caught.value.exit_code == 6 and caught.value.status is None
+
+
+def test_target_resolve_takes_arguments_over_environment_over_profile(monkeypatch, tmp_path):
+    (tmp_path / "config").mkdir(mode=0o700)
+    (tmp_path / "config" / "config.toml").write_text(
+        '[staging]\napi-key = "profile-key-123456"\nregion = "eu"\ntimeout = 3\n'
+    )
+    (tmp_path / "config" / "config.toml").chmod(0o600)
+    from_profile = cdpcli.Target.resolve(profile="staging")
+    assert (from_profile.api_key, from_profile.region, from_profile.timeout) == ("profile-key-123456", "eu", 3.0)
+    assert from_profile.base.startswith("https://cdp-eu.customer.io")
+    assert from_profile.sources["api-key"] == "profile staging"
+    monkeypatch.setenv("CDP_REGION", "us")
+    assert cdpcli.Target.resolve(profile="staging").region == "us"
+    assert cdpcli.Target.resolve(profile="staging", region="eu").region == "eu"
+    assert "profile-key-123456" not in repr(from_profile)
+
+
+def test_target_checks_what_it_is_given():
+    with pytest.raises(cdpcli.UsageError, match="region must be us or eu"):
+        cdpcli.Target(api_key=API_KEY, region="asia")
+    with pytest.raises(cdpcli.UsageError) as caught:
+        cdpcli.Target(api_key="bad\nkey-123456")
+    assert "bad" not in caught.value.message  # never shown, not even in part
+    with pytest.raises(cdpcli.UsageError, match="endpoint"):
+        cdpcli.Target(api_key=API_KEY, endpoint="ftp://example.com")
+    with pytest.raises(cdpcli.UsageError, match="no API key"):
+        cdpcli.send("track", {"userId": "1", "event": "E"}, target=cdpcli.Target())
+
+
+def test_import_lines_delivers_bytes_str_and_dicts_and_rejects_the_rest(target, receiver, tmp_path, capsys):
+    lines = [
+        {"type": "track", "userId": "1", "event": "E"},
+        '{"type": "identify", "userId": "2"}',
+        b'{"type": "page", "userId": "3", "name": "Home"}\n',
+        "not json",
+        {"type": "track", "userId": "4"},  # no event
+        {"type": "track", "userId": "5", "event": "E", "properties": {"at": object()}},  # not JSON
+    ]
+    result = cdpcli.import_lines(lines, target=target, source="orders-2024", rejects=str(tmp_path / "r.ndjson"))
+    assert (result.read, result.sent, result.invalid, result.failed) == (6, 3, 3, 0)
+    assert result.exit_code == 1 and not result.ok and result.error is None
+    assert sorted(c["userId"] for c in receiver.calls) == ["1", "2", "3"]
+    records = rejects_in(tmp_path / "r.ndjson")
+    assert [(r["source"], r["line"]) for r in records] == [("orders-2024", 4), ("orders-2024", 5), ("orders-2024", 6)]
+    assert "event" in records[1]["error"] and records[0]["input"] == "not json"
+    with pytest.raises(cdpcli.DeliveryError, match="3 of 6 calls not delivered"):
+        result.raise_for_failure()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_import_lines_derives_message_ids_from_source_and_position(target, receiver, tmp_path):
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(3)]
+    rejects = str(tmp_path / "r.ndjson")
+    cdpcli.import_lines(lines, target=target, source="a", rejects=rejects)
+    cdpcli.import_lines(lines, target=target, source="a", rejects=rejects)
+    cdpcli.import_lines(lines, target=target, source="b", rejects=rejects)
+    ids = [c["messageId"] for c in receiver.calls]
+    assert ids[:3] == ids[3:6]  # a re-run sends the same ids: the API keeps one of each
+    assert not set(ids[:3]) & set(ids[6:])  # another source, other ids
+    assert len(set(ids[:3])) == 3
+
+
+def test_import_lines_resumes_from_its_checkpoint(target, receiver, tmp_path):
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(10)]
+    checkpoint = str(tmp_path / "ckpt.json")
+    first = cdpcli.import_lines(lines, target=target, source="s", checkpoint=checkpoint, rejects=str(tmp_path / "r"))
+    assert first.ok and first.sent == 10
+    again = cdpcli.import_lines(lines, target=target, source="s", checkpoint=checkpoint, rejects=str(tmp_path / "r"))
+    assert (again.read, again.skipped, again.sent) == (10, 10, 0)
+    assert len(receiver.calls) == 10
+    saved = json.loads(Path(checkpoint).read_text())
+    assert saved["sources"] == {
+        "<s>": {"settled": 10, "first_line_sha256": saved["sources"]["<s>"]["first_line_sha256"]}
+    }
+
+
+def test_import_lines_from_several_threads_at_once(target, receiver, tmp_path):
+    results = {}
+
+    def job(n: int) -> None:
+        lines = ({"type": "track", "userId": f"{n}-{i}", "event": "E"} for i in range(200))
+        results[n] = cdpcli.import_lines(
+            lines,
+            target=target,
+            source=f"part-{n}",
+            checkpoint=str(tmp_path / f"{n}.ckpt"),
+            concurrency=2,
+            rejects=str(tmp_path / f"{n}.rejects"),
+            batch_events=50,
+        )
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(r.ok and r.sent == 200 for r in results.values())
+    assert len({c["userId"] for c in receiver.calls}) == 800
+
+
+def test_a_dry_run_shows_each_batch_to_the_events_and_sends_nothing(receiver, tmp_path):
+    shown = []
+
+    class Collect(ImportEvents):
+        def dry_run(self, request):
+            shown.append(json.loads(request.body_bytes()))
+
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(5)]
+    result = cdpcli.import_lines(
+        lines,
+        target=cdpcli.Target(endpoint=receiver.url),
+        source="s",
+        dry_run=True,
+        batch_events=2,
+        events=Collect(),
+        rejects=str(tmp_path / "r"),
+    )
+    assert result.ok and result.sent == 0 and result.valid == 5 and result.batches == 3
+    assert [len(body["batch"]) for body in shown] == [2, 2, 1]
+    assert receiver.requests == []
+
+
+def test_a_rejected_key_stops_the_import_with_exit_code_3(receiver, tmp_path):
+    wrong = cdpcli.Target(api_key="wrong-key-31337", endpoint=receiver.url)
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(20)]
+    result = cdpcli.import_lines(lines, target=wrong, source="s", rejects=str(tmp_path / "r"), batch_events=5)
+    assert result.exit_code == 3 and isinstance(result.error, cdpcli.CdpError)
+    assert "rejected the key" in result.error.message and result.sent == 0
+    with pytest.raises(cdpcli.CdpError) as caught:
+        result.raise_for_failure()
+    assert caught.value.exit_code == 3
+
+
+def test_bad_settings_raise_before_anything_is_sent(target, receiver, tmp_path):
+    with pytest.raises(cdpcli.UsageError, match="--concurrency"):
+        cdpcli.import_lines([], target=target, concurrency=0)
+    with pytest.raises(cdpcli.UsageError, match="--type"):
+        cdpcli.import_lines([], target=target, default_type="purchase")
+    with pytest.raises(cdpcli.UsageError, match="source"):
+        cdpcli.import_lines([], target=target, source="")
+    assert receiver.requests == []
+
+
+ITEMS = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.just("track"), "userId": st.text(min_size=1, max_size=5), "event": st.text(max_size=5)}
+    ),
+    st.dictionaries(
+        st.sampled_from(["type", "userId", "event", "traits"]), st.one_of(st.text(max_size=4), st.integers())
+    ),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(ITEMS, max_size=12))
+def test_every_item_ends_delivered_or_rejected(target, receiver, tmp_path_factory, items):
+    """Whatever a program hands import_lines, no item is lost or crashes it: each one is
+    delivered, or in the rejects file with its position, and the counts say so."""
+    receiver.calls.clear()
+    rejects = tmp_path_factory.mktemp("p") / "r.ndjson"
+    result = cdpcli.import_lines(items, target=target, source="prop", rejects=str(rejects))
+    assert result.read == len(items) == result.sent + result.invalid + result.failed + result.blank
+    assert result.unsettled == 0 and result.error is None
+    assert len(receiver.calls) == result.sent
+    lines = {r["line"] for r in rejects_in(rejects)} if result.invalid else set()
+    assert len(lines) == result.invalid
