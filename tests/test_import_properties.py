@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cdpcli.importer import InvalidLine, Preparer, Source
 from cdpcli.jsontext import loads as strict_loads
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
 
 # -- any input: nothing lost, nothing crashes ------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cdpcli.cli import COMPLETION_SHELLS, app, completion_script
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
