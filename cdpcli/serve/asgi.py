@@ -91,45 +91,37 @@ class Application:
         with self._idle:
             self._in_flight += 1
         try:
-            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-            deadline = asyncio.get_running_loop().time() + self.read_timeout
-            declared = headers.get("content-length", "")
-            length = int(declared) if declared.isdigit() else None  # the parser has refused any other
-            try:
-                if length is not None and length > MAX_RAW_BYTES:
-                    # refused by its declared length: never kept, read (and dropped) only when
-                    # small enough, so that a client busy sending it sees the 413
-                    if length <= DRAIN_LIMIT and "expect" not in headers:
-                        await _drain(receive, deadline)
-                    await _reply(
-                        send,
-                        413,
-                        errors(f"request body is {length:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"),
-                        {"Connection": "close"},
-                    )
-                    return 413
-                body = await _read_body(receive, headers, deadline)
-            except _TooSlow:
-                await _reply(
-                    send,
-                    408,
-                    errors(
-                        f"the request body did not arrive within {self.read_timeout:g} s; "
-                        "cdp serve does not wait for slow clients"
-                    ),
-                    {"Connection": "close"},
-                )
-                return 408
-            except _Gone:
-                return "- (client went away)"
-            verdict = await self.handle(path, headers, body)
-            await _reply(send, verdict.status, verdict.answer, verdict.headers)
-            return verdict.status
+            return await self._answer_post(scope, receive, send, path)
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
             self.after_post()
+
+    async def _answer_post(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
+    ) -> int | str:
+        """Read the body, have it judged, answer: the status (for the log line)."""
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        deadline = asyncio.get_running_loop().time() + self.read_timeout
+        try:
+            body = await _read_body(receive, headers, deadline)
+        except _TooBig as exc:
+            status, message = 413, f"request body is {exc.length:,} bytes; the limit is {MAX_REQUEST_BYTES:,}"
+        except _TooSlow:
+            status, message = (
+                408,
+                f"the request body did not arrive within {self.read_timeout:g} s; "
+                "cdp serve does not wait for slow clients",
+            )
+        except _Gone:
+            return "- (client went away)"
+        else:
+            verdict = await self.handle(path, headers, body)
+            await _reply(send, verdict.status, verdict.answer, verdict.headers)
+            return verdict.status
+        await _reply(send, status, errors(message), {"Connection": "close"})
+        return status
 
 
 class _TooSlow(Exception):
@@ -138,6 +130,13 @@ class _TooSlow(Exception):
 
 class _Gone(Exception):
     """The client closed the connection before its body was in."""
+
+
+class _TooBig(Exception):
+    """The body declared a length over MAX_RAW_BYTES: refused before any of it is kept."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
 
 
 class _Inflater:
@@ -202,8 +201,17 @@ async def _drain(receive: Callable[..., Any], deadline: float, budget: int = DRA
 
 
 async def _read_body(receive: Callable[..., Any], headers: dict[str, str], deadline: float) -> Body:
-    """The body, by `deadline`; never more than MAX_RAW_BYTES of it kept (one sent in chunks,
-    with no length declared, is cut there), inflated as it comes when it is gzip."""
+    """The body, by `deadline`; never more than MAX_RAW_BYTES of it kept (one declared longer is
+    refused at once, _TooBig; one sent in chunks, with no length declared, is cut there), inflated
+    as it comes when it is gzip."""
+    declared = headers.get("content-length", "")
+    length = int(declared) if declared.isdigit() else None  # the parser has refused any other
+    if length is not None and length > MAX_RAW_BYTES:
+        # never kept, read (and dropped) only when small enough, so that a client busy sending
+        # it sees the 413
+        if length <= DRAIN_LIMIT and "expect" not in headers:
+            await _drain(receive, deadline)
+        raise _TooBig(length)
     inflater = _Inflater(MAX_REQUEST_BYTES) if headers.get("content-encoding", "").lower() == "gzip" else None
     parts: list[bytes] = []
     size, more = 0, True

@@ -48,14 +48,7 @@ def run_server(
     except KeyboardInterrupt:
         pass
     finally:
-        receiver.stop()
-        if receiver.store.broken is not None:
-            receiver.wait_idle(5.0)  # the requests in flight get their 503 before the process ends
-        if out is not sys.stdout:
-            try:
-                out.close()
-            except (OSError, ValueError):  # the failure that stopped us, met again on the last flush
-                pass
+        _wind_down(receiver, out)
     _last_words(receiver, out_path)
 
 
@@ -121,6 +114,18 @@ def _say_where(receiver: Receiver, host: str) -> None:
             flush=True,
         )
     print(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+
+def _wind_down(receiver: Receiver, out: TextIO) -> None:
+    """Stop serving and close --out (the requests in flight answered first)."""
+    receiver.stop()
+    if receiver.store.broken is not None:
+        receiver.wait_idle(5.0)  # the requests in flight get their 503 before the process ends
+    if out is not sys.stdout:
+        try:
+            out.close()
+        except (OSError, ValueError):  # the failure that stopped us, met again on the last flush
+            pass
 
 
 def _last_words(receiver: Receiver, out_path: str | None) -> None:
