@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from import_throughput import API_KEY, run, write_inputs  # noqa: E402
 
-from cdpcli.server import SERVE_COLLECT_EVERY, Receiver  # noqa: E402
+from cdpcli.serve import SERVE_COLLECT_EVERY, Receiver  # noqa: E402
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cdpcli.server import SERVE_COLLECT_EVERY, Receiver  # noqa: E402
+from cdpcli.serve import SERVE_COLLECT_EVERY, Receiver  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 

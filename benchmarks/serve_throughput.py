@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 from benchmarks.import_throughput import API_KEY, RAW_SENDER, write_inputs  # noqa: E402
 
 NO_GC = (
-    "import sys, cdpcli.server as s; s.SERVE_COLLECT_EVERY = None; from cdpcli.cli import main; "
+    "import sys, cdpcli.serve.run as s; s.SERVE_COLLECT_EVERY = None; from cdpcli.cli import main; "
     "sys.argv = ['cdp', *sys.argv[1:]]; main()"
 )
 

@@ -21,7 +21,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 from typer.testing import CliRunner
 
 from cdpcli.cli.app import app
-from cdpcli.server import Receiver
+from tests.fakes import ScriptedReceiver
 
 EXPLORE = os.environ.get("CDP_TEST_EXPLORE", "").strip() not in ("", "0")
 _hypothesis_settings.register_profile("cdp-deterministic", derandomize=True, print_blob=False)
@@ -70,7 +70,7 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def receiver():
-    with Receiver(api_key=API_KEY) as server:
+    with ScriptedReceiver(api_key=API_KEY) as server:
         yield server
 
 

@@ -7,12 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cdpcli
 from cdpcli.importing import ImportEvents
+from tests.conftest import API_KEY
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from cdpcli import __version__
-from cdpcli.server import Scripted
 from tests.conftest import API_KEY
+from tests.fakes import Scripted
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -161,7 +161,7 @@ def test_gzip_body(send, receiver):
 
 def test_region_key_goes_as_bearer(cli, monkeypatch):
     key = "pk_eu_0123456789abcdef"
-    with __import__("cdpcli.server", fromlist=["Receiver"]).Receiver(api_key=key) as server:
+    with __import__("cdpcli.serve", fromlist=["Receiver"]).Receiver(api_key=key) as server:
         run = cli("track", "-u", "1", "-e", "E", "--api-key", key, "--endpoint", server.url, secret=key)
         assert run.exit_code == 0, run.stderr
         assert server.requests[0].headers["authorization"] == f"Bearer {key}"
@@ -652,9 +652,9 @@ def test_a_server_echoing_the_key_never_gets_it_printed(send, receiver, flags):
 )
 @pytest.mark.parametrize("key", [API_KEY, "sk_us_0123456789abcdefSECRET"], ids=["basic", "bearer"])
 def test_the_key_never_appears_in_any_output_mode(cli, key, flags):
-    from cdpcli.server import Receiver
+    from tests.fakes import ScriptedReceiver
 
-    with Receiver(api_key=key) as server:
+    with ScriptedReceiver(api_key=key) as server:
         server.script.append(Scripted(503))
         run = cli(
             "track",

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from cdpcli import __version__
-from cdpcli.server import Receiver, Scripted
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
+from tests.fakes import Scripted
 
 LIBRARY = {"name": "cdpcli", "version": __version__}
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cdpcli.importing.prepare import InvalidLine, Preparer
 from cdpcli.importing.sources import Source
 from cdpcli.jsontext import loads as strict_loads
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
 
 # -- any input: nothing lost, nothing crashes ------------------------------------------------

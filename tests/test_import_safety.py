@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
+from tests.fakes import ScriptedReceiver
 from tests.test_import import received_ids, spawn, summary, tracks, wait_for, write_lines
 
 
@@ -293,7 +294,7 @@ def test_a_full_disk_for_rejects_stops_cleanly_from_the_senders(cli, tmp_path):
     """Undelivered calls whose rejects cannot be written: an error, exit 1 and no hang."""
     big = [{"type": "track", "userId": f"u{i}", "event": "E", "properties": {"pad": "x" * 3000}} for i in range(40)]
     source = write_lines(tmp_path / "in.ndjson", big)
-    with Receiver(api_key=API_KEY) as receiver:
+    with ScriptedReceiver(api_key=API_KEY) as receiver:
         receiver.reject_when = lambda call: "refused by the test"
         result: list = []
         worker = threading.Thread(

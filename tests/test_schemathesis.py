@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import settings
 from schemathesis import GenerationMode
 
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY, EXPLORE
 from tests.openapi import _one_of_as_any_of, document
 

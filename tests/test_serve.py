@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY, BASIC, post
 
 

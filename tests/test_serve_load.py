@@ -20,8 +20,9 @@ import zlib
 
 import pytest
 
-from cdpcli.server import MAX_RAW_BYTES, Receiver, Scripted
+from cdpcli.serve import MAX_RAW_BYTES, Receiver
 from tests.conftest import API_KEY, BASIC, post
+from tests.fakes import Scripted, ScriptedReceiver
 
 TRACK = json.dumps({"userId": "1", "event": "E"}).encode()
 
@@ -114,7 +115,7 @@ def test_a_thousand_concurrent_posts_are_all_answered():
 
 
 def test_latency_and_scripted_delays_hold_up_no_other_connection():
-    with Receiver(api_key=API_KEY) as receiver:
+    with ScriptedReceiver(api_key=API_KEY) as receiver:
         receiver.script.append(Scripted(503, delay=5.0))
         slow = threading.Thread(target=post, args=(receiver, "/v1/track", {"userId": "1", "event": "E"}))
         slow.start()

@@ -12,7 +12,7 @@ import pytest
 
 from cdpcli.cli.app import app
 from cdpcli.cli.completions import COMPLETION_SHELLS, completion_script
-from cdpcli.server import Receiver
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -55,7 +55,7 @@ def serve(
                 f"--latency-ms must be 0 or more, not {latency_ms}",
                 hint="e.g. --latency-ms 50 delays every answer by 50 ms",
             )
-        from cdpcli.server import run_server
+        from cdpcli.serve import run_server
 
         run_server(
             host=host, port=port, api_key=api_key, out_path=out, fail_rate=fail_rate, latency_ms=latency_ms, seed=seed

@@ -1,0 +1,319 @@
+"""The receiver as a server: `Receiver` puts the judge, the store and the ASGI application
+together on a `Listener` (uvicorn on a socket bound at once, served from a thread of its own or
+from this one, stopped from any thread), and runs the garbage collector on a schedule when it
+owns the process. uvicorn is imported when a receiver is made, never on the one-liner path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import ipaddress
+import random
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from cdpcli.serve.asgi import Application
+from cdpcli.serve.judge import Body, Judge, Verdict, call_kind, cannot_record, injected_failure, not_found
+from cdpcli.serve.limits import BACKLOG, KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT, STOP_GRACE
+from cdpcli.serve.store import Received, Store
+
+if TYPE_CHECKING:
+    from cdpcli.serve.protocol import Server
+
+
+class Receiver:
+    """A local Data Pipelines-compatible receiver: the API's paths, auth, strict-mode validation
+    and size limits; answers 200 `{}` and records every accepted call (`store`)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        out: TextIO | None = None,
+        fail_rate: float = 0.0,
+        latency_ms: int = 0,
+        keep: bool = True,
+        log: Callable[[str], None] | None = None,
+        collect_every: float | None = None,
+        seed: int | None = None,
+        read_timeout: float = READ_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self.judge = Judge(api_key)
+        self.store = Store(out, keep=keep)
+        self.fail_rate = fail_rate
+        self.latency = latency_ms / 1000
+        self.log = log or (lambda text: None)
+        # seeded, --fail-rate's faults repeat run to run for a client sending one request at a
+        # time (concurrent requests draw in the order they arrive)
+        self._random = random.Random(seed)
+        self.application = Application(self.handle, log=self.log, read_timeout=read_timeout, after_post=self._answered)
+        # bound and listening now, so that the port is known and a busy one is an OSError here
+        self.listener = Listener(
+            self.application, host, port, read_timeout=read_timeout, max_connections=max_connections, log=self.log
+        )
+        # None leaves the process's garbage collector alone (tests, a receiver inside another
+        # program); `cdp serve` owns its process and collects every SERVE_COLLECT_EVERY s
+        self._collection = CollectionSchedule(collect_every)
+
+    @property
+    def port(self) -> int:
+        return self.listener.address[1]
+
+    @property
+    def host(self) -> str:
+        """The address listened on, as it goes in a URL ([::1] for IPv6)."""
+        address = self.listener.address[0]
+        return f"[{address}]" if ":" in address else address
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def connections(self) -> int:
+        """Connections open right now."""
+        return self.listener.connections
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return self.store.calls
+
+    @property
+    def requests(self) -> list[Received]:
+        return self.store.requests
+
+    @property
+    def accepted(self) -> int:
+        return self.store.accepted
+
+    @property
+    def accepted_bytes(self) -> int:
+        return self.store.accepted_bytes
+
+    def start(self) -> Receiver:
+        """Serve from a thread of its own (its own event loop; no signal handlers)."""
+        self._collection.take_over()
+        self.listener.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until stop(), Ctrl-C (from the main thread), or output that fails."""
+        self._collection.take_over()
+        try:
+            self.listener.serve_forever()
+        finally:
+            self._collection.give_back()
+
+    def stop(self) -> None:
+        self.listener.stop()
+        self._collection.give_back()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled (True), or for `timeout` s (False)."""
+        return self.application.wait_idle(timeout)
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- request handling (on the event loop) --
+
+    async def handle(self, path: str, headers: dict[str, str], body: Body) -> Verdict:
+        """The verdict on a POST, its request kept, after --latency."""
+        if self.store.broken is not None:
+            verdict = cannot_record(self.store.broken_reason())
+        elif (kind := call_kind(path)) is None:
+            verdict = not_found(path)
+        else:
+            verdict = await self.answer(kind, path, headers, body)
+        self.store.add_request(path, headers, body.text, body.raw_size, verdict.status)
+        if self.latency:
+            await self.listener.pause(self.latency)
+        return verdict
+
+    async def answer(self, kind: str, path: str, headers: dict[str, str], body: Body) -> Verdict:
+        """The answer to a request on one of the API's paths: a fault (--fail-rate), or the
+        judge's verdict with its calls recorded. A subclass may answer otherwise (and may wait
+        first, with `listener.pause`): tests/fakes.py scripts answers that way."""
+        if self.fail_rate and self._random.random() < self.fail_rate:
+            return injected_failure(self._random.choice((500, 503, 429)))
+        verdict = self.judge.verdict(kind, headers, body)
+        for note in verdict.notes:
+            self.log(f"POST {path}: {note}")
+        if verdict.calls and not self.store.record(verdict.calls, verdict.encoded, len(body.text or b"")):
+            return cannot_record(self.store.broken_reason())
+        return verdict
+
+    def _answered(self) -> None:
+        if self.store.broken is not None:  # this request's answer is out: now stop
+            self.listener.stop_listening()
+
+
+class Listener:
+    """uvicorn serving `app` on a socket bound at once (so that the port is known, and a busy
+    one is an OSError here), from a thread of its own or from this one; stopped from any thread.
+    `read_timeout`, `max_connections` and `log` are the protocol's limits and voice (protocol.py)."""
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        host: str,
+        port: int,
+        *,
+        read_timeout: float,
+        max_connections: int,
+        log: Callable[[str], None],
+    ) -> None:
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.log = log
+        self._socket = _listen(host, port)
+        self.address = self._socket.getsockname()
+        try:
+            self._server = _server_for(app, self)
+        except BaseException:
+            self._socket.close()
+            raise
+        self._thread: threading.Thread | None = None
+
+    @property
+    def connections(self) -> int:
+        return len(self._server.server_state.connections)
+
+    @property
+    def stopping(self) -> bool:
+        """A stop has begun: connections accepted now are closed at once."""
+        return self._server.stopping
+
+    def start(self) -> None:
+        """Serve from a thread of its own (its own event loop; no signal handlers)."""
+        self._thread = threading.Thread(target=self._run, name="cdp-serve", daemon=True)
+        self._thread.start()
+        self._server.ready.wait(10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # noqa: BLE001 - a serving thread says why it ended, never a traceback
+            self.log(f"cdp serve stopped: {type(exc).__name__}: {exc}")
+        finally:
+            self._server.ready.set()
+
+    def serve_forever(self) -> None:
+        asyncio.run(self._serve_here())
+
+    async def _serve_here(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            import signal
+
+            # Ctrl-C stops it like stop(): listening ends, requests in flight get their answer
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self.stop_listening)
+        await self._server.serve(sockets=[self._socket])
+
+    def stop(self) -> None:
+        self.stop_listening()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(STOP_GRACE + 5)
+        self._socket.close()
+
+    def stop_listening(self) -> None:
+        """Stop accepting connections (from any thread): the listening socket is closed, so that
+        new clients are refused, the requests in flight get their answer, then serving ends."""
+        self._server.request_exit()
+
+    async def pause(self, seconds: float) -> None:
+        """asyncio.sleep, cut short by a stop (--latency, and delays that must not hold a stop up)."""
+        await self._server.pause(seconds)
+
+
+class CollectionSchedule:
+    """Automatic garbage collection off while serving; a full collection every `every` s
+    (None: the collector is left alone).
+
+    A 500 KB body parses into ~10,000 containers, and CPython's collector runs every 700
+    new ones, promoting the bodies in flight to older generations that it then rescans: with
+    16 concurrent batch requests it took a third of the receiver's CPU, and more the more
+    clients sent at once. Parsed JSON holds no reference cycles (after repeated 100,000-call
+    imports gc.collect() finds nothing), so a collection on a schedule loses nothing.
+    """
+
+    def __init__(self, every: float | None) -> None:
+        self.every = every
+        self._stopped = threading.Event()
+        self._collector: threading.Thread | None = None
+
+    def take_over(self) -> None:
+        if self.every is None or self._collector is not None:
+            return
+        gc.disable()
+        self._collector = threading.Thread(target=self._collect, name="cdp-serve-gc", daemon=True)
+        self._collector.start()
+
+    def _collect(self) -> None:
+        assert self.every is not None
+        while not self._stopped.wait(self.every):
+            gc.collect()
+
+    def give_back(self) -> None:
+        if self._collector is not None and not self._stopped.is_set():
+            self._stopped.set()
+            gc.enable()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host` (an IPv4 or IPv6 address or a name; IPv4 first when a
+    name has both, as before) and `port`."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _server_for(app: Callable[..., Any], listener: Listener) -> Server:
+    """A uvicorn Server that runs `app` with the listener's limits (made here: uvicorn is
+    imported only by code that starts a receiver)."""
+    import uvicorn
+
+    from cdpcli.serve.protocol import Protocol, Server
+
+    config = uvicorn.Config(
+        app,
+        http=Protocol,
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        backlog=BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # type: ignore[arg-type]
+    )
+    config.load()
+    config.cdp_listener = listener  # type: ignore[attr-defined]  (the protocol's limits)
+    return Server(config)

@@ -1,0 +1,168 @@
+"""`cdp serve` itself: a receiver that owns its process, with the command's banner, log, output
+file and last words."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from cdpcli.serve.http import Receiver, is_loopback
+from cdpcli.serve.limits import MAX_CONNECTIONS
+from cdpcli.serve.store import strerror
+
+# seconds between garbage collections while `cdp serve` runs (see http.CollectionSchedule; read
+# when serve starts, so that benchmarks/serve_throughput.py can set it to None to compare)
+SERVE_COLLECT_EVERY = 10.0
+
+
+def run_server(
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    out_path: str | None,
+    fail_rate: float,
+    latency_ms: int,
+    seed: int | None = None,
+) -> None:
+    """Serve until interrupted, or until the output can no longer be written. The banner and the
+    log go to stderr, so stdout stays pure NDJSON.
+
+    When the output fails, the request whose calls could not be recorded gets a 503 (never a
+    200), so do the requests after it; serve stops listening, lets the requests in flight get
+    their answer, and exits like a filter whose reader went away: 0 when the reader closed it
+    (`cdp serve | head -1`, as every cdp command treats a closed stdout), 1 with Error/Hint for
+    any other failure (a full disk, an I/O error)."""
+    _raise_open_files_limit()
+    receiver = _listening(host, port, api_key=api_key, fail_rate=fail_rate, latency_ms=latency_ms, seed=seed)
+    try:
+        # opened once listening works, so that a busy port leaves no empty file behind
+        out = _open_out(out_path)
+    except BaseException:
+        receiver.stop()
+        raise
+    receiver.store.out = out
+    _say_where(receiver, host)
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _wind_down(receiver, out)
+    _last_words(receiver, out_path)
+
+
+def _listening(
+    host: str, port: int, *, api_key: str | None, fail_rate: float, latency_ms: int, seed: int | None
+) -> Receiver:
+    """`cdp serve`'s receiver, listening; UsageError with a hint when it cannot listen there."""
+    import errno
+
+    from cdpcli.errors import UsageError
+
+    try:
+        return Receiver(
+            host,
+            port,
+            api_key=api_key,
+            fail_rate=fail_rate,
+            latency_ms=latency_ms,
+            keep=False,
+            seed=seed,
+            collect_every=SERVE_COLLECT_EVERY,
+            log=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            hint = "another program listens there: pick another --port (0 picks a free one)"
+        elif exc.errno == errno.EACCES:
+            hint = "ports below 1024 need privileges: pick --port 1024 or above (0 picks a free one)"
+        else:
+            hint = "--host must be an address of this machine, such as 127.0.0.1 or ::1"
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint=hint) from None
+
+
+def _open_out(out_path: str | None) -> TextIO:
+    """--out opened for appending (stdout without it); UsageError with a hint when it cannot be."""
+    import errno
+
+    from cdpcli.errors import UsageError
+
+    try:
+        return open(out_path, "a", encoding="utf-8") if out_path else sys.stdout  # noqa: SIM115 (the server owns it)
+    except OSError as exc:
+        hints = {
+            errno.ENOENT: "its directory does not exist: create it first, or pick another path",
+            errno.EISDIR: "--out takes a file name, not a directory",
+            errno.EACCES: "you may not write there: pick a path you can write",
+        }
+        raise UsageError(
+            f"cannot open --out {out_path!r} for appending: {exc.strerror or exc}",
+            hint=hints.get(exc.errno or 0, "pick a file you can write"),
+        ) from None
+
+
+def _say_where(receiver: Receiver, host: str) -> None:
+    """The banner (its URL is what scripts read), after a warning when strangers can reach it."""
+    address = receiver.listener.address[0]
+    if not is_loopback(address):
+        print(
+            f"Warning: --host {host} listens on {address}, not a loopback address: anyone who can reach this machine "
+            f"can send calls to it (plain HTTP, any non-empty key unless --api-key is given); use --host 127.0.0.1 "
+            f"or ::1 to keep it to this machine",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+
+def _wind_down(receiver: Receiver, out: TextIO) -> None:
+    """Stop serving and close --out (the requests in flight answered first)."""
+    receiver.stop()
+    if receiver.store.broken is not None:
+        receiver.wait_idle(5.0)  # the requests in flight get their 503 before the process ends
+    if out is not sys.stdout:
+        try:
+            out.close()
+        except (OSError, ValueError):  # the failure that stopped us, met again on the last flush
+            pass
+
+
+def _last_words(receiver: Receiver, out_path: str | None) -> None:
+    """Nothing when serve was stopped; when its output failed, why: a line when the reader
+    closed it (exit 0, like a filter), else CdpError (exit 1)."""
+    from cdpcli.errors import CdpError
+
+    broken = receiver.store.broken
+    if broken is None:
+        return
+    where = repr(out_path) if out_path else "stdout"
+    recorded = f"{receiver.accepted:,} call{'' if receiver.accepted == 1 else 's'} recorded"
+    if isinstance(broken, BrokenPipeError):
+        print(
+            f"cdp serve: stopped: {where} was closed by its reader ({recorded}; later requests were answered 503)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    raise CdpError(
+        f"cannot write to {where}: {strerror(broken)}; cdp serve stopped ({recorded})",
+        hint="the requests it could not record were answered 503, so clients retry them: "
+        "free space or pick another --out, and start it again",
+    )
+
+
+def _raise_open_files_limit() -> None:
+    """Each connection is a file descriptor: a soft limit of 1,024 (a common default) would turn
+    clients away long before MAX_CONNECTIONS. Raised as far as the hard limit allows."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = MAX_CONNECTIONS + 256
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
+            )
+    except (ImportError, ValueError, OSError):  # no resource module (Windows), or not allowed
+        pass
