@@ -3,26 +3,28 @@ every line settled exactly once (delivered, or in the rejects file with its reas
 
 The way in, by step: sources.py (reading) -> prepare.py (a line becomes a call's bytes) ->
 batches.py -> delivery.py (sending, splitting, stopping) -> rejects.py and checkpoint.py
-(what is settled); engine.py runs them together. `import_lines` is the Python API; `cdp import`
-builds the same Importer from its flags.
+(what is settled); engine.py runs them together, events.py is what it tells a front end and
+returns. api.py: `import_lines`, the Python API; `cdp import` builds the same Importer.
+
+Names load their module on first use: `cdp track` imports events.py (for the CLI's types)
+without paying for the engine (~14 ms).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from cdpcli.errors import UsageError
-from cdpcli.importing.engine import Importer, ImportOptions, check_limits
-from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.rejects import DEFAULT_REJECTS
-from cdpcli.importing.sources import Source, check_namespace, make_sources
-from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS
-
-if TYPE_CHECKING:
-    from cdpcli.target import Target
-
+_HOMES = {
+    "DEFAULT_REJECTS": "cdpcli.importing.rejects",
+    "ImportEvents": "cdpcli.importing.events",
+    "ImportResult": "cdpcli.importing.events",
+    "ImportOptions": "cdpcli.importing.engine",
+    "Importer": "cdpcli.importing.engine",
+    "Source": "cdpcli.importing.sources",
+    "make_sources": "cdpcli.importing.sources",
+    "check_options": "cdpcli.importing.api",
+    "import_lines": "cdpcli.importing.api",
+}
 __all__ = [
     "DEFAULT_REJECTS",
     "ImportEvents",
@@ -35,66 +37,20 @@ __all__ = [
     "make_sources",
 ]
 
-
-def check_options(options: ImportOptions, sources: list[Source]) -> None:
-    """What an import's settings must hold before it starts (UsageError naming the option)."""
-    if options.default_type is not None and options.default_type not in CALL_TYPES:
-        raise UsageError(f"--type {options.default_type!r}: expected one of {', '.join(CALL_TYPES)}")
-    check_limits(options.batch_bytes, options.batch_events, options.concurrency, options.rate)
-    if options.max_invalid is not None and options.max_invalid < 1:
-        raise UsageError(f"--max-invalid must be at least 1, not {options.max_invalid}")
-    for path in (options.rejects, options.checkpoint):
-        if path and any(s.is_file and os.path.realpath(s.name) == os.path.realpath(path) for s in sources):
-            raise UsageError(
-                f"{path} is both an input and an output",
-                hint="write rejects/checkpoint to another file (--rejects, --checkpoint)",
-            )
+if TYPE_CHECKING:
+    from cdpcli.importing.api import check_options, import_lines
+    from cdpcli.importing.engine import Importer, ImportOptions
+    from cdpcli.importing.events import ImportEvents, ImportResult
+    from cdpcli.importing.rejects import DEFAULT_REJECTS
+    from cdpcli.importing.sources import Source, make_sources
 
 
-def import_lines(
-    lines: Iterable[Any],
-    *,
-    target: Target,
-    source: str = "lines",
-    rejects: str = DEFAULT_REJECTS,
-    checkpoint: str | None = None,
-    concurrency: int = 16,
-    default_type: str | None = None,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
-    batch_events: int = MAX_BATCH_CALLS,
-    rate: float = 1000.0,
-    max_invalid: int | None = None,
-    id_namespace: str | None = None,
-    dry_run: bool = False,
-    events: ImportEvents | None = None,
-) -> ImportResult:
-    """Import calls as `cdp import` does: the same validation, derived messageIds (from
-    `source` and each line's position: the same lines under the same name get the same ids on
-    a re-run), retries, splitting, rejects file and checkpoint.
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'cdpcli.importing' has no attribute {name!r}")
+    import importlib
 
-    `lines`: bytes or str (one JSON call each) or dicts. Returns the counts; an import that
-    stopped early says why in `.error` (call `.raise_for_failure()` to raise it). Invalid
-    settings, a checkpoint in use by another import, or a missing key raise CdpError at once.
-    Never prints, never installs signal handlers; each call has its own connections, so
-    several may run at once in threads or processes (each with its own checkpoint).
-    """
-    if not dry_run:
-        target.require_key()
-    if not source:
-        raise UsageError("source must be a non-empty name", hint='e.g. source="orders-2024"')
-    check_namespace(id_namespace)
-    sources = [Source.of_items(source, lines, id_namespace)]
-    options = ImportOptions(
-        default_type=default_type,
-        concurrency=concurrency,
-        batch_bytes=batch_bytes,
-        batch_events=batch_events,
-        rate=rate,
-        rejects=rejects,
-        rejects_explicit=rejects != DEFAULT_REJECTS,  # named by the program: a symlink there is its own
-        checkpoint=checkpoint,
-        max_invalid=max_invalid,
-        dry_run=dry_run,
-    )
-    check_options(options, sources)
-    return Importer(target, sources, options, events).run()
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

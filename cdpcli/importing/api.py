@@ -1,0 +1,81 @@
+"""import_lines, the Python API of imports, and the checks every import's settings pass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.errors import UsageError
+from cdpcli.importing.engine import Importer, ImportOptions, check_limits
+from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.rejects import DEFAULT_REJECTS
+from cdpcli.importing.sources import Source, check_namespace
+from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS
+
+if TYPE_CHECKING:
+    from cdpcli.target import Target
+
+
+def check_options(options: ImportOptions, sources: list[Source]) -> None:
+    """What an import's settings must hold before it starts (UsageError naming the option)."""
+    if options.default_type is not None and options.default_type not in CALL_TYPES:
+        raise UsageError(f"--type {options.default_type!r}: expected one of {', '.join(CALL_TYPES)}")
+    check_limits(options.batch_bytes, options.batch_events, options.concurrency, options.rate)
+    if options.max_invalid is not None and options.max_invalid < 1:
+        raise UsageError(f"--max-invalid must be at least 1, not {options.max_invalid}")
+    for path in (options.rejects, options.checkpoint):
+        if path and any(s.is_file and os.path.realpath(s.name) == os.path.realpath(path) for s in sources):
+            raise UsageError(
+                f"{path} is both an input and an output",
+                hint="write rejects/checkpoint to another file (--rejects, --checkpoint)",
+            )
+
+
+def import_lines(
+    lines: Iterable[Any],
+    *,
+    target: Target,
+    source: str = "lines",
+    rejects: str = DEFAULT_REJECTS,
+    checkpoint: str | None = None,
+    concurrency: int = 16,
+    default_type: str | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_events: int = MAX_BATCH_CALLS,
+    rate: float = 1000.0,
+    max_invalid: int | None = None,
+    id_namespace: str | None = None,
+    dry_run: bool = False,
+    events: ImportEvents | None = None,
+) -> ImportResult:
+    """Import calls as `cdp import` does: the same validation, derived messageIds (from
+    `source` and each line's position: the same lines under the same name get the same ids on
+    a re-run), retries, splitting, rejects file and checkpoint.
+
+    `lines`: bytes or str (one JSON call each) or dicts. Returns the counts; an import that
+    stopped early says why in `.error` (call `.raise_for_failure()` to raise it). Invalid
+    settings, a checkpoint in use by another import, or a missing key raise CdpError at once.
+    Never prints, never installs signal handlers; each call has its own connections, so
+    several may run at once in threads or processes (each with its own checkpoint).
+    """
+    if not dry_run:
+        target.require_key()
+    if not source:
+        raise UsageError("source must be a non-empty name", hint='e.g. source="orders-2024"')
+    check_namespace(id_namespace)
+    sources = [Source.of_items(source, lines, id_namespace)]
+    options = ImportOptions(
+        default_type=default_type,
+        concurrency=concurrency,
+        batch_bytes=batch_bytes,
+        batch_events=batch_events,
+        rate=rate,
+        rejects=rejects,
+        rejects_explicit=rejects != DEFAULT_REJECTS,  # named by the program: a symlink there is its own
+        checkpoint=checkpoint,
+        max_invalid=max_invalid,
+        dry_run=dry_run,
+    )
+    check_options(options, sources)
+    return Importer(target, sources, options, events).run()
