@@ -187,3 +187,43 @@ def test_no_color_help_has_no_ansi_codes_on_a_forced_terminal(args):
 def test_no_color_errors_have_no_ansi_codes():
     run = cdp("track", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert run.returncode == 2 and "\x1b[" not in run.stderr
+
+
+# -- only the options a command uses -------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--dry-run", "--quiet", "-q", "-v", "--verbose"])
+def test_config_list_refuses_sending_options(cli, flag):
+    """--gzip stays: it is a setting --resolved shows; `config list --dry-run --gzip` fails."""
+    run = cli("config", "list", flag, "--gzip")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"Error: No such option: {flag}")
+
+
+def test_config_list_takes_the_connection_settings_it_resolves(cli):
+    run = cli(
+        "config", "list", "--resolved", "--json", "--region", "eu", "--timeout", "3", "--retries", "1", "--no-gzip"
+    )
+    assert run.exit_code == 0
+    settings = json.loads(run.stdout)["settings"]
+    assert settings["region"]["value"] == "eu" and settings["timeout"] == {"value": "3.0", "source": "--timeout"}
+    text = help_text(cli, "config", "list")
+    for flag in ("--api-key", "--region", "--endpoint", "--profile", "--timeout", "--retries", "--strict", "--json"):
+        assert flag in text
+    assert "--dry-run" not in text and "--quiet" not in text and "--verbose" not in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("config", "set", "region", "eu"),
+        ("config", "get", "region"),
+        ("config", "unset", "region"),
+        ("completions", "bash"),
+        ("serve",),
+    ],
+)
+@pytest.mark.parametrize("flag", ["--dry-run", "--gzip"])
+def test_commands_without_sending_options_refuse_them(cli, command, flag):
+    run = cli(*command, flag)
+    assert run.exit_code == 2 and run.stderr.startswith(f"Error: No such option: {flag}")

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from cdpcli.cli.app import CdpGroup, app
-from cdpcli.cli.options import SendOptions, sending_command
+from cdpcli.cli.options import SendOptions, connection_command
 from cdpcli.cli.output import reporting
 from cdpcli.config import SETTINGS, profile_names
 
@@ -144,7 +144,7 @@ def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
 
 
 @config_app.command("list")
-@sending_command
+@connection_command
 def config_list(
     opts: SendOptions,
     resolved: Annotated[
