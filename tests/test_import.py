@@ -66,7 +66,7 @@ def test_every_line_delivered_once_in_batches(send, receiver, tmp_path):
         "retries": 0,
     }
     assert result["seconds"] > 0 and result["events_per_second"] > 0
-    assert "Imported 250 calls: 250 sent, 0 invalid, 0 failed; 3 batches" in run.stderr
+    assert "Read 250 lines: 250 sent, 0 invalid, 0 failed.\n3 batches, 3 requests, 0 retries;" in run.stderr
     assert not (tmp_path / "cdp-rejects.ndjson").exists()  # created only when there is a reject
 
 
@@ -121,7 +121,7 @@ def test_invalid_lines_go_to_rejects_with_line_numbers(send, receiver, tmp_path)
     }
     assert result["by_type"] == {"track": 2}
     assert result["invalid_reasons"] == {"invalid JSON": 1, "invalid call": 3, "not an object": 1, "too large": 1}
-    assert "(9 lines read; 1 blank)" in run.stderr
+    assert "Read 9 lines (8 calls):" in run.stderr and "\n1 blank line.\n" in run.stderr
     assert "6 rejects appended to cdp-rejects.ndjson" in run.stderr
 
 

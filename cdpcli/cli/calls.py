@@ -204,9 +204,10 @@ def identify(
 ) -> None:
     """Create or update a person and their traits.
 
-    Example: cdp identify --user 42 -t email=ada@example.com -t plan=pro -t logins:=7
+    Example: cdp identify --user 42 -t email=ada@example.com -t logins:=7
 
-    By email alone (sent with "userId": ""): cdp identify --email ada@example.com -t plan=pro
+    By email alone (sent with "userId": ""):
+      cdp identify --email ada@example.com -t plan=pro
     """
     if email is not None and any(item.startswith(("email=", "email:=")) for item in trait or []):
         with reporting(opts.output()):
@@ -230,7 +231,12 @@ def track(
     event: Annotated[
         str,
         typer.Option(
-            "--event", "-e", help="Event name, e.g. Item_Purchased.", show_default=False, rich_help_panel="Call fields"
+            "--event",
+            "-e",
+            help="Event name, e.g. Item_Purchased.",
+            metavar="NAME",
+            show_default=False,
+            rich_help_panel="Call fields",
         ),
     ],
     user: UserOpt = None,
@@ -288,7 +294,7 @@ page = app.command("page")(
         "page",
         """Record a page view on a website.
 
-    Example: cdp page --user 42 --name Pricing -p url=https://example.com/pricing
+    Example: cdp page --user 42 --name Pricing -p url=https://example.com/p
     """,
     )
 )
@@ -316,6 +322,7 @@ def group(
             "--group-id",
             "-g",
             help="groupId: the object (company, account…) to relate the person to.",
+            metavar="ID",
             show_default=False,
             rich_help_panel="Call fields",
         ),
@@ -327,6 +334,7 @@ def group(
         typer.Option(
             "--object-type-id",
             help="Object type ID (sent as objectTypeId; the API assumes 1).",
+            metavar="ID",
             show_default=False,
             rich_help_panel="Call fields",
         ),
@@ -336,7 +344,7 @@ def group(
 ) -> None:
     """Relate a person to an object (a group, company or account) and set its traits.
 
-    Example: cdp group --user 42 --group acme --object-type-id 1 -t name=Acme -t seats:=50
+    Example: cdp group --user 42 --group acme -t name=Acme -t seats:=50
     """
     _call(
         "group",
@@ -356,7 +364,13 @@ def alias(
     user: Annotated[
         str,
         typer.Option(
-            "--user", "-u", "--user-id", help="userId to keep.", show_default=False, rich_help_panel="Call fields"
+            "--user",
+            "-u",
+            "--user-id",
+            help="userId to keep.",
+            metavar="ID",
+            show_default=False,
+            rich_help_panel="Call fields",
         ),
     ],
     previous_id: Annotated[
@@ -364,6 +378,7 @@ def alias(
         typer.Option(
             "--previous-id",
             help="The anonymousId or userId to merge into --user.",
+            metavar="ID",
             show_default=False,
             rich_help_panel="Call fields",
         ),

@@ -10,7 +10,12 @@ from cdpcli.cli.output import reporting
 
 @app.command()
 def completions(
-    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", autocompletion=lambda: list(COMPLETION_SHELLS))],
+    shell: Annotated[
+        str,
+        typer.Argument(
+            help="bash, zsh or fish.", metavar="bash|zsh|fish", autocompletion=lambda: list(COMPLETION_SHELLS)
+        ),
+    ],
 ) -> None:
     """Print the shell completion script (also in completions/ of the source tree).
 

@@ -5,12 +5,14 @@ from typing import Annotated
 
 import typer
 
-from cdpcli.cli.app import app
-from cdpcli.cli.options import SendOptions, sending_command
+from cdpcli.cli.app import CdpGroup, app
+from cdpcli.cli.options import SendOptions, connection_command
 from cdpcli.cli.output import reporting
 from cdpcli.config import SETTINGS, profile_names
 
-config_app = typer.Typer(help="Read and write settings in the config file (per profile).", no_args_is_help=True)
+config_app = typer.Typer(
+    cls=CdpGroup, help="Read and write settings in the config file (per profile).", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
 ProfileOpt = Annotated[
@@ -18,6 +20,7 @@ ProfileOpt = Annotated[
     typer.Option(
         "--profile",
         help="Profile to use (default: $CDP_PROFILE, else 'default').",
+        metavar="NAME",
         show_default=False,
         autocompletion=profile_names,
     ),
@@ -26,6 +29,7 @@ KeyArg = Annotated[
     str,
     typer.Argument(
         help="One of: api-key, region, endpoint, timeout, retries, strict, gzip.",
+        metavar="KEY",
         show_default=False,
         autocompletion=lambda: list(SETTINGS),
     ),
@@ -56,14 +60,18 @@ def config_set(
     value: Annotated[
         str | None,
         typer.Argument(
-            help="The value; for api-key leave it out to type it hidden or pipe it on stdin.", show_default=False
+            help="The value; for api-key leave it out to type it hidden or pipe it on stdin.",
+            metavar="VALUE",
+            show_default=False,
         ),
     ] = None,
     profile: ProfileOpt = None,
 ) -> None:
     """Store a setting in a profile of the config file (mode 0600).
 
-    Example: cdp config set api-key --profile prod   (prompts; or: echo "$KEY" | cdp config set api-key)
+    Example: cdp config set api-key --profile prod   (prompts for the key)
+
+    Or piped: echo "$KEY" | cdp config set api-key
     """
     import sys
 
@@ -136,7 +144,7 @@ def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
 
 
 @config_app.command("list")
-@sending_command
+@connection_command
 def config_list(
     opts: SendOptions,
     resolved: Annotated[
@@ -144,6 +152,7 @@ def config_list(
         typer.Option(
             "--resolved",
             help="Show the value each setting takes and where it comes from (flag > env > profile > default).",
+            metavar="",
         ),
     ] = False,
 ) -> None:

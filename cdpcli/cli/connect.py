@@ -4,14 +4,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cdpcli.cli.app import app
+from cdpcli.cli.app import CdpGroup, app
 from cdpcli.cli.options import SendOptions, sending_command
 from cdpcli.cli.output import reporting
 
 if TYPE_CHECKING:
     from cdpcli.connect import ConnectReport
 
-connect_app = typer.Typer(help="Check the API key and endpoint.", no_args_is_help=True)
+connect_app = typer.Typer(cls=CdpGroup, help="Check the API key and endpoint.", no_args_is_help=True)
 app.add_typer(connect_app, name="connect")
 
 
@@ -20,18 +20,19 @@ app.add_typer(connect_app, name="connect")
 def connect_test(
     opts: SendOptions,
     send_event: Annotated[
-        bool, typer.Option("--send-event", help="Send one real test call (a track event) instead of an empty batch.")
+        bool,
+        typer.Option(
+            "--send-event", help="Send one real test call (a track event) instead of an empty batch.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Check the key and reachability of the endpoint, as the HTTP source's setup step does.
 
     Example: cdp connect test --profile staging
 
-    TLS: an https:// endpoint (in any letter case) gets certificate checks, always; a private CA
-    bundle goes in SSL_CERT_FILE (or SSL_CERT_DIR).
+    TLS: an https:// endpoint (in any letter case) gets certificate checks, always; a private CA bundle goes in SSL_CERT_FILE (or SSL_CERT_DIR).
 
-    Proxies: HTTPS_PROXY, HTTP_PROXY and ALL_PROXY are used, and NO_PROXY lists hosts that go
-    direct; the report names the proxy in use, and says so when it is the proxy that fails.
+    Proxies: HTTPS_PROXY, HTTP_PROXY and ALL_PROXY are used, and NO_PROXY lists hosts that go direct; the report names the proxy in use, and says so when it is the proxy that fails.
     """
     from cdpcli.connect import check_connection, connect_request
 

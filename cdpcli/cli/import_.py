@@ -31,30 +31,33 @@ ECHO_REJECTS = 20
 def import_(
     opts: SendOptions,
     files: Annotated[
-        list[str] | None, typer.Argument(help="NDJSON files; none or - reads stdin.", show_default=False)
+        list[str] | None,
+        typer.Argument(help="NDJSON files; none or - reads stdin.", metavar="FILE", show_default=False),
     ] = None,
     type_: Annotated[
         str | None,
         typer.Option(
             "--type",
-            help="Call type for lines without one.",
+            help="Call type for lines without one: " + ", ".join(CALL_TYPES) + ".",
+            metavar="TYPE",
             show_default=False,
             autocompletion=lambda: list(CALL_TYPES),
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.")] = 16,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.", metavar="N")] = 16,
     batch_bytes: Annotated[
-        int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).")
+        int, typer.Option("--batch-bytes", help="Largest request body in bytes (API limit 500,000).", metavar="BYTES")
     ] = DEFAULT_BATCH_BYTES,
     batch_events: Annotated[
-        int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).")
+        int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).", metavar="N")
     ] = 2500,
-    rate: Annotated[float, typer.Option("--rate", help="Most requests per second.")] = 1000.0,
+    rate: Annotated[float, typer.Option("--rate", help="Most requests per second.", metavar="N")] = 1000.0,
     rejects: Annotated[
         str | None,
         typer.Option(
             "--rejects",
-            help="Where invalid and undelivered calls are appended, with the reason (created 0600).  [default: cdp-rejects.ndjson]",
+            help="Where invalid and undelivered calls are appended, with the reason (created 0600).  \\[default: cdp-rejects.ndjson]",
+            metavar="FILE",
             show_default=False,
         ),
     ] = None,
@@ -63,6 +66,7 @@ def import_(
         typer.Option(
             "--checkpoint",
             help="Record progress here; the same command run again resumes after it.",
+            metavar="FILE",
             show_default=False,
         ),
     ] = None,
@@ -71,6 +75,7 @@ def import_(
         typer.Option(
             "--progress/--no-progress",
             help="Live progress on stderr (default: when stderr is a terminal).",
+            metavar="",
             show_default=False,
         ),
     ] = None,
@@ -79,6 +84,7 @@ def import_(
         typer.Option(
             "--max-invalid",
             help="Stop after this many invalid lines (exit 1; checkpoint and summary written).",
+            metavar="N",
             show_default=False,
         ),
     ] = None,
@@ -86,6 +92,7 @@ def import_(
         str | None,
         typer.Option(
             "--id-namespace",
+            metavar="NAME",
             help="Mixed into every derived messageId, so that sources with the same file name (day1/events.ndjson, day2/events.ndjson) get different ids. Keep it the same when re-running an import.",
             show_default=False,
         ),

@@ -44,41 +44,54 @@ def report(result: ImportResult, out: Output, events: TerminalEvents) -> None:
 
 
 def summary_text(result: ImportResult) -> str:
+    """A short block of sentences, each line well under 80 columns but for a long file name:
+
+    Read 10 lines: 10 sent, 0 invalid, 0 failed.
+    1 batch, 1 request, 0 retries; 0.2 s, 50 calls/s.
+    """
     dry = result.dry_run
-    invalid, failed = result.invalid, result.failed
-    line = (
-        f"{'Checked' if dry else 'Imported'} {_count(result.calls, 'call')}: "
+    lines = [
+        f"{'Checked' if dry else 'Read'} {_count(result.read, 'line')}"
+        + (f" ({_count(result.calls, 'call')})" if result.calls != result.read else "")
+        + ": "
         + (f"{result.valid:,} valid" if dry else f"{result.sent:,} sent")
-        + f", {invalid:,} invalid, {failed:,} failed; "
+        + f", {result.invalid:,} invalid, {result.failed:,} failed.",
         f"{_count(result.batches, 'batch', 'batches')}, {_count(result.requests, 'request')}, "
         f"{_count(result.retries, 'retry', 'retries')}; "
-        f"{result.seconds:.1f}s, {result.events_per_second:,.0f} calls/s"
-    )
+        f"{result.seconds:.1f} s, {result.events_per_second:,.0f} calls/s.",
+    ]
     extra = []
     if result.blank:
-        extra.append(f"{result.blank:,} blank")
+        extra.append(f"{_count(result.blank, 'blank line')}")
     if result.skipped:
-        extra.append(f"{result.skipped:,} skipped: settled by an earlier run")
+        extra.append(f"{result.skipped:,} skipped (settled by an earlier run)")
     if extra:
-        line += f" ({_count(result.read, 'line')} read; " + ", ".join(extra) + ")"
+        lines.append(_capital(", ".join(extra)) + ".")
     written = result.rejects_written
     earlier = result.rejected - written  # records an earlier run wrote for lines read again
     if written:
-        line += f". {_count(written, 'reject')} appended to {result.rejects_path}"
+        line = f"{_count(written, 'reject')} appended to {result.rejects_path}"
         if earlier > 0:
             line += f" ({earlier:,} more there already from an earlier run)"
+        lines.append(line + ".")
     elif earlier > 0:
-        line += f". {earlier:,} of the rejects are in {result.rejects_path} already, from an earlier run"
+        lines.append(f"{earlier:,} of the rejects are in {result.rejects_path} already, from an earlier run.")
     if result.exit_code == ExitCode.INTERRUPTED or (fatal := result.error) and fatal.exit_code != ExitCode.USAGE:
         resume = (
             f"run the same command again to resume from {result.checkpoint}"
             if result.checkpoint
             else "re-run with --checkpoint FILE next time to resume; re-sending is safe (same messageIds)"
         )
-        line += f". Stopped early: {_count(max(result.unsettled, 0), 'call')} read but not settled; {resume}"
+        lines.append(f"Stopped early: {_count(max(result.unsettled, 0), 'call')} read but not settled; {resume}.")
         if result.abandoned:
-            line += f". Did not wait for {_count(result.abandoned, 'request')} in flight: their calls are left for the next run"
-    return line + "."
+            lines.append(
+                f"Did not wait for {_count(result.abandoned, 'request')} in flight: their calls are left for the next run."
+            )
+    return "\n".join(lines)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _count(number: int, singular: str, plural: str | None = None) -> str:

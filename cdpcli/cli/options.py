@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdpcli.cli.output import Output
-from cdpcli.config import profile_names
+from cdpcli.config import PROFILE_ENV, SETTINGS, profile_names
 
 if TYPE_CHECKING:
     from cdpcli.target import Target
@@ -74,12 +74,25 @@ CONNECTION = "Connection"
 OUTPUT = "Output"
 CALL = "Call fields"
 
+# The metavar of a plain flag: nothing, where Typer would show <bool> or <int>.
+FLAG = ""
+
+
+def _env(setting: str) -> str:
+    """The help text's note of the environment variable behind a setting. Escaped: Typer reads
+    help as Rich markup, where a bare [env: …] is a style tag and vanishes. The variable is
+    read by config.resolve (flag > env > profile > default), never by Click itself."""
+    name = setting if setting.startswith("CDP_") else SETTINGS[setting][0]
+    return f"\n\n\\[env: {name}]"  # its own paragraph: a line of its own in help
+
+
 _SEND_OPTIONS: dict[str, Any] = {
     "api_key": Annotated[
         str | None,
         typer.Option(
             "--api-key",
-            help="API key of the HTTP source. [env: CDP_API_KEY]",
+            help="API key of the HTTP source." + _env("api-key"),
+            metavar="KEY",
             show_default=False,
             rich_help_panel=CONNECTION,
         ),
@@ -88,7 +101,8 @@ _SEND_OPTIONS: dict[str, Any] = {
         str | None,
         typer.Option(
             "--region",
-            help="us or eu (default: us, or the region of a pk_/sk_ key). [env: CDP_REGION]",
+            help="Default: us, or the region of a pk_/sk_ key." + _env("region"),
+            metavar="us|eu",
             show_default=False,
             rich_help_panel=CONNECTION,
             autocompletion=lambda: ["us", "eu"],
@@ -98,7 +112,9 @@ _SEND_OPTIONS: dict[str, Any] = {
         str | None,
         typer.Option(
             "--endpoint",
-            help="Base URL, http:// or https:// (no user:password@), e.g. http://127.0.0.1:8787/v1 (overrides --region). [env: CDP_ENDPOINT]",
+            help="Base URL, http:// or https:// (no user:password@), e.g. http://127.0.0.1:8787/v1 (overrides --region)."
+            + _env("endpoint"),
+            metavar="URL",
             show_default=False,
             rich_help_panel=CONNECTION,
         ),
@@ -107,7 +123,8 @@ _SEND_OPTIONS: dict[str, Any] = {
         str | None,
         typer.Option(
             "--profile",
-            help="Config profile to read settings from. [env: CDP_PROFILE]",
+            help="Config profile to read settings from." + _env(PROFILE_ENV),
+            metavar="NAME",
             show_default=False,
             rich_help_panel=CONNECTION,
             autocompletion=profile_names,
@@ -117,7 +134,8 @@ _SEND_OPTIONS: dict[str, Any] = {
         float | None,
         typer.Option(
             "--timeout",
-            help="Seconds to wait for each response (default 10).",
+            help="Seconds to wait for each response (default 10)." + _env("timeout"),
+            metavar="SECONDS",
             show_default=False,
             rich_help_panel=CONNECTION,
         ),
@@ -126,7 +144,9 @@ _SEND_OPTIONS: dict[str, Any] = {
         int | None,
         typer.Option(
             "--retries",
-            help="Retries for network errors, 408, 429 and 5xx (default 3): at most N+1 attempts; a wait asked for by Retry-After counts as a retry.",
+            help="Retries for network errors, 408, 429 and 5xx (default 3): at most N+1 attempts; a wait asked for by Retry-After counts as a retry."
+            + _env("retries"),
+            metavar="N",
             show_default=False,
             rich_help_panel=CONNECTION,
         ),
@@ -135,7 +155,9 @@ _SEND_OPTIONS: dict[str, Any] = {
         bool | None,
         typer.Option(
             "--strict/--no-strict",
-            help="Send X-Strict-Mode: 1 so invalid calls and wrong keys get 400/401 instead of a silent 200 (default on).",
+            help="Send X-Strict-Mode: 1 so invalid calls and wrong keys get 400/401 instead of a silent 200 (default on)."
+            + _env("strict"),
+            metavar=FLAG,
             show_default=False,
             rich_help_panel=CONNECTION,
         ),
@@ -144,7 +166,8 @@ _SEND_OPTIONS: dict[str, Any] = {
         bool | None,
         typer.Option(
             "--gzip/--no-gzip",
-            help="Compress request bodies (Content-Encoding: gzip).",
+            help="Compress request bodies (Content-Encoding: gzip)." + _env("gzip"),
+            metavar=FLAG,
             show_default=False,
             rich_help_panel=CONNECTION,
         ),
@@ -152,7 +175,10 @@ _SEND_OPTIONS: dict[str, Any] = {
     "dry_run": Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Print the exact request instead of sending it; needs no API key.", rich_help_panel=OUTPUT
+            "--dry-run",
+            help="Print the exact request instead of sending it; needs no API key.",
+            metavar=FLAG,
+            rich_help_panel=OUTPUT,
         ),
     ],
     "json": Annotated[
@@ -160,21 +186,37 @@ _SEND_OPTIONS: dict[str, Any] = {
         typer.Option(
             "--json",
             help='Print results as one JSON object per line; errors too: {"ok": false, "error", "hint", "exit_code"}.',
+            metavar=FLAG,
             rich_help_panel=OUTPUT,
         ),
     ],
     "quiet": Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="Print only errors (and --json results).", rich_help_panel=OUTPUT),
+        typer.Option(
+            "--quiet", "-q", help="Print only errors (and --json results).", metavar=FLAG, rich_help_panel=OUTPUT
+        ),
     ],
     "verbose": Annotated[
         int,
         typer.Option(
-            "--verbose", "-v", count=True, help="More detail on stderr (repeat for more).", rich_help_panel=OUTPUT
+            "--verbose",
+            "-v",
+            count=True,
+            help="Show each request and answer on stderr (-vv: with headers; the key redacted).",
+            metavar=FLAG,
+            show_default=False,
+            rich_help_panel=OUTPUT,
         ),
     ],
 }
 _SEND_DEFAULTS = {"dry_run": False, "json": False, "quiet": False, "verbose": 0}
+
+# What `cdp config list` uses: the settings it resolves with --resolved, and --json. The same
+# option objects as above (one definition each), in a smaller bundle.
+_CONNECTION_OPTIONS = {
+    name: _SEND_OPTIONS[name]
+    for name in ("api_key", "region", "endpoint", "profile", "timeout", "retries", "strict", "gzip", "json")
+}
 
 
 def _extend(
@@ -205,17 +247,35 @@ def sending_command(func: Callable[..., Any]) -> Callable[..., Any]:
     return _extend(func, "opts", _SEND_OPTIONS, _SEND_DEFAULTS, SendOptions)
 
 
+def connection_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, opts: SendOptions)` only the connection settings and --json (the other
+    fields of `opts` keep their defaults: no dry run, not quiet, not verbose)."""
+    return _extend(func, "opts", _CONNECTION_OPTIONS, _SEND_DEFAULTS, SendOptions)
+
+
 # Options shared by the six call commands.
+ITEM = "KEY=VALUE|KEY:=JSON"
+JSON_OR_FILE = "JSON|@FILE"
 UserOpt = Annotated[
     str | None,
     typer.Option(
-        "--user", "-u", "--user-id", help="userId of a known person.", show_default=False, rich_help_panel=CALL
+        "--user",
+        "-u",
+        "--user-id",
+        help="userId of a known person.",
+        metavar="ID",
+        show_default=False,
+        rich_help_panel=CALL,
     ),
 ]
 AnonymousOpt = Annotated[
     str | None,
     typer.Option(
-        "--anonymous-id", help="anonymousId, for someone not yet identified.", show_default=False, rich_help_panel=CALL
+        "--anonymous-id",
+        help="anonymousId, for someone not yet identified.",
+        metavar="ID",
+        show_default=False,
+        rich_help_panel=CALL,
     ),
 ]
 TimestampOpt = Annotated[
@@ -223,6 +283,7 @@ TimestampOpt = Annotated[
     typer.Option(
         "--timestamp",
         help="When it happened: ISO-8601 (naive = UTC) or Unix seconds. Default: now.",
+        metavar="TIME",
         show_default=False,
         rich_help_panel=CALL,
     ),
@@ -232,6 +293,7 @@ MessageIdOpt = Annotated[
     typer.Option(
         "--message-id",
         help="messageId for de-duplication. Default: a new UUID.",
+        metavar="ID",
         show_default=False,
         rich_help_panel=CALL,
     ),
@@ -239,7 +301,11 @@ MessageIdOpt = Annotated[
 ContextOpt = Annotated[
     str | None,
     typer.Option(
-        "--context", help="context object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL
+        "--context",
+        help="context object: JSON, @FILE or @- (stdin).",
+        metavar=JSON_OR_FILE,
+        show_default=False,
+        rich_help_panel=CALL,
     ),
 ]
 ContextItemsOpt = Annotated[
@@ -248,6 +314,7 @@ ContextItemsOpt = Annotated[
         "-c",
         "--context-field",
         help="context field KEY=VALUE or KEY:=JSON; a dotted KEY nests (page.url=…). Repeatable.",
+        metavar=ITEM,
         show_default=False,
         rich_help_panel=CALL,
     ),
@@ -257,6 +324,7 @@ IntegrationsOpt = Annotated[
     typer.Option(
         "--integrations",
         help="integrations object: JSON, @FILE or @-, e.g. '{\"All\":false}'.",
+        metavar=JSON_OR_FILE,
         show_default=False,
         rich_help_panel=CALL,
     ),
@@ -291,7 +359,11 @@ def common_call_options(func: Callable[..., Any]) -> Callable[..., Any]:
 TraitsOpt = Annotated[
     str | None,
     typer.Option(
-        "--traits", help="traits object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL
+        "--traits",
+        help="traits object: JSON, @FILE or @- (stdin).",
+        metavar=JSON_OR_FILE,
+        show_default=False,
+        rich_help_panel=CALL,
     ),
 ]
 TraitItemsOpt = Annotated[
@@ -300,6 +372,7 @@ TraitItemsOpt = Annotated[
         "-t",
         "--trait",
         help="trait KEY=VALUE (string) or KEY:=JSON. Repeatable; applied on top of --traits.",
+        metavar=ITEM,
         show_default=False,
         rich_help_panel=CALL,
     ),
@@ -307,7 +380,11 @@ TraitItemsOpt = Annotated[
 PropertiesOpt = Annotated[
     str | None,
     typer.Option(
-        "--properties", help="properties object: JSON, @FILE or @- (stdin).", show_default=False, rich_help_panel=CALL
+        "--properties",
+        help="properties object: JSON, @FILE or @- (stdin).",
+        metavar=JSON_OR_FILE,
+        show_default=False,
+        rich_help_panel=CALL,
     ),
 ]
 PropertyItemsOpt = Annotated[
@@ -316,21 +393,28 @@ PropertyItemsOpt = Annotated[
         "-p",
         "--property",
         help="property KEY=VALUE (string) or KEY:=JSON. Repeatable; applied on top of --properties.",
+        metavar=ITEM,
         show_default=False,
         rich_help_panel=CALL,
     ),
 ]
 NameOpt = Annotated[
-    str | None, typer.Option("--name", help="Name of the page or screen.", show_default=False, rich_help_panel=CALL)
+    str | None,
+    typer.Option(
+        "--name", help="Name of the page or screen.", metavar="NAME", show_default=False, rich_help_panel=CALL
+    ),
 ]
 CategoryOpt = Annotated[
     str | None,
-    typer.Option("--category", help="Category of the page or screen.", show_default=False, rich_help_panel=CALL),
+    typer.Option(
+        "--category", help="Category of the page or screen.", metavar="NAME", show_default=False, rich_help_panel=CALL
+    ),
 ]
 EmailOpt = Annotated[
     str | None,
     typer.Option(
         "--email",
+        metavar="EMAIL",
         help="The person's email, sent as traits.email (after --traits and -t). With no --user or --anonymous-id it identifies the person: sent with an empty userId, as the API documents for Customer.io as the destination.",
         show_default=False,
         rich_help_panel=CALL,

@@ -1,8 +1,6 @@
-"""Running the app on argv: only the command being run registered, and under --json usage
-errors as one JSON object like every other outcome."""
+"""Running the app on argv, with only the command being run registered."""
 
 import os
-import sys
 
 import typer
 
@@ -28,26 +26,12 @@ def app_for(argv: list[str]) -> typer.Typer:
 
 
 def run(argv: list[str]) -> int:
-    """Run the app; under --json, usage errors that Typer catches before any command runs
-    (a missing --event, --retries abc) are one JSON object on stdout like every other outcome."""
-    app_to_run = app_for(argv)
-    if "--json" not in argv:
-        app_to_run(prog_name="cdp")  # standalone: Typer formats usage errors and exits
-        return 0
+    """Run the app. Usage errors are reported by the app itself (app.CdpGroup.main): `Error:` and
+    `Hint:` lines, and under --json one JSON object on stdout like every other outcome."""
     try:
-        result = app_to_run(prog_name="cdp", standalone_mode=False)
-    except typer.TyperException as exc:  # click's UsageError, BadParameter, …: public base class
-        exc.show()
-        from cdpcli.cli.output import Output
-
-        exit_code = getattr(exc, "exit_code", 2)
-        context = getattr(exc, "ctx", None)
-        where = context.command_path if context is not None else "cdp"
-        Output(json_mode=True).json(
-            {"ok": False, "error": exc.format_message(), "hint": f"see `{where} --help`", "exit_code": exit_code}
-        )
-        return exit_code
-    except typer.Abort:
-        print("Aborted!", file=sys.stderr)
-        return 1
-    return result if isinstance(result, int) else 0
+        app_for(argv)(argv, prog_name="cdp")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        raise
+    return 0

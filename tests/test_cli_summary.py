@@ -1,0 +1,112 @@
+"""`cdp import`'s summary (issue 11): natural sentences, singular/plural right, a short block
+that fits 80 columns; every number of the old one-line summary still there."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from cdpcli.cli.import_summary import summary_text
+from cdpcli.errors import ExitCode
+
+
+def result(**changes):
+    base = {
+        "dry_run": False,
+        "read": 10,
+        "calls": 10,
+        "valid": 10,
+        "sent": 10,
+        "invalid": 0,
+        "failed": 0,
+        "batches": 1,
+        "requests": 1,
+        "retries": 0,
+        "seconds": 0.25,
+        "events_per_second": 40.0,
+        "blank": 0,
+        "skipped": 0,
+        "rejected": 0,
+        "rejects_written": 0,
+        "rejects_path": "cdp-rejects.ndjson",
+        "exit_code": ExitCode.OK,
+        "error": None,
+        "checkpoint": None,
+        "unsettled": 0,
+        "abandoned": 0,
+    }
+    return SimpleNamespace(**{**base, **changes})
+
+
+def test_a_clean_run_is_two_short_lines():
+    assert (
+        summary_text(result())
+        == "Read 10 lines: 10 sent, 0 invalid, 0 failed.\n1 batch, 1 request, 0 retries; 0.2 s, 40 calls/s."
+    )
+
+
+def test_singular_and_plural():
+    text = summary_text(result(read=1, calls=1, sent=1, valid=1, batches=2, requests=3, retries=1, blank=1))
+    assert text.startswith("Read 1 line: 1 sent,")
+    assert "2 batches, 3 requests, 1 retry;" in text and "1 blank line." in text
+    text = summary_text(result(read=3, calls=1, blank=2, retries=2))
+    assert text.startswith("Read 3 lines (1 call):") and "2 retries" in text and "2 blank lines." in text
+
+
+def test_dry_run_reads_checked_and_valid():
+    assert summary_text(result(dry_run=True, valid=9, invalid=1, sent=0)).startswith(
+        "Checked 10 lines: 9 valid, 1 invalid, 0 failed."
+    )
+
+
+def test_every_number_is_kept_and_the_block_fits_80_columns():
+    text = summary_text(
+        result(
+            read=1234,
+            calls=1200,
+            sent=1100,
+            invalid=60,
+            failed=40,
+            batches=12,
+            requests=14,
+            retries=3,
+            blank=4,
+            skipped=30,
+            rejected=120,
+            rejects_written=100,
+            exit_code=ExitCode.INTERRUPTED,
+            checkpoint="ck.json",
+            unsettled=7,
+            abandoned=2,
+        )
+    )
+    assert text.splitlines() == [
+        "Read 1,234 lines (1,200 calls): 1,100 sent, 60 invalid, 40 failed.",
+        "12 batches, 14 requests, 3 retries; 0.2 s, 40 calls/s.",
+        "4 blank lines, 30 skipped (settled by an earlier run).",
+        "100 rejects appended to cdp-rejects.ndjson (20 more there already from an earlier run).",
+        "Stopped early: 7 calls read but not settled; run the same command again to resume from ck.json.",
+        "Did not wait for 2 requests in flight: their calls are left for the next run.",
+    ]
+    assert max(len(line) for line in text.splitlines()) <= 100  # 80 but for the file names
+
+
+def test_short_lines_fit_80_columns():
+    text = summary_text(result(read=99999, calls=99999, sent=99999, batches=40, requests=41, retries=2))
+    assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_earlier_rejects_only_and_resume_advice_without_checkpoint():
+    text = summary_text(result(rejected=5, rejects_written=0, exit_code=ExitCode.INTERRUPTED, unsettled=1))
+    assert "5 of the rejects are in cdp-rejects.ndjson already, from an earlier run." in text
+    assert "Stopped early: 1 call read but not settled; re-run with --checkpoint FILE next time" in text
+
+
+def test_json_output_is_unchanged_by_the_summary(send, tmp_path):
+    lines = [json.dumps({"type": "track", "userId": str(i), "event": "E"}) for i in range(3)]
+    (tmp_path / "in.ndjson").write_text("\n".join(lines) + "\n")
+    run = send("import", "in.ndjson", "--json")
+    assert run.exit_code == 0
+    out = json.loads(run.stdout)
+    assert out["ok"] is True and out["sent"] == 3 and out["exit_code"] == 0
+    assert run.stderr.startswith("Read 3 lines: 3 sent, 0 invalid, 0 failed.\n1 batch, 1 request, 0 retries;")
