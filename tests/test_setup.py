@@ -134,6 +134,30 @@ def complete_bash(words: str, tmp_path: Path) -> list[str]:
     return done.stdout.split()
 
 
+def test_checked_in_cli_reference_matches_the_app():
+    """docs/cli.md is generated from the app; a changed option or help text must regenerate it."""
+    from cdpcli.cli.docs import cli_reference
+
+    expected = cli_reference()
+    assert (ROOT / "docs" / "cli.md").read_text() == expected, (
+        "docs/cli.md is stale: run `python -m cdpcli.cli.docs > docs/cli.md`"
+    )
+    for command in (
+        "identify",
+        "track",
+        "page",
+        "screen",
+        "group",
+        "alias",
+        "import",
+        "connect test",
+        "config list",
+        "serve",
+    ):
+        assert f"## `cdp {command}`" in expected
+    assert "[env: CDP_API_KEY]" in expected and "\\[" not in expected
+
+
 def test_completion_offers_regions_types_and_profiles(cli, tmp_path):
     assert cli("config", "set", "region", "eu", "--profile", "staging").exit_code == 0
     assert complete_bash("cdp track --region ", tmp_path) == ["us", "eu"]
