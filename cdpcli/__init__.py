@@ -11,7 +11,9 @@ and `.exit_code`. Importing the package is cheap: each name loads its module on 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cdpcli.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -50,15 +52,7 @@ if TYPE_CHECKING:
     from cdpcli.target import Target
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'cdpcli' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names("cdpcli", _HOMES, globals())
 
 
 def __dir__() -> list[str]:

@@ -94,10 +94,8 @@ def deliver(
 ) -> SendResult:
     """Send a prepared call (retries per target.retries). A failure raises DeliveryError
     unless `check` is false; then it is in the result."""
-    target.require_key()
     request = call_request(call, target)
-    with target.sender(on_retry=on_retry, on_exchange=on_exchange) as sender:
-        outcome = sender.send(request)
+    outcome = target.send(request, on_retry=on_retry, on_exchange=on_exchange)
     result = SendResult(
         ok=outcome.ok,
         status=outcome.status,

@@ -58,10 +58,8 @@ def check_connection(
     from cdpcli.calls import failure_of
     from cdpcli.transport import proxy_for
 
-    target.require_key()
     request = connect_request(target, send_event)
-    with target.sender(on_retry=on_retry, on_exchange=on_exchange) as sender:
-        outcome = sender.send(request)
+    outcome = target.send(request, on_retry=on_retry, on_exchange=on_exchange)
     report = ConnectReport(
         ok=outcome.ok,
         status=outcome.status,

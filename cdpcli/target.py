@@ -18,7 +18,8 @@ from cdpcli.redaction import add_secret
 from cdpcli.wire import api_key_problem, auth_scheme, base_url, build_headers, key_region, mask_key
 
 if TYPE_CHECKING:
-    from cdpcli.transport import Sender
+    from cdpcli.transport import Outcome, Sender
+    from cdpcli.wire import Request
 
 # How a setting given to Target(...) directly is named in messages.
 GIVEN = "argument"
@@ -134,6 +135,12 @@ class Target:
         from cdpcli.transport import Sender  # httpx: only on the paths that send
 
         return Sender(timeout=self.timeout, retries=self.retries, tls=self.base.startswith("https:"), **options)
+
+    def send(self, request: Request, **sender_options: Any) -> Outcome:
+        """Send one request to this target on a connection of its own (retries per `retries`)."""
+        self.require_key()
+        with self.sender(**sender_options) as sender:
+            return sender.send(request)
 
     def _origin(self, name: str) -> str:
         """How an error names where a setting came from: `--endpoint`, `$CDP_ENDPOINT`, the

@@ -12,7 +12,9 @@ without paying for the engine (~14 ms).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cdpcli.lazy import lazy_names
 
 _HOMES = {
     "DEFAULT_REJECTS": "cdpcli.importing.rejects",
@@ -45,12 +47,4 @@ if TYPE_CHECKING:
     from cdpcli.importing.sources import Source, make_sources
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'cdpcli.importing' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names("cdpcli.importing", _HOMES, globals())
