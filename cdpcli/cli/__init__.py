@@ -16,9 +16,9 @@ def main() -> None:
 
     startup.prepare_process()
     if "_CDP_COMPLETE" in os.environ:  # the shell asks for completions (see completions/)
-        from typer._completion_classes import completion_init
+        from cdpcli.cli.completions import register_completion_classes
 
-        completion_init()
+        register_completion_classes()
     from cdpcli.cli.run import run
 
     try:

@@ -32,7 +32,21 @@ def completions(
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
 
+# Typer's completion machinery has no public entry points for these two steps (its public
+# `--install-completion` writes to the user's rc files, which cdp does not do); both private
+# calls live here, and tests/test_setup.py checks their result (the checked-in scripts match,
+# and bash completion answers with regions, types and profiles).
+COMPLETE_VAR = "_CDP_COMPLETE"
+
+
 def completion_script(shell: str) -> str:
     from typer._completion_shared import get_completion_script
 
-    return get_completion_script(prog_name="cdp", complete_var="_CDP_COMPLETE", shell=shell) + "\n"
+    return get_completion_script(prog_name="cdp", complete_var=COMPLETE_VAR, shell=shell) + "\n"
+
+
+def register_completion_classes() -> None:
+    """Before the app runs on a shell's completion request: Typer's shell-specific classes."""
+    from typer._completion_classes import completion_init
+
+    completion_init()

@@ -18,7 +18,9 @@ from cdpcli.importing.events import ImportEvents
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
 
 if TYPE_CHECKING:
+    from cdpcli.cli.progress import ImportProgress
     from cdpcli.importing import Importer
+    from cdpcli.importing.engine import Stats
     from cdpcli.transport import Exchange
     from cdpcli.wire import Request
 
@@ -141,11 +143,11 @@ class TerminalEvents(ImportEvents):
     def __init__(self, out: Output, progress: bool) -> None:
         self.out = out
         self.progress = progress
-        self._display: Any = None
+        self._display: ImportProgress | None = None
         self._lock = threading.Lock()
         self.echoed = 0
 
-    def started(self, stats: Any, total_bytes: int | None) -> None:
+    def started(self, stats: "Stats", total_bytes: int | None) -> None:
         if self.progress:
             from cdpcli.cli.progress import ImportProgress
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+if TYPE_CHECKING:
+    from cdpcli.importing.engine import Stats
+
 
 class ImportProgress:
     """Calls/s, sent, rejected, retries, and bytes read of the total when it is known."""
 
-    def __init__(self, stats: Any, total_bytes: int | None) -> None:
+    def __init__(self, stats: Stats, total_bytes: int | None) -> None:
         self.stats = stats
         self.total = total_bytes
         self.console = Console(stderr=True, highlight=False)
