@@ -133,6 +133,7 @@ class Store:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
+        self.last_record_at = 0.0  # time.monotonic() of the last record (tests measure waits by it)
 
     def record(self, calls: list[dict[str, Any]], encoded: list[bytes | None], body_bytes: int) -> bool:
         """Keep and write out the accepted calls, each with `receivedAt` (`encoded`: each one's
@@ -173,6 +174,7 @@ class Store:
             else:
                 self.first_seq = self.next_seq
             self._changed.notify_all()
+        self.last_record_at = time.monotonic()
         self._tell("call", [_numbered(seq, call) for seq, call in enumerate(calls, first)] if self._listeners else [])
         return True
 
