@@ -380,7 +380,7 @@ def _check_expect(expect: Expect, calls: list[dict[str, Any]]) -> Result:
         low, high = expect.min if expect.min is not None else 1, expect.max
         wanted = f"at least {low}" if high is None else f"between {low} and {high}" if low else f"at most {high}"
     ok = n >= low and (high is None or n <= high)
-    result = Result("expect", expect.name, ok, f"{wanted} call{'s' if wanted != 'exactly 1' else ''} matching {shown}")
+    result = Result("expect", expect.name, ok, f"{wanted} call{'' if wanted.endswith(' 1') else 's'} matching {shown}")
     if ok:
         return result
     result.problem = f"{n} matched"

@@ -331,9 +331,12 @@ def get_json(
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             response = client.get(url, params=params, auth=auth)
     except httpx.HTTPError as exc:
+        from urllib.parse import urlsplit
+
         _, message = describe_network_error(exc, timeout)
+        parts = urlsplit(_without_userinfo(url))
         raise DeliveryError(
-            redact(f"cannot reach the receiver at {_without_userinfo(url)}: {message}"),
+            redact(f"cannot reach the receiver at {parts.scheme}://{parts.netloc}: {message}"),
             hint="start it first (cdp serve), or check --against",
             exit_code=ExitCode.NETWORK,
         ) from None
