@@ -1,7 +1,7 @@
 """The receiver's own routes, under `/_cdp/` beside the API's `/v1/…`: what it was sent, queried.
 
   GET  /_cdp/calls    type, event, userId, anonymousId, messageId, since, limit, cursor
-                      → {"calls": [...], "next": cursor or null}
+                      → {"calls": [...], "next": cursor or null}; tail=N: the last N that match
   GET  /_cdp/rejects  since, limit, cursor → {"rejects": [...], "next": …}
   GET  /_cdp/summary  {"accepted", "rejected", "evicted", "kept", "by_type", "by_event"}
   POST /_cdp/reset    empties the store
@@ -91,7 +91,12 @@ class Control:
             return 400
 
     async def calls(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
-        filters = _filters(query, extra=("limit", "cursor"))
+        filters = _filters(query, extra=("limit", "cursor", "tail"))
+        if "tail" in query:  # the last N that match (the live view's first page)
+            tail = _number(query, "tail", 100, 1, MAX_LIMIT)
+            last = [{**call, "_seq": seq} for seq, call in self.store.select(filters)[-tail:]]
+            await _reply(send, 200, {"calls": last, "next": None}, {})
+            return 200
         page, cursor = self.store.query(
             filters, limit=_number(query, "limit", 100, 1, MAX_LIMIT), cursor=_number(query, "cursor", 0, 0, None)
         )
