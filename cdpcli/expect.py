@@ -521,7 +521,7 @@ def report(results: list[Result]) -> str:
             lines.append(f"  found: {result.problem}")
         if result.closest is not None:
             seq = result.closest.get("_seq")
-            label = "closest call" if result.differences else "offending call"
+            label = "closest call" if result.kind == "expect" and result.differences else "offending call"
             shown = {k: v for k, v in result.closest.items() if k != "_seq"}
             lines.append(f"  {label}{f' (#{seq})' if seq else ''}: {_short(shown, 300)}")
         if result.differences and result.kind != "plan":

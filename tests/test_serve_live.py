@@ -137,10 +137,11 @@ class Browser:
     def until(self, condition: str, timeout_ms: int = 20000):
         """The page's HTML once the JavaScript `condition` holds (checked on each DOM change)."""
         expression = f"""new Promise((resolve, reject) => {{
-            const done = () => {{ if ({condition}) {{ observer.disconnect(); resolve(document.documentElement.outerHTML); return true; }} }};
+            const holds = () => {{ try {{ return Boolean({condition}); }} catch (e) {{ return false; }} }};  // body may not be parsed yet
+            const done = () => {{ if (holds()) {{ observer.disconnect(); resolve(document.documentElement.outerHTML); return true; }} }};
             const observer = new MutationObserver(done);
             if (!done()) {{ observer.observe(document, {{subtree: true, childList: true, attributes: true, characterData: true}});
-                setTimeout(() => reject(new Error("not within {timeout_ms} ms: " + document.body.innerText.slice(0, 500))), {timeout_ms}); }}
+                setTimeout(() => reject(new Error("not within {timeout_ms} ms: " + (document.body ? document.body.innerText.slice(0, 500) : ""))), {timeout_ms}); }}
         }})"""
         result = self.send("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
         if "exceptionDetails" in result:
