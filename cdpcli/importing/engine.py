@@ -218,6 +218,9 @@ class Importer:
                     continue
                 if item is _END or self.stop_reading.is_set():
                     break
+                if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
+                    self.stop_with(item, sending=False)  # what came before it is still delivered
+                    break
                 if isinstance(item, BaseException):
                     raise item
                 last_input = time.monotonic()
