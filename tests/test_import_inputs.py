@@ -388,7 +388,18 @@ def test_limit_stops_after_n_calls_and_a_rerun_continues(send, receiver, tmp_pat
     assert run.exit_code == 0
     assert [c["properties"]["n"] for c in receiver.calls] == [1, 2, 3]
     result = summary(run)
-    assert result["sent"] == 3 and result["read"] == result["sent"] + result["skipped"]
+    assert result["sent"] == result["read"] == 3 and result["skipped"] == 0
+    receiver.calls.clear()
+    run = send("import", "l.ndjson", "--limit", "3", "--checkpoint", "ck.json", "--json")
+    assert [c["properties"]["n"] for c in receiver.calls] == [4, 5, 6]  # nothing skipped in between
+
+
+def test_limit_in_a_compressed_chunk_leaves_the_rest_for_the_next_run(send, receiver, tmp_path):
+    (tmp_path / "l.gz").write_bytes(gzip.compress(ndjson(tracks(500))))
+    for first in (1, 8, 15):
+        receiver.calls.clear()
+        assert send("import", "l.gz", "--limit", "7", "--checkpoint", "ck.json").exit_code == 0
+        assert [c["properties"]["n"] for c in receiver.calls] == list(range(first, first + 7))
 
 
 def test_sample_is_reproducible_and_near_the_fraction(send, receiver, tmp_path):

@@ -583,9 +583,9 @@ def test_every_file_is_checked_before_anything_is_sent(send, receiver, tmp_path)
     import gzip
 
     write_lines(tmp_path / "a.ndjson", tracks(3))
-    (tmp_path / "b.gz").write_bytes(gzip.compress(b"{}\n")[:-8])  # truncated
+    (tmp_path / "b.gz").write_bytes(gzip.compress(b"{}\n")[:10] + b"not deflate" * 5)  # corrupt from the start
     run = send("import", "a.ndjson", "b.gz")
-    assert run.exit_code == 2 and "b.gz: the gzip data ends early" in run.stderr
+    assert run.exit_code == 2 and "b.gz: corrupt gzip data" in run.stderr
     assert receiver.requests == []
 
 

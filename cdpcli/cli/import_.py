@@ -132,7 +132,12 @@ def import_(
     ] = None,
     infer_types: Annotated[
         bool,
-        typer.Option("--infer-types", help="CSV: cells that are integers, decimals or true/false become those."),
+        typer.Option(
+            "--infer-types",
+            help="CSV: cells that are integers, decimals or true/false become those.",
+            metavar="",
+            show_default=False,
+        ),
     ] = False,
     since: Annotated[
         str | None,

@@ -31,7 +31,7 @@ from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.prepare import InvalidLine, Preparer, SkipLine
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
 from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
 from cdpcli.importing.select import Selector, wanted
 from cdpcli.importing.sources import (
@@ -305,6 +305,9 @@ class Importer:
                     continue
                 try:
                     ready = prepare(line_no, line)
+                except LimitReached:  # --limit: this line is not read (the next run starts here)
+                    line_no -= 1
+                    break
                 except SkipLine as exc:  # left out by the user's choice: settled, never rejected
                     skipped += 1
                     reasons = self.stats.skipped_reasons

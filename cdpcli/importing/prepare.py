@@ -45,6 +45,10 @@ class InvalidLine(Exception):
         self.input = input  # what the rejects record keeps, when not the line (a CSV row's text)
 
 
+class LimitReached(Exception):
+    """--limit calls were taken: the line at hand is left for the next run (not read)."""
+
+
 class SkipLine(Exception):
     """A line left out by the user's choice (a filter, a CSV header): counted as skipped, by
     reason, and settled; never sent, never in rejects."""

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.prepare import InvalidLine, SkipLine
+from cdpcli.importing.prepare import InvalidLine, LimitReached, SkipLine
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import ImportOptions
@@ -96,7 +96,9 @@ class Selector:
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
-            raise SkipLine("--limit")  # the rest of the chunk being packed when the limit was hit
+            # a call past the limit, in the chunk being packed: it and the lines after it are
+            # not read, so that a re-run with the checkpoint starts with it
+            raise LimitReached
         if self.envelope or self.filtering:
             call = _object(line)
             if call is not None:
