@@ -109,6 +109,15 @@ def test_a_truncated_stream_on_stdin_delivers_what_came_before_and_says_so(send,
     assert len(receiver.calls) == summary(run)["sent"] > 0
 
 
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz", "zstd"])
+def test_a_cut_off_file_is_named(send, receiver, tmp_path, kind):
+    data = COMPRESSORS[kind](ndjson(tracks(300)))
+    (tmp_path / "cut").write_bytes(data[: len(data) * 2 // 3])
+    run = send("import", "cut")
+    assert run.exit_code == 2, run.stderr
+    assert f"cut: the {kind} data ends early (truncated?)" in run.stderr or f"cut: corrupt {kind} data" in run.stderr
+
+
 def test_magic_bytes_decide_not_names():
     assert compression_of(b"\x1f\x8b\x08\x00") == "gzip"
     assert compression_of(b"BZh91AY") == "bzip2"

@@ -123,15 +123,39 @@ def _blocks(
             yield block
 
 
+# zstandard's decompressobj has no max_length: it is fed this much input at a time, which bounds
+# its output (a zstd block holds at most 128 KB from at least a few bytes: ~32 MB per feed)
+ZSTD_FEED = 1024
+
+
 def _zstd_blocks(label: str, raw: _Prefixed, size: int) -> Iterator[bytes]:
+    """Frame after frame (decompressobj reads one), so that a stream cut short is noticed."""
     zstandard = zstd_module()
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=size, read_across_frames=True)
+    decompressor = zstandard.ZstdDecompressor()
+    frame = decompressor.decompressobj()
+    begun = False  # the current frame has had input
+    pending = b""
     try:
         while True:
-            block = reader.read(size)
-            if not block:
-                return
-            yield block
+            if not pending:
+                pending = raw.read(size)
+                if not pending:
+                    if begun and not frame.eof:
+                        raise UsageError(
+                            f"{label}: the zstd data ends early (truncated?)",
+                            hint=f"the lines before the cut were read; check the file, e.g. {_test_command('zstd')} on it",
+                        )
+                    return
+            if frame.eof:
+                frame = decompressor.decompressobj()
+                begun = False
+            piece, pending = pending[:ZSTD_FEED], pending[ZSTD_FEED:]
+            begun = True
+            block = frame.decompress(piece)
+            if frame.eof:
+                pending = frame.unused_data + pending
+            if block:
+                yield block
     except zstandard.ZstdError as exc:
         raise UsageError(
             f"{label}: corrupt zstd data ({exc})", hint=f"check the file, e.g. {_test_command('zstd')} on it"
