@@ -26,6 +26,7 @@ def result(**changes):
         "events_per_second": 40.0,
         "blank": 0,
         "skipped": 0,
+        "skipped_reasons": {},
         "rejected": 0,
         "rejects_written": 0,
         "rejects_path": "cdp-rejects.ndjson",

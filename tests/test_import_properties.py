@@ -68,14 +68,26 @@ _runs = itertools.count()
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
-@given(makers=st.lists(LINES, max_size=25), ascii_only=st.booleans(), bom=st.booleans(), crlf=st.booleans())
-def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, ascii_only, bom, crlf):
+@given(
+    makers=st.lists(LINES, max_size=25),
+    ascii_only=st.booleans(),
+    bom=st.booleans(),
+    crlf=st.booleans(),
+    compression=st.sampled_from([None, None, "gzip", "gzip-members", "bzip2", "xz"]),
+    sample=st.booleans(),
+)
+def test_any_input_is_delivered_or_rejected_exactly_once(
+    cli, tmp_path, makers, ascii_only, bom, crlf, compression, sample
+):
+    """... or, with a filter (--sample), skipped: each line exactly one of the three, whatever
+    the compression."""
     lines = [make(n, ascii_only) for n, make in enumerate(makers, start=1)]
     if lines and lines[0].startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):
-        lines[0] = b" " + lines[0]  # compressed magic on line 1 is refused as a whole (tested elsewhere)
+        lines[0] = b" " + lines[0]  # a file starting with compressed magic is read as compressed
     data = (b"\r\n" if crlf else b"\n").join(lines) + (b"\n" if lines else b"")
     if bom and lines:
         data = b"\xef\xbb\xbf" + data
+    data = _compressed(data, compression)
     run_id = next(_runs)
     source = tmp_path / f"in-{run_id}.ndjson"
     source.write_bytes(data)
@@ -91,6 +103,7 @@ def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, 
             "--rejects",
             str(rejects_path),
             "--json",
+            *(["--sample", "0.5"] if sample else []),
         )
         bodies = [r.body for r in receiver.requests]
         delivered = [c["messageId"] for c in receiver.calls]
@@ -103,6 +116,9 @@ def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, 
     assert result["blank"] == blank
     assert result["read"] == result["sent"] + result["invalid"] + result["failed"] + result["skipped"] + result["blank"]
     assert result["unsettled"] == 0 and result["failed"] == 0
+    assert result["skipped"] == sum(result["skipped_reasons"].values())
+    if not sample:
+        assert result["skipped"] == 0
     rejects = [json.loads(r) for r in rejects_path.read_text().splitlines()] if rejects_path.exists() else []
     rejected = [r["line"] for r in rejects]
     assert len(rejected) == len(set(rejected)) == result["invalid"]
@@ -110,12 +126,33 @@ def test_any_input_is_delivered_or_rejected_exactly_once(cli, tmp_path, makers, 
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             assert n not in rejected and f"line-{n}" not in delivered
-        else:  # exactly one of the two
+        elif not sample:  # exactly one of the two
             assert (n in rejected) != (f"line-{n}" in delivered), (n, line[:80])
+        else:  # at most one of the two; the rest are skipped (counted above)
+            assert not (n in rejected and f"line-{n}" in delivered), (n, line[:80])
+    nonblank = len(lines) - blank
+    assert result["skipped"] == nonblank - len(rejected) - len(delivered)
     for body in bodies:  # what went out is JSON every parser reads the same way
         for call in body["batch"]:
             strict_loads(json.dumps(call, ensure_ascii=False))
     assert run.exit_code == (1 if rejected else 0)
+
+
+def _compressed(data: bytes, compression: str | None) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    if compression == "gzip":
+        return gzip.compress(data)
+    if compression == "gzip-members":  # concatenated members, cut anywhere (even mid-line)
+        cut = len(data) // 2
+        return gzip.compress(data[:cut]) + gzip.compress(data[cut:])
+    if compression == "bzip2":
+        return bz2.compress(data)
+    if compression == "xz":
+        return lzma.compress(data)
+    return data
 
 
 # -- the fast path and the plain path agree --------------------------------------------------

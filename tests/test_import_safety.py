@@ -128,12 +128,12 @@ def test_bom_and_crlf_are_read_as_text(send, receiver, tmp_path):
 
 
 def test_a_csv_stops_after_100_invalid_lines_with_a_format_hint(send, receiver, tmp_path):
-    source = tmp_path / "people.csv"
+    source = tmp_path / "people.txt"  # a .csv name would be read as CSV
     source.write_text("id,email\n" + "".join(f"{i},u{i}@example.com\n" for i in range(500)))
     run = send("import", str(source), "--json")
     assert run.exit_code == 2, run.stderr
     assert "the first 100 lines of" in run.stderr and "is it NDJSON" in run.stderr
-    assert "Hint:" in run.stderr
+    assert f"Hint: it looks like CSV: cdp import --format csv --type TYPE {source}" in run.stderr
     assert receiver.requests == []
     problems = [line for line in run.stderr.splitlines() if line.startswith(str(source))]
     assert len(problems) == 20  # then one line with the total
@@ -141,16 +141,16 @@ def test_a_csv_stops_after_100_invalid_lines_with_a_format_hint(send, receiver, 
     assert summary(run)["read"] == 100 and summary(run)["exit_code"] == 2
 
 
-def test_a_gzip_file_is_named_at_once(send, receiver, tmp_path):
-    import gzip
-
+def test_a_corrupt_gzip_file_is_named_at_once(send, receiver, tmp_path):
+    """Compressed files are read natively (tests/test_import_inputs.py); a corrupt one is a
+    usage error before anything is sent."""
     source = tmp_path / "events.ndjson.gz"
-    source.write_bytes(gzip.compress(b"".join(json.dumps(c).encode() + b"\n" for c in tracks(50))))
+    source.write_bytes(b"\x1f\x8b\x08\x00" + b"not deflate data at all" * 10)
     run = send("import", str(source))
     assert run.exit_code == 2
-    assert "is compressed, not NDJSON text" in run.stderr
-    assert f"Hint: it is gzip-compressed: zcat {source} | cdp import" in run.stderr
-    assert not (tmp_path / "cdp-rejects.ndjson").exists()
+    assert f"{source}: corrupt gzip data" in run.stderr
+    assert "Hint: check the file, e.g. gzip -t on it" in run.stderr
+    assert receiver.requests == [] and not (tmp_path / "cdp-rejects.ndjson").exists()
 
 
 def test_max_invalid_stops_with_exit_1_summary_and_checkpoint(send, receiver, tmp_path):
@@ -583,9 +583,9 @@ def test_every_file_is_checked_before_anything_is_sent(send, receiver, tmp_path)
     import gzip
 
     write_lines(tmp_path / "a.ndjson", tracks(3))
-    (tmp_path / "b.gz").write_bytes(gzip.compress(b"{}\n"))
+    (tmp_path / "b.gz").write_bytes(gzip.compress(b"{}\n")[:10] + b"not deflate" * 5)  # corrupt from the start
     run = send("import", "a.ndjson", "b.gz")
-    assert run.exit_code == 2 and "b.gz is compressed" in run.stderr
+    assert run.exit_code == 2 and "b.gz: corrupt gzip data" in run.stderr
     assert receiver.requests == []
 
 
@@ -637,13 +637,16 @@ def test_the_format_stop_is_per_source(send, receiver, tmp_path):
     assert len(receiver.calls) == 3 and summary(run)["invalid"] == 120
     receiver.calls.clear()
     write_lines(tmp_path / "good.ndjson", tracks(5))
-    (tmp_path / "people.csv").write_text("id,email\n" + "".join(f"{i},u{i}@example.com\n" for i in range(200)))
-    run = send("import", "good.ndjson", "people.csv", "--json")
-    assert run.exit_code == 2 and "the first 100 lines of people.csv are all invalid" in run.stderr
+    (tmp_path / "people.txt").write_text("id,email\n" + "".join(f"{i},u{i}@example.com\n" for i in range(200)))
+    run = send("import", "good.ndjson", "people.txt", "--json")
+    assert run.exit_code == 2 and "the first 100 lines of people.txt are all invalid" in run.stderr
     assert len(receiver.calls) == 5  # the good file's calls, delivered
 
 
-def test_a_directory_is_named_with_a_hint(send, tmp_path):
+def test_an_empty_directory_is_a_usage_error(send, tmp_path):
+    """A directory is read recursively (tests/test_import_inputs.py); one with nothing to read
+    (hidden files only) is named."""
     (tmp_path / "day1").mkdir()
+    (tmp_path / "day1" / ".DS_Store").write_text("x")
     run = send("import", "day1")
-    assert run.exit_code == 2 and "day1 is a directory" in run.stderr and "Hint: name the NDJSON files" in run.stderr
+    assert run.exit_code == 2 and "day1 is a directory with no files in it" in run.stderr

@@ -34,7 +34,11 @@ def import_(
     opts: SendOptions,
     files: Annotated[
         list[str] | None,
-        typer.Argument(help="NDJSON files; none or - reads stdin.", metavar="FILE", show_default=False),
+        typer.Argument(
+            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), or directories (read recursively); none or - reads stdin.",
+            metavar="FILE",
+            show_default=False,
+        ),
     ] = None,
     type_: Annotated[
         str | None,
@@ -99,14 +103,101 @@ def import_(
             show_default=False,
         ),
     ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Input format: ndjson or csv (default: csv for .csv names, else ndjson).",
+            metavar="FORMAT",
+            show_default=False,
+            autocompletion=lambda: ["ndjson", "csv"],
+        ),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Lines are a Segment or RudderStack archive's calls: keep messageId and timestamp, drop the archive's envelope keys (writeKey, receivedAt, …).",
+            metavar="segment|rudderstack",
+            show_default=False,
+            autocompletion=lambda: ["segment", "rudderstack"],
+        ),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            help="CSV: put column SRC at DEST (userId, traits.email, …); repeatable.",
+            metavar="SRC=DEST",
+            show_default=False,
+        ),
+    ] = None,
+    infer_types: Annotated[
+        bool,
+        typer.Option(
+            "--infer-types",
+            help="CSV: cells that are integers, decimals or true/false become those.",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only calls timestamped at or after TIME (ISO-8601; UTC unless it says).",
+            metavar="TIME",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only calls timestamped before TIME.", metavar="TIME", show_default=False),
+    ] = None,
+    types: Annotated[
+        str | None,
+        typer.Option("--types", help="Only calls of these types (comma-separated).", metavar="T,…", show_default=False),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help="Only track calls of these events (comma-separated; other types pass).",
+            metavar="NAME,…",
+            show_default=False,
+        ),
+    ] = None,
+    exclude_events: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude-events", help="Leave out track calls of these events.", metavar="NAME,…", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="Stop after N calls.", metavar="N", show_default=False),
+    ] = None,
+    sample: Annotated[
+        float | None,
+        typer.Option(
+            "--sample",
+            help="Send this share of the calls (0-1), the same ones every run (a hash of the messageId).",
+            metavar="FRACTION",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
 
     Example: cdp import events.ndjson --checkpoint events.ckpt
 
-    Example: zcat events.ndjson.gz | cdp import --type track
+    Example: cdp import segment-logs/ --from segment --since 2024-01-01
+
+    Example: cdp import people.csv --type identify --column id=userId
     """
     from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing.csvrows import parse_columns
+    from cdpcli.importing.select import parse_time
 
     out = opts.output()
     with reporting(out):
@@ -121,8 +212,18 @@ def import_(
             checkpoint=checkpoint,
             max_invalid=max_invalid,
             dry_run=opts.dry_run,
+            archive=from_,
+            csv_columns=parse_columns(column or []),
+            infer_types=infer_types,
+            types=_names(types),
+            events=_names(events),
+            exclude_events=_names(exclude_events),
+            since=parse_time(since, "--since") if since is not None else None,
+            until=parse_time(until, "--until") if until is not None else None,
+            sample=sample,
+            limit=limit,
         )
-        sources, warnings = make_sources(files or [], id_namespace)
+        sources, warnings = make_sources(files or [], id_namespace, format_)
         check_options(options, sources)
         target = opts.target()
         for text in warnings:
@@ -134,6 +235,13 @@ def import_(
             result = importer.run()
         report(result, out, events)
     raise typer.Exit(result.exit_code)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as its names (None when not given)."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 class TerminalEvents(ImportEvents):

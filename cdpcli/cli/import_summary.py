@@ -64,7 +64,12 @@ def summary_text(result: ImportResult) -> str:
     if result.blank:
         extra.append(f"{_count(result.blank, 'blank line')}")
     if result.skipped:
-        extra.append(f"{result.skipped:,} skipped (settled by an earlier run)")
+        reasons = result.skipped_reasons or {"checkpoint": result.skipped}
+        shown = ", ".join(
+            f"{count:,} {'settled by an earlier run' if reason == 'checkpoint' else reason}"
+            for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
+        )
+        extra.append(f"{result.skipped:,} skipped ({shown if len(reasons) > 1 else shown.split(' ', 1)[1]})")
     if extra:
         lines.append(_capital(", ".join(extra)) + ".")
     written = result.rejects_written

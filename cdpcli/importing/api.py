@@ -10,6 +10,7 @@ from cdpcli.errors import UsageError
 from cdpcli.importing.engine import Importer, ImportOptions, check_limits
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.rejects import DEFAULT_REJECTS
+from cdpcli.importing.select import ARCHIVES
 from cdpcli.importing.sources import Source, check_namespace
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS
 
@@ -24,6 +25,27 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
     check_limits(options.batch_bytes, options.batch_events, options.concurrency, options.rate)
     if options.max_invalid is not None and options.max_invalid < 1:
         raise UsageError(f"--max-invalid must be at least 1, not {options.max_invalid}")
+    if options.archive is not None and options.archive not in ARCHIVES:
+        raise UsageError(f"--from {options.archive!r}: expected one of {', '.join(ARCHIVES)}")
+    for flag, names in (
+        ("--types", options.types),
+        ("--events", options.events),
+        ("--exclude-events", options.exclude_events),
+    ):
+        if names is not None and not names:
+            raise UsageError(f"{flag} needs at least one name")
+    for name in options.types or ():
+        if name not in CALL_TYPES:
+            raise UsageError(f"--types {name!r}: expected types among {', '.join(CALL_TYPES)}")
+    if options.limit is not None and options.limit < 1:
+        raise UsageError(f"--limit must be at least 1, not {options.limit}")
+    if options.sample is not None and not 0 < options.sample <= 1:  # NaN fails too
+        raise UsageError(
+            f"--sample must be a fraction above 0 and at most 1, not {options.sample:g}",
+            hint="e.g. --sample 0.01 for 1 %",
+        )
+    if options.since and options.until and options.since >= options.until:
+        raise UsageError("--since must be before --until")
     for path in (options.rejects, options.checkpoint):
         if path and any(s.is_file and os.path.realpath(s.name) == os.path.realpath(path) for s in sources):
             raise UsageError(

@@ -22,15 +22,18 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
 from cdpcli.importing.batches import REF_SHIFT, Batch, BatchRequest
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
+from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.prepare import InvalidLine, Preparer
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
 from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
+from cdpcli.importing.select import Selector, wanted
 from cdpcli.importing.sources import (
     _END,
     BOM,
@@ -64,6 +67,18 @@ class ImportOptions:
     linger: float = 1.0  # seconds without new input before a partial batch goes
     max_invalid: int | None = None
     checkpoint_every: float = 1.0  # seconds between checkpoint saves
+    # inputs (#14)
+    archive: str | None = None  # "segment" or "rudderstack": drop that archive's envelope keys
+    csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
+    infer_types: bool = False  # CSV cells that look like numbers or booleans become them
+    # choosing what to send (select.py); lines left out are skipped, by reason
+    types: list[str] | None = None
+    events: list[str] | None = None
+    exclude_events: list[str] | None = None
+    since: datetime | None = None  # calls timestamped at or after this
+    until: datetime | None = None  # and before this
+    sample: float | None = None  # the share of calls kept, chosen by a hash of the messageId
+    limit: int | None = None  # stop after this many calls
 
 
 @dataclass
@@ -80,12 +95,21 @@ class Stats:
     bytes_read: int = 0
     by_type: dict[str, int] = field(default_factory=dict)  # valid calls (sent or failed) per type
     invalid_reasons: dict[str, int] = field(default_factory=dict)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)  # by the user's choice (filters, headers)
     started: float = field(default_factory=time.monotonic)
 
     @property
     def calls(self) -> int:
         """Lines that were calls to judge (neither blank nor settled by an earlier run)."""
         return self.read - self.blank - self.skipped
+
+    def _skipped_reasons(self) -> dict[str, int]:
+        """Lines skipped by reason: the checkpoint's (settled by an earlier run), and the rest."""
+        reasons = dict(self.skipped_reasons)
+        by_checkpoint = self.skipped - sum(reasons.values())
+        if by_checkpoint:
+            reasons["checkpoint"] = by_checkpoint
+        return reasons
 
     def summary(self) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
@@ -105,7 +129,7 @@ class Stats:
             "events_per_second": round(self.sent / seconds, 1) if seconds > 0 else 0.0,
             "by_type": dict(sorted(self.by_type.items())),
             "invalid_reasons": dict(sorted(self.invalid_reasons.items())),
-            "skipped_reasons": {"checkpoint": self.skipped} if self.skipped else {},
+            "skipped_reasons": dict(sorted(self._skipped_reasons().items())),
         }
 
 
@@ -161,10 +185,11 @@ class Importer:
 
     def run(self) -> ImportResult:
         preparer = Preparer(self.options.default_type)
+        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
             target=read_sources,
-            args=(self.sources, chunks, self.stop_reading, self._count_bytes),
+            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options)),
             name="cdp-reader",
             daemon=True,
         )
@@ -192,6 +217,9 @@ class Importer:
                         self.settlement.handled(current, self.settlement.last_handled[current], batch)
                     continue
                 if item is _END or self.stop_reading.is_set():
+                    break
+                if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
+                    self.stop_with(item, sending=False)  # what came before it is still delivered
                     break
                 if isinstance(item, BaseException):
                     raise item
@@ -252,7 +280,7 @@ class Importer:
         the batch's fields live in locals while it fills."""
         source = chunk.source
         skip = self.sources[source].skip
-        prepare = preparer.prepare
+        prepare = self.select.prepare if self.select is not None else preparer.prepare
         max_bytes, max_calls = self.options.batch_bytes, self.options.batch_events
         origin = source << REF_SHIFT  # | the line number: see REF_SHIFT
         lines = chunk.data.split(b"\n")
@@ -277,6 +305,14 @@ class Importer:
                     continue
                 try:
                     ready = prepare(line_no, line)
+                except LimitReached:  # --limit: this line is not read (the next run starts here)
+                    line_no -= 1
+                    break
+                except SkipLine as exc:  # left out by the user's choice: settled, never rejected
+                    skipped += 1
+                    reasons = self.stats.skipped_reasons
+                    reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
+                    continue
                 except InvalidLine as exc:
                     # lines of this chunk before this one that were judged (valid or invalid)
                     judged_before = line_no - chunk.first_line - blank - skipped
@@ -310,7 +346,7 @@ class Importer:
         `judged_before`: lines of the current chunk before this one that were judged."""
         stats = self.stats
         label = self.sources[source].label
-        self.reject(source, line_no, str(exc), line)
+        self.reject(source, line_no, str(exc), line if exc.input is None else exc.input)
         stats.invalid += 1
         stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
         self._invalid_in[source] += 1
@@ -453,6 +489,10 @@ class Importer:
         )
 
 
+def csv_mapping(options: ImportOptions) -> CsvMapping:
+    return CsvMapping(options.default_type, options.csv_columns, options.infer_types)
+
+
 def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpoint, Rejects]:
     """Before anything is sent: the checkpoint taken (locked, applied to the sources), every
     file's start checked against it, the rejects file checked, and the checkpoint saved once."""
@@ -462,7 +502,9 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         for source in sources:
             if source.is_file:
                 try:
-                    problem = check_start_problem(source, first_line_of(source.name), options.checkpoint)
+                    problem = check_start_problem(
+                        source, first_line_of(source, csv_mapping(options)), options.checkpoint
+                    )
                 except OSError as exc:
                     problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
                 if problem:

@@ -39,8 +39,22 @@ class InvalidLine(Exception):
     """A line that cannot be sent; the message is what the rejects file and stderr say, the
     reason its kind in the summary's `invalid_reasons`."""
 
-    def __init__(self, message: str, reason: str = "invalid call") -> None:
+    def __init__(self, message: str, reason: str = "invalid call", input: bytes | None = None) -> None:
         super().__init__(message)
+        self.reason = reason
+        self.input = input  # what the rejects record keeps, when not the line (a CSV row's text)
+
+
+class LimitReached(Exception):
+    """--limit calls were taken: the line at hand is left for the next run (not read)."""
+
+
+class SkipLine(Exception):
+    """A line left out by the user's choice (a filter, a CSV header): counted as skipped, by
+    reason, and settled; never sent, never in rejects."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -64,10 +78,12 @@ class Preparer:
         # costs ~5k instructions a line's worth of bytes (a translation and finds over the
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
+        self.markers = False  # the source is CSV: its converter's marker lines are read (csvrows.py)
         self.tick()
 
     def for_source(self, source: Source) -> None:
         self._id_prefix = b"cdp-" + hashlib.sha1(source.id_seed).hexdigest()[:10].encode() + b"-"
+        self.markers = source.format == "csv"
 
     def message_id(self, line_no: int, line: bytes) -> bytes:
         """Derived from (source, line number, line): a re-run sends the same ids.
@@ -132,6 +148,8 @@ class Preparer:
         """Lines the strict models refuse: parse, validate with the lax models, re-serialise."""
         from pydantic import ValidationError
 
+        if self.markers and line.startswith(b"\0"):
+            self._marker(line)
         try:
             data = jsontext.loads(line)
         except jsontext.JSONTextError as exc:
@@ -159,6 +177,14 @@ class Preparer:
             raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
         self.last_type = call["type"]
         return dumps(call).encode()
+
+    def _marker(self, line: bytes) -> None:
+        from cdpcli.importing.csvrows import marker
+
+        kind, reason, error, text = marker(line)
+        if kind == "skip":
+            raise SkipLine(reason)
+        raise InvalidLine(error or reason, reason, text)
 
 
 def _json_kind(value: Any) -> str:

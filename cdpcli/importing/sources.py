@@ -8,13 +8,16 @@ import hashlib
 import json
 import os
 import queue
+import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.csvrows import CsvMapping, csv_lines
+from cdpcli.importing.decode import MAGIC_BYTES, compression_of, decompressed
 
 CHUNK_BYTES = 1 << 20
 MAX_LINE_BYTES = 64 * CHUNK_BYTES  # a 64 MB line is not NDJSON: the import stops there
@@ -36,6 +39,7 @@ class Source:
     first_line_hash: str | None = None  # what the checkpoint saw
     key: str = ""  # in the checkpoint: the resolved path (`a.ndjson` and `./a.ndjson` are one file), or "-"
     items: Iterable[Any] | None = None  # import_lines: the lines themselves, instead of a file
+    format: str = "ndjson"  # or "csv" (--format csv, or a .csv name)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -68,9 +72,20 @@ def check_namespace(id_namespace: str | None) -> None:
         raise UsageError("--id-namespace must not be empty", hint="leave it out to derive ids as before")
 
 
-def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[list[Source], list[str]]:
-    """The sources to read, and warnings about them (sources that would derive the same ids)."""
+FORMATS = ("ndjson", "csv")
+# a name that says CSV, compressed or not (the bytes say whether it is compressed, not the name)
+CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
+
+
+def make_sources(
+    names: list[str], id_namespace: str | None = None, fmt: str | None = None
+) -> tuple[list[Source], list[str]]:
+    """The sources to read, and warnings about them (sources that would derive the same ids).
+    A directory stands for the files under it (recursive, sorted, hidden ones skipped); `fmt`
+    (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     sources = []
     for name in names or ["-"]:
         if name == "-":
@@ -79,22 +94,26 @@ def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[lis
                     "stdin is a terminal; cdp import reads NDJSON from files or a pipe",
                     hint="cdp import events.ndjson, or: cat events.ndjson | cdp import",
                 )
-            sources.append(Source("-", "<stdin>", b"<stdin>"))
+            sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
             continue
-        if os.path.isdir(name):  # before open(), whose IsADirectoryError says less
-            raise UsageError(
-                f"{name} is a directory",
-                hint="name the NDJSON files in it, e.g. cdp import " + os.path.join(name, "*.ndjson"),
-            )
-        try:
-            size = os.stat(name).st_size
-            with open(name, "rb"):
-                pass
-        except OSError as exc:
-            raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+        if os.path.isdir(name):
+            files = files_under(name)
+            if not files:
+                raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
+            for relative in files:
+                path = os.path.join(name, relative)
+                # Seeded by the path under the directory argument, not by the file name as a
+                # plain file argument is: archives repeat names in every folder (Segment's
+                # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
+                # would give an identical line at the same line number the same messageId, so
+                # the API would keep only one. The relative path stays the same when the tree
+                # is moved or named by another path, so re-runs keep their ids.
+                seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
+                sources.append(_file_source(path, seed, fmt))
+            continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
-        sources.append(Source(name, name, os.path.basename(name).encode(), size=size))
+        sources.append(_file_source(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
     keys = [source.key for source in sources]
     for key in set(keys):
         if keys.count(key) > 1:
@@ -121,6 +140,29 @@ def make_sources(names: list[str], id_namespace: str | None = None) -> tuple[lis
     return sources, warnings
 
 
+def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return Source(path, path, seed, size=size, format=fmt or ("csv" if CSV_NAME.search(path) else "ndjson"))
+
+
+def files_under(directory: str) -> list[str]:
+    """The files under `directory` as paths relative to it, recursively, in sorted path order
+    (component by component: 2024-01-01/b before 2024-01-01.x/a), hidden files and folders
+    skipped."""
+    found = []
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if not name.startswith(".") and os.path.isfile(os.path.join(root, name)):
+                found.append(os.path.relpath(os.path.join(root, name), directory))
+    return sorted(found, key=lambda path: path.split(os.sep))
+
+
 @dataclass
 class Chunk:
     source: int
@@ -133,7 +175,11 @@ _END = object()
 
 
 def read_sources(
-    sources: list[Source], out: queue.Queue, stop: threading.Event, progress: Callable[[int], None]
+    sources: list[Source],
+    out: queue.Queue,
+    stop: threading.Event,
+    progress: Callable[[int], None],
+    csv_mapping: CsvMapping | None = None,
 ) -> None:
     """Reader thread: whole lines in chunks, then _END; errors are put on the queue too."""
     try:
@@ -141,35 +187,89 @@ def read_sources(
             if source.items is not None:
                 _read_items(index, source.items, out, stop, progress)
                 continue
-            handle = source.open()
-            # read1 returns what a pipe has (no waiting to fill the chunk): slow producers' lines
-            # are seen at once
-            read = getattr(handle, "read1", handle.read)
+            if source.format == "csv":
+                _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                continue
             line_no = 1
             tail = b""
-            while not stop.is_set():
-                data = read(CHUNK_BYTES)
-                if not data:
-                    break
-                progress(len(data))
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    tail += data
-                    if len(tail) > MAX_LINE_BYTES:
-                        raise UsageError(f"{source.label}:{line_no}: line longer than 64 MB; is this NDJSON?")
-                    continue
-                block = tail + data[:cut]
-                tail = data[cut + 1 :]
-                count = block.count(b"\n") + 1
-                out.put(Chunk(index, line_no, block, count))
-                line_no += count
+            blocks = source_blocks(source, progress)
+            try:
+                for data in blocks:
+                    if stop.is_set():
+                        break
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        tail += data
+                        if len(tail) > MAX_LINE_BYTES:
+                            raise UsageError(f"{source.label}:{line_no}: line longer than 64 MB; is this NDJSON?")
+                        continue
+                    block = tail + data[:cut]
+                    tail = data[cut + 1 :]
+                    count = block.count(b"\n") + 1
+                    out.put(Chunk(index, line_no, block, count))
+                    line_no += count
+            finally:
+                blocks.close()
             if tail and not stop.is_set():
                 out.put(Chunk(index, line_no, tail, 1))
-            if handle is not sys.stdin.buffer:
-                handle.close()
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
         out.put(exc)
     out.put(_END)
+
+
+def source_blocks(source: Source, progress: Callable[[int], None]) -> Iterator[bytes]:
+    """A file's or stdin's bytes, decompressed when its first bytes say it is compressed
+    (decode.py), in blocks of up to CHUNK_BYTES; `progress` counts the bytes read from it."""
+    handle = source.open()
+    try:
+        # read1 returns what a pipe has (no waiting to fill the chunk): slow producers' lines
+        # are seen at once
+        read = getattr(handle, "read1", handle.read)
+        head = b""
+        while len(head) < MAGIC_BYTES:  # a pipe may hand over fewer bytes than that at first
+            data = read(CHUNK_BYTES)
+            if not data:
+                break
+            head += data
+        kind = compression_of(head)
+        if kind is not None:
+            yield from decompressed(kind, source.label, read, head, progress, CHUNK_BYTES)
+            return
+        if head:
+            progress(len(head))
+            yield head
+        while True:
+            data = read(CHUNK_BYTES)
+            if not data:
+                return
+            progress(len(data))
+            yield data
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+
+
+def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> None:
+    """Lines made by a converter (CSV), one for each line of the input, in chunks."""
+    line_no = 1
+    batch: list[bytes] = []
+    size = 0
+    try:
+        for line in lines:
+            batch.append(line)
+            size += len(line) + 1
+            if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
+                if stop.is_set():
+                    return
+                out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+                line_no += len(batch)
+                batch, size = [], 0
+        if batch and not stop.is_set():
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+    finally:
+        close = getattr(lines, "close", None)
+        if close:
+            close()
 
 
 def _read_items(
@@ -225,9 +325,6 @@ def line_hash(line: bytes) -> str:
 
 def check_start_problem(source: Source, first_line: bytes, checkpoint: str | None) -> UsageError | None:
     """Why a source cannot be imported, from its first line (BOM and whitespace stripped)."""
-    if first_line.startswith(COMPRESSED_MAGIC):
-        # no line of NDJSON starts with these bytes: say so now, not after 100 rejects
-        return UsageError(f"{source.label} is compressed, not NDJSON text", hint=format_hint(source, first_line))
     if source.skip and source.first_line_hash and source.first_line_hash != line_hash(first_line):
         return UsageError(
             f"{source.label} does not start as it did when --checkpoint {checkpoint} was written",
@@ -236,35 +333,36 @@ def check_start_problem(source: Source, first_line: bytes, checkpoint: str | Non
     return None
 
 
-def first_line_of(path: str) -> bytes:
-    """A file's first line as _pack sees it (BOM and surrounding whitespace stripped)."""
-    head = b""
-    with open(path, "rb") as handle:
-        while b"\n" not in head and len(head) <= MAX_LINE_BYTES:
-            data = handle.read(CHUNK_BYTES)
-            if not data:
-                break
-            head += data
-    line = head.split(b"\n", 1)[0]
+def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> bytes:
+    """A source's first line as _pack sees it (decompressed, BOM and surrounding whitespace
+    stripped); for CSV, the line the converter makes of its header."""
+    if source.format == "csv":
+        lines = csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+        try:
+            line = next(lines, b"")
+        finally:
+            lines.close()
+    else:
+        head = b""
+        blocks = source_blocks(source, lambda _: None)
+        try:
+            for data in blocks:
+                head += data
+                if b"\n" in data or len(head) > MAX_LINE_BYTES:
+                    break
+        finally:
+            blocks.close()
+        line = head.split(b"\n", 1)[0]
     if line.startswith(BOM):
         line = line[3:]
     return line.strip()
 
 
-COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd
-
-
 def format_hint(source: Source, line: bytes) -> str:
     """What to do when an input is not NDJSON, from what its bytes look like."""
     name = source.name if source.name != "-" else "FILE"
-    if line.startswith(b"\x1f\x8b"):
-        return f"it is gzip-compressed: zcat {name} | cdp import"
-    if line.startswith(b"BZh"):
-        return f"it is bzip2-compressed: bzcat {name} | cdp import"
-    if line.startswith(b"\xfd7zXZ"):
-        return f"it is xz-compressed: xzcat {name} | cdp import"
-    if line.startswith(b"\x28\xb5\x2f\xfd"):
-        return f"it is zstd-compressed: zstdcat {name} | cdp import"
     if line.startswith(b"["):
         return f"it looks like one JSON array; turn it into one call per line: jq -c '.[]' {name} | cdp import"
+    if source.format != "csv" and b"," in line and not line.startswith(b"{"):
+        return f"it looks like CSV: cdp import --format csv --type TYPE {name}"
     return 'cdp import reads NDJSON: one JSON object per line, each a call with its "type" (or give --type)'

@@ -1,0 +1,161 @@
+"""Choosing what to send: an archive's envelope keys dropped (--from segment|rudderstack), and
+lines left out by the user's filters (--types, --events, --exclude-events, --since, --until,
+--sample, --limit). A left-out line raises SkipLine with the option's name as its reason: it is
+counted as skipped, settled in the checkpoint, and never reaches the rejects file.
+
+The Selector wraps Preparer.prepare only when one of these is given: an import without them
+runs the fast path untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.errors import UsageError
+from cdpcli.importing.prepare import InvalidLine, LimitReached, SkipLine
+
+if TYPE_CHECKING:
+    from cdpcli.importing.engine import ImportOptions
+    from cdpcli.importing.prepare import Preparer
+
+# Keys the archives add around a call that are not part of it (the Segment spec's and the
+# Data Pipelines API's call fields are kept, sentAt and originalTimestamp included). writeKey is
+# the other system's secret: it is never forwarded. Segment's S3 archive key set is not
+# documented; these are the keys seen in its "full call" records and its envelope.
+ENVELOPE_KEYS = {
+    "segment": ("writeKey", "projectId", "receivedAt", "_metadata", "version"),
+    # RudderStack's server adds these to what its SDKs send (rudderId, request_ip; channel is
+    # RudderStack's own common field, not a Segment-spec or Customer.io one)
+    "rudderstack": ("writeKey", "receivedAt", "rudderId", "request_ip", "channel", "_metadata", "version"),
+}
+ARCHIVES = tuple(ENVELOPE_KEYS)
+
+
+def parse_time(text: str, flag: str) -> datetime:
+    """An ISO-8601 date or date-time (UTC when it names no zone), for --since/--until."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise UsageError(
+            f"{flag} {text!r}: expected an ISO-8601 date or time",
+            hint=f"e.g. {flag} 2024-01-31 or {flag} 2024-01-31T12:00:00Z",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def call_time(value: Any) -> datetime | None:
+    """A call's timestamp as a datetime (UTC when it names no zone); None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def wanted(options: ImportOptions) -> bool:
+    """Whether this import chooses anything (else the Selector is not used at all)."""
+    return bool(
+        options.archive
+        or options.types
+        or options.events
+        or options.exclude_events
+        or options.since
+        or options.until
+        or options.sample is not None
+        or options.limit is not None
+    )
+
+
+class Selector:
+    """Preparer.prepare with the archive's envelope dropped and the filters applied first."""
+
+    def __init__(self, options: ImportOptions, preparer: Preparer, on_limit: Callable[[], None]) -> None:
+        self.inner = preparer.prepare
+        self.preparer = preparer
+        self.envelope = ENVELOPE_KEYS[options.archive] if options.archive else ()
+        self.envelope_bytes = tuple(f'"{key}"'.encode() for key in self.envelope)
+        self.default_type = options.default_type
+        self.types = frozenset(options.types or ())
+        self.events = frozenset(options.events or ())
+        self.exclude = frozenset(options.exclude_events or ())
+        self.since, self.until = options.since, options.until
+        self.sample = options.sample
+        self.limit = options.limit
+        self.on_limit = on_limit
+        self.taken = 0  # calls that passed every filter and were valid (for --limit)
+        self.filtering = bool(self.types or self.events or self.exclude or self.since or self.until)
+        self.filtering = self.filtering or self.sample is not None
+
+    def prepare(self, line_no: int, line: bytes) -> bytes:
+        if self.limit is not None and self.taken >= self.limit:
+            # a call past the limit, in the chunk being packed: it and the lines after it are
+            # not read, so that a re-run with the checkpoint starts with it
+            raise LimitReached
+        if self.envelope or self.filtering:
+            call = _object(line)
+            if call is not None:
+                if self.envelope and any(line.find(key) >= 0 for key in self.envelope_bytes):
+                    dropped = False
+                    for key in self.envelope:
+                        if key in call:
+                            del call[key]
+                            dropped = True
+                    if dropped:
+                        line = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode(
+                            "utf-8", "surrogatepass"
+                        )
+                if self.filtering:
+                    self._filter(line_no, line, call)
+        ready = self.inner(line_no, line)
+        if self.limit is not None:
+            self.taken += 1
+            if self.taken >= self.limit:
+                self.on_limit()
+        return ready
+
+    def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
+        kind = call.get("type", self.default_type)
+        if self.types and kind not in self.types:
+            raise SkipLine("--types")
+        event = call.get("event") if kind == "track" else None
+        if self.events and kind == "track" and event not in self.events:
+            raise SkipLine("--events")
+        if self.exclude and event in self.exclude:
+            raise SkipLine("--exclude-events")
+        if self.since or self.until:
+            stamp = call.get("timestamp")
+            moment = call_time(stamp) if stamp else datetime.now(timezone.utc)  # sent with the time of import
+            if moment is None:
+                if not isinstance(stamp, str):
+                    return  # not a timestamp at all: the preparer rejects the line
+                raise InvalidLine(
+                    f"timestamp {stamp!r} cannot be compared with --since/--until (not ISO-8601)", "timestamp"
+                )
+            if self.since and moment < self.since:
+                raise SkipLine("--since")
+            if self.until and moment >= self.until:
+                raise SkipLine("--until")
+        if self.sample is not None:
+            message_id = call.get("messageId")
+            if not isinstance(message_id, str) or not message_id:
+                message_id = self.preparer.message_id(line_no, line).decode()
+            digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).digest()
+            if int.from_bytes(digest[:8], "big") >= self.sample * 2**64:
+                raise SkipLine("--sample")
+
+
+def _object(line: bytes) -> dict[str, Any] | None:
+    """The line as a JSON object, or None (then the preparer judges it, and rejects it)."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
