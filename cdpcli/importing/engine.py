@@ -31,9 +31,11 @@ from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.pacing import check_rate
 from cdpcli.importing.prepare import InvalidLine, Preparer, SkipLine
 from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
 from cdpcli.importing.select import Selector, wanted
+from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
     _END,
     BOM,
@@ -50,6 +52,7 @@ from cdpcli.jsontext import may_need_care
 from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
+    from cdpcli.importing.shard import Shard
     from cdpcli.target import Target
 
 
@@ -79,6 +82,9 @@ class ImportOptions:
     until: datetime | None = None  # and before this
     sample: float | None = None  # the share of calls kept, chosen by a hash of the messageId
     limit: int | None = None  # stop after this many calls
+    # past one machine (#15)
+    shard: Shard | None = None  # send only this shard's share (shard.py)
+    rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
 
 
 @dataclass
@@ -133,12 +139,6 @@ class Stats:
         }
 
 
-# --rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
-# crashed), and far above the API's 1,000 requests per second at the fastest
-MIN_RATE = 1 / 3600
-MAX_RATE = 1_000_000
-
-
 def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
     if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
         raise UsageError(
@@ -148,8 +148,7 @@ def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: fl
         raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
     if not 1 <= concurrency <= 256:
         raise UsageError(f"--concurrency must be between 1 and 256, not {concurrency}")
-    if not (MIN_RATE <= rate <= MAX_RATE):  # NaN fails both comparisons too
-        raise UsageError(f"--rate must be between {MIN_RATE:g} and {MAX_RATE:,} requests per second, not {rate:g}")
+    check_rate(rate, "--rate")
 
 
 class Importer:
@@ -470,6 +469,7 @@ class Importer:
         return int(ExitCode.OK)
 
     def _result(self) -> ImportResult:
+        adaptive = self.delivery.adaptive if self.delivery else None
         counts = self.stats.summary()
         if self.options.dry_run:  # nothing is sent: the valid calls are checked, not left unsettled
             counts["unsettled"] = 0
@@ -483,6 +483,9 @@ class Importer:
             rejects_path=self.rejects.path,
             rejects_written=self.rejects.count,
             checkpoint=self.options.checkpoint,
+            shard=shard_label(self.options.shard),
+            throttled=adaptive.throttled if adaptive else 0,
+            rate_reached=self.delivery.rate.rate if adaptive and self.delivery else None,
         )
 
 
@@ -495,6 +498,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
     file's start checked against it, the rejects file checked, and the checkpoint saved once."""
     checkpoint = Checkpoint(options.checkpoint)
     try:
+        checkpoint.bind_shard(shard_label(options.shard))
         checkpoint.apply(sources)
         for source in sources:
             if source.is_file:
@@ -509,7 +513,11 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         # an earlier run with this checkpoint may have written rejects for lines past its
         # settled point (the checkpoint exists from the start of a run: see below)
         rejects = Rejects(
-            options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=checkpoint.existed
+            options.rejects,
+            explicit=options.rejects_explicit,
+            sources=sources,
+            resuming=checkpoint.existed,
+            shard=shard_label(options.shard),
         )
         if not options.dry_run:
             rejects.check()
