@@ -321,3 +321,33 @@ class Sender:
             response_body=redact(text),
             error=redact(error),
         )
+
+
+def get_json(
+    url: str, *, params: dict[str, str] | None = None, api_key: str | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    """One GET of a JSON resource (cdp serve's /_cdp/ routes, for `cdp expect`), no retries:
+    (status, parsed body). A network failure is a DeliveryError with exit code 6 and the
+    reason in words; the key goes in Basic auth and never into a message."""
+    from cdpcli.errors import DeliveryError
+
+    auth = (api_key, "") if api_key else None
+    try:
+        # trust_env off: a receiver is usually on loopback, which a proxy from the environment cannot reach
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            response = client.get(url, params=params, auth=auth)
+    except httpx.HTTPError as exc:
+        from urllib.parse import urlsplit
+
+        _, message = describe_network_error(exc, timeout)
+        parts = urlsplit(_without_userinfo(url))
+        raise DeliveryError(
+            redact(f"cannot reach the receiver at {parts.scheme}://{parts.netloc}: {message}"),
+            hint="start it first (cdp serve), or check --against",
+            exit_code=ExitCode.NETWORK,
+        ) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return response.status_code, body

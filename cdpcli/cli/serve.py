@@ -10,33 +10,82 @@ from cdpcli.cli.output import reporting
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8787,
+    host: Annotated[str, typer.Option(help="Address to listen on.", metavar="ADDRESS")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).", metavar="PORT")] = 8787,
     api_key: Annotated[
         str | None,
-        typer.Option("--api-key", help="Accept only this key (default: any non-empty key).", show_default=False),
+        typer.Option(
+            "--api-key", help="Accept only this key (default: any non-empty key).", show_default=False, metavar="KEY"
+        ),
     ] = None,
     out: Annotated[
         str | None,
         typer.Option(
-            "--out", help="Append accepted calls as NDJSON to this file (default: stdout).", show_default=False
+            "--out",
+            help="Append accepted calls as NDJSON to this file (default: stdout).",
+            show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", help="Share of requests (0-1) answered with 500/503/429, to test retries.")
+        float,
+        typer.Option(
+            "--fail-rate", help="Share of requests (0-1) answered with 500/503/429, to test retries.", metavar="SHARE"
+        ),
     ] = 0.0,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay every answer by this many milliseconds.")] = 0,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", help="Delay every answer by this many milliseconds.", metavar="MS")
+    ] = 0,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Seed --fail-rate's random choices, so a run's faults repeat.", show_default=False),
+        typer.Option(
+            "--seed",
+            help="Seed --fail-rate's random choices, so a run's faults repeat.",
+            show_default=False,
+            metavar="N",
+        ),
+    ] = None,
+    max_calls: Annotated[
+        int,
+        typer.Option(
+            "--max-calls",
+            help="Keep the last N calls for /_cdp/ queries (older ones are evicted and counted; 0 keeps none).",
+            metavar="N",
+        ),
+    ] = 100_000,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit",
+            help="Answer requests over N per second with 429 and Retry-After (a token bucket).",
+            show_default=False,
+            metavar="N",
+        ),
+    ] = None,
+    fail_first: Annotated[
+        int, typer.Option("--fail-first", help="Answer the first K requests with 503.", metavar="K")
+    ] = 0,
+    status_for: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status-for",
+            help="Answer any request carrying a call with this event with CODE (a 400 names the call). Repeatable.",
+            show_default=False,
+            metavar="EVENT=CODE",
+        ),
     ] = None,
 ) -> None:
     """Run a local Data Pipelines-compatible receiver for offline development and CI.
 
-    Example: cdp serve --port 8787 --out calls.ndjson   (then: cdp track … --endpoint http://127.0.0.1:8787)
+    Example: cdp serve --port 8787 --out calls.ndjson
 
-    When its output can no longer be written, it answers 503 and exits: 0 when the reader
-    closed it (cdp serve | head -1), 1 on any other write error (a full disk).
+    Then: cdp track … --endpoint http://127.0.0.1:8787
+
+    What it receives is kept for GET /_cdp/calls, rejects, summary and wait (and
+    cdp expect); the live view is at /_cdp/ui.
+
+    When its output can no longer be written, it answers 503 and exits: 0 when
+    the reader closed it (cdp serve | head -1), 1 on other write errors.
     """
     from cdpcli.errors import UsageError
 
@@ -55,8 +104,44 @@ def serve(
                 f"--latency-ms must be 0 or more, not {latency_ms}",
                 hint="e.g. --latency-ms 50 delays every answer by 50 ms",
             )
+        if max_calls < 0:
+            raise UsageError(f"--max-calls must be 0 or more, not {max_calls}", hint="e.g. --max-calls 10000")
+        if rate_limit is not None and not rate_limit > 0:  # also refuses nan
+            raise UsageError(
+                f"--rate-limit must be more than 0, not {rate_limit}",
+                hint="e.g. --rate-limit 1000 (requests per second)",
+            )
+        if fail_first < 0:
+            raise UsageError(f"--fail-first must be 0 or more, not {fail_first}", hint="e.g. --fail-first 3")
+        codes = _status_for(status_for or [])
         from cdpcli.serve import run_server
 
         run_server(
-            host=host, port=port, api_key=api_key, out_path=out, fail_rate=fail_rate, latency_ms=latency_ms, seed=seed
+            host=host,
+            port=port,
+            api_key=api_key,
+            out_path=out,
+            fail_rate=fail_rate,
+            latency_ms=latency_ms,
+            seed=seed,
+            max_calls=max_calls,
+            rate_limit=rate_limit,
+            fail_first=fail_first,
+            status_for=codes,
         )
+
+
+def _status_for(values: list[str]) -> dict[str, int]:
+    """--status-for EVENT=CODE values as {event: code}; UsageError for a malformed one."""
+    from cdpcli.errors import UsageError
+
+    codes: dict[str, int] = {}
+    for value in values:
+        event, sep, code = value.rpartition("=")
+        if not sep or not event or not code.isdigit() or not 200 <= int(code) <= 599:
+            raise UsageError(
+                f"--status-for takes EVENT=CODE with a status between 200 and 599, not {value!r}",
+                hint='e.g. --status-for "Order Completed=400"',
+            )
+        codes[event] = int(code)
+    return codes

@@ -35,6 +35,8 @@ class Application:
         self.log = log
         self.read_timeout = read_timeout
         self.after_post = after_post
+        # the receiver's own routes, /_cdp/… (control.Control), set by the receiver
+        self.control: Callable[..., Awaitable[int]] | None = None
         self._in_flight = 0  # POST requests being handled, so that a stop can let them finish
         self._idle = threading.Condition()
 
@@ -59,7 +61,9 @@ class Application:
             path += "?" + scope["query_string"].decode("latin-1")
         status: int | str = "-"
         try:
-            if scope["method"] != "POST":
+            if self.control is not None and (scope["path"].startswith("/_cdp") or _wants_page(scope)):
+                status = await self.control(scope, receive, send)
+            elif scope["method"] != "POST":
                 # every method but POST (GET, TRACE, or one nobody has heard of); a body it may
                 # carry is left unread, so the connection closes after the answer
                 status = 405
@@ -122,6 +126,12 @@ class Application:
             return verdict.status
         await _reply(send, status, errors(message), {"Connection": "close"})
         return status
+
+
+def _wants_page(scope: dict[str, Any]) -> bool:
+    from cdpcli.serve.control import wants_page
+
+    return scope["path"] == "/" and wants_page(scope)
 
 
 class _TooSlow(Exception):

@@ -9,16 +9,28 @@ from __future__ import annotations
 import asyncio
 import gc
 import ipaddress
+import math
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cdpcli.serve.asgi import Application
-from cdpcli.serve.judge import Body, Judge, Verdict, call_kind, cannot_record, injected_failure, not_found
+from cdpcli.serve.judge import (
+    Body,
+    Judge,
+    Verdict,
+    call_kind,
+    cannot_record,
+    errors,
+    injected_failure,
+    not_found,
+    status_for,
+)
 from cdpcli.serve.limits import BACKLOG, KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT, STOP_GRACE
-from cdpcli.serve.store import Received, Store
+from cdpcli.serve.store import MAX_CALLS, CallList, Filters, Received, Store
 
 if TYPE_CHECKING:
     from cdpcli.serve.protocol import Server
@@ -26,7 +38,16 @@ if TYPE_CHECKING:
 
 class Receiver:
     """A local Data Pipelines-compatible receiver: the API's paths, auth, strict-mode validation
-    and size limits; answers 200 `{}` and records every accepted call (`store`)."""
+    and size limits; answers 200 `{}` and records every accepted call (`store`), and every
+    refused request (`rejects()`).
+
+    Faults, checked in this order before the verdict: `fail_first` (the first K requests get
+    503), `rate_limit` (requests per second, a token bucket holding one second's worth: the
+    excess gets 429 with Retry-After), `fail_rate` (a share answered 500/503/429, drawn from
+    `seed`); after it, `status_for` ({event: code}: a request carrying such a call gets the code).
+
+    Queries, from any thread: `calls` (a list, and called with filters a query: `calls(event=
+    "Signed Up")`), `wait(count, timeout, **filters)`, `rejects()`, `summary()`, `reset()`."""
 
     def __init__(
         self,
@@ -43,10 +64,19 @@ class Receiver:
         seed: int | None = None,
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_calls: int = MAX_CALLS,
+        keep_requests: bool | None = None,
+        rate_limit: float | None = None,
+        fail_first: int = 0,
+        status_for: dict[str, int] | None = None,
     ) -> None:
         self.judge = Judge(api_key)
-        self.store = Store(out, keep=keep)
+        self.store = Store(out, keep=keep, max_calls=max_calls, keep_requests=keep_requests)
         self.fail_rate = fail_rate
+        self.fail_first = fail_first
+        self.status_for = dict(status_for or {})
+        self._bucket = TokenBucket(rate_limit) if rate_limit else None
+        self._requests_seen = 0  # requests to the API's paths, for --fail-first
         self.latency = latency_ms / 1000
         self.log = log or (lambda text: None)
         # seeded, --fail-rate's faults repeat run to run for a client sending one request at a
@@ -60,6 +90,9 @@ class Receiver:
         # None leaves the process's garbage collector alone (tests, a receiver inside another
         # program); `cdp serve` owns its process and collects every SERVE_COLLECT_EVERY s
         self._collection = CollectionSchedule(collect_every)
+        from cdpcli.serve.control import Control
+
+        self.application.control = Control(self)
 
     @property
     def port(self) -> int:
@@ -81,8 +114,35 @@ class Receiver:
         return self.listener.connections
 
     @property
-    def calls(self) -> list[dict[str, Any]]:
+    def calls(self) -> CallList:
+        """The calls kept, oldest first; called with filters, the matching ones:
+        `receiver.calls(type="track", event="Signed Up", userId="42", since=…)`."""
         return self.store.calls
+
+    def wait(
+        self, count: int = 1, timeout: float = 5.0, *, since: str | int | None = None, **filters: str
+    ) -> list[dict[str, Any]]:
+        """Wait (never polling) until `count` calls that the filters take are kept, and return
+        them (each with `_seq`); TimeoutError after `timeout` s, with `.calls` what matched."""
+        ok, calls = self.store.wait(Filters.of(filters, since), count, timeout)
+        if not ok:
+            shown = ", ".join(f"{name}={value!r}" for name, value in filters.items()) or "any call"
+            error = TimeoutError(f"{len(calls)} of {count} calls ({shown}) arrived within {timeout:g} s")
+            error.calls = calls  # type: ignore[attr-defined]
+            raise error
+        return calls
+
+    def rejects(self) -> list[dict[str, Any]]:
+        """The refused requests (and calls dropped without strict mode), each with `errors` and `body`."""
+        return list(self.store.rejects)
+
+    def summary(self) -> dict[str, Any]:
+        """{"accepted", "rejected", "evicted", "kept", "by_type", "by_event"}."""
+        return self.store.summary()
+
+    def reset(self) -> None:
+        """Forget every call, reject and count."""
+        self.store.reset()
 
     @property
     def requests(self) -> list[Received]:
@@ -135,6 +195,10 @@ class Receiver:
         else:
             verdict = await self.answer(kind, path, headers, body)
         self.store.add_request(path, headers, body.text, body.raw_size, verdict.status)
+        if verdict.status >= 400:
+            self.store.add_reject(path, verdict.status, _messages(verdict.answer), body.text)
+        elif verdict.dropped:
+            self.store.add_reject(path, verdict.status, verdict.dropped, body.text)
         if self.latency:
             await self.listener.pause(self.latency)
         return verdict
@@ -143,9 +207,24 @@ class Receiver:
         """The answer to a request on one of the API's paths: a fault (--fail-rate), or the
         judge's verdict with its calls recorded. A subclass may answer otherwise (and may wait
         first, with `listener.pause`): tests/fakes.py scripts answers that way."""
+        self._requests_seen += 1
+        if self._requests_seen <= self.fail_first:
+            return Verdict(
+                503, errors(f"injected failure (--fail-first {self.fail_first}: request {self._requests_seen})")
+            )
+        if self._bucket is not None and (wait := self._bucket.take()) > 0:
+            return Verdict(
+                429,
+                errors(f"rate limited (--rate-limit {self._bucket.rate:g} requests per second)"),
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         if self.fail_rate and self._random.random() < self.fail_rate:
             return injected_failure(self._random.choice((500, 503, 429)))
         verdict = self.judge.verdict(kind, headers, body)
+        if self.status_for and verdict.calls:
+            fault = status_for(kind, verdict.calls, self.status_for)
+            if fault is not None:
+                return fault
         for note in verdict.notes:
             self.log(f"POST {path}: {note}")
         if verdict.calls and not self.store.record(verdict.calls, verdict.encoded, len(body.text or b"")):
@@ -155,6 +234,35 @@ class Receiver:
     def _answered(self) -> None:
         if self.store.broken is not None:  # this request's answer is out: now stop
             self.listener.stop_listening()
+
+
+def _messages(answer: Any) -> list[str]:
+    """The error messages of an answer's body (`{"meta": {"errors": [...]}}`)."""
+    try:
+        return [str(message) for message in answer["meta"]["errors"]]
+    except (TypeError, KeyError):
+        return []
+
+
+class TokenBucket:
+    """`rate` requests a second, in bursts of up to `rate` (at least 1): `take()` is 0 when a
+    request may go, else the seconds until it could."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self._clock = clock
+        self._last = clock()
+
+    def take(self) -> float:
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
 
 
 class Listener:
@@ -192,6 +300,11 @@ class Listener:
     def stopping(self) -> bool:
         """A stop has begun: connections accepted now are closed at once."""
         return self._server.stopping
+
+    @property
+    def stopping_event(self) -> asyncio.Event:
+        """Set when a stop begins (waits and streams end at once)."""
+        return self._server._stopping
 
     def start(self) -> None:
         """Serve from a thread of its own (its own event loop; no signal handlers)."""

@@ -44,6 +44,7 @@ class Verdict:
     calls: list[dict[str, Any]] = field(default_factory=list)  # accepted, to be recorded
     encoded: list[bytes | None] = field(default_factory=list)  # each call's compact JSON, when made
     notes: list[str] = field(default_factory=list)  # what the log says of it: calls dropped, …
+    dropped: list[str] = field(default_factory=list)  # without strict mode: the problems of the calls dropped
 
 
 def errors(*messages: str) -> dict[str, Any]:
@@ -66,6 +67,24 @@ def not_found(path: str) -> Verdict:
 def cannot_record(reason: str) -> Verdict:
     """503, retryable: the calls were not recorded, and the client may send them again elsewhere."""
     return Verdict(503, errors(f"cdp serve cannot record calls: {reason}; it is stopping"), {"Connection": "close"})
+
+
+def status_for(kind: str, calls: list[dict[str, Any]], codes: dict[str, int]) -> Verdict | None:
+    """The answer `--status-for EVENT=CODE` gives a request carrying a call with one of those
+    events (the first such call's code), None when it carries none. A 4xx names each such call
+    as strict mode does (`batch[i]: …`), so that a client isolates them by splitting."""
+    named = [(index, call) for index, call in enumerate(calls) if str(call.get("event")) in codes]
+    if not named:
+        return None
+    status = codes[str(named[0][1].get("event"))]
+    where = (lambda index: f"batch[{index}]: ") if kind == "batch" else (lambda index: "")
+    messages = [
+        f"{where(index)}event {call.get('event')!r} is answered {status} (--status-for)"
+        for index, call in named
+        if codes[str(call.get("event"))] == status
+    ]
+    headers = {"Retry-After": "1"} if status in (429, 503) else {}
+    return Verdict(status, errors(*messages), headers)
 
 
 def injected_failure(status: int) -> Verdict:
@@ -102,7 +121,7 @@ class Judge:
         notes = [f"dropped {p} (no X-Strict-Mode: 1 header, so answered 200 as the API does)" for p in problems]
         if calls:
             notes += _identified_by_email(kind, calls)
-        return Verdict(200, {}, calls=calls, encoded=encoded, notes=notes)
+        return Verdict(200, {}, calls=calls, encoded=encoded, notes=notes, dropped=problems)
 
     def check_auth(self, value: str) -> str | None:
         """What is wrong with an Authorization header's value (None: nothing)."""

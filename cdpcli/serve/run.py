@@ -4,11 +4,11 @@ file and last words."""
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from cdpcli.serve.http import Receiver, is_loopback
 from cdpcli.serve.limits import MAX_CONNECTIONS
-from cdpcli.serve.store import strerror
+from cdpcli.serve.store import MAX_CALLS, strerror
 
 # seconds between garbage collections while `cdp serve` runs (see http.CollectionSchedule; read
 # when serve starts, so that benchmarks/serve_throughput.py can set it to None to compare)
@@ -24,6 +24,10 @@ def run_server(
     fail_rate: float,
     latency_ms: int,
     seed: int | None = None,
+    max_calls: int = MAX_CALLS,
+    rate_limit: float | None = None,
+    fail_first: int = 0,
+    status_for: dict[str, int] | None = None,
 ) -> None:
     """Serve until interrupted, or until the output can no longer be written. The banner and the
     log go to stderr, so stdout stays pure NDJSON.
@@ -34,7 +38,18 @@ def run_server(
     (`cdp serve | head -1`, as every cdp command treats a closed stdout), 1 with Error/Hint for
     any other failure (a full disk, an I/O error)."""
     _raise_open_files_limit()
-    receiver = _listening(host, port, api_key=api_key, fail_rate=fail_rate, latency_ms=latency_ms, seed=seed)
+    receiver = _listening(
+        host,
+        port,
+        api_key=api_key,
+        fail_rate=fail_rate,
+        latency_ms=latency_ms,
+        seed=seed,
+        max_calls=max_calls,
+        rate_limit=rate_limit,
+        fail_first=fail_first,
+        status_for=status_for,
+    )
     try:
         # opened once listening works, so that a busy port leaves no empty file behind
         out = _open_out(out_path)
@@ -52,9 +67,7 @@ def run_server(
     _last_words(receiver, out_path)
 
 
-def _listening(
-    host: str, port: int, *, api_key: str | None, fail_rate: float, latency_ms: int, seed: int | None
-) -> Receiver:
+def _listening(host: str, port: int, *, api_key: str | None, **faults: Any) -> Receiver:
     """`cdp serve`'s receiver, listening; UsageError with a hint when it cannot listen there."""
     import errno
 
@@ -65,10 +78,8 @@ def _listening(
             host,
             port,
             api_key=api_key,
-            fail_rate=fail_rate,
-            latency_ms=latency_ms,
-            keep=False,
-            seed=seed,
+            keep_requests=False,  # calls and rejects are kept (up to max_calls), each request is not
+            **faults,
             collect_every=SERVE_COLLECT_EVERY,
             log=lambda text: print(text, file=sys.stderr, flush=True),
         )

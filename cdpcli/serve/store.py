@@ -1,5 +1,11 @@
 """What a receiver was sent: the calls it accepted (kept in memory, or only counted), the
-requests as they came, and the NDJSON output every accepted call is appended to.
+requests as they came, the requests and calls it refused (`rejects`), and the NDJSON output
+every accepted call is appended to.
+
+Each accepted call gets a sequence number (1, 2, …; never reused, not even after a reset) and
+`receivedAt`; at most `max_calls` are kept, the oldest evicted first (and counted). Queries
+(`query`, `wait`, `summary`) read a snapshot; `subscribe` tells a listener (the server-side
+wait, the event stream) of each change, on the thread that made it.
 
 One lock guards all of it: the event loop records, the test or command that owns the receiver
 reads, and a write of one request's calls is whole lines that never interleave with another's.
@@ -11,13 +17,21 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic_core import to_json
 
-from cdpcli.wire import now_timestamp
+from cdpcli.wire import now_timestamp, parse_timestamp
+
+# the fields a query may filter calls on (exact match, as strings)
+FILTERS = ("type", "event", "userId", "anonymousId", "messageId")
+MAX_CALLS = 100_000  # calls kept by default (--max-calls)
+MAX_REJECTS = 10_000  # rejected requests kept at most
+REJECT_BODY_BYTES = 64 * 1024  # a rejected body longer than this is kept cut, as text
 
 
 @dataclass
@@ -31,23 +45,95 @@ class Received:
     status: int
 
 
+class CallList(list):  # type: ignore[type-arg]
+    """The calls kept, oldest first: a list, and called with filters it answers a query
+    (`receiver.calls(event="Signed Up")`: the matching calls, like `Store.query`)."""
+
+    store: Store
+
+    def __call__(self, *, since: str | int | None = None, **filters: str) -> list[dict[str, Any]]:
+        return [call for _, call in self.store.select(Filters.of(filters, since))]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which calls a query takes: exact values of FILTERS, and `since` (after a sequence
+    number, or received at or after a timestamp)."""
+
+    fields: tuple[tuple[str, str], ...] = ()
+    after_seq: int = 0
+    from_time: str | None = None
+
+    @classmethod
+    def of(cls, values: dict[str, Any], since: str | int | None = None) -> Filters:
+        """Filters from keyword values; ValueError names an unknown filter or a bad `since`."""
+        unknown = sorted(set(values) - set(FILTERS))
+        if unknown:
+            raise ValueError(f"unknown filter {unknown[0]!r}; filters are {', '.join(FILTERS)}, since")
+        fields = tuple((name, str(value)) for name, value in values.items() if value is not None)
+        after_seq, from_time = 0, None
+        if since is not None and since != "":
+            text = str(since).strip()
+            if text.isdigit():
+                after_seq = int(text)
+            else:
+                try:
+                    from_time = parse_timestamp(text)
+                except ValueError:
+                    raise ValueError(
+                        f"since must be a sequence number or a timestamp (ISO 8601), not {text!r}"
+                    ) from None
+        return cls(fields, after_seq, from_time)
+
+    def match(self, seq: int, call: dict[str, Any]) -> bool:
+        if seq <= self.after_seq:
+            return False
+        if self.from_time is not None and call.get("receivedAt", "") < self.from_time:
+            return False
+        return all(_text(call.get(name)) == value for name, value in self.fields)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 class Store:
     """What one receiver was sent (see the module's docstring); `clock` stamps `receivedAt`."""
 
     def __init__(
-        self, out: TextIO | None = None, *, keep: bool = True, clock: Callable[[], str] = now_timestamp
+        self,
+        out: TextIO | None = None,
+        *,
+        keep: bool = True,
+        max_calls: int = MAX_CALLS,
+        keep_requests: bool | None = None,
+        clock: Callable[[], str] = now_timestamp,
     ) -> None:
         self.out = out
-        self.keep = keep  # keep calls and requests in memory (tests); off for long runs
-        self.calls: list[dict[str, Any]] = []
+        self.keep = keep and max_calls > 0  # keep calls in memory; off: only counted
+        self.keep_requests = keep if keep_requests is None else keep_requests  # every request (tests)
+        self.max_calls = max_calls
+        self.calls = CallList()
+        self.calls.store = self
+        self.first_seq = 1  # the sequence number of calls[0]
+        self.next_seq = 1
+        self.evicted = 0  # calls dropped to stay within max_calls
         self.accepted = 0  # calls accepted, counted even when not kept
         self.accepted_bytes = 0  # bodies (uncompressed) of the requests that carried them
+        self.by_type: Counter[str] = Counter()
+        self.by_event: Counter[str] = Counter()
         self.requests: list[Received] = []
+        self.rejects: list[dict[str, Any]] = []  # refused requests (and calls dropped without strict mode)
+        self.rejected = 0
+        self._reject_seq = 0
         # why `out` can no longer be written (the reader closed the pipe, the disk is full):
         # from then on every request gets a 503 and the receiver stops listening
         self.broken: OSError | ValueError | None = None
         self._clock = clock  # each request's receivedAt
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
+        self.last_record_at = 0.0  # time.monotonic() of the last record (tests measure waits by it)
 
     def record(self, calls: list[dict[str, Any]], encoded: list[bytes | None], body_bytes: int) -> bool:
         """Keep and write out the accepted calls, each with `receivedAt` (`encoded`: each one's
@@ -71,9 +157,141 @@ class Store:
                     return False
             self.accepted += len(calls)
             self.accepted_bytes += body_bytes
+            first = self.next_seq
+            self.next_seq += len(calls)
+            for call in calls:
+                self.by_type[str(call.get("type"))] += 1
+                event = call.get("event")
+                if event is not None:
+                    self.by_event[str(event)] += 1
             if self.keep:
                 self.calls.extend(calls)
+                over = len(self.calls) - self.max_calls
+                if over > 0:
+                    del self.calls[:over]
+                    self.first_seq += over
+                    self.evicted += over
+            else:
+                self.first_seq = self.next_seq
+            self._changed.notify_all()
+        self.last_record_at = time.monotonic()
+        self._tell("call", [_numbered(seq, call) for seq, call in enumerate(calls, first)] if self._listeners else [])
         return True
+
+    def add_reject(self, path: str, status: int, errors: list[str], text: bytes | None) -> None:
+        """Keep a refused request (or the calls dropped from one without strict mode: status
+        200) with its errors and its body as received (parsed when it is JSON, else text)."""
+        body: Any = None
+        if text is not None:
+            if len(text) > REJECT_BODY_BYTES:
+                body = text[:REJECT_BODY_BYTES].decode("utf-8", "replace") + "…"
+            else:
+                try:
+                    body = json.loads(text)
+                except Exception:  # noqa: BLE001 - kept as it came
+                    body = text.decode("utf-8", "replace")
+        with self._lock:
+            self._reject_seq += 1
+            self.rejected += 1
+            reject = {
+                "seq": self._reject_seq,
+                "receivedAt": self._clock(),
+                "path": path,
+                "status": status,
+                "errors": list(errors),
+                "body": body,
+            }
+            if self.keep:
+                self.rejects.append(reject)
+                if len(self.rejects) > MAX_REJECTS:
+                    del self.rejects[0]
+            self._changed.notify_all()
+        self._tell("reject", [reject])
+
+    # -- queries (any thread) --
+
+    def select(self, filters: Filters) -> list[tuple[int, dict[str, Any]]]:
+        """Every kept call that `filters` take, with its sequence number, oldest first."""
+        with self._lock:
+            calls, first = list(self.calls), self.first_seq
+        start = max(0, filters.after_seq + 1 - first)
+        return [(seq, call) for seq, call in enumerate(calls[start:], first + start) if filters.match(seq, call)]
+
+    def query(
+        self, filters: Filters, *, limit: int = 100, cursor: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of the calls `filters` take (each with `_seq`), oldest first, after the
+        sequence number `cursor`; and the cursor of the next page (None: this was the last)."""
+        if cursor:
+            filters = Filters(filters.fields, max(filters.after_seq, cursor), filters.from_time)
+        with self._lock:
+            calls, first = list(self.calls), self.first_seq
+        start = max(0, filters.after_seq + 1 - first)
+        page: list[dict[str, Any]] = []
+        for seq, call in enumerate(calls[start:], first + start):
+            if filters.match(seq, call):
+                if len(page) == limit:
+                    return page, page[-1]["_seq"]
+                page.append(_numbered(seq, call))
+        return page, None
+
+    def wait(self, filters: Filters, count: int = 1, timeout: float = 5.0) -> tuple[bool, list[dict[str, Any]]]:
+        """Wait until `count` calls that `filters` take are kept: (True, them), or at `timeout`
+        s (False, those that were). Woken by each change, never polling."""
+        deadline = time.monotonic() + timeout
+        seen = Seen(filters)
+        with self._changed:
+            while True:
+                seen.update(self)
+                if len(seen.matched) >= count:
+                    return True, seen.numbered()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False, seen.numbered()
+                self._changed.wait(left)
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "accepted": self.accepted,
+                "rejected": self.rejected,
+                "evicted": self.evicted,
+                "kept": len(self.calls),
+                "by_type": dict(self.by_type),
+                "by_event": dict(self.by_event),
+            }
+
+    def reset(self) -> None:
+        """Forget every call and reject, and the counts (sequence numbers go on from where they were)."""
+        with self._lock:
+            self.calls.clear()
+            self.first_seq = self.next_seq
+            self.evicted = self.accepted = self.accepted_bytes = self.rejected = 0
+            self.by_type.clear()
+            self.by_event.clear()
+            self.rejects.clear()
+            self.requests.clear()
+            self._changed.notify_all()
+        self._tell("reset", [])
+
+    def subscribe(self, listener: Callable[[str, list[dict[str, Any]]], None]) -> Callable[[], None]:
+        """Call `listener(kind, items)` on each change ("call" with the new calls, "reject",
+        "reset"), on the thread that made it; returns the function that unsubscribes."""
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners = [other for other in self._listeners if other is not listener]
+
+        return unsubscribe
+
+    def _tell(self, kind: str, items: list[dict[str, Any]]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, items)
+            except Exception:  # noqa: BLE001 - a listener's failure is never the sender's
+                pass
 
     def _write(self, data: bytes) -> None:
         buffer = getattr(self.out, "buffer", None)
@@ -86,7 +304,7 @@ class Store:
 
     def add_request(self, path: str, headers: dict[str, str], text: bytes | None, raw_size: int, status: int) -> None:
         """Keep a request as it came (when keeping), its body parsed whatever it was."""
-        if not self.keep:
+        if not self.keep_requests:
             return
         parsed = None
         if text is not None:
@@ -103,6 +321,35 @@ class Store:
         if isinstance(exc, BrokenPipeError):
             return "its output was closed by the reader"
         return f"writing its output failed ({strerror(exc)})"
+
+
+class Seen:
+    """The calls a wait has matched so far, brought up to date by looking only at the calls
+    kept since the last look (a reset starts it again)."""
+
+    def __init__(self, filters: Filters) -> None:
+        self.filters = filters
+        self.matched: list[tuple[int, dict[str, Any]]] = []
+        self.next = filters.after_seq + 1
+
+    def update(self, store: Store) -> None:
+        """Look at the new calls (the caller may hold the store's lock: this takes none)."""
+        if store.first_seq > self.next:  # a reset or eviction: what went is gone from the answer
+            self.matched = [(seq, call) for seq, call in self.matched if seq >= store.first_seq]
+            self.next = store.first_seq
+        start = self.next - store.first_seq
+        for seq, call in enumerate(store.calls[start:], self.next):
+            if self.filters.match(seq, call):
+                self.matched.append((seq, call))
+        self.next = store.first_seq + len(store.calls)
+
+    def numbered(self) -> list[dict[str, Any]]:
+        return [_numbered(seq, call) for seq, call in self.matched]
+
+
+def _numbered(seq: int, call: dict[str, Any]) -> dict[str, Any]:
+    """A call as queries give it: with its sequence number, `_seq`."""
+    return {**call, "_seq": seq}
 
 
 def _lines(calls: list[dict[str, Any]], encoded: list[bytes | None], received: str) -> bytes:

@@ -1,0 +1,97 @@
+"""`cdp expect FILE --against URL`: the expectations of a file checked against a running
+`cdp serve` (cdpcli.expect), reported as text, --json or --junit XML."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cdpcli.cli.app import app
+from cdpcli.cli.output import Output, reporting
+
+
+@app.command()
+def expect(
+    file: Annotated[str, typer.Argument(help="Expectations file, TOML or JSON (.json).", metavar="FILE")],
+    against: Annotated[
+        str, typer.Option("--against", help="The receiver's URL (what cdp serve prints).", metavar="URL")
+    ] = "http://127.0.0.1:8787",
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Seconds to wait for calls yet to arrive (default: the file's timeout, else 5).",
+            show_default=False,
+            metavar="SECONDS",
+        ),
+    ] = None,
+    junit: Annotated[
+        str | None,
+        typer.Option(
+            "--junit", help="Also write the results as JUnit XML to FILE.", show_default=False, metavar="FILE"
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="CDP_API_KEY",
+            help="The key cdp serve was started with, if any (env CDP_API_KEY).",
+            show_default=False,
+            metavar="KEY",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the results as one JSON object.", metavar="")
+    ] = False,
+) -> None:
+    """Check the calls a running cdp serve received against an expectations file.
+
+    Example: cdp expect tracking.toml --against http://127.0.0.1:8787
+
+    Each expect entry matches calls partially and deeply (count, min, max or
+    absent); a sequence wants events in order for one user; plan.events is a
+    tracking plan (required, properties = {name = "string"}, additional);
+    no_rejects = true wants no refused request. README: Testing your tracking.
+
+    Exit 0 when every check holds, 1 when one fails, 2 for a bad file, 6 when
+    the receiver cannot be reached.
+    """
+    from cdpcli.errors import UsageError
+
+    out = Output(json_mode=json_output)
+    with reporting(out):
+        from cdpcli import expect as core
+
+        if timeout is not None and not 0 <= timeout <= 3600:
+            raise UsageError(f"--timeout must be between 0 and 3600 seconds, not {timeout}", hint="e.g. --timeout 10")
+        path = Path(file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise core.ExpectFileError(
+                f"cannot read {file}: {reason}", hint="give the path of a TOML or JSON file"
+            ) from None
+        spec = core.parse(text, file, json_format=True if path.suffix.lower() == ".json" else None)
+        results = core.check_against(spec, against, api_key=api_key, timeout=timeout)
+        if junit:
+            try:
+                Path(junit).write_text(core.junit(results), encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot write --junit {junit}: {exc.strerror or exc}", hint="pick a path you can write"
+                ) from None
+        failed = sum(not r.ok for r in results)
+        if json_output:
+            out.json(
+                {
+                    "ok": not failed,
+                    "passed": len(results) - failed,
+                    "failed": failed,
+                    "results": [r.as_json() for r in results],
+                }
+            )
+        else:
+            out.result(core.report(results))
+    raise typer.Exit(1 if failed else 0)

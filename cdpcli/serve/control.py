@@ -1,0 +1,271 @@
+"""The receiver's own routes, under `/_cdp/` beside the API's `/v1/…`: what it was sent, queried.
+
+  GET  /_cdp/calls    type, event, userId, anonymousId, messageId, since, limit, cursor
+                      → {"calls": [...], "next": cursor or null}; tail=N: the last N that match
+  GET  /_cdp/rejects  since, limit, cursor → {"rejects": [...], "next": …}
+  GET  /_cdp/summary  {"accepted", "rejected", "evicted", "kept", "by_type", "by_event"}
+  POST /_cdp/reset    empties the store
+  GET  /_cdp/wait     the filters of calls, count (1), timeout (5 s): 200 {"calls": [...]} as
+                      soon as `count` calls match, else 408 with those that did at the timeout
+  GET  /_cdp/events   Server-Sent Events: each accepted call (`call`), reject, and reset
+  GET  /_cdp/ui       the live view (and `/` for a browser)
+
+With an API key set (`--api-key`), each takes the API's auth (the browser asks for it: the key
+as the user name, no password). Answers are JSON; errors the API's `{"meta": {"errors": [...]}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from cdpcli.serve.asgi import _reply, response_head
+from cdpcli.serve.judge import errors
+from cdpcli.serve.store import FILTERS, Filters, Seen
+
+if TYPE_CHECKING:
+    from cdpcli.serve.http import Receiver
+
+ROUTES = "GET /_cdp/calls|rejects|summary|wait|events|ui, POST /_cdp/reset"
+MAX_LIMIT = 100_000
+MAX_WAIT = 300.0  # seconds a wait may ask for
+SSE_KEEPALIVE = 15.0
+
+
+class BadQuery(ValueError):
+    """A parameter that is not what the route takes (answered 400)."""
+
+
+def wants_page(scope: dict[str, Any]) -> bool:
+    """A browser asking for `/`: it gets the live view."""
+    if scope["method"] != "GET" or scope["path"] != "/":
+        return False
+    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+    return b"text/html" in accept
+
+
+class Control:
+    """The `/_cdp/` routes of one receiver (see the module's docstring)."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.store = receiver.store
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
+        path = scope["path"].rstrip("/") or "/"
+        method = scope["method"]
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        if self.receiver.judge.api_key is not None:
+            problem = self.receiver.judge.check_auth(headers.get("authorization", ""))
+            if problem:
+                await _reply(send, 401, errors(problem), {"WWW-Authenticate": 'Basic realm="cdp serve"'})
+                return 401
+        routes: dict[str, tuple[str, Callable[..., Any]]] = {
+            "/_cdp/calls": ("GET", self.calls),
+            "/_cdp/rejects": ("GET", self.rejects),
+            "/_cdp/summary": ("GET", self.summary),
+            "/_cdp/reset": ("POST", self.reset),
+            "/_cdp/wait": ("GET", self.wait),
+            "/_cdp/events": ("GET", self.events),
+            "/_cdp/ui": ("GET", self.page),
+            "/": ("GET", self.page),
+        }
+        if path not in routes:
+            await _reply(send, 404, errors(f"no such path {path}; cdp serve has {ROUTES}"), {})
+            return 404
+        allowed, route = routes[path]
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            await _reply(send, 405, errors(f"{path} takes {allowed} only"), {"Allow": allowed})
+            return 405
+        try:
+            query = {name: values[-1] for name, values in parse_qs(scope["query_string"].decode("latin-1")).items()}
+        except ValueError:
+            query = {}
+        try:
+            return await route(query, receive, send)
+        except BadQuery as exc:
+            await _reply(send, 400, errors(str(exc)), {})
+            return 400
+
+    async def calls(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
+        filters = _filters(query, extra=("limit", "cursor", "tail"))
+        if "tail" in query:  # the last N that match (the live view's first page)
+            tail = _number(query, "tail", 100, 1, MAX_LIMIT)
+            last = [{**call, "_seq": seq} for seq, call in self.store.select(filters)[-tail:]]
+            await _reply(send, 200, {"calls": last, "next": None}, {})
+            return 200
+        page, cursor = self.store.query(
+            filters, limit=_number(query, "limit", 100, 1, MAX_LIMIT), cursor=_number(query, "cursor", 0, 0, None)
+        )
+        await _reply(send, 200, {"calls": page, "next": None if cursor is None else str(cursor)}, {})
+        return 200
+
+    async def rejects(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
+        _known(query, ("since", "limit", "cursor"))
+        after = max(_number(query, "since", 0, 0, None), _number(query, "cursor", 0, 0, None))
+        limit = _number(query, "limit", 100, 1, MAX_LIMIT)
+        rejects = [reject for reject in list(self.store.rejects) if reject["seq"] > after]
+        page = rejects[:limit]
+        more = len(rejects) > limit
+        await _reply(send, 200, {"rejects": page, "next": str(page[-1]["seq"]) if more else None}, {})
+        return 200
+
+    async def summary(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
+        await _reply(send, 200, self.store.summary(), {})
+        return 200
+
+    async def reset(self, query: dict[str, str], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
+        await _skip_body(receive)
+        self.store.reset()
+        await _reply(send, 200, {"reset": True}, {})
+        return 200
+
+    async def wait(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
+        filters = _filters(query, extra=("count", "timeout"))
+        count = _number(query, "count", 1, 1, MAX_LIMIT)
+        try:
+            timeout = float(query.get("timeout", "5"))
+        except ValueError:
+            raise BadQuery(f"timeout must be a number of seconds, not {query['timeout']!r}") from None
+        if not 0 <= timeout <= MAX_WAIT:  # also refuses nan
+            raise BadQuery(f"timeout must be between 0 and {MAX_WAIT:g} seconds, not {query['timeout']}")
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        unsubscribe = self.store.subscribe(lambda kind, items: loop.call_soon_threadsafe(changed.set))
+        stopping = self.receiver.listener.stopping_event
+        deadline = loop.time() + timeout
+        seen = Seen(filters)
+        try:
+            while True:
+                changed.clear()
+                with self.store._lock:
+                    seen.update(self.store)
+                if len(seen.matched) >= count:
+                    await _reply(send, 200, {"calls": seen.numbered(), "count": len(seen.matched)}, {})
+                    return 200
+                left = deadline - loop.time()
+                if left <= 0 or stopping.is_set():
+                    break
+                await _first_of(changed, stopping, left)
+        finally:
+            unsubscribe()
+        answer = {
+            **errors(f"{len(seen.matched)} of {count} matching calls arrived within {timeout:g} s"),
+            "calls": seen.numbered(),
+            "count": len(seen.matched),
+        }
+        await _reply(send, 408, answer, {})
+        return 408
+
+    async def events(self, query: dict[str, str], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
+        _known(query, ())
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue()
+        unsubscribe = self.store.subscribe(
+            lambda kind, items: loop.call_soon_threadsafe(queue.put_nowait, (kind, items))
+        )
+        stopping = self.receiver.listener.stopping_event
+        gone = asyncio.ensure_future(_disconnected(receive))
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": response_head(
+                        {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+                    ),
+                }
+            )
+            await _chunk(send, b"retry: 1000\n\n")
+            while True:
+                getting = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait(
+                    {getting, gone, stop}, timeout=SSE_KEEPALIVE, return_when="FIRST_COMPLETED"
+                )
+                if getting not in done:
+                    getting.cancel()
+                    if gone in done or stop in done:
+                        break
+                    await _chunk(send, b": keep-alive\n\n")
+                    continue
+                kind, items = getting.result()
+                lines = []
+                if kind == "reset":
+                    lines.append(b"event: reset\ndata: {}\n\n")
+                for item in items:
+                    data = json.dumps(item, separators=(",", ":")).encode()
+                    lines.append(b"event: %s\ndata: %s\n\n" % (kind.encode(), data))
+                await _chunk(send, b"".join(lines))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass
+        finally:
+            unsubscribe()
+            gone.cancel()
+            stop.cancel()
+        return 200
+
+    async def page(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
+        from cdpcli.serve.ui import PAGE
+
+        data = PAGE.encode()
+        head = response_head(
+            {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(data)), "Cache-Control": "no-store"}
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+        return 200
+
+
+def _known(query: dict[str, str], names: tuple[str, ...]) -> None:
+    unknown = sorted(set(query) - set(names))
+    if unknown:
+        raise BadQuery(f"unknown parameter {unknown[0]!r}; this route takes {', '.join(names) or 'none'}")
+
+
+def _filters(query: dict[str, str], extra: tuple[str, ...]) -> Filters:
+    _known(query, (*FILTERS, "since", *extra))
+    try:
+        return Filters.of({name: query[name] for name in FILTERS if name in query}, query.get("since"))
+    except ValueError as exc:
+        raise BadQuery(str(exc)) from None
+
+
+def _number(query: dict[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        top = f" and {high:,}" if high is not None else " or more"
+        raise BadQuery(f"{name} must be a whole number between {low}{top}, not {text!r}")
+    return int(text)
+
+
+async def _first_of(changed: asyncio.Event, stopping: asyncio.Event, timeout: float) -> None:
+    waits = {asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stopping.wait())}
+    _, pending = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+    for task in pending:
+        task.cancel()
+
+
+async def _disconnected(receive: Callable[..., Any]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _skip_body(receive: Callable[..., Any]) -> None:
+    more, seen = True, 0
+    while more and seen < 1 << 16:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        seen += len(message.get("body", b""))
+        more = message.get("more_body", False)
+
+
+async def _chunk(send: Callable[..., Any], data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
