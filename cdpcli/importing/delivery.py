@@ -102,7 +102,13 @@ class Delivery:
                 if outcome.ok:
                     self.adaptive.succeeded(sent_at)
                 break
-            self.adaptive.throttled_by_api(sent_at, outcome.retry_after)  # slower; the same batch again
+            self.adaptive.throttled_by_api(sent_at)  # slower for all senders
+            # this batch again after the Retry-After the API asked for (capped as transport's)
+            from cdpcli.transport import RETRY_AFTER_CAP
+
+            wait = min(outcome.retry_after if outcome.retry_after is not None else 1.0, RETRY_AFTER_CAP)
+            if importer.stop.wait(wait):
+                return False  # stopping: the batch stays open for the next run
         status = outcome.status
         if outcome.ok:
             self.ever_delivered = True

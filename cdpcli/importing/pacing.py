@@ -64,15 +64,10 @@ class RateLimiter:
             self.rate = rate
             self.interval = 1.0 / rate if rate > 0 else 0.0
 
-    def pause_until(self, moment: float) -> None:
-        """No request starts before `moment` (time.monotonic), as a Retry-After asks."""
-        with self.lock:
-            self.next_at = max(self.next_at, moment)
-
     def wait(self, stop: threading.Event) -> bool:
         """Wait for this request's turn; False when `stop` was set meanwhile (do not send)."""
         with self.lock:
-            if not self.interval and self.next_at <= 0:
+            if not self.interval:
                 return not stop.is_set()
             now = time.monotonic()
             start = max(now, self.next_at)
@@ -83,13 +78,17 @@ class RateLimiter:
 
 
 class AdaptiveRate:
-    """--rate auto. On a 429 the rate drops to what the API accepted over the last WINDOW
-    seconds, less CUT (or halves when nothing was accepted), and no request starts before its
-    Retry-After; while requests succeed it climbs by STEP of itself (at least one request per
-    second) each second. Near a limit L it saws between about 0.9 L and L: within 10 %.
-    429s that answer requests sent before the last cut do not cut again (they say nothing new)."""
+    """--rate auto. On a 429 the rate drops to CUT of what the API accepted lately (over the
+    last WINDOW seconds, or since the start when that is shorter: a limit's first burst is
+    then counted over the time it took), and no request starts before the Retry-After; while
+    requests succeed it climbs by STEP of itself (at least one request per second) each second.
+    Near a limit L it saws between about 0.9 L and L. 429s answering requests sent before
+    the last cut do not cut again: they say nothing new."""
 
     WINDOW = 2.0
+    # after a cut, 429s to requests sent within this many seconds say nothing new: the limit's
+    # bucket is still empty (without it, one overrun cut six times in 60 ms, to 0.8 L)
+    SETTLE = 1.0
     CUT = 0.9
     STEP = 0.02
 
@@ -100,11 +99,13 @@ class AdaptiveRate:
         self.cut_at = 0.0
         self.raised_at = time.monotonic()
         self.throttled = 0  # 429s seen
-        self.lowest = limiter.rate
+        self.started: float | None = None  # the first answer
 
     def succeeded(self, sent_at: float) -> None:
         now = time.monotonic()
         with self.lock:
+            if self.started is None:
+                self.started = sent_at
             self.accepted.append(now)
             self._forget(now)
             if now - self.raised_at >= 1.0 and sent_at >= self.cut_at:
@@ -112,21 +113,20 @@ class AdaptiveRate:
                 rate = self.limiter.rate
                 self.limiter.set_rate(min(rate + max(1.0, rate * self.STEP), MAX_RATE))
 
-    def throttled_by_api(self, sent_at: float, retry_after: float | None) -> None:
+    def throttled_by_api(self, sent_at: float) -> None:
         now = time.monotonic()
         with self.lock:
+            if self.started is None:
+                self.started = sent_at
             self.throttled += 1
-            if retry_after:
-                self.limiter.pause_until(now + min(retry_after, 300.0))
-            if sent_at < self.cut_at:
-                return  # sent at the old rate: the cut already answered it
+            if sent_at < self.cut_at + self.SETTLE:
+                return  # sent before the last cut could take effect: it already answered this
             self._forget(now)
-            accepted = len(self.accepted) / self.WINDOW
+            span = max(min(self.WINDOW, now - self.started), 0.05)
+            accepted = len(self.accepted) / span
             rate = self.limiter.rate
             new = min(rate, accepted) * self.CUT if accepted > 0 else rate / 2
-            new = max(new, MIN_RATE)
-            self.limiter.set_rate(new)
-            self.lowest = min(self.lowest, new)
+            self.limiter.set_rate(max(new, MIN_RATE))
             self.cut_at = now
             self.raised_at = now
 
