@@ -184,6 +184,8 @@ class Importer:
 
     def run(self) -> ImportResult:
         preparer = Preparer(self.options.default_type)
+        shard = self.options.shard
+        self.line_shard = shard if shard is not None and shard.by == "line" else None
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
@@ -227,7 +229,6 @@ class Importer:
                     current = item.source
                     preparer.for_source(self.sources[current])
                 preparer.tick()
-                preparer.careful = may_need_care(item.data)
                 batch = self._pack(item, batch, batches, preparer)
             if batch.calls and not self.stop.is_set():
                 batch = self._ship(batch, batches)
@@ -288,6 +289,14 @@ class Importer:
                 lines[0] = lines[0][3:]
             if not self._check_start(source, lines[0].strip()):
                 return batch
+        line_shard = self.line_shard
+        if line_shard is None:
+            preparer.careful = may_need_care(chunk.data)
+        else:
+            lines = line_shard.mask(lines, chunk.first_line)  # counted as --shard below
+            # the per-chunk look-ahead (~1.5 µs a line's worth) over this shard's lines only:
+            # over the whole chunk, every shard paid it for every line
+            preparer.careful = may_need_care(b"\n".join(lines))
         blank = skipped = 0
         by_type = self.stats.by_type
         line_no = chunk.first_line - 1
@@ -329,6 +338,12 @@ class Importer:
             line_no -= 1  # its reject is not written: not handled
             raise
         finally:
+            if line_shard is not None:  # the other shards' lines passed as blank ones: skipped
+                foreign = line_shard.foreign(max(chunk.first_line, skip + 1), line_no)
+                blank -= foreign
+                skipped += foreign
+                reasons = self.stats.skipped_reasons
+                reasons["--shard"] = reasons.get("--shard", 0) + foreign
             batch.size = filled
             self.stats.read += line_no - chunk.first_line + 1
             self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped

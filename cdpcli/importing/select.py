@@ -71,7 +71,7 @@ def wanted(options: ImportOptions) -> bool:
         or options.until
         or options.sample is not None
         or options.limit is not None
-        or (options.shard is not None and options.shard.by != "file")  # file: whole sources (shard.py)
+        or (options.shard is not None and options.shard.by == "user")  # line: engine; file: sources
     )
 
 
@@ -94,19 +94,15 @@ class Selector:
         self.taken = 0  # calls that passed every filter and were valid (for --limit)
         self.filtering = bool(self.types or self.events or self.exclude or self.since or self.until)
         self.filtering = self.filtering or self.sample is not None
-        shard = options.shard if options.shard is not None and options.shard.by != "file" else None
-        self.shard = shard
-        self.shard_by_user = shard is not None and shard.by == "user"
+        self.shard = options.shard if options.shard is not None and options.shard.by == "user" else None
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
             raise SkipLine("--limit")  # the rest of the chunk being packed when the limit was hit
         shard = self.shard
-        if shard is not None and not self.shard_by_user and not shard.has_line(line_no):
-            raise SkipLine("--shard")  # before any parsing: N-1 of N lines cost only this
-        if self.envelope or self.filtering or self.shard_by_user:
+        if self.envelope or self.filtering or shard is not None:
             call = _object(line)
-            if self.shard_by_user:
+            if shard is not None:
                 # a line that is not a JSON object has no person: dealt by line number, so that
                 # exactly one shard rejects it
                 mine = shard.has_user(call) if call is not None else shard.has_line(line_no)

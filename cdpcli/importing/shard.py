@@ -37,6 +37,22 @@ class Shard:
         """--shard-by line: a source's lines dealt round-robin by number (1-based)."""
         return (line_no - 1) % self.count == self.index
 
+    def mask(self, lines: list[bytes], first_line: int) -> list[bytes]:
+        """--shard-by line, a chunk at a time: the other shards' lines blanked in one slice
+        assignment, so the packer passes them as it passes blank lines (a per-line test and
+        a SkipLine each cost 2.5× the CPU per call of 4 shards over 1; see foreign())."""
+        offset = (self.index - (first_line - 1)) % self.count
+        masked = [b""] * len(lines)
+        masked[offset :: self.count] = lines[offset :: self.count]
+        return masked
+
+    def foreign(self, first: int, last: int) -> int:
+        """How many of lines first…last (1-based, inclusive) are other shards'."""
+        if last < first:
+            return 0
+        mine = (last - 1 - self.index) // self.count - (first - 2 - self.index) // self.count
+        return last - first + 1 - mine
+
     def has_user(self, call: dict[str, Any]) -> bool:
         """--shard-by user: all of a person's calls on one shard, in their order. The person is
         the userId, else the anonymousId (else an identify's traits.email); CRC-32, unlike
