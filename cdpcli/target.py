@@ -71,6 +71,12 @@ class Target:
                     f"the API key is for region {from_key} but the endpoint is region {other}'s ({self.base})"
                 )
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process (a Dask or Spark worker): the key is hidden there too."""
+        self.__dict__.update(state)
+        if self.api_key:
+            add_secret(self.api_key)
+
     @classmethod
     def resolve(
         cls,

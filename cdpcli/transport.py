@@ -99,6 +99,7 @@ class Outcome:
     latency_ms: float  # of the last attempt
     error: str = ""  # network error description, or the server's errors joined
     network_kind: str = ""  # refused, dns, timeout, tls, network
+    retry_after: float | None = None  # seconds the last answer's Retry-After asked for
 
     @property
     def ok(self) -> bool:
@@ -215,6 +216,7 @@ class Sender:
         on_exchange: Callable[[Exchange], None] | None = None,
         stop: threading.Event | None = None,
         tls: bool = True,
+        retry_throttled: bool = True,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
@@ -222,6 +224,8 @@ class Sender:
         self.backoff_cap = backoff_cap
         self.on_retry = on_retry
         self.on_exchange = on_exchange
+        # False: a 429 comes back at once (with its Retry-After) for the caller to pace itself
+        self.retry_throttled = retry_throttled
         self.stop = stop or threading.Event()
         try:
             self._client = httpx.Client(
@@ -281,8 +285,10 @@ class Sender:
                 error = "; ".join(server_errors(text)) or f"HTTP {status}"
             # the one redaction step (redaction.redact): an error from the HTTP stack or a server
             # echoing the request must not carry the key into messages or the rejects file
-            outcome = Outcome(status, attempt, latency, redact(error), kind)
+            outcome = Outcome(status, attempt, latency, redact(error), kind, wait_hint)
             if not is_retryable(status) or attempt > self.retries or self.stop.is_set():
+                return outcome
+            if status == 429 and not self.retry_throttled:
                 return outcome
             # every retry counts against --retries; the server's Retry-After replaces the backoff
             delay = (

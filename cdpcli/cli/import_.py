@@ -1,6 +1,7 @@
 """`cdp import`: the options checked, the core's import run with progress and reject lines on
 stderr, and the summary rendered from its ImportResult."""
 
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ import typer
 
 from cdpcli.cli.app import app
 from cdpcli.cli.import_summary import report
-from cdpcli.cli.options import SendOptions, sending_command
+from cdpcli.cli.options import SendOptions, env_note, sending_command
 from cdpcli.cli.output import Output, reporting
 from cdpcli.importing.events import ImportEvents
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from cdpcli.cli.progress import ImportProgress
     from cdpcli.importing import Importer
     from cdpcli.importing.engine import Stats
+    from cdpcli.importing.shard import Shard
     from cdpcli.transport import Exchange
     from cdpcli.wire import Request
 
@@ -57,7 +59,44 @@ def import_(
     batch_events: Annotated[
         int, typer.Option("--batch-events", help="Most calls per request (API limit 2,500).", metavar="N")
     ] = 2500,
-    rate: Annotated[float, typer.Option("--rate", help="Most requests per second.", metavar="N")] = 1000.0,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate",
+            help="Most requests per second (default 1000), or auto: start there (or at the budget's share) and adapt to the API's 429s.",
+            metavar="N|auto",
+            show_default=False,
+            autocompletion=lambda: ["auto"],
+        ),
+    ] = None,
+    rate_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-budget",
+            help="Requests per second for all shards together: each takes TOTAL/N (with --shard K/N).",
+            metavar="TOTAL",
+            show_default=False,
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Send only shard K of N (0 <= K < N): N imports over the same inputs, K = 0…N-1, send every call once between them; messageIds do not change."
+            + env_note("CDP_SHARD"),
+            metavar="K/N",
+            show_default=False,
+        ),
+    ] = None,
+    shard_by: Annotated[
+        str,
+        typer.Option(
+            "--shard-by",
+            help="How lines are dealt to shards: line (by number), file (whole files), user (one person's calls on one shard, in order).",
+            metavar="line|file|user",
+            autocompletion=lambda: ["line", "file", "user"],
+        ),
+    ] = "line",
     rejects: Annotated[
         str | None,
         typer.Option(
@@ -197,16 +236,22 @@ def import_(
     """
     from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
     from cdpcli.importing.csvrows import parse_columns
+    from cdpcli.importing.pacing import resolve_rate
     from cdpcli.importing.select import parse_time
+    from cdpcli.importing.shard import shard_sources
 
     out = opts.output()
     with reporting(out):
+        chosen_shard = _shard(shard, shard_by)
+        rate_per_process, rate_auto = resolve_rate(rate, rate_budget, chosen_shard)
         options = ImportOptions(
             default_type=type_,
             concurrency=concurrency,
             batch_bytes=batch_bytes,
             batch_events=batch_events,
-            rate=rate,
+            rate=rate_per_process,
+            rate_auto=rate_auto,
+            shard=chosen_shard,
             rejects=rejects if rejects is not None else DEFAULT_REJECTS,
             rejects_explicit=rejects is not None,
             checkpoint=checkpoint,
@@ -224,6 +269,7 @@ def import_(
             limit=limit,
         )
         sources, warnings = make_sources(files or [], id_namespace, format_)
+        sources = shard_sources(sources, chosen_shard)
         check_options(options, sources)
         target = opts.target()
         for text in warnings:
@@ -242,6 +288,20 @@ def _names(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _shard(flag: str | None, by: str) -> "Shard | None":
+    """--shard K/N, else $CDP_SHARD (an Indexed Job's $JOB_COMPLETION_INDEX goes there)."""
+    from cdpcli.errors import UsageError
+    from cdpcli.importing.shard import SHARD_ENV, parse_shard
+
+    if flag is not None:
+        return parse_shard(flag, by)
+    if os.environ.get(SHARD_ENV, "").strip():
+        return parse_shard(os.environ[SHARD_ENV], by, origin="$" + SHARD_ENV)
+    if by != "line":
+        raise UsageError(f"--shard-by {by} needs --shard K/N (or $CDP_SHARD)")
+    return None
 
 
 class TerminalEvents(ImportEvents):

@@ -60,6 +60,13 @@ def summary_text(result: ImportResult) -> str:
         f"{_count(result.retries, 'retry', 'retries')}; "
         f"{result.seconds:.1f} s, {result.events_per_second:,.0f} calls/s.",
     ]
+    if result.shard:
+        lines.insert(0, f"Shard {result.shard}:")
+    if result.rate_reached is not None:
+        lines.append(
+            f"Rate auto: {result.rate_reached:,.1f} requests/s at the end; "
+            f"{_count(result.throttled, '429 answer')} slowed it down."
+        )
     extra = []
     if result.blank:
         extra.append(f"{_count(result.blank, 'blank line')}")

@@ -78,7 +78,7 @@ CALL = "Call fields"
 FLAG = ""
 
 
-def _env(setting: str) -> str:
+def env_note(setting: str) -> str:
     """The help text's note of the environment variable behind a setting. Escaped: Typer reads
     help as Rich markup, where a bare [env: …] is a style tag and vanishes. The variable is
     read by config.resolve (flag > env > profile > default), never by Click itself."""
@@ -91,7 +91,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         str | None,
         typer.Option(
             "--api-key",
-            help="API key of the HTTP source." + _env("api-key"),
+            help="API key of the HTTP source." + env_note("api-key"),
             metavar="KEY",
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -101,7 +101,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         str | None,
         typer.Option(
             "--region",
-            help="Default: us, or the region of a pk_/sk_ key." + _env("region"),
+            help="Default: us, or the region of a pk_/sk_ key." + env_note("region"),
             metavar="us|eu",
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -113,7 +113,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         typer.Option(
             "--endpoint",
             help="Base URL, http:// or https:// (no user:password@), e.g. http://127.0.0.1:8787/v1 (overrides --region)."
-            + _env("endpoint"),
+            + env_note("endpoint"),
             metavar="URL",
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -123,7 +123,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         str | None,
         typer.Option(
             "--profile",
-            help="Config profile to read settings from." + _env(PROFILE_ENV),
+            help="Config profile to read settings from." + env_note(PROFILE_ENV),
             metavar="NAME",
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -134,7 +134,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         float | None,
         typer.Option(
             "--timeout",
-            help="Seconds to wait for each response (default 10)." + _env("timeout"),
+            help="Seconds to wait for each response (default 10)." + env_note("timeout"),
             metavar="SECONDS",
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -145,7 +145,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         typer.Option(
             "--retries",
             help="Retries for network errors, 408, 429 and 5xx (default 3): at most N+1 attempts; a wait asked for by Retry-After counts as a retry."
-            + _env("retries"),
+            + env_note("retries"),
             metavar="N",
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -156,7 +156,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         typer.Option(
             "--strict/--no-strict",
             help="Send X-Strict-Mode: 1 so invalid calls and wrong keys get 400/401 instead of a silent 200 (default on)."
-            + _env("strict"),
+            + env_note("strict"),
             metavar=FLAG,
             show_default=False,
             rich_help_panel=CONNECTION,
@@ -166,7 +166,7 @@ _SEND_OPTIONS: dict[str, Any] = {
         bool | None,
         typer.Option(
             "--gzip/--no-gzip",
-            help="Compress request bodies (Content-Encoding: gzip)." + _env("gzip"),
+            help="Compress request bodies (Content-Encoding: gzip)." + env_note("gzip"),
             metavar=FLAG,
             show_default=False,
             rich_help_panel=CONNECTION,

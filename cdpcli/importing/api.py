@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from cdpcli.errors import UsageError
 from cdpcli.importing.engine import Importer, ImportOptions, check_limits
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.pacing import DEFAULT_RATE, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
 from cdpcli.importing.select import ARCHIVES
+from cdpcli.importing.shard import parse_shard
 from cdpcli.importing.sources import Source, check_namespace
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS
 
@@ -65,7 +67,10 @@ def import_lines(
     default_type: str | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     batch_events: int = MAX_BATCH_CALLS,
-    rate: float = 1000.0,
+    rate: float | str = DEFAULT_RATE,
+    rate_budget: float | None = None,
+    shard: str | None = None,
+    shard_by: str = "line",
     max_invalid: int | None = None,
     id_namespace: str | None = None,
     dry_run: bool = False,
@@ -80,6 +85,10 @@ def import_lines(
     settings, a checkpoint in use by another import, or a missing key raise CdpError at once.
     Never prints, never installs signal handlers; each call has its own connections, so
     several may run at once in threads or processes (each with its own checkpoint).
+
+    `rate`: requests per second, or "auto" (adapt to 429s); `rate_budget` shares one rate
+    among the shards; `shard="K/N"` sends only that share (`shard_by` line or user), so that
+    N calls with K = 0…N-1 send every line exactly once between them.
     """
     if not dry_run:
         target.require_key()
@@ -87,12 +96,16 @@ def import_lines(
         raise UsageError("source must be a non-empty name", hint='e.g. source="orders-2024"')
     check_namespace(id_namespace)
     sources = [Source.of_items(source, lines, id_namespace)]
+    chosen_shard = parse_shard(shard, shard_by, "shard=") if shard is not None else None
+    rate, rate_auto = resolve_rate(rate, rate_budget, chosen_shard)
     options = ImportOptions(
         default_type=default_type,
         concurrency=concurrency,
         batch_bytes=batch_bytes,
         batch_events=batch_events,
         rate=rate,
+        rate_auto=rate_auto,
+        shard=chosen_shard,
         rejects=rejects,
         rejects_explicit=rejects != DEFAULT_REJECTS,  # named by the program: a symlink there is its own
         checkpoint=checkpoint,

@@ -159,6 +159,22 @@ class Checkpoint:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def bind_shard(self, shard: str | None) -> None:
+        """A checkpoint belongs to one shard (K/N and --shard-by): its settled counts mean
+        nothing to another, whose lines are other lines."""
+        if self.existed and self.data.get("shard") != shard:
+            was = self.data.get("shard")
+            raise UsageError(
+                f"--checkpoint {self.path} was written by "
+                + (f"shard {was}" if was else "an import without --shard")
+                + (f", not shard {shard}" if shard else ", and this import has no --shard"),
+                hint="give each shard its own checkpoint, or run again with the shard it was written by",
+            )
+        if shard:
+            self.data["shard"] = shard
+        else:
+            self.data.pop("shard", None)
+
     def apply(self, sources: list[Source]) -> None:
         entries = self.data["sources"]
         for source in sources:

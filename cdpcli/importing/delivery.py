@@ -1,4 +1,4 @@
-"""The senders of an import: N threads that take batches off a queue, pace requests (--rate),
+"""The senders of an import: N threads that take batches off a queue, pace requests (pacing.py),
 send them (transport.Sender retries), split a batch the API refuses (400/413) until the calls
 it rejects are isolated, and stop everything on a rejected key (401/403)."""
 
@@ -11,31 +11,11 @@ from typing import TYPE_CHECKING
 
 from cdpcli.errors import AUTH_STATUSES, FatalStop
 from cdpcli.importing.batches import Batch, BatchRequest, unref
+from cdpcli.importing.pacing import AdaptiveRate, RateLimiter
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import Importer
     from cdpcli.transport import Outcome
-
-
-class RateLimiter:
-    """At most `rate` request starts per second across all senders (a simple interval gate)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next_at = 0.0
-        self.lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Wait for this request's turn; False when `stop` was set meanwhile (do not send)."""
-        if not self.interval:
-            return not stop.is_set()
-        with self.lock:
-            now = time.monotonic()
-            start = max(now, self.next_at)
-            self.next_at = start + self.interval
-        if start > now and stop.wait(start - now):
-            return False
-        return not stop.is_set()
 
 
 class Delivery:
@@ -54,8 +34,11 @@ class Delivery:
             on_retry=self._on_retry,
             on_exchange=importer.events.exchange,
             stop=importer.stop,
+            # --rate auto answers 429s itself (slower, then the same batch again), uncounted
+            retry_throttled=not options.rate_auto,
         )
         self.rate = RateLimiter(options.rate)
+        self.adaptive = AdaptiveRate(self.rate) if options.rate_auto else None
 
     def start(self, batches: queue.Queue) -> list[threading.Thread]:
         threads = [
@@ -106,11 +89,26 @@ class Delivery:
     def _deliver(self, batch: Batch) -> bool:
         """Send one batch; True when every call in it is settled (delivered or rejected)."""
         importer = self.importer
-        if not self.rate.wait(importer.stop):
-            return False  # stopping: not sent, the batch stays open for the next run
-        outcome = self.sender.send(self.request(batch))
-        with importer.stats_lock:
-            importer.stats.requests += outcome.attempts
+        while True:
+            if not self.rate.wait(importer.stop):
+                return False  # stopping: not sent, the batch stays open for the next run
+            sent_at = time.monotonic()
+            outcome = self.sender.send(self.request(batch))
+            with importer.stats_lock:
+                importer.stats.requests += outcome.attempts
+            if self.adaptive is None:
+                break
+            if outcome.status != 429:
+                if outcome.ok:
+                    self.adaptive.succeeded(sent_at)
+                break
+            self.adaptive.throttled_by_api(sent_at)  # slower for all senders
+            # this batch again after the Retry-After the API asked for (capped as transport's)
+            from cdpcli.transport import RETRY_AFTER_CAP
+
+            wait = min(outcome.retry_after if outcome.retry_after is not None else 1.0, RETRY_AFTER_CAP)
+            if importer.stop.wait(wait):
+                return False  # stopping: the batch stays open for the next run
         status = outcome.status
         if outcome.ok:
             self.ever_delivered = True

@@ -31,9 +31,11 @@ from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.pacing import check_rate
 from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
 from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
 from cdpcli.importing.select import Selector, wanted
+from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
     _END,
     BOM,
@@ -50,6 +52,7 @@ from cdpcli.jsontext import may_need_care
 from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
+    from cdpcli.importing.shard import Shard
     from cdpcli.target import Target
 
 
@@ -79,6 +82,9 @@ class ImportOptions:
     until: datetime | None = None  # and before this
     sample: float | None = None  # the share of calls kept, chosen by a hash of the messageId
     limit: int | None = None  # stop after this many calls
+    # past one machine (#15)
+    shard: Shard | None = None  # send only this shard's share (shard.py)
+    rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
 
 
 @dataclass
@@ -133,12 +139,6 @@ class Stats:
         }
 
 
-# --rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
-# crashed), and far above the API's 1,000 requests per second at the fastest
-MIN_RATE = 1 / 3600
-MAX_RATE = 1_000_000
-
-
 def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
     if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
         raise UsageError(
@@ -148,8 +148,7 @@ def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: fl
         raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
     if not 1 <= concurrency <= 256:
         raise UsageError(f"--concurrency must be between 1 and 256, not {concurrency}")
-    if not (MIN_RATE <= rate <= MAX_RATE):  # NaN fails both comparisons too
-        raise UsageError(f"--rate must be between {MIN_RATE:g} and {MAX_RATE:,} requests per second, not {rate:g}")
+    check_rate(rate, "--rate")
 
 
 class Importer:
@@ -185,6 +184,8 @@ class Importer:
 
     def run(self) -> ImportResult:
         preparer = Preparer(self.options.default_type)
+        shard = self.options.shard
+        self.line_shard = shard if shard is not None and shard.by == "line" else None
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
@@ -228,7 +229,6 @@ class Importer:
                     current = item.source
                     preparer.for_source(self.sources[current])
                 preparer.tick()
-                preparer.careful = may_need_care(item.data)
                 batch = self._pack(item, batch, batches, preparer)
             if batch.calls and not self.stop.is_set():
                 batch = self._ship(batch, batches)
@@ -289,6 +289,14 @@ class Importer:
                 lines[0] = lines[0][3:]
             if not self._check_start(source, lines[0].strip()):
                 return batch
+        line_shard = self.line_shard
+        if line_shard is None:
+            preparer.careful = may_need_care(chunk.data)
+        else:
+            lines = line_shard.mask(lines, chunk.first_line)  # counted as --shard below
+            # the per-chunk look-ahead (~1.5 µs a line's worth) over this shard's lines only:
+            # over the whole chunk, every shard paid it for every line
+            preparer.careful = may_need_care(b"\n".join(lines))
         blank = skipped = 0
         by_type = self.stats.by_type
         line_no = chunk.first_line - 1
@@ -333,6 +341,12 @@ class Importer:
             line_no -= 1  # its reject is not written: not handled
             raise
         finally:
+            if line_shard is not None:  # the other shards' lines passed as blank ones: skipped
+                foreign = line_shard.foreign(max(chunk.first_line, skip + 1), line_no)
+                blank -= foreign
+                skipped += foreign
+                reasons = self.stats.skipped_reasons
+                reasons["--shard"] = reasons.get("--shard", 0) + foreign
             batch.size = filled
             self.stats.read += line_no - chunk.first_line + 1
             self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped
@@ -473,6 +487,7 @@ class Importer:
         return int(ExitCode.OK)
 
     def _result(self) -> ImportResult:
+        adaptive = self.delivery.adaptive if self.delivery else None
         counts = self.stats.summary()
         if self.options.dry_run:  # nothing is sent: the valid calls are checked, not left unsettled
             counts["unsettled"] = 0
@@ -486,6 +501,9 @@ class Importer:
             rejects_path=self.rejects.path,
             rejects_written=self.rejects.count,
             checkpoint=self.options.checkpoint,
+            shard=shard_label(self.options.shard),
+            throttled=adaptive.throttled if adaptive else 0,
+            rate_reached=self.delivery.rate.rate if adaptive and self.delivery else None,
         )
 
 
@@ -498,6 +516,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
     file's start checked against it, the rejects file checked, and the checkpoint saved once."""
     checkpoint = Checkpoint(options.checkpoint)
     try:
+        checkpoint.bind_shard(shard_label(options.shard))
         checkpoint.apply(sources)
         for source in sources:
             if source.is_file:
@@ -512,7 +531,11 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         # an earlier run with this checkpoint may have written rejects for lines past its
         # settled point (the checkpoint exists from the start of a run: see below)
         rejects = Rejects(
-            options.rejects, explicit=options.rejects_explicit, sources=sources, resuming=checkpoint.existed
+            options.rejects,
+            explicit=options.rejects_explicit,
+            sources=sources,
+            resuming=checkpoint.existed,
+            shard=shard_label(options.shard),
         )
         if not options.dry_run:
             rejects.check()

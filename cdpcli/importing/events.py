@@ -66,6 +66,9 @@ class ImportResult:
     rejects_path: str = ""
     rejects_written: int = 0  # records this run appended (earlier runs' are not repeated)
     checkpoint: str | None = None
+    shard: str | None = None  # "K/N" (and its mode) when this import sent one shard's share
+    throttled: int = 0  # 429s answered by slowing down (--rate auto)
+    rate_reached: float | None = None  # --rate auto: requests per second at the end
 
     @property
     def ok(self) -> bool:
@@ -106,6 +109,10 @@ class ImportResult:
         counts = {name: getattr(self, name) for name in names}
         if self.dry_run:
             counts["valid"] = self.valid
+        if self.shard:
+            counts["shard"] = self.shard
+        if self.rate_reached is not None:
+            counts.update(throttled=self.throttled, rate_reached=round(self.rate_reached, 1))
         return counts
 
     def raise_for_failure(self) -> ImportResult:

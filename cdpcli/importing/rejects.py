@@ -28,7 +28,10 @@ class Rejects:
     puts everything written so far on disk; the checkpoint is saved only after it.
     """
 
-    def __init__(self, path: str, *, explicit: bool, sources: list[Source], resuming: bool) -> None:
+    def __init__(
+        self, path: str, *, explicit: bool, sources: list[Source], resuming: bool, shard: str | None = None
+    ) -> None:
+        self.shard = shard  # which shard wrote a record (--shard), or None
         self.path = path
         self.explicit = explicit  # named by the user: a symlink there is theirs to follow
         self.count = 0  # records this run wrote
@@ -108,6 +111,8 @@ class Rejects:
                 "input": line.decode("utf-8", "replace"),
                 "input_base64": base64.b64encode(line).decode("ascii"),
             }
+        if self.shard:
+            record["shard"] = self.shard
         text = json.dumps(record, ensure_ascii=False)
         if not text.isascii():  # readable UTF-8, but no character a line splitter takes for a newline
             text = text.translate(_LINE_BREAKS_ESCAPED)

@@ -71,6 +71,7 @@ def wanted(options: ImportOptions) -> bool:
         or options.until
         or options.sample is not None
         or options.limit is not None
+        or (options.shard is not None and options.shard.by == "user")  # line: engine; file: sources
     )
 
 
@@ -93,14 +94,22 @@ class Selector:
         self.taken = 0  # calls that passed every filter and were valid (for --limit)
         self.filtering = bool(self.types or self.events or self.exclude or self.since or self.until)
         self.filtering = self.filtering or self.sample is not None
+        self.shard = options.shard if options.shard is not None and options.shard.by == "user" else None
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
             # a call past the limit, in the chunk being packed: it and the lines after it are
             # not read, so that a re-run with the checkpoint starts with it
             raise LimitReached
-        if self.envelope or self.filtering:
+        shard = self.shard
+        if self.envelope or self.filtering or shard is not None:
             call = _object(line)
+            if shard is not None:
+                # a line that is not a JSON object has no person: dealt by line number, so that
+                # exactly one shard rejects it
+                mine = shard.has_user(call) if call is not None else shard.has_line(line_no)
+                if not mine:
+                    raise SkipLine("--shard")
             if call is not None:
                 if self.envelope and any(line.find(key) >= 0 for key in self.envelope_bytes):
                     dropped = False
