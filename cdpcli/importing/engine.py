@@ -21,6 +21,7 @@ import gc
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,9 @@ class ImportOptions:
     linger: float = 1.0  # seconds without new input before a partial batch goes
     max_invalid: int | None = None
     checkpoint_every: float = 1.0  # seconds between checkpoint saves
+    # makes the Preparer from default_type (None: Preparer itself); cdp's operations (issue 12)
+    # turn each line of ids into its call first (cdpcli.operations.OperationPreparer)
+    preparer: Callable[[str | None], Preparer] | None = None
 
 
 @dataclass
@@ -160,7 +164,7 @@ class Importer:
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
-        preparer = Preparer(self.options.default_type)
+        preparer = (self.options.preparer or Preparer)(self.options.default_type)
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
             target=read_sources,
