@@ -51,6 +51,14 @@ FLAG_FOR_FIELD = {
 }
 
 
+# Customer.io's merge docs: "The primary profile must already exist"; the secondary is deleted
+ALIAS_WARNING = (
+    "alias merges --previous-id into --user and cannot be undone (the secondary profile is deleted); "
+    "the primary profile (--user) must already exist, so identify it first and give the identify time "
+    "to arrive. -q silences this warning"
+)
+
+
 @dataclass
 class CallInput:
     """What the user typed for one call, before parsing."""
@@ -400,4 +408,6 @@ def alias(
 
     Example: cdp alias --user 42 --previous-id 7f3c-anon
     """
+    if not opts.quiet:
+        opts.output().warn(ALIAS_WARNING)
     _call("alias", opts, common, fields={"userId": user, "previousId": previous_id})
