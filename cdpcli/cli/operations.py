@@ -283,11 +283,13 @@ def device_add(
     progress: ProgressOpt = None,
     max_invalid: MaxInvalidOpt = None,
 ) -> None:
-    """Register or update a push device (Device Created or Updated): the token in context.device, attributes in properties.
+    """Register or update a push device (Device Created or Updated).
 
-    Example: cdp device add --user 42 --token fcm-token --platform android -p app_version=2.1
+    The token and platform go in context.device, -p attributes in properties.
 
-    Example: cdp device add --from devices.ndjson   (lines: {"user": "42", "token": "…", "platform": "ios"})
+    Example: cdp device add --user 42 --token fcm-token --platform android
+
+    Example: cdp device add --from devices.ndjson   (a JSON object per line: {"user": "42", "token": "…"})
     """
     from cdpcli import operations
 
@@ -362,7 +364,7 @@ def object_delete(
 ) -> None:
     """Delete an object (Object Deleted). Cannot be undone.
 
-    Example: cdp object delete --object acme --object-type-id 1 --anonymous-id ops-cleanup
+    Example: cdp object delete --object acme --anonymous-id ops-1 --yes
 
     Example: cdp object delete --from objects.txt --user admin-1 --yes
     """
