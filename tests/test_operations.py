@@ -398,3 +398,22 @@ def test_bulk_dry_run_shows_batches_and_sends_nothing(send, receiver, tmp_path):
     ]
     assert summary["valid"] == 2
     assert receiver.requests == []
+
+
+# -- completion ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("cdp pers", ["person"]),
+        ("cdp person ", ["delete", "suppress", "unsuppress"]),
+        ("cdp report ", ["delivery", "content"]),
+        ("cdp device add --platform ", ["ios", "android", "web"]),
+        ("cdp report content --action ", ["viewed", "clicked"]),
+    ],
+)
+def test_the_new_commands_complete(tmp_path, words, expected):
+    from tests.test_setup import complete_bash
+
+    assert complete_bash(words, tmp_path) == expected
