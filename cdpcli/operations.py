@@ -240,8 +240,11 @@ class Operation:
         unknown = sorted(set(value) - set(self.fields))
         if unknown:
             raise BadLine(f"unknown field {unknown[0]!r}; {self.name} takes {', '.join(self.fields)}", "unknown field")
+        value = dict(value)
         for name, given in value.items():
-            if isinstance(given, str) and name in ("user", "anonymous_id", "object", "token"):
+            if name in _ID_FIELDS and isinstance(given, int) and not isinstance(given, bool):
+                value[name] = given = str(given)  # numeric ids are sent as strings, as the SDKs do
+            if isinstance(given, str) and name in _ID_FIELDS:
                 _check_id(given)
         return {**self.defaults, **{k: v for k, v in value.items() if v is not None}}
 
@@ -276,6 +279,9 @@ class Operation:
                 if value is not None:
                     shown.append(str(value))
         return total, shown
+
+
+_ID_FIELDS = ("user", "anonymous_id", "object", "token")
 
 
 def _check_id(value: str) -> None:

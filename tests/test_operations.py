@@ -372,6 +372,7 @@ def test_bulk_devices_from_json_lines(send, receiver, tmp_path):
         '{"user": "2", "token": "t2", "platform": "web", "attributes": {"webpush_auth": "x"}}\n'
         "just-an-id\n"
         '{"user": "3"}\n'
+        '{"user": 4, "token": "t4"}\n'
     )
     run = send("device", "add", "--from", str(path), "--platform", "android", "--token-type", "fid")
     assert run.exit_code == 1
@@ -381,6 +382,7 @@ def test_bulk_devices_from_json_lines(send, receiver, tmp_path):
     assert devices == {
         "1": ({"token": "t1", "type": "android"}, {"_cio_token_type": "fid"}),
         "2": ({"token": "t2", "type": "web"}, {"webpush_auth": "x", "_cio_token_type": "fid"}),
+        "4": ({"token": "t4", "type": "android"}, {"_cio_token_type": "fid"}),  # a numeric id, as a string
     }
 
 
