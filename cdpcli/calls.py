@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import DeliveryError, UsageError, delivery_failure
@@ -58,6 +58,15 @@ def prepare_call(call_type: str, fields: dict[str, Any]) -> dict[str, Any]:
     return call
 
 
+def call_warnings(call: dict[str, Any]) -> list[str]:
+    """What is doubtful about a valid call without making it invalid: the rules of semantic events
+    that only the API document states (models.semantic_warnings). A front end says them (the CLI
+    on stderr); they never change what is sent."""
+    from cdpcli.models import semantic_warnings
+
+    return semantic_warnings(call)
+
+
 def call_request(call: dict[str, Any], target: Target) -> Request:
     """The request that carries one prepared call (what a dry run shows)."""
     return single_request(call, target.base, target.headers(), gzip=target.gzip)
@@ -76,6 +85,7 @@ class SendResult:
     latency_ms: float = 0.0
     error: str = ""
     failure: DeliveryError | None = None  # the message, hint and exit code of a failed send
+    warnings: list[str] = field(default_factory=list)  # call_warnings of the call sent
 
     def raise_for_failure(self) -> SendResult:
         """Raise the DeliveryError of a failed send; returns self when it was delivered."""
@@ -105,6 +115,7 @@ def deliver(
         url=request.url,
         latency_ms=outcome.latency_ms,
         error=outcome.error,
+        warnings=call_warnings(call),
     )
     if not outcome.ok:
         result.failure = failure_of(outcome, request.url, target)

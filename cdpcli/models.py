@@ -63,8 +63,11 @@ def _rfc3339(value: str) -> str:
 RFC3339: Any = Annotated[StrictStr, AfterValidator(_rfc3339)]
 
 
-# Customer.io's semantic events (track calls with reserved names) and what the OpenAPI
-# document requires of each, beyond `event` (#/components/schemas/create_update_device, …).
+# Customer.io's semantic events (track calls with reserved names) and what each needs beyond
+# `event`: the OpenAPI document's required fields (#/components/schemas/create_update_device, …)
+# where an official SDK confirms them; `a|b` is either. Rules only the document states, which no
+# SDK confirms, are warnings (`semantic_warnings`), not rejects (issue 12): Object Deleted's
+# anonymousId, a delivery metric outside the document's four, a string objectTypeId.
 SEMANTIC_EVENTS: dict[str, tuple[str, ...]] = {
     "Device Created or Updated": ("userId", "context.device.token"),
     "Device Deleted": ("userId", "context.device.token"),
@@ -72,27 +75,64 @@ SEMANTIC_EVENTS: dict[str, tuple[str, ...]] = {
     "User Suppressed": ("userId",),
     "User Unsuppressed": ("userId",),
     "Relationship Deleted": ("userId", "properties.objectId"),
-    "Object Deleted": ("anonymousId", "properties"),
+    "Object Deleted": ("userId|anonymousId", "properties"),
     "Report Delivery Event": ("properties",),
     "Report Content Event": ("properties",),
 }
+# context.device.type of a device event: the document's ios and android, and the "web" that
+# Customer.io's browser SDK sends for web push (cdp-analytics-js web-push-plugin/index.ts)
+DEVICE_TYPES = ("ios", "android", "web")
+# Report Delivery Event's metric as the document lists it (the Android SDK's Metric enum too)
+DOCUMENTED_METRICS = ("delivered", "opened", "clicked", "converted")
+
+
+def _value_at(call: Any, path: str) -> Any:
+    node: Any = call
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def semantic_event_problem(event: str, call: dict[str, Any]) -> str | None:
     """What a semantic event lacks, in the document's terms; None when it is complete."""
     missing = []
     for path in SEMANTIC_EVENTS[event]:
-        node: Any = call
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node in (None, ""):
-            missing.append(path)
+        if all(_value_at(call, option) in (None, "") for option in path.split("|")):
+            missing.append(path.replace("|", " or "))
     device = (call.get("context") or {}).get("device")
-    if isinstance(device, dict) and device.get("type") not in (None, "ios", "android"):
-        return f"{event}: context.device.type must be ios or android, not {device['type']!r}"
+    if isinstance(device, dict) and device.get("type") not in (None, *DEVICE_TYPES):
+        return f"{event}: context.device.type must be ios, android or web, not {device['type']!r}"
     if missing:
         return f"{event} needs {' and '.join(missing)}"
     return None
+
+
+def semantic_warnings(call: dict[str, Any]) -> list[str]:
+    """What the OpenAPI document asks of a semantic event that no official SDK confirms, for a
+    call that is otherwise valid: said, never refused (the API's verdict is unknown)."""
+    event = call.get("event")
+    if call.get("type", "track") != "track" or event not in SEMANTIC_EVENTS:
+        return []
+    warnings = []
+    properties = call.get("properties") if isinstance(call.get("properties"), dict) else {}
+    if event == "Report Delivery Event":
+        metric = properties.get("metric")
+        if isinstance(metric, str) and metric not in DOCUMENTED_METRICS:
+            warnings.append(
+                f"Report Delivery Event: metric {metric!r} is not one of {', '.join(DOCUMENTED_METRICS)}, "
+                "the metrics the API document lists; Customer.io may ignore it"
+            )
+    if event in ("Relationship Deleted", "Object Deleted") and isinstance(properties.get("objectTypeId"), str):
+        warnings.append(
+            f"{event}: objectTypeId {properties['objectTypeId']!r} is a string; the API document types it "
+            "as an integer here (group sends it as a string), and which one Customer.io takes is unconfirmed"
+        )
+    if event == "Object Deleted" and not call.get("anonymousId"):
+        warnings.append(
+            "Object Deleted without anonymousId: the API document requires one (no SDK confirms it); "
+            "Customer.io may ignore the call"
+        )
+    return warnings
 
 
 def _id(value: Any) -> Any:
@@ -220,7 +260,7 @@ class PageProperties(_Part, total=False):  # page's properties
 
 class _DeviceToken(_Part, total=False):
     token: StrictStr
-    type: Literal["ios", "android"]
+    type: Literal["ios", "android", "web"]
 
 
 class _DeviceContext(_Part, total=False):
@@ -233,7 +273,9 @@ class _DeviceEvent(_Part, total=False):
 
 class _ObjectProperties(_Part, total=False):
     objectId: StrictStr
-    objectTypeId: StrictInt  # an integer here, a string everywhere else
+    # an integer in the document, a string everywhere else (group): a numeric string is taken
+    # with a warning (`semantic_warnings`)
+    objectTypeId: StrictInt | Annotated[StrictStr, StringConstraints(pattern=r"^[0-9]+$")]
 
 
 class _ObjectEvent(_Part, total=False):
@@ -242,7 +284,7 @@ class _ObjectEvent(_Part, total=False):
 
 class _DeliveryProperties(_Part, total=False):
     deliveryId: StrictStr
-    metric: Literal["delivered", "clicked", "converted", "opened"]
+    metric: StrictStr  # the document's four (DOCUMENTED_METRICS) warned of, not enforced
     recipient: StrictStr
     reason: StrictStr
     actionValue: StrictStr

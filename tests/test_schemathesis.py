@@ -73,7 +73,9 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     fields = by_email["allOf"][0]
     fields["required"] = ["traits"]
     fields["properties"]["traits"]["required"] = ["email"]
-    fields["properties"]["traits"]["properties"]["email"] = {"type": "string", "minLength": 1}
+    # non-empty once stripped, as cdp reads it ("   " names nobody; Python's whitespace, which
+    # the pattern's \\S follows too: schemathesis found "\\u001c")
+    fields["properties"]["traits"]["properties"]["email"] = {"type": "string", "pattern": "\\S"}
     schemas["identify"]["anyOf"].append(by_email)
     # a single /track call must carry "type" by the document, though /identify, /page, /screen
     # and /group need not: the path says the type, and serve takes it from there
@@ -93,6 +95,27 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
         schemas[name] = {"anyOf": [schemas[name], {"type": "null"}]}
     for kind in ("page", "screen"):
         _walk(schemas[kind], _name_and_category_nullable)
+    # issue 12: rules only the document states, which no official SDK confirms, are warnings in
+    # cdp (models.semantic_warnings), so serve accepts these (and logs them):
+    # - Object Deleted needs a userId or an anonymousId, not necessarily the anonymousId
+    deleted = schemas["group_deleted"]
+    deleted["required"] = ["event", "properties"]
+    deleted["anyOf"] = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+    # (null ids are read as absent, as on every call: see below)
+    for name in ("userId", "anonymousId"):
+        deleted["properties"][name] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    # - objectTypeId in Object/Relationship Deleted: the document's integer, or the numeric
+    #   string that group (and Segment's Customer.io action) send
+    for name in ("group_deleted", "relationship_deleted"):
+        fields = schemas[name]["properties"]["properties"]["properties"]
+        fields["objectTypeId"] = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]}
+    # - a delivery metric outside the document's four (Segment's action lists more)
+    schemas["report_delivery_event"]["properties"]["properties"]["properties"]["metric"].pop("enum")
+    # the device events' context.device.type: also "web", which Customer.io's browser SDK sends
+    # for web push (a false reject the document would make: tests/data/golden/web-push-*.json)
+    for name in ("create_update_device", "delete_device"):
+        device = schemas[name]["properties"]["context"]["properties"]["device"]["properties"]
+        device["type"]["enum"] = ["ios", "android", "web"]
     # SPEC: the id a call is required to carry must not be empty (the document has no minLength)
     _walk(schemas, _required_ids_not_empty)
     # SPEC: messageId is non-empty (it is what the API de-duplicates on) and, as Segment
@@ -220,6 +243,38 @@ AGREEMENT_CASES = [
     ("identify", {"userId": "", "traits": {"email": ""}}, False),
     ("identify", {"traits": {"plan": "pro"}}, False),
     ("batch", {"batch": [{"type": "track", "userId": "", "event": "E", "traits": {"email": "a@example.com"}}]}, False),
+    ("identify", {"traits": {"email": "\u001c"}}, False),  # whitespace only: names nobody
+    # issue 12: document-only rules are warnings; the browser SDK's web push device is accepted
+    ("track", {"userId": "1", "event": "Object Deleted", "properties": {"objectId": "a"}}, True),
+    ("track", {"userId": "1", "anonymousId": None, "event": "Object Deleted", "properties": {}}, True),
+    ("track", {"event": "Object Deleted", "properties": {"objectId": "a"}}, False),
+    (
+        "track",
+        {"userId": "1", "event": "Relationship Deleted", "properties": {"objectId": "a", "objectTypeId": "2"}},
+        True,
+    ),
+    (
+        "track",
+        {"userId": "1", "event": "Relationship Deleted", "properties": {"objectId": "a", "objectTypeId": "x"}},
+        False,
+    ),
+    ("track", {"event": "Report Delivery Event", "properties": {"deliveryId": "d", "metric": "bounced"}}, True),
+    ("track", {"event": "Report Delivery Event", "properties": {"deliveryId": "d", "metric": 5}}, False),
+    (
+        "batch",
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "userId": "1",
+                    "event": "Device Deleted",
+                    "context": {"device": {"token": "t", "type": "web"}},
+                }
+            ]
+        },
+        True,
+    ),
+    ("track", {"userId": "1", "event": "Device Deleted", "context": {"device": {"token": "t", "type": "tv"}}}, False),
 ]
 
 

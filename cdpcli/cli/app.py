@@ -131,4 +131,4 @@ def root(
 
 
 # Registered in this order, which `cdp --help` lists.
-from cdpcli.cli import calls, import_, connect, config as config_commands, completions, serve, expect  # noqa: E402, F401, I001
+from cdpcli.cli import calls, operations, import_, connect, config as config_commands, completions, serve, expect  # noqa: E402, F401, I001

@@ -3,11 +3,11 @@ or send -> report. The core (cdpcli.calls) validates and sends; this module know
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdpcli.calls import InvalidCall, call_request, deliver, prepare_call
+from cdpcli.calls import InvalidCall, call_request, call_warnings, deliver, prepare_call
 from cdpcli.cli.app import app
 from cdpcli.cli.items import apply_items, check_argument, read_json_object
 from cdpcli.cli.options import (
@@ -29,6 +29,9 @@ from cdpcli.cli.output import reporting
 from cdpcli.errors import UsageError
 from cdpcli.wire import parse_timestamp
 
+if TYPE_CHECKING:
+    from cdpcli.target import Target
+
 # How the wire's field names are typed on the command line, for error messages.
 FLAG_FOR_FIELD = {
     "userId": "--user",
@@ -46,6 +49,14 @@ FLAG_FOR_FIELD = {
     "name": "--name",
     "category": "--category",
 }
+
+
+# Customer.io's merge docs: "The primary profile must already exist"; the secondary is deleted
+ALIAS_WARNING = (
+    "alias merges --previous-id into --user and cannot be undone (the secondary profile is deleted); "
+    "the primary profile (--user) must already exist, so identify it first and give the identify time "
+    "to arrive. -q silences this warning"
+)
 
 
 @dataclass
@@ -146,9 +157,18 @@ def _with_flags(problem: str) -> str:
 
 def run_call(spec: CallInput, opts: SendOptions) -> None:
     """Validate, then print (dry-run) or send one call; raises CdpError on failure."""
-    out = opts.output()
     target = opts.target()
     call = build_call(spec)
+    send_call(call, opts, target)
+
+
+def send_call(call: dict[str, Any], opts: SendOptions, target: "Target") -> None:
+    """Print (dry-run) or send one prepared call and report it; its warnings go to stderr
+    first (not with -q). Raises CdpError on failure."""
+    out = opts.output()
+    if not out.quiet:
+        for text in call_warnings(call):
+            out.warn(text)
     if opts.dry_run:
         out.show_request(call_request(call, target))
         return
@@ -388,4 +408,6 @@ def alias(
 
     Example: cdp alias --user 42 --previous-id 7f3c-anon
     """
+    if not opts.quiet:
+        opts.output().warn(ALIAS_WARNING)
     _call("alias", opts, common, fields={"userId": user, "previousId": previous_id})

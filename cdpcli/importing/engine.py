@@ -21,6 +21,7 @@ import gc
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,9 @@ class ImportOptions:
     # past one machine (#15)
     shard: Shard | None = None  # send only this shard's share (shard.py)
     rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
+    # makes the Preparer from default_type (None: Preparer itself); cdp's operations (issue 12)
+    # turn each line of ids into its call first (cdpcli.operations.OperationPreparer)
+    preparer: Callable[[str | None], Preparer] | None = None
 
 
 @dataclass
@@ -183,7 +187,7 @@ class Importer:
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
-        preparer = Preparer(self.options.default_type)
+        preparer = (self.options.preparer or Preparer)(self.options.default_type)
         shard = self.options.shard
         self.line_shard = shard if shard is not None and shard.by == "line" else None
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None

@@ -121,6 +121,7 @@ class Judge:
         notes = [f"dropped {p} (no X-Strict-Mode: 1 header, so answered 200 as the API does)" for p in problems]
         if calls:
             notes += _identified_by_email(kind, calls)
+            notes += _semantic_warnings(kind, calls)
         return Verdict(200, {}, calls=calls, encoded=encoded, notes=notes, dropped=problems)
 
     def check_auth(self, value: str) -> str | None:
@@ -219,6 +220,19 @@ def _identified_by_email(kind: str, calls: list[dict[str, Any]]) -> list[str]:
         if not (call.get("userId") or call.get("anonymousId")) and identified_by_email(call):
             where = f"batch[{index}]" if kind == "batch" else "identify"
             notes.append(f"{where}: person identified by email {call['traits']['email']!r} (no userId or anonymousId)")
+    return notes
+
+
+def _semantic_warnings(kind: str, calls: list[dict[str, Any]]) -> list[str]:
+    """A note for each warning on an accepted semantic event (models.semantic_warnings): rules
+    only the API document states, which serve logs but does not enforce."""
+    from cdpcli.models import SEMANTIC_EVENTS, semantic_warnings
+
+    notes = []
+    for index, call in enumerate(calls):
+        if call.get("event") in SEMANTIC_EVENTS:
+            where = f"batch[{index}]" if kind == "batch" else kind
+            notes += [f"{where}: warning: {text}" for text in semantic_warnings({"type": kind, **call})]
     return notes
 
 

@@ -1,0 +1,381 @@
+"""Customer.io's own operations as calls (issue 12): deleting or suppressing a person,
+registering or removing a push device, deleting an object or a relationship, reporting message
+metrics. Each is a track call with a reserved event name (a "semantic event"); the builders
+here take plain values and return the call, shaped as the official SDKs send it
+(tests/data/golden/). `send` and `prepare_call` (cdpcli.calls) validate and send one; `bulk`
+sends one per line of a file through the import engine. Never prints.
+
+    from cdpcli import operations
+    call = operations.device_add("42", "fcm-token", platform="android", token_type="fid")
+    cdpcli.send("track", call, target=target)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from cdpcli.importing import Importer, ImportEvents, ImportResult
+    from cdpcli.target import Target
+
+PERSON_EVENTS = {"delete": "User Deleted", "suppress": "User Suppressed", "unsuppress": "User Unsuppressed"}
+PLATFORMS = ("ios", "android", "web")
+# The Android SDK's DeviceTokenType (FID, TOKEN), sent as this device attribute
+# (customerio-android DeviceTokenTypeTests.kt: TOKEN_TYPE = "_cio_token_type")
+TOKEN_TYPES = ("fid", "token")
+TOKEN_TYPE_PROPERTY = "_cio_token_type"
+CONTENT_ACTIONS = ("viewed", "clicked")
+# what the browser SDK's in-app plugin sends as contentType (in-app-plugin/events.ts)
+CONTENT_TYPE = "in_app_content"
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+
+
+def _need(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _one_of(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise UsageError(f"{what} {value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _whole_number(value: Any, what: str) -> int | None:
+    """An id the API takes as an integer: an int, or a string of digits."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+        return int(value)
+    raise UsageError(f"{what} {value!r}: expected a whole number, e.g. 1")
+
+
+def _who(user_id: str | None, anonymous_id: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("userId", user_id), ("anonymousId", anonymous_id)) if v is not None}
+
+
+def person(action: str, user_id: str) -> dict[str, Any]:
+    """`User Deleted`, `User Suppressed` or `User Unsuppressed` (action delete, suppress,
+    unsuppress) for one person. Deleting and suppressing cannot be undone."""
+    _one_of(action, tuple(PERSON_EVENTS), "action")
+    return {"type": "track", "event": PERSON_EVENTS[action], "userId": _need(user_id, "user id")}
+
+
+def device_add(
+    user_id: str,
+    token: str,
+    *,
+    platform: str | None = None,
+    token_type: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`Device Created or Updated`: the token and platform in context.device, the device's
+    attributes in properties (as the SDKs send them; a token on identify is ignored)."""
+    _one_of(platform, PLATFORMS, "platform")
+    _one_of(token_type, TOKEN_TYPES, "token type")
+    properties = dict(attributes or {})
+    if token_type is not None:
+        properties[TOKEN_TYPE_PROPERTY] = token_type
+    device = {"token": _need(token, "token")}
+    if platform is not None:
+        device["type"] = platform
+    return {
+        "type": "track",
+        "event": "Device Created or Updated",
+        "userId": _need(user_id, "user id"),
+        "properties": properties,
+        "context": {"device": device},
+    }
+
+
+def device_remove(user_id: str, token: str, *, platform: str | None = None) -> dict[str, Any]:
+    """`Device Deleted`: empty properties, the token and platform in context.device."""
+    _one_of(platform, PLATFORMS, "platform")
+    device = {"token": _need(token, "token")}
+    if platform is not None:
+        device["type"] = platform
+    return {
+        "type": "track",
+        "event": "Device Deleted",
+        "userId": _need(user_id, "user id"),
+        "properties": {},
+        "context": {"device": device},
+    }
+
+
+def object_delete(
+    object_id: str,
+    *,
+    object_type_id: int | str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+) -> dict[str, Any]:
+    """`Object Deleted`: properties {objectId, objectTypeId (an integer)}. The API document asks
+    for an anonymousId; a userId alone is sent with a warning (calls.call_warnings)."""
+    if user_id is None and anonymous_id is None:
+        raise UsageError("deleting an object needs a user id or an anonymous id", hint="give --user or --anonymous-id")
+    properties: dict[str, Any] = {"objectId": _need(object_id, "object id")}
+    type_id = _whole_number(object_type_id, "object type id")
+    if type_id is not None:
+        properties["objectTypeId"] = type_id
+    return {"type": "track", "event": "Object Deleted", **_who(user_id, anonymous_id), "properties": properties}
+
+
+def relationship_delete(user_id: str, object_id: str, *, object_type_id: int | str | None = None) -> dict[str, Any]:
+    """`Relationship Deleted`: the person's relationship to one object."""
+    properties: dict[str, Any] = {"objectId": _need(object_id, "object id")}
+    type_id = _whole_number(object_type_id, "object type id")
+    if type_id is not None:
+        properties["objectTypeId"] = type_id
+    return {
+        "type": "track",
+        "event": "Relationship Deleted",
+        "userId": _need(user_id, "user id"),
+        "properties": properties,
+    }
+
+
+def report_delivery(
+    delivery_id: str,
+    metric: str,
+    *,
+    recipient: str | None = None,
+    href: str | None = None,
+    action_name: str | None = None,
+    action_value: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+) -> dict[str, Any]:
+    """`Report Delivery Event`: a message's metric (delivered, opened, clicked, converted; others
+    are sent with a warning). `recipient` is the device token of a push (the Android SDK)."""
+    properties: dict[str, Any] = {"deliveryId": _need(delivery_id, "delivery id"), "metric": _need(metric, "metric")}
+    optional = {"recipient": recipient, "href": href, "actionName": action_name, "actionValue": action_value}
+    properties.update((k, v) for k, v in optional.items() if v is not None)
+    return {"type": "track", "event": "Report Delivery Event", **_who(user_id, anonymous_id), "properties": properties}
+
+
+def report_content(
+    content_id: int | str,
+    template_id: int | str,
+    action: str,
+    *,
+    action_name: str | None = None,
+    action_value: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+) -> dict[str, Any]:
+    """`Report Content Event` (action viewed or clicked): integer contentId and templateId, as
+    the pipeline requires (a string id is dropped silently)."""
+    _one_of(action, CONTENT_ACTIONS, "action")
+    properties: dict[str, Any] = {
+        "actionType": f"{action}_content",
+        "contentId": _whole_number(content_id, "content id"),
+        "templateId": _whole_number(template_id, "template id"),
+        "contentType": CONTENT_TYPE,
+    }
+    optional = {"actionName": action_name, "actionValue": action_value}
+    properties.update((k, v) for k, v in optional.items() if v is not None)
+    return {"type": "track", "event": "Report Content Event", **_who(user_id, anonymous_id), "properties": properties}
+
+
+# -- bulk: one call per line, through the import engine ---------------------------------------
+
+
+class BadLine(ValueError):
+    """A line that names no call; the message goes to the rejects file with the line number."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Operation:
+    """One operation applied to each line of a file: `build(**fields)` makes the call from the
+    line's fields over `defaults` (the flags). A bare line (not a JSON object) is the value of
+    `id_field`; a JSON object line gives any of `fields` by name; None in `id_field`: every
+    line must be a JSON object."""
+
+    name: str  # as the user typed it: "person delete"
+    build: Callable[..., dict[str, Any]]
+    fields: tuple[str, ...]
+    id_field: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def fields_of(self, line: bytes) -> dict[str, Any]:
+        """The line's fields (defaults applied), or BadLine."""
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadLine("not valid UTF-8", "not UTF-8") from None
+        text = text.strip()
+        if text.startswith(("{", '"')):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise BadLine(f"invalid JSON: {exc}", "invalid JSON") from None
+        elif self.id_field is None:
+            raise BadLine(
+                f"expected a JSON object with {', '.join(self.fields)}, e.g. {self.example()}", "not an object"
+            )
+        else:
+            value = text
+        if isinstance(value, str):
+            if self.id_field is None:
+                raise BadLine(f"expected a JSON object with {', '.join(self.fields)}", "not an object")
+            _check_id(value)
+            return {**self.defaults, self.id_field: value}
+        if not isinstance(value, dict):
+            raise BadLine("expected an id or a JSON object", "not an object")
+        unknown = sorted(set(value) - set(self.fields))
+        if unknown:
+            raise BadLine(f"unknown field {unknown[0]!r}; {self.name} takes {', '.join(self.fields)}", "unknown field")
+        value = dict(value)
+        for name, given in value.items():
+            if name in _ID_FIELDS and isinstance(given, int) and not isinstance(given, bool):
+                value[name] = given = str(given)  # numeric ids are sent as strings, as the SDKs do
+            if isinstance(given, str) and name in _ID_FIELDS:
+                _check_id(given)
+        return {**self.defaults, **{k: v for k, v in value.items() if v is not None}}
+
+    def call_for(self, line: bytes) -> dict[str, Any]:
+        fields = self.fields_of(line)
+        try:
+            return self.build(**fields)
+        except UsageError as exc:
+            raise BadLine(exc.message, "invalid call") from None
+        except TypeError as exc:  # a required field missing
+            missing = re.search(r"argument: '(\w+)'", str(exc))
+            name = missing.group(1) if missing else "a field"
+            raise BadLine(f"missing {name!r}: give it on each line or as a flag", "missing field") from None
+
+    def example(self) -> str:
+        return json.dumps(dict.fromkeys(self.fields[:2], "…"), ensure_ascii=False)
+
+    def first_ids(self, lines: Iterator[bytes], count: int = 3) -> tuple[int, list[str]]:
+        """How many non-blank lines there are, and the ids (or first field) of the first `count`
+        that name one: what a confirmation shows."""
+        total, shown = 0, []
+        key = self.id_field or self.fields[0]
+        for line in lines:
+            if not line.strip():
+                continue
+            total += 1
+            if len(shown) < count:
+                try:
+                    value = self.fields_of(line).get(key)
+                except BadLine:
+                    continue
+                if value is not None:
+                    shown.append(str(value))
+        return total, shown
+
+
+_ID_FIELDS = ("user", "anonymous_id", "object", "token")
+
+
+def _check_id(value: str) -> None:
+    if not value.strip():
+        raise BadLine("empty id", "empty id")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise BadLine(f"id {value[:40]!r} has a control character", "control character")
+
+
+def operation(name: str, **defaults: Any) -> Operation:
+    """The bulk form of an operation by its command name, flags as `defaults` (None left out)."""
+    defaults = {k: v for k, v in defaults.items() if v is not None}
+    if name.startswith("person "):
+        action = name.split(" ", 1)[1]
+        return Operation(name, lambda user: person(action, user), ("user",), "user", defaults)
+    if name == "object delete":
+
+        def build(object: str, object_type_id: Any = None, user: Any = None, anonymous_id: Any = None) -> dict:
+            return object_delete(object, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id)
+
+        return Operation(name, build, ("object", "object_type_id", "user", "anonymous_id"), "object", defaults)
+    if name == "device add":
+
+        def build_add(
+            user: str, token: str, platform: Any = None, token_type: Any = None, attributes: Any = None
+        ) -> dict:
+            if attributes is not None and not isinstance(attributes, dict):
+                raise UsageError("attributes must be a JSON object")
+            return device_add(user, token, platform=platform, token_type=token_type, attributes=attributes)
+
+        return Operation(name, build_add, ("user", "token", "platform", "token_type", "attributes"), None, defaults)
+    if name == "device remove":
+
+        def build_remove(user: str, token: str, platform: Any = None) -> dict:
+            return device_remove(user, token, platform=platform)
+
+        return Operation(name, build_remove, ("user", "token", "platform"), None, defaults)
+    raise UsageError(f"{name!r} has no bulk form")
+
+
+def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
+    from cdpcli.importing.prepare import InvalidLine, Preparer
+    from cdpcli.wire import dumps
+
+    class OperationPreparer(Preparer):
+        """The import's Preparer, given the call a line of ids stands for; a line that names
+        none is an invalid line (rejected with its number and the reason)."""
+
+        def prepare(self, line_no: int, line: bytes) -> bytes:
+            try:
+                call = op.call_for(line)
+            except BadLine as exc:
+                raise InvalidLine(str(exc), exc.reason) from None
+            return super().prepare(line_no, dumps(call).encode())
+
+    return lambda default_type: OperationPreparer(default_type)
+
+
+def bulk_importer(
+    op: Operation,
+    inputs: list[str],
+    target: Target,
+    *,
+    rejects: str | None = None,
+    checkpoint: str | None = None,
+    concurrency: int = 16,
+    max_invalid: int | None = None,
+    id_namespace: str | None = None,
+    dry_run: bool = False,
+    events: ImportEvents | None = None,
+) -> tuple[Importer, list[str]]:
+    """An Importer (not yet run) that sends `op` for each line of `inputs` (paths, or "-" for
+    stdin) as `cdp import` sends calls: batches, retries, splitting, rejects with line numbers,
+    checkpoint; messageIds derived from (file name, line number, call), so a re-run sends the
+    same ids. Also the warnings about the inputs."""
+    from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
+
+    options = ImportOptions(
+        concurrency=concurrency,
+        rejects=rejects if rejects is not None else DEFAULT_REJECTS,
+        rejects_explicit=rejects is not None,
+        checkpoint=checkpoint,
+        max_invalid=max_invalid,
+        dry_run=dry_run,
+        preparer=_preparer_for(op),
+    )
+    sources, warnings = make_sources(inputs, id_namespace)
+    check_options(options, sources)
+    if not dry_run:
+        target.require_key()
+    return Importer(target, sources, options, events), warnings
+
+
+def bulk(op: Operation, inputs: list[str], target: Target, **options: Any) -> ImportResult:
+    """`bulk_importer(…)`, run: the counts, as import_lines returns them."""
+    importer, _ = bulk_importer(op, inputs, target, **options)
+    return importer.run()
