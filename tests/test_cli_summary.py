@@ -4,14 +4,27 @@ that fits 80 columns; every number of the old one-line summary still there."""
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, fields
 from types import SimpleNamespace
 
 from cdpcli.cli.import_summary import summary_text
 from cdpcli.errors import ExitCode
+from cdpcli.importing.events import ImportResult
 
 
 def result(**changes):
+    """A stand-in for ImportResult whose derived counts (calls, valid, rejected) are set
+    directly; every other field of ImportResult has its default, so new fields need no edit."""
+    defaults = {
+        f.name: f.default
+        if f.default is not MISSING
+        else f.default_factory()
+        if f.default_factory is not MISSING
+        else 0
+        for f in fields(ImportResult)
+    }
     base = {
+        **defaults,
         "dry_run": False,
         "read": 10,
         "calls": 10,

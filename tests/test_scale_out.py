@@ -248,3 +248,35 @@ def ids_of_partition(number: int) -> str:
     import hashlib
 
     return "cdp-" + hashlib.sha1(f"backfill-{number}".encode()).hexdigest()[:10]
+
+
+def doc_block(after: str) -> str:
+    """The first shell block after a heading of docs/scale-out.md (the commands users copy)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "scale-out.md").read_text()
+    rest = text[text.index(after) :]
+    start = rest.index("```sh\n") + len("```sh\n")
+    return rest[start : rest.index("```", start)]
+
+
+def test_the_documented_local_shards_recipe_sends_every_call_once(receiver, tmp_path):
+    """docs/scale-out.md's GNU parallel recipe (its xargs form where parallel is missing), run as
+    written against a receiver."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    write_calls(tmp_path / "events.ndjson", 400)
+    block = doc_block("### GNU parallel") if shutil.which("parallel") else doc_block("Without GNU parallel:")
+    env = {
+        **os.environ,
+        "CDP_ENDPOINT": receiver.url,
+        "CDP_API_KEY": API_KEY,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # this venv's cdp
+    }
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(receiver.calls) == 400 == len(set(ids_of(receiver)))
+    assert sorted(p.name for p in tmp_path.glob("shard-*.ckpt")) == [f"shard-{k}.ckpt" for k in range(4)]
