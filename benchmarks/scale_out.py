@@ -73,7 +73,9 @@ def main() -> None:
         empty.write_text("")
         cpu: dict[int, list[float]] = collections.defaultdict(list)
         wall: dict[int, list[float]] = collections.defaultdict(list)
-        with Receiver(api_key=API_KEY, keep=True, max_calls=args.events) as receiver:
+        resent: dict[int, int] = collections.defaultdict(int)
+        # room for calls resent after a timeout: kept, not evicted (an eviction hid them once)
+        with Receiver(api_key=API_KEY, keep=True, max_calls=args.events * 2) as receiver:
             # a process's start-up and exit, to tell what sharding costs beyond N start-ups
             startup = statistics.median(run_shards(1, empty, receiver.url, env)[1] for _ in range(5))
             for round_no in range(1, args.rounds + 1):
@@ -81,9 +83,12 @@ def main() -> None:
                     receiver.calls.clear()
                     seconds, used = run_shards(count, plain, receiver.url, env, args.at_once)
                     ids = collections.Counter(call["messageId"] for call in receiver.calls)
-                    twice = sum(1 for n in ids.values() if n > 1)
-                    if len(ids) != args.events or twice:
-                        raise SystemExit(f"{count} shards: {len(ids):,} distinct ids of {args.events:,}, {twice} twice")
+                    # a batch resent after a client timeout arrives twice with the same ids (the API
+                    # keeps one of each): counted, not an error; a missing id is
+                    twice = sum(n - 1 for n in ids.values() if n > 1)
+                    if len(ids) != args.events:
+                        raise SystemExit(f"{count} shards: {len(ids):,} distinct ids of {args.events:,}")
+                    resent[count] += twice
                     cpu[count].append(used / args.events * 1e6)
                     wall[count].append(seconds)
                     print(
@@ -98,7 +103,7 @@ def main() -> None:
         print(
             f"{count} shard(s): median {statistics.median(wall[count]):.2f} s wall, {median:.1f} µs CPU/call "
             f"({median / base:.2f}× one process; beyond start-ups {beyond:.2f}×, target ≤ 1.10); "
-            "union = input, 0 duplicate ids"
+            f"union = input; {resent[count]} calls resent (same ids) after timeouts"
         )
 
 
