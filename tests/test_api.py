@@ -237,3 +237,25 @@ def test_every_item_ends_delivered_or_rejected(target, receiver, tmp_path_factor
     assert len(receiver.calls) == result.sent
     lines = {r["line"] for r in rejects_in(rejects)} if result.invalid else set()
     assert len(lines) == result.invalid
+
+
+def test_a_foreign_write_key_is_never_forwarded_by_any_import(target, receiver, tmp_path, cli):
+    """A Segment writeKey left on a call (an archive, a relay) is dropped on every import, not
+    only with --from segment: plain, escaped, in a dict, in a file."""
+    secret = "segment-write-key-0123456789"
+    escaped = secret[::-1]
+    lines = [
+        {"type": "track", "userId": "1", "event": "E", "writeKey": secret},
+        '{"type": "track", "userId": "2", "event": "E", "write\\u004bey": "%s"}' % escaped,
+        '{"type": "identify", "userId": "3", "traits": {"writeKey": "kept: not the envelope"}}',
+    ]
+    result = cdpcli.import_lines(lines, target=target, source="s", rejects=str(tmp_path / "r"))
+    assert result.ok and result.sent == 3
+    source = tmp_path / "in.ndjson"
+    source.write_text(json.dumps({"type": "page", "userId": "4", "name": "P", "writeKey": secret}) + "\n")
+    assert cli("import", str(source), "--endpoint", receiver.url, "--api-key", API_KEY, "-q").exit_code == 0
+    bodies = json.dumps([request.body for request in receiver.requests])
+    assert len(receiver.requests) == 2 and "Item" not in bodies and '"userId": "4"' in bodies
+    assert secret not in bodies and escaped not in bodies
+    assert [("writeKey" in call) for call in receiver.calls] == [False, False, False, False]
+    assert receiver.calls[2]["traits"] == {"writeKey": "kept: not the envelope"}

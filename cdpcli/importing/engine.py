@@ -33,7 +33,7 @@ from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.pacing import check_rate
-from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, needs_plain_path
 from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
 from cdpcli.importing.select import Selector, wanted
 from cdpcli.importing.shard import shard_label
@@ -49,7 +49,6 @@ from cdpcli.importing.sources import (
     line_hash,
     read_sources,
 )
-from cdpcli.jsontext import may_need_care
 from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
@@ -295,12 +294,12 @@ class Importer:
                 return batch
         line_shard = self.line_shard
         if line_shard is None:
-            preparer.careful = may_need_care(chunk.data)
+            preparer.careful = needs_plain_path(chunk.data)
         else:
             lines = line_shard.mask(lines, chunk.first_line)  # counted as --shard below
             # the per-chunk look-ahead (~1.5 µs a line's worth) over this shard's lines only:
             # over the whole chunk, every shard paid it for every line
-            preparer.careful = may_need_care(b"\n".join(lines))
+            preparer.careful = needs_plain_path(b"\n".join(lines))
         blank = skipped = 0
         by_type = self.stats.by_type
         line_no = chunk.first_line - 1

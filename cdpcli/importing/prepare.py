@@ -35,6 +35,20 @@ def has_escaped_key(line: bytes) -> bool:
     return any(match[1] and b"\\u" in match[0] for match in JSON_STRING.finditer(line))
 
 
+# Another system's secret that archives and SDK relays leave on a call: never forwarded, on any
+# import (not only --from segment). Dropped by the plain path; an escaped spelling of the key
+# ("write\u004bey") reaches the plain path already (has_escaped_key).
+FOREIGN_SECRETS = ("writeKey",)
+_FOREIGN_SECRET_BYTES = tuple(f'"{key}"'.encode() for key in FOREIGN_SECRETS)
+
+
+def needs_plain_path(data: bytes) -> bool:
+    """True when `data` (a chunk of lines, or one) may hold what only the plain path handles:
+    NaN, Infinity or an overflowing number (jsontext.may_need_care), or a foreign secret to
+    drop. Looked at once per chunk, then line by line only in a chunk that may."""
+    return may_need_care(data) or any(data.find(key) >= 0 for key in _FOREIGN_SECRET_BYTES)
+
+
 class InvalidLine(Exception):
     """A line that cannot be sent; the message is what the rejects file and stderr say, the
     reason its kind in the summary's `invalid_reasons`."""
@@ -112,7 +126,7 @@ class Preparer:
         if (
             not self.rules_hold(call)
             or (line.find(b"\\u") >= 0 and has_escaped_key(line))
-            or (self.careful and may_need_care(line))
+            or (self.careful and needs_plain_path(line))
         ):
             return self._slow(line_no, line)
         self.last_type = call["type"] if typed else self.default_type
@@ -159,6 +173,8 @@ class Preparer:
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
         data = unwrap_reject(data)
+        for key in FOREIGN_SECRETS:
+            data.pop(key, None)
         if "type" not in data and self.default_type:
             data["type"] = self.default_type
         try:
