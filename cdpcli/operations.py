@@ -222,7 +222,7 @@ class Operation:
         if text.startswith(("{", '"')):
             try:
                 value = json.loads(text)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
                 raise BadLine(f"invalid JSON: {exc}", "invalid JSON") from None
         elif self.id_field is None:
             raise BadLine(
@@ -250,14 +250,25 @@ class Operation:
 
     def call_for(self, line: bytes) -> dict[str, Any]:
         fields = self.fields_of(line)
+        missing = [name for name in self.required() if fields.get(name) is None]
+        if missing:
+            raise BadLine(f"missing {missing[0]!r}: give it on each line or as a flag", "missing field")
         try:
             return self.build(**fields)
         except UsageError as exc:
             raise BadLine(exc.message, "invalid call") from None
-        except TypeError as exc:  # a required field missing
-            missing = re.search(r"argument: '(\w+)'", str(exc))
-            name = missing.group(1) if missing else "a field"
-            raise BadLine(f"missing {name!r}: give it on each line or as a flag", "missing field") from None
+
+    def required(self) -> list[str]:
+        """The build function's fields without a default (checked before the call: a
+        TypeError from inside it is a bug to report, not a missing field)."""
+        import inspect
+
+        return [
+            name
+            for name, parameter in inspect.signature(self.build).parameters.items()
+            if parameter.default is inspect.Parameter.empty
+            and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        ]
 
     def example(self) -> str:
         return json.dumps(dict.fromkeys(self.fields[:2], "…"), ensure_ascii=False)
@@ -368,7 +379,8 @@ def bulk_importer(
         dry_run=dry_run,
         preparer=_preparer_for(op),
     )
-    sources, warnings = make_sources(inputs, id_namespace)
+    # ids or JSON objects one per line, whatever the file is named (a .csv name is not CSV here)
+    sources, warnings = make_sources(inputs, id_namespace, fmt="ndjson")
     check_options(options, sources)
     if not dry_run:
         target.require_key()

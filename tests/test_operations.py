@@ -449,3 +449,30 @@ def test_bodies_match_the_document_where_an_sdk_agrees(cli, args, schema):
     from tests.openapi import problems
 
     assert problems(schema, dry_run(cli, *args)) == []
+
+
+def test_the_confirmation_counts_what_the_send_reads(tmp_path):
+    """The prompt's count and first ids come from the same reading as the send: a gzipped file
+    is decompressed and a directory is its files, not raw bytes (found by review)."""
+    import gzip
+
+    from cdpcli.cli.operations import _ids_in
+
+    op = operations.operation("person delete")
+    (tmp_path / "ids.txt.gz").write_bytes(gzip.compress(b"".join(b"user-%d\n" % n for n in range(37))))
+    assert _ids_in(op, str(tmp_path / "ids.txt.gz")) == (37, ["user-0", "user-1", "user-2"])
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a1\na2\n")
+    (tree / "b.txt").write_text("b1\n\n")
+    assert _ids_in(op, str(tree)) == (3, ["a1", "a2", "b1"])
+
+
+def test_bulk_ids_in_a_csv_named_file_and_deep_json_are_lines_not_crashes(send, receiver, tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("user-1\nuser-2\n" + '{"user": ' + "[" * 5000 + "\n")
+    run = send("person", "suppress", "--from", str(path), "--yes", "--json", "--rejects", "r.ndjson")
+    assert run.exit_code == 1 and "unexpected" not in run.stderr, run.stderr
+    summary = json.loads(run.stdout)
+    assert (summary["sent"], summary["invalid"]) == (2, 1)
+    assert sorted(call["userId"] for call in receiver.calls) == ["user-1", "user-2"]

@@ -181,13 +181,14 @@ def confirm(out: Output, question: str, noun: tuple[str, str], ids: tuple[int, l
 
 
 def _ids_in(op: "Operation", source: str) -> tuple[int, list[str]]:
+    """The count and first ids a confirmation shows, read as the send reads them (the same
+    sources: a directory's files, compressed ones decompressed), not the raw bytes."""
     if source == "-":
         return 0, []
-    try:
-        with open(source, "rb") as handle:
-            return op.first_ids(iter(handle))
-    except OSError as exc:
-        raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    from cdpcli.importing.sources import make_sources, source_lines
+
+    sources, _ = make_sources([source], fmt="ndjson")
+    return op.first_ids(line for s in sources for line in source_lines(s))
 
 
 def _exactly_one(user: str | None, source: str | None, flag: str = "--user") -> None:

@@ -217,6 +217,16 @@ def read_sources(
     out.put(_END)
 
 
+def source_lines(source: Source) -> Iterator[bytes]:
+    """A file source's lines (decompressed as an import reads them), without their newlines."""
+    tail = b""
+    for block in source_blocks(source, lambda count: None):
+        *lines, tail = (tail + block).split(b"\n")
+        yield from lines
+    if tail:
+        yield tail
+
+
 def source_blocks(source: Source, progress: Callable[[int], None]) -> Iterator[bytes]:
     """A file's or stdin's bytes, decompressed when its first bytes say it is compressed
     (decode.py), in blocks of up to CHUNK_BYTES; `progress` counts the bytes read from it."""
