@@ -564,8 +564,11 @@ def check_against(spec: Spec, url: str, *, api_key: str | None = None, timeout: 
     """`spec` checked against the receiver at `url` (`cdp serve`), waiting up to `timeout` s
     (the file's, else DEFAULT_TIMEOUT) for calls yet to come. DeliveryError (exit 6) when the
     receiver cannot be reached; CdpError when it is not a cdp serve."""
+    from cdpcli.redaction import add_secret
     from cdpcli.transport import get_json
 
+    if api_key:
+        add_secret(api_key)  # a server echoing it must not carry it into cdp's messages
     base = receiver_base(url)
     wait = timeout if timeout is not None else spec.timeout if spec.timeout is not None else DEFAULT_TIMEOUT
 
@@ -594,17 +597,17 @@ def check_against(spec: Spec, url: str, *, api_key: str | None = None, timeout: 
 
 
 def _answer_ok(status: int, body: Any, base: str) -> None:
-    from cdpcli.errors import CdpError, ExitCode
+    from cdpcli.errors import AUTH_STATUSES, CdpError, DeliveryError, ExitCode
 
     if status == 200 and isinstance(body, dict):
         return
-    if status in (401, 403):
-        error = CdpError(
+    if status in AUTH_STATUSES:
+        raise DeliveryError(
             f"the receiver at {base} refused the key (HTTP {status})",
-            hint="it was started with --api-key: give cdp expect the same key (--api-key or CDP_API_KEY)",
+            hint="it was started with --api-key: give cdp expect the same key (--api-key)",
+            status=status,
+            exit_code=ExitCode.AUTH,
         )
-        error.exit_code = ExitCode.AUTH
-        raise error
     raise CdpError(
         f"{base} answered HTTP {status} to /_cdp/: is it a cdp serve?",
         hint="point --against at the URL that cdp serve prints when it starts",

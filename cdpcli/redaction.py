@@ -13,10 +13,9 @@ _secrets: list[str] = []
 def add_secret(api_key: str) -> None:
     from cdpcli.wire import secret_forms
 
-    for form in secret_forms(api_key):
-        if form not in _secrets:
-            _secrets.append(form)
-    _secrets.sort(key=len, reverse=True)
+    global _secrets
+    # a new list, rebound: another thread's redact() may be iterating the old one
+    _secrets = sorted({*_secrets, *secret_forms(api_key)}, key=len, reverse=True)
 
 
 def redact(text: str) -> str:

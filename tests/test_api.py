@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import cdpcli
 from cdpcli.importing import ImportEvents
+from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
 
 
@@ -259,3 +260,51 @@ def test_a_foreign_write_key_is_never_forwarded_by_any_import(target, receiver, 
     assert secret not in bodies and escaped not in bodies
     assert [("writeKey" in call) for call in receiver.calls] == [False, False, False, False]
     assert receiver.calls[2]["traits"] == {"writeKey": "kept: not the envelope"}
+
+
+def test_an_import_that_stops_early_releases_its_reader(tmp_path):
+    """An import stopped while its reader waits on a full queue (here a rejected key, answered
+    slowly while the reader ran ahead) must not leave that thread blocked, holding the caller's
+    generator: a long-lived worker would leak one per import."""
+    import itertools
+
+    from tests.test_import import wait_for
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            for n in itertools.count():
+                yield {"type": "track", "userId": str(n), "event": "E"}
+        finally:
+            closed.set()
+
+    with Receiver(api_key=API_KEY, latency_ms=300) as slow:
+        wrong = cdpcli.Target(api_key="wrong-key-31337", endpoint=slow.url)
+        result = cdpcli.import_lines(endless(), target=wrong, source="s", rejects=str(tmp_path / "r"), concurrency=1)
+    assert result.exit_code == 3
+    wait_for(lambda: not any(t.name == "cdp-reader" and t.is_alive() for t in threading.enumerate()), 10)
+    wait_for(closed.is_set, 10)
+
+
+def test_rate_auto_fails_a_batch_the_api_never_stops_refusing(receiver, tmp_path):
+    """An endpoint that only ever answers 429: --rate auto gives the batch up after
+    MAX_THROTTLED answers, into the rejects file, instead of retrying it forever."""
+    from cdpcli.importing.delivery import MAX_THROTTLED
+    from tests.fakes import Scripted
+
+    receiver.script.extend(Scripted(429, headers={"Retry-After": "0"}) for _ in range(MAX_THROTTLED))
+    target = cdpcli.Target(api_key=API_KEY, endpoint=receiver.url, retries=0)
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(3)]
+    result = cdpcli.import_lines(lines, target=target, source="s", rate="auto", rejects=str(tmp_path / "r"))
+    assert (result.sent, result.failed, result.throttled) == (0, 3, MAX_THROTTLED)
+    assert all("HTTP 429" in record["error"] for record in rejects_in(tmp_path / "r"))
+
+
+def test_csv_the_csv_module_cannot_read_is_a_usage_error_naming_the_line(cli, receiver, tmp_path):
+    source = tmp_path / "people.csv"
+    # a quote left open makes one cell of the rest of the file, past the csv module's limit
+    source.write_bytes(b'userId,email\n1,a@example.com\n2,"b' + b"x" * (65 << 20) + b"\n")
+    run = cli("import", str(source), "--type", "identify", "--endpoint", receiver.url, "--api-key", API_KEY)
+    assert run.exit_code == 2, run.stderr
+    assert f"{source}:3: CSV that cannot be read" in run.stderr and "unexpected" not in run.stderr

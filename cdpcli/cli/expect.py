@@ -35,8 +35,8 @@ def expect(
         str | None,
         typer.Option(
             "--api-key",
-            envvar="CDP_API_KEY",
-            help="The key cdp serve was started with, if any (env CDP_API_KEY).",
+            # not $CDP_API_KEY: that is the production key, and --against may be any URL
+            help="The key cdp serve was started with, if any.",
             show_default=False,
             metavar="KEY",
         ),

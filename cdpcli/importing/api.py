@@ -97,6 +97,11 @@ def import_lines(
     check_namespace(id_namespace)
     sources = [Source.of_items(source, lines, id_namespace)]
     chosen_shard = parse_shard(shard, shard_by, "shard=") if shard is not None else None
+    if chosen_shard is not None and chosen_shard.by == "file":
+        raise UsageError(
+            'shard_by="file" deals whole sources, and import_lines has one',
+            hint='use shard_by="line" or "user", or give each shard its own lines (a partition per file)',
+        )
     rate, rate_auto = resolve_rate(rate, rate_budget, chosen_shard)
     options = ImportOptions(
         default_type=default_type,

@@ -100,7 +100,7 @@ def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMappi
         csv.field_size_limit(64 << 20)  # a huge cell is a call too large (rejected), not a crash
         reader = csv.reader(lines())
         header: list[str] | None = None
-        for row in reader:
+        for row in _rows(reader, source):
             raw = "".join(physical)
             spanned = len(physical)
             physical.clear()
@@ -119,6 +119,21 @@ def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMappi
                 yield b""
     finally:
         blocks.close()
+
+
+def _rows(reader: Any, source: Source) -> Iterator[list[str]]:
+    """The reader's rows; what the csv module cannot read (a cell over its size limit, which an
+    unbalanced quote makes of the rest of the file) is a usage error naming the line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UsageError(
+                f"{source.label}:{reader.line_num}: CSV that cannot be read ({exc})",
+                hint="a quote left open runs to the end of the file: check the quotes on that line",
+            ) from None
 
 
 def _encode(text: str) -> bytes:

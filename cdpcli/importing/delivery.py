@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from cdpcli.transport import Outcome
 
 
+# --rate auto: times one batch is answered 429 before it fails (to the rejects file, as any
+# other undelivered batch). At the usual Retry-After of 1 s, half a minute of refusals.
+MAX_THROTTLED = 30
+
+
 class Delivery:
     """Sends the batches an Importer packs; settles their calls (delivered or rejected)."""
 
@@ -89,6 +94,7 @@ class Delivery:
     def _deliver(self, batch: Batch) -> bool:
         """Send one batch; True when every call in it is settled (delivered or rejected)."""
         importer = self.importer
+        throttled = 0
         while True:
             if not self.rate.wait(importer.stop):
                 return False  # stopping: not sent, the batch stays open for the next run
@@ -103,6 +109,9 @@ class Delivery:
                     self.adaptive.succeeded(sent_at)
                 break
             self.adaptive.throttled_by_api(sent_at)  # slower for all senders
+            throttled += 1
+            if throttled >= MAX_THROTTLED:
+                break  # an endpoint that only ever answers 429: the batch fails like any other
             # this batch again after the Retry-After the API asked for (capped as transport's)
             from cdpcli.transport import RETRY_AFTER_CAP
 

@@ -243,6 +243,7 @@ class Importer:
             self.stop.set()
             raise
         finally:
+            release_reader(chunks, self.stop_reading)
             self._finish(senders, batches, saver)
             self.events.finished()
         return self._result()
@@ -348,8 +349,9 @@ class Importer:
                 foreign = line_shard.foreign(max(chunk.first_line, skip + 1), line_no)
                 blank -= foreign
                 skipped += foreign
-                reasons = self.stats.skipped_reasons
-                reasons["--shard"] = reasons.get("--shard", 0) + foreign
+                if foreign:
+                    reasons = self.stats.skipped_reasons
+                    reasons["--shard"] = reasons.get("--shard", 0) + foreign
             batch.size = filled
             self.stats.read += line_no - chunk.first_line + 1
             self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped
@@ -512,6 +514,19 @@ class Importer:
 
 def csv_mapping(options: ImportOptions) -> CsvMapping:
     return CsvMapping(options.default_type, options.csv_columns, options.infer_types)
+
+
+def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
+    """An import that stops early (--limit, --max-invalid, a rejected key) leaves the reader
+    thread blocked on a full queue, holding its file or generator: in a long-lived process
+    (an Airflow or Dask worker) one leaked per import. Told to stop, and its queue emptied, it
+    ends at its next put; a queue that stays empty for a moment means it is not blocked there."""
+    stop_reading.set()
+    while True:
+        try:
+            chunks.get(timeout=0.05)
+        except queue.Empty:
+            return
 
 
 def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpoint, Rejects]:

@@ -285,16 +285,22 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
 def _read_items(
     index: int, items: Iterable[Any], out: queue.Queue, stop: threading.Event, progress: Callable[[int], None]
 ) -> None:
-    """An iterable source: each item is one line, in chunks as a file's lines are."""
+    """An iterable source: each item is one line, in chunks as a file's lines are. An import
+    that stops early closes a generator it will not finish (its `finally` runs now, not at
+    some later garbage collection)."""
     line_no = 1
     lines: list[bytes] = []
     size = 0
-    for item in items:
+    iterator = iter(items)
+    for item in iterator:
         line = item_line(item)
         lines.append(line)
         size += len(line) + 1
         if len(lines) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
             if stop.is_set():
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
                 return
             progress(size)
             out.put(Chunk(index, line_no, b"\n".join(lines), len(lines)))
