@@ -241,7 +241,7 @@ class Analysis:
                 "estimated": estimated,
             },
             "timestamps": {
-                "now": self.now.isoformat(),
+                "now": self.now.isoformat(timespec="seconds"),
                 "recent": self.recent,
                 "future": self.future,
                 "missing": self.missing,

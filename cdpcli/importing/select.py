@@ -214,7 +214,7 @@ class Selector:
             raise SkipLine("--recent")
         if self.recent_mode == "fail":
             raise InvalidLine(
-                f"timestamp {moment.isoformat()} is within the last 72 hours: it may trigger campaigns (--recent fail)",
+                f"timestamp {moment.isoformat(timespec='seconds')} is within the last 72 hours: it may trigger campaigns (--recent fail)",
                 "recent",
             )
 
