@@ -24,9 +24,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from cdpcli.importing import select
 from cdpcli.importing.events import ImportEvents
 from cdpcli.importing.prepare import Preparer
-from cdpcli.importing.select import RECENT_WINDOW, moment_of, stamp_value, utc_now
+from cdpcli.importing.select import RECENT_WINDOW, moment_of, stamp_value
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import ImportOptions
@@ -306,7 +307,7 @@ def preflight(sources: list[Source], options: ImportOptions, now: datetime | Non
     plain values; `error` says why reading stopped early, else None). `now`: the clock."""
     from cdpcli.importing.engine import Importer
 
-    moment = now or options.now or utc_now()
+    moment = now or options.now or select.utc_now()
     analysis = Analysis(moment)
     options = replace(
         options,
