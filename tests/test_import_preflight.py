@@ -179,7 +179,7 @@ def test_recent_fail_rejects_each_and_exits_1(send, receiver, tmp_path, fixed_cl
     records = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
     assert [r["line"] for r in records] == [2, 4]
     assert "within the last 72 hours" in records[0]["error"]
-    assert "r.ndjson:2: timestamp 2026-06-15T11:00:00+00:00 is within the last 72 hours" in run.stderr
+    assert "r.ndjson:2: timestamp 2026-06-15T11:00:00.000Z is within the last 72 hours" in run.stderr
 
 
 def test_recent_fail_on_every_line_is_not_taken_for_a_format_problem(send, receiver, tmp_path, fixed_clock):

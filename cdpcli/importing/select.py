@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.prepare import InvalidLine, LimitReached, SkipLine
+from cdpcli.wire import format_timestamp
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import ImportOptions
@@ -43,8 +44,6 @@ RECENT_WINDOW = timedelta(hours=72)
 RECENT_MODES = ("warn", "skip", "fail")
 # a call's top-level-looking "timestamp" value: a JSON string, or a number
 STAMP = re.compile(rb'"timestamp"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
-# a timestamp that is epoch digits (a number, or a string of digits)
-EPOCH_STAMP = re.compile(rb'"timestamp"\s*:\s*"?-?[0-9]{5}')
 
 
 def utc_now() -> datetime:
@@ -110,8 +109,8 @@ def call_time(value: Any) -> datetime | None:
 
 def wanted(options: ImportOptions) -> bool:
     """Whether this import chooses anything (else the Selector is not used at all). --recent
-    always is (its default, warn, counts); chunks with no recent date in them take the
-    preparer's fast path untouched (Selector.prepare_for)."""
+    always is (its default, warn, counts): the preparer checks each timestamp (one comparison),
+    and without other filters its fast path is used as it is (Selector.prepare_for)."""
     return bool(
         options.recent
         or options.archive
@@ -152,19 +151,16 @@ class Selector:
         self.recent = 0
         self.now = options.now or utc_now()
         self.window_start = self.now - RECENT_WINDOW
-        self.check_recent = False
-        # a chunk can hold a recent call only if it names one of these local dates (a zone
-        # offset moves the date at most a day either way) or an epoch-digits timestamp
-        first, last = (self.window_start - timedelta(days=1)).date(), (self.now + timedelta(days=1)).date()
-        self.recent_dates = tuple(f'"{first + timedelta(days=n)}'.encode() for n in range((last - first).days + 1))
+        if self.recent_mode:
+            # the preparer compares each call's canonical timestamp with the window's start
+            preparer.recent_from = format_timestamp(self.window_start)
+            preparer.on_recent = self._recent
+        self.recent_to = format_timestamp(self.now)
 
     def prepare_for(self, data: bytes) -> Callable[[int, bytes], bytes]:
-        """What prepares the lines of this chunk: the preparer itself when no filter applies to
-        them and none of them can be recent (the fast path untouched), else self.prepare."""
-        self.check_recent = bool(self.recent_mode) and (
-            any(data.find(date) >= 0 for date in self.recent_dates) or EPOCH_STAMP.search(data) is not None
-        )
-        return self.prepare if self.per_line or self.check_recent else self.inner
+        """What prepares the lines of a chunk: the preparer itself (the fast path untouched)
+        unless a filter applies to each line."""
+        return self.prepare if self.per_line else self.inner
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
@@ -194,28 +190,23 @@ class Selector:
                 if self.filtering:
                     self._filter(line_no, line, call)
         ready = self.inner(line_no, line)
-        if self.check_recent:
-            self._recent(line)
         if self.limit is not None:
             self.taken += 1
             if self.taken >= self.limit:
                 self.on_limit()
         return ready
 
-    def _recent(self, line: bytes) -> None:
-        """A valid call timestamped inside the window: counted, then skipped or rejected by mode."""
-        if line.find(b'"timestamp"') < 0:
-            return  # sent with the time of import: not a backfilled moment
-        moment = moment_of(stamp_value(line))
-        if moment is None or not self.window_start <= moment <= self.now:
+    def _recent(self, stamp: str) -> None:
+        """A valid call timestamped at or after the window's start (canonical, from the
+        preparer): counted when not in the future, then skipped or rejected by mode."""
+        if stamp > self.recent_to:
             return
         self.recent += 1
         if self.recent_mode == "skip":
             raise SkipLine("--recent")
         if self.recent_mode == "fail":
             raise InvalidLine(
-                f"timestamp {moment.isoformat(timespec='seconds')} is within the last 72 hours: it may trigger campaigns (--recent fail)",
-                "recent",
+                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (--recent fail)", "recent"
             )
 
     def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
