@@ -6,6 +6,10 @@ The file is import_throughput's realistic calls, with every line a different use
 becomes an estimate and memory stops growing). Issue #14: preflight memory under 200 MB for any
 input size.
 
+Measured (1,000,000 lines, 225 MB, 1,000,000 userIds; 2 rounds, a shared machine): dry run
+10.4 s (52 MB peak), preflight 36.4 s (142 MB peak), 3.65x. 1,500,000 userIds: 146 MB peak,
+the count estimated at 1,497,800 (-0.15 %).
+
 Usage: python benchmarks/preflight.py [--events 1000000] [--users N] [--rounds 3]
 """
 
