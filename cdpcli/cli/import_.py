@@ -225,6 +225,24 @@ def import_(
             show_default=False,
         ),
     ] = None,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight",
+            help="Read everything (same inputs and filters), send and write nothing, no key needed; report calls by type and event, profiles it may create, recent or odd timestamps, attribute-name drift, deletes followed by calls, invalid lines.",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
+    recent: Annotated[
+        str,
+        typer.Option(
+            "--recent",
+            help="Calls timestamped in the last 72 hours may trigger campaigns: warn (count them), skip them, or fail (reject each into the rejects file, reason recent; exit 1).",
+            metavar="warn|skip|fail",
+            autocompletion=lambda: ["warn", "skip", "fail"],
+        ),
+    ] = "warn",
 ) -> None:
     """Stream NDJSON calls (one per line) into /batch requests: fast, resumable, nothing lost.
 
@@ -233,6 +251,8 @@ def import_(
     Example: cdp import segment-logs/ --from segment --since 2024-01-01
 
     Example: cdp import people.csv --type identify --column id=userId
+
+    Example: cdp import segment-logs/ --from segment --preflight
     """
     from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
     from cdpcli.importing.csvrows import parse_columns
@@ -267,10 +287,20 @@ def import_(
             until=parse_time(until, "--until") if until is not None else None,
             sample=sample,
             limit=limit,
+            recent=recent,
         )
         sources, warnings = make_sources(files or [], id_namespace, format_)
         sources = shard_sources(sources, chosen_shard)
         check_options(options, sources)
+        if preflight:
+            from cdpcli.cli.import_preflight import render
+            from cdpcli.importing.preflight import preflight as run_preflight
+
+            for text in warnings:
+                out.warn(text)
+            found = run_preflight(sources, options)
+            render(found, out)
+            raise typer.Exit(found["exit_code"])
         target = opts.target()
         for text in warnings:
             out.warn(text)

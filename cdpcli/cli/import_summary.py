@@ -22,6 +22,11 @@ def report(result: ImportResult, out: Output, events: TerminalEvents) -> None:
             f"{events.unechoed:,} more rejected lines not shown; all {result.rejected:,} are in {result.rejects_path}"
         )
     out.info(summary_text(result))
+    if result.recent and result.recent_mode == "warn":
+        out.warn(
+            f"{result.recent:,} of the calls were timestamped within the last 72 hours: they may trigger campaigns"
+            " (--recent skip leaves them out)"
+        )
     if out.json_mode:
         outcome: dict[str, Any] = {"ok": result.ok}
         if fatal:

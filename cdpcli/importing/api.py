@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
@@ -11,7 +12,7 @@ from cdpcli.importing.engine import Importer, ImportOptions, check_limits
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.pacing import DEFAULT_RATE, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
-from cdpcli.importing.select import ARCHIVES
+from cdpcli.importing.select import ARCHIVES, RECENT_MODES, parse_time
 from cdpcli.importing.shard import parse_shard
 from cdpcli.importing.sources import Source, check_namespace
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS
@@ -46,6 +47,8 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
             f"--sample must be a fraction above 0 and at most 1, not {options.sample:g}",
             hint="e.g. --sample 0.01 for 1 %",
         )
+    if options.recent is not None and options.recent not in RECENT_MODES:
+        raise UsageError(f"--recent {options.recent!r}: expected one of {', '.join(RECENT_MODES)}")
     if options.since and options.until and options.since >= options.until:
         raise UsageError("--since must be before --until")
     for path in (options.rejects, options.checkpoint):
@@ -75,6 +78,16 @@ def import_lines(
     id_namespace: str | None = None,
     dry_run: bool = False,
     events: ImportEvents | None = None,
+    archive: str | None = None,
+    types: Iterable[str] | None = None,
+    only_events: Iterable[str] | None = None,
+    exclude_events: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    sample: float | None = None,
+    limit: int | None = None,
+    recent: str = "warn",
+    now: datetime | None = None,
 ) -> ImportResult:
     """Import calls as `cdp import` does: the same validation, derived messageIds (from
     `source` and each line's position: the same lines under the same name get the same ids on
@@ -89,6 +102,14 @@ def import_lines(
     `rate`: requests per second, or "auto" (adapt to 429s); `rate_budget` shares one rate
     among the shards; `shard="K/N"` sends only that share (`shard_by` line or user), so that
     N calls with K = 0…N-1 send every line exactly once between them.
+
+    Choosing what to send, as `cdp import`'s options do (lines left out count as skipped, by
+    reason): `archive` ("segment" or "rudderstack": drop its envelope keys), `types`,
+    `only_events` (track events to keep; `events` is the front end's hooks), `exclude_events`,
+    `since`/`until` (datetime, or ISO-8601 text; UTC when it names no zone), `sample` (a
+    fraction, the same calls every run), `limit`. `recent`: what to do with calls timestamped in
+    the 72 hours before `now` (default: when the import starts), which can trigger campaigns:
+    "warn" (counted in `.recent`), "skip" (skipped) or "fail" (rejected, reason "recent").
     """
     if not dry_run:
         target.require_key()
@@ -116,6 +137,22 @@ def import_lines(
         checkpoint=checkpoint,
         max_invalid=max_invalid,
         dry_run=dry_run,
+        archive=archive,
+        types=list(types) if types is not None else None,
+        events=list(only_events) if only_events is not None else None,
+        exclude_events=list(exclude_events) if exclude_events is not None else None,
+        since=_moment(since, "since="),
+        until=_moment(until, "until="),
+        sample=sample,
+        limit=limit,
+        recent=recent,
+        now=now,
     )
     check_options(options, sources)
     return Importer(target, sources, options, events).run()
+
+
+def _moment(value: datetime | str | None, name: str) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return parse_time(value, name)

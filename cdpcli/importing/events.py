@@ -69,6 +69,8 @@ class ImportResult:
     shard: str | None = None  # "K/N" (and its mode) when this import sent one shard's share
     throttled: int = 0  # 429s answered by slowing down (--rate auto)
     rate_reached: float | None = None  # --rate auto: requests per second at the end
+    recent: int = 0  # valid calls timestamped in the last 72 hours (skipped or rejected by --recent)
+    recent_mode: str | None = None  # what --recent did with them: warn, skip or fail
 
     @property
     def ok(self) -> bool:
@@ -111,6 +113,8 @@ class ImportResult:
             counts["valid"] = self.valid
         if self.shard:
             counts["shard"] = self.shard
+        if self.recent:
+            counts.update(recent=self.recent, recent_mode=self.recent_mode)
         if self.rate_reached is not None:
             counts.update(throttled=self.throttled, rate_reached=round(self.rate_reached, 1))
         return counts

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cdpcli import jsontext
@@ -93,6 +94,11 @@ class Preparer:
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
         self.markers = False  # the source is CSV: its converter's marker lines are read (csvrows.py)
+        # --recent (select.py): a call timestamped at or after `recent_from` goes to on_recent
+        # (which may raise SkipLine or InvalidLine). Canonical timestamps (…T…:…:….mmmZ) compare
+        # as the times they are; "~" sorts after every one of them: off
+        self.recent_from = "~"
+        self.on_recent: Callable[[str], None] = _nothing
         self.tick()
 
     def for_source(self, source: Source) -> None:
@@ -129,6 +135,9 @@ class Preparer:
             or (self.careful and needs_plain_path(line))
         ):
             return self._slow(line_no, line)
+        stamp = call.get("timestamp")
+        if stamp is not None and stamp >= self.recent_from:
+            self.on_recent(stamp)
         self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
         if "messageId" not in call:
@@ -183,8 +192,11 @@ class Preparer:
             raise InvalidLine("; ".join(self.models.describe_errors(exc))) from None
         if not call.get("messageId"):
             call["messageId"] = self.message_id(line_no, line).decode()
-        if not call.get("timestamp"):
+        stamp = call.get("timestamp")
+        if not stamp:
             call["timestamp"] = self.now
+        elif stamp >= self.recent_from:
+            self.on_recent(stamp)
         context = call.get("context")
         if not (isinstance(context, dict) and "library" in context):  # a replay keeps its SDK's
             call["context"] = with_library(context)
@@ -201,6 +213,10 @@ class Preparer:
         if kind == "skip":
             raise SkipLine(reason)
         raise InvalidLine(error or reason, reason, text)
+
+
+def _nothing(stamp: str) -> None:
+    pass
 
 
 def _json_kind(value: Any) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.prepare import InvalidLine, LimitReached, SkipLine
+from cdpcli.wire import format_timestamp
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import ImportOptions
@@ -33,6 +35,48 @@ ENVELOPE_KEYS = {
     "rudderstack": ("writeKey", "receivedAt", "rudderId", "request_ip", "channel", "_metadata", "version"),
 }
 ARCHIVES = tuple(ENVELOPE_KEYS)
+
+# Customer.io: "Backfilled events that occurred in the past 72 hours can trigger campaigns or
+# messages" (docs.customer.io/journeys/importing-old-data). --recent decides what an import does
+# with calls timestamped in [now - 72 h, now]; future timestamps are not in it (--preflight
+# counts them).
+RECENT_WINDOW = timedelta(hours=72)
+RECENT_MODES = ("warn", "skip", "fail")
+# a call's top-level-looking "timestamp" value: a JSON string, or a number
+STAMP = re.compile(rb'"timestamp"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+
+
+def utc_now() -> datetime:
+    """The clock of --recent and --preflight when ImportOptions.now is not set."""
+    return datetime.now(timezone.utc)
+
+
+def stamp_value(line: bytes) -> Any:
+    """A line's top-level timestamp value (str or number), None when it has none; parses the
+    line only when "timestamp" appears more than once (a nested key)."""
+    found = STAMP.findall(line)
+    if not found:
+        return None
+    if len(found) == 1:
+        try:
+            return json.loads(found[0])
+        except ValueError:
+            return None
+    call = _object(line)
+    return call.get("timestamp") if call is not None else None
+
+
+def moment_of(value: Any) -> datetime | None:
+    """A timestamp value as cdp sends it (ISO-8601, or Unix seconds), as an aware datetime."""
+    from cdpcli.wire import parse_timestamp
+
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    try:
+        text = parse_timestamp(value)
+    except ValueError:
+        return None
+    return call_time(text[:-1] + "+00:00" if text.endswith("Z") else text)
 
 
 def parse_time(text: str, flag: str) -> datetime:
@@ -53,17 +97,23 @@ def call_time(value: Any) -> datetime | None:
     """A call's timestamp as a datetime (UTC when it names no zone); None if it is not one."""
     if not isinstance(value, str):
         return None
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read Z
+        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def wanted(options: ImportOptions) -> bool:
-    """Whether this import chooses anything (else the Selector is not used at all)."""
+    """Whether this import chooses anything (else the Selector is not used at all). --recent
+    always is (its default, warn, counts): the preparer checks each timestamp (one comparison),
+    and without other filters its fast path is used as it is (Selector.prepare_for)."""
     return bool(
-        options.archive
+        options.recent
+        or options.archive
         or options.types
         or options.events
         or options.exclude_events
@@ -95,6 +145,22 @@ class Selector:
         self.filtering = bool(self.types or self.events or self.exclude or self.since or self.until)
         self.filtering = self.filtering or self.sample is not None
         self.shard = options.shard if options.shard is not None and options.shard.by == "user" else None
+        self.per_line = bool(self.limit is not None or self.envelope or self.filtering or self.shard)
+        # --recent: calls timestamped in [now - 72 h, now]; `recent` counts them (every mode)
+        self.recent_mode = options.recent
+        self.recent = 0
+        self.now = options.now or utc_now()
+        self.window_start = self.now - RECENT_WINDOW
+        if self.recent_mode:
+            # the preparer compares each call's canonical timestamp with the window's start
+            preparer.recent_from = format_timestamp(self.window_start)
+            preparer.on_recent = self._recent
+        self.recent_to = format_timestamp(self.now)
+
+    def prepare_for(self, data: bytes) -> Callable[[int, bytes], bytes]:
+        """What prepares the lines of a chunk: the preparer itself (the fast path untouched)
+        unless a filter applies to each line."""
+        return self.prepare if self.per_line else self.inner
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
@@ -129,6 +195,19 @@ class Selector:
             if self.taken >= self.limit:
                 self.on_limit()
         return ready
+
+    def _recent(self, stamp: str) -> None:
+        """A valid call timestamped at or after the window's start (canonical, from the
+        preparer): counted when not in the future, then skipped or rejected by mode."""
+        if stamp > self.recent_to:
+            return
+        self.recent += 1
+        if self.recent_mode == "skip":
+            raise SkipLine("--recent")
+        if self.recent_mode == "fail":
+            raise InvalidLine(
+                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (--recent fail)", "recent"
+            )
 
     def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
         kind = call.get("type", self.default_type)

@@ -1,0 +1,90 @@
+"""`cdp import --preflight`: the core's report (cdpcli.importing.preflight) as a few lines on
+stderr, or one JSON object on stdout under --json."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cdpcli.cli.output import Output
+
+TOP = 10  # events, names and reasons shown by name in the text
+
+
+def render(report: dict[str, Any], out: Output) -> None:
+    if report["error"]:
+        out.error(f"stopped reading early: {report['error']}", "the report covers the lines before it")
+    if out.json_mode:
+        out.json({"preflight": True, **report})
+        return
+    for line in preflight_text(report):
+        out.problem(line)  # the report is what was asked for: shown even with --quiet
+
+
+def preflight_text(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Preflight (nothing sent): {_n(report['read'], 'line')} read, {_n(report['calls'], 'call')} to send, "
+        f"{report['invalid']:,} invalid, {report['skipped']:,} skipped."
+    ]
+    if report["by_type"]:
+        lines.append("Calls by type: " + _listed(report["by_type"]) + ".")
+    if report["by_event"]:
+        lines.append("Track events: " + _listed(report["by_event"]) + ".")
+    users = report["users"]
+    about = "about " if users["estimated"] else ""
+    lines.append(
+        f"Profiles: {about}{_n(users['distinct'], 'distinct userId')} (each may become a billed profile); "
+        f"{about}{users['without_email']:,} never get an email trait."
+        + (" (Estimated past 1,000,000 userIds.)" if users["estimated"] else "")
+    )
+    stamps = report["timestamps"]
+    risks = []
+    if stamps["recent"]:
+        risks.append(f"{_n(stamps['recent'], 'call')} within the last 72 hours (may trigger campaigns; see --recent)")
+    if stamps["future"]:
+        risks.append(f"{_n(stamps['future'], 'call')} in the future")
+    if stamps["missing"]:
+        risks.append(f"{_n(stamps['missing'], 'call')} without one (sent with the time of import)")
+    lines.append(
+        f"Timestamps (now {stamps['now']}): " + ("; ".join(risks) if risks else "none recent or in the future") + "."
+    )
+    if stamps["anonymous_older_than_30_days"]:
+        lines.append(
+            f"Anonymous: {_n(stamps['anonymous_older_than_30_days'], 'call')} without a userId older than 30 days "
+            "(Customer.io merges anonymous history only within 30 days)."
+        )
+    if stamps["epoch"]:
+        verdict = ""
+        if stamps["epoch_mixed"]:
+            verdict = ": mixed magnitudes, check the units"
+        elif stamps["epoch_suspect"]:
+            verdict = ": not seconds, check the units"
+        lines.append("Unix-time timestamps: " + _listed(stamps["epoch"]) + verdict + ".")
+    for scope, groups in report["name_drift"].items():
+        if groups:
+            shown = [" / ".join(group) for group in list(groups.values())[:TOP]]
+            more = f" (+{len(groups) - TOP:,} more)" if len(groups) > TOP else ""
+            lines.append(
+                f"Name drift in {scope} (distinct attributes in Customer.io): " + "; ".join(shown) + more + "."
+            )
+    gone = report["deleted_then_sent"]
+    if gone["users"]:
+        lines.append(
+            f"Deleted or suppressed, then sent again later: {_n(gone['users'], 'userId')} "
+            f"(e.g. {', '.join(gone['examples'])}): the later calls re-create them."
+        )
+    if report["invalid_reasons"]:
+        lines.append("Invalid lines: " + _listed(report["invalid_reasons"]) + ".")
+    if report["skipped_reasons"]:
+        lines.append("Skipped lines: " + _listed(report["skipped_reasons"]) + ".")
+    return lines
+
+
+def _listed(counts: dict[str, int]) -> str:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    text = ", ".join(f"{name} {count:,}" for name, count in ordered[:TOP])
+    return text + (f" (+{len(ordered) - TOP:,} more)" if len(ordered) > TOP else "")
+
+
+def _n(number: int, singular: str) -> str:
+    return f"{number:,} {singular if number == 1 else singular + 's'}"

@@ -1,0 +1,335 @@
+"""--preflight: an import's inputs read with the same reading, filters and validation, nothing
+sent or written, and what the calls would do to a Customer.io workspace counted
+(../shared/reference/customerio-jobs.md §1.1, §2):
+
+- calls by type and event; invalid lines by reason;
+- distinct userIds (the billed profiles the import may create) and how many never get an email;
+- calls timestamped in the last 72 hours (campaign triggers), in the future, or with none;
+  anonymous-only calls older than 30 days (anonymous history is kept 30 days);
+- epoch timestamps of mixed or wrong magnitude (seconds, milliseconds, microseconds);
+- trait and property names that differ only in case, `_`, `-` or spaces (first_name, firstName);
+- userIds deleted or suppressed, then sent again later in the input (which re-creates them).
+
+Memory is bounded for any input: userIds are counted exactly (by a 64-bit hash) up to
+EXACT_LIMIT, then estimated with a HyperLogLog sketch (and marked so); names and events are
+kept up to their own limits. The engine does the reading (a dry run whose batches go nowhere);
+this module watches each line the preparer judges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cdpcli.importing import select
+from cdpcli.importing.events import ImportEvents
+from cdpcli.importing.prepare import Preparer
+from cdpcli.importing.select import RECENT_WINDOW, moment_of, stamp_value
+
+if TYPE_CHECKING:
+    from cdpcli.importing.engine import ImportOptions
+    from cdpcli.importing.sources import Source
+
+EXACT_LIMIT = 1_000_000  # distinct userIds counted exactly; past it, estimated
+NAME_LIMIT = 100_000  # distinct trait/property names kept for the drift check
+EVENT_LIMIT = 10_000  # distinct event names counted; later new names go to "(other)"
+EXAMPLES = 5
+ANONYMOUS_KEPT = timedelta(days=30)
+DELETING = frozenset({"User Deleted", "User Suppressed"})
+PERSON_EVENTS = DELETING | {"User Unsuppressed"}  # about a person, not creating one
+HAS_EMAIL, DELETED, COUNTED = 1, 2, 4
+_MASK = (1 << 64) - 1
+# Unix time magnitudes (digits before any decimal point) of dates 2001-2286
+EPOCH_UNITS = {10: "seconds", 13: "milliseconds", 16: "microseconds", 19: "nanoseconds"}
+
+
+class HyperLogLog:
+    """A distinct-count sketch: 2**14 one-byte registers (16 KB), ~0.8 % standard error."""
+
+    P = 14
+
+    def __init__(self) -> None:
+        self.m = 1 << self.P
+        self.registers = bytearray(self.m)
+
+    def add(self, hashed: int) -> None:
+        """`hashed`: a well-mixed 64-bit hash (Python's str hash is SipHash)."""
+        index = hashed >> (64 - self.P)
+        rest = (hashed << self.P) & _MASK
+        rank = 64 - self.P + 1 if rest == 0 else 65 - rest.bit_length()
+        if rank > self.registers[index]:
+            self.registers[index] = rank
+
+    def count(self) -> int:
+        m = self.m
+        estimate = 0.7213 / (1 + 1.079 / m) * m * m / sum(2.0**-r for r in self.registers)
+        zeros = self.registers.count(0)
+        if estimate <= 2.5 * m and zeros:
+            import math
+
+            estimate = m * math.log(m / zeros)  # linear counting for small sets
+        return round(estimate)
+
+
+def _hash(text: str) -> int:
+    return hash(text) & _MASK
+
+
+def normalized(name: str) -> str:
+    """first_name, First_name, firstName, first-name and "First Name" are one name."""
+    return name.replace("_", "").replace("-", "").replace(" ", "").lower()
+
+
+def epoch_unit(value: Any) -> str | None:
+    """ "seconds", "milliseconds", … for a timestamp that is Unix time (a number or a string of
+    digits), by its magnitude; "other" for digits of no plausible magnitude; None for text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        digits = len(str(int(abs(value))))
+    elif isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        digits = len(value.strip().split(".")[0])
+    else:
+        return None
+    return EPOCH_UNITS.get(digits, "other")
+
+
+class Analysis:
+    """What --preflight counts, one judged line at a time."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.recent_from = now - RECENT_WINDOW
+        self.anonymous_before = now - ANONYMOUS_KEPT
+        self.by_event: dict[str, int] = {}
+        self.other_events = 0
+        self.users: dict[int, int] = {}  # userId hash -> HAS_EMAIL flag (up to EXACT_LIMIT)
+        self.sketch: HyperLogLog | None = None  # past EXACT_LIMIT: every userId hash
+        self.untracked = 0  # calls of userIds past the limit (not in `users`)
+        self.deleted: dict[int, int] = {}  # userId hash -> DELETED | COUNTED (up to EXACT_LIMIT)
+        self.deleted_full = False
+        self.resent = 0
+        self.resent_examples: list[str] = []
+        self.recent = 0
+        self.future = 0
+        self.missing = 0
+        self.anonymous_old = 0
+        self.epoch: dict[str, int] = {}
+        self.iso = 0
+        self.names: dict[str, dict[str, str]] = {"traits": {}, "properties": {}}  # name -> normalized
+        self.spellings: dict[str, dict[str, dict[str, int]]] = {"traits": {}, "properties": {}}
+        self.names_full = False
+
+    # each judged line ------------------------------------------------------------------------
+
+    def stamp(self, line: bytes) -> None:
+        """Every judged line (valid or not): the form of its timestamp."""
+        if line.find(b'"timestamp"') < 0:
+            return
+        value = stamp_value(line)
+        unit = epoch_unit(value)
+        if unit is not None:
+            self.epoch[unit] = self.epoch.get(unit, 0) + 1
+        elif isinstance(value, str):
+            self.iso += 1
+
+    def call(self, call: dict[str, Any], stamped: bool) -> None:
+        """A valid call, as it would be sent; `stamped`: the input gave it a timestamp."""
+        kind = call.get("type")
+        event = call.get("event") if kind == "track" else None
+        if event is not None:
+            counts = self.by_event
+            if event in counts or len(counts) < EVENT_LIMIT:
+                counts[event] = counts.get(event, 0) + 1
+            else:
+                self.other_events += 1
+        user = call.get("userId")
+        if stamped:
+            moment = moment_of(call.get("timestamp"))
+            if moment is not None:
+                if moment > self.now:
+                    self.future += 1
+                elif moment >= self.recent_from:
+                    self.recent += 1
+                elif not user and moment < self.anonymous_before:
+                    self.anonymous_old += 1
+        else:
+            self.missing += 1
+        if kind in ("identify", "group"):
+            self._names("traits", call.get("traits"))
+        elif kind in ("track", "page", "screen"):
+            self._names("properties", call.get("properties"))
+        if not isinstance(user, str) or not user:
+            return
+        hashed = _hash(user)
+        if event in PERSON_EVENTS:
+            if event in DELETING:
+                if hashed in self.deleted or len(self.deleted) < EXACT_LIMIT:
+                    self.deleted[hashed] = DELETED
+                else:
+                    self.deleted_full = True
+            return
+        if self.deleted:
+            state = self.deleted.get(hashed)
+            if state == DELETED:  # sent again after its delete: re-created
+                self.deleted[hashed] = DELETED | COUNTED
+                self.resent += 1
+                if len(self.resent_examples) < EXAMPLES:
+                    self.resent_examples.append(user)
+        email = _has_email(call)
+        users = self.users
+        flags = users.get(hashed)
+        if flags is None:
+            if self.sketch is None and len(users) < EXACT_LIMIT:
+                users[hashed] = HAS_EMAIL if email else 0
+                return
+            if self.sketch is None:
+                self.sketch = HyperLogLog()
+                for known in users:
+                    self.sketch.add(known)
+            self.sketch.add(hashed)
+            self.untracked += 1
+        elif email and not flags:
+            users[hashed] = HAS_EMAIL
+
+    def _names(self, scope: str, values: Any) -> None:
+        if not isinstance(values, dict):
+            return
+        known = self.names[scope]
+        spellings = self.spellings[scope]
+        for name in values:
+            norm = known.get(name)
+            if norm is None:
+                if len(known) >= NAME_LIMIT:
+                    self.names_full = True
+                    continue
+                norm = known[name] = normalized(name)
+            group = spellings.get(norm)
+            if group is None:
+                spellings[norm] = {name: 1}
+            else:
+                group[name] = group.get(name, 0) + 1
+
+    # the report ------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        users = self.users
+        estimated = self.sketch is not None
+        distinct = max(self.sketch.count(), len(users)) if self.sketch is not None else len(users)
+        without = sum(1 for flags in users.values() if not flags & HAS_EMAIL)
+        if estimated and users:
+            without = round(without * distinct / len(users))  # the first EXACT_LIMIT as a sample
+        by_event = dict(sorted(self.by_event.items(), key=lambda item: (-item[1], item[0])))
+        if self.other_events:
+            by_event["(other)"] = self.other_events
+        epoch_units = {unit for unit in self.epoch if unit != "other"}
+        drift = {
+            scope: {
+                norm: dict(sorted(group.items(), key=lambda item: (-item[1], item[0])))
+                for norm, group in sorted(spellings.items())
+                if len(group) > 1
+            }
+            for scope, spellings in self.spellings.items()
+        }
+        return {
+            "by_event": by_event,
+            "users": {
+                "distinct": distinct,
+                "without_email": without,
+                "estimated": estimated,
+            },
+            "timestamps": {
+                "now": self.now.isoformat(timespec="seconds"),
+                "recent": self.recent,
+                "future": self.future,
+                "missing": self.missing,
+                "anonymous_older_than_30_days": self.anonymous_old,
+                "iso": self.iso,
+                "epoch": dict(sorted(self.epoch.items())),
+                "epoch_mixed": len(epoch_units) > 1,  # seconds and milliseconds, …
+                "epoch_suspect": sum(n for unit, n in self.epoch.items() if unit != "seconds"),
+            },
+            "name_drift": drift,
+            "name_drift_truncated": self.names_full,
+            "deleted_then_sent": {
+                "users": self.resent,
+                "examples": list(self.resent_examples),
+                "truncated": self.deleted_full,
+            },
+        }
+
+
+def _has_email(call: dict[str, Any]) -> bool:
+    for holder in (call.get("traits"), (call.get("context") or {}).get("traits")):
+        if isinstance(holder, dict) and holder.get("email"):
+            return True
+    return False
+
+
+def watching(factory: Callable[[str | None], Preparer], analysis: Analysis) -> Callable[[str | None], Preparer]:
+    """A preparer factory whose preparers report each judged line to `analysis`."""
+
+    def make(default_type: str | None) -> Preparer:
+        preparer = factory(default_type)
+        inner = preparer.prepare
+
+        def prepare(line_no: int, line: bytes) -> bytes:
+            analysis.stamp(line)
+            ready = inner(line_no, line)  # InvalidLine: counted by the engine, by reason
+            call = json.loads(ready)
+            # a call the input gave no timestamp is sent with the time of import (preparer.now)
+            stamped = call.get("timestamp") != preparer.now or line.find(b'"timestamp"') >= 0
+            analysis.call(call, stamped)
+            return ready
+
+        preparer.prepare = prepare  # type: ignore[method-assign]
+        return preparer
+
+    return make
+
+
+class _Nowhere:
+    """The target of a preflight: batches are made (as a dry run's) and shown to no one."""
+
+    base = ""
+    gzip = False
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+def preflight(sources: list[Source], options: ImportOptions, now: datetime | None = None) -> dict[str, Any]:
+    """Read `sources` as an import with `options` would (filters included), send nothing, write
+    nothing (no rejects, no checkpoint: every line is read), and return the report (a dict of
+    plain values; `error` says why reading stopped early, else None). `now`: the clock."""
+    from cdpcli.importing.engine import Importer
+
+    moment = now or options.now or select.utc_now()
+    analysis = Analysis(moment)
+    options = replace(
+        options,
+        dry_run=True,
+        checkpoint=None,
+        write_rejects=False,
+        recent=None,  # counted here, whatever --recent says
+        preparer=watching(options.preparer or Preparer, analysis),
+        max_invalid=None,
+    )
+    result = Importer(_Nowhere(), sources, options, ImportEvents()).run()  # type: ignore[arg-type]
+    report: dict[str, Any] = {
+        "read": result.read,
+        "calls": result.valid,
+        "invalid": result.invalid,
+        "skipped": result.skipped,
+        "blank": result.blank,
+        "by_type": result.by_type,
+        **analysis.report(),
+        "invalid_reasons": result.invalid_reasons,
+        "skipped_reasons": result.skipped_reasons,
+        "error": result.error.message if result.error else None,
+        "exit_code": result.exit_code if result.error else 0,
+    }
+    return report
