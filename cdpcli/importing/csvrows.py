@@ -67,17 +67,18 @@ class _BlocksIO(io.RawIOBase):
 
     def __init__(self, blocks: Iterator[bytes]) -> None:
         self.blocks = blocks
-        self.rest = b""
+        self.block = memoryview(b"")  # read from `offset` on: re-slicing the rest copied it each time
+        self.offset = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        if not self.rest:
-            self.rest = next(self.blocks, b"")
-        count = min(len(buffer), len(self.rest))
-        buffer[:count] = self.rest[:count]
-        self.rest = self.rest[count:]
+        if self.offset >= len(self.block):
+            self.block, self.offset = memoryview(next(self.blocks, b"")), 0
+        count = min(len(buffer), len(self.block) - self.offset)
+        buffer[:count] = self.block[self.offset : self.offset + count]
+        self.offset += count
         return count
 
 
