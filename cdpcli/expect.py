@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cdpcli.errors import UsageError
@@ -112,6 +113,18 @@ class Result:
 
 
 # -- reading a file --
+
+
+def load(path: str | Path) -> Spec:
+    """An expectations file read and parsed: JSON for a .json name, else TOML. ExpectFileError
+    (exit 2) names the file when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ExpectFileError(f"cannot read {path}: {reason}", hint="give the path of a TOML or JSON file") from None
+    return parse(text, str(path), json_format=True if path.suffix.lower() == ".json" else None)
 
 
 def parse(text: str, where: str, *, json_format: bool | None = None) -> Spec:

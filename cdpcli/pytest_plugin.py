@@ -73,8 +73,7 @@ class CdpReceiver:
         from cdpcli import expect as core
         from cdpcli.serve.store import Filters
 
-        text = Path(path).read_text(encoding="utf-8")
-        spec = core.parse(text, str(path), json_format=True if str(path).lower().endswith(".json") else None)
+        spec = core.load(path)
         store = self.receiver.store
 
         def snapshot() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

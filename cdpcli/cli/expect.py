@@ -65,15 +65,7 @@ def expect(
 
         if timeout is not None and not 0 <= timeout <= 3600:
             raise UsageError(f"--timeout must be between 0 and 3600 seconds, not {timeout}", hint="e.g. --timeout 10")
-        path = Path(file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise core.ExpectFileError(
-                f"cannot read {file}: {reason}", hint="give the path of a TOML or JSON file"
-            ) from None
-        spec = core.parse(text, file, json_format=True if path.suffix.lower() == ".json" else None)
+        spec = core.load(file)
         results = core.check_against(spec, against, api_key=api_key, timeout=timeout)
         if junit:
             try:

@@ -128,7 +128,18 @@ def serve(
             rate_limit=rate_limit,
             fail_first=fail_first,
             status_for=codes,
+            say=_say,
         )
+
+
+def _say(text: str) -> None:
+    """cdp serve's banner, warnings and log: stderr, each line at once (scripts wait for the URL)."""
+    import sys
+
+    from cdpcli.redaction import redact
+
+    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.flush()
 
 
 def _status_for(values: list[str]) -> dict[str, int]:

@@ -1,9 +1,10 @@
-"""`cdp serve` itself: a receiver that owns its process, with the command's banner, log, output
-file and last words."""
+"""`cdp serve` itself: a receiver that owns its process, with its output file, its banner, log
+and last words (handed to `say`: the CLI writes them to stderr, so stdout stays pure NDJSON)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from cdpcli.serve.http import Receiver, is_loopback
@@ -28,9 +29,10 @@ def run_server(
     rate_limit: float | None = None,
     fail_first: int = 0,
     status_for: dict[str, int] | None = None,
+    say: Callable[[str], None],
 ) -> None:
-    """Serve until interrupted, or until the output can no longer be written. The banner and the
-    log go to stderr, so stdout stays pure NDJSON.
+    """Serve until interrupted, or until the output can no longer be written. The banner, the
+    warnings and the log go to `say` (the CLI's stderr), so stdout stays pure NDJSON.
 
     When the output fails, the request whose calls could not be recorded gets a 503 (never a
     200), so do the requests after it; serve stops listening, lets the requests in flight get
@@ -41,6 +43,7 @@ def run_server(
     receiver = _listening(
         host,
         port,
+        say,
         api_key=api_key,
         fail_rate=fail_rate,
         latency_ms=latency_ms,
@@ -57,17 +60,17 @@ def run_server(
         receiver.stop()
         raise
     receiver.store.out = out
-    _say_where(receiver, host)
+    _say_where(receiver, host, say)
     try:
         receiver.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         _wind_down(receiver, out)
-    _last_words(receiver, out_path)
+    _last_words(receiver, out_path, say)
 
 
-def _listening(host: str, port: int, *, api_key: str | None, **faults: Any) -> Receiver:
+def _listening(host: str, port: int, say: Callable[[str], None], *, api_key: str | None, **faults: Any) -> Receiver:
     """`cdp serve`'s receiver, listening; UsageError with a hint when it cannot listen there."""
     import errno
 
@@ -81,7 +84,7 @@ def _listening(host: str, port: int, *, api_key: str | None, **faults: Any) -> R
             keep_requests=False,  # calls and rejects are kept (up to max_calls), each request is not
             **faults,
             collect_every=SERVE_COLLECT_EVERY,
-            log=lambda text: print(text, file=sys.stderr, flush=True),
+            log=say,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -113,18 +116,16 @@ def _open_out(out_path: str | None) -> TextIO:
         ) from None
 
 
-def _say_where(receiver: Receiver, host: str) -> None:
+def _say_where(receiver: Receiver, host: str, say: Callable[[str], None]) -> None:
     """The banner (its URL is what scripts read), after a warning when strangers can reach it."""
     address = receiver.listener.address[0]
     if not is_loopback(address):
-        print(
+        say(
             f"Warning: --host {host} listens on {address}, not a loopback address: anyone who can reach this machine "
             f"can send calls to it (plain HTTP, any non-empty key unless --api-key is given); use --host 127.0.0.1 "
-            f"or ::1 to keep it to this machine",
-            file=sys.stderr,
-            flush=True,
+            f"or ::1 to keep it to this machine"
         )
-    print(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    say(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)")
 
 
 def _wind_down(receiver: Receiver, out: TextIO) -> None:
@@ -139,7 +140,7 @@ def _wind_down(receiver: Receiver, out: TextIO) -> None:
             pass
 
 
-def _last_words(receiver: Receiver, out_path: str | None) -> None:
+def _last_words(receiver: Receiver, out_path: str | None, say: Callable[[str], None]) -> None:
     """Nothing when serve was stopped; when its output failed, why: a line when the reader
     closed it (exit 0, like a filter), else CdpError (exit 1)."""
     from cdpcli.errors import CdpError
@@ -150,11 +151,7 @@ def _last_words(receiver: Receiver, out_path: str | None) -> None:
     where = repr(out_path) if out_path else "stdout"
     recorded = f"{receiver.accepted:,} call{'' if receiver.accepted == 1 else 's'} recorded"
     if isinstance(broken, BrokenPipeError):
-        print(
-            f"cdp serve: stopped: {where} was closed by its reader ({recorded}; later requests were answered 503)",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(f"cdp serve: stopped: {where} was closed by its reader ({recorded}; later requests were answered 503)")
         return
     raise CdpError(
         f"cannot write to {where}: {strerror(broken)}; cdp serve stopped ({recorded})",
