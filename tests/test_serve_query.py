@@ -315,3 +315,27 @@ def test_bad_fault_flags_are_usage_errors(args, error):
     run = subprocess.run([sys.executable, "-m", "cdpcli", "serve", *args], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.startswith(f"Error: {error}") and "\nHint: " in run.stderr, run.stderr
+
+
+def test_user_matches_either_id_and_rejects_take_a_tail():
+    """The live view's queries: `user` is the userId or the anonymousId, and `rejects?tail=N`
+    is the last N, so the page never loads the whole store."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from cdpcli.serve import Receiver
+    from tests.conftest import API_KEY, BASIC, post
+
+    with Receiver(api_key=API_KEY) as receiver:
+        post(receiver, "/v1/track", {"userId": "42", "event": "A"})
+        post(receiver, "/v1/track", {"anonymousId": "42", "event": "B"})
+        post(receiver, "/v1/track", {"userId": "7", "event": "C"})
+        for n in range(5):
+            post(receiver, "/v1/track", {"userId": str(n)})  # no event: rejected
+        assert [c["event"] for c in receiver.calls(user="42")] == ["A", "B"]
+        parts = urlsplit(receiver.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("GET", "/_cdp/rejects?tail=2", headers={"Authorization": BASIC})
+        answer = json.loads(conn.getresponse().read())
+        conn.close()
+        assert [r["seq"] for r in answer["rejects"]] == [4, 5] and answer["next"] is None

@@ -104,7 +104,11 @@ class Control:
         return 200
 
     async def rejects(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
-        _known(query, ("since", "limit", "cursor"))
+        _known(query, ("since", "limit", "cursor", "tail"))
+        if "tail" in query:  # the last N (the live view's first page: never the whole store)
+            tail = _number(query, "tail", 100, 1, MAX_LIMIT)
+            await _reply(send, 200, {"rejects": list(self.store.rejects)[-tail:], "next": None}, {})
+            return 200
         after = max(_number(query, "since", 0, 0, None), _number(query, "cursor", 0, 0, None))
         limit = _number(query, "limit", 100, 1, MAX_LIMIT)
         rejects = [reject for reject in list(self.store.rejects) if reject["seq"] > after]

@@ -28,7 +28,8 @@ from pydantic_core import to_json
 from cdpcli.wire import now_timestamp, parse_timestamp
 
 # the fields a query may filter calls on (exact match, as strings)
-FILTERS = ("type", "event", "userId", "anonymousId", "messageId")
+# `user` matches the userId or the anonymousId (the live view's filter: one person, either id)
+FILTERS = ("type", "event", "userId", "anonymousId", "messageId", "user")
 MAX_CALLS = 100_000  # calls kept by default (--max-calls)
 MAX_REJECTS = 10_000  # rejected requests kept at most
 REJECT_BODY_BYTES = 64 * 1024  # a rejected body longer than this is kept cut, as text
@@ -90,7 +91,12 @@ class Filters:
             return False
         if self.from_time is not None and call.get("receivedAt", "") < self.from_time:
             return False
-        return all(_text(call.get(name)) == value for name, value in self.fields)
+        return all(
+            value in (_text(call.get("userId")), _text(call.get("anonymousId")))
+            if name == "user"
+            else _text(call.get(name)) == value
+            for name, value in self.fields
+        )
 
 
 def _text(value: Any) -> str | None:

@@ -96,8 +96,9 @@ async function load() {
   const q = new URLSearchParams({tail: TAIL});
   if (filter.type) q.set("type", filter.type);
   if (filter.event) q.set("event", filter.event);
+  if (filter.user) q.set("user", filter.user);
   const calls = (await (await fetch("/_cdp/calls?" + q)).json()).calls;
-  const rejects = filter.type || filter.event || filter.user ? [] : (await (await fetch("/_cdp/rejects?limit=100000")).json()).rejects.slice(-TAIL);
+  const rejects = filter.type || filter.event || filter.user ? [] : (await (await fetch("/_cdp/rejects?tail=" + TAIL)).json()).rejects;
   const items = calls.filter(matches).map(c => [c.receivedAt, 0, c]).concat(rejects.map(r => [r.receivedAt, 1, r]));
   items.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
   rows.innerHTML = "";
