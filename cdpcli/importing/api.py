@@ -46,6 +46,11 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
             f"--sample must be a fraction above 0 and at most 1, not {options.sample:g}",
             hint="e.g. --sample 0.01 for 1 %",
         )
+    from cdpcli.importing.order import check_order
+
+    check_order(options.order)
+    if options.order == "phased" and options.limit is not None:
+        raise UsageError("--limit cannot be combined with --order phased", hint="send a slice with --sample instead")
     if options.since and options.until and options.since >= options.until:
         raise UsageError("--since must be before --until")
     for path in (options.rejects, options.checkpoint):
@@ -74,6 +79,7 @@ def import_lines(
     max_invalid: int | None = None,
     id_namespace: str | None = None,
     dry_run: bool = False,
+    order: str = "none",
     events: ImportEvents | None = None,
 ) -> ImportResult:
     """Import calls as `cdp import` does: the same validation, derived messageIds (from
@@ -88,7 +94,9 @@ def import_lines(
 
     `rate`: requests per second, or "auto" (adapt to 429s); `rate_budget` shares one rate
     among the shards; `shard="K/N"` sends only that share (`shard_by` line or user), so that
-    N calls with K = 0…N-1 send every line exactly once between them.
+    N calls with K = 0…N-1 send every line exactly once between them. `order="phased"`:
+    identify and group calls first, then track/page/screen, then alias, then deletes, each
+    phase once the one before is settled (`lines` is copied to a private temporary file first).
     """
     if not dry_run:
         target.require_key()
@@ -111,6 +119,7 @@ def import_lines(
         checkpoint=checkpoint,
         max_invalid=max_invalid,
         dry_run=dry_run,
+        order=order,
     )
     check_options(options, sources)
     return Importer(target, sources, options, events).run()
