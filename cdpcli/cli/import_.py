@@ -115,6 +115,15 @@ def import_(
             show_default=False,
         ),
     ] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            help="none (fastest), or phased: identify and group calls first, then track/page/screen, then alias, then deletes and suppressions, each phase once the one before is acknowledged (inputs are read once per phase; stdin is copied to a private temporary file).",
+            metavar="none|phased",
+            autocompletion=lambda: ["none", "phased"],
+        ),
+    ] = "none",
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -255,6 +264,7 @@ def import_(
             rejects=rejects if rejects is not None else DEFAULT_REJECTS,
             rejects_explicit=rejects is not None,
             checkpoint=checkpoint,
+            order=order,
             max_invalid=max_invalid,
             dry_run=opts.dry_run,
             archive=from_,
@@ -325,6 +335,12 @@ class TerminalEvents(ImportEvents):
         if self._display is not None:
             self._display.stop()
             self._display = None
+
+    def phase(self, index: int, name: str) -> None:
+        self.out.verbose(f"--order phased: phase {index + 1} of 4 ({name})")
+
+    def note(self, text: str) -> None:
+        self.out.info(text)
 
     def rejected(self, text: str) -> None:
         with self._lock:

@@ -1,0 +1,205 @@
+"""`cdp import --order phased`: identify/group, then track/page/screen, then alias, then deletes,
+each phase once the one before is acknowledged; checked by the receiver's arrival order."""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cdpcli.importing import Importer, ImportEvents, ImportOptions, make_sources
+from cdpcli.serve import Receiver
+from cdpcli.target import Target
+from tests.conftest import API_KEY
+
+PHASE = {"identify": 0, "group": 0, "track": 1, "page": 1, "screen": 1, "alias": 2}
+DELETES = {"User Deleted", "User Suppressed", "Device Deleted"}
+
+
+def phase_of(call: dict) -> int:
+    if call["type"] == "track" and call["event"] in DELETES:
+        return 3
+    return PHASE[call["type"]]
+
+
+def mixed_calls(people: int, seed: int = 7) -> list[dict]:
+    """Each person's calls in the order a naive export holds them: activity and merges before
+    the identify that creates the profile, deletes in the middle; shuffled across people."""
+    calls: list[dict] = []
+    for n in range(people):
+        user = f"u-{n}"
+        calls += [
+            {"type": "track", "userId": user, "event": "Viewed", "properties": {"n": n}},
+            {"type": "alias", "userId": user, "previousId": f"anon-{n}"},
+            {"type": "identify", "userId": user, "traits": {"email": f"{user}@example.com"}},
+            {"type": "page", "userId": user, "name": "Home"},
+            {"type": "group", "userId": user, "groupId": f"g-{n % 3}"},
+            {"type": "screen", "userId": user, "name": "Main"},
+        ]
+        if n % 4 == 0:
+            calls.append({"type": "track", "userId": user, "event": "User Deleted"})
+        elif n % 4 == 1:
+            calls.append({"type": "track", "userId": user, "event": "User Suppressed"})
+        elif n % 4 == 2:
+            calls.append(
+                {"type": "track", "userId": user, "event": "Device Deleted", "context": {"device": {"token": f"t{n}"}}}
+            )
+    random.Random(seed).shuffle(calls)
+    return calls
+
+
+def write(path: Path, lines: list) -> Path:
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def assert_phased(arrived: list[dict]) -> None:
+    """Every call of a phase arrived before any call of a later phase."""
+    phases = [phase_of(call) for call in arrived]
+    assert phases == sorted(phases), "a call arrived before one of an earlier phase"
+
+
+def test_phased_arrival_order_under_latency_and_faults(cli, tmp_path):
+    calls = mixed_calls(60)
+    lines: list = list(calls)
+    lines.insert(10, "")  # blank
+    lines.insert(20, "{not json")  # invalid: rejected in the first phase
+    lines.insert(30, {"type": "alias", "userId": "x"})  # invalid alias (no previousId): in its phase
+    source = write(tmp_path / "in.ndjson", lines)
+    with Receiver(api_key=API_KEY, latency_ms=3, fail_rate=0.2, seed=5) as receiver:
+        run = cli(
+            "import",
+            str(source),
+            "--order",
+            "phased",
+            "--endpoint",
+            receiver.url,
+            "--api-key",
+            API_KEY,
+            "--batch-events",
+            "7",
+            "--concurrency",
+            "8",
+            "--retries",
+            "20",
+            "--json",
+        )
+        arrived = list(receiver.calls)
+        faults = [r for r in receiver.requests if r.status != 200]
+    assert run.exit_code == 1, run.stderr  # the two invalid lines
+    assert faults, "the fault injection should have failed some requests"
+    assert_phased(arrived)
+    assert Counter(call["messageId"] for call in arrived).most_common(1)[0][1] == 1
+    assert len(arrived) == len(calls)
+    assert Counter(phase_of(c) for c in arrived) == Counter(phase_of(c) for c in calls)
+    result = json.loads(run.stdout)
+    assert result["read"] == len(lines)
+    assert (result["sent"], result["invalid"], result["blank"], result["skipped"]) == (len(calls), 2, 1, 0)
+    assert result["unsettled"] == 0 and result["failed"] == 0
+    assert result["by_type"]["alias"] == 60 and result["by_type"]["identify"] == 60
+    assert sorted(result["invalid_reasons"].values()) == [1, 1]
+    rejects = [json.loads(x) for x in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert sorted(r["line"] for r in rejects) == [21, 31]
+
+
+class Interrupting(ImportEvents):
+    """Ctrl-C at the start of phase `at_phase`, or at the first answer within it."""
+
+    def __init__(self, at_phase: int, on_answer: bool = False) -> None:
+        self.at_phase = at_phase
+        self.on_answer = on_answer
+        self.importer: Importer | None = None
+        self.phases: list[int] = []
+        self.current = -1
+
+    def phase(self, index: int, name: str) -> None:
+        self.phases.append(index)
+        self.current = index
+        if index == self.at_phase and not self.on_answer:
+            self.importer.interrupt()
+
+    def exchange(self, exchange) -> None:
+        if self.on_answer and self.current == self.at_phase:
+            self.importer.interrupt()
+
+
+def run_import(receiver: Receiver, path: Path, events: ImportEvents, **options):
+    target = Target.resolve(endpoint=receiver.url, api_key=API_KEY)
+    sources, _ = make_sources([str(path)])
+    importer = Importer(target, sources, ImportOptions(order="phased", **options), events)
+    events.importer = importer
+    return importer.run()
+
+
+@pytest.mark.parametrize(("at_phase", "on_answer"), [(2, False), (1, True), (3, False)])
+def test_interrupted_phased_import_resumes_in_its_phase(tmp_path, at_phase, on_answer):
+    calls = mixed_calls(40)
+    source = write(tmp_path / "in.ndjson", calls)
+    checkpoint = tmp_path / "run.ckpt"
+    with Receiver(api_key=API_KEY, latency_ms=2) as receiver:
+        events = Interrupting(at_phase, on_answer)
+        first = run_import(
+            receiver, source, events, checkpoint=str(checkpoint), batch_events=5, concurrency=1, linger=0.05
+        )
+        assert first.exit_code == 130 and first.interrupted
+        assert events.phases == list(range(at_phase + 1))
+        saved = json.loads(checkpoint.read_text())
+        assert (saved["order"], saved["phase"]) == ("phased", at_phase)
+        first_calls = list(receiver.calls)
+        assert first.read == len(calls) and first.sent == len(first_calls)
+        assert first.unsettled == len(calls) - len(first_calls)
+        again = Interrupting(at_phase=-1)
+        second = run_import(receiver, source, again, checkpoint=str(checkpoint), batch_events=5, concurrency=2)
+        assert second.exit_code == 0, second.error
+        assert again.phases == list(range(at_phase, 4))  # resumed in the phase it stopped in
+        arrived = list(receiver.calls)
+    assert_phased(arrived)
+    ids = Counter(call["messageId"] for call in arrived)
+    assert len(ids) == len(calls) and max(ids.values()) == 1  # every call once, across both runs
+    assert second.read == len(calls) and second.skipped == len(first_calls)
+    assert second.sent == len(calls) - len(first_calls) and second.unsettled == 0
+
+
+def test_a_phased_checkpoint_is_not_resumed_without_phases(send, tmp_path):
+    source = write(tmp_path / "in.ndjson", mixed_calls(2))
+    (tmp_path / "run.ckpt").write_text(json.dumps({"version": 1, "order": "phased", "phase": 2, "sources": {}}))
+    run = send("import", str(source), "--checkpoint", "run.ckpt")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert "--order phased, not --order none" in run.stderr
+
+
+def test_limit_is_refused_with_phases(send, tmp_path):
+    source = write(tmp_path / "in.ndjson", mixed_calls(2))
+    run = send("import", str(source), "--order", "phased", "--limit", "3")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert "--limit cannot be combined with --order phased" in run.stderr
+    run = send("import", str(source), "--order", "sorted")
+    assert run.exit_code == 2 and "--order 'sorted'" in run.stderr
+
+
+def test_stdin_is_spooled_to_a_private_file_and_removed(send, receiver, tmp_path, monkeypatch):
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    calls = mixed_calls(10)
+    text = "".join(json.dumps(c) + "\n" for c in calls)
+    run = send("import", "--order", "phased", "--batch-events", "4", "--json", input=text)
+    assert run.exit_code == 0, run.stderr
+    assert "copying <stdin> to a private temporary file first" in run.stderr
+    assert json.loads(run.stdout)["sent"] == len(calls)
+    assert_phased(list(receiver.calls))
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_iterable_source_is_phased_too(receiver, tmp_path):
+    from cdpcli.importing import import_lines
+
+    calls = mixed_calls(10)
+    target = Target.resolve(endpoint=receiver.url, api_key=API_KEY)
+    result = import_lines(iter(calls), target=target, order="phased", batch_events=3)
+    assert result.ok and result.sent == result.read == len(calls)
+    assert_phased(list(receiver.calls))
