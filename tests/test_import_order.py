@@ -203,3 +203,92 @@ def test_iterable_source_is_phased_too(receiver, tmp_path):
     result = import_lines(iter(calls), target=target, order="phased", batch_events=3)
     assert result.ok and result.sent == result.read == len(calls)
     assert_phased(list(receiver.calls))
+
+
+# -- seeing it happen: the progress line, plain status lines, the summary by type and reason --
+
+
+def stats_at(read: int, settled: int, bytes_read: int, seconds: float = 10.0):
+    import time as clock
+
+    from cdpcli.importing.engine import Stats
+
+    stats = Stats(read=read, sent=settled, bytes_read=bytes_read)
+    stats.started = clock.monotonic() - seconds
+    return stats
+
+
+def test_progress_shows_the_share_settled_elapsed_and_eta():
+    from cdpcli.cli.progress import settled_share, status_parts
+
+    stats = stats_at(read=100, settled=50, bytes_read=500)
+    assert settled_share(stats, 1000) == 0.25  # half the bytes read, half of those lines settled
+    parts = status_parts(stats, 1000, now=stats.started + 10)
+    assert parts[0] == " 25% settled"
+    assert parts[1] == "0:10 elapsed, ETA 0:30"
+    assert status_parts(stats, None, now=stats.started + 10)[:2] == ["50 of 100 lines settled", "0:10 elapsed"]
+
+
+@pytest.mark.parametrize("width", [20, 40, 80, 200])
+def test_progress_line_fits_the_terminal_width(width):
+    import io
+
+    from rich.console import Console
+
+    from cdpcli.cli.progress import StatusLine
+
+    stats = stats_at(read=123_456_789, settled=123_000_000, bytes_read=10**12)
+    stats.phase = "2/4 track, page, screen"
+    stats.retries, stats.invalid = 12_345, 67_890
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=width, color_system=None)
+    console.print(StatusLine(stats, 2 * 10**12))
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < width
+    if width >= 80:
+        assert "settled" in lines[0] and "ETA" in lines[0] and "phase 2/4" in lines[0]
+
+
+def test_progress_without_a_terminal_prints_plain_status_lines(receiver, tmp_path):
+    import os
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "CDP_API_KEY": API_KEY,
+        "CDP_ENDPOINT": receiver.url,
+        "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
+        "CDP_STATUS_EVERY": "0.05",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "import", "--progress", "--batch-events", "5"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x.decode()) for x in proc.stderr], daemon=True)
+    reader.start()
+    try:
+        proc.stdin.write("".join(json.dumps(c) + "\n" for c in mixed_calls(2)).encode())
+        proc.stdin.flush()
+        # stdin stays open, so the import runs until a status line has been seen
+        while not (line := lines.get(timeout=30)).startswith("cdp import: "):
+            pass
+        assert "lines settled" in line and "elapsed" in line and "calls/s" in line
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        stdout = proc.stdout.read().decode()
+    finally:
+        proc.kill()
+    assert stdout == ""
+    reader.join(timeout=30)  # stderr's end: every line is in the queue
+    rest = [lines.get_nowait() for _ in range(lines.qsize())]
+    assert any(x.startswith("Read 14 lines: 14 sent") for x in rest)
+    assert "\x1b[" not in "".join(rest)  # no terminal control sequences in a pipe
+    assert API_KEY not in "".join(rest)
