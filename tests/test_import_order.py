@@ -292,3 +292,66 @@ def test_progress_without_a_terminal_prints_plain_status_lines(receiver, tmp_pat
     assert any(x.startswith("Read 14 lines: 14 sent") for x in rest)
     assert "\x1b[" not in "".join(rest)  # no terminal control sequences in a pipe
     assert API_KEY not in "".join(rest)
+
+
+@pytest.mark.parametrize("by", ["line", "user"])
+def test_phased_shards_send_every_call_once_between_them(tmp_path, by):
+    calls = mixed_calls(30)
+    source = write(tmp_path / "in.ndjson", [*calls, ""])
+    target_calls = []
+    with Receiver(api_key=API_KEY) as receiver:
+        results = []
+        for k in range(3):
+            from cdpcli.importing.shard import parse_shard
+
+            target = Target.resolve(endpoint=receiver.url, api_key=API_KEY)
+            sources, _ = make_sources([str(source)])
+            options = ImportOptions(order="phased", shard=parse_shard(f"{k}/3", by), batch_events=4)
+            results.append(Importer(target, sources, options).run())
+        target_calls = list(receiver.calls)
+    assert all(r.ok and r.read == len(calls) + 1 and r.unsettled == 0 for r in results)
+    assert sum(r.sent for r in results) == len(calls) == len({c["messageId"] for c in target_calls})
+    for r in results:  # the other shards' calls are skipped, once
+        assert r.skipped_reasons == {"--shard": len(calls) - r.sent + (r.blank == 0)}
+
+
+def test_sigterm_between_phases_then_the_same_command_resumes(tmp_path):
+    """A real signal while phase 2 is in flight (slow answers keep it there): exit 130, the
+    checkpoint in phase 2; the same command then sends the rest, in order, each call once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    calls = mixed_calls(10)
+    source = write(tmp_path / "in.ndjson", calls)
+    with Receiver(api_key=API_KEY, latency_ms=150) as receiver:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "CDP_API_KEY": API_KEY,
+            "CDP_ENDPOINT": receiver.url,
+            "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
+        }
+        command = [sys.executable, "-m", "cdpcli", "import", str(source), "--order", "phased", "--checkpoint", "ck"]
+        command += ["--batch-events", "3", "--concurrency", "1", "-v"]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+        try:
+            for line in proc.stderr:
+                if b"phase 2 of 4" in line:
+                    proc.send_signal(signal.SIGTERM)
+                    break
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, err
+        assert b"Stopped early" in err and API_KEY.encode() not in err
+        saved = json.loads((tmp_path / "ck").read_text())
+        assert saved["phase"] == 1
+        first = list(receiver.calls)
+        assert {phase_of(c) for c in first} <= {0, 1} and len(first) < len(calls)
+        again = subprocess.run(command, capture_output=True, cwd=tmp_path, env=env, timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == b""
+        arrived = list(receiver.calls)
+    assert_phased(arrived)
+    assert len(arrived) == len(calls) == len({c["messageId"] for c in arrived})

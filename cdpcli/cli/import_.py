@@ -375,7 +375,13 @@ def interrupts_handled_by(importer: "Importer", out: Output) -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         if importer.interrupt():
-            out.info("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)")
+            # written from another thread: the signal may have come in the middle of this
+            # thread's own write to stderr, and a write from inside it fails (reentrant call)
+            threading.Thread(
+                target=out.info,
+                args=("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)",),
+                daemon=True,
+            ).start()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
