@@ -148,7 +148,7 @@ def test_interrupted_phased_import_resumes_in_its_phase(tmp_path, at_phase, on_a
         assert first.exit_code == 130 and first.interrupted
         assert events.phases == list(range(at_phase + 1))
         saved = json.loads(checkpoint.read_text())
-        assert (saved["order"], saved["phase"]) == ("phased", at_phase)
+        assert (saved["version"], saved["order"], saved["phase"]) == (2, "phased", at_phase)
         first_calls = list(receiver.calls)
         assert first.read == len(calls) and first.sent == len(first_calls)
         assert first.unsettled == len(calls) - len(first_calls)
@@ -166,7 +166,7 @@ def test_interrupted_phased_import_resumes_in_its_phase(tmp_path, at_phase, on_a
 
 def test_a_phased_checkpoint_is_not_resumed_without_phases(send, tmp_path):
     source = write(tmp_path / "in.ndjson", mixed_calls(2))
-    (tmp_path / "run.ckpt").write_text(json.dumps({"version": 1, "order": "phased", "phase": 2, "sources": {}}))
+    (tmp_path / "run.ckpt").write_text(json.dumps({"version": 2, "order": "phased", "phase": 2, "sources": {}}))
     run = send("import", str(source), "--checkpoint", "run.ckpt")
     assert run.exit_code == 2 and run.stdout == ""
     assert "--order phased, not --order none" in run.stderr

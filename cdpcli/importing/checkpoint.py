@@ -213,11 +213,14 @@ class Checkpoint:
                 hint=f"run again with --order {was} to resume it, or " + CHECKPOINT_HINT,
             )
         if order == "phased":
-            self.data["order"] = order
+            # version 2: a cdp that knows no phases refuses it instead of reading its counts
+            # (one phase's) as the whole input's
+            self.data.update(version=2, order=order)
             self.data.setdefault("phase", 0)
         else:
             self.data.pop("order", None)
             self.data.pop("phase", None)
+            self.data["version"] = 1
         return int(self.data.get("phase", 0))
 
     def apply(self, sources: list[Source]) -> None:
@@ -250,8 +253,11 @@ def _checkpoint_problem(data: Any) -> str | None:
     """What makes `data` not a checkpoint (checked in full: `python -O` drops asserts)."""
     if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
         return 'expected an object with "sources"'
-    if data.get("version", 1) != 1:
-        return f"version {data.get('version')!r}; this cdp reads version 1"
+    version = data.get("version", 1)
+    if version not in (1, 2):
+        return f"version {data.get('version')!r}; this cdp reads versions 1 and 2"
+    if (version == 2) != (data.get("order") == "phased"):
+        return "version 2 is for --order phased"
     phase = data.get("phase", 0)
     if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
         return "malformed order or phase"
