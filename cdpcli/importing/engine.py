@@ -204,7 +204,7 @@ class Importer:
             from cdpcli.importing.order import PhaseFilter
 
             inner = self.select.prepare if self.select is not None else preparer.prepare
-            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase)
+            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
         senders: list[threading.Thread] = []
@@ -353,6 +353,7 @@ class Importer:
         phaser = self.phaser
         if phaser is not None:  # --order phased: the phase filter skips what is settled
             phaser.skip = skip if phaser.first else 0
+            phaser.source = source
             skip = 0
             prepare = phaser.prepare
         max_bytes, max_calls = self.options.batch_bytes, self.options.batch_events

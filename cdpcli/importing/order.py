@@ -72,15 +72,28 @@ class PhaseFilter:
     OtherPhase. In a run's first pass, resumed in a phase, a line of that phase within the
     checkpoint's settled prefix (`skip`, set per chunk) or of an earlier phase is settled."""
 
-    def __init__(self, inner: Callable[[int, bytes], bytes], default_type: str | None, phase: int) -> None:
+    def __init__(
+        self, inner: Callable[[int, bytes], bytes], default_type: str | None, phase: int, sources: int = 1
+    ) -> None:
         self.inner = inner
         self.default_type = default_type
         self.phase = phase
         self.first = True  # the run's first pass: it counts every line as read
         self.skip = 0
+        # per source, each line's phase as the first pass found it (a byte a line): later
+        # passes look it up instead of parsing the line again
+        self.known = [bytearray() for _ in range(sources)]
+        self.source = 0  # the source of the chunk at hand (set per chunk)
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
-        phase = phase_of(line, self.default_type)
+        known = self.known[self.source]
+        if line_no <= len(known):
+            phase = known[line_no - 1]
+        else:
+            phase = phase_of(line, self.default_type)
+            if len(known) < line_no - 1:  # blank lines, lines of other shards: never asked for
+                known.extend(bytes(line_no - 1 - len(known)))
+            known.append(phase)
         if phase != self.phase:
             raise OtherPhase(self.first and phase < self.phase)
         if line_no <= self.skip:
