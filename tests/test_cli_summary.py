@@ -124,3 +124,24 @@ def test_json_output_is_unchanged_by_the_summary(send, tmp_path):
     out = json.loads(run.stdout)
     assert out["ok"] is True and out["sent"] == 3 and out["exit_code"] == 0
     assert run.stderr.startswith("Read 3 lines: 3 sent, 0 invalid, 0 failed.\n1 batch, 1 request, 0 retries;")
+
+
+def test_calls_by_type_and_invalid_lines_by_reason_top_ten():
+    reasons = {f"reason {n:02}": n for n in range(1, 13)}  # 12 kinds: 10 shown, 2 summed
+    text = summary_text(
+        result(
+            read=200, calls=200, sent=122, invalid=78, by_type={"track": 100, "identify": 22}, invalid_reasons=reasons
+        )
+    )
+    lines = text.splitlines()
+    assert "Calls by type: 100 track, 22 identify." in lines
+    invalid = text[text.index("Invalid lines by reason:") :]
+    assert invalid.startswith("Invalid lines by reason: 12 reason 12, 11 reason 11,")
+    assert "reason 03" in invalid and "reason 02" not in invalid.replace("\n  ", " ")
+    assert "3 more in 2 other kinds (see --json)." in invalid.replace("\n  ", " ")
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_one_type_and_nothing_left_out_adds_no_breakdown():
+    text = summary_text(result(by_type={"track": 10}))
+    assert "by type" not in text and len(text.splitlines()) == 2

@@ -115,6 +115,15 @@ def import_(
             show_default=False,
         ),
     ] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            help="none (fastest), or phased: identify and group calls first, then track/page/screen, then alias, then deletes and suppressions, each phase once the one before is acknowledged (inputs are read once per phase; stdin is copied to a private temporary file).",
+            metavar="none|phased",
+            autocompletion=lambda: ["none", "phased"],
+        ),
+    ] = "none",
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -275,6 +284,7 @@ def import_(
             rejects=rejects if rejects is not None else DEFAULT_REJECTS,
             rejects_explicit=rejects is not None,
             checkpoint=checkpoint,
+            order=order,
             max_invalid=max_invalid,
             dry_run=opts.dry_run,
             archive=from_,
@@ -356,6 +366,12 @@ class TerminalEvents(ImportEvents):
             self._display.stop()
             self._display = None
 
+    def phase(self, index: int, name: str) -> None:
+        self.out.verbose(f"--order phased: phase {index + 1} of 4 ({name})")
+
+    def note(self, text: str) -> None:
+        self.out.info(text)
+
     def rejected(self, text: str) -> None:
         with self._lock:
             self.echoed += 1
@@ -389,7 +405,13 @@ def interrupts_handled_by(importer: "Importer", out: Output) -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         if importer.interrupt():
-            out.info("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)")
+            # written from another thread: the signal may have come in the middle of this
+            # thread's own write to stderr, and a write from inside it fails (reentrant call)
+            threading.Thread(
+                target=out.info,
+                args=("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)",),
+                daemon=True,
+            ).start()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -84,6 +84,10 @@ def summary_text(result: ImportResult) -> str:
         extra.append(f"{result.skipped:,} skipped ({shown if len(reasons) > 1 else shown.split(' ', 1)[1]})")
     if extra:
         lines.append(_capital(", ".join(extra)) + ".")
+    if result.by_type and (len(result.by_type) > 1 or result.invalid or result.skipped):
+        lines += _breakdown("Calls by type", result.by_type)
+    if result.invalid_reasons:
+        lines += _breakdown("Invalid lines by reason", result.invalid_reasons)
     written = result.rejects_written
     earlier = result.rejected - written  # records an earlier run wrote for lines read again
     if written:
@@ -105,6 +109,21 @@ def summary_text(result: ImportResult) -> str:
                 f"Did not wait for {_count(result.abandoned, 'request')} in flight: their calls are left for the next run."
             )
     return "\n".join(lines)
+
+
+TOP_REASONS = 10  # per breakdown in the summary; --json has them all
+
+
+def _breakdown(title: str, counts: dict[str, int]) -> list[str]:
+    """`Title: 5 a, 3 b, …` (the TOP_REASONS largest, then how many more), wrapped at 80 columns."""
+    import textwrap
+
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = [f"{count:,} {name}" for name, count in ranked[:TOP_REASONS]]
+    if len(ranked) > TOP_REASONS:
+        rest = sum(count for _, count in ranked[TOP_REASONS:])
+        shown.append(f"{rest:,} more in {len(ranked) - TOP_REASONS:,} other kinds (see --json)")
+    return textwrap.wrap(f"{title}: {', '.join(shown)}.", width=80, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _capital(text: str) -> str:

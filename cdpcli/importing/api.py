@@ -49,6 +49,11 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
         )
     if options.recent is not None and options.recent not in RECENT_MODES:
         raise UsageError(f"--recent {options.recent!r}: expected one of {', '.join(RECENT_MODES)}")
+    from cdpcli.importing.order import check_order
+
+    check_order(options.order)
+    if options.order == "phased" and options.limit is not None:
+        raise UsageError("--limit cannot be combined with --order phased", hint="send a slice with --sample instead")
     if options.since and options.until and options.since >= options.until:
         raise UsageError("--since must be before --until")
     for path in (options.rejects, options.checkpoint):
@@ -77,6 +82,7 @@ def import_lines(
     max_invalid: int | None = None,
     id_namespace: str | None = None,
     dry_run: bool = False,
+    order: str = "none",
     events: ImportEvents | None = None,
     archive: str | None = None,
     types: Iterable[str] | None = None,
@@ -110,6 +116,9 @@ def import_lines(
     fraction, the same calls every run), `limit`. `recent`: what to do with calls timestamped in
     the 72 hours before `now` (default: when the import starts), which can trigger campaigns:
     "warn" (counted in `.recent`), "skip" (skipped) or "fail" (rejected, reason "recent").
+    `order="phased"`: identify and group calls first, then track/page/screen, then alias, then
+    deletes, each phase once the one before is settled (`lines` is copied to a private
+    temporary file first).
     """
     if not dry_run:
         target.require_key()
@@ -147,6 +156,7 @@ def import_lines(
         limit=limit,
         recent=recent,
         now=now,
+        order=order,
     )
     check_options(options, sources)
     return Importer(target, sources, options, events).run()

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cdpcli import files, jsontext
@@ -32,6 +33,8 @@ class Settlement:
         self.open: dict[int, dict[int, int]] = {}  # batch seq -> {source: its first line}
         self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
         self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
+        self.phase = 0  # --order phased: the phase being sent (the counts above are its own)
+        self.idle = threading.Condition(self.lock)  # notified as batches close
 
     def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
         """The packer is done with `source` up to `line_no`; `filling` is its batch being filled."""
@@ -54,16 +57,41 @@ class Settlement:
     def closed(self, batch: Batch) -> None:
         with self.lock:
             self.open.pop(batch.seq, None)
+            if not self.open:
+                self.idle.notify_all()
 
     def settled(self) -> list[int]:
         """Per source, how many leading lines are settled."""
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[int, list[int]]:
+        """The phase, and per source how many leading lines are settled in it."""
         with self.lock:
+            phase = self.phase
             done = list(self.last_handled)
             firsts = [*self.open.values(), self.filling]
         for batch_firsts in firsts:
             for source, line_no in batch_firsts.items():
                 done[source] = min(done[source], line_no - 1)
-        return done
+        return phase, done
+
+    def wait_idle(self, give_up: Callable[[], bool]) -> bool:
+        """Wait until no batch is open (every call sent so far is settled): True, or False
+        once `give_up()` says to stop waiting."""
+        with self.lock:
+            while self.open:
+                if give_up():
+                    return False
+                self.idle.wait(0.1)
+        return True
+
+    def next_phase(self, phase: int) -> None:
+        """Every line of the phase before is settled: the next one starts from line 1."""
+        with self.lock:
+            assert not self.open
+            self.phase = phase
+            self.last_handled = [0] * len(self.last_handled)
+            self.filling = {}
 
 
 def _first_lines(batch: Batch) -> dict[int, int]:
@@ -175,19 +203,45 @@ class Checkpoint:
         else:
             self.data.pop("shard", None)
 
+    def bind_order(self, order: str) -> int:
+        """A checkpoint of an --order phased import counts lines per phase: it means nothing to
+        an import without phases, nor the other way round. Returns the phase to resume in."""
+        was = self.data.get("order", "none")
+        if self.existed and was != order:
+            raise UsageError(
+                f"--checkpoint {self.path} was written by an import with --order {was}, not --order {order}",
+                hint=f"run again with --order {was} to resume it, or " + CHECKPOINT_HINT,
+            )
+        if order == "phased":
+            # version 2: a cdp that knows no phases refuses it instead of reading its counts
+            # (one phase's) as the whole input's
+            self.data.update(version=2, order=order)
+            self.data.setdefault("phase", 0)
+        else:
+            self.data.pop("order", None)
+            self.data.pop("phase", None)
+            self.data["version"] = 1
+        return int(self.data.get("phase", 0))
+
     def apply(self, sources: list[Source]) -> None:
         entries = self.data["sources"]
+        phase = self.data.get("phase", 0)
         for source in sources:
             # older checkpoints keyed files by the path as typed
             entry = entries.get(source.key) or entries.get(source.name)
             if entry:
                 source.skip = entry["settled"]
                 source.first_line_hash = entry.get("first_line_sha256")
+                source.phase = phase
 
-    def save(self, sources: list[Source], settled: list[int], hashes: list[str | None]) -> None:
+    def save(
+        self, sources: list[Source], settled: list[int], hashes: list[str | None], phase: int | None = None
+    ) -> None:
         if not self.path:
             return
         with self._save_lock:
+            if phase is not None and "phase" in self.data:
+                self.data["phase"] = phase
             for source, count, digest in zip(sources, settled, hashes, strict=True):
                 if source.name in self.data["sources"] and source.name != source.key:
                     del self.data["sources"][source.name]  # re-keyed by resolved path
@@ -199,8 +253,14 @@ def _checkpoint_problem(data: Any) -> str | None:
     """What makes `data` not a checkpoint (checked in full: `python -O` drops asserts)."""
     if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
         return 'expected an object with "sources"'
-    if data.get("version", 1) != 1:
-        return f"version {data.get('version')!r}; this cdp reads version 1"
+    version = data.get("version", 1)
+    if version not in (1, 2):
+        return f"version {data.get('version')!r}; this cdp reads versions 1 and 2"
+    if (version == 2) != (data.get("order") == "phased"):
+        return "version 2 is for --order phased"
+    phase = data.get("phase", 0)
+    if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
+        return "malformed order or phase"
     for key, entry in data["sources"].items():
         if not isinstance(entry, dict):
             return f"entry {key!r} is not an object"
@@ -227,11 +287,11 @@ class CheckpointSaver:
         written before the snapshot, so it is on disk before the checkpoint says so."""
         if not self.checkpoint.path:
             return
-        settled = self.settlement.settled()
+        phase, settled = self.settlement.snapshot()
         hashes = list(self.settlement.first_hash)
         self.rejects.sync()
         try:
-            self.checkpoint.save(self.sources, settled, hashes)
+            self.checkpoint.save(self.sources, settled, hashes, phase)
         except OSError as exc:
             raise FatalStop(
                 f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",

@@ -18,6 +18,7 @@ Pipeline (threads, bounded queues, so memory stays flat for any input length):
 from __future__ import annotations
 
 import gc
+import os
 import queue
 import threading
 import time
@@ -32,6 +33,7 @@ from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.order import OtherPhase
 from cdpcli.importing.pacing import check_rate
 from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, needs_plain_path
 from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
@@ -52,6 +54,7 @@ from cdpcli.importing.sources import (
 from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
+    from cdpcli.importing.order import PhaseFilter
     from cdpcli.importing.shard import Shard
     from cdpcli.target import Target
 
@@ -90,6 +93,7 @@ class ImportOptions:
     # past one machine (#15)
     shard: Shard | None = None  # send only this shard's share (shard.py)
     rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
+    order: str = "none"  # or "phased" (order.py): identify/group, then track…, alias, deletes
     # makes the Preparer from default_type (None: Preparer itself); cdp's operations (issue 12)
     # turn each line of ids into its call first (cdpcli.operations.OperationPreparer)
     preparer: Callable[[str | None], Preparer] | None = None
@@ -111,6 +115,7 @@ class Stats:
     invalid_reasons: dict[str, int] = field(default_factory=dict)
     skipped_reasons: dict[str, int] = field(default_factory=dict)  # by the user's choice (filters, headers)
     started: float = field(default_factory=time.monotonic)
+    phase: str = ""  # --order phased: "2/4 track, page, screen" while that phase is sent
 
     @property
     def calls(self) -> int:
@@ -178,8 +183,10 @@ class Importer:
         self.interrupted = False
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
         self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
-        self.checkpoint, self.rejects = open_outputs(sources, options)
+        self.checkpoint, self.rejects, self.start_phase = open_outputs(sources, options)
+        self.phaser: PhaseFilter | None = None
         self.settlement = Settlement(sources)
+        self.settlement.phase = self.start_phase
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
         self.delivery = Delivery(self) if not options.dry_run else None
         self.stats_lock = threading.Lock()
@@ -195,6 +202,50 @@ class Importer:
         shard = self.options.shard
         self.line_shard = shard if shard is not None and shard.by == "line" else None
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
+        self.phaser = None
+        spooled: list[str] = []
+        if self.options.order == "phased":
+            from cdpcli.importing.order import PhaseFilter
+
+            inner = self.select.prepare if self.select is not None else preparer.prepare
+            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
+        # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
+        batches: queue.Queue = queue.Queue(maxsize=4)
+        senders: list[threading.Thread] = []
+        saver = None
+        try:
+            if self.phaser is not None:
+                self._spool(spooled)
+            senders = self.delivery.start(batches) if self.delivery else []
+            self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
+            saver = self._start_checkpoint_timer()
+            # pydantic, typer and httpx leave ~26k long-lived objects that every full collection
+            # would scan again while the hot loop allocates; freezing them cut ~20 % of its time
+            gc.freeze()
+            if self.phaser is None:
+                self._read_all(preparer, batches)
+            else:
+                self._read_phases(preparer, batches)
+        except FatalStop as exc:
+            self.stop_with(exc)
+        except BaseException:
+            self.stop_reading.set()
+            self.stop.set()
+            raise
+        finally:
+            try:
+                self._finish(senders, batches, saver)
+                self.events.finished()
+            finally:
+                for path in spooled:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+        return self._result()
+
+    def _read_all(self, preparer: Preparer, batches: queue.Queue) -> None:
+        """One pass over the sources: read, pack, ship (FatalStop raised)."""
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
             target=read_sources,
@@ -202,18 +253,11 @@ class Importer:
             name="cdp-reader",
             daemon=True,
         )
-        # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
-        batches: queue.Queue = queue.Queue(maxsize=4)
-        senders = self.delivery.start(batches) if self.delivery else []
-        self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
-        saver = self._start_checkpoint_timer()
-        # pydantic, typer and httpx leave ~26k long-lived objects that every full collection
-        # would scan again while the hot loop allocates; freezing them cut ~20 % of its time
-        gc.freeze()
         reader.start()
         batch = Batch()
         current = -1
         last_input = time.monotonic()
+        item = None
         try:
             while True:
                 try:
@@ -238,20 +282,45 @@ class Importer:
                     preparer.for_source(self.sources[current])
                 preparer.tick()
                 batch = self._pack(item, batch, batches, preparer)
-            if batch.calls and not self.stop.is_set():
-                batch = self._ship(batch, batches)
-                self.settlement.handled(current, self.settlement.last_handled[current], batch)
-        except FatalStop as exc:
-            self.stop_with(exc)
-        except BaseException:
-            self.stop_reading.set()
-            self.stop.set()
-            raise
         finally:
-            release_reader(chunks, self.stop_reading)
-            self._finish(senders, batches, saver)
-            self.events.finished()
-        return self._result()
+            if item is not _END:  # stopped early: the reader may be waiting on a full queue
+                release_reader(chunks, self.stop_reading)
+        if batch.calls and not self.stop.is_set():
+            batch = self._ship(batch, batches)
+            self.settlement.handled(current, self.settlement.last_handled[current], batch)
+
+    def _read_phases(self, preparer: Preparer, batches: queue.Queue) -> None:
+        """--order phased: one pass per phase, each once every call of the one before is settled."""
+        from cdpcli.importing.order import PHASES
+
+        phaser = self.phaser
+        assert phaser is not None
+        for phase in range(self.start_phase, len(PHASES)):
+            if phase != self.start_phase:
+                self.settlement.next_phase(phase)
+                phaser.phase, phaser.first = phase, False
+                self.save_checkpoint()
+            self.stats.phase = f"{phase + 1}/{len(PHASES)} {PHASES[phase]}"
+            self.events.phase(phase, PHASES[phase])
+            if self.stop_reading.is_set():
+                return
+            self._read_all(preparer, batches)
+            if self.stop_reading.is_set():
+                return  # stopped (interrupted, --max-invalid, an error): this phase resumes
+            if not self.settlement.wait_idle(self.stop.is_set):
+                return
+
+    def _spool(self, spooled: list[str]) -> None:
+        """--order phased reads every input once per phase: stdin and iterables go to a
+        private temporary file first."""
+        from cdpcli.importing.order import spool
+
+        for source in self.sources:
+            if source.items is not None or source.name == "-":
+                self.events.note(
+                    f"--order phased: copying {source.label} to a private temporary file first (it is read once per phase)"
+                )
+                spooled.append(spool(source))
 
     def _finish(self, senders: list[threading.Thread], batches: queue.Queue, saver: threading.Thread | None) -> None:
         """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
@@ -290,6 +359,12 @@ class Importer:
         source = chunk.source
         skip = self.sources[source].skip
         prepare = self.select.prepare_for(chunk.data) if self.select is not None else preparer.prepare
+        phaser = self.phaser
+        if phaser is not None:  # --order phased: the phase filter skips what is settled
+            phaser.skip = skip if phaser.first else 0
+            phaser.source = source
+            skip = 0
+            prepare = phaser.prepare
         max_bytes, max_calls = self.options.batch_bytes, self.options.batch_events
         origin = source << REF_SHIFT  # | the line number: see REF_SHIFT
         lines = chunk.data.split(b"\n")
@@ -306,7 +381,7 @@ class Importer:
             # the per-chunk look-ahead (~1.5 µs a line's worth) over this shard's lines only:
             # over the whole chunk, every shard paid it for every line
             preparer.careful = needs_plain_path(b"\n".join(lines))
-        blank = skipped = 0
+        blank = skipped = other = 0
         by_type = self.stats.by_type
         line_no = chunk.first_line - 1
         calls, refs, filled = batch.calls, batch.refs, batch.size
@@ -330,9 +405,15 @@ class Importer:
                     reasons = self.stats.skipped_reasons
                     reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
                     continue
+                except OtherPhase as exc:  # --order phased: sent in its own phase's pass
+                    if exc.settled:
+                        skipped += 1  # by an earlier run
+                    else:
+                        other += 1
+                    continue
                 except InvalidLine as exc:
                     # lines of this chunk before this one that were judged (valid or invalid)
-                    judged_before = line_no - chunk.first_line - blank - skipped
+                    judged_before = line_no - chunk.first_line - blank - skipped - other
                     if self._invalid(source, line_no, exc, line, judged_before):
                         break  # stopping (--max-invalid, or not NDJSON): this line is handled
                     continue
@@ -350,18 +431,24 @@ class Importer:
             line_no -= 1  # its reject is not written: not handled
             raise
         finally:
-            if line_shard is not None:  # the other shards' lines passed as blank ones: skipped
-                foreign = line_shard.foreign(max(chunk.first_line, skip + 1), line_no)
-                blank -= foreign
-                skipped += foreign
-                if foreign:
-                    reasons = self.stats.skipped_reasons
-                    reasons["--shard"] = reasons.get("--shard", 0) + foreign
             batch.size = filled
-            self.stats.read += line_no - chunk.first_line + 1
-            self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped
-            self.stats.blank += blank
-            self.stats.skipped += skipped
+            if phaser is not None and not phaser.first:
+                # a later phase's pass: the first pass counted its lines as read, and its
+                # blank and other shards' lines; only what this phase's lines became is new
+                self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped - other
+                self.stats.skipped += skipped
+            else:
+                if line_shard is not None:  # the other shards' lines passed as blank ones: skipped
+                    foreign = line_shard.foreign(max(chunk.first_line, skip + 1), line_no)
+                    blank -= foreign
+                    skipped += foreign
+                    if foreign:
+                        reasons = self.stats.skipped_reasons
+                        reasons["--shard"] = reasons.get("--shard", 0) + foreign
+                self.stats.read += line_no - chunk.first_line + 1
+                self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped - other
+                self.stats.blank += blank
+                self.stats.skipped += skipped
             self.settlement.handled(source, line_no, batch)
         return batch
 
@@ -439,7 +526,8 @@ class Importer:
         return Batch()
 
     def _count_bytes(self, count: int) -> None:
-        self.stats.bytes_read += count
+        if self.phaser is None or self.phaser.first:  # a later phase reads the same bytes again
+            self.stats.bytes_read += count
 
     def _start_checkpoint_timer(self) -> threading.Thread | None:
         """Saved about every second from its own thread, so that it advances while the packer
@@ -548,12 +636,13 @@ def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
             return
 
 
-def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpoint, Rejects]:
+def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpoint, Rejects, int]:
     """Before anything is sent: the checkpoint taken (locked, applied to the sources), every
     file's start checked against it, the rejects file checked, and the checkpoint saved once."""
     checkpoint = Checkpoint(options.checkpoint)
     try:
         checkpoint.bind_shard(shard_label(options.shard))
+        phase = checkpoint.bind_order(options.order)
         checkpoint.apply(sources)
         for source in sources:
             if source.is_file:
@@ -590,4 +679,4 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
     except BaseException:
         checkpoint.release()
         raise
-    return checkpoint, rejects
+    return checkpoint, rejects, phase

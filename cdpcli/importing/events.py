@@ -24,6 +24,13 @@ class ImportEvents:
     def finished(self) -> None:
         """The import has ended (called before run() returns, also on errors)."""
 
+    def phase(self, index: int, name: str) -> None:
+        """--order phased: phase `index` (0-3, named `name`) starts; every call of the one
+        before is settled."""
+
+    def note(self, text: str) -> None:
+        """Something worth telling the user (a front end prints it on stderr)."""
+
     def rejected(self, text: str) -> None:
         """A rejects record was written: `source:line: reason`."""
 

@@ -40,6 +40,8 @@ class Source:
     key: str = ""  # in the checkpoint: the resolved path (`a.ndjson` and `./a.ndjson` are one file), or "-"
     items: Iterable[Any] | None = None  # import_lines: the lines themselves, instead of a file
     format: str = "ndjson"  # or "csv" (--format csv, or a .csv name)
+    spooled: str | None = None  # --order phased: stdin or the items, copied to this private file
+    phase: int = 0  # --order phased: the phase its checkpoint entry is in
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -50,7 +52,7 @@ class Source:
 
     @property
     def is_file(self) -> bool:
-        return self.items is None and self.name != "-"
+        return self.items is None and self.name != "-" and self.spooled is None
 
     @classmethod
     def of_items(cls, name: str, items: Iterable[Any], id_namespace: str | None = None) -> Source:
@@ -62,6 +64,8 @@ class Source:
         return cls(name, name, seed, items=items)
 
     def open(self) -> BinaryIO:
+        if self.spooled is not None:
+            return open(self.spooled, "rb", buffering=0)
         if self.name == "-":
             return sys.stdin.buffer
         return open(self.name, "rb", buffering=0)  # unbuffered: read() is one read(2) of CHUNK_BYTES
@@ -341,7 +345,7 @@ def line_hash(line: bytes) -> str:
 
 def check_start_problem(source: Source, first_line: bytes, checkpoint: str | None) -> UsageError | None:
     """Why a source cannot be imported, from its first line (BOM and whitespace stripped)."""
-    if source.skip and source.first_line_hash and source.first_line_hash != line_hash(first_line):
+    if (source.skip or source.phase) and source.first_line_hash and source.first_line_hash != line_hash(first_line):
         return UsageError(
             f"{source.label} does not start as it did when --checkpoint {checkpoint} was written",
             hint="it is not the same input: remove the checkpoint to import from the start, or use another --checkpoint",
