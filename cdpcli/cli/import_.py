@@ -314,13 +314,9 @@ def import_(
         target = opts.target()
         for text in warnings:
             out.warn(text)
-        show_progress = progress if progress is not None else sys.stderr.isatty() and not opts.quiet
-        events = TerminalEvents(out, show_progress)
-        importer = Importer(target, sources, options, events)
-        with interrupts_handled_by(importer, out):
-            result = importer.run()
-        report(result, out, events)
-    raise typer.Exit(result.exit_code)
+        events = terminal_events(opts, progress)
+        code = run_and_report(Importer(target, sources, options, events), out, events)
+    raise typer.Exit(code)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -394,6 +390,22 @@ class TerminalEvents(ImportEvents):
     def unechoed(self) -> int:
         """Reject lines not shown on stderr (past ECHO_REJECTS)."""
         return max(self.echoed - ECHO_REJECTS, 0)
+
+
+def terminal_events(opts: SendOptions, progress: bool | None) -> "TerminalEvents":
+    """The import's events for this command: live progress when asked (--progress), else when
+    stderr is a terminal and not --quiet."""
+    show = progress if progress is not None else sys.stderr.isatty() and not opts.quiet
+    return TerminalEvents(opts.output(), show)
+
+
+def run_and_report(importer: "Importer", out: Output, events: "TerminalEvents") -> int:
+    """Run an import with Ctrl-C/SIGTERM handled, print its summary; its exit code. Every
+    command that imports (`cdp import`, the operations' --from) ends this way."""
+    with interrupts_handled_by(importer, out):
+        result = importer.run()
+    report(result, out, events)
+    return int(result.exit_code)
 
 
 @contextmanager

@@ -124,14 +124,12 @@ def _bulk(
     max_invalid: int | None,
 ) -> None:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
-    from cdpcli.cli.import_ import TerminalEvents, interrupts_handled_by
-    from cdpcli.cli.import_summary import report
+    from cdpcli.cli.import_ import run_and_report, terminal_events
     from cdpcli.operations import bulk_importer
 
     out = opts.output()
     target = opts.target()
-    show_progress = progress if progress is not None else sys.stderr.isatty() and not opts.quiet
-    events = TerminalEvents(out, show_progress)
+    events = terminal_events(opts, progress)
     importer, warnings = bulk_importer(
         op,
         [source],
@@ -145,10 +143,7 @@ def _bulk(
     )
     for text in warnings:
         out.warn(text)
-    with interrupts_handled_by(importer, out):
-        result = importer.run()
-    report(result, out, events)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(run_and_report(importer, out, events))
 
 
 class Declined(CdpError):
