@@ -5,13 +5,15 @@ or with --from FILE|- one call per line through the import engine, reported as `
 reports. Deleting and suppressing ask first on a terminal (--yes skips the question)."""
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdpcli.cli.app import CdpGroup, app
 from cdpcli.cli.items import apply_items
-from cdpcli.cli.options import CALL, ITEM, SendOptions, sending_command
+from cdpcli.cli.options import CALL, ITEM, SendOptions, extend_signature, sending_command
 from cdpcli.cli.output import Output, reporting
 from cdpcli.errors import CdpError, ExitCode, UsageError
 
@@ -99,6 +101,31 @@ MaxInvalidOpt = _opt(
 )
 
 
+@dataclass
+class BulkOptions:
+    """How --from FILE|- is sent (the import engine's options), as typed."""
+
+    checkpoint: str | None = None
+    rejects: str | None = None
+    concurrency: int = 16
+    progress: bool | None = None
+    max_invalid: int | None = None
+
+
+_BULK_OPTIONS: dict[str, Any] = {
+    "checkpoint": CheckpointOpt,
+    "rejects": RejectsOpt,
+    "concurrency": ConcurrencyOpt,
+    "progress": ProgressOpt,
+    "max_invalid": MaxInvalidOpt,
+}
+
+
+def bulk_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, bulk: BulkOptions)` the --from options, defined once for every operation."""
+    return extend_signature(func, "bulk", _BULK_OPTIONS, {"concurrency": 16}, BulkOptions)
+
+
 def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     """Validate and print (dry-run) or send one call, as the call commands do."""
     from cdpcli.calls import InvalidCall, prepare_call
@@ -112,32 +139,22 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     send_call(prepared, opts, target)
 
 
-def _bulk(
-    opts: SendOptions,
-    op: "Operation",
-    source: str,
-    *,
-    checkpoint: str | None,
-    rejects: str | None,
-    concurrency: int,
-    progress: bool | None,
-    max_invalid: int | None,
-) -> None:
+def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> None:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
     from cdpcli.cli.import_ import run_and_report, terminal_events
     from cdpcli.operations import bulk_importer
 
     out = opts.output()
     target = opts.target()
-    events = terminal_events(opts, progress)
+    events = terminal_events(opts, bulk.progress)
     importer, warnings = bulk_importer(
         op,
         [source],
         target,
-        rejects=rejects,
-        checkpoint=checkpoint,
-        concurrency=concurrency,
-        max_invalid=max_invalid,
+        rejects=bulk.rejects,
+        checkpoint=bulk.checkpoint,
+        concurrency=bulk.concurrency,
+        max_invalid=bulk.max_invalid,
         dry_run=opts.dry_run,
         events=events,
     )
@@ -207,16 +224,13 @@ def _person_command(action: str):
     question, doc = _PERSON[action]
 
     @sending_command
+    @bulk_command
     def command(
         opts: SendOptions,
+        bulk: BulkOptions,
         user: UserOpt = None,
         source: FromOpt = None,
         yes: YesOpt = False,
-        checkpoint: CheckpointOpt = None,
-        rejects: RejectsOpt = None,
-        concurrency: ConcurrencyOpt = 16,
-        progress: ProgressOpt = None,
-        max_invalid: MaxInvalidOpt = None,
     ) -> None:
         from cdpcli import operations
 
@@ -234,7 +248,7 @@ def _person_command(action: str):
             if source is None:
                 _one_call(opts, operations.person(action, user), f"person {action}")
                 return
-            _bulk(opts, op, source, checkpoint=checkpoint, rejects=rejects, concurrency=concurrency, progress=progress, max_invalid=max_invalid)  # fmt: skip
+            _bulk(opts, op, source, bulk)
 
     command.__doc__ = (
         f"{doc}\n\n    Example: cdp person {action} --user 42\n\n    Example: cdp person {action} --from ids.txt"
@@ -254,8 +268,10 @@ for _action in _PERSON:
 
 @device_app.command("add")
 @sending_command
+@bulk_command
 def device_add(
     opts: SendOptions,
+    bulk: BulkOptions,
     user: UserOpt = None,
     token: TokenOpt = None,
     platform: PlatformOpt = None,
@@ -273,11 +289,6 @@ def device_add(
         kind=list[str] | None,
     ) = None,
     source: FromOpt = None,
-    checkpoint: CheckpointOpt = None,
-    rejects: RejectsOpt = None,
-    concurrency: ConcurrencyOpt = 16,
-    progress: ProgressOpt = None,
-    max_invalid: MaxInvalidOpt = None,
 ) -> None:
     """Register or update a push device (Device Created or Updated).
 
@@ -296,7 +307,7 @@ def device_add(
             if token is not None or prop:
                 raise UsageError("--from reads each device from its line; --token and -p go on each line")
             op = operations.operation("device add", user=user, platform=platform, token_type=token_type)
-            _bulk(opts, op, source, checkpoint=checkpoint, rejects=rejects, concurrency=concurrency, progress=progress, max_invalid=max_invalid)  # fmt: skip
+            _bulk(opts, op, source, bulk)
         _need_flags(user=user, token=token)
         call = operations.device_add(user, token, platform=platform, token_type=token_type, attributes=attributes)
         _one_call(opts, call, "device add")
@@ -304,17 +315,14 @@ def device_add(
 
 @device_app.command("remove")
 @sending_command
+@bulk_command
 def device_remove(
     opts: SendOptions,
+    bulk: BulkOptions,
     user: UserOpt = None,
     token: TokenOpt = None,
     platform: PlatformOpt = None,
     source: FromOpt = None,
-    checkpoint: CheckpointOpt = None,
-    rejects: RejectsOpt = None,
-    concurrency: ConcurrencyOpt = 16,
-    progress: ProgressOpt = None,
-    max_invalid: MaxInvalidOpt = None,
 ) -> None:
     """Remove a push device from a person (Device Deleted).
 
@@ -328,7 +336,7 @@ def device_remove(
             if token is not None:
                 raise UsageError("--from reads each device from its line; --token goes on each line")
             op = operations.operation("device remove", user=user, platform=platform)
-            _bulk(opts, op, source, checkpoint=checkpoint, rejects=rejects, concurrency=concurrency, progress=progress, max_invalid=max_invalid)  # fmt: skip
+            _bulk(opts, op, source, bulk)
         _need_flags(user=user, token=token)
         _one_call(opts, operations.device_remove(user, token, platform=platform), "device remove")
 
@@ -344,19 +352,16 @@ def _need_flags(**flags: str | None) -> None:
 
 @object_app.command("delete")
 @sending_command
+@bulk_command
 def object_delete(
     opts: SendOptions,
+    bulk: BulkOptions,
     object_id: _opt("--object", "--object-id", help="objectId of the object to delete.", metavar="ID") = None,
     object_type_id: ObjectTypeOpt = None,
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
     source: FromOpt = None,
     yes: YesOpt = False,
-    checkpoint: CheckpointOpt = None,
-    rejects: RejectsOpt = None,
-    concurrency: ConcurrencyOpt = 16,
-    progress: ProgressOpt = None,
-    max_invalid: MaxInvalidOpt = None,
 ) -> None:
     """Delete an object (Object Deleted). Cannot be undone.
 
@@ -374,7 +379,7 @@ def object_delete(
         question = "Delete {what} from Customer.io?"
         confirm(out, question, ("object", "objects"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
         if source is not None:
-            _bulk(opts, op, source, checkpoint=checkpoint, rejects=rejects, concurrency=concurrency, progress=progress, max_invalid=max_invalid)  # fmt: skip
+            _bulk(opts, op, source, bulk)
         call = operations.object_delete(
             object_id, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id
         )

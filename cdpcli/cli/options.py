@@ -219,7 +219,7 @@ _CONNECTION_OPTIONS = {
 }
 
 
-def _extend(
+def extend_signature(
     func: Callable[..., Any], target: str, options: dict[str, Any], defaults: dict[str, Any], pack: Callable[..., Any]
 ) -> Callable[..., Any]:
     """Add `options` to func's signature as keyword-only parameters; func gets them packed
@@ -244,13 +244,13 @@ def _extend(
 
 def sending_command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give `func(…, opts: SendOptions)` the sending options."""
-    return _extend(func, "opts", _SEND_OPTIONS, _SEND_DEFAULTS, SendOptions)
+    return extend_signature(func, "opts", _SEND_OPTIONS, _SEND_DEFAULTS, SendOptions)
 
 
 def connection_command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give `func(…, opts: SendOptions)` only the connection settings and --json (the other
     fields of `opts` keep their defaults: no dry run, not quiet, not verbose)."""
-    return _extend(func, "opts", _CONNECTION_OPTIONS, _SEND_DEFAULTS, SendOptions)
+    return extend_signature(func, "opts", _CONNECTION_OPTIONS, _SEND_DEFAULTS, SendOptions)
 
 
 # Options shared by the six call commands.
@@ -353,7 +353,7 @@ _COMMON_CALL_OPTIONS: dict[str, Any] = {
 
 def common_call_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give `func(…, common: CommonFields)` the options all six call commands share."""
-    return _extend(func, "common", _COMMON_CALL_OPTIONS, {}, CommonFields)
+    return extend_signature(func, "common", _COMMON_CALL_OPTIONS, {}, CommonFields)
 
 
 TraitsOpt = Annotated[
