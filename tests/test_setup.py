@@ -346,3 +346,30 @@ def test_a_proxy_setting_httpx_refuses_is_a_usage_error(send, receiver, monkeypa
         assert "unexpected" not in run.stderr and "proxysecret" not in run.stdout + run.stderr
         assert json.loads(run.stdout)["exit_code"] == 2
     assert receiver.requests == []
+
+
+def test_every_command_names_its_module_for_the_lean_start():
+    """`cdp CMD` imports only CMD's module (run.COMMAND_MODULES): each command and group of the
+    full app must be there, and found in the module it names."""
+    import importlib
+
+    from cdpcli.cli.run import COMMAND_MODULES
+
+    names = {info.name or info.callback.__name__ for info in app.registered_commands}
+    names |= {info.name for info in app.registered_groups}
+    assert names == set(COMMAND_MODULES)
+    for name, module in COMMAND_MODULES.items():
+        source = Path(importlib.import_module(f"cdpcli.cli.{module}").__file__).read_text()
+        assert f'"{name}"' in source or f"def {name}(" in source or f"{name} = app.command" in source, (name, module)
+
+
+def test_a_command_starts_without_importing_the_others():
+    probe = (
+        "import sys; from cdpcli.cli.run import app_for; app_for(['track']); "
+        "print(sorted(m for m in sys.modules if m.startswith('cdpcli.cli.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = done.stdout
+    assert "cdpcli.cli.calls" in loaded
+    for other in ("cdpcli.cli.operations", "cdpcli.cli.expect", "cdpcli.cli.serve", "cdpcli.cli.import_"):
+        assert other not in loaded, other

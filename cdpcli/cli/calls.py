@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdpcli.calls import InvalidCall, call_request, call_warnings, deliver, prepare_call
-from cdpcli.cli.app import app
+from cdpcli.cli.base import app
 from cdpcli.cli.items import apply_items, check_argument, read_json_object
 from cdpcli.cli.options import (
     AnonymousOpt,

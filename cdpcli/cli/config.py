@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cdpcli.cli.app import CdpGroup, app
+from cdpcli.cli.base import CdpGroup, app
 from cdpcli.cli.options import SendOptions, connection_command
 from cdpcli.cli.output import reporting
 from cdpcli.config import SETTINGS, profile_names

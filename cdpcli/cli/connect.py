@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cdpcli.cli.app import CdpGroup, app
+from cdpcli.cli.base import CdpGroup, app
 from cdpcli.cli.options import SendOptions, sending_command
 from cdpcli.cli.output import reporting
 

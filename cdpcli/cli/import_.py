@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdpcli.cli.app import app
+from cdpcli.cli.base import app
 from cdpcli.cli.import_summary import report
 from cdpcli.cli.options import SendOptions, env_note, sending_command
 from cdpcli.cli.output import Output, reporting

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdpcli.cli.app import CdpGroup, app
+from cdpcli.cli.base import CdpGroup, app
 from cdpcli.cli.items import apply_items
 from cdpcli.cli.options import CALL, ITEM, SendOptions, extend_signature, sending_command
 from cdpcli.cli.output import Output, reporting

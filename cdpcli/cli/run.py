@@ -1,21 +1,41 @@
-"""Running the app on argv, with only the command being run registered."""
+"""Running the app on argv, with only the command being run imported and registered."""
 
+import importlib
 import os
 
 import typer
 
-from cdpcli.cli.app import app, new_app
+from cdpcli.cli.base import new_app
+
+# The module that defines each command or group (tests/test_setup.py checks it against the app).
+COMMAND_MODULES = {
+    **dict.fromkeys(("identify", "track", "page", "screen", "group", "alias"), "calls"),
+    **dict.fromkeys(("person", "device", "object", "relationship", "report"), "operations"),
+    "import": "import_",
+    "connect": "connect",
+    "config": "config",
+    "completions": "completions",
+    "serve": "serve",
+    "expect": "expect",
+}
 
 
 def app_for(argv: list[str]) -> typer.Typer:
-    """The app with only the command being run registered, when that is clear from argv.
+    """The app with only the command being run, when that is clear from argv.
 
-    Typer builds the click parameters of every registered command on each start (~15 ms for
-    all of ours); `cdp track …` needs one. Help, completion and anything unclear get the full app.
+    Importing every command module costs ~15 ms, and Typer builds the click parameters of every
+    registered command on each start (~15 ms more); `cdp track …` needs one of each. Help,
+    completion and anything unclear get the full app.
     """
     name = argv[0] if argv else ""
-    if name.startswith("-") or "_CDP_COMPLETE" in os.environ:
-        return app
+    module = COMMAND_MODULES.get(name)
+    if module is None or "_CDP_COMPLETE" in os.environ:
+        from cdpcli.cli.app import app as full
+
+        return full
+    importlib.import_module(f"cdpcli.cli.{module}")
+    from cdpcli.cli.base import app
+
     for info in app.registered_commands:
         if (info.name or info.callback.__name__) == name:
             lean = new_app()

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from cdpcli.cli.app import app
+from cdpcli.cli.base import app
 from cdpcli.cli.output import reporting
 
 
