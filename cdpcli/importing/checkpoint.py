@@ -281,6 +281,30 @@ class CheckpointSaver:
         self.settlement = settlement
         self.rejects = rejects
         self.sources = sources
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, every: float, on_fatal: Callable[[FatalStop], None]) -> threading.Thread:
+        """Save every `every` seconds from a thread of its own, so that the checkpoint advances
+        while the packer waits (a slow endpoint keeps the send queue full and the packer
+        blocked); a save that fails hands its FatalStop to `on_fatal` and ends the thread."""
+
+        def save_on_schedule() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.save()
+                except FatalStop as exc:
+                    on_fatal(exc)
+                    return
+
+        self._thread = threading.Thread(target=save_on_schedule, name="cdp-checkpoint", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
     def save(self) -> None:
         """The settled counts, taken before the rejects are synced: every reject they count was

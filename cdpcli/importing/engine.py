@@ -218,7 +218,8 @@ class Importer:
                 self._spool(spooled)
             senders = self.delivery.start(batches) if self.delivery else []
             self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
-            saver = self._start_checkpoint_timer()
+            if self.checkpoint.path and not self.options.dry_run:
+                saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
             # pydantic, typer and httpx leave ~26k long-lived objects that every full collection
             # would scan again while the hot loop allocates; freezing them cut ~20 % of its time
             gc.freeze()
@@ -340,8 +341,7 @@ class Importer:
             with self.stats_lock:
                 self.abandoned = self.delivery.in_flight
         if saver is not None:
-            self._saver_stop.set()
-            saver.join()
+            self.saver.stop()
         try:
             self.save_checkpoint()
         except FatalStop as exc:
@@ -528,25 +528,6 @@ class Importer:
     def _count_bytes(self, count: int) -> None:
         if self.phaser is None or self.phaser.first:  # a later phase reads the same bytes again
             self.stats.bytes_read += count
-
-    def _start_checkpoint_timer(self) -> threading.Thread | None:
-        """Saved about every second from its own thread, so that it advances while the packer
-        waits (a slow endpoint keeps the send queue full and the packer blocked)."""
-        self._saver_stop = threading.Event()
-        if not self.checkpoint.path or self.options.dry_run:
-            return None
-
-        def save_on_schedule() -> None:
-            while not self._saver_stop.wait(self.options.checkpoint_every):
-                try:
-                    self.save_checkpoint()
-                except FatalStop as exc:
-                    self.stop_with(exc)
-                    return
-
-        thread = threading.Thread(target=save_on_schedule, name="cdp-checkpoint", daemon=True)
-        thread.start()
-        return thread
 
     def save_checkpoint(self) -> None:
         if not self.options.dry_run:
