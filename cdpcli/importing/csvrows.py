@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
+from cdpcli.wire import dumps
 
 if TYPE_CHECKING:
     from cdpcli.importing.sources import Source
@@ -195,7 +196,7 @@ def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping) 
         if isinstance(target.get(path[-1]), dict):
             return _invalid(f"column {name!r} sets {dest}, which other columns fill", "csv row", raw)
         target[path[-1]] = typed
-    return _encode(json.dumps(call, ensure_ascii=False, separators=(",", ":")))
+    return _encode(dumps(call))
 
 
 def _value(text: str, infer: bool) -> Any:
@@ -215,7 +216,7 @@ def _value(text: str, infer: bool) -> Any:
 
 def _invalid(error: str, reason: str, raw: str) -> bytes:
     record = {"error": error, "reason": reason, "input": raw.rstrip("\r\n")}
-    return INVALID_MARK + _encode(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    return INVALID_MARK + _encode(dumps(record))
 
 
 def marker(line: bytes) -> tuple[str, str, str | None, bytes]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.prepare import InvalidLine, LimitReached, SkipLine
-from cdpcli.wire import format_timestamp
+from cdpcli.wire import dumps, format_timestamp
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import ImportOptions
@@ -184,9 +184,7 @@ class Selector:
                             del call[key]
                             dropped = True
                     if dropped:
-                        line = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode(
-                            "utf-8", "surrogatepass"
-                        )
+                        line = dumps(call).encode("utf-8", "surrogatepass")
                 if self.filtering:
                     self._filter(line_no, line, call)
         ready = self.inner(line_no, line)
