@@ -67,7 +67,7 @@ class Application:
                 # every method but POST (GET, TRACE, or one nobody has heard of); a body it may
                 # carry is left unread, so the connection closes after the answer
                 status = 405
-                await _reply(
+                await reply(
                     send,
                     405,
                     errors("the Data Pipelines API takes POST only"),
@@ -122,9 +122,9 @@ class Application:
             return "- (client went away)"
         else:
             verdict = await self.handle(path, headers, body)
-            await _reply(send, verdict.status, verdict.answer, verdict.headers)
+            await reply(send, verdict.status, verdict.answer, verdict.headers)
             return verdict.status
-        await _reply(send, status, errors(message), {"Connection": "close"})
+        await reply(send, status, errors(message), {"Connection": "close"})
         return status
 
 
@@ -257,7 +257,7 @@ def response_head(extra: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in extra.items()]
 
 
-async def _reply(send: Callable[..., Any], status: int, body: Any, extra: dict[str, str]) -> None:
+async def reply(send: Callable[..., Any], status: int, body: Any, extra: dict[str, str]) -> None:
     data = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -270,6 +270,6 @@ async def _reply(send: Callable[..., Any], status: int, body: Any, extra: dict[s
 
 async def _reply_if_possible(send: Callable[..., Any], status: int, body: Any, extra: dict[str, str]) -> None:
     try:
-        await _reply(send, status, body, extra)
+        await reply(send, status, body, extra)
     except Exception:  # noqa: BLE001 - the answer had started: the connection closes instead
         pass

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from cdpcli.serve.asgi import _reply, response_head
+from cdpcli.serve.asgi import reply, response_head
 from cdpcli.serve.judge import errors
 from cdpcli.serve.store import FILTERS, Filters, Seen
 
@@ -61,7 +61,7 @@ class Control:
         if self.receiver.judge.api_key is not None:
             problem = self.receiver.judge.check_auth(headers.get("authorization", ""))
             if problem:
-                await _reply(send, 401, errors(problem), {"WWW-Authenticate": 'Basic realm="cdp serve"'})
+                await reply(send, 401, errors(problem), {"WWW-Authenticate": 'Basic realm="cdp serve"'})
                 return 401
         routes: dict[str, tuple[str, Callable[..., Any]]] = {
             "/_cdp/calls": ("GET", self.calls),
@@ -74,11 +74,11 @@ class Control:
             "/": ("GET", self.page),
         }
         if path not in routes:
-            await _reply(send, 404, errors(f"no such path {path}; cdp serve has {ROUTES}"), {})
+            await reply(send, 404, errors(f"no such path {path}; cdp serve has {ROUTES}"), {})
             return 404
         allowed, route = routes[path]
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
-            await _reply(send, 405, errors(f"{path} takes {allowed} only"), {"Allow": allowed})
+            await reply(send, 405, errors(f"{path} takes {allowed} only"), {"Allow": allowed})
             return 405
         try:
             query = {name: values[-1] for name, values in parse_qs(scope["query_string"].decode("latin-1")).items()}
@@ -87,7 +87,7 @@ class Control:
         try:
             return await route(query, receive, send)
         except BadQuery as exc:
-            await _reply(send, 400, errors(str(exc)), {})
+            await reply(send, 400, errors(str(exc)), {})
             return 400
 
     async def calls(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
@@ -95,36 +95,36 @@ class Control:
         if "tail" in query:  # the last N that match (the live view's first page)
             tail = _number(query, "tail", 100, 1, MAX_LIMIT)
             last = [{**call, "_seq": seq} for seq, call in self.store.select(filters)[-tail:]]
-            await _reply(send, 200, {"calls": last, "next": None}, {})
+            await reply(send, 200, {"calls": last, "next": None}, {})
             return 200
         page, cursor = self.store.query(
             filters, limit=_number(query, "limit", 100, 1, MAX_LIMIT), cursor=_number(query, "cursor", 0, 0, None)
         )
-        await _reply(send, 200, {"calls": page, "next": None if cursor is None else str(cursor)}, {})
+        await reply(send, 200, {"calls": page, "next": None if cursor is None else str(cursor)}, {})
         return 200
 
     async def rejects(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
         _known(query, ("since", "limit", "cursor", "tail"))
         if "tail" in query:  # the last N (the live view's first page: never the whole store)
             tail = _number(query, "tail", 100, 1, MAX_LIMIT)
-            await _reply(send, 200, {"rejects": list(self.store.rejects)[-tail:], "next": None}, {})
+            await reply(send, 200, {"rejects": list(self.store.rejects)[-tail:], "next": None}, {})
             return 200
         after = max(_number(query, "since", 0, 0, None), _number(query, "cursor", 0, 0, None))
         limit = _number(query, "limit", 100, 1, MAX_LIMIT)
         rejects = [reject for reject in list(self.store.rejects) if reject["seq"] > after]
         page = rejects[:limit]
         more = len(rejects) > limit
-        await _reply(send, 200, {"rejects": page, "next": str(page[-1]["seq"]) if more else None}, {})
+        await reply(send, 200, {"rejects": page, "next": str(page[-1]["seq"]) if more else None}, {})
         return 200
 
     async def summary(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
-        await _reply(send, 200, self.store.summary(), {})
+        await reply(send, 200, self.store.summary(), {})
         return 200
 
     async def reset(self, query: dict[str, str], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
         await _skip_body(receive)
         self.store.reset()
-        await _reply(send, 200, {"reset": True}, {})
+        await reply(send, 200, {"reset": True}, {})
         return 200
 
     async def wait(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
@@ -145,10 +145,9 @@ class Control:
         try:
             while True:
                 changed.clear()
-                with self.store._lock:
-                    seen.update(self.store)
+                self.store.catch_up(seen)
                 if len(seen.matched) >= count:
-                    await _reply(send, 200, {"calls": seen.numbered(), "count": len(seen.matched)}, {})
+                    await reply(send, 200, {"calls": seen.numbered(), "count": len(seen.matched)}, {})
                     return 200
                 left = deadline - loop.time()
                 if left <= 0 or stopping.is_set():
@@ -161,7 +160,7 @@ class Control:
             "calls": seen.numbered(),
             "count": len(seen.matched),
         }
-        await _reply(send, 408, answer, {})
+        await reply(send, 408, answer, {})
         return 408
 
     async def events(self, query: dict[str, str], receive: Callable[..., Any], send: Callable[..., Any]) -> int:

@@ -241,6 +241,12 @@ class Store:
                 page.append(_numbered(seq, call))
         return page, None
 
+    def catch_up(self, seen: Seen) -> None:
+        """`seen` brought up to date with what is kept now (under the store's lock): for a waiter
+        that is woken another way (the /_cdp/wait route's event loop)."""
+        with self._lock:
+            seen.update(self)
+
     def wait(self, filters: Filters, count: int = 1, timeout: float = 5.0) -> tuple[bool, list[dict[str, Any]]]:
         """Wait until `count` calls that `filters` take are kept: (True, them), or at `timeout`
         s (False, those that were). Woken by each change, never polling."""
