@@ -86,9 +86,7 @@ def device_add(
     properties = dict(attributes or {})
     if token_type is not None:
         properties[TOKEN_TYPE_PROPERTY] = token_type
-    device = {"token": _need(token, "token")}
-    if platform is not None:
-        device["type"] = platform
+    device = _device(token, platform)
     return {
         "type": "track",
         "event": "Device Created or Updated",
@@ -98,12 +96,18 @@ def device_add(
     }
 
 
-def device_remove(user_id: str, token: str, *, platform: str | None = None) -> dict[str, Any]:
-    """`Device Deleted`: empty properties, the token and platform in context.device."""
-    _one_of(platform, PLATFORMS, "platform")
+def _device(token: str, platform: str | None) -> dict[str, Any]:
+    """context.device as the SDKs send it: the token, and the platform as `type` when known."""
     device = {"token": _need(token, "token")}
     if platform is not None:
         device["type"] = platform
+    return device
+
+
+def device_remove(user_id: str, token: str, *, platform: str | None = None) -> dict[str, Any]:
+    """`Device Deleted`: empty properties, the token and platform in context.device."""
+    _one_of(platform, PLATFORMS, "platform")
+    device = _device(token, platform)
     return {
         "type": "track",
         "event": "Device Deleted",
