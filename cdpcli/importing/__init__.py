@@ -22,7 +22,7 @@ _HOMES = {
     "ImportResult": "cdpcli.importing.events",
     "ImportOptions": "cdpcli.importing.engine",
     "Importer": "cdpcli.importing.engine",
-    "Source": "cdpcli.importing.sources",
+    "Source": "cdpcli.importing.source",
     "make_sources": "cdpcli.importing.sources",
     "check_options": "cdpcli.importing.api",
     "import_lines": "cdpcli.importing.api",
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from cdpcli.importing.engine import Importer, ImportOptions
     from cdpcli.importing.events import ImportEvents, ImportResult
     from cdpcli.importing.rejects import DEFAULT_REJECTS
-    from cdpcli.importing.sources import Source, make_sources
+    from cdpcli.importing.source import Source
+    from cdpcli.importing.sources import make_sources
 
 
 __getattr__ = lazy_names("cdpcli.importing", _HOMES, globals())

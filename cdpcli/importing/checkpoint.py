@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cdpcli import files, jsontext
 from cdpcli.errors import FatalStop, UsageError
 from cdpcli.importing.batches import Batch, unref
-from cdpcli.importing.sources import Source
+from cdpcli.importing.source import Source
 
 if TYPE_CHECKING:
     from cdpcli.importing.rejects import Rejects

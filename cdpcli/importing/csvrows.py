@@ -20,13 +20,11 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.source import Source, source_blocks
 from cdpcli.wire import dumps
-
-if TYPE_CHECKING:
-    from cdpcli.importing.sources import Source
 
 CALL_FIELDS = frozenset(
     {"type", "userId", "anonymousId", "event", "timestamp", "messageId", "groupId", "name", "previousId"}
@@ -85,8 +83,6 @@ class _BlocksIO(io.RawIOBase):
 
 def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Iterator[bytes]:
     """One output line for each line of the CSV source (see the module docstring)."""
-    from cdpcli.importing.sources import source_blocks
-
     blocks = source_blocks(source, progress)
     try:
         text = io.TextIOWrapper(

@@ -29,7 +29,7 @@ from cdpcli.errors import UsageError
 from cdpcli.importing.sources import CHUNK_BYTES, item_line
 
 if TYPE_CHECKING:
-    from cdpcli.importing.sources import Source
+    from cdpcli.importing.source import Source
 
 ORDERS = ("none", "phased")
 PHASES = ("identify, group", "track, page, screen", "alias", "deletes and suppressions")

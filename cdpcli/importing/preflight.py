@@ -31,7 +31,7 @@ from cdpcli.importing.select import RECENT_WINDOW, moment_of, stamp_value
 
 if TYPE_CHECKING:
     from cdpcli.importing.engine import ImportOptions
-    from cdpcli.importing.sources import Source
+    from cdpcli.importing.source import Source
 
 EXACT_LIMIT = 1_000_000  # distinct userIds counted exactly; past it, estimated
 NAME_LIMIT = 100_000  # distinct trait/property names kept for the drift check

@@ -21,7 +21,7 @@ from cdpcli.jsontext import may_need_care
 from cdpcli.wire import LIBRARY, MAX_CALL_BYTES, call_size, dumps, now_timestamp, with_library
 
 if TYPE_CHECKING:
-    from cdpcli.importing.sources import Source
+    from cdpcli.importing.source import Source
 
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"

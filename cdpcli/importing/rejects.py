@@ -10,7 +10,7 @@ import threading
 
 from cdpcli import files
 from cdpcli.errors import FatalStop, UsageError
-from cdpcli.importing.sources import Source
+from cdpcli.importing.source import Source
 
 DEFAULT_REJECTS = "cdp-rejects.ndjson"
 

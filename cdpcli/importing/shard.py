@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cdpcli.errors import UsageError
 
 if TYPE_CHECKING:
-    from cdpcli.importing.sources import Source
+    from cdpcli.importing.source import Source
 
 SHARD_BY = ("line", "file", "user")
 SHARD_ENV = "CDP_SHARD"

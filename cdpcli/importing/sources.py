@@ -1,10 +1,10 @@
-"""Where lines come from: files, stdin, or an iterable given to import_lines; the reader thread
+"""Which sources the names given to an import stand for (files, directories, stdin, an iterable
+given to import_lines; source.py is one source and its bytes); the reader thread
 that hands them over in chunks of whole lines; and what a source's first line says about it
 (compressed, another input than the checkpoint's)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -12,63 +12,25 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.csvrows import CsvMapping, csv_lines
-from cdpcli.importing.decode import MAGIC_BYTES, compression_of, decompressed
+from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
+    BOM,
+    CHUNK_BYTES,
+    MAX_LINE_BYTES,
+    Chunk,
+    Source,
+    line_hash,
+    source_blocks,
+)
 
-CHUNK_BYTES = 1 << 20
-MAX_LINE_BYTES = 64 * CHUNK_BYTES  # a 64 MB line is not NDJSON: the import stops there
 # Lines of an iterable source per chunk: about a 1 MB file chunk's worth of typical calls.
 ITERABLE_CHUNK_LINES = 4096
-BOM = b"\xef\xbb\xbf"
-# Issue #10: a file of another format (CSV, binary, gzip read as text) is one reject per line;
-# when this many first non-blank lines are all invalid, the input is not NDJSON: stop.
+# A file of another format (CSV, binary, gzip read as text) is one reject per line; when this
+# many first non-blank lines are all invalid, the input is not NDJSON: stop.
 FORMAT_PROBE_LINES = 100
-
-
-@dataclass
-class Source:
-    name: str  # as typed: a path, or "-" for stdin
-    label: str  # in messages and rejects: the path, or <stdin>
-    id_seed: bytes  # what derived messageIds are made from, stable across re-runs
-    size: int | None = None  # bytes, when known (files)
-    skip: int = 0  # lines settled by an earlier run (checkpoint)
-    first_line_hash: str | None = None  # what the checkpoint saw
-    key: str = ""  # in the checkpoint: the resolved path (`a.ndjson` and `./a.ndjson` are one file), or "-"
-    items: Iterable[Any] | None = None  # import_lines: the lines themselves, instead of a file
-    format: str = "ndjson"  # or "csv" (--format csv, or a .csv name)
-    spooled: str | None = None  # --order phased: stdin or the items, copied to this private file
-    phase: int = 0  # --order phased: the phase its checkpoint entry is in
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            if self.items is not None:
-                self.key = f"<{self.name}>"  # a name, not a path: never resolved
-            else:
-                self.key = self.name if self.name == "-" else os.path.realpath(self.name)
-
-    @property
-    def is_file(self) -> bool:
-        return self.items is None and self.name != "-" and self.spooled is None
-
-    @classmethod
-    def of_items(cls, name: str, items: Iterable[Any], id_namespace: str | None = None) -> Source:
-        """A source of lines given as bytes, str or dicts (import_lines); `name` seeds its
-        derived messageIds as a file's name does."""
-        seed = name.encode("utf-8", "surrogateescape")
-        if id_namespace:
-            seed = id_namespace.encode("utf-8", "surrogateescape") + b"\0" + seed
-        return cls(name, name, seed, items=items)
-
-    def open(self) -> BinaryIO:
-        if self.spooled is not None:
-            return open(self.spooled, "rb", buffering=0)
-        if self.name == "-":
-            return sys.stdin.buffer
-        return open(self.name, "rb", buffering=0)  # unbuffered: read() is one read(2) of CHUNK_BYTES
 
 
 def check_namespace(id_namespace: str | None) -> None:
@@ -167,14 +129,6 @@ def files_under(directory: str) -> list[str]:
     return sorted(found, key=lambda path: path.split(os.sep))
 
 
-@dataclass
-class Chunk:
-    source: int
-    first_line: int  # number of the first line in `data`
-    data: bytes  # whole lines, newline-separated (no trailing newline)
-    count: int
-
-
 _END = object()
 
 
@@ -229,38 +183,6 @@ def source_lines(source: Source) -> Iterator[bytes]:
         yield from lines
     if tail:
         yield tail
-
-
-def source_blocks(source: Source, progress: Callable[[int], None]) -> Iterator[bytes]:
-    """A file's or stdin's bytes, decompressed when its first bytes say it is compressed
-    (decode.py), in blocks of up to CHUNK_BYTES; `progress` counts the bytes read from it."""
-    handle = source.open()
-    try:
-        # read1 returns what a pipe has (no waiting to fill the chunk): slow producers' lines
-        # are seen at once
-        read = getattr(handle, "read1", handle.read)
-        head = b""
-        while len(head) < MAGIC_BYTES:  # a pipe may hand over fewer bytes than that at first
-            data = read(CHUNK_BYTES)
-            if not data:
-                break
-            head += data
-        kind = compression_of(head)
-        if kind is not None:
-            yield from decompressed(kind, source.label, read, head, progress, CHUNK_BYTES)
-            return
-        if head:
-            progress(len(head))
-            yield head
-        while True:
-            data = read(CHUNK_BYTES)
-            if not data:
-                return
-            progress(len(data))
-            yield data
-    finally:
-        if handle is not sys.stdin.buffer:
-            handle.close()
 
 
 def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> None:
@@ -337,10 +259,6 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def line_hash(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()
 
 
 def check_start_problem(source: Source, first_line: bytes, checkpoint: str | None) -> UsageError | None:
