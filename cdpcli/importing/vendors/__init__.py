@@ -1,0 +1,77 @@
+"""Other analytics tools' exports as Data Pipelines calls (`--from VENDOR`).
+
+One module per vendor holds its mapping, a pure function from one parsed export record to a
+`Verdict` (common.py): the call it becomes, or a skip or an invalid line with a stable reason
+id. Each module's docstring names the vendor pages its facts come from.
+
+`vendor_lines` is the line converter the reader runs: exactly one output line for each input
+line, so line numbers, rejects and checkpoint settlement stay the file's own. A record
+becomes one call (never two: a second call would need a line number of its own); a skip or an
+invalid record becomes a marker line (csvrows.SKIP_MARK / INVALID_MARK, read by prepare.py); a
+blank line stays blank; a line that is not a JSON object passes through unchanged, for the
+preparer to reject as it rejects any such line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from cdpcli import jsontext
+from cdpcli.importing.csvrows import INVALID_MARK, MARK, SKIP_MARK
+from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
+from cdpcli.importing.vendors.common import Mapping, Verdict
+from cdpcli.importing.vendors.sniff import sniff
+from cdpcli.wire import dumps
+
+MAPPINGS: dict[str, Mapping] = {
+    "mixpanel": mixpanel.map_event,
+    "mixpanel-profiles": mixpanel.map_profile,
+    "amplitude": amplitude.map_event,
+    "posthog": posthog.map_event,
+    "ga4": ga4.map_event,
+}
+VENDORS = tuple(MAPPINGS)
+
+__all__ = ["MAPPINGS", "VENDORS", "Verdict", "map_record", "sniff", "vendor_chunk", "vendor_line", "vendor_lines"]
+
+
+def map_record(name: str, record: dict[str, Any]) -> Verdict:
+    """What one parsed export record of vendor `name` becomes."""
+    return MAPPINGS[name](record)
+
+
+def vendor_line(name: str, line: bytes) -> bytes:
+    """The output line for one input line (see the module docstring)."""
+    text = line.strip()
+    if not text:
+        return b""
+    if text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    try:
+        record = jsontext.loads(text)
+    except jsontext.JSONTextError:
+        return line  # the preparer rejects it with the reason any line gets
+    if not isinstance(record, dict):
+        return line
+    verdict = MAPPINGS[name](record)
+    if verdict.call is not None:
+        return dumps(verdict.call).encode()
+    if verdict.skip is not None:
+        return SKIP_MARK + verdict.skip.encode() + MARK + text
+    reason = verdict.invalid or "invalid"
+    record_text = text.decode("utf-8", "surrogateescape")
+    return INVALID_MARK + dumps({"error": f"{name}: {verdict.error}", "reason": reason, "input": record_text}).encode()
+
+
+def vendor_lines(name: str, lines: Iterable[bytes]) -> Iterator[bytes]:
+    """One output line for each input line (see the module docstring)."""
+    if name not in MAPPINGS:
+        raise KeyError(name)
+    for line in lines:
+        yield vendor_line(name, line)
+
+
+def vendor_chunk(name: str, data: bytes) -> bytes:
+    """A chunk of newline-separated lines, each converted: as many lines out as in."""
+    return b"\n".join(vendor_line(name, line) for line in data.split(b"\n"))
