@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.archives import archive_sources
 from cdpcli.importing.csvrows import CsvMapping, csv_lines
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
     BOM,
@@ -75,11 +76,11 @@ def make_sources(
                 # the API would keep only one. The relative path stays the same when the tree
                 # is moved or named by another path, so re-runs keep their ids.
                 seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-                sources.append(_file_source(path, seed, fmt))
+                sources.extend(_file_sources(path, seed, fmt))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
-        sources.append(_file_source(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
+        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
     keys = [source.key for source in sources]
     for key in set(keys):
         if keys.count(key) > 1:
@@ -106,6 +107,16 @@ def make_sources(
     return sources, warnings
 
 
+def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
+    """A file, or an archive's members (archives.py), each its own source."""
+    return archive_sources(path, seed, fmt, name_format) or [_file_source(path, seed, fmt)]
+
+
+def name_format(path: str) -> str:
+    """The format a file's name says (--format absent)."""
+    return "csv" if CSV_NAME.search(path) else "ndjson"
+
+
 def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
     try:
         size = os.stat(path).st_size
@@ -113,7 +124,7 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
             pass
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return Source(path, path, seed, size=size, format=fmt or ("csv" if CSV_NAME.search(path) else "ndjson"))
+    return Source(path, path, seed, size=size, format=fmt or name_format(path))
 
 
 def files_under(directory: str) -> list[str]:
