@@ -17,6 +17,7 @@ from typing import Any
 from cdpcli.errors import UsageError
 from cdpcli.importing.archives import archive_sources
 from cdpcli.importing.csvrows import CsvMapping, csv_lines
+from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
@@ -39,7 +40,7 @@ def check_namespace(id_namespace: str | None) -> None:
         raise UsageError("--id-namespace must not be empty", hint="leave it out to derive ids as before")
 
 
-FORMATS = ("ndjson", "csv")
+FORMATS = ("ndjson", "csv", "parquet")
 # a name that says CSV, compressed or not (the bytes say whether it is compressed, not the name)
 CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 
@@ -114,7 +115,7 @@ def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
 
 def name_format(path: str) -> str:
     """The format a file's name says (--format absent)."""
-    return "csv" if CSV_NAME.search(path) else "ndjson"
+    return "csv" if CSV_NAME.search(path) else "parquet" if PARQUET_NAME.search(path) else "ndjson"
 
 
 def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
@@ -158,6 +159,9 @@ def read_sources(
                 continue
             if source.format == "csv":
                 _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                continue
+            if source.format == "parquet":
+                _read_lines(index, parquet_lines(source, progress), out, stop)
                 continue
             line_no = 1
             tail = b""
@@ -285,8 +289,12 @@ def check_start_problem(source: Source, first_line: bytes, checkpoint: str | Non
 def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> bytes:
     """A source's first line as _pack sees it (decompressed, BOM and surrounding whitespace
     stripped); for CSV, the line the converter makes of its header."""
-    if source.format == "csv":
-        lines = csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+    if source.format in ("csv", "parquet"):
+        lines = (
+            csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+            if source.format == "csv"
+            else parquet_lines(source, lambda _: None)
+        )
         try:
             line = next(lines, b"")
         finally:
