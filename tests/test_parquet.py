@@ -9,6 +9,7 @@ import json
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def summary(run) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def call_table(count: int) -> pa.Table:
+def call_table(count: int) -> Any:
     return pa.table(
         {
             "type": ["track"] * count,
