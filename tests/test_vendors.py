@@ -123,6 +123,14 @@ def test_ga4_message_id_is_stable_and_distinct() -> None:
     other = map_record("ga4", {**row, "event_timestamp": "1717243800000001"}).call
     assert first and again and other
     assert first["messageId"] == again["messageId"] != other["messageId"]
+    # NDJSON extracts write INT64 as strings, Parquet as integers: the same event, the same id
+    as_text = {**row, "event_params": [{"key": "quantity", "value": {"int_value": "2"}}]}
+    as_int = {
+        **row,
+        "event_timestamp": 1717243800000000,
+        "event_params": [{"key": "quantity", "value": {"int_value": 2}}],
+    }
+    assert map_record("ga4", as_text).call["messageId"] == map_record("ga4", as_int).call["messageId"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("vendor", list(VENDORS))

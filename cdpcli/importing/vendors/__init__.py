@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from cdpcli import jsontext
+from pydantic_core import from_json, to_json
+
 from cdpcli.importing.csvrows import INVALID_MARK, MARK, SKIP_MARK
 from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
 from cdpcli.importing.vendors.common import Mapping, Verdict
@@ -49,14 +50,19 @@ def vendor_line(name: str, line: bytes) -> bytes:
     if text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]
     try:
-        record = jsontext.loads(text)
-    except jsontext.JSONTextError:
+        # pydantic-core's reader (a third of json.loads' time): what it lets through that cdp
+        # refuses (NaN, overflowing numbers, lone surrogates) the preparer refuses in the call
+        record = from_json(text)
+    except ValueError:
         return line  # the preparer rejects it with the reason any line gets
     if not isinstance(record, dict):
         return line
     verdict = MAPPINGS[name](record)
     if verdict.call is not None:
-        return dumps(verdict.call).encode()
+        try:  # pydantic-core's writer: a quarter of json's time; Infinity kept for the preparer to refuse
+            return to_json(verdict.call, inf_nan_mode="constants")
+        except ValueError:  # a lone surrogate: json's ASCII escapes let the preparer say so
+            return dumps(verdict.call).encode()
     if verdict.skip is not None:
         return SKIP_MARK + verdict.skip.encode() + MARK + text
     reason = verdict.invalid or "invalid"

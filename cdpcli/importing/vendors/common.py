@@ -164,6 +164,13 @@ def move(source: dict[str, Any], key: str, target: dict[str, Any], path: str) ->
         put(target, path, source.pop(key))
 
 
+def move_all(source: dict[str, Any], fields: dict[str, str], target: dict[str, Any]) -> None:
+    """`move` each of `fields` (key → path) that `source` has; looks only at those it has (a
+    set intersection: 14 lookups a record cost a fifth of a mapping's time)."""
+    for key in sorted(source.keys() & fields.keys()):  # sorted: set order varies by process
+        put(target, fields[key], source.pop(key))
+
+
 # Segment's common `context.campaign` fields, from the UTM parameters of the same names
 # [docs.customer.io/integrations/data-in/source-spec/common-fields]
 UTM_FIELDS = {
@@ -176,8 +183,8 @@ UTM_FIELDS = {
 
 
 def move_campaign(properties: dict[str, Any], context: dict[str, Any]) -> None:
-    for key, name in UTM_FIELDS.items():
-        move(properties, key, context, f"campaign.{name}")
+    for key in sorted(properties.keys() & UTM_FIELDS.keys()):
+        put(context, "campaign." + UTM_FIELDS[key], properties.pop(key))
 
 
 def with_ids(call: dict[str, Any], user_id: str | None, anonymous_id: str | None) -> dict[str, Any]:
@@ -198,23 +205,23 @@ _TEXT_FIELDS = {
     "network": ("carrier",),
     "os": ("name", "version"),
 }
+_TEXT_NAMES = {group: frozenset(names) for group, names in _TEXT_FIELDS.items()}
 DEVICE_TYPES = ("android", "ios")  # the only context.device.type values the API takes
 
 
 def clean_context(context: dict[str, Any]) -> dict[str, Any]:
     """`context` as the API types it: typed string fields as strings, `device.type` only when
     android or ios (lower case), campaign values as strings; empty objects left out."""
-    for group, names in _TEXT_FIELDS.items():
+    for group in ("", *(context.keys() & _TEXT_FIELDS.keys())):
         target = context.get(group) if group else context
         if not isinstance(target, dict):
             continue
-        for name in names:
-            if name in target:
-                value = target[name]
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    target[name] = str(value)
-                elif not isinstance(value, str):
-                    del target[name]
+        for name in target.keys() & _TEXT_NAMES[group]:
+            value = target[name]
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                target[name] = str(value)
+            elif not isinstance(value, str):
+                del target[name]
     device = context.get("device")
     if isinstance(device, dict) and "type" in device:
         kind = device.pop("type")

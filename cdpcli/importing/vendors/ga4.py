@@ -18,8 +18,9 @@ Mapping:
 - `event_params` flattened into properties (the first non-null of string/int/float/double;
   INT64 strings become integers); `user_properties` likewise into `context.traits`.
 - `user_id` → userId, `user_pseudo_id` → anonymousId; timestamp from `event_timestamp`.
-- GA4 has no event id: messageId is `ga4-` and a hash of the whole row (canonical JSON), so
-  re-extracting the same table (other file splits, other line numbers) sends the same ids.
+- GA4 has no event id: messageId is `ga4-` and a hash of the event's key fields and parameters
+  (EVENT_KEY_FIELDS), so re-extracting the same table (other file splits, other line numbers,
+  NDJSON or Parquet) sends the same ids.
 - device → context.device/os/locale (`platform` IOS/ANDROID → device.type; the API takes
   no other device type), geo → context.location, app_info → context.app.
 """
@@ -27,7 +28,6 @@ Mapping:
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from cdpcli.importing.vendors.common import (
@@ -86,7 +86,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
     else:
         call = {"type": "track", "event": name}
     with_ids(call, user_id, anonymous_id)
-    call["messageId"] = "ga4-" + row_hash(record)
+    call["messageId"] = "ga4-" + event_hash(record, properties)
     if stamp is not None:
         call["timestamp"] = stamp
     call["properties"] = properties
@@ -137,6 +137,24 @@ def _value(value: dict[str, Any]) -> Any:
     return None
 
 
-def row_hash(record: dict[str, Any]) -> str:
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha1(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+# what tells two GA4 events apart, besides their parameters [the event schema; the bundle and
+# batch counters order events within one upload]
+EVENT_KEY_FIELDS = (
+    "stream_id",
+    "user_pseudo_id",
+    "user_id",
+    "event_timestamp",
+    "event_name",
+    "event_bundle_sequence_id",
+    "batch_event_index",
+    "batch_page_id",
+    "batch_ordering_id",
+)
+
+
+def event_hash(record: dict[str, Any], params: dict[str, Any]) -> str:
+    """A stable id for a GA4 event: its key fields and parameters, the same whether the row was
+    extracted as NDJSON (INT64 as strings) or Parquet (integers)."""
+    key = [str(record.get(name)) for name in EVENT_KEY_FIELDS]
+    key.extend(f"{name}={params[name]!r}" for name in sorted(params))
+    return hashlib.sha1("\0".join(key).encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -40,7 +40,7 @@ from cdpcli.importing.vendors.common import (
     Verdict,
     clean_context,
     invalid,
-    move,
+    move_all,
     move_campaign,
     put,
     send,
@@ -127,8 +127,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if call["type"] == "page":
         put(properties, "url", properties.get("$current_url"))
         put(properties, "title", properties.pop("current_page_title", None))
-    for key, path in CONTEXT_FIELDS.items():
-        move(properties, key, context, path)
+    move_all(properties, CONTEXT_FIELDS, context)
     move_campaign(properties, context)
     if call["type"] == "identify":
         if properties:

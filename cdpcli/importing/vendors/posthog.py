@@ -39,7 +39,7 @@ from cdpcli.importing.vendors.common import (
     clean_context,
     invalid,
     json_object,
-    move,
+    move_all,
     move_campaign,
     put,
     send,
@@ -116,8 +116,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
         for key, field in PAGE_FIELDS.items():
             put(properties, field, properties.get(key))
     context: dict[str, Any] = {}
-    for key, path in CONTEXT_FIELDS.items():
-        move(properties, key, context, path)
+    move_all(properties, CONTEXT_FIELDS, context)
     move_campaign(properties, context)
     if call["type"] in ("track", "page", "screen"):
         call["properties"] = properties
