@@ -150,3 +150,34 @@ def test_sniff_leaves_calls_and_mixtures_alone() -> None:
     assert sniff([mixpanel, b"not json"]) is None
     assert sniff([]) is None
     assert sniff([b"", b"  "]) is None
+
+
+def test_the_reader_converts_each_chunk_keeping_line_numbers(tmp_path: Path) -> None:
+    import functools
+    import gzip
+    import queue
+    import threading
+
+    from cdpcli.importing.sources import Chunk, make_sources, read_sources
+
+    raw = (DATA / "amplitude" / "input.jsonl").read_bytes()
+    path = tmp_path / "123_2024-06-01_12#0.json.gz"
+    path.write_bytes(gzip.compress(raw * 700))  # several reader chunks
+    sources, _ = make_sources([str(path)])
+    out: queue.Queue = queue.Queue()
+    read_sources(sources, out, threading.Event(), lambda n: None, convert=functools.partial(vendor_chunk, "amplitude"))
+    lines: list[bytes] = []
+    expected_first = 1
+    while True:
+        item = out.get()
+        if not isinstance(item, Chunk):
+            assert not isinstance(item, BaseException), item
+            break
+        assert item.first_line == expected_first
+        chunk_lines = item.data.split(b"\n")
+        assert len(chunk_lines) == item.count
+        lines += chunk_lines
+        expected_first += item.count
+    per_copy = len(_lines(DATA / "amplitude" / "input.jsonl"))
+    assert len(lines) == per_copy * 700
+    assert lines[:per_copy] == list(vendor_lines("amplitude", _lines(DATA / "amplitude" / "input.jsonl")))

@@ -150,8 +150,13 @@ def read_sources(
     stop: threading.Event,
     progress: Callable[[int], None],
     csv_mapping: CsvMapping | None = None,
+    convert: Callable[[bytes], bytes] | None = None,
 ) -> None:
-    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too."""
+    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too.
+    `convert` turns a chunk's lines (newline-separated) into as many lines (a --from VENDOR
+    mapping: vendors.vendor_chunk), in this thread."""
+    if convert is not None:
+        out = _Converting(out, convert)  # type: ignore[assignment]
     try:
         for index, source in enumerate(sources):
             if source.items is not None:
@@ -188,6 +193,18 @@ def read_sources(
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
         out.put(exc)
     out.put(_END)
+
+
+class _Converting:
+    """The reader's queue, with each chunk's lines converted on the way in."""
+
+    def __init__(self, out: queue.Queue, convert: Callable[[bytes], bytes]) -> None:
+        self.out, self.convert = out, convert
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, Chunk):
+            item = Chunk(item.source, item.first_line, self.convert(item.data), item.count)
+        self.out.put(item)
 
 
 def source_lines(source: Source) -> Iterator[bytes]:
