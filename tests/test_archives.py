@@ -153,3 +153,28 @@ def test_a_zip_imports_with_rejects_naming_the_member_and_resumes(send, receiver
     # without the checkpoint: the same ids (seeded by archive and member names)
     send("import", str(zipped), "--json", "--batch-events", "1")
     assert sorted(call["messageId"] for call in receiver.calls) == ids
+
+
+def test_a_damaged_member_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    zipped = tmp_path / "export.zip"
+    data = ndjson(tracks(200))
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.ndjson", data)
+    raw = bytearray(zipped.read_bytes())
+    at = raw.index(b"a.ndjson") + len(b"a.ndjson") + 40  # inside the deflated bytes
+    raw[at] ^= 0xFF
+    zipped.write_bytes(bytes(raw))
+    (source,), _ = make_sources([str(zipped)])
+    with pytest.raises(UsageError, match=r"export\.zip!a\.ndjson"):
+        list(source_lines(source))
+
+
+def test_a_cut_off_tar_gz_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "export.tar.gz"
+    make_tar(path, {f"part-{i}.ndjson": ndjson(tracks(300, start=i * 1000)) for i in range(3)}, "w:gz")
+    sources, _ = make_sources([str(path)])
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # the download broke after listing
+    with pytest.raises(UsageError, match="damaged"):
+        for source in sources:
+            list(source_lines(source))

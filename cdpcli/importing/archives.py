@@ -24,6 +24,7 @@ import os
 import tarfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
@@ -119,10 +120,38 @@ def _zip_opener(path: str, info: zipfile.ZipInfo) -> Any:
     def opener() -> BinaryIO:
         # the member keeps the archive's file open after ZipFile is closed (zipfile counts its
         # users of the file): one open archive per member being read
-        with zipfile.ZipFile(path) as archive:
-            return archive.open(info)  # type: ignore[return-value]
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return _Damage(archive.open(info), f"{path}!{info.filename}")  # type: ignore[return-value]
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise UsageError(f"cannot read {path}!{info.filename}: {exc}") from None
 
     return opener
+
+
+class _Damage:
+    """A member's stream whose read errors (a CRC mismatch, a cut-off archive) are a
+    UsageError naming the member, not a crash."""
+
+    ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
+
+    def __init__(self, stream: Any, label: str) -> None:
+        self.stream, self.label = stream, label
+
+    def read(self, count: int = -1) -> bytes:
+        try:
+            return self.stream.read(count)  # type: ignore[no-any-return]
+        except self.ERRORS as exc:
+            raise UsageError(f"{self.label}: the archive is damaged ({exc})") from None
+
+    def read1(self, count: int = -1) -> bytes:
+        try:
+            return self.stream.read1(count)  # type: ignore[no-any-return]
+        except self.ERRORS as exc:
+            raise UsageError(f"{self.label}: the archive is damaged ({exc})") from None
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def _tar_members(path: str) -> list[_Member]:
@@ -161,11 +190,15 @@ class _SharedStream:
 
     def read_at(self, position: int, count: int) -> bytes:
         with self.lock:
-            if self.handle is None:
-                self.handle = self._open()
-            if self.handle.tell() != position:
-                self.handle.seek(position)
-            return self.handle.read(count)
+            try:
+                if self.handle is None:
+                    self.handle = self._open()
+                if self.handle.tell() != position:
+                    self.handle.seek(position)
+                return self.handle.read(count)
+            except _Damage.ERRORS as exc:
+                self.handle = None  # start over on the next read
+                raise UsageError(f"{self.path}: the archive is damaged ({exc})") from None
 
     def _open(self) -> IO[bytes]:
         with open(self.path, "rb") as handle:
