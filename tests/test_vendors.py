@@ -116,6 +116,15 @@ def test_amplitude_message_id_order() -> None:
     assert map_record("amplitude", {**base, "uuid": "c"}).call["messageId"] == "c"  # type: ignore[index]
 
 
+def test_mixpanel_created_becomes_unix_seconds() -> None:
+    def created(value: object) -> object:
+        call = map_record("mixpanel-profiles", {"$distinct_id": "u", "$properties": {"$created": value}}).call
+        return (call or {}).get("traits", {}).get("created_at")
+
+    assert created("2008-12-12T11:20:47") == created(1229080847) == created(1229080847000) == 1229080847
+    assert created(None) is None
+
+
 def test_ga4_message_id_is_stable_and_distinct() -> None:
     row = {"event_name": "purchase", "event_timestamp": "1717243800000000", "user_pseudo_id": "p.1"}
     first = map_record("ga4", row).call

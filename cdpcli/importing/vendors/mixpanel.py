@@ -156,6 +156,12 @@ def _device(value: str | None) -> str | None:
     return value
 
 
+def _unix_seconds(value: Any) -> int:
+    """A number of Unix seconds (or milliseconds, as timestamp_from_unix reads them)."""
+    stamp = timestamp_from_unix(value)
+    return unix_seconds_from_text(stamp)
+
+
 def map_profile(record: dict[str, Any]) -> Verdict:
     """An Engage profile (`$distinct_id`, `$properties`) → identify with its traits."""
     if "results" in record and "$distinct_id" not in record:
@@ -173,9 +179,12 @@ def map_profile(record: dict[str, Any]) -> Verdict:
     for key, name in PROFILE_TRAITS.items():
         if key in traits:
             traits[name] = traits.pop(key)
-    if "$created" in traits:
+    created = traits.pop("$created", None)
+    if created is not None:
         try:
-            traits["created_at"] = unix_seconds_from_text(traits.pop("$created"))
+            traits["created_at"] = (
+                unix_seconds_from_text(created) if isinstance(created, str) else _unix_seconds(created)
+            )
         except BadValue as exc:
             return invalid("bad_time", f"$created: {exc}")
     call: dict[str, Any] = {"type": "identify"}
