@@ -146,3 +146,33 @@ def test_any_order_of_links_and_events(data, users: int, anonymous: int, memory_
             assert sent.get("userId") == owner[original["anonymousId"]]
         else:
             assert sent == original
+
+
+def test_learn_sources_reads_every_line_through_the_vendor_mapping(tmp_path: Path) -> None:
+    """Pass 1 over files, a Mixpanel export mapped as the import maps it; pass 2 rewrites the
+    chunk as the reader's convert hook would."""
+    import functools
+
+    from cdpcli.importing.identities import learn_sources
+    from cdpcli.importing.sources import make_sources
+    from cdpcli.importing.vendors import vendor_chunk
+
+    early = tmp_path / "2024-05-31.jsonl"  # anonymous only: linked by a later file
+    early.write_bytes(
+        b'{"event":"Viewed Pricing","properties":{"time":1717140000,'
+        b'"distinct_id":"$device:d-1","$device_id":"d-1","$insert_id":"i-1"}}\n' * 3000
+    )
+    late = tmp_path / "2024-06-01.jsonl"
+    late.write_bytes(
+        b'{"event":"Signed Up","properties":{"time":1717243512,"distinct_id":"u-1",'
+        b'"$device_id":"d-1","$user_id":"u-1","$insert_id":"i-2"}}\n'
+    )
+    sources, _ = make_sources([str(early), str(late)])
+    convert = functools.partial(vendor_chunk, "mixpanel")
+    with IdentityMap() as ids:
+        learn_sources(ids, sources, convert)
+        assert ids.resolve("d-1") == "u-1"
+        first = early.read_bytes().split(b"\n")[0]
+        (rewritten,) = ids.rewrite_chunk(convert(first)).split(b"\n")
+        assert json.loads(rewritten)["userId"] == "u-1"
+        assert ids.stats.as_dict() == {"links": 1, "rewritten": 1, "unresolved": 0}

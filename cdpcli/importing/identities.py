@@ -25,15 +25,21 @@ stay under 300 MB of memory (benchmarks/identities.py).
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from pydantic_core import from_json
 
+from cdpcli.importing.csvrows import CsvMapping
+from cdpcli.importing.source import Chunk, Source
+from cdpcli.importing.sources import read_sources
 from cdpcli.wire import dumps
 
 # links kept in a dict before the map moves to SQLite: ~150 bytes a link (two short strings
@@ -190,6 +196,10 @@ class IdentityMap:
             out[index] = dumps(call).encode()
         return out
 
+    def rewrite_chunk(self, data: bytes) -> bytes:
+        """`rewrite_lines` for a chunk of newline-separated lines (the reader's convert hook)."""
+        return b"\n".join(self.rewrite_lines(data.split(b"\n")))
+
     def rewrite(self, call: dict[str, Any]) -> bool:
         """Give an anonymous-only call its user; True when it was changed."""
         if not _anonymous_only(call):
@@ -249,6 +259,43 @@ class IdentityMap:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
         self.memory, self.pending, self._resolved = {}, {}, {}
+
+
+def learn_sources(
+    ids: IdentityMap,
+    sources: list[Source],
+    convert: Callable[[bytes], bytes] | None = None,
+    csv_mapping: CsvMapping | None = None,
+) -> None:
+    """Pass 1: every line of `sources` (as the import reads them, `convert` applied: a --from
+    VENDOR mapping), settled or not, learned from. The sources must be readable again (files;
+    stdin and iterables spooled first, as --order phased does)."""
+    chunks: queue.Queue = queue.Queue(maxsize=8)  # bounded: the reader waits for this pass
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=read_sources,
+        args=(sources, chunks, stop, lambda count: None, csv_mapping, convert),
+        name="cdp-identities-reader",
+        daemon=True,
+    )
+    reader.start()
+    try:
+        while True:
+            item = chunks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not isinstance(item, Chunk):
+                return  # the reader's end marker
+            for line in item.data.split(b"\n"):
+                ids.learn_line(line)
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            try:
+                chunks.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        reader.join()
 
 
 def _anonymous_only(call: dict[str, Any]) -> bool:
