@@ -190,3 +190,21 @@ def test_the_reader_converts_each_chunk_keeping_line_numbers(tmp_path: Path) -> 
     per_copy = len(_lines(DATA / "amplitude" / "input.jsonl"))
     assert len(lines) == per_copy * 700
     assert lines[:per_copy] == list(vendor_lines("amplitude", _lines(DATA / "amplitude" / "input.jsonl")))
+
+
+def test_sniff_source_reads_a_compressed_file_and_gives_advice(tmp_path: Path) -> None:
+    import gzip
+
+    from cdpcli.importing.sources import make_sources
+    from cdpcli.importing.vendors.sniff import sniff_advice, sniff_source
+
+    path = tmp_path / "123_2024-06-01_12#0.json.gz"
+    path.write_bytes(gzip.compress((DATA / "amplitude" / "input.jsonl").read_bytes()))
+    (source,), _ = make_sources([str(path)])
+    assert sniff_source(source) == "amplitude"
+    message, hint = sniff_advice(source.label, "amplitude")
+    assert "Amplitude export" in message and hint == "import it with archive=amplitude"
+    calls = tmp_path / "calls.ndjson"
+    calls.write_bytes(b'{"type":"track","userId":"u","event":"E"}\n')
+    (source,), _ = make_sources([str(calls)])
+    assert sniff_source(source) is None

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from cdpcli.errors import UsageError
@@ -42,7 +42,7 @@ def parquet_module() -> Any:
     return pyarrow.parquet
 
 
-def parquet_lines(source: Source, progress: Callable[[int], None]) -> Iterator[bytes]:
+def parquet_lines(source: Source, progress: Callable[[int], None]) -> Generator[bytes, None, None]:
     """One compact JSON line for each row of the Parquet source (see the module docstring)."""
     pq = parquet_module()
     local = source.opener is None and source.spooled is None and source.name != "-" and source.items is None

@@ -9,11 +9,16 @@ the importer as it is.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from typing import Any
 
+from cdpcli.importing.parquet import parquet_lines
+from cdpcli.importing.source import Source, source_blocks
+
 SNIFF_LINES = 5
+SNIFF_BYTES = 1 << 20  # a first line longer than this is not looked at further
 ENVELOPE_KEYS = frozenset({"writeKey", "projectId", "_metadata"})
 CALL_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 
@@ -62,3 +67,54 @@ def sniff(first_lines: Iterable[bytes]) -> str | None:
         if seen >= SNIFF_LINES:
             break
     return found.pop() if found else None
+
+
+TITLES = {
+    "mixpanel": "a Mixpanel raw event export",
+    "mixpanel-profiles": "a Mixpanel profile (Engage) export",
+    "amplitude": "an Amplitude export",
+    "posthog": "a PostHog export",
+    "ga4": "a GA4 BigQuery export",
+}
+
+
+def sniff_source(source: Source) -> str | None:
+    """`sniff` of a file source's first lines (decompressed; a Parquet file's first rows);
+    None for CSV, stdin and iterables (whose lines cannot be read twice)."""
+    if not source.is_file or source.format == "csv":
+        return None
+    if source.format == "parquet":
+        rows = parquet_lines(source, lambda count: None)
+        try:
+            return sniff(itertools.islice(rows, SNIFF_LINES))
+        finally:
+            rows.close()
+    head = b""
+    blocks = source_blocks(source, lambda count: None)
+    try:
+        for data in blocks:
+            head += data
+            if head.count(b"\n") >= SNIFF_LINES or len(head) > SNIFF_BYTES:
+                break
+    finally:
+        close = getattr(blocks, "close", None)  # a generator: its file is closed now
+        if close is not None:
+            close()
+    lines = head.split(b"\n")[:SNIFF_LINES]
+    if len(lines) > 1 and not head.endswith(b"\n"):
+        lines = lines[:-1]  # the last one may be cut short
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    return sniff(lines)
+
+
+def sniff_advice(label: str, vendor: str) -> tuple[str, str]:
+    """What to say about a source `sniff` named: (message, hint), options written as Python
+    names them (`archive=` is the CLI's --from). A vendor's export is refused (exit 2); a
+    Segment archive imports as it is, and the message is a hint only."""
+    if vendor == "segment":
+        return (
+            f"{label} looks like a Segment archive (calls in its envelope)",
+            "archive=segment drops the envelope's keys (writeKey is never forwarded)",
+        )
+    return f"{label} looks like {TITLES[vendor]}, not Data Pipelines calls", f"import it with archive={vendor}"
