@@ -267,9 +267,9 @@ def learn_sources(
     convert: Callable[[bytes], bytes] | None = None,
     csv_mapping: CsvMapping | None = None,
 ) -> None:
-    """Pass 1: every line of `sources` (as the import reads them, `convert` applied: a --from
-    VENDOR mapping), settled or not, learned from. The sources must be readable again (files;
-    stdin and iterables spooled first, as --order phased does)."""
+    """Pass 1: every line of `sources` (as the import reads them, `convert` applied: a vendor
+    mapping), settled or not, learned from. The sources must be readable again (files;
+    stdin and iterables spooled first, as order=phased does)."""
     chunks: queue.Queue = queue.Queue(maxsize=8)  # bounded: the reader waits for this pass
     stop = threading.Event()
     reader = threading.Thread(

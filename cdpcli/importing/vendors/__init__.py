@@ -1,4 +1,5 @@
-"""Other analytics tools' exports as Data Pipelines calls (`--from VENDOR`).
+"""Other analytics tools' exports as Data Pipelines calls (option `archive`, the CLI's
+`--from VENDOR`).
 
 One module per vendor holds its mapping, a pure function from one parsed export record to a
 `Verdict` (common.py): the call it becomes, or a skip or an invalid line with a stable reason

@@ -1,4 +1,4 @@
-"""Which export a source's first lines are, when no `--from` was given: each vendor's shape is
+"""Which export a source's first lines are, when no vendor was named: each vendor's shape is
 told by the keys its export's records always carry (see each vendor module's sources), and a
 Segment archive's envelope by the keys its archives add around a call (select.ENVELOPE_KEYS).
 
@@ -46,7 +46,7 @@ def record_vendor(record: dict[str, Any]) -> str | None:
 
 
 def sniff(first_lines: Iterable[bytes]) -> str | None:
-    """The vendor (a `--from` name, or "segment") all of a source's first lines are shaped like;
+    """The vendor (an `archive` option value, or "segment") all of a source's first lines are shaped like;
     None when they are not all one vendor's (or are calls, or not JSON objects)."""
     found: set[str | None] = set()
     seen = 0
