@@ -94,24 +94,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
         stamp = timestamp_from_unix(properties["time"]) if "time" in properties else None
     except BadValue as exc:
         return invalid("bad_time", str(exc))
-    user_id, anonymous_id = _ids(properties)
     message_id = text_id(properties.get("$insert_id"))
-    call: dict[str, Any]
-    if name == "$identify":
-        user_id = text_id(properties.pop("$identified_id", None)) or user_id
-        anonymous_id = _device(text_id(properties.pop("$anon_id", None))) or anonymous_id
-        call = {"type": "identify"}
-    elif name == "$create_alias":
-        alias = text_id(properties.pop("alias", None))
-        previous = text_id(properties.get("distinct_id"))
-        if alias is None or previous is None:
-            return invalid("missing_id", '$create_alias needs "alias" and "distinct_id"')
-        call = {"type": "alias", "userId": alias, "previousId": previous}
-        user_id = anonymous_id = None
-    elif name == "$mp_web_page_view":
-        call = {"type": "page"}
-    else:
-        call = {"type": "track", "event": name}
+    shaped = _shape(name, properties)
+    if shaped is None:
+        return invalid("missing_id", '$create_alias needs "alias" and "distinct_id"')
+    call, user_id, anonymous_id = shaped
     if user_id is None and anonymous_id is None and call["type"] != "alias":
         return invalid("missing_id", "no $user_id, $device_id or distinct_id: the call needs a userId or anonymousId")
     with_ids(call, user_id, anonymous_id)
@@ -137,6 +124,25 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if clean_context(context):
         call["context"] = context
     return send(call)
+
+
+def _shape(name: str, properties: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None] | None:
+    """The call an event name makes, and its user and anonymous ids (None: an alias without
+    its ids)."""
+    user_id, anonymous_id = _ids(properties)
+    if name == "$identify":
+        user_id = text_id(properties.pop("$identified_id", None)) or user_id
+        anonymous_id = _device(text_id(properties.pop("$anon_id", None))) or anonymous_id
+        return {"type": "identify"}, user_id, anonymous_id
+    if name == "$create_alias":
+        alias = text_id(properties.pop("alias", None))
+        previous = text_id(properties.get("distinct_id"))
+        if alias is None or previous is None:
+            return None
+        return {"type": "alias", "userId": alias, "previousId": previous}, None, None
+    if name == "$mp_web_page_view":
+        return {"type": "page"}, user_id, anonymous_id
+    return {"type": "track", "event": name}, user_id, anonymous_id
 
 
 def _ids(properties: dict[str, Any]) -> tuple[str | None, str | None]:
