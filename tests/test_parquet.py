@@ -140,3 +140,47 @@ def test_format_parquet_without_the_extra_exits_2_naming_it(send, tmp_path: Path
     run = send("import", str(path))
     assert run.exit_code == 2
     assert "cdp-pipelines-cli[parquet]" in run.stderr
+
+
+# GA4's BigQuery export extracted as Parquet: event_params a repeated struct of key and
+# value{string_value,int_value,float_value,double_value}; INT64 stays an integer here
+# [developers.google.com/analytics/bigquery/event-schema, cloud.google.com/bigquery/docs/exporting-data]
+def test_a_ga4_parquet_extract_maps_like_its_ndjson(tmp_path: Path) -> None:
+    value = pa.struct(
+        [
+            ("string_value", pa.string()),
+            ("int_value", pa.int64()),
+            ("float_value", pa.float64()),
+            ("double_value", pa.float64()),
+        ]
+    )
+    params = pa.list_(pa.struct([("key", pa.string()), ("value", value)]))
+    table = pa.table(
+        {
+            "event_date": ["20240601"],
+            "event_timestamp": pa.array([1717243600000001], pa.int64()),
+            "event_name": ["add_to_cart"],
+            "event_params": pa.array(
+                [
+                    [
+                        {"key": "currency", "value": {"string_value": "EUR"}},
+                        {"key": "value", "value": {"double_value": 19.99}},
+                        {"key": "quantity", "value": {"int_value": 2}},
+                    ]
+                ],
+                params,
+            ),
+            "user_id": pa.array([None], pa.string()),
+            "user_pseudo_id": ["1234567890.1717000000"],
+            "stream_id": ["4567890123"],
+            "platform": ["WEB"],
+        }
+    )
+    path = tmp_path / "events_20240601.parquet"
+    pq.write_table(table, path)
+    (source,), _ = make_sources([str(path)])
+    (line,) = vendor_lines("ga4", parquet_lines(source, lambda count: None))
+    ndjson = (Path(__file__).parent / "data" / "vendors" / "ga4" / "input.jsonl").read_bytes().split(b"\n")[2]
+    (from_ndjson,) = vendor_lines("ga4", [ndjson])
+    # the same event from either extract: the same call, messageId included
+    assert json.loads(line) == json.loads(from_ndjson)
