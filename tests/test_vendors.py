@@ -159,6 +159,8 @@ def test_sniff_leaves_calls_and_mixtures_alone() -> None:
     assert sniff([mixpanel, b"not json"]) is None
     assert sniff([]) is None
     assert sniff([b"", b"  "]) is None
+    engage_page = (DATA / "mixpanel-profiles" / "input.jsonl").read_bytes().split(b"\n")[2]
+    assert sniff([engage_page]) == "mixpanel-profiles"
 
 
 def test_the_reader_converts_each_chunk_keeping_line_numbers(tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ def record_vendor(record: dict[str, Any]) -> str | None:
     keys = record.keys()
     if "$distinct_id" in keys and "$properties" in keys:
         return "mixpanel-profiles"
+    if {"results", "page_size", "session_id"} <= keys:  # a whole Engage API answer
+        return "mixpanel-profiles"
     props = record.get("properties")
     if "event" in keys and isinstance(props, dict) and "distinct_id" in props and "time" in props:
         return "mixpanel"
