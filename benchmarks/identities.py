@@ -3,7 +3,8 @@ of N/10 users (as an identify carrying both ids would), then every anonymous-onl
 rewritten, as lines (parsing and writing JSON included). Reports the peak RSS (the map moves to its SQLite file past MEMORY_LINKS links, so
 memory stays flat as N grows) and each pass's rate.
 
-The issue's target: 10M distinct anonymous ids under 300 MB RSS.
+The target: 10M distinct anonymous ids under 300 MB RSS. Measured (2 shared cores, load ~10):
+10M ids, peak RSS 73 MB; learn 20k lines/s, rewrite 24k lines/s.
 
 Usage: python benchmarks/identities.py [--ids 10000000] [--memory-links 200000]
 """
