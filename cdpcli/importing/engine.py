@@ -22,10 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
 from cdpcli.importing.batches import REF_SHIFT, Batch, BatchRequest
@@ -33,11 +30,12 @@ from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import OtherPhase
-from cdpcli.importing.pacing import check_rate
 from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, needs_plain_path
-from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
+from cdpcli.importing.rejects import Rejects
 from cdpcli.importing.select import Selector, wanted
+from cdpcli.importing.settle import Settle
 from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
     _END,
@@ -51,117 +49,11 @@ from cdpcli.importing.sources import (
     line_hash,
     read_sources,
 )
-from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
+from cdpcli.importing.stats import Stats
 
 if TYPE_CHECKING:
     from cdpcli.importing.order import PhaseFilter
-    from cdpcli.importing.shard import Shard
     from cdpcli.target import Target
-
-
-@dataclass
-class ImportOptions:
-    default_type: str | None = None
-    concurrency: int = 16
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    batch_events: int = MAX_BATCH_CALLS
-    rate: float = 1000.0
-    rejects: str = DEFAULT_REJECTS
-    rejects_explicit: bool = False  # --rejects was given (a symlink there is followed)
-    checkpoint: str | None = None
-    dry_run: bool = False  # validate and batch; show each request (ImportEvents.dry_run), send none
-    linger: float = 1.0  # seconds without new input before a partial batch goes
-    max_invalid: int | None = None
-    checkpoint_every: float = 1.0  # seconds between checkpoint saves
-    # inputs (#14)
-    archive: str | None = None  # "segment" or "rudderstack": drop that archive's envelope keys
-    csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
-    infer_types: bool = False  # CSV cells that look like numbers or booleans become them
-    # choosing what to send (select.py); lines left out are skipped, by reason
-    types: list[str] | None = None
-    events: list[str] | None = None
-    exclude_events: list[str] | None = None
-    since: datetime | None = None  # calls timestamped at or after this
-    until: datetime | None = None  # and before this
-    sample: float | None = None  # the share of calls kept, chosen by a hash of the messageId
-    limit: int | None = None  # stop after this many calls
-    # calls timestamped in the last 72 hours: "warn" (counted in ImportResult.recent), "skip"
-    # (skipped, reason --recent), "fail" (rejected, reason "recent"); None: not looked at
-    recent: str | None = "warn"
-    now: datetime | None = None  # the clock of --recent (None: the time the import starts)
-    write_rejects: bool = True  # False: invalid lines are counted, never written (--preflight)
-    # past one machine (#15)
-    shard: Shard | None = None  # send only this shard's share (shard.py)
-    rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
-    order: str = "none"  # or "phased" (order.py): identify/group, then track…, alias, deletes
-    # makes the Preparer from default_type (None: Preparer itself); cdp's operations (issue 12)
-    # turn each line of ids into its call first (cdpcli.operations.OperationPreparer)
-    preparer: Callable[[str | None], Preparer] | None = None
-
-
-@dataclass
-class Stats:
-    read: int = 0  # every line read, blank and skipped ones included
-    blank: int = 0
-    skipped: int = 0
-    sent: int = 0
-    invalid: int = 0
-    failed: int = 0
-    batches: int = 0
-    requests: int = 0
-    retries: int = 0
-    bytes_read: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)  # valid calls (sent or failed) per type
-    invalid_reasons: dict[str, int] = field(default_factory=dict)
-    skipped_reasons: dict[str, int] = field(default_factory=dict)  # by the user's choice (filters, headers)
-    started: float = field(default_factory=time.monotonic)
-    phase: str = ""  # --order phased: "2/4 track, page, screen" while that phase is sent
-
-    @property
-    def calls(self) -> int:
-        """Lines that were calls to judge (neither blank nor settled by an earlier run)."""
-        return self.read - self.blank - self.skipped
-
-    def _skipped_reasons(self) -> dict[str, int]:
-        """Lines skipped by reason: the checkpoint's (settled by an earlier run), and the rest."""
-        reasons = dict(self.skipped_reasons)
-        by_checkpoint = self.skipped - sum(reasons.values())
-        if by_checkpoint:
-            reasons["checkpoint"] = by_checkpoint
-        return reasons
-
-    def summary(self) -> dict[str, Any]:
-        seconds = time.monotonic() - self.started
-        unsettled = self.read - self.sent - self.invalid - self.failed - self.skipped - self.blank
-        return {
-            "read": self.read,
-            "sent": self.sent,
-            "invalid": self.invalid,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "blank": self.blank,
-            "unsettled": unsettled,
-            "batches": self.batches,
-            "requests": self.requests,
-            "retries": self.retries,
-            "seconds": round(seconds, 3),
-            "events_per_second": round(self.sent / seconds, 1) if seconds > 0 else 0.0,
-            "by_type": dict(sorted(self.by_type.items())),
-            "invalid_reasons": dict(sorted(self.invalid_reasons.items())),
-            "skipped_reasons": dict(sorted(self._skipped_reasons().items())),
-        }
-
-
-def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
-    if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
-        raise UsageError(
-            f"--batch-bytes must be between 1,000 and {MAX_REQUEST_BYTES:,} (the API's limit), not {batch_bytes:,}"
-        )
-    if not 1 <= batch_events <= MAX_BATCH_CALLS:
-        raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
-    if not 1 <= concurrency <= 256:
-        raise UsageError(f"--concurrency must be between 1 and 256, not {concurrency}")
-    check_rate(rate, "--rate")
 
 
 class Importer:
@@ -188,8 +80,9 @@ class Importer:
         self.settlement = Settlement(sources)
         self.settlement.phase = self.start_phase
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
-        self.delivery = Delivery(self) if not options.dry_run else None
         self.stats_lock = threading.Lock()
+        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
+        self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
         self._seq = 0
         self._first_bytes: dict[int, bytes] = {}  # each source's first bytes, for format hints
         self._judged = [0] * len(sources)  # per source: lines judged valid or invalid so far
@@ -319,7 +212,7 @@ class Importer:
         for source in self.sources:
             if source.items is not None or source.name == "-":
                 self.events.note(
-                    f"--order phased: copying {source.label} to a private temporary file first (it is read once per phase)"
+                    f"order=phased: copying {source.label} to a private temporary file first (it is read once per phase)"
                 )
                 spooled.append(spool(source))
 
@@ -444,7 +337,7 @@ class Importer:
                     skipped += foreign
                     if foreign:
                         reasons = self.stats.skipped_reasons
-                        reasons["--shard"] = reasons.get("--shard", 0) + foreign
+                        reasons["shard"] = reasons.get("shard", 0) + foreign
                 self.stats.read += line_no - chunk.first_line + 1
                 self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped - other
                 self.stats.blank += blank
@@ -478,8 +371,9 @@ class Importer:
             # lines packed so far are still delivered: only reading stops
             self.stop_with(
                 FatalStop(
-                    f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
-                    hint="fix the input (see the rejects file), then run the same command again",
+                    f"{stats.invalid:,} invalid lines: stopped at max_invalid={limit:,}",
+                    hint="fix the input (see the rejects file), then run the same import again",
+                    option="max_invalid",
                 ),
                 sending=False,
             )
@@ -654,8 +548,9 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
                     checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
                 except OSError as exc:
                     raise UsageError(
-                        f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                        f"checkpoint={options.checkpoint}: cannot write it ({exc.strerror or exc})",
                         hint="check that its directory exists and is writable",
+                        option="checkpoint",
                     ) from None
     except BaseException:
         checkpoint.release()
