@@ -69,6 +69,25 @@ class Delivery:
             thread.start()
         return threads
 
+    def finish(self, senders: list[threading.Thread], batches: queue.Queue, give_up: threading.Event) -> int:
+        """Let the senders finish what is queued, unless `give_up` is set (a second Ctrl-C);
+        the requests in flight not waited for."""
+        for _ in senders:
+            while True:  # never block for good: a sender may be gone
+                try:
+                    batches.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if give_up.is_set() or not any(t.is_alive() for t in senders):
+                        break
+        for thread in senders:
+            while thread.is_alive() and not give_up.is_set():
+                thread.join(timeout=0.1)
+        if not give_up.is_set():
+            return 0
+        with self.port.lock:
+            return self.in_flight
+
     def close(self) -> None:
         self.sender.close()
 
