@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.order import ORDERS
+from cdpcli.importing.order import check_order
 from cdpcli.importing.pacing import check_rate, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
 from cdpcli.importing.select import ARCHIVES, RECENT_MODES, parse_time
@@ -121,8 +121,7 @@ class ImportOptions:
         if self.archive is not None and self.archive not in ARCHIVES:
             raise UsageError(f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES)}", option="archive")
         self._check_selection()
-        if self.order not in ORDERS:
-            raise UsageError(f"order={self.order!r}: expected one of {', '.join(ORDERS)}", option="order")
+        check_order(self.order)
         if self.order == "phased" and self.limit is not None:
             raise UsageError(
                 "limit= cannot be combined with order=phased", hint="send a slice with sample= instead", option="limit"
