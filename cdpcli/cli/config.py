@@ -6,25 +6,15 @@ from typing import Annotated
 import typer
 
 from cdpcli.cli.base import CdpGroup, app
-from cdpcli.cli.options import SendOptions, connection_command
+from cdpcli.cli.options import ProfileOpt, SendOptions, connection_command
 from cdpcli.cli.output import reporting
-from cdpcli.config import SETTINGS, profile_names
+from cdpcli.config import SETTINGS
 
 config_app = typer.Typer(
     cls=CdpGroup, help="Read and write settings in the config file (per profile).", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
 
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        help="Profile to use (default: $CDP_PROFILE, else 'default').",
-        metavar="NAME",
-        show_default=False,
-        autocompletion=profile_names,
-    ),
-]
 KeyArg = Annotated[
     str,
     typer.Argument(

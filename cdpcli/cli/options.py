@@ -8,11 +8,12 @@ command lists only its own options and users can type them after the subcommand.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
@@ -86,6 +87,25 @@ def env_note(setting: str) -> str:
     return f"\n\n\\[env: {name}]"  # its own paragraph: a line of its own in help
 
 
+def in_panel(option: Any, panel: str) -> Any:
+    """The same option (one declaration: flags, help, type) shown in another help panel."""
+    kind, info = get_args(option)
+    moved = copy.copy(info)
+    moved.rich_help_panel = panel
+    return Annotated[kind, moved]
+
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Config profile to use (default: 'default')." + env_note(PROFILE_ENV),
+        metavar="NAME",
+        show_default=False,
+        autocompletion=profile_names,
+    ),
+]
+
 _SEND_OPTIONS: dict[str, Any] = {
     "api_key": Annotated[
         str | None,
@@ -119,17 +139,7 @@ _SEND_OPTIONS: dict[str, Any] = {
             rich_help_panel=CONNECTION,
         ),
     ],
-    "profile": Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            help="Config profile to read settings from." + env_note(PROFILE_ENV),
-            metavar="NAME",
-            show_default=False,
-            rich_help_panel=CONNECTION,
-            autocompletion=profile_names,
-        ),
-    ],
+    "profile": in_panel(ProfileOpt, CONNECTION),
     "timeout": Annotated[
         float | None,
         typer.Option(
@@ -420,3 +430,108 @@ EmailOpt = Annotated[
         rich_help_panel=CALL,
     ),
 ]
+
+
+# Options of the operations (cdp person|device|object|relationship|report …).
+ObjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--object",
+        "--object-id",
+        help="objectId of the object.",
+        metavar="ID",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+ObjectTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--object-type-id",
+        help="Object type ID, a whole number (sent as objectTypeId; the API assumes 1).",
+        metavar="N",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (required without a terminal).", metavar=FLAG),
+]
+
+# How many lines go through the import engine: `cdp import`'s options, and the operations'
+# bulk bundle (with --from FILE|-), which shows them in its own help panel.
+BULK = "Bulk (--from)"
+BULK_CONCURRENCY = 16
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.", metavar="N")]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rejects",
+        help="Where invalid and undelivered calls are appended, with the reason (created 0600).  \\[default: cdp-rejects.ndjson]",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+CheckpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        help="Record progress here; the same command run again resumes after it.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Live progress on stderr (default: when stderr is a terminal).",
+        metavar=FLAG,
+        show_default=False,
+    ),
+]
+MaxInvalidOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-invalid",
+        help="Stop after this many invalid lines (exit 1; checkpoint and summary written).",
+        metavar="N",
+        show_default=False,
+    ),
+]
+FromFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Send one call per line of FILE (- reads stdin) through the import engine: an id per line, or a JSON object per line with the command's fields.",
+        metavar="FILE|-",
+        show_default=False,
+        rich_help_panel=BULK,
+    ),
+]
+
+
+@dataclass
+class BulkOptions:
+    """How an operation's --from FILE|- is sent (the import engine's options), as typed."""
+
+    checkpoint: str | None = None
+    rejects: str | None = None
+    concurrency: int = BULK_CONCURRENCY
+    progress: bool | None = None
+    max_invalid: int | None = None
+
+
+_BULK_OPTIONS: dict[str, Any] = {
+    "checkpoint": in_panel(CheckpointOpt, BULK),
+    "rejects": in_panel(RejectsOpt, BULK),
+    "concurrency": in_panel(ConcurrencyOpt, BULK),
+    "progress": in_panel(ProgressOpt, BULK),
+    "max_invalid": in_panel(MaxInvalidOpt, BULK),
+}
+
+
+def bulk_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, bulk: BulkOptions)` the --from options, defined once for every operation."""
+    return extend_signature(func, "bulk", _BULK_OPTIONS, {"concurrency": BULK_CONCURRENCY}, BulkOptions)
