@@ -1,4 +1,4 @@
-"""Customer.io's own operations as calls (issue 12): deleting or suppressing a person,
+"""Customer.io's own operations as calls: deleting or suppressing a person,
 registering or removing a push device, deleting an object or a relationship, reporting message
 metrics. Each is a track call with a reserved event name (a "semantic event"); the builders
 here take plain values and return the call, shaped as the official SDKs send it

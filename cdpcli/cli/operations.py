@@ -1,4 +1,4 @@
-"""Customer.io's operations (issue 12): `cdp person delete|suppress|unsuppress`, `cdp device
+"""Customer.io's operations: `cdp person delete|suppress|unsuppress`, `cdp device
 add|remove`, `cdp object delete`, `cdp relationship delete`, `cdp report delivery|content`.
 Flags -> the core's builders (cdpcli.operations) -> one call sent as the call commands send it,
 or with --from FILE|- one call per line through the import engine, reported as `cdp import`

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args
 import typer
 
 from cdpcli.cli.output import Output
-from cdpcli.config import PROFILE_ENV, SETTINGS, profile_names
+from cdpcli.config import profile_names
+from cdpcli.settings import PROFILE_ENV, SETTINGS
 
 if TYPE_CHECKING:
     from cdpcli.target import Target
@@ -51,21 +52,25 @@ class SendOptions:
 
     def target(self, *, need_key: bool = True) -> Target:
         """The core's Target from these flags (flag > env > profile > default); its warnings
-        are printed here. A key is needed to send, not for a dry run."""
+        are printed here, also when resolving fails. A key is needed to send, not for a dry run."""
         from cdpcli.target import Target
 
-        target = Target.resolve(
-            profile=self.profile,
-            api_key=self.api_key,
-            region=self.region,
-            endpoint=self.endpoint,
-            timeout=self.timeout,
-            retries=self.retries,
-            strict=self.strict,
-            gzip=self.gzip,
-        )
-        for text in target.warnings:
-            self.output().warn(text)
+        warnings: list[str] = []
+        try:
+            target = Target.resolve(
+                profile=self.profile,
+                api_key=self.api_key,
+                region=self.region,
+                endpoint=self.endpoint,
+                timeout=self.timeout,
+                retries=self.retries,
+                strict=self.strict,
+                gzip=self.gzip,
+                warnings=warnings,
+            )
+        finally:  # said before any error resolving ends in
+            for text in warnings:
+                self.output().warn(text)
         if need_key and not self.dry_run:
             target.require_key()
         return target
@@ -82,7 +87,7 @@ FLAG = ""
 def env_note(setting: str) -> str:
     """The help text's note of the environment variable behind a setting. Escaped: Typer reads
     help as Rich markup, where a bare [env: …] is a style tag and vanishes. The variable is
-    read by config.resolve (flag > env > profile > default), never by Click itself."""
+    read by settings.resolve (flag > env > profile > default), never by Click itself."""
     name = setting if setting.startswith("CDP_") else SETTINGS[setting][0]
     return f"\n\n\\[env: {name}]"  # its own paragraph: a line of its own in help
 
