@@ -142,20 +142,28 @@ def import_(
         str | None,
         typer.Option(
             "--format",
-            help="Input format: ndjson or csv (default: csv for .csv names, else ndjson).",
+            help="Input format: ndjson, csv or parquet (default: csv for .csv names, parquet for .parquet names, else ndjson; zip and tar archives are read member by member).",
             metavar="FORMAT",
             show_default=False,
-            autocompletion=lambda: ["ndjson", "csv"],
+            autocompletion=lambda: ["ndjson", "csv", "parquet"],
         ),
     ] = None,
     from_: Annotated[
         str | None,
         typer.Option(
             "--from",
-            help="Lines are a Segment or RudderStack archive's calls: keep messageId and timestamp, drop the archive's envelope keys (writeKey, receivedAt, …).",
-            metavar="segment|rudderstack",
+            help="Lines are a Segment or RudderStack archive's calls (keep messageId and timestamp, drop the archive's envelope keys: writeKey, receivedAt, …), or another tool's export, each record mapped to its call: mixpanel, mixpanel-profiles, amplitude, posthog, ga4.",
+            metavar="NAME",
             show_default=False,
-            autocompletion=lambda: ["segment", "rudderstack"],
+            autocompletion=lambda: [
+                "segment",
+                "rudderstack",
+                "mixpanel",
+                "mixpanel-profiles",
+                "amplitude",
+                "posthog",
+                "ga4",
+            ],
         ),
     ] = None,
     column: Annotated[

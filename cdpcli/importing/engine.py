@@ -45,6 +45,7 @@ from cdpcli.importing.sources import (
     read_sources,
 )
 from cdpcli.importing.stats import Stats
+from cdpcli.importing.vendors import chunk_converter
 
 if TYPE_CHECKING:
     from cdpcli.target import Target
@@ -79,11 +80,13 @@ class Importer:
         self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
         self._seq = 0
         self.select: Selector | None = None
+        self.convert = chunk_converter(options.archive)  # a vendor's mapping, in the reader thread
 
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
         preparer = (self.options.preparer or Preparer)(self.options.default_type)
+        preparer.converted = self.convert is not None
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         self.phaser = None
         spooled: list[str] = []
@@ -140,7 +143,7 @@ class Importer:
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
             target=read_sources,
-            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options)),
+            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options), self.convert),
             name="cdp-reader",
             daemon=True,
         )
@@ -360,9 +363,8 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         for source in sources:
             if source.is_file:
                 try:
-                    problem = check_start_problem(
-                        source, first_line_of(source, csv_mapping(options)), options.checkpoint
-                    )
+                    first = first_line_of(source, csv_mapping(options), chunk_converter(options.archive))
+                    problem = check_start_problem(source, first, options.checkpoint)
                 except OSError as exc:
                     problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
                 if problem:

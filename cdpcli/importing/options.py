@@ -23,6 +23,7 @@ from cdpcli.importing.pacing import check_rate, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
 from cdpcli.importing.select import ARCHIVES, RECENT_MODES, parse_time
 from cdpcli.importing.shard import Shard, parse_shard
+from cdpcli.importing.vendors import VENDORS
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
@@ -47,7 +48,9 @@ class ImportOptions:
     max_invalid: int | None = None
     checkpoint_every: float = 1.0  # seconds between checkpoint saves
     # inputs
-    archive: str | None = None  # "segment" or "rudderstack": drop that archive's envelope keys
+    # "segment" or "rudderstack": drop that archive's envelope keys; a vendor (VENDORS:
+    # "mixpanel", "amplitude", …): each line is that tool's export record, mapped to its call
+    archive: str | None = None
     csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
     infer_types: bool = False  # CSV cells that look like numbers or booleans become them
     # choosing what to send (select.py); lines left out are skipped, by reason (the option's id)
@@ -118,8 +121,10 @@ class ImportOptions:
         check_limits(self.batch_bytes, self.batch_events, self.concurrency, self.rate)
         if self.max_invalid is not None and self.max_invalid < 1:
             raise UsageError(f"max_invalid= must be at least 1, not {self.max_invalid}", option="max_invalid")
-        if self.archive is not None and self.archive not in ARCHIVES:
-            raise UsageError(f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES)}", option="archive")
+        if self.archive is not None and self.archive not in ARCHIVES + VENDORS:
+            raise UsageError(
+                f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES + VENDORS)}", option="archive"
+            )
         self._check_selection()
         check_order(self.order)
         if self.order == "phased" and self.limit is not None:

@@ -147,7 +147,7 @@ class Selector:
     def __init__(self, options: Choices, preparer: Preparer, on_limit: Callable[[], None]) -> None:
         self.inner = preparer.prepare
         self.preparer = preparer
-        self.envelope = ENVELOPE_KEYS[options.archive] if options.archive else ()
+        self.envelope = ENVELOPE_KEYS.get(options.archive or "", ())  # a vendor's calls have none
         self.envelope_bytes = tuple(f'"{key}"'.encode() for key in self.envelope)
         self.default_type = options.default_type
         self.types = frozenset(options.types or ())

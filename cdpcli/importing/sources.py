@@ -303,9 +303,12 @@ def check_start_problem(source: Source, first_line: bytes, checkpoint: str | Non
     return None
 
 
-def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> bytes:
+def first_line_of(
+    source: Source, csv_mapping: CsvMapping | None = None, convert: Callable[[bytes], bytes] | None = None
+) -> bytes:
     """A source's first line as _pack sees it (decompressed, BOM and surrounding whitespace
-    stripped); for CSV, the line the converter makes of its header."""
+    stripped); for CSV, the line the converter makes of its header; `convert`ed as the reader
+    converts it (read_sources)."""
     if source.format in ("csv", "parquet"):
         lines = (
             csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
@@ -329,7 +332,7 @@ def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> byte
         line = head.split(b"\n", 1)[0]
     if line.startswith(BOM):
         line = line[3:]
-    return line.strip()
+    return convert(line.strip()).strip() if convert is not None else line.strip()
 
 
 def format_hint(source: Source, line: bytes) -> str:

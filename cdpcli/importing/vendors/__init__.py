@@ -15,7 +15,8 @@ preparer to reject as it rejects any such line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -35,7 +36,17 @@ MAPPINGS: dict[str, Mapping] = {
 }
 VENDORS = tuple(MAPPINGS)
 
-__all__ = ["MAPPINGS", "VENDORS", "Verdict", "map_record", "sniff", "vendor_chunk", "vendor_line", "vendor_lines"]
+__all__ = [
+    "MAPPINGS",
+    "VENDORS",
+    "Verdict",
+    "chunk_converter",
+    "map_record",
+    "sniff",
+    "vendor_chunk",
+    "vendor_line",
+    "vendor_lines",
+]
 
 
 def map_record(name: str, record: dict[str, Any]) -> Verdict:
@@ -77,6 +88,12 @@ def vendor_lines(name: str, lines: Iterable[bytes]) -> Iterator[bytes]:
         raise KeyError(name)
     for line in lines:
         yield vendor_line(name, line)
+
+
+def chunk_converter(name: str | None) -> Callable[[bytes], bytes] | None:
+    """The reader's convert hook for the `archive` option's value: a vendor's mapping, or None
+    (segment, rudderstack and plain calls are read as they are)."""
+    return functools.partial(vendor_chunk, name) if name in MAPPINGS else None
 
 
 def vendor_chunk(name: str, data: bytes) -> bytes:
