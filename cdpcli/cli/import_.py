@@ -184,6 +184,15 @@ def import_(
             show_default=False,
         ),
     ] = False,
+    resolve_identities: Annotated[
+        bool,
+        typer.Option(
+            "--resolve-identities",
+            help="Read the input twice: learn which anonymous ids belong to which user (identify calls, aliases, calls carrying both ids, the vendor's merge records), then send anonymous-only calls with that userId added.",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
     since: Annotated[
         str | None,
         typer.Option(
@@ -279,6 +288,7 @@ def import_(
             archive=from_,
             column=column or [],
             infer_types=infer_types,
+            resolve_identities=resolve_identities,
             types=types,
             events=events,
             exclude_events=exclude_events,

@@ -29,6 +29,7 @@ from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.identities import IdentityMap, learn_sources, rewriting
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
 from cdpcli.importing.packer import Packer
@@ -81,12 +82,15 @@ class Importer:
         self._seq = 0
         self.select: Selector | None = None
         self.convert = chunk_converter(options.archive)  # a vendor's mapping, in the reader thread
+        self.identities = IdentityMap() if options.resolve_identities else None
 
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
         preparer = (self.options.preparer or Preparer)(self.options.default_type)
         preparer.converted = self.convert is not None
+        if self.identities is not None:
+            preparer.prepare = rewriting(preparer.prepare, self.identities)  # type: ignore[method-assign,assignment]
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         self.phaser = None
         spooled: list[str] = []
@@ -110,8 +114,11 @@ class Importer:
         senders: list[threading.Thread] = []
         saver = None
         try:
-            if self.phaser is not None:
+            if self.phaser is not None or self.identities is not None:
                 spooled = spool_all(self.sources, self.events)
+            if self.identities is not None:
+                self.events.note("resolve_identities: reading the input once to learn who each anonymous id is")
+                learn_sources(self.identities, self.sources, self.convert, csv_mapping(self.options))
             senders = self.delivery.start(batches) if self.delivery else []
             self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
             if self.checkpoint.path and not self.options.dry_run:
@@ -131,6 +138,8 @@ class Importer:
                 self._finish(senders, batches, saver)
                 self.events.finished()
             finally:
+                if self.identities is not None:
+                    self.identities.close()
                 for path in spooled:
                     try:
                         os.unlink(path)
@@ -298,6 +307,7 @@ class Importer:
             rate_reached=self.delivery.rate.rate if adaptive and self.delivery else None,
             recent=self.select.recent if self.select is not None else 0,
             recent_mode=self.options.recent,
+            identities=self.identities.stats.as_dict() if self.identities is not None else None,
         )
 
 

@@ -38,9 +38,10 @@ from typing import Any
 from pydantic_core import from_json
 
 from cdpcli.importing.csvrows import CsvMapping
+from cdpcli.importing.prepare import InvalidLine
 from cdpcli.importing.source import Chunk, Source
 from cdpcli.importing.sources import read_sources
-from cdpcli.wire import dumps
+from cdpcli.wire import MAX_CALL_BYTES, call_size, dumps
 
 # links kept in a dict before the map moves to SQLite: ~150 bytes a link (two short strings
 # and a dict slot) makes 200k about 30 MB
@@ -259,6 +260,26 @@ class IdentityMap:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
         self.memory, self.pending, self._resolved = {}, {}, {}
+
+
+def rewriting(prepare: Callable[[int, bytes], bytes], ids: IdentityMap) -> Callable[[int, bytes], bytes]:
+    """Preparer.prepare with its call's userId resolved (pass 2). The line is prepared as it
+    is, so its derived messageId and the checkpoint's first-line check do not depend on what
+    the map learned; the prepared call is rewritten, and refused if that makes it too large."""
+
+    def prepare_and_rewrite(line_no: int, line: bytes) -> bytes:
+        ready = prepare(line_no, line)
+        rewritten = ids.rewrite_line(ready)
+        if rewritten is not ready and len(rewritten) > MAX_CALL_BYTES // 3:
+            size = call_size(from_json(rewritten))
+            if size > MAX_CALL_BYTES:
+                raise InvalidLine(
+                    f"call is {size:,} bytes with its resolved userId; the API accepts at most {MAX_CALL_BYTES:,}",
+                    "too large",
+                )
+        return rewritten
+
+    return prepare_and_rewrite
 
 
 def learn_sources(

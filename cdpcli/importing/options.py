@@ -69,6 +69,9 @@ class ImportOptions:
     # past one machine
     shard: Shard | None = None  # send only this shard's share (shard.py)
     rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
+    # two passes: the first learns which anonymous ids belong to which user, the second gives
+    # anonymous-only calls that userId (identities.py)
+    resolve_identities: bool = False
     order: str = "none"  # or "phased" (order.py): identify/group, then track…, alias, deletes
     # makes the Preparer from default_type (None: Preparer itself); cdp's operations turn each
     # line of ids into its call first (cdpcli.operations.OperationPreparer)
@@ -173,6 +176,7 @@ PLAIN_NAMES = frozenset(
         "write_rejects",
         "order",
         "preparer",
+        "resolve_identities",
     }
 )
 BUILD_NAMES = PLAIN_NAMES | {
