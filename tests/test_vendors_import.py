@@ -110,3 +110,21 @@ def test_an_amplitude_export_zip_imports_and_resumes(send, receiver, tmp_path):
     assert {(r["source"], r["line"]) for r in rejects} == {
         (f"{zipped}!123/123_2024-06-01_{hour}#0.json.gz", 7) for hour in (1, 2)
     }
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_an_export_read_without_from_stops_naming_it(send, receiver, tmp_path, vendor, via):
+    data = (DATA / vendor / "input.jsonl").read_text()
+    run = send("import", str(DATA / vendor / "input.jsonl")) if via == "file" else send("import", input=data)
+    assert run.exit_code == 2, run.stderr
+    assert f"--from {vendor}" in run.stderr
+    assert receiver.calls == []
+
+
+def test_a_segment_archive_without_from_imports_as_it_is(send, receiver, tmp_path):
+    line = {"type": "track", "userId": "u", "event": "E", "messageId": "m-1", "writeKey": "w", "projectId": "p"}
+    (tmp_path / "a.ndjson").write_text(json.dumps(line) + "\n")
+    run = send("import", "a.ndjson")
+    assert run.exit_code == 0, run.stderr
+    assert [call["messageId"] for call in receiver.calls] == ["m-1"]
