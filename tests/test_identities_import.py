@@ -77,3 +77,12 @@ def test_import_lines_resolves_a_posthog_export(receiver, tmp_path):
     # linked by the $identify after it, then by the $create_alias to the chain's end
     assert signed_up["userId"] == "ana@example.com"
     assert signed_up["anonymousId"] == "018f9b10-ffee-7c00-9d00-abcdefabcdef"
+
+
+def test_preflight_reports_what_it_would_rewrite(send, receiver, tmp_path):
+    (tmp_path / "history.ndjson").write_bytes(ndjson(history()))
+    run = send("import", "history.ndjson", "--resolve-identities", "--preflight", "--json")
+    assert run.exit_code == 0, run.stderr
+    assert summary(run)["identities"] == {"links": 3, "rewritten": 20, "unresolved": 10}
+    assert receiver.calls == []
+    assert "20 anonymous calls would be sent with a userId" in run.stderr
