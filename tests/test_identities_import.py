@@ -85,4 +85,5 @@ def test_preflight_reports_what_it_would_rewrite(send, receiver, tmp_path):
     assert run.exit_code == 0, run.stderr
     assert summary(run)["identities"] == {"links": 3, "rewritten": 20, "unresolved": 10}
     assert receiver.calls == []
-    assert "20 anonymous calls would be sent with a userId" in run.stderr
+    text = send("import", "history.ndjson", "--resolve-identities", "--preflight")
+    assert "20 anonymous calls would be sent with a userId" in text.stdout + text.stderr
