@@ -82,10 +82,10 @@ def load_document(path: Path, *, warnings: list[str] | None = None) -> dict[str,
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigFileError(path, f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line})", line) from None
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10: the same module, as a package
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(text)

@@ -280,7 +280,8 @@ class Operation:
     def first_ids(self, lines: Iterator[bytes], count: int = 3) -> tuple[int, list[str]]:
         """How many non-blank lines there are, and the ids (or first field) of the first `count`
         that name one: what a confirmation shows."""
-        total, shown = 0, []
+        total = 0
+        shown: list[str] = []
         key = self.id_field or self.fields[0]
         for line in lines:
             if not line.strip():

@@ -9,6 +9,7 @@ so `cdp --help`, completion and dry-run stay quick.
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -22,14 +23,22 @@ class CdpGroup(TyperGroup):
     error style, help without a type on -h, and NO_COLOR honoured by help. Public Click/Typer
     methods only (main, get_help_option, get_command, format_help), each extended, not replaced."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         # standalone: run non-standalone and do the standalone part here, so that a usage error
         # reads `Error:`/`Hint:` (under --json also one JSON object), not Typer's Rich box
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            result = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.TyperException as exc:  # click's UsageError, BadParameter, …: public base class
             sys.exit(report_usage_error(exc, json_mode="--json" in argv))
         except typer.Abort:

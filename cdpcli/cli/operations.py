@@ -5,7 +5,7 @@ or with --from FILE|- one call per line through the import engine, reported as `
 reports. Deleting and suppressing ask first on a terminal (--yes skips the question)."""
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -177,7 +177,7 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     send_call(prepared, opts, target)
 
 
-def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> None:
+def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> NoReturn:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
     from cdpcli.cli.import_ import run_and_report, terminal_events
     from cdpcli.operations import bulk_importer
@@ -276,17 +276,18 @@ def _person_command(action: str):
         with reporting(out):
             _exactly_one(user, source)
             op = operations.operation(f"person {action}")
-            if question is not None:
-                ids = (1, [user]) if user is not None else _ids_in(op, source)
-                confirm(
-                    out, question, ("person", "people"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-"
-                )
-            elif yes:
-                pass  # accepted for symmetry: unsuppress asks nothing
-            if source is None:
+
+            def ask(ids: tuple[int, list[str]]) -> None:
+                if question is not None:  # unsuppress asks nothing (--yes is accepted for symmetry)
+                    noun = ("person", "people")
+                    confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+
+            if source is not None:
+                ask(_ids_in(op, source))
+                _bulk(opts, op, source, bulk)
+            elif user is not None:
+                ask((1, [user]))
                 _one_call(opts, operations.person(action, user), f"person {action}")
-                return
-            _bulk(opts, op, source, bulk)
 
     command.__doc__ = (
         f"{doc}\n\n    Example: cdp person {action} --user 42\n\n    Example: cdp person {action} --from ids.txt"
@@ -335,7 +336,8 @@ def device_add(
                 raise UsageError("--from reads each device from its line; --token and -p go on each line")
             op = operations.operation("device add", user=user, platform=platform, token_type=token_type)
             _bulk(opts, op, source, bulk)
-        _need_flags(user=user, token=token)
+        if user is None or token is None:
+            raise _missing(user=user, token=token)
         call = operations.device_add(user, token, platform=platform, token_type=token_type, attributes=attributes)
         _one_call(opts, call, "device add")
 
@@ -364,14 +366,15 @@ def device_remove(
                 raise UsageError("--from reads each device from its line; --token goes on each line")
             op = operations.operation("device remove", user=user, platform=platform)
             _bulk(opts, op, source, bulk)
-        _need_flags(user=user, token=token)
+        if user is None or token is None:
+            raise _missing(user=user, token=token)
         _one_call(opts, operations.device_remove(user, token, platform=platform), "device remove")
 
 
-def _need_flags(**flags: str | None) -> None:
+def _missing(**flags: object) -> UsageError:
+    """The error for flags not given (those whose value is None)."""
     missing = [f"--{name}" for name, value in flags.items() if value is None]
-    if missing:
-        raise UsageError(f"missing {' and '.join(missing)}", hint="or give --from FILE with one JSON object per line")
+    return UsageError(f"missing {' and '.join(missing)}", hint="or give --from FILE with one JSON object per line")
 
 
 # -- object, relationship --------------------------------------------------------------------
@@ -412,15 +415,17 @@ def object_delete(
         _exactly_one(object_id, source, "--object")
         object_type_id = _object_type(object_type_id)
         op = operations.operation("object delete", object_type_id=object_type_id, user=user, anonymous_id=anonymous_id)
-        ids = (1, [object_id]) if object_id is not None else _ids_in(op, source)
-        question = "Delete {what} from Customer.io?"
-        confirm(out, question, ("object", "objects"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+        question, noun = "Delete {what} from Customer.io?", ("object", "objects")
         if source is not None:
+            ids = _ids_in(op, source)
+            confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
             _bulk(opts, op, source, bulk)
-        call = operations.object_delete(
-            object_id, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id
-        )
-        _one_call(opts, call, "object delete")
+        elif object_id is not None:
+            confirm(out, question, noun, (1, [object_id]), yes=yes, dry_run=opts.dry_run, from_stdin=False)
+            call = operations.object_delete(
+                object_id, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id
+            )
+            _one_call(opts, call, "object delete")
 
 
 @relationship_app.command("delete")
@@ -438,7 +443,8 @@ def relationship_delete(
     from cdpcli import operations
 
     with reporting(opts.output()):
-        _need_flags(user=user, object=object_id)
+        if user is None or object_id is None:
+            raise _missing(user=user, object=object_id)
         object_type_id = _object_type(object_type_id)
         _one_call(
             opts,
@@ -470,7 +476,8 @@ def report_delivery(
     from cdpcli import operations
 
     with reporting(opts.output()):
-        _need_flags(**{"delivery-id": delivery_id, "metric": metric})
+        if delivery_id is None or metric is None:
+            raise _missing(**{"delivery-id": delivery_id, "metric": metric})
         call = operations.report_delivery(
             delivery_id,
             metric,
@@ -503,7 +510,8 @@ def report_content(
     from cdpcli import operations
 
     with reporting(opts.output()):
-        _need_flags(**{"content-id": content_id, "template-id": template_id, "action": action})
+        if content_id is None or template_id is None or action is None:
+            raise _missing(**{"content-id": content_id, "template-id": template_id, "action": action})
         call = operations.report_content(
             content_id,
             template_id,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cdpcli.transport import Exchange
     from cdpcli.wire import Request
 
+
 def _printable(text: str) -> str:
     """Text that any stream can encode: lone surrogates (undecodable argv bytes) escaped."""
     return text if is_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")

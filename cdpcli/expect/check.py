@@ -63,6 +63,7 @@ def _check_expect(expect: Expect, calls: list[dict[str, Any]]) -> Result:
             "" if ok else f"{n} call{'s' if n != 1 else ''} matched",
             None if ok else matched[0],
         )
+    high: int | None
     if expect.count is not None:
         low, high, wanted = expect.count, expect.count, f"exactly {expect.count}"
     else:
