@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from cdpcli import __version__
+from cdpcli.cli.output import Output
 
 
 class CdpGroup(TyperGroup):
@@ -82,7 +83,7 @@ def plain_help_if_no_color() -> None:
     Typer's own comment there) makes its help console emit none. Not public API, so it is set
     here only, and tests/test_cli_surface.py checks the result."""
     if os.environ.get("NO_COLOR"):
-        from typer import rich_utils
+        from typer import rich_utils  # lazy: start-up
 
         rich_utils.COLOR_SYSTEM = None
 
@@ -90,7 +91,6 @@ def plain_help_if_no_color() -> None:
 def report_usage_error(exc: Any, *, json_mode: bool) -> int:
     """A Click usage error (missing option, unknown flag, bad value) as `Error:`/`Hint:` lines on
     stderr like every other error, and under --json also one JSON object on stdout."""
-    from cdpcli.cli.output import Output
 
     exit_code = getattr(exc, "exit_code", 2)
     if type(exc).__name__ == "NoArgsIsHelpError":  # `cdp config`: help was printed already

@@ -166,8 +166,8 @@ ContentActionOpt = Annotated[
 
 def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     """Validate and print (dry-run) or send one call, as the call commands do."""
-    from cdpcli.calls import InvalidCall, prepare_call
-    from cdpcli.cli.calls import send_call
+    from cdpcli.calls import InvalidCall, prepare_call  # lazy: start-up
+    from cdpcli.cli.calls import send_call  # lazy: start-up
 
     target = opts.target()
     try:
@@ -179,8 +179,8 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
 
 def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> NoReturn:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
-    from cdpcli.cli.import_ import run_and_report, terminal_events
-    from cdpcli.operations import bulk_importer
+    from cdpcli.cli.import_ import run_and_report, terminal_events  # lazy: start-up
+    from cdpcli.operations import bulk_importer  # lazy: start-up
 
     out = opts.output()
     target = opts.target()
@@ -235,7 +235,7 @@ def _ids_in(op: "Operation", source: str) -> tuple[int, list[str]]:
     sources: a directory's files, compressed ones decompressed), not the raw bytes."""
     if source == "-":
         return 0, []
-    from cdpcli.importing.sources import make_sources, source_lines
+    from cdpcli.importing.sources import make_sources, source_lines  # lazy: start-up
 
     sources, _ = make_sources([source], fmt="ndjson")
     return op.first_ids(line for s in sources for line in source_lines(s))
@@ -270,7 +270,7 @@ def _person_command(action: str):
         source: FromFileOpt = None,
         yes: YesOpt = False,
     ) -> None:
-        from cdpcli import operations
+        from cdpcli import operations  # lazy: start-up
 
         out = opts.output()
         with reporting(out):
@@ -326,7 +326,7 @@ def device_add(
 
     Example: cdp device add --from devices.ndjson   (a JSON object per line: {"user": "42", "token": "…"})
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -357,7 +357,7 @@ def device_remove(
 
     Example: cdp device remove --user 42 --token fcm-token --platform android
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -383,7 +383,7 @@ def _missing(**flags: object) -> UsageError:
 def _object_type(value: str | None) -> str | None:
     """--object-type-id is a string everywhere (as in `cdp group`); the operations send it as
     the whole number the API reads there, so a non-number is named here by its flag."""
-    from cdpcli.operations import whole_number
+    from cdpcli.operations import whole_number  # lazy: start-up
 
     whole_number(value, "--object-type-id")
     return value
@@ -408,7 +408,7 @@ def object_delete(
 
     Example: cdp object delete --from objects.txt --user admin-1 --yes
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -440,7 +440,7 @@ def relationship_delete(
 
     Example: cdp relationship delete --user 42 --object acme --object-type-id 1
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     with reporting(opts.output()):
         if user is None or object_id is None:
@@ -473,7 +473,7 @@ def report_delivery(
 
     Example: cdp report delivery --delivery-id RPILAgAB --metric opened
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     with reporting(opts.output()):
         if delivery_id is None or metric is None:
@@ -507,7 +507,7 @@ def report_content(
 
     Example: cdp report content --content-id 1205 --template-id 87 --action viewed
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     with reporting(opts.output()):
         if content_id is None or template_id is None or action is None:

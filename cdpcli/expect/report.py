@@ -39,7 +39,7 @@ def report(results: list[Result]) -> str:
 
 def junit(results: list[Result], suite: str = "cdp expect") -> str:
     """The results as JUnit XML (one testcase a check, a <failure> for each that failed)."""
-    from xml.etree import ElementTree as ET
+    from xml.etree import ElementTree as ET  # lazy: start-up
 
     failures = sum(not r.ok for r in results)
     root = ET.Element("testsuites", name=suite, tests=str(len(results)), failures=str(failures))

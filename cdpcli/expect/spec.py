@@ -88,9 +88,9 @@ def parse(text: str, where: str, *, json_format: bool | None = None) -> Spec:
             raise ExpectFileError(f"{where}:{exc.lineno}: invalid JSON: {exc.msg}", hint=_HINT) from None
     else:
         if sys.version_info >= (3, 11):
-            import tomllib
+            import tomllib  # lazy: start-up
         else:  # Python 3.10: the same module, as a package
-            import tomli as tomllib
+            import tomli as tomllib  # lazy: start-up
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
