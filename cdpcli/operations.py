@@ -372,12 +372,11 @@ def bulk_importer(
     stdin) as `cdp import` sends calls: batches, retries, splitting, rejects with line numbers,
     checkpoint; messageIds derived from (file name, line number, call), so a re-run sends the
     same ids. Also the warnings about the inputs."""
-    from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources  # lazy: start-up
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
-    options = ImportOptions(
+    options = ImportOptions.build(
         concurrency=concurrency,
-        rejects=rejects if rejects is not None else DEFAULT_REJECTS,
-        rejects_explicit=rejects is not None,
+        rejects=rejects,
         checkpoint=checkpoint,
         max_invalid=max_invalid,
         dry_run=dry_run,

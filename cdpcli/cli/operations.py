@@ -179,7 +179,7 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
 
 def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> NoReturn:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
-    from cdpcli.cli.import_ import run_and_report, terminal_events  # lazy: start-up
+    from cdpcli.cli.import_events import run_and_report, terminal_events  # lazy: start-up
     from cdpcli.operations import bulk_importer  # lazy: start-up
 
     out = opts.output()

@@ -5,6 +5,7 @@ codes (`reporting`)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,52 @@ from cdpcli.redaction import redact
 if TYPE_CHECKING:
     from cdpcli.transport import Exchange
     from cdpcli.wire import Request
+
+# The core names options by id, in Python's spelling (`types=`, `rate=200`); the CLI shows
+# its flags. An id not listed here is spelled "--" + the id with dashes.
+FLAG_FOR_OPTION = {"type": "--type", "archive": "--from", "column": "--column"}
+OPTION_IDS = (
+    *FLAG_FOR_OPTION,
+    *[
+        "concurrency",
+        "batch_bytes",
+        "batch_events",
+        "rate",
+        "rate_budget",
+        "shard",
+        "shard_by",
+        "rejects",
+        "checkpoint",
+        "order",
+    ],
+    *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
+    *["limit", "sample", "recent", "dry_run", "preflight"],
+)
+# `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
+_OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
+
+
+def flag_of(option: str) -> str:
+    """The flag that sets an option id (`exclude_events` -> `--exclude-events`)."""
+    return FLAG_FOR_OPTION.get(option, "--" + option.replace("_", "-"))
+
+
+def flagged(text: str) -> str:
+    """The core's text with its options as flags: `types='x': …` -> `--types 'x': …`,
+    `since= must be before until=` -> `--since must be before --until`."""
+
+    def flag(match: re.Match[str]) -> str:
+        after = match[2]
+        return flag_of(match[1]) + (" " + after if after and after not in ",.;:)" else after)
+
+    return _OPTION_FORM.sub(flag, text)
+
+
+def error_text(error: CdpError) -> tuple[str, str | None]:
+    """An error's message and hint as the CLI shows them (options as flags when it names one)."""
+    if getattr(error, "option", None) is None:
+        return error.message, error.hint
+    return flagged(error.message), flagged(error.hint) if error.hint else error.hint
 
 
 def _printable(text: str) -> str:
@@ -139,7 +186,7 @@ def reporting(out: Output | None = None) -> Iterator[None]:
     try:
         yield
     except CdpError as exc:
-        _fail(out, printed_before, exc.message, exc.hint, exc.exit_code, getattr(exc, "details", None))
+        _fail(out, printed_before, *error_text(exc), exc.exit_code, getattr(exc, "details", None))
     except KeyboardInterrupt:
         _stderr("Interrupted.")
         if out.json_mode and out.json_objects == printed_before:
