@@ -96,7 +96,7 @@ def test_a_compressed_tar_is_decompressed_once_for_members_read_in_order(tmp_pat
     opened = []
     real_open = archives._SharedStream._open
 
-    def counting(self):  # type: ignore[no-untyped-def]
+    def counting(self):
         opened.append(self.path)
         return real_open(self)
 

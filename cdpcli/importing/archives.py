@@ -140,13 +140,13 @@ class _Damage:
 
     def read(self, count: int = -1) -> bytes:
         try:
-            return self.stream.read(count)  # type: ignore[no-any-return]
+            return self.stream.read(count)
         except self.ERRORS as exc:
             raise UsageError(f"{self.label}: the archive is damaged ({exc})") from None
 
     def read1(self, count: int = -1) -> bytes:
         try:
-            return self.stream.read1(count)  # type: ignore[no-any-return]
+            return self.stream.read1(count)
         except self.ERRORS as exc:
             raise UsageError(f"{self.label}: the archive is damaged ({exc})") from None
 
@@ -204,7 +204,7 @@ class _SharedStream:
         with open(self.path, "rb") as handle:
             kind = compression_of(handle.read(8))
         if kind in _OPENERS:
-            return _OPENERS[kind](self.path, "rb")  # type: ignore[no-any-return]
+            return _OPENERS[kind](self.path, "rb")
         return open(self.path, "rb")
 
 

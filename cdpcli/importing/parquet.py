@@ -36,7 +36,7 @@ BATCH_ROWS = 4096  # rows converted at once: ITERABLE_CHUNK_LINES' worth
 def parquet_module() -> Any:
     """pyarrow.parquet, or a UsageError naming the extra."""
     try:
-        import pyarrow.parquet  # type: ignore[import-untyped]  # lazy: start-up, and an optional extra
+        import pyarrow.parquet  # lazy: start-up, and an optional extra
     except ImportError:
         raise UsageError("reading Parquet needs the optional parquet extra", hint=PARQUET_EXTRA) from None
     return pyarrow.parquet
