@@ -87,10 +87,7 @@ class Importer:
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
-        preparer = (self.options.preparer or Preparer)(self.options.default_type)
-        preparer.converted = self.convert is not None
-        if self.identities is not None:
-            preparer.prepare = rewriting(preparer.prepare, self.identities)  # type: ignore[method-assign,assignment]
+        preparer = make_preparer(self.options, self.identities)
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         self.phaser = None
         spooled: list[str] = []
@@ -114,11 +111,7 @@ class Importer:
         senders: list[threading.Thread] = []
         saver = None
         try:
-            if self.phaser is not None or self.identities is not None:
-                spooled = spool_all(self.sources, self.events)
-            if self.identities is not None:
-                self.events.note("resolve_identities: reading the input once to learn who each anonymous id is")
-                learn_sources(self.identities, self.sources, self.convert, csv_mapping(self.options))
+            spooled = before_reading(self.sources, self.options, self.events, self.identities)
             senders = self.delivery.start(batches) if self.delivery else []
             self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
             if self.checkpoint.path and not self.options.dry_run:
@@ -138,13 +131,7 @@ class Importer:
                 self._finish(senders, batches, saver)
                 self.events.finished()
             finally:
-                if self.identities is not None:
-                    self.identities.close()
-                for path in spooled:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+                after_reading(spooled, self.identities)
         return self._result()
 
     def _read_all(self, packer: Packer, batches: queue.Queue) -> None:
@@ -319,6 +306,39 @@ def exit_code_of(fatal: CdpError | None, interrupted: bool, stats: Stats) -> int
     if stats.invalid or stats.failed:
         return int(ExitCode.ERROR)
     return int(ExitCode.OK)
+
+
+def make_preparer(options: ImportOptions, identities: IdentityMap | None) -> Preparer:
+    """The import's Preparer: marker lines read when a vendor's converter makes the lines,
+    each prepared call given its resolved userId under resolve_identities."""
+    preparer = (options.preparer or Preparer)(options.default_type)
+    preparer.converted = chunk_converter(options.archive) is not None
+    if identities is not None:
+        preparer.prepare = rewriting(preparer.prepare, identities)  # type: ignore[method-assign,assignment]
+    return preparer
+
+
+def before_reading(
+    sources: list[Source], options: ImportOptions, events: ImportEvents, identities: IdentityMap | None
+) -> list[str]:
+    """What reads the input more than once needs first: stdin and iterables spooled
+    (order=phased, resolve_identities), and the identities learned (its first pass)."""
+    spooled = spool_all(sources, events) if options.order == "phased" or identities is not None else []
+    if identities is not None:
+        events.note("resolve_identities: reading the input once to learn who each anonymous id is")
+        learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
+    return spooled
+
+
+def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
+    """The private copies and the identity map removed."""
+    if identities is not None:
+        identities.close()
+    for path in spooled:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
