@@ -178,3 +178,12 @@ def test_a_cut_off_tar_gz_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="damaged"):
         for source in sources:
             list(source_lines(source))
+
+
+@pytest.mark.parametrize(
+    "data", [b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage!" * 40, b"BZh9garbage" * 40, b"\xfd7zXZ\x00junk" * 40]
+)
+def test_a_damaged_compressed_file_is_not_taken_for_an_archive(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "events.gz"
+    path.write_bytes(data)
+    assert archives.archive_kind(str(path)) is None  # read as a compressed file: its error names it

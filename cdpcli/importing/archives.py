@@ -53,7 +53,7 @@ def archive_kind(path: str) -> str | None:
         try:
             with _OPENERS[compression](path, "rb") as inner:
                 head = inner.read(HEAD_BYTES)
-        except (OSError, EOFError, lzma.LZMAError):
+        except (OSError, EOFError, zlib.error, lzma.LZMAError):
             return None  # damaged: read as a compressed file, whose error names it
     elif compression is not None:
         return None  # zstd: tarfile cannot read it; read as a compressed file
