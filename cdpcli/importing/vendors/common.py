@@ -152,10 +152,15 @@ def put(target: dict[str, Any], path: str, value: Any) -> None:
     """Set target[a][b]… for the dotted `path`, creating objects on the way; None is left out."""
     if value is None or value == "":
         return
-    *parents, last = path.split(".")
-    for part in parents:
+    parts = _PATHS.get(path)
+    if parts is None:
+        parts = _PATHS[path] = tuple(path.split("."))
+    for part in parts[:-1]:
         target = target.setdefault(part, {})
-    target[last] = value
+    target[parts[-1]] = value
+
+
+_PATHS: dict[str, tuple[str, ...]] = {}  # put's paths, split once (a few dozen distinct ones)
 
 
 def move(source: dict[str, Any], key: str, target: dict[str, Any], path: str) -> None:

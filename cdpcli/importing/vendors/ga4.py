@@ -59,6 +59,13 @@ CONTEXT_FIELDS = {
 }
 
 
+# CONTEXT_FIELDS by the record's object they are in: {"device": {"category": …}, …}
+_CONTEXT_GROUPS: dict[str, dict[str, str]] = {}
+for _source, _path in CONTEXT_FIELDS.items():
+    _outer, _inner = _source.split(".")
+    _CONTEXT_GROUPS.setdefault(_outer, {})[_inner] = _path
+
+
 def map_event(record: dict[str, Any]) -> Verdict:
     name = record.get("event_name")
     if not isinstance(name, str) or not name:
@@ -95,11 +102,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
         put(context, "page.url", properties.get("url"))
         put(context, "page.title", properties.get("title"))
         put(context, "page.referrer", properties.get("referrer"))
-    for source, path in CONTEXT_FIELDS.items():
-        outer, inner = source.split(".")
+    for outer, fields in _CONTEXT_GROUPS.items():
         group = record.get(outer)
         if isinstance(group, dict):
-            put(context, path, group.get(inner))
+            for inner in group.keys() & fields.keys():
+                put(context, fields[inner], group[inner])
     put(context, "device.type", record.get("platform"))  # IOS / ANDROID (WEB is left out)
     if traits:
         context["traits"] = traits
