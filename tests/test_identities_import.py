@@ -87,3 +87,20 @@ def test_preflight_reports_what_it_would_rewrite(send, receiver, tmp_path):
     assert receiver.calls == []
     text = send("import", "history.ndjson", "--resolve-identities", "--preflight")
     assert "20 anonymous calls would be sent with a userId" in text.stdout + text.stderr
+
+
+def test_shard_by_user_deals_a_call_by_the_user_it_resolves_to(send, receiver, tmp_path):
+    (tmp_path / "history.ndjson").write_bytes(ndjson(history()))
+    shards = []
+    for k in range(2):
+        receiver.calls.clear()
+        run = send(
+            "import", "history.ndjson", "--resolve-identities", "--shard", f"{k}/2", "--shard-by", "user", "--json"
+        )
+        assert run.exit_code == 0, run.stderr
+        shards.append([json.loads(json.dumps(call)) for call in receiver.calls])
+    # every call on exactly one shard, and all of a person's calls on the same one
+    assert sum(len(calls) for calls in shards) == 33
+    for user in ("ana", "bo"):
+        holding = [k for k, calls in enumerate(shards) if any(call.get("userId") == user for call in calls)]
+        assert len(holding) == 1, user

@@ -89,6 +89,8 @@ class Importer:
     def run(self) -> ImportResult:
         preparer = make_preparer(self.options, self.identities)
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
+        if self.select is not None and self.identities is not None:
+            self.select.resolve = self.identities.resolve
         self.phaser = None
         spooled: list[str] = []
         if self.options.order == "phased":
