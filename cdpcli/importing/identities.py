@@ -14,8 +14,11 @@ Amplitude rows with `device_id` and `user_id`. The first link an id gets is the 
 input's order decides, so a resumed run that learns from the whole input again resolves
 identically).
 
-Pass 2 (`rewrite` / `rewrite_line`) gives each anonymous-only call the user its anonymous id
-resolves to (its anonymousId kept). Chains resolve (a → b → user); a cycle resolves to nothing.
+Pass 2 (`rewriting`, around Preparer.prepare; `rewrite` / `rewrite_line` for one call) gives
+each anonymous-only call the user its anonymous id resolves to (its anonymousId kept), after
+the line is prepared: derived messageIds and the checkpoint's first-line check are the same with
+or without it. Chains resolve (a → b → user); a cycle resolves to nothing. With a shard by
+user, the resolved user decides the shard (select.Selector.resolve).
 
 The map is a dict up to `memory_links` links, then an SQLite file in a private temporary
 directory (0700, the file 0600, no journal), removed by `close()`: 10M distinct anonymous ids
