@@ -128,3 +128,4 @@ def test_a_segment_archive_without_from_imports_as_it_is(send, receiver, tmp_pat
     run = send("import", "a.ndjson")
     assert run.exit_code == 0, run.stderr
     assert [call["messageId"] for call in receiver.calls] == ["m-1"]
+    assert "looks like a Segment archive" in run.stderr and "--from segment drops" in run.stderr  # a hint

@@ -47,6 +47,7 @@ from cdpcli.importing.sources import (
 )
 from cdpcli.importing.stats import Stats
 from cdpcli.importing.vendors import chunk_converter
+from cdpcli.importing.vendors.sniff import sniff_advice, sniff_source
 
 if TYPE_CHECKING:
     from cdpcli.target import Target
@@ -324,7 +325,11 @@ def before_reading(
     sources: list[Source], options: ImportOptions, events: ImportEvents, identities: IdentityMap | None
 ) -> list[str]:
     """What reads the input more than once needs first: stdin and iterables spooled
-    (order=phased, resolve_identities), and the identities learned (its first pass)."""
+    (order=phased, resolve_identities), and the identities learned (its first pass); and a
+    word when the first file is a Segment archive read without archive=segment."""
+    first = next((source for source in sources if source.is_file), None)  # its first lines only
+    if options.archive is None and first is not None and first.format == "ndjson" and sniff_source(first) == "segment":
+        events.note("; ".join(sniff_advice(first.label, "segment")))
     spooled = spool_all(sources, events) if options.order == "phased" or identities is not None else []
     if identities is not None:
         events.note("resolve_identities: reading the input once to learn who each anonymous id is")
