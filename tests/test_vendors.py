@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cdpcli.importing.csvrows import INVALID_MARK, SKIP_MARK, marker
@@ -210,3 +210,40 @@ def test_sniff_source_reads_a_compressed_file_and_gives_advice(tmp_path: Path) -
     calls.write_bytes(b'{"type":"track","userId":"u","event":"E"}\n')
     (source,), _ = make_sources([str(calls)])
     assert sniff_source(source) is None
+
+
+SPECIAL_NAMES = st.sampled_from(
+    ["$identify", "$groupidentify", "$create_alias", "$set", "$pageview", "$screen", "$mp_web_page_view", "$merge"]
+    + ["[Amplitude] Page Viewed", "[Amplitude] Screen Viewed", "page_view", "screen_view", "$device:x"]
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12) | SPECIAL_NAMES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+# every key any mapping reads, so that the records reach deep into each one
+MAPPED_KEYS = [
+    "event", "properties", "time", "distinct_id", "$insert_id", "$user_id", "$device_id", "$identified_id",
+    "$anon_id", "alias", "$distinct_id", "$properties", "$created", "event_type", "user_id", "device_id",
+    "event_time", "event_properties", "user_properties", "groups", "group_properties", "uuid", "timestamp",
+    "$set", "$set_once", "$group_key", "$group_set", "$anon_distinct_id", "event_name", "event_timestamp",
+    "event_params", "user_pseudo_id", "device", "geo", "app_info", "platform", "key", "value", "int_value",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@example(
+    "posthog", {"event": "$groupidentify", "distinct_id": "u", "properties": {"$group_key": "k", "$group_set": [1]}}
+)
+@example("amplitude", {"event_type": "$groupidentify", "user_id": "u", "groups": {"a": "b"}, "group_properties": [1]})
+@given(
+    st.sampled_from(VENDORS),
+    st.dictionaries(
+        st.sampled_from(MAPPED_KEYS), JSON_VALUES | st.dictionaries(st.sampled_from(MAPPED_KEYS), JSON_VALUES)
+    ),
+)
+def test_no_record_crashes_a_mapping(vendor: str, record: dict) -> None:
+    """Whatever a record holds, its line becomes a call, a skip or an invalid marker, or
+    passes through: never an exception."""
+    (out,) = vendor_lines(vendor, [json.dumps(record).encode()])
+    assert out.startswith((b"{", SKIP_MARK, INVALID_MARK))

@@ -23,7 +23,7 @@ from pydantic_core import from_json, to_json
 
 from cdpcli.importing.csvrows import INVALID_MARK, MARK, SKIP_MARK
 from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
-from cdpcli.importing.vendors.common import Mapping, Verdict
+from cdpcli.importing.vendors.common import BadValue, Mapping, Verdict, invalid
 from cdpcli.importing.vendors.sniff import sniff
 from cdpcli.wire import dumps
 
@@ -69,7 +69,10 @@ def vendor_line(name: str, line: bytes) -> bytes:
         return line  # the preparer rejects it with the reason any line gets
     if not isinstance(record, dict):
         return line
-    verdict = MAPPINGS[name](record)
+    try:
+        verdict = MAPPINGS[name](record)
+    except BadValue as exc:  # a field a mapping reads late holds what it cannot read
+        verdict = invalid("bad_value", str(exc))
     if verdict.call is not None:
         try:  # pydantic-core's writer: a quarter of json's time; Infinity kept for the preparer to refuse
             return to_json(verdict.call, inf_nan_mode="constants")
