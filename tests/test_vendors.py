@@ -70,7 +70,7 @@ def test_invalid_marker_keeps_the_record_for_the_rejects_file() -> None:
     assert "soon" in (error or "")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from(VENDORS),
     st.lists(
@@ -231,6 +231,7 @@ MAPPED_KEYS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # ~4 s: deep random records
 @settings(max_examples=300, deadline=None)
 @example(
     "posthog", {"event": "$groupidentify", "distinct_id": "u", "properties": {"$group_key": "k", "$group_set": [1]}}
