@@ -224,6 +224,10 @@ class Checkpoint:
         return int(self.data.get("phase", 0))
 
     def apply(self, sources: list[Source]) -> None:
+        """Each source's settled lines. A source with a version (an object's ETag and size)
+        that changed since is refused; one whose every line is settled is taken out of
+        `sources`, so a resumed run does not read it again (a file is read again: nothing but
+        its bytes tells it unchanged)."""
         entries = self.data["sources"]
         phase = self.data.get("phase", 0)
         for source in sources:
@@ -233,6 +237,9 @@ class Checkpoint:
                 source.skip = entry["settled"]
                 source.first_line_hash = entry.get("first_line_sha256")
                 source.phase = phase
+                _check_version(source, entry, self.path)
+        if "order" not in self.data:  # a phased import reads every source once per phase
+            sources[:] = [s for s in sources if not _settled_whole(s, entries.get(s.key))]
 
     def save(
         self, sources: list[Source], settled: list[int], hashes: list[str | None], phase: int | None = None
@@ -245,8 +252,28 @@ class Checkpoint:
             for source, count, digest in zip(sources, settled, hashes, strict=True):
                 if source.name in self.data["sources"] and source.name != source.key:
                     del self.data["sources"][source.name]  # re-keyed by resolved path
-                self.data["sources"][source.key] = {"settled": count, "first_line_sha256": digest}
+                entry = {"settled": count, "first_line_sha256": digest}
+                if source.version is not None:
+                    entry.update(version=source.version, lines=source.lines)
+                self.data["sources"][source.key] = entry
             files.write_atomic(self.path, json.dumps(self.data).encode())
+
+
+def _check_version(source: Source, entry: dict[str, Any], path: str | None) -> None:
+    was = entry.get("version")
+    if source.version is not None and was is not None and was != source.version and (source.skip or source.phase):
+        raise UsageError(
+            f"{source.label} changed since the checkpoint {path} was written (ETag and size {was}, now {source.version})",
+            hint="it is not the same input: " + CHECKPOINT_HINT,
+        )
+
+
+def _settled_whole(source: Source, entry: dict[str, Any] | None) -> bool:
+    """Every line of an unchanged versioned source is settled."""
+    if source.version is None or entry is None or entry.get("version") != source.version:
+        return False
+    lines = entry.get("lines")
+    return lines is not None and entry["settled"] >= lines
 
 
 def _checkpoint_problem(data: Any) -> str | None:
@@ -270,6 +297,8 @@ def _checkpoint_problem(data: Any) -> str | None:
         digest = entry.get("first_line_sha256")
         if digest is not None and not isinstance(digest, str):
             return f"entry {key!r} has a malformed first_line_sha256"
+        if not isinstance(entry.get("version", ""), str) or not isinstance(entry.get("lines", 0) or 0, int):
+            return f"entry {key!r} has a malformed version or lines"
     return None
 
 

@@ -45,6 +45,7 @@ from cdpcli.importing.sources import (
     FORMAT_PROBE_LINES,
     Chunk,
     Source,
+    SourceFailed,
     check_start_problem,
     first_line_of,
     format_hint,
@@ -272,6 +273,12 @@ class Importer:
                     continue
                 if item is _END or self.stop_reading.is_set():
                     break
+                if isinstance(item, SourceFailed):  # unreadable after its retries: one reject, go on
+                    self.reject(item.source, item.line_no, item.error, b"")
+                    self.stats.read += 1
+                    self.stats.invalid += 1
+                    self.stats.invalid_reasons["unreadable"] = self.stats.invalid_reasons.get("unreadable", 0) + 1
+                    continue
                 if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
                     self.stop_with(item, sending=False)  # what came before it is still delivered
                     break
@@ -626,7 +633,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         phase = checkpoint.bind_order(options.order)
         checkpoint.apply(sources)
         for source in sources:
-            if source.is_file:
+            if source.is_file and source.version is None:  # an object's version was compared (apply)
                 try:
                     problem = check_start_problem(
                         source, first_line_of(source, csv_mapping(options)), options.checkpoint

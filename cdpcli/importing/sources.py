@@ -11,11 +11,14 @@ import queue
 import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.csvrows import CsvMapping, csv_lines
+from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
@@ -44,11 +47,12 @@ CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 
 
 def make_sources(
-    names: list[str], id_namespace: str | None = None, fmt: str | None = None
+    names: list[str], id_namespace: str | None = None, fmt: str | None = None, s3_endpoint: str | None = None
 ) -> tuple[list[Source], list[str]]:
     """The sources to read, and warnings about them (sources that would derive the same ids).
-    A directory stands for the files under it (recursive, sorted, hidden ones skipped); `fmt`
-    (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
+    A directory stands for the files under it (recursive, sorted, hidden ones skipped), an
+    s3:// prefix for its objects (objectstore.py; `s3_endpoint`: an S3-compatible store's URL);
+    `fmt` (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -61,6 +65,9 @@ def make_sources(
                     hint="cdp import events.ndjson, or: cat events.ndjson | cdp import",
                 )
             sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
+            continue
+        if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
+            sources.extend(object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint))
             continue
         if os.path.isdir(name):
             files = files_under(name)
@@ -80,9 +87,9 @@ def make_sources(
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
         sources.append(_file_source(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
-    keys = [source.key for source in sources]
-    for key in set(keys):
-        if keys.count(key) > 1:
+    keys = Counter(source.key for source in sources)  # a prefix may hold millions: counted once
+    for key, count in keys.items():
+        if count > 1:
             shown = [s.name for s in sources if s.key == key]
             raise UsageError(
                 f"{' and '.join(shown)} are the same input, given twice",
@@ -113,7 +120,11 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
             pass
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return Source(path, path, seed, size=size, format=fmt or ("csv" if CSV_NAME.search(path) else "ndjson"))
+    return Source(path, path, seed, size=size, format=_format_of(path, fmt))
+
+
+def _format_of(name: str, fmt: str | None) -> str:
+    return fmt or ("csv" if CSV_NAME.search(name) else "ndjson")
 
 
 def files_under(directory: str) -> list[str]:
@@ -130,6 +141,16 @@ def files_under(directory: str) -> list[str]:
 
 
 _END = object()
+
+
+@dataclass
+class SourceFailed:
+    """Put by the reader when a source cannot be read on (UnreadableSource, after its
+    retries): the importer writes one rejects record for `line_no` and goes on with the next."""
+
+    source: int
+    line_no: int  # the first line not read in full
+    error: str
 
 
 def read_sources(
@@ -166,13 +187,23 @@ def read_sources(
                     count = block.count(b"\n") + 1
                     out.put(Chunk(index, line_no, block, count))
                     line_no += count
+            except UnreadableSource as exc:  # after its retries; the lines before it were handed over
+                out.put(SourceFailed(index, line_no, _failure(exc)))
+                continue
             finally:
                 blocks.close()
             if tail and not stop.is_set():
                 out.put(Chunk(index, line_no, tail, 1))
+                line_no += 1
+            if not stop.is_set():
+                source.lines = line_no - 1  # read to its end: a checkpoint may skip it once settled
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
         out.put(exc)
     out.put(_END)
+
+
+def _failure(exc: UnreadableSource) -> str:
+    return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
 def source_lines(source: Source) -> Iterator[bytes]:
@@ -202,6 +233,10 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
                 batch, size = [], 0
         if batch and not stop.is_set():
             out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+    except UnreadableSource as exc:  # after its retries: the lines made before it go first
+        if batch and not stop.is_set():
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+        out.put(SourceFailed(index, line_no + len(batch), _failure(exc)))
     finally:
         close = getattr(lines, "close", None)
         if close:
