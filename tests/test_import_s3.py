@@ -194,6 +194,19 @@ def test_objects_take_filters_and_dry_run(s3_import, bucket, receiver):
     assert len(receiver.calls) == 1
 
 
+def test_preflight_and_phased_order_read_objects_as_files(s3_import, bucket, proxy, receiver):
+    bucket.put(
+        "p/a.ndjson", ndjson([{"type": "track", "userId": "u1", "event": "E"}, {"type": "identify", "userId": "u1"}])
+    )
+    run = s3_import(bucket.url("p/"), "--preflight")
+    assert run.exit_code == 0, run.stderr
+    assert receiver.calls == []
+    run = s3_import(bucket.url("p/"), "--order", "phased")
+    assert run.exit_code == 0, run.stderr
+    assert [c["type"] for c in receiver.calls] == ["identify", "track"]  # identify's phase first
+    assert len(proxy.gets("/p/a.ndjson")) >= 2  # read again for each phase, as a file is
+
+
 # -- usage errors --------------------------------------------------------------------------------
 
 
