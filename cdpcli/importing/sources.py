@@ -70,19 +70,7 @@ def make_sources(
             sources.extend(object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint))
             continue
         if os.path.isdir(name):
-            files = files_under(name)
-            if not files:
-                raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
-            for relative in files:
-                path = os.path.join(name, relative)
-                # Seeded by the path under the directory argument, not by the file name as a
-                # plain file argument is: archives repeat names in every folder (Segment's
-                # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
-                # would give an identical line at the same line number the same messageId, so
-                # the API would keep only one. The relative path stays the same when the tree
-                # is moved or named by another path, so re-runs keep their ids.
-                seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-                sources.append(_file_source(path, seed, fmt))
+            sources.extend(_directory_sources(name, fmt))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
@@ -111,6 +99,24 @@ def make_sources(
                 "import them in separate runs with different --id-namespace values"
             )
     return sources, warnings
+
+
+def _directory_sources(name: str, fmt: str | None) -> list[Source]:
+    files = files_under(name)
+    if not files:
+        raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
+    sources = []
+    for relative in files:
+        path = os.path.join(name, relative)
+        # Seeded by the path under the directory argument, not by the file name as a
+        # plain file argument is: archives repeat names in every folder (Segment's
+        # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
+        # would give an identical line at the same line number the same messageId, so
+        # the API would keep only one. The relative path stays the same when the tree
+        # is moved or named by another path, so re-runs keep their ids.
+        seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
+        sources.append(_file_source(path, seed, fmt))
+    return sources
 
 
 def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
