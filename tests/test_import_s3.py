@@ -8,9 +8,14 @@ import gzip
 import io
 import itertools
 import json
+import os
 import random
+import signal
+import subprocess
 import sys
+import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,8 +25,9 @@ pytest.importorskip("moto.server")
 
 import boto3  # type: ignore[import-untyped]  # noqa: E402
 
-from cdpcli.importing.objectstore import ObjectStream, RetryPolicy, UnreadableSource  # noqa: E402
+from cdpcli.importing.objectstore import ObjectStream, RetryPolicy, UnreadableSource, describe  # noqa: E402
 from cdpcli.importing.sources import files_under  # noqa: E402
+from tests.conftest import API_KEY  # noqa: E402
 from tests.s3server import ACCESS_KEY, SECRET_KEY, Fault, MotoServer, Proxy, aws_env  # noqa: E402
 from tests.test_import_inputs import WRITE_KEY, ndjson, segment_call, summary, tracks  # noqa: E402
 
@@ -373,13 +379,78 @@ def test_an_object_changed_since_the_checkpoint_is_refused(s3_import, bucket, re
     assert len(receiver.calls) == sent
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_segment_archive_interrupted_and_resumed_delivers_every_call_once(bucket, proxy, receiver, tmp_path, sig):
+    """The issue's end-to-end case: `--from segment`, a checkpoint, a real interruption (cdp
+    in a process of its own, signalled mid-import), the same command again."""
+    expected = []
+    for day in range(4):
+        millis = 1709251200000 + day * 86_400_000
+        for part in range(2):
+            calls = [segment_call(day * 1000 + part * 500 + i, f"2024-03-0{day + 1}") for i in range(250)]
+            expected += [c["messageId"] for c in calls]
+            bucket.put(f"segment-logs/src_abc/{millis}/{millis}.{part}.gz", gzip.compress(ndjson(calls)))
+    args = [bucket.url("segment-logs/"), "--from", "segment", "--checkpoint", "ck.json", "--json"]
+    proc = spawn_import(receiver, proxy, tmp_path, *args, "--rate", "400")  # ~5 s in all
+    wait_for(lambda: len(receiver.calls) >= 700, 30)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    settled = json.loads((tmp_path / "ck.json").read_text())["sources"]
+    whole = [url for url, entry in settled.items() if entry.get("lines") and entry["settled"] >= entry["lines"]]
+    assert len(whole) >= 2
+    reads_before = len(proxy.gets("/segment-logs/"))
+    proc = spawn_import(receiver, proxy, tmp_path, *args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert {c["messageId"] for c in receiver.calls} == set(expected)  # every call, with its own id
+    resent = len(receiver.calls) - len(expected)  # only calls in flight at the signal, same ids
+    assert 0 <= resent <= 16 * 100
+    reread = {
+        r.path.split("?")[0].removeprefix(f"/{bucket.name}/") for r in proxy.gets("/segment-logs/")[reads_before:]
+    }
+    assert not reread & {url.removeprefix(bucket.url()) for url in whole}  # settled objects: not read again
+    for secret in (SECRET_KEY, ACCESS_KEY):
+        assert secret not in out.decode() + err.decode()
+
+
+def spawn_import(receiver, proxy: Proxy, tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "CDP_API_KEY": API_KEY,
+        "CDP_ENDPOINT": receiver.url,
+        "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
+        **{name: os.environ[name] for name in os.environ if name.startswith("AWS_")},
+        "AWS_ENDPOINT_URL": proxy.url,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "import", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
+
+
+def wait_for(predicate, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
 # -- many objects --------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_1200_objects_under_a_prefix_over_several_listing_pages(s3_import, bucket, proxy, receiver):
-    for n in range(1200):
-        bucket.put(f"many/{n // 100:02d}/{n:04d}.ndjson", ndjson(tracks(1, start=n)))
+    with ThreadPoolExecutor(4) as uploads:  # moto's server takes requests in parallel
+        list(
+            uploads.map(
+                lambda n: bucket.put(f"many/{n // 100:02d}/{n:04d}.ndjson", ndjson(tracks(1, start=n))), range(1200)
+            )
+        )
     run = s3_import(bucket.url("many/"), "--json")
     assert run.exit_code == 0, run.stderr
     assert sorted(c["userId"] for c in receiver.calls) == sorted(f"u-{n}" for n in range(1200))
@@ -388,6 +459,21 @@ def test_1200_objects_under_a_prefix_over_several_listing_pages(s3_import, bucke
 
 
 # -- the retry loop, unit by unit ------------------------------------------------------------------
+
+
+def test_no_credentials_is_a_usage_error_saying_where_they_come_from(s3_import, bucket, monkeypatch, receiver):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    run = s3_import(bucket.url("p/"))
+    assert run.exit_code == 2 and "Unable to locate credentials" in run.stderr
+    assert "AWS_PROFILE" in run.stderr and receiver.requests == []
+
+
+def test_messages_mask_a_password_in_an_endpoint_url():
+    from botocore.exceptions import EndpointConnectionError  # type: ignore[import-untyped]
+
+    error = EndpointConnectionError(endpoint_url="http://minio:s3cr3t-pass@127.0.0.1:9/bucket?list-type=2")
+    assert describe(error) == 'Could not connect to the endpoint URL: "http://****@127.0.0.1:9/bucket?list-type=2"'
 
 
 class _BrokenBody:
@@ -426,6 +512,24 @@ def test_a_link_that_keeps_breaking_but_moving_finishes():
     stream = ObjectStream(store, "b", "k", '"e"', len(data))  # type: ignore[arg-type]
     got = b"".join(iter(lambda: stream.read(4096), b""))
     assert got == data and store.ranges[1:] == [f"bytes={n}-" for n in range(1000, len(data), 1000)]
+
+
+class _TimingOutBody(_BrokenBody):
+    def read(self, size: int) -> bytes:
+        if self.stream.tell() >= self.fail_after:
+            from botocore.exceptions import ReadTimeoutError  # type: ignore[import-untyped]
+
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9/b/k")
+        return super().read(size)
+
+
+def test_a_read_timeout_mid_object_resumes_from_the_byte_reached(monkeypatch):
+    data = random.Random(5).randbytes(3000)
+    store = _Store(data, fail_after=2000, policy=RetryPolicy(first_delay=0))
+    monkeypatch.setattr("tests.test_import_s3._BrokenBody", _TimingOutBody)
+    stream = ObjectStream(store, "b", "k", '"e"', len(data))  # type: ignore[arg-type]
+    assert b"".join(iter(lambda: stream.read(4096), b"")) == data
+    assert store.ranges == [None, "bytes=2000-"]
 
 
 def test_a_link_that_breaks_without_progress_gives_up_after_the_stalls():
