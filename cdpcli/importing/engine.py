@@ -164,10 +164,7 @@ class Importer:
                 if item is _END or self.stop_reading.is_set():
                     break
                 if isinstance(item, SourceFailed):  # unreadable after its retries: one reject, go on
-                    self.reject(item.source, item.line_no, item.error, b"")
-                    self.stats.read += 1
-                    self.stats.invalid += 1
-                    self.stats.invalid_reasons["unreadable"] = self.stats.invalid_reasons.get("unreadable", 0) + 1
+                    packer.unreadable(item)
                     continue
                 if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
                     self.stop_with(item, sending=False)  # what came before it is still delivered
