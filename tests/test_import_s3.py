@@ -250,6 +250,16 @@ def test_an_error_answer_never_shows_credentials(s3_import, bucket, proxy, recei
     assert "AWS_ACCESS_KEY_ID" in run.stderr  # the hint says where credentials come from
 
 
+def test_the_endpoint_flag_points_at_an_s3_compatible_store(s3_import, bucket, proxy, receiver, monkeypatch):
+    bucket.put("a.ndjson", ndjson(tracks(2)))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there: the flag wins
+    run = s3_import(bucket.url("a.ndjson"), "--s3-endpoint", proxy.url)
+    assert run.exit_code == 0, run.stderr
+    assert len(receiver.calls) == 2 and proxy.gets("/a.ndjson")
+    run = s3_import(bucket.url("a.ndjson"), "--s3-endpoint", "not a url")
+    assert run.exit_code == 2 and "the S3 endpoint must be a URL" in run.stderr
+
+
 # -- streaming, resumable ------------------------------------------------------------------------
 
 
@@ -375,7 +385,7 @@ def test_an_object_changed_since_the_checkpoint_is_refused(s3_import, bucket, re
     sent = len(receiver.calls)
     run = s3_import(bucket.url("in/"), "--checkpoint", "ck.json")
     assert run.exit_code == 2
-    assert f"{bucket.url('in/2.ndjson.gz')} changed since the checkpoint" in run.stderr
+    assert f"{bucket.url('in/2.ndjson.gz')} changed since --checkpoint ck.json was written" in run.stderr
     assert len(receiver.calls) == sent
 
 

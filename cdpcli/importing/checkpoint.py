@@ -272,8 +272,9 @@ def _check_version(source: Source, entry: dict[str, Any], path: str | None) -> N
     was = entry.get("version")
     if source.version is not None and was is not None and was != source.version and (source.skip or source.phase):
         raise UsageError(
-            f"{source.label} changed since the checkpoint {path} was written (ETag and size {was}, now {source.version})",
+            f"{source.label} changed since checkpoint={path} was written (ETag and size {was}, now {source.version})",
             hint="it is not the same input: " + CHECKPOINT_HINT,
+            option="checkpoint",
         )
 
 

@@ -128,7 +128,13 @@ def s3_client(endpoint_url: str | None, policy: RetryPolicy) -> Any:
         # cannot be checked against a whole object's checksum anyway
         response_checksum_validation="when_required",
     )
-    return botocore.session.get_session().create_client("s3", endpoint_url=endpoint_url or None, config=config)
+    try:
+        return botocore.session.get_session().create_client("s3", endpoint_url=endpoint_url or None, config=config)
+    except ValueError as exc:  # botocore: "Invalid endpoint: …" (a URL given or from the environment)
+        raise UsageError(
+            f"cannot read s3:// inputs: {_USERINFO.sub('****@', str(exc))}",
+            hint="the S3 endpoint must be a URL such as https://minio.example:9000",
+        ) from None
 
 
 class ObjectStore:
