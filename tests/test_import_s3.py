@@ -10,10 +10,12 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +27,14 @@ pytest.importorskip("moto.server")
 
 import boto3  # type: ignore[import-untyped]  # noqa: E402
 
-from cdpcli.importing.objectstore import ObjectStream, RetryPolicy, UnreadableSource, describe  # noqa: E402
+from cdpcli.importing.objectstore import (  # noqa: E402
+    ObjectStream,
+    RetryPolicy,
+    UnreadableSource,
+    describe,
+    object_sources,
+    open_seekable,
+)
 from cdpcli.importing.sources import files_under  # noqa: E402
 from tests.conftest import API_KEY  # noqa: E402
 from tests.s3server import ACCESS_KEY, SECRET_KEY, Fault, MotoServer, Proxy, aws_env  # noqa: E402
@@ -211,6 +220,27 @@ def test_preflight_and_phased_order_read_objects_as_files(s3_import, bucket, pro
     assert run.exit_code == 0, run.stderr
     assert [c["type"] for c in receiver.calls] == ["identify", "track"]  # identify's phase first
     assert len(proxy.gets("/p/a.ndjson")) >= 2  # read again for each phase, as a file is
+
+
+def test_a_zip_object_is_read_by_seeking_with_ranged_gets(bucket, proxy):
+    """A zip's directory is at its end: an archive reader opens objects with open_seekable,
+    which reads the ranges it seeks to, never the whole object."""
+    packed = io.BytesIO()
+    members = {"day-1/events.ndjson": ndjson(noisy_tracks(12000, seed=6)), "day-2/events.ndjson": ndjson(tracks(5))}
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    size = len(packed.getvalue())
+    assert size > 2 << 20  # more than two of the reader's 1 MB buffers
+    bucket.put("export.zip", packed.getvalue())
+    (source,) = object_sources(bucket.url("export.zip"), lambda key: "ndjson")
+    handle = open_seekable(source)
+    assert handle is not None
+    with zipfile.ZipFile(handle) as archive:
+        assert {name: archive.read(name) for name in archive.namelist()} == members
+    starts = [int(re.fullmatch(r"bytes=(\d+)-\d*", r.headers["range"])[1]) for r in proxy.gets("/export.zip")]
+    assert starts[0] > size - 100  # the directory first, from the end
+    assert 3 <= len(starts) <= 8  # then the members in buffer-sized ranges, not byte by byte
 
 
 # -- usage errors --------------------------------------------------------------------------------

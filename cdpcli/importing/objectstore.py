@@ -29,6 +29,7 @@ and reads through its own block cache, none of which a front-to-back stream need
 from __future__ import annotations
 
 import functools
+import io
 import re
 import time
 from collections.abc import Callable
@@ -208,11 +209,13 @@ class ObjectStream:
     that breaks off with a ranged GET from the byte reached. Each GET is sent with If-Match the
     listed ETag: a changed object is refused (412) instead of read in two halves."""
 
-    def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
+    def __init__(
+        self, store: ObjectStore, bucket: str, key: str, etag: str, size: int, start: int = 0, end: int | None = None
+    ) -> None:
         self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
         self.label = f"{SCHEME}{bucket}/{key}"
-        self.position = 0  # bytes received
-        self.resumes = 0  # GETs after the first (ranged)
+        self.position = start  # the next byte to receive
+        self.end = size if end is None else end  # the bytes from `start` up to `end` (exclusive)
         self._body: Any = None
 
     def read(self, size: int = -1) -> bytes:
@@ -221,7 +224,7 @@ class ObjectStream:
         stalls = 0
         while True:
             if self._body is None:
-                if self.position >= self.size:  # an empty object: nothing to ask for
+                if self.position >= self.end:  # an empty object or range: nothing to ask for
                     return b""
                 self._body = self._get()
             try:
@@ -232,7 +235,7 @@ class ObjectStream:
             if data:
                 self.position += len(data)
                 return data
-            if self.position >= self.size:  # read to the end (botocore checked the length)
+            if self.position >= self.end:  # read to the end (botocore checked the length)
                 return b""
             self.close()
             stalls += 1
@@ -248,9 +251,8 @@ class ObjectStream:
     def _get(self) -> Any:
         """The body from `position` on (botocore retries the request itself)."""
         request = {"Bucket": self.bucket, "Key": self.key, "IfMatch": self.etag}
-        if self.position:
-            request["Range"] = f"bytes={self.position}-"
-            self.resumes += 1
+        if self.position or self.end < self.size:
+            request["Range"] = f"bytes={self.position}-" + (str(self.end - 1) if self.end < self.size else "")
         errors = self.store.errors
         try:
             return self.store.client.get_object(**request)["Body"]
@@ -272,6 +274,60 @@ class ObjectStream:
                 body.close()
             except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped either way
                 pass
+
+
+class SeekableObject(io.RawIOBase):
+    """An object read at any offset, for readers that seek (a zip's directory is at its end):
+    each read is one ranged GET of the bytes asked for, retried as ObjectStream's are; wrapped
+    in a BufferedReader (open_seekable), each GET fetches at least CHUNK_BYTES."""
+
+    def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
+        super().__init__()
+        self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self.position + len(buffer), self.size)
+        if end <= self.position:
+            return 0
+        part = ObjectStream(self.store, self.bucket, self.key, self.etag, self.size, self.position, end)
+        view, filled = memoryview(buffer).cast("B"), 0
+        try:
+            while self.position + filled < end:
+                data = part.read(end - self.position - filled)
+                if not data:
+                    break
+                view[filled : filled + len(data)] = data
+                filled += len(data)
+        finally:
+            part.close()
+        self.position += filled
+        return filled
+
+
+def open_seekable(source: Source) -> BinaryIO | None:
+    """A seekable reader of an object's bytes (None when `source` is no object): what an
+    archive reader that must seek (zip) opens instead of the source's stream."""
+    opener = source.opener
+    if isinstance(opener, functools.partial) and opener.func is ObjectStream:
+        return cast(BinaryIO, io.BufferedReader(SeekableObject(*opener.args), buffer_size=CHUNK_BYTES))
+    return None
 
 
 def _hidden(relative: str) -> bool:
