@@ -480,6 +480,14 @@ def wait_for(predicate, seconds: float) -> None:
         time.sleep(0.02)
 
 
+def test_a_malformed_object_entry_in_a_checkpoint_is_refused(s3_import, bucket, receiver, tmp_path):
+    bucket.put("a.ndjson", ndjson(tracks(1)))
+    entry = {"settled": 1, "first_line_sha256": None, "version": "e:1", "lines": "many"}
+    (tmp_path / "ck.json").write_text(json.dumps({"version": 1, "sources": {bucket.url("a.ndjson"): entry}}))
+    run = s3_import(bucket.url("a.ndjson"), "--checkpoint", "ck.json")
+    assert run.exit_code == 2 and "has a malformed version or lines" in run.stderr and receiver.calls == []
+
+
 # -- many objects --------------------------------------------------------------------------------
 
 

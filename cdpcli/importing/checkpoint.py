@@ -286,6 +286,10 @@ def _settled_whole(source: Source, entry: dict[str, Any] | None) -> bool:
     return lines is not None and entry["settled"] >= lines
 
 
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _checkpoint_problem(data: Any) -> str | None:
     """What makes `data` not a checkpoint (checked in full: `python -O` drops asserts)."""
     if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
@@ -307,7 +311,8 @@ def _checkpoint_problem(data: Any) -> str | None:
         digest = entry.get("first_line_sha256")
         if digest is not None and not isinstance(digest, str):
             return f"entry {key!r} has a malformed first_line_sha256"
-        if not isinstance(entry.get("version", ""), str) or not isinstance(entry.get("lines", 0) or 0, int):
+        lines = entry.get("lines")  # an object's: its line count once read to its end, or null
+        if not isinstance(entry.get("version", ""), str) or not (lines is None or _whole_number(lines)):
             return f"entry {key!r} has a malformed version or lines"
     return None
 
