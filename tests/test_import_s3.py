@@ -192,12 +192,15 @@ def test_one_object_is_seeded_by_its_name_like_a_file(s3_import, bucket, receive
     assert ids[:3] == ids[3:] and len(set(ids)) == 3
 
 
-def test_a_csv_object_is_read_as_csv(s3_import, bucket, receiver):
+def test_a_csv_object_is_read_as_csv(s3_import, bucket, proxy, receiver):
     bucket.put("people.csv.gz", gzip.compress(b"userId,email,plan\nu1,a@example.com,pro\n,,free\n"))
-    run = s3_import(bucket.url("people.csv.gz"), "--type", "identify", "--json")
+    args = (bucket.url("people.csv.gz"), "--type", "identify", "--checkpoint", "ck.json", "--json")
+    run = s3_import(*args)
     assert run.exit_code == 1  # the second row has no id
     (call,) = receiver.calls
     assert call["userId"] == "u1" and call["traits"] == {"email": "a@example.com", "plan": "pro"}
+    again = s3_import(*args)  # every line settled (delivered, skipped or rejected): not read again
+    assert again.exit_code == 0 and summary(again)["read"] == 0 and len(proxy.gets("/people.csv.gz")) == 1
 
 
 def test_objects_take_filters_and_dry_run(s3_import, bucket, receiver):
@@ -238,7 +241,9 @@ def test_a_zip_object_is_read_by_seeking_with_ranged_gets(bucket, proxy):
     assert handle is not None
     with zipfile.ZipFile(handle) as archive:
         assert {name: archive.read(name) for name in archive.namelist()} == members
-    starts = [int(re.fullmatch(r"bytes=(\d+)-\d*", r.headers["range"])[1]) for r in proxy.gets("/export.zip")]
+    ranges = [re.fullmatch(r"bytes=(\d+)-\d*", r.headers["range"]) for r in proxy.gets("/export.zip")]
+    starts = [int(found[1]) for found in ranges if found is not None]
+    assert len(starts) == len(ranges)  # every GET a range
     assert starts[0] > size - 100  # the directory first, from the end
     assert 3 <= len(starts) <= 8  # then the members in buffer-sized ranges, not byte by byte
 

@@ -173,7 +173,7 @@ def read_sources(
                 _read_items(index, source.items, out, stop, progress)
                 continue
             if source.format == "csv":
-                _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                source.lines = _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
                 continue
             line_no = 1
             tail = b""
@@ -222,8 +222,9 @@ def source_lines(source: Source) -> Iterator[bytes]:
         yield tail
 
 
-def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> None:
-    """Lines made by a converter (CSV), one for each line of the input, in chunks."""
+def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> int | None:
+    """Lines made by a converter (CSV), one for each line of the input, in chunks; how many,
+    once read to the end."""
     line_no = 1
     batch: list[bytes] = []
     size = 0
@@ -233,16 +234,18 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
             size += len(line) + 1
             if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
                 if stop.is_set():
-                    return
+                    return None
                 out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
                 line_no += len(batch)
                 batch, size = [], 0
         if batch and not stop.is_set():
             out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+        return None if stop.is_set() else line_no + len(batch) - 1
     except UnreadableSource as exc:  # after its retries: the lines made before it go first
         if batch and not stop.is_set():
             out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
         out.put(SourceFailed(index, line_no + len(batch), _failure(exc)))
+        return None
     finally:
         close = getattr(lines, "close", None)
         if close:
