@@ -248,6 +248,20 @@ def test_a_zip_object_is_read_by_seeking_with_ranged_gets(bucket, proxy):
     assert 3 <= len(starts) <= 8  # then the members in buffer-sized ranges, not byte by byte
 
 
+@pytest.mark.parametrize("by", ["file", "line", "user"])
+def test_shards_split_a_prefix_between_them(s3_import, bucket, receiver, by):
+    calls = tracks(40)
+    for n in range(4):
+        bucket.put(f"s/{n}.ndjson", ndjson(calls[n * 10 : n * 10 + 10]))
+    for index in range(2):
+        run = s3_import(bucket.url("s/"), "--shard", f"{index}/2", "--shard-by", by, "--rejects", f"r{index}.ndjson")
+        assert run.exit_code == 0, run.stderr
+        if index == 0:
+            first = len(receiver.calls)
+    ids = [c["userId"] for c in receiver.calls]
+    assert sorted(ids) == sorted(c["userId"] for c in calls) and 0 < first < 40  # each once, split
+
+
 # -- usage errors --------------------------------------------------------------------------------
 
 
