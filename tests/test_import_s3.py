@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 import zlib
@@ -21,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("botocore")
 pytest.importorskip("moto.server")
@@ -34,6 +37,7 @@ from cdpcli.importing.objectstore import (  # noqa: E402
     describe,
     object_sources,
     open_seekable,
+    tree_of,
 )
 from cdpcli.importing.sources import files_under  # noqa: E402
 from tests.conftest import API_KEY  # noqa: E402
@@ -260,6 +264,27 @@ def test_shards_split_a_prefix_between_them(s3_import, bucket, receiver, by):
             first = len(receiver.calls)
     ids = [c["userId"] for c in receiver.calls]
     assert sorted(ids) == sorted(c["userId"] for c in calls) and 0 < first < 40  # each once, split
+
+
+_NAME = st.text(alphabet="ab.-_0", min_size=1, max_size=4).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_NAME, min_size=1, max_size=3), min_size=1, max_size=8))
+def test_a_listing_is_ordered_and_filtered_as_a_local_copy_of_the_tree(paths):
+    """Whatever the names (dots, dashes and underscores sort around "/"), the objects under a
+    prefix are the files a local copy of them holds, in the order a directory is read."""
+    keys = sorted({"/".join(parts) for parts in paths})
+    # a local tree cannot hold "a" as a file and as a folder: such listings have no local copy
+    keys = [k for k in keys if not any(other.startswith(k + "/") for other in keys)]
+    with tempfile.TemporaryDirectory() as root:
+        for key in keys:
+            path = Path(root, key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"{}\n")
+        listed = [(f"pre/{key}", '"e"', 3) for key in keys] + [("pre/folder/", '"e"', 0)]
+        random.Random(len(keys)).shuffle(listed)
+        assert [relative for relative, _, _ in tree_of("pre/", listed)] == files_under(root)
 
 
 # -- usage errors --------------------------------------------------------------------------------

@@ -176,21 +176,14 @@ class ObjectStore:
 
     def objects_under(self, bucket: str, prefix: str) -> list[tuple[str, str, int]]:
         """(key relative to `prefix`, ETag, size) of the objects under it, page after page of
-        ListObjectsV2, in the order files_under gives a local copy's files."""
-        found = []
+        ListObjectsV2, as tree_of orders them."""
+        listed = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for item in page.get("Contents", ()):
-                    relative = item["Key"][len(prefix) :]
-                    # "a/" objects are folder markers (consoles make them); hidden names as for files
-                    if relative and not relative.endswith("/") and not _hidden(relative):
-                        found.append((relative, item["ETag"], int(item["Size"])))
+                listed += [(item["Key"], item["ETag"], int(item["Size"])) for item in page.get("Contents", ())]
         except (self.errors.ClientError, self.errors.BotoCoreError) as exc:
             raise self.usage_error(f"{SCHEME}{bucket}/{prefix}", exc) from None
-        # S3 lists in UTF-8 byte order, where "day-2/x" comes before "day/x"; a local tree is
-        # read component by component (sources.files_under), and so are these
-        found.sort(key=lambda item: item[0].split("/"))
-        return found
+        return tree_of(prefix, listed)
 
     def usage_error(self, url: str, exc: Exception) -> UsageError:
         if isinstance(exc, self.errors.NoCredentialsError | self.errors.PartialCredentialsError):
@@ -328,6 +321,20 @@ def open_seekable(source: Source) -> BinaryIO | None:
     if isinstance(opener, functools.partial) and opener.func is ObjectStream:
         return cast(BinaryIO, io.BufferedReader(SeekableObject(*opener.args), buffer_size=CHUNK_BYTES))
     return None
+
+
+def tree_of(prefix: str, listed: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """The listed (key, ETag, size) as a local copy's files: keys relative to `prefix`, hidden
+    ones (a component starting with ".") and "folder/" markers (consoles make them) left out,
+    in the order sources.files_under reads a tree: component by component. S3 lists in UTF-8
+    byte order, where "day-2/x" comes before "day/x"."""
+    found = []
+    for key, etag, size in listed:
+        relative = key[len(prefix) :]
+        if relative and not relative.endswith("/") and not _hidden(relative):
+            found.append((relative, etag, size))
+    found.sort(key=lambda item: item[0].split("/"))
+    return found
 
 
 def _hidden(relative: str) -> bool:
