@@ -227,9 +227,8 @@ def _error_response(fault: Fault) -> bytes:
         f"<Error><Code>{fault.code}</Code>{fault.body}<RequestId>4442587FB7D0A2F9</RequestId></Error>"
     ).encode()
     reason = {403: "Forbidden", 412: "Precondition Failed", 503: "Slow Down"}.get(fault.status or 0, "Error")
-    return (
-        f"HTTP/1.1 {fault.status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    head = f"HTTP/1.1 {fault.status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + (b"" if fault.method == "HEAD" else body)  # a HEAD answer has no body
 
 
 def _close(sock: socket.socket) -> None:

@@ -334,6 +334,14 @@ def test_the_endpoint_flag_points_at_an_s3_compatible_store(s3_import, bucket, p
     assert run.exit_code == 2 and "the S3 endpoint must be a URL" in run.stderr
 
 
+def test_an_object_hidden_by_permissions_is_not_taken_for_an_empty_prefix(s3_import, bucket, proxy, receiver):
+    bucket.put("secret.ndjson", ndjson(tracks(1)))
+    proxy.faults.append(Fault("/secret.ndjson", method="HEAD", status=403, code="AccessDenied"))
+    run = s3_import(bucket.url("secret.ndjson"))
+    assert run.exit_code == 2
+    assert f"cannot read {bucket.url('secret.ndjson')}: 403" in run.stderr and "s3:GetObject" in run.stderr
+
+
 # -- streaming, resumable ------------------------------------------------------------------------
 
 

@@ -88,8 +88,9 @@ def object_sources(
     ending in "/", or naming no object). `format_of(key)` is an object's format."""
     bucket, key = split_url(url)
     store = ObjectStore(endpoint_url, policy or RetryPolicy())
+    denied = None
     if key and not key.endswith("/"):
-        found = store.head(bucket, key)
+        found, denied = store.head(bucket, key)
         if found is not None:
             etag, size = found
             return [store.source(bucket, key, key.rsplit("/", 1)[-1], etag, size, format_of(key))]
@@ -98,6 +99,8 @@ def object_sources(
         store.source(bucket, key + relative, relative, etag, size, format_of(relative))
         for relative, etag, size in store.objects_under(bucket, key)
     ]
+    if not sources and denied is not None:  # the object may be there, hidden from this identity
+        raise store.usage_error(url, denied)
     if not sources:
         raise UsageError(
             f"{url} names no object, and no objects are under it (hidden ones are skipped)",
@@ -162,17 +165,18 @@ class ObjectStore:
             version=f"{etag.strip(chr(34))}:{size}",
         )
 
-    def head(self, bucket: str, key: str) -> tuple[str, int] | None:
-        """(ETag, size) of the object `key`, or None when there is none by that name."""
+    def head(self, bucket: str, key: str) -> tuple[tuple[str, int] | None, Exception | None]:
+        """(ETag, size) of the object `key`, or None when there is none by that name (and the
+        403 that said so: without s3:ListBucket, S3 answers 403 for a missing key too)."""
         try:
             answer = self.client.head_object(Bucket=bucket, Key=key)
         except self.errors.ClientError as exc:
-            if _status(exc) in (403, 404):  # without ListBucket rights a missing key is a 403
-                return None
+            if _status(exc) in (403, 404):
+                return None, exc if _status(exc) == 403 else None
             raise self.usage_error(f"{SCHEME}{bucket}/{key}", exc) from None
         except self.errors.BotoCoreError as exc:
             raise self.usage_error(f"{SCHEME}{bucket}/{key}", exc) from None
-        return answer["ETag"], int(answer["ContentLength"])
+        return (answer["ETag"], int(answer["ContentLength"])), None
 
     def objects_under(self, bucket: str, prefix: str) -> list[tuple[str, str, int]]:
         """(key relative to `prefix`, ETag, size) of the objects under it, page after page of
@@ -194,7 +198,7 @@ class ObjectStore:
             if status in (401, 403)
             else "check the bucket name and its region (AWS_REGION), or the endpoint (AWS_ENDPOINT_URL)"
         )
-        return UsageError(f"cannot list {url}: {describe(exc)}", hint=hint)
+        return UsageError(f"cannot read {url}: {describe(exc)}", hint=hint)
 
 
 class ObjectStream:
