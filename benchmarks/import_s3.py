@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import boto3  # type: ignore[import-untyped]  # noqa: E402
+import boto3  # noqa: E402
 from import_throughput import API_KEY, cdp_command, run, write_inputs  # noqa: E402
 
 from cdpcli.serve import SERVE_COLLECT_EVERY, Receiver  # noqa: E402

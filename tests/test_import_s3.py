@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 pytest.importorskip("botocore")
 pytest.importorskip("moto.server")
 
-import boto3  # type: ignore[import-untyped]  # noqa: E402
+import boto3  # noqa: E402
 
 from cdpcli.importing.objectstore import (  # noqa: E402
     ObjectStream,
@@ -570,7 +570,7 @@ def test_no_credentials_is_a_usage_error_saying_where_they_come_from(s3_import, 
 
 
 def test_messages_mask_a_password_in_an_endpoint_url():
-    from botocore.exceptions import EndpointConnectionError  # type: ignore[import-untyped]
+    from botocore.exceptions import EndpointConnectionError
 
     error = EndpointConnectionError(endpoint_url="http://minio:s3cr3t-pass@127.0.0.1:9/bucket?list-type=2")
     assert describe(error) == 'Could not connect to the endpoint URL: "http://****@127.0.0.1:9/bucket?list-type=2"'
@@ -594,7 +594,7 @@ class _Store:
     off after `fail_after` bytes of it."""
 
     def __init__(self, data: bytes, fail_after: int, policy: RetryPolicy) -> None:
-        from botocore import exceptions  # type: ignore[import-untyped]
+        from botocore import exceptions
 
         self.errors, self.policy, self.data, self.fail_after = exceptions, policy, data, fail_after
         self.ranges: list[str | None] = []
@@ -617,7 +617,7 @@ def test_a_link_that_keeps_breaking_but_moving_finishes():
 class _TimingOutBody(_BrokenBody):
     def read(self, size: int) -> bytes:
         if self.stream.tell() >= self.fail_after:
-            from botocore.exceptions import ReadTimeoutError  # type: ignore[import-untyped]
+            from botocore.exceptions import ReadTimeoutError
 
             raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9/b/k")
         return super().read(size)

@@ -111,7 +111,7 @@ def object_sources(
 
 def _botocore() -> Any:
     try:
-        import botocore.session  # type: ignore[import-untyped]  # lazy: start-up (~150 ms to import)
+        import botocore.session  # lazy: start-up (~150 ms to import)
     except ImportError:
         raise UsageError("reading s3:// URLs needs the optional s3 extra", hint=S3_EXTRA) from None
     return botocore
@@ -122,7 +122,7 @@ def s3_client(endpoint_url: str | None, policy: RetryPolicy) -> Any:
     the standard AWS chain as it is now (one client per URL given: ~100 ms of CPU to load
     botocore's service model, nothing next to reading a prefix)."""
     botocore = _botocore()
-    from botocore.config import Config  # type: ignore[import-untyped]  # lazy: start-up
+    from botocore.config import Config  # lazy: start-up
 
     config = Config(
         retries={"mode": "standard", "max_attempts": policy.requests},
