@@ -49,7 +49,8 @@ CREDENTIALS_HINT = (
 
 class UnreadableSource(CdpError):
     """A source that could not be read to its end after its retries: the lines before the
-    failure are imported, the failure is one rejects record, and the import goes on."""
+    failure are imported, the failure is one rejects record (which names the source: the
+    message does not), and the import goes on."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,6 @@ class ObjectStream:
         self, store: ObjectStore, bucket: str, key: str, etag: str, size: int, start: int = 0, end: int | None = None
     ) -> None:
         self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
-        self.label = f"{SCHEME}{bucket}/{key}"
         self.position = start  # the next byte to receive
         self.end = size if end is None else end  # the bytes from `start` up to `end` (exclusive)
         self._body: Any = None
@@ -239,7 +239,7 @@ class ObjectStream:
             policy = self.store.policy
             if stalls >= policy.stalls:
                 raise UnreadableSource(
-                    f"{self.label}: could not be read past byte {self.position:,} of {self.size:,} "
+                    f"could not be read past byte {self.position:,} of {self.size:,} "
                     f"({stalls} attempts without progress; last: {reason})",
                     hint="the lines before it were imported; run the import again to retry this object",
                 )
@@ -256,13 +256,13 @@ class ObjectStream:
         except errors.ClientError as exc:
             if _status(exc) == 412:
                 raise UnreadableSource(
-                    f"{self.label}: changed while it was read (its ETag is no longer {self.etag}); "
+                    f"changed while it was read (its ETag is no longer {self.etag}); "
                     f"{self.position:,} bytes of the version listed were read",
                     hint="run the import again to read the object as it is now",
                 ) from None
-            raise UnreadableSource(f"{self.label}: {describe(exc)}", hint=_hint(exc)) from None
+            raise UnreadableSource(describe(exc), hint=_hint(exc)) from None
         except errors.BotoCoreError as exc:
-            raise UnreadableSource(f"{self.label}: {describe(exc)}", hint=_hint(exc)) from None
+            raise UnreadableSource(describe(exc), hint=_hint(exc)) from None
 
     def close(self) -> None:
         body, self._body = self._body, None
