@@ -7,6 +7,8 @@ import typer
 from cdpcli.cli.base import app
 from cdpcli.cli.output import reporting
 
+MAX_REJECT_BYTES = 32 << 20  # cdpcli.serve.limits.MAX_REJECT_BYTES, not imported: start-up
+
 
 @app.command()
 def serve(
@@ -74,6 +76,23 @@ def serve(
             metavar="EVENT=CODE",
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Also answer requests whose Host is NAME (as from another container; * for any). Repeatable.",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    max_reject_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-reject-bytes",
+            help="Keep refused requests for /_cdp/rejects up to N bytes (older ones are evicted and counted).",
+            metavar="N",
+        ),
+    ] = MAX_REJECT_BYTES,
 ) -> None:
     """Run a local Data Pipelines-compatible receiver for offline development and CI.
 
@@ -113,6 +132,10 @@ def serve(
             )
         if fail_first < 0:
             raise UsageError(f"--fail-first must be 0 or more, not {fail_first}", hint="e.g. --fail-first 3")
+        if max_reject_bytes < 0:
+            raise UsageError(
+                f"--max-reject-bytes must be 0 or more, not {max_reject_bytes}", hint="e.g. --max-reject-bytes 10000000"
+            )
         codes = _status_for(status_for or [])
         from cdpcli.serve import run_server
 
@@ -128,6 +151,8 @@ def serve(
             rate_limit=rate_limit,
             fail_first=fail_first,
             status_for=codes,
+            allow_hosts=tuple(allow_host or ()),
+            max_reject_bytes=max_reject_bytes,
             say=_say,
         )
 

@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from cdpcli.serve.http import Receiver, is_loopback
-from cdpcli.serve.limits import MAX_CONNECTIONS
+from cdpcli.serve.hosts import is_loopback
+from cdpcli.serve.limits import MAX_CONNECTIONS, MAX_REJECT_BYTES
+from cdpcli.serve.receiver import Receiver
 from cdpcli.serve.store import MAX_CALLS, strerror
 
-# seconds between garbage collections while `cdp serve` runs (see http.CollectionSchedule; read
+# seconds between garbage collections while `cdp serve` runs (see receiver.CollectionSchedule; read
 # when serve starts, so that benchmarks/serve_throughput.py can set it to None to compare)
 SERVE_COLLECT_EVERY = 10.0
 
@@ -29,6 +30,8 @@ def run_server(
     rate_limit: float | None = None,
     fail_first: int = 0,
     status_for: dict[str, int] | None = None,
+    allow_hosts: tuple[str, ...] = (),
+    max_reject_bytes: int = MAX_REJECT_BYTES,
     say: Callable[[str], None],
 ) -> None:
     """Serve until interrupted, or until the output can no longer be written. The banner, the
@@ -52,6 +55,8 @@ def run_server(
         rate_limit=rate_limit,
         fail_first=fail_first,
         status_for=status_for,
+        allow_hosts=allow_hosts,
+        max_reject_bytes=max_reject_bytes,
     )
     try:
         # opened once listening works, so that a busy port leaves no empty file behind
@@ -63,11 +68,11 @@ def run_server(
     _say_where(receiver, host, say)
     try:
         receiver.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         _wind_down(receiver, out)
     _last_words(receiver, out_path, say)
+    if receiver.listener.interrupted:
+        raise KeyboardInterrupt  # the CLI's exit code for an interruption, 130
 
 
 def _listening(host: str, port: int, say: Callable[[str], None], *, api_key: str | None, **faults: Any) -> Receiver:

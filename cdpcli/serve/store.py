@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic_core import to_json
 
+from cdpcli.jsontext import JSONTextError
+from cdpcli.jsontext import loads as strict_loads
+from cdpcli.serve.limits import MAX_REJECT_BYTES
 from cdpcli.wire import now_timestamp, parse_timestamp
 
 # the fields a query may filter calls on (exact match, as strings)
@@ -33,6 +36,10 @@ FILTERS = ("type", "event", "userId", "anonymousId", "messageId", "user")
 MAX_CALLS = 100_000  # calls kept by default (--max-calls)
 MAX_REJECTS = 10_000  # rejected requests kept at most
 REJECT_BODY_BYTES = 64 * 1024  # a rejected body longer than this is kept cut, as text
+REJECT_OVERHEAD = 400  # bytes a kept reject costs beyond its body and errors (its dict and fields)
+# distinct event names /_cdp/summary counts one by one: past twice this many, the rarest are
+# folded into `by_event_other`, so that a million distinct names cost no more than these
+TOP_EVENTS = 1_000
 
 
 @dataclass
@@ -42,8 +49,11 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any  # parsed JSON, or None
-    raw_size: int
+    raw_size: int  # the body's bytes on the wire (gzip-compressed when it was)
     status: int
+    method: str = "POST"
+    gzip: bool = False
+    key: str | None = None  # the API key it carried (Basic user name or Bearer token), as received
 
 
 class CallList(list):  # type: ignore[type-arg]
@@ -114,6 +124,7 @@ class Store:
         max_calls: int = MAX_CALLS,
         keep_requests: bool | None = None,
         clock: Callable[[], str] = now_timestamp,
+        max_reject_bytes: int = MAX_REJECT_BYTES,
     ) -> None:
         self.out = out
         self.keep = keep and max_calls > 0  # keep calls in memory; off: only counted
@@ -128,8 +139,13 @@ class Store:
         self.accepted_bytes = 0  # bodies (uncompressed) of the requests that carried them
         self.by_type: Counter[str] = Counter()
         self.by_event: Counter[str] = Counter()
+        self.by_event_other = 0  # calls whose event names were folded out of by_event (TOP_EVENTS)
         self.requests: list[Received] = []
-        self.rejects: list[dict[str, Any]] = []  # refused requests (and calls dropped without strict mode)
+        # refused requests (and calls dropped without strict mode), bodies as text (see _as_given)
+        self._rejects: deque[dict[str, Any]] = deque()
+        self.max_reject_bytes = max_reject_bytes
+        self.reject_bytes = 0  # what the rejects kept cost (REJECT_OVERHEAD, body text, errors)
+        self.rejects_evicted = 0
         self.rejected = 0
         self._reject_seq = 0
         # why `out` can no longer be written (the reader closed the pipe, the disk is full):
@@ -141,10 +157,17 @@ class Store:
         self._listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
         self.last_record_at = 0.0  # time.monotonic() of the last record (tests measure waits by it)
 
-    def record(self, calls: list[dict[str, Any]], encoded: list[bytes | None], body_bytes: int) -> bool:
+    def record(
+        self,
+        calls: list[dict[str, Any]],
+        encoded: list[bytes | None],
+        body_bytes: int,
+        warnings: list[list[str]] | None = None,
+    ) -> bool:
         """Keep and write out the accepted calls, each with `receivedAt` (`encoded`: each one's
-        compact JSON when already made, else None); False when `out` cannot be written (then none
-        of them counts as accepted, and `broken` says why)."""
+        compact JSON when already made, else None; `warnings`: each one's, kept as `_warnings`,
+        never written out); False when `out` cannot be written (then none of them counts as
+        accepted, and `broken` says why)."""
         data = b""
         if self.keep or self.out is not None:
             received = self._clock()
@@ -152,6 +175,9 @@ class Store:
                 data = _lines(calls, encoded, received)
             for call in calls:
                 call["receivedAt"] = received
+        for call, texts in zip(calls, warnings or (), strict=False):
+            if texts:
+                call["_warnings"] = texts
         with self._lock:
             if self.broken is not None:
                 return False
@@ -165,11 +191,7 @@ class Store:
             self.accepted_bytes += body_bytes
             first = self.next_seq
             self.next_seq += len(calls)
-            for call in calls:
-                self.by_type[str(call.get("type"))] += 1
-                event = call.get("event")
-                if event is not None:
-                    self.by_event[str(event)] += 1
+            self._count(calls)
             if self.keep:
                 self.calls.extend(calls)
                 over = len(self.calls) - self.max_calls
@@ -184,18 +206,28 @@ class Store:
         self._tell("call", [_numbered(seq, call) for seq, call in enumerate(calls, first)] if self._listeners else [])
         return True
 
+    def _count(self, calls: list[dict[str, Any]]) -> None:
+        """Count calls by type and event (under the lock), the event names bounded (TOP_EVENTS)."""
+        for call in calls:
+            self.by_type[str(call.get("type"))] += 1
+            event = call.get("event")
+            if event is not None:
+                self.by_event[str(event)] += 1
+        if len(self.by_event) > 2 * TOP_EVENTS:
+            kept = dict(self.by_event.most_common(TOP_EVENTS))
+            self.by_event_other += sum(self.by_event.values()) - sum(kept.values())
+            self.by_event = Counter(kept)
+
     def add_reject(self, path: str, status: int, errors: list[str], text: bytes | None) -> None:
         """Keep a refused request (or the calls dropped from one without strict mode: status
-        200) with its errors and its body as received (parsed when it is JSON, else text)."""
-        body: Any = None
+        200) with its errors and its body as received: as text, cut to REJECT_BODY_BYTES (the
+        answers give it parsed when it is strict JSON). The oldest go when the rejects kept cost
+        over `max_reject_bytes` or number over MAX_REJECTS."""
+        body, size = None, 0
         if text is not None:
-            if len(text) > REJECT_BODY_BYTES:
-                body = text[:REJECT_BODY_BYTES].decode("utf-8", "replace") + "…"
-            else:
-                try:
-                    body = json.loads(text)
-                except Exception:  # noqa: BLE001 - kept as it came
-                    body = text.decode("utf-8", "replace")
+            size = len(text)
+            body = text[:REJECT_BODY_BYTES].decode("utf-8", "replace")
+        cost = REJECT_OVERHEAD + len(body or "") + sum(len(error) for error in errors)
         with self._lock:
             self._reject_seq += 1
             self.rejected += 1
@@ -206,13 +238,34 @@ class Store:
                 "status": status,
                 "errors": list(errors),
                 "body": body,
+                "bytes": size,
+                "cost": cost,
             }
             if self.keep:
-                self.rejects.append(reject)
-                if len(self.rejects) > MAX_REJECTS:
-                    del self.rejects[0]
+                self._rejects.append(reject)
+                self.reject_bytes += cost
+                while self._rejects and (self.reject_bytes > self.max_reject_bytes or len(self._rejects) > MAX_REJECTS):
+                    self.reject_bytes -= self._rejects.popleft()["cost"]
+                    self.rejects_evicted += 1
             self._changed.notify_all()
-        self._tell("reject", [reject])
+        if self._listeners:
+            self._tell("reject", [_as_given(reject)])
+
+    @property
+    def rejects(self) -> list[dict[str, Any]]:
+        """The rejects kept, oldest first, each as the answers give it (`_as_given`)."""
+        return self.reject_page(after=0, limit=None)
+
+    def reject_page(
+        self, *, after: int = 0, limit: int | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The rejects kept with a sequence number over `after` (and under `before`), oldest
+        first: the first `limit` of them, or with `before` the last `limit`."""
+        with self._lock:
+            kept = [r for r in self._rejects if r["seq"] > after and (before is None or r["seq"] < before)]
+        if limit is not None:
+            kept = kept[-limit:] if before is not None else kept[:limit]
+        return [_as_given(reject) for reject in kept]
 
     # -- queries (any thread) --
 
@@ -263,14 +316,22 @@ class Store:
                 self._changed.wait(left)
 
     def summary(self) -> dict[str, Any]:
+        """The counts: calls accepted, rejected, evicted and kept; by type; by event (the
+        TOP_EVENTS most frequent, the rest counted in `by_event_other`); rejects kept, evicted
+        and the bytes they cost."""
         with self._lock:
+            top = dict(self.by_event.most_common(TOP_EVENTS))
             return {
                 "accepted": self.accepted,
                 "rejected": self.rejected,
                 "evicted": self.evicted,
                 "kept": len(self.calls),
                 "by_type": dict(self.by_type),
-                "by_event": dict(self.by_event),
+                "by_event": top,
+                "by_event_other": self.by_event_other + sum(self.by_event.values()) - sum(top.values()),
+                "rejects_kept": len(self._rejects),
+                "rejects_evicted": self.rejects_evicted,
+                "reject_bytes": self.reject_bytes,
             }
 
     def reset(self) -> None:
@@ -281,7 +342,8 @@ class Store:
             self.evicted = self.accepted = self.accepted_bytes = self.rejected = 0
             self.by_type.clear()
             self.by_event.clear()
-            self.rejects.clear()
+            self.by_event_other = self.rejects_evicted = self.reject_bytes = 0
+            self._rejects.clear()
             self.requests.clear()
             self._changed.notify_all()
         self._tell("reset", [])
@@ -314,18 +376,21 @@ class Store:
             self.out.write(data.decode("utf-8"))  # type: ignore[union-attr]
             self.out.flush()  # type: ignore[union-attr]
 
-    def add_request(self, path: str, headers: dict[str, str], text: bytes | None, raw_size: int, status: int) -> None:
-        """Keep a request as it came (when keeping), its body parsed whatever it was."""
+    def add_request(self, path: str, headers: dict[str, str], body: Any, status: int) -> None:
+        """Keep a request as it came (when keeping): `body` a judge.Body, its text parsed
+        whatever it was, and the key it carried."""
         if not self.keep_requests:
             return
         parsed = None
-        if text is not None:
+        if body.text is not None:
             try:
-                parsed = json.loads(text)
+                parsed = json.loads(body.text)
             except Exception:  # noqa: BLE001 - a log of what came, whatever it was
                 pass
+        gzip = headers.get("content-encoding", "").lower() == "gzip"
+        received = Received(path, headers, parsed, body.raw_size, status, "POST", gzip, key_of(headers))
         with self._lock:
-            self.requests.append(Received(path, headers, parsed, raw_size, status))
+            self.requests.append(received)
 
     def broken_reason(self) -> str:
         """Why `out` cannot be written, for the 503 answers and serve's last words."""
@@ -357,6 +422,41 @@ class Seen:
 
     def numbered(self) -> list[dict[str, Any]]:
         return [_numbered(seq, call) for seq, call in self.matched]
+
+
+def _as_given(reject: dict[str, Any]) -> dict[str, Any]:
+    """A reject as the answers give it: its body parsed when it is strict JSON (so that a NaN, an
+    infinity or a lone surrogate never reaches an answer as bare JSON), else the text; a body
+    cut to REJECT_BODY_BYTES ends with a marker and has `"truncated": true`."""
+    given = {key: value for key, value in reject.items() if key != "cost"}
+    text = reject["body"]
+    if text is None:
+        return given
+    if reject["bytes"] > REJECT_BODY_BYTES:
+        given["body"] = f"{text}… [cut: the first {REJECT_BODY_BYTES:,} of {reject['bytes']:,} bytes kept]"
+        given["truncated"] = True
+        return given
+    try:
+        given["body"] = strict_loads(text)
+    except (JSONTextError, RecursionError):
+        pass
+    return given
+
+
+def key_of(headers: dict[str, str]) -> str | None:
+    """The API key a request carried (the Basic user name, or the Bearer token), None without one."""
+    import base64
+    import binascii
+
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credential.strip() or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(credential, validate=True).decode("utf-8").partition(":")[0] or None
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _numbered(seq: int, call: dict[str, Any]) -> dict[str, Any]:

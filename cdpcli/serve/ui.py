@@ -5,6 +5,18 @@ calls cost the page nothing), adds new ones from the event stream (`/_cdp/events
 refused requests in red with their errors, a selected call's JSON, and "copy as curl" (the key
 left as $CDP_API_KEY, never shown)."""
 
+from typing import Any
+
+ICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+    b'fill="#2d6cdf"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>'
+)
+
+
+def render(calls: list[dict[str, Any]], rejects: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    return PAGE
+
+
 PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cdp serve — live view</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
