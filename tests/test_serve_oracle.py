@@ -245,3 +245,31 @@ def test_the_api_key_is_never_in_an_answer(receiver):
     for route in ("/_cdp/calls", "/_cdp/rejects", "/_cdp/summary"):
         _, answer, _ = request(receiver, "GET", route, headers={"Authorization": BASIC})
         assert API_KEY not in json.dumps(answer)
+
+
+# -- cdp expect over what serve kept --
+
+
+def test_expects_closest_call_is_the_one_a_letter_away():
+    from cdpcli import expect as core
+
+    spec = core.parse('[[expect]]\nname = "signed up"\nmatch = {type = "track", event = "Signed Up"}\n', "t.toml")
+    calls = [
+        {"_seq": 1, "type": "track", "userId": "1", "event": "Signd Up"},
+        {"_seq": 2, "type": "track", "userId": "1", "event": "Page Viewed"},
+        {"_seq": 3, "type": "identify", "userId": "1"},
+    ]
+    [result] = core.check(spec, calls, [])
+    assert not result.ok and result.closest["_seq"] == 1
+
+
+def test_expect_reports_calls_kept_with_a_size_warning():
+    from cdpcli import expect as core
+
+    with Receiver() as receiver:
+        assert post(receiver, "/v1/track", sized_call(32_500, "Big"), auth="Bearer k")[0] == 200
+        spec = core.parse('[[expect]]\nname = "big"\nmatch = {event = "Big"}\n', "t.toml")
+        results = core.check_against(spec, receiver.url, api_key="k", timeout=1)
+    text = core.report(results)
+    assert "PASS big" in text and "WARN call #1: call is 32,500 bytes: accepted" in text
+    assert text.endswith("1 of 1 check held.")
