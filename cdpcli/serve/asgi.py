@@ -10,6 +10,7 @@ no length declared is cut at MAX_RAW_BYTES, and a client slower than the read ti
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import threading
 import time
@@ -73,16 +74,28 @@ class Application:
         except asyncio.CancelledError:  # a stop that could not wait any longer
             status = 503
             await _reply_if_possible(send, 503, errors("cdp serve is stopping"), {"Connection": "close"})
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors (overload.py): retryable
+                status = 503
+                await _reply_if_possible(
+                    send, 503, errors(f"cdp serve is overloaded: {exc.strerror}"), {"Retry-After": "1"}
+                )
+            else:
+                status = await self._failed(exc, who, client, send)
         except Exception as exc:  # noqa: BLE001 - one request's failure is no reason to stop serving
-            status = 500
-            self.log(f"{who}:{client[1] if client else '-'}: {type(exc).__name__}: {exc}")
-            await _reply_if_possible(
-                send,
-                500,
-                errors(f"cdp serve could not handle this request ({type(exc).__name__})"),
-                {"Connection": "close"},
-            )
+            status = await self._failed(exc, who, client, send)
         self.log(f'{who} "{scope["method"]} {path} HTTP/{scope["http_version"]}" {status} -')
+
+    async def _failed(self, exc: Exception, who: str, client: Any, send: Callable[..., Any]) -> int:
+        """A request whose handling failed: one log line (no traceback) and a 500 JSON answer."""
+        self.log(f"{who}:{client[1] if client else '-'}: {type(exc).__name__}: {exc}")
+        await _reply_if_possible(
+            send,
+            500,
+            errors(f"cdp serve could not handle this request ({type(exc).__name__})"),
+            {"Connection": "close"},
+        )
+        return 500
 
     async def _route(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from cdpcli.serve.asgi import json_bytes, reply, response_head
+from cdpcli.serve.asgi import reply, response_head
 from cdpcli.serve.hosts import cross_site_problem
 from cdpcli.serve.judge import Judge, errors
 from cdpcli.serve.store import FILTERS, Filters, Seen, Store
+from cdpcli.serve.stream import Broadcast
 from cdpcli.wire import CALL_TYPES
 
 ROUTES = "GET /_cdp/calls|rejects|summary|wait|events|ui, POST /_cdp/reset"
@@ -47,6 +48,7 @@ class Control:
         self.store = store
         self.judge = judge
         self.stopping = stopping
+        self.broadcast = Broadcast(store)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
         path = scope["path"].rstrip("/") or "/"
@@ -65,7 +67,11 @@ class Control:
             "/_cdp/summary": ("GET", self.summary),
             "/_cdp/reset": ("POST", self.reset),
             "/_cdp/wait": ("GET", self.wait),
-            "/_cdp/events": ("GET", self.events),
+            # the connection's own close (protocol.Protocol): the stream cuts a stalled client off
+            "/_cdp/events": (
+                "GET",
+                lambda query, receive, send: self.events(query, receive, send, scope.get("cdp.close")),
+            ),
             "/_cdp/ui": ("GET", self.page),
             "/": ("GET", self.page),
         }
@@ -173,16 +179,18 @@ class Control:
         await reply(send, 408, answer, {})
         return 408
 
-    async def events(self, query: dict[str, str], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
+    async def events(
+        self,
+        query: dict[str, str],
+        receive: Callable[..., Any],
+        send: Callable[..., Any],
+        close: Callable[[], None] | None = None,
+    ) -> int:
+        """Server-Sent Events: each change to the store, as stream.Broadcast hands it out."""
         _known(query, ())
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue()
-        unsubscribe = self.store.subscribe(
-            lambda kind, items: loop.call_soon_threadsafe(queue.put_nowait, (kind, items))
-        )
-        stopping = self.stopping
+        client = self.broadcast.join(close)
         gone = asyncio.ensure_future(_disconnected(receive))
-        stop = asyncio.ensure_future(stopping.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await send(
                 {
@@ -194,30 +202,24 @@ class Control:
                 }
             )
             await _chunk(send, b"retry: 1000\n\n")
-            while True:
-                getting = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {getting, gone, stop}, timeout=SSE_KEEPALIVE, return_when="FIRST_COMPLETED"
-                )
-                if getting not in done:
-                    getting.cancel()
+            while not client.dropped or client.chunks:
+                if not client.chunks:
+                    ready = asyncio.ensure_future(client.ready.wait())
+                    done, _ = await asyncio.wait(
+                        {ready, gone, stop}, timeout=SSE_KEEPALIVE, return_when="FIRST_COMPLETED"
+                    )
+                    ready.cancel()
                     if gone in done or stop in done:
                         break
-                    await _chunk(send, b": keep-alive\n\n")
-                    continue
-                kind, items = getting.result()
-                lines = []
-                if kind == "reset":
-                    lines.append(b"event: reset\ndata: {}\n\n")
-                for item in items:
-                    data = json_bytes(item)
-                    lines.append(b"event: %s\ndata: %s\n\n" % (kind.encode(), data))
-                await _chunk(send, b"".join(lines))
+                    if ready not in done:
+                        await _chunk(send, b": keep-alive\n\n")
+                        continue
+                await _chunk(send, client.take())
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass
         finally:
-            unsubscribe()
+            self.broadcast.leave(client)
             gone.cancel()
             stop.cancel()
         return 200

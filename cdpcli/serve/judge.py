@@ -119,6 +119,15 @@ class Judge:
         self.api_key = api_key
         self.strict = strict
 
+    def warm(self) -> None:
+        """Import and build what judging needs now, not at the first request: under a burst that
+        uses every file descriptor, a first request that must open a module's file would fail."""
+        from cdpcli.models import adapter, batch_envelope  # lazy: start-up (the one-liners never judge)
+
+        batch_envelope()
+        adapter("list", "strict")
+        adapter("any", "wire")
+
     def is_strict(self, headers: dict[str, str]) -> bool:
         return self.strict if self.strict is not None else headers.get("x-strict-mode") == "1"
 

@@ -23,6 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from cdpcli.serve.asgi import response_head
 from cdpcli.serve.judge import errors
 from cdpcli.serve.limits import BACKLOG, KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, STOP_GRACE
+from cdpcli.serve.overload import Overload
 
 
 class Server(uvicorn.Server):  # type: ignore[misc]
@@ -42,6 +43,8 @@ class Server(uvicorn.Server):  # type: ignore[misc]
 
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
+        # out of descriptors: 503 answers and a line a burst, never asyncio's tracebacks
+        self._loop.set_exception_handler(self.config.cdp_listener.overload.handle)
         self.server_state.default_headers = list(self.config.encoded_headers)
         try:
             await super().startup(sockets=sockets)
@@ -179,6 +182,7 @@ class Protocol(HttpToolsProtocol):  # type: ignore[misc]
     def on_headers_complete(self) -> None:
         self._stop_head_clock()
         self._in_head = False
+        self.scope["cdp.close"] = self.transport.close  # the event stream cuts a stalled reader off
         if self._over_limit:
             self._refuse(
                 503,
@@ -284,6 +288,7 @@ class Listener:
         self.log = log
         self._socket = _listen(host, port)
         self.address = self._socket.getsockname()
+        self.overload = Overload(self._socket, log)
         try:
             self._server = _server_for(app, self)
         except BaseException:
@@ -340,6 +345,7 @@ class Listener:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(STOP_GRACE + 5)
         self._socket.close()
+        self.overload.close()
 
     def stop_listening(self) -> None:
         """Stop accepting connections (from any thread): the listening socket is closed, so that

@@ -75,6 +75,7 @@ class Receiver:
         from cdpcli.serve.protocol import Listener  # lazy: start-up (uvicorn, only when serving)
 
         self.judge = Judge(api_key, strict=strict)
+        self.judge.warm()
         self.store = Store(
             out, keep=keep, max_calls=max_calls, keep_requests=keep_requests, max_reject_bytes=max_reject_bytes
         )

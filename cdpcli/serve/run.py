@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from cdpcli.serve.hosts import is_loopback
 from cdpcli.serve.limits import MAX_CONNECTIONS, MAX_REJECT_BYTES
+from cdpcli.serve.overload import raise_open_files_limit
 from cdpcli.serve.receiver import Receiver
 from cdpcli.serve.store import MAX_CALLS, strerror
 
@@ -42,7 +43,7 @@ def run_server(
     their answer, and exits like a filter whose reader went away: 0 when the reader closed it
     (`cdp serve | head -1`, as every cdp command treats a closed stdout), 1 with Error/Hint for
     any other failure (a full disk, an I/O error)."""
-    _raise_open_files_limit()
+    limits = raise_open_files_limit()
     receiver = _listening(
         host,
         port,
@@ -66,6 +67,11 @@ def run_server(
         raise
     receiver.store.out = out
     _say_where(receiver, host, say)
+    if limits is not None and limits[1] < MAX_CONNECTIONS + 256:
+        say(
+            f"Warning: at most {limits[1]:,} files may be open (ulimit -n; the hard limit), so past about "
+            f"{limits[1] - 64:,} connections at once new ones are answered 503"
+        )
     try:
         receiver.serve_forever()
     finally:
@@ -163,19 +169,3 @@ def _last_words(receiver: Receiver, out_path: str | None, say: Callable[[str], N
         hint="the requests it could not record were answered 503, so clients retry them: "
         "free space or pick another --out, and start it again",
     )
-
-
-def _raise_open_files_limit() -> None:
-    """Each connection is a file descriptor: a soft limit of 1,024 (a common default) would turn
-    clients away long before MAX_CONNECTIONS. Raised as far as the hard limit allows."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = MAX_CONNECTIONS + 256
-        if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(
-                resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
-            )
-    except (ImportError, ValueError, OSError):  # no resource module (Windows), or not allowed
-        pass
