@@ -26,7 +26,7 @@ from cdpcli.serve.asgi import reply, response_head
 from cdpcli.serve.hosts import cross_site_problem
 from cdpcli.serve.judge import Judge, errors
 from cdpcli.serve.store import FILTERS, Filters, Seen, Store
-from cdpcli.serve.stream import Broadcast
+from cdpcli.serve.stream import Broadcast, connection_closer
 from cdpcli.wire import CALL_TYPES
 
 ROUTES = "GET /_cdp/calls|rejects|summary|wait|events|ui, POST /_cdp/reset"
@@ -70,7 +70,7 @@ class Control:
             # the connection's own close (protocol.Protocol): the stream cuts a stalled client off
             "/_cdp/events": (
                 "GET",
-                lambda query, receive, send: self.events(query, receive, send, scope.get("cdp.close")),
+                lambda query, receive, send: self.events(query, receive, send, scope.get("cdp.transport")),
             ),
             "/_cdp/ui": ("GET", self.page),
             "/": ("GET", self.page),
@@ -184,11 +184,11 @@ class Control:
         query: dict[str, str],
         receive: Callable[..., Any],
         send: Callable[..., Any],
-        close: Callable[[], None] | None = None,
+        transport: Any = None,
     ) -> int:
         """Server-Sent Events: each change to the store, as stream.Broadcast hands it out."""
         _known(query, ())
-        client = self.broadcast.join(close)
+        client = self.broadcast.join(connection_closer(transport))
         gone = asyncio.ensure_future(_disconnected(receive))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:

@@ -182,7 +182,7 @@ class Protocol(HttpToolsProtocol):  # type: ignore[misc]
     def on_headers_complete(self) -> None:
         self._stop_head_clock()
         self._in_head = False
-        self.scope["cdp.close"] = self.transport.close  # the event stream cuts a stalled reader off
+        self.scope["cdp.transport"] = self.transport  # the event stream cuts a stalled reader off
         if self._over_limit:
             self._refuse(
                 503,
