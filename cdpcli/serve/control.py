@@ -230,7 +230,7 @@ class Control:
 
         calls = self.tail(Filters(), FIRST_SCREEN)
         rejects = self.store.reject_page(limit=FIRST_SCREEN, before=1 << 62)
-        data = render(calls, rejects, self.store.summary()).encode()
+        data = render(calls, rejects, self.store.summary(), FIRST_SCREEN).encode()
         head = response_head(
             {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(data)), "Cache-Control": "no-store"}
         )
