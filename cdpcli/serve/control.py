@@ -154,7 +154,11 @@ class Control:
             raise BadQuery(f"timeout must be between 0 and {MAX_WAIT:g} seconds, not {query['timeout']}")
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()
-        unsubscribe = self.store.subscribe(lambda kind, items: loop.call_soon_threadsafe(changed.set))
+
+        def wake(kind: str, items: list[dict[str, Any]]) -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = self.store.subscribe(wake)
         stopping = self.stopping
         deadline = loop.time() + timeout
         seen = Seen(filters)

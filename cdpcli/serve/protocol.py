@@ -31,8 +31,9 @@ class Server(uvicorn.Server):  # type: ignore[misc]
     stops in a millisecond: the test suite makes hundreds), with no signal handlers of its own
     (the listener sets its own in the main thread) and a stop that ends delays at once."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, listener: Listener) -> None:
         super().__init__(config)
+        self.listener = listener
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -44,7 +45,7 @@ class Server(uvicorn.Server):  # type: ignore[misc]
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         # out of descriptors: 503 answers and a line a burst, never asyncio's tracebacks
-        self._loop.set_exception_handler(self.config.cdp_listener.overload.handle)
+        self._loop.set_exception_handler(self.listener.overload.handle)
         self.server_state.default_headers = list(self.config.encoded_headers)
         try:
             await super().startup(sockets=sockets)
@@ -182,7 +183,8 @@ class Protocol(HttpToolsProtocol):  # type: ignore[misc]
     def on_headers_complete(self) -> None:
         self._stop_head_clock()
         self._in_head = False
-        self.scope["cdp.transport"] = self.transport  # the event stream cuts a stalled reader off
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope["cdp.transport"] = self.transport  # the event stream cuts a stalled reader off
         if self._over_limit:
             self._refuse(
                 503,
@@ -392,5 +394,5 @@ def _server_for(app: Callable[..., Any], listener: Listener) -> Server:
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # type: ignore[arg-type]
     )
     config.load()
-    config.cdp_listener = listener  # type: ignore[attr-defined]  (the protocol's limits)
-    return Server(config)
+    setattr(config, "cdp_listener", listener)  # noqa: B010 - the protocol's limits, on uvicorn's Config
+    return Server(config, listener)

@@ -66,12 +66,7 @@ def run_server(
         receiver.stop()
         raise
     receiver.store.out = out
-    _say_where(receiver, host, say)
-    if limits is not None and limits[1] < MAX_CONNECTIONS + 256:
-        say(
-            f"Warning: at most {limits[1]:,} files may be open (ulimit -n; the hard limit), so past about "
-            f"{limits[1] - 64:,} connections at once new ones are answered 503"
-        )
+    _say_where(receiver, host, say, limits)
     try:
         receiver.serve_forever()
     finally:
@@ -127,8 +122,9 @@ def _open_out(out_path: str | None) -> TextIO:
         ) from None
 
 
-def _say_where(receiver: Receiver, host: str, say: Callable[[str], None]) -> None:
-    """The banner (its URL is what scripts read), after a warning when strangers can reach it."""
+def _say_where(receiver: Receiver, host: str, say: Callable[[str], None], limits: tuple[int, int] | None) -> None:
+    """The banner (its URL is what scripts read), after a warning when strangers can reach it,
+    and before one when few descriptors may be open (`limits`: the soft limit before and now)."""
     address = receiver.listener.address[0]
     if not is_loopback(address):
         say(
@@ -137,6 +133,11 @@ def _say_where(receiver: Receiver, host: str, say: Callable[[str], None]) -> Non
             f"or ::1 to keep it to this machine"
         )
     say(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)")
+    if limits is not None and limits[1] < MAX_CONNECTIONS + 256:
+        say(
+            f"Warning: at most {limits[1]:,} files may be open (ulimit -n; the hard limit), so past about "
+            f"{limits[1] - 64:,} connections at once new ones are answered 503"
+        )
 
 
 def _wind_down(receiver: Receiver, out: TextIO) -> None:

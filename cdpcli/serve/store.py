@@ -18,28 +18,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic_core import to_json
 
-from cdpcli.jsontext import JSONTextError
-from cdpcli.jsontext import loads as strict_loads
 from cdpcli.serve.limits import MAX_REJECT_BYTES
+from cdpcli.serve.rejects import Counts, RejectLog, as_given, reject_record
 from cdpcli.wire import now_timestamp, parse_timestamp
 
 # the fields a query may filter calls on (exact match, as strings)
 # `user` matches the userId or the anonymousId (the live view's filter: one person, either id)
 FILTERS = ("type", "event", "userId", "anonymousId", "messageId", "user")
 MAX_CALLS = 100_000  # calls kept by default (--max-calls)
-MAX_REJECTS = 10_000  # rejected requests kept at most
-REJECT_BODY_BYTES = 64 * 1024  # a rejected body longer than this is kept cut, as text
-REJECT_OVERHEAD = 400  # bytes a kept reject costs beyond its body and errors (its dict and fields)
-# distinct event names /_cdp/summary counts one by one: past twice this many, the rarest are
-# folded into `by_event_other`, so that a million distinct names cost no more than these
-TOP_EVENTS = 1_000
 
 
 @dataclass
@@ -137,15 +129,10 @@ class Store:
         self.evicted = 0  # calls dropped to stay within max_calls
         self.accepted = 0  # calls accepted, counted even when not kept
         self.accepted_bytes = 0  # bodies (uncompressed) of the requests that carried them
-        self.by_type: Counter[str] = Counter()
-        self.by_event: Counter[str] = Counter()
-        self.by_event_other = 0  # calls whose event names were folded out of by_event (TOP_EVENTS)
+        self.counts = Counts()  # by type and by event name
         self.requests: list[Received] = []
-        # refused requests (and calls dropped without strict mode), bodies as text (see _as_given)
-        self._rejects: deque[dict[str, Any]] = deque()
-        self.max_reject_bytes = max_reject_bytes
-        self.reject_bytes = 0  # what the rejects kept cost (REJECT_OVERHEAD, body text, errors)
-        self.rejects_evicted = 0
+        # refused requests (and calls dropped without strict mode), bodies as text (rejects.as_given)
+        self.reject_log = RejectLog(max_reject_bytes)
         self.rejected = 0
         self._reject_seq = 0
         # why `out` can no longer be written (the reader closed the pipe, the disk is full):
@@ -191,7 +178,7 @@ class Store:
             self.accepted_bytes += body_bytes
             first = self.next_seq
             self.next_seq += len(calls)
-            self._count(calls)
+            self.counts.add(calls)
             if self.keep:
                 self.calls.extend(calls)
                 over = len(self.calls) - self.max_calls
@@ -206,54 +193,22 @@ class Store:
         self._tell("call", [_numbered(seq, call) for seq, call in enumerate(calls, first)] if self._listeners else [])
         return True
 
-    def _count(self, calls: list[dict[str, Any]]) -> None:
-        """Count calls by type and event (under the lock), the event names bounded (TOP_EVENTS)."""
-        for call in calls:
-            self.by_type[str(call.get("type"))] += 1
-            event = call.get("event")
-            if event is not None:
-                self.by_event[str(event)] += 1
-        if len(self.by_event) > 2 * TOP_EVENTS:
-            kept = dict(self.by_event.most_common(TOP_EVENTS))
-            self.by_event_other += sum(self.by_event.values()) - sum(kept.values())
-            self.by_event = Counter(kept)
-
     def add_reject(self, path: str, status: int, errors: list[str], text: bytes | None) -> None:
         """Keep a refused request (or the calls dropped from one without strict mode: status
-        200) with its errors and its body as received: as text, cut to REJECT_BODY_BYTES (the
-        answers give it parsed when it is strict JSON). The oldest go when the rejects kept cost
-        over `max_reject_bytes` or number over MAX_REJECTS."""
-        body, size = None, 0
-        if text is not None:
-            size = len(text)
-            body = text[:REJECT_BODY_BYTES].decode("utf-8", "replace")
-        cost = REJECT_OVERHEAD + len(body or "") + sum(len(error) for error in errors)
+        200) with its errors and its body as received (rejects.RejectLog: bounded by bytes)."""
         with self._lock:
             self._reject_seq += 1
             self.rejected += 1
-            reject = {
-                "seq": self._reject_seq,
-                "receivedAt": self._clock(),
-                "path": path,
-                "status": status,
-                "errors": list(errors),
-                "body": body,
-                "bytes": size,
-                "cost": cost,
-            }
+            reject = reject_record(self._reject_seq, self.next_seq - 1, self._clock(), path, status, errors, text)
             if self.keep:
-                self._rejects.append(reject)
-                self.reject_bytes += cost
-                while self._rejects and (self.reject_bytes > self.max_reject_bytes or len(self._rejects) > MAX_REJECTS):
-                    self.reject_bytes -= self._rejects.popleft()["cost"]
-                    self.rejects_evicted += 1
+                self.reject_log.add(reject)
             self._changed.notify_all()
         if self._listeners:
-            self._tell("reject", [_as_given(reject)])
+            self._tell("reject", [as_given(reject)])
 
     @property
     def rejects(self) -> list[dict[str, Any]]:
-        """The rejects kept, oldest first, each as the answers give it (`_as_given`)."""
+        """The rejects kept, oldest first, each as the answers give it (rejects.as_given)."""
         return self.reject_page(after=0, limit=None)
 
     def reject_page(
@@ -262,10 +217,10 @@ class Store:
         """The rejects kept with a sequence number over `after` (and under `before`), oldest
         first: the first `limit` of them, or with `before` the last `limit`."""
         with self._lock:
-            kept = [r for r in self._rejects if r["seq"] > after and (before is None or r["seq"] < before)]
+            kept = self.reject_log.select(after, before)
         if limit is not None:
             kept = kept[-limit:] if before is not None else kept[:limit]
-        return [_as_given(reject) for reject in kept]
+        return [as_given(reject) for reject in kept]
 
     # -- queries (any thread) --
 
@@ -320,18 +275,13 @@ class Store:
         TOP_EVENTS most frequent, the rest counted in `by_event_other`); rejects kept, evicted
         and the bytes they cost."""
         with self._lock:
-            top = dict(self.by_event.most_common(TOP_EVENTS))
             return {
                 "accepted": self.accepted,
                 "rejected": self.rejected,
                 "evicted": self.evicted,
                 "kept": len(self.calls),
-                "by_type": dict(self.by_type),
-                "by_event": top,
-                "by_event_other": self.by_event_other + sum(self.by_event.values()) - sum(top.values()),
-                "rejects_kept": len(self._rejects),
-                "rejects_evicted": self.rejects_evicted,
-                "reject_bytes": self.reject_bytes,
+                **self.counts.figures(),
+                **self.reject_log.figures(),
             }
 
     def reset(self) -> None:
@@ -340,10 +290,8 @@ class Store:
             self.calls.clear()
             self.first_seq = self.next_seq
             self.evicted = self.accepted = self.accepted_bytes = self.rejected = 0
-            self.by_type.clear()
-            self.by_event.clear()
-            self.by_event_other = self.rejects_evicted = self.reject_bytes = 0
-            self._rejects.clear()
+            self.counts.clear()
+            self.reject_log.clear()
             self.requests.clear()
             self._changed.notify_all()
         self._tell("reset", [])
@@ -422,25 +370,6 @@ class Seen:
 
     def numbered(self) -> list[dict[str, Any]]:
         return [_numbered(seq, call) for seq, call in self.matched]
-
-
-def _as_given(reject: dict[str, Any]) -> dict[str, Any]:
-    """A reject as the answers give it: its body parsed when it is strict JSON (so that a NaN, an
-    infinity or a lone surrogate never reaches an answer as bare JSON), else the text; a body
-    cut to REJECT_BODY_BYTES ends with a marker and has `"truncated": true`."""
-    given = {key: value for key, value in reject.items() if key != "cost"}
-    text = reject["body"]
-    if text is None:
-        return given
-    if reject["bytes"] > REJECT_BODY_BYTES:
-        given["body"] = f"{text}… [cut: the first {REJECT_BODY_BYTES:,} of {reject['bytes']:,} bytes kept]"
-        given["truncated"] = True
-        return given
-    try:
-        given["body"] = strict_loads(text)
-    except (JSONTextError, RecursionError):
-        pass
-    return given
 
 
 def key_of(headers: dict[str, str]) -> str | None:

@@ -26,7 +26,7 @@ TYPES = ("identify", "track", "page", "screen", "group", "alias")
 def summary_of(call: dict[str, Any]) -> str:
     """What a row says of a call: the event, the page, the person's email and first traits, the group."""
     kind = call.get("type")
-    traits = call.get("traits") if isinstance(call.get("traits"), dict) else {}
+    traits: dict[str, Any] = call["traits"] if isinstance(call.get("traits"), dict) else {}
     if kind == "identify":
         first = [f"{key}={_short(value)}" for key, value in traits.items() if key != "email"][:3]
         return " · ".join(part for part in (_text(traits.get("email")), ", ".join(first)) if part)
@@ -73,9 +73,10 @@ def _counts(summary: dict[str, Any]) -> str:
     return " ".join(chips)
 
 
-def newest_first(item: dict[str, Any]) -> tuple[str, int]:
-    """A sort key (reversed) for calls and rejects together: received time, then sequence."""
-    return _text(item.get("receivedAt")), int(item.get("_seq", item.get("seq", 0)))
+def newest_first(item: dict[str, Any]) -> float:
+    """A sort key (reversed) for calls and rejects together, in the order they came: a call's
+    sequence number, a reject's just after the call before it (times tie within a millisecond)."""
+    return float(item["_seq"]) if "_seq" in item else item.get("afterCall", 0) + 0.5
 
 
 def render(
@@ -259,8 +260,8 @@ async function older(reset) {
   if (reset) rows.innerHTML = "";
   state.oldestCall = calls.length === PAGE ? calls[0]._seq : null;  // fewer came: nothing older
   state.oldestReject = rejects.length === PAGE ? rejects[0].seq : null;
-  const key = i => [i.receivedAt, i._seq === undefined ? i.seq : i._seq];
-  const items = calls.concat(rejects).sort((a, b) => { const x = key(a), y = key(b); return x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : y[1] - x[1]; });
+  const key = i => i._seq === undefined ? (i.afterCall || 0) + 0.5 : i._seq;  // the order they came
+  const items = calls.concat(rejects).sort((a, b) => key(b) - key(a));
   for (const item of items) rows.appendChild(rowFor(item));
   $("more").disabled = state.oldestCall === null && state.oldestReject === null;
   tick();
