@@ -176,3 +176,22 @@ def test_out_of_descriptors_is_503_json_and_one_line_never_a_traceback():
     refused = next(answer for answer in answers if answer.split(b" ", 2)[1] == b"503")
     assert json.loads(refused.split(b"\r\n\r\n", 1)[1])["meta"]["errors"][0].startswith("cdp serve is out of file")
     assert "Traceback" not in log and log.count("out of file descriptors") == 1, log[-3000:]
+
+
+def test_a_client_that_falls_behind_gets_a_last_dropped_event_and_is_cut_off():
+    import asyncio
+
+    closed = []
+
+    async def scenario():
+        client = stream.Client(3, lambda: closed.append(True))
+        for _ in range(3):
+            client.offer(b"event: call\ndata: {}\n\n")
+        assert not client.dropped and len(client.chunks) == 3
+        client.offer(b"event: call\ndata: {}\n\n")  # the fourth: too far behind
+        client.offer(b"event: call\ndata: {}\n\n")  # nothing more is queued
+        assert client.dropped and client.take() == stream.DROPPED and not client.chunks
+        assert json.loads(stream.DROPPED.split(b"data: ", 1)[1])["reason"]
+        assert closed == []  # the cut-off comes DROP_GRACE s later, if the client has not taken it
+
+    asyncio.run(scenario())
