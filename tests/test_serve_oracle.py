@@ -138,7 +138,9 @@ def test_duplicate_keys_make_a_call_invalid(receiver):
 # -- browser safety --
 
 
-@pytest.mark.parametrize("host", ["rebound.example.com", "rebound.example.com:8787", "localhost.example.com"])
+@pytest.mark.parametrize(
+    "host", ["rebound.example.com", "rebound.example.com:8787", "localhost.example.com", "10.0.0.7", "[fe80::1]:80"]
+)
 def test_a_foreign_host_gets_421(receiver, host):
     status, answer, _ = request(receiver, "GET", "/_cdp/calls", headers={"Host": host, "Authorization": BASIC})
     assert status == 421 and "--allow-host" in answer["meta"]["errors"][0]
@@ -146,9 +148,15 @@ def test_a_foreign_host_gets_421(receiver, host):
     assert status == 421
 
 
-@pytest.mark.parametrize("host", ["localhost", "localhost:1234", "app.localhost", "127.0.0.1", "[::1]:80", "10.0.0.7"])
+@pytest.mark.parametrize("host", ["localhost", "localhost:1234", "app.localhost", "127.0.0.1", "[::1]:80", "127.0.0.2"])
 def test_addresses_and_loopback_names_are_answered(receiver, host):
     assert request(receiver, "GET", "/_cdp/summary", headers={"Host": host, "Authorization": BASIC})[0] == 200
+
+
+def test_bound_to_every_address_any_address_is_answered_but_no_foreign_name():
+    with Receiver("0.0.0.0") as receiver:
+        assert request(receiver, "GET", "/_cdp/summary", headers={"Host": "10.0.0.7:8787"})[0] == 200
+        assert request(receiver, "GET", "/_cdp/summary", headers={"Host": "rebound.example.com"})[0] == 421
 
 
 def test_allow_host_adds_a_name():

@@ -46,14 +46,16 @@ def host_name(value: str) -> str:
 
 
 class HostCheck:
-    """The `Host` values a receiver answers to: any IP address (DNS rebinding needs a name),
-    loopback names (`localhost`, `*.localhost`), the name it was started on (`--host NAME`), and
-    each `--allow-host NAME` (`*` allows every name)."""
+    """The `Host` values a receiver answers to: the address it is bound to (`bound`: its --host,
+    an address or a name), loopback addresses and names (`localhost`, `*.localhost`), and each
+    `--allow-host NAME` (`*` allows every name). Bound to every address (0.0.0.0, ::), it answers
+    to any IP address too: DNS rebinding needs a name."""
 
     def __init__(self, bound: str, allowed: Iterable[str] = ()) -> None:
         names = {host_name(name) for name in allowed}
         self.any = "*" in names
         self.names = names | {host_name(bound)}
+        self.any_address = host_name(bound) in ("0.0.0.0", "::", "")
 
     def allows(self, value: str | None) -> bool:
         if value is None or self.any:  # HTTP/1.0 without Host: no browser sends that
@@ -61,7 +63,9 @@ class HostCheck:
         name = host_name(value)
         if not name:
             return False
-        return _is_address(name) or name in LOOPBACK_NAMES or name.endswith(".localhost") or name in self.names
+        if name in self.names or name in LOOPBACK_NAMES or name.endswith(".localhost"):
+            return True
+        return is_loopback(name) or (self.any_address and _is_address(name))
 
     def refusal(self, value: str) -> str:
         name = host_name(value)
