@@ -229,6 +229,11 @@ def test_bad_parameters_are_a_400_naming_them(receiver, route, named):
     assert status == 400 and named in answer["meta"]["errors"][0]
 
 
+def test_a_wait_for_a_type_that_does_not_exist_is_refused_at_once(cdp_receiver):
+    with pytest.raises(ValueError, match="type must be one of identify"):
+        cdp_receiver.receiver.wait(type="Track", timeout=30)
+
+
 def test_ctrl_c_stops_cdp_serve_with_130(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "cdpcli", "serve", "--port", "0", "--out", str(tmp_path / "calls.ndjson")],

@@ -27,7 +27,6 @@ from cdpcli.serve.hosts import cross_site_problem
 from cdpcli.serve.judge import Judge, errors
 from cdpcli.serve.store import FILTERS, Filters, Seen, Store
 from cdpcli.serve.stream import Broadcast, connection_closer
-from cdpcli.wire import CALL_TYPES
 
 ROUTES = "GET /_cdp/calls|rejects|summary|wait|events|ui, POST /_cdp/reset"
 MAX_LIMIT = 100_000
@@ -261,8 +260,6 @@ def _known(query: dict[str, str], names: tuple[str, ...]) -> None:
 
 def _filters(query: dict[str, str], extra: tuple[str, ...]) -> Filters:
     _known(query, (*FILTERS, "since", *extra))
-    if "type" in query and query["type"] not in CALL_TYPES:
-        raise BadQuery(f"type must be one of {', '.join(CALL_TYPES)}, not {query['type']!r}")
     try:
         return Filters.of({name: query[name] for name in FILTERS if name in query}, query.get("since"))
     except ValueError as exc:

@@ -26,7 +26,7 @@ from pydantic_core import to_json
 
 from cdpcli.serve.limits import MAX_REJECT_BYTES
 from cdpcli.serve.rejects import Counts, RejectLog, as_given, reject_record
-from cdpcli.wire import now_timestamp, parse_timestamp
+from cdpcli.wire import CALL_TYPES, now_timestamp, parse_timestamp
 
 # the fields a query may filter calls on (exact match, as strings)
 # `user` matches the userId or the anonymousId (the live view's filter: one person, either id)
@@ -74,6 +74,8 @@ class Filters:
         if unknown:
             raise ValueError(f"unknown filter {unknown[0]!r}; filters are {', '.join(FILTERS)}, since")
         fields = tuple((name, str(value)) for name, value in values.items() if value is not None)
+        if "type" in values and values["type"] is not None and str(values["type"]) not in CALL_TYPES:
+            raise ValueError(f"type must be one of {', '.join(CALL_TYPES)}, not {values['type']!r}")
         after_seq, from_time = 0, None
         if since is not None and since != "":
             text = str(since).strip()
