@@ -1,6 +1,7 @@
-"""The ASGI side of a receiver: each request's method checked, its body read within the limits
-and the deadline (gzip inflated as it arrives, and only up to the limit), handed to the receiver
-for a verdict, the answer written as JSON, and one log line.
+"""The ASGI side of a receiver: each request's Host checked (hosts.py: 421 for a name it does
+not answer to), its path and method checked (404 for a path the API does not have, 405), its body
+read within the limits and the deadline (gzip inflated as it arrives, and only up to the limit),
+handed to the receiver for a verdict, the answer written as strict JSON, and one log line.
 
 A body is refused by its declared length (413) before any of it is kept, one sent in chunks with
 no length declared is cut at MAX_RAW_BYTES, and a client slower than the read timeout is answered

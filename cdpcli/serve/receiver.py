@@ -45,6 +45,11 @@ class Receiver:
     excess gets 429 with Retry-After), `fail_rate` (a share answered 500/503/429, drawn from
     `seed`); after it, `status_for` ({event: code}: a request carrying such a call gets the code).
 
+    `strict`: None judges each request by its X-Strict-Mode header, True or False every request
+    as if it said so. `allow_hosts`: names it answers to besides its own and loopback ones (a
+    guard against DNS rebinding, hosts.py). `max_reject_bytes`: what the refused requests kept
+    may cost.
+
     Queries, from any thread: `calls` (a list, and called with filters a query: `calls(event=
     "Signed Up")`), `wait(count, timeout, **filters)`, `rejects()`, `summary()`, `reset()`."""
 
