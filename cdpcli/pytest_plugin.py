@@ -117,8 +117,8 @@ class CdpReceiver:
     def expect(self, path: str | Path, timeout: float | None = None) -> list[Result]:
         """Check an expectations file (as `cdp expect` does) against what was received; the
         test fails with the report when any check fails."""
-        from cdpcli import expect as core
-        from cdpcli.serve.store import Filters
+        from cdpcli import expect as core  # lazy: start-up (pytest loads the plugin in every run)
+        from cdpcli.serve.store import Filters  # lazy: start-up
 
         spec = core.load(path)
         store = self.receiver.store

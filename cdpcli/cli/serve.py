@@ -1,11 +1,14 @@
 """`cdp serve`: the local receiver (cdpcli.serve), its flags checked."""
 
+import sys
 from typing import Annotated
 
 import typer
 
 from cdpcli.cli.base import app
 from cdpcli.cli.output import reporting
+from cdpcli.errors import UsageError
+from cdpcli.redaction import redact
 
 MAX_REJECT_BYTES = 32 << 20  # cdpcli.serve.limits.MAX_REJECT_BYTES, not imported: start-up
 
@@ -130,7 +133,7 @@ def serve(
             max_reject_bytes=max_reject_bytes,
         )
         codes = _status_for(status_for or [])
-        from cdpcli.serve import run_server
+        from cdpcli.serve import run_server  # lazy: start-up (the receiver, only for cdp serve)
 
         run_server(
             host=host,
@@ -161,8 +164,6 @@ def _check(
     max_reject_bytes: int,
 ) -> None:
     """UsageError for a flag value out of its range."""
-    from cdpcli.errors import UsageError
-
     if not 0 <= port <= 65535:
         raise UsageError(
             f"--port must be between 0 and 65535, not {port}", hint="pick a free port, or 0 for any free one"
@@ -194,18 +195,12 @@ def _check(
 
 def _say(text: str) -> None:
     """cdp serve's banner, warnings and log: stderr, each line at once (scripts wait for the URL)."""
-    import sys
-
-    from cdpcli.redaction import redact
-
     sys.stderr.write(redact(text) + "\n")
     sys.stderr.flush()
 
 
 def _status_for(values: list[str]) -> dict[str, int]:
     """--status-for EVENT=CODE values as {event: code}; UsageError for a malformed one."""
-    from cdpcli.errors import UsageError
-
     codes: dict[str, int] = {}
     for value in values:
         event, sep, code = value.rpartition("=")

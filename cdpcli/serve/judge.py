@@ -184,9 +184,9 @@ class Judge:
 
     def validate(self, kind: str, body: Any) -> tuple[list[dict[str, Any]], list[bytes | None], list[str]]:
         """The calls to record, each one's compact JSON when already made (else None), and the problems."""
-        from pydantic import ValidationError
+        from pydantic import ValidationError  # lazy: start-up (pydantic, only when judging)
 
-        from cdpcli.models import batch_envelope, describe_errors
+        from cdpcli.models import batch_envelope, describe_errors  # lazy: start-up
 
         if not isinstance(body, dict):
             return [], [], ["body must be a JSON object"]
@@ -219,9 +219,9 @@ class Judge:
     def check_calls(self, calls: list[Any]) -> tuple[list[str | None], list[bytes | None]]:
         """The API's verdict on each call (None when it is accepted, else the problem), and each
         accepted call's compact JSON, made for the size check and written out as it is."""
-        from pydantic import ValidationError
+        from pydantic import ValidationError  # lazy: start-up (pydantic, only when judging)
 
-        from cdpcli.models import adapter, describe_errors, strict_rules_hold
+        from cdpcli.models import adapter, describe_errors, strict_rules_hold  # lazy: start-up
 
         try:  # the common case in one pass: every call valid as it stands
             adapter("list", "strict").validate_python(calls)
@@ -277,7 +277,7 @@ def _where(kind: str, index: int) -> str:
 
 def _identified_by_email(kind: str, calls: list[dict[str, Any]]) -> list[str]:
     """A note for each accepted call that names its person by email alone (no userId or anonymousId)."""
-    from cdpcli.models import identified_by_email
+    from cdpcli.models import identified_by_email  # lazy: start-up
 
     notes = []
     for index, call in enumerate(calls):
@@ -290,7 +290,7 @@ def _identified_by_email(kind: str, calls: list[dict[str, Any]]) -> list[str]:
 def _semantic_warnings(kind: str, calls: list[dict[str, Any]]) -> list[str]:
     """A note for each warning on an accepted semantic event (models.semantic_warnings): rules
     only the API document states, which serve logs but does not enforce."""
-    from cdpcli.models import SEMANTIC_EVENTS, semantic_warnings
+    from cdpcli.models import SEMANTIC_EVENTS, semantic_warnings  # lazy: start-up
 
     notes = []
     for index, call in enumerate(calls):

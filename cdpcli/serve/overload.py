@@ -130,7 +130,7 @@ def _reserve() -> int | None:
 
 def _soft_limit() -> int:
     try:
-        import resource
+        import resource  # lazy: Unix only
 
         return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError, ValueError):
@@ -142,7 +142,7 @@ def raise_open_files_limit() -> tuple[int, int] | None:
     clients away long before limits.MAX_CONNECTIONS); (before, after), None where there is no
     such limit (Windows) or it may not be raised."""
     try:
-        import resource
+        import resource  # lazy: Unix only
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)

@@ -11,6 +11,7 @@ import contextlib
 import http
 import json
 import re
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -332,8 +333,6 @@ class Listener:
 
     async def _serve_here(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            import signal
-
             # Ctrl-C stops it like stop(): listening ends, requests in flight get their answer
             asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._interrupt)
         await self._server.serve(sockets=[self._socket])

@@ -3,10 +3,12 @@ and last words (handed to `say`: the CLI writes them to stderr, so stdout stays 
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from cdpcli.errors import CdpError, UsageError
 from cdpcli.serve.hosts import is_loopback
 from cdpcli.serve.limits import MAX_CONNECTIONS, MAX_REJECT_BYTES
 from cdpcli.serve.overload import raise_open_files_limit
@@ -78,10 +80,6 @@ def run_server(
 
 def _listening(host: str, port: int, say: Callable[[str], None], *, api_key: str | None, **faults: Any) -> Receiver:
     """`cdp serve`'s receiver, listening; UsageError with a hint when it cannot listen there."""
-    import errno
-
-    from cdpcli.errors import UsageError
-
     try:
         return Receiver(
             host,
@@ -104,10 +102,6 @@ def _listening(host: str, port: int, say: Callable[[str], None], *, api_key: str
 
 def _open_out(out_path: str | None) -> TextIO:
     """--out opened for appending (stdout without it); UsageError with a hint when it cannot be."""
-    import errno
-
-    from cdpcli.errors import UsageError
-
     try:
         return open(out_path, "a", encoding="utf-8") if out_path else sys.stdout  # noqa: SIM115 (the server owns it)
     except OSError as exc:
@@ -155,8 +149,6 @@ def _wind_down(receiver: Receiver, out: TextIO) -> None:
 def _last_words(receiver: Receiver, out_path: str | None, say: Callable[[str], None]) -> None:
     """Nothing when serve was stopped; when its output failed, why: a line when the reader
     closed it (exit 0, like a filter), else CdpError (exit 1)."""
-    from cdpcli.errors import CdpError
-
     broken = receiver.store.broken
     if broken is None:
         return

@@ -15,6 +15,8 @@ and stops, so that no call is ever answered 200 without being recorded.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 import time
@@ -376,9 +378,6 @@ class Seen:
 
 def key_of(headers: dict[str, str]) -> str | None:
     """The API key a request carried (the Basic user name, or the Bearer token), None without one."""
-    import base64
-    import binascii
-
     scheme, _, credential = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         return credential.strip() or None
