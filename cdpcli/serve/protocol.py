@@ -27,7 +27,7 @@ from cdpcli.serve.limits import BACKLOG, KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, STO
 from cdpcli.serve.overload import Overload
 
 
-class Server(uvicorn.Server):  # type: ignore[misc]
+class Server(uvicorn.Server):
     """uvicorn's Server, woken by an event rather than a 0.1 s tick (a receiver starts and
     stops in a millisecond: the test suite makes hundreds), with no signal handlers of its own
     (the listener sets its own in the main thread) and a stop that ends delays at once."""
@@ -110,7 +110,7 @@ class Server(uvicorn.Server):  # type: ignore[misc]
         await asyncio.sleep(0)  # their connection_lost callbacks
 
 
-class Protocol(HttpToolsProtocol):  # type: ignore[misc]
+class Protocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a receiver's limits: the request line and headers
     within the listener's read_timeout and MAX_HEAD_BYTES, at most its max_connections, and JSON
     answers to what uvicorn would answer in plain text (a malformed request)."""

@@ -50,7 +50,7 @@ class Received:
     key: str | None = None  # the API key it carried (Basic user name or Bearer token), as received
 
 
-class CallList(list):  # type: ignore[type-arg]
+class CallList(list[dict[str, Any]]):
     """The calls kept, oldest first: a list, and called with filters it answers a query
     (`receiver.calls(event="Signed Up")`: the matching calls, like `Store.query`)."""
 

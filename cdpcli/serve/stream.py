@@ -42,7 +42,7 @@ def connection_closer(transport: Any) -> Callable[[], None] | None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
         except OSError:
             pass
-    return transport.close  # type: ignore[no-any-return]
+    return transport.close
 
 
 def encode(kind: str, items: list[dict[str, Any]]) -> bytes:
