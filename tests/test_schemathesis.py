@@ -47,7 +47,10 @@ def as_cdp_reads_it(original: dict[str, Any]) -> dict[str, Any]:
     schemas = doc["components"]["schemas"]
     for path in doc["paths"].values():
         operation = path["post"]
-        # strict mode on every request: without it the API answers 200 to anything by design
+        # strict mode on every request: without it the API answers 200 to anything by design,
+        # a wrong key included (the call is dropped; serve does the same and keeps it as a
+        # dropped reject), which schemathesis's checks for bad credentials would read as a
+        # wrong key accepted; with it a wrong key is the document's 401
         operation["parameters"] = [p for p in operation.get("parameters", []) if p["name"] != "X-Strict-Mode"]
         operation["requestBody"]["required"] = True  # a call without a body is no call
         # the document defines these answers in #/components/responses but no operation uses them
