@@ -26,6 +26,8 @@ from cdpcli.serve import Receiver
 from tests.conftest import API_KEY, EXPLORE
 from tests.openapi import _one_of_as_any_of, document
 
+pytestmark = pytest.mark.slow  # schemathesis generates hundreds of requests
+
 # ids, and the ids semantic events require (properties.objectId, context.device.token)
 IDS = ("userId", "anonymousId", "previousId", "groupId", "objectId", "token")
 NON_EMPTY_ID = {"type": "string", "minLength": 1}

@@ -21,6 +21,8 @@ import pytest
 from cdpcli.serve import Receiver, stream
 from tests.conftest import post
 
+pytestmark = pytest.mark.slow  # loads: stalled stream readers, thousands of rejects
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -18,6 +18,8 @@ import pytest
 from cdpcli.serve import Receiver
 from tests.conftest import post
 
+pytestmark = pytest.mark.slow  # headless Chromium
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

@@ -16,6 +16,8 @@ from cdpcli.serve import Receiver
 from tests.conftest import post
 from tests.test_serve_live import Browser, chromium
 
+pytestmark = pytest.mark.slow  # headless Chromium
+
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="no chromium binary (apt-get install chromium)")
 NAN_BODY = b'{"batch": [{"type": "track", "userId": "1", "event": "E", "properties": {"x": NaN}}]}'
 AUTH = "Bearer k"

@@ -24,6 +24,8 @@ from cdpcli.serve import MAX_RAW_BYTES, Receiver
 from tests.conftest import API_KEY, BASIC, post
 from tests.fakes import Scripted, ScriptedReceiver
 
+pytestmark = pytest.mark.slow  # a thousand clients, gzip bombs, slow clients
+
 TRACK = json.dumps({"userId": "1", "event": "E"}).encode()
 
 
