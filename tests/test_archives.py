@@ -15,6 +15,7 @@ import pytest
 
 from cdpcli.errors import UsageError
 from cdpcli.importing import archives
+from cdpcli.importing.objectstore import UnreadableSource
 from cdpcli.importing.sources import make_sources, source_lines
 
 
@@ -165,7 +166,7 @@ def test_a_damaged_member_is_a_usage_error_naming_it(tmp_path: Path) -> None:
     raw[at] ^= 0xFF
     zipped.write_bytes(bytes(raw))
     (source,), _ = make_sources([str(zipped)])
-    with pytest.raises(UsageError, match=r"export\.zip!a\.ndjson"):
+    with pytest.raises(UnreadableSource, match="damaged"):
         list(source_lines(source))
 
 
@@ -175,7 +176,7 @@ def test_a_cut_off_tar_gz_is_a_usage_error(tmp_path: Path) -> None:
     sources, _ = make_sources([str(path)])
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])  # the download broke after listing
-    with pytest.raises(UsageError, match="damaged"):
+    with pytest.raises(UnreadableSource, match="damaged|cut off"):
         for source in sources:
             list(source_lines(source))
 
@@ -187,3 +188,24 @@ def test_a_damaged_compressed_file_is_not_taken_for_an_archive(tmp_path: Path, d
     path = tmp_path / "events.gz"
     path.write_bytes(data)
     assert archives.archive_kind(str(path)) is None  # read as a compressed file: its error names it
+
+
+def test_a_damaged_member_is_one_reject_and_the_import_goes_on(send, receiver, tmp_path: Path) -> None:
+    """As SPEC has it for a damaged compressed file: the members before and after it are
+    imported, the damaged one is one rejects record (exit 1)."""
+    zipped = tmp_path / "export.zip"
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.ndjson", ndjson(tracks(3)))
+        archive.writestr("b.ndjson", ndjson(tracks(200, start=100)))
+        archive.writestr("c.ndjson", ndjson(tracks(3, start=1000)))
+    raw = bytearray(zipped.read_bytes())
+    at = raw.index(b"b.ndjson") + len(b"b.ndjson") + 40  # inside b's deflated bytes
+    raw[at] ^= 0xFF
+    zipped.write_bytes(bytes(raw))
+    run = send("import", str(zipped), "--json")
+    assert run.exit_code == 1, run.stderr
+    numbers = {call["properties"]["n"] for call in receiver.calls}
+    assert {1, 2, 3, 1000, 1001, 1002} <= numbers  # the members around it
+    rejects = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert [r["source"] for r in rejects] == [f"{zipped}!b.ndjson"]
+    assert "damaged" in rejects[0]["error"]

@@ -8,6 +8,10 @@ Told by their bytes, not their names: a zip starts with a local file header `PK\
 tar has `ustar` at offset 257 of its (decompressed) bytes. Directories, hidden members (a
 path part starting with a dot: `.DS_Store`, `__MACOSX/._x` are not data) and links are skipped.
 
+A member that cannot be read to its end (a CRC mismatch, an archive cut off after it was
+listed) is an unreadable source, as an object that breaks off is: the lines before it are
+imported, it is one rejects record, and the import goes on with the next member.
+
 Cost: a zip member is opened from the central directory (random access). A compressed tar has
 no index: listing it decompresses it once, and members are read from one shared decompressed
 stream per archive that only moves forward while members are read in order (each member's
@@ -30,9 +34,11 @@ from typing import IO, Any, BinaryIO
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.decode import compression_of
+from cdpcli.importing.objectstore import UnreadableSource
 from cdpcli.importing.source import Source
 
 ZIP_MAGIC = b"PK\x03\x04"
+DAMAGED_HINT = "check the archive (unzip -t, or tar -tf); the members before it were imported"
 TAR_MAGIC = b"ustar"
 TAR_MAGIC_AT = 257
 HEAD_BYTES = TAR_MAGIC_AT + len(TAR_MAGIC)
@@ -124,14 +130,14 @@ def _zip_opener(path: str, info: zipfile.ZipInfo) -> Any:
             with zipfile.ZipFile(path) as archive:
                 return _Damage(archive.open(info), f"{path}!{info.filename}")  # type: ignore[return-value]
         except (OSError, zipfile.BadZipFile) as exc:
-            raise UsageError(f"cannot read {path}!{info.filename}: {exc}") from None
+            raise UnreadableSource(f"cannot open the member: {exc}", hint=DAMAGED_HINT) from None
 
     return opener
 
 
 class _Damage:
-    """A member's stream whose read errors (a CRC mismatch, a cut-off archive) are a
-    UsageError naming the member, not a crash."""
+    """A member's stream whose read errors (a CRC mismatch, a cut-off archive) make it an
+    unreadable source (one rejects record, the import goes on), not a crash."""
 
     ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
 
@@ -142,13 +148,13 @@ class _Damage:
         try:
             return self.stream.read(count)
         except self.ERRORS as exc:
-            raise UsageError(f"{self.label}: the archive is damaged ({exc})") from None
+            raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
 
     def read1(self, count: int = -1) -> bytes:
         try:
             return self.stream.read1(count)
         except self.ERRORS as exc:
-            raise UsageError(f"{self.label}: the archive is damaged ({exc})") from None
+            raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
 
     def close(self) -> None:
         self.stream.close()
@@ -198,7 +204,7 @@ class _SharedStream:
                 return self.handle.read(count)
             except _Damage.ERRORS as exc:
                 self.handle = None  # start over on the next read
-                raise UsageError(f"{self.path}: the archive is damaged ({exc})") from None
+                raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
 
     def _open(self) -> IO[bytes]:
         with open(self.path, "rb") as handle:
@@ -223,7 +229,7 @@ class _MemberReader:
         data = self.stream.read_at(self.position, count)
         self.position += len(data)
         if not data:  # the archive ends before the member does: a truncated download
-            raise UsageError(f"{self.stream.path} ends inside a member: the archive is damaged or truncated")
+            raise UnreadableSource("the archive ends inside this member: it is damaged or cut off", hint=DAMAGED_HINT)
         return data
 
     read1 = read
