@@ -344,3 +344,15 @@ def test_csv_the_csv_module_cannot_read_is_a_usage_error_naming_the_line(cli, re
     run = cli("import", str(source), "--type", "identify", "--endpoint", receiver.url, "--api-key", API_KEY)
     assert run.exit_code == 2, run.stderr
     assert f"{source}:3: CSV that cannot be read" in run.stderr and "unexpected" not in run.stderr
+
+
+def test_import_lines_leaves_the_process_as_it_was(target, receiver, tmp_path):
+    # the CLI freezes the garbage collector's long-lived objects for its one import; a program
+    # (an Airflow or Dask worker) that imports many times keeps its own collector
+    import gc
+    import signal
+
+    frozen, handler = gc.get_freeze_count(), signal.getsignal(signal.SIGINT)
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(5)]
+    assert cdpcli.import_lines(lines, target=target, source="s", rejects=str(tmp_path / "r")).sent == 5
+    assert gc.get_freeze_count() == frozen and signal.getsignal(signal.SIGINT) is handler

@@ -3,6 +3,7 @@ JSON object on stdout under --json."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.cli.output import OPTION_IDS, Output, error_text, flag_of
@@ -123,8 +124,6 @@ def _reason(reason: str) -> str:
 
 def _breakdown(title: str, counts: dict[str, int]) -> list[str]:
     """`Title: 5 a, 3 b, …` (the TOP_REASONS largest, then how many more), wrapped at 80 columns."""
-    import textwrap
-
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     shown = [f"{count:,} {name}" for name, count in ranked[:TOP_REASONS]]
     if len(ranked) > TOP_REASONS:

@@ -3,6 +3,7 @@ that the same command run again resumes after them."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -157,8 +158,6 @@ class Checkpoint:
         self.existed = True
 
     def _take_lock(self) -> None:
-        import fcntl
-
         assert self.path is not None
         lock_path = self.path + ".lock"
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cdpcli.errors import CdpError, ExitCode
+from cdpcli.errors import CdpError, DeliveryError, ExitCode
 
 if TYPE_CHECKING:
     from cdpcli.importing.batches import BatchRequest
@@ -129,8 +129,6 @@ class ImportResult:
     def raise_for_failure(self) -> ImportResult:
         """Raise why the import stopped early, or a DeliveryError when lines were rejected;
         returns self when every line was delivered."""
-        from cdpcli.errors import DeliveryError
-
         if self.error is not None:
             raise self.error
         if not self.ok:

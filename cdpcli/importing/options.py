@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.csvrows import parse_columns
 from cdpcli.importing.order import check_order
 from cdpcli.importing.pacing import check_rate, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
@@ -243,8 +244,6 @@ def _names(value: str | Iterable[str] | None) -> list[str] | None:
 
 
 def _columns(value: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
-    from cdpcli.importing.csvrows import parse_columns  # lazy: start-up (the CSV reader)
-
     if value is None:
         return {}
     if isinstance(value, Mapping):

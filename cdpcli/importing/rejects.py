@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -109,8 +110,6 @@ class Rejects:
         except UnicodeDecodeError:
             # the original bytes stay recoverable; `input` is for reading only (U+FFFD marks
             # what was not UTF-8), and import refuses the record until it is fixed
-            import base64
-
             record = {
                 "source": source.label,
                 "line": line_no,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from cdpcli.errors import UsageError
 from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
 from cdpcli.importing.shard import Shard
-from cdpcli.wire import dumps, format_timestamp
+from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the
 # Data Pipelines API's call fields are kept, sentAt and originalTimestamp included). writeKey is
@@ -83,8 +83,6 @@ def stamp_value(line: bytes) -> Any:
 
 def moment_of(value: Any) -> datetime | None:
     """A timestamp value as cdp sends it (ISO-8601, or Unix seconds), as an aware datetime."""
-    from cdpcli.wire import parse_timestamp
-
     if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     try:
