@@ -195,7 +195,7 @@ class Importer:
                 return
             self._read_all(packer, batches)
             if self.stop_reading.is_set():
-                return  # stopped (interrupted, --max-invalid, an error): this phase resumes
+                return  # stopped (interrupted, max_invalid, an error): this phase resumes
             if not self.settlement.wait_idle(self.stop.is_set):
                 return
 
@@ -322,7 +322,7 @@ def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
 
 
 class UnwrittenRejects(Rejects):
-    """Rejects counted, never written (--preflight)."""
+    """Rejects counted, never written (preflight)."""
 
     def add(self, source: Source, line_no: int, error: str, line: bytes) -> bool:
         self.count += 1
@@ -337,7 +337,7 @@ def csv_mapping(options: ImportOptions) -> CsvMapping:
 
 
 def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
-    """An import that stops early (--limit, --max-invalid, a rejected key) leaves the reader
+    """An import that stops early (limit, max_invalid, a rejected key) leaves the reader
     thread blocked on a full queue, holding its file or generator: in a long-lived process
     (an Airflow or Dask worker) one leaked per import. Told to stop, and its queue emptied, it
     ends at its next put; a queue that stays empty for a moment means it is not blocked there."""

@@ -32,7 +32,7 @@ class Rejects:
     def __init__(
         self, path: str, *, explicit: bool, sources: list[Source], resuming: bool, shard: str | None = None
     ) -> None:
-        self.shard = shard  # which shard wrote a record (--shard), or None
+        self.shard = shard  # which shard wrote a record (shard=), or None
         self.path = path
         self.explicit = explicit  # named by the user: a symlink there is theirs to follow
         self.count = 0  # records this run wrote
