@@ -355,4 +355,5 @@ def test_import_lines_leaves_the_process_as_it_was(target, receiver, tmp_path):
     frozen, handler = gc.get_freeze_count(), signal.getsignal(signal.SIGINT)
     lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(5)]
     assert cdpcli.import_lines(lines, target=target, source="s", rejects=str(tmp_path / "r")).sent == 5
-    assert gc.get_freeze_count() == frozen and signal.getsignal(signal.SIGINT) is handler
+    # nothing newly frozen (objects frozen earlier by CLI runs in this process may be freed)
+    assert gc.get_freeze_count() <= frozen and signal.getsignal(signal.SIGINT) is handler
