@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cdpcli.errors import UsageError
 from cdpcli.importing.engine import Importer
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.options import ImportOptions, check_options
+from cdpcli.importing.options import ImportOptions, check_options, renamed
 from cdpcli.importing.sources import Source, check_namespace
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def import_lines(
         if observer is not None:
             raise UsageError("events= (the hooks) and observer= are the same: give observer= only", option="observer")
         observer = overrides.pop("events")
+    overrides = renamed(overrides)
     chosen = ImportOptions.build(options, **overrides) if overrides or options is None else options
     if chosen.shard is not None and chosen.shard.by == "file":
         raise UsageError(

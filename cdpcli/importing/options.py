@@ -83,7 +83,7 @@ class ImportOptions:
         `exclude_events` (comma-separated text or names), `since`/`until` (ISO-8601 text or a
         datetime; UTC when no zone is named), and the fields of the same names. Values not
         given keep `base`'s (or the defaults)."""
-        raw = _renamed(raw)
+        raw = renamed(raw)
         unknown = sorted(set(raw) - BUILD_NAMES)
         if unknown:
             raise UsageError(
@@ -217,11 +217,12 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
             )
 
 
-def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
-    """The old names of the Python API as today's, with a DeprecationWarning."""
+def renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """The old names of the Python API as today's, with a DeprecationWarning that points at
+    the caller of the function that calls this one."""
     for old, new in RENAMED.items():
         if old in raw:
-            warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=4)
+            warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=3)
             if new in raw:
                 raise UsageError(f"{old}= and {new}= are the same option: give {new}= only", option=new)
             raw = {(new if name == old else name): value for name, value in raw.items()}
