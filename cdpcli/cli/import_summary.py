@@ -78,7 +78,8 @@ def summary_text(result: ImportResult) -> str:
     if result.skipped:
         reasons = result.skipped_reasons or {"checkpoint": result.skipped}
         shown = ", ".join(
-            f"{count:,} {_reason(reason)}" for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
+            f"{count:,} {reason_text(reason)}"
+            for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
         )
         extra.append(f"{result.skipped:,} skipped ({shown if len(reasons) > 1 else shown.split(' ', 1)[1]})")
     if extra:
@@ -115,7 +116,7 @@ TOP_REASONS = 10  # per breakdown in the summary; --json has them all
 REASON_WORDS = {"checkpoint": "settled by an earlier run"}
 
 
-def _reason(reason: str) -> str:
+def reason_text(reason: str) -> str:
     """A skipped reason as the summary says it: the flag that left the lines out, or words."""
     if reason in REASON_WORDS:
         return REASON_WORDS[reason]
