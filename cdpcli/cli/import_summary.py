@@ -50,10 +50,8 @@ def report(result: ImportResult, out: Output, unechoed: int = 0) -> None:
 
 def summary_text(result: ImportResult) -> str:
     """A short block of sentences, each line well under 80 columns but for a long file name:
-
     Read 10 lines: 10 sent, 0 invalid, 0 failed.
-    1 batch, 1 request, 0 retries; 0.2 s, 50 calls/s.
-    """
+    1 batch, 1 request, 0 retries; 0.2 s, 50 calls/s."""
     dry = result.dry_run
     lines = [
         f"{'Checked' if dry else 'Read'} {_count(result.read, 'line')}"
