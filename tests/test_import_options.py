@@ -3,6 +3,7 @@ program's values) are normalised and checked, under the CLI's names."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import datetime, timezone
 
@@ -101,3 +102,22 @@ def test_every_build_name_is_a_field_or_a_raw_form_of_one():
     fields = set(ImportOptions.__dataclass_fields__)
     raw_forms = {"type": "default_type", "rate_budget": "rate", "shard_by": "shard", "column": "csv_columns"}
     assert {raw_forms.get(name, name) for name in BUILD_NAMES} <= fields
+
+
+@pytest.mark.parametrize(
+    ("flags", "error", "hint"),
+    [
+        (["--types", ","], "--types needs at least one name", None),
+        (["--since", "2024-02-01", "--until", "2024-01-01"], "--since must be before --until", None),
+        (["--sample", "2"], "--sample must be a fraction above 0 and at most 1, not 2", "e.g. --sample 0.01 for 1 %"),
+        (["--limit", "5", "--order", "phased"], "--limit cannot be combined with --order phased", None),
+        (["--rate", "9", "--rate-budget", "90"], "--rate and --rate-budget both set the rate", None),
+    ],
+)
+def test_the_cli_shows_the_same_errors_with_its_flags(cli, tmp_path, flags, error, hint):
+    source = tmp_path / "in.ndjson"
+    source.write_text('{"type":"track","userId":"1","event":"E"}\n')
+    run = cli("import", str(source), "--dry-run", "--json", *flags)
+    assert run.exit_code == 2 and f"Error: {error}" in run.stderr
+    shown = json.loads(run.stdout)
+    assert shown["error"] == error and (hint is None or shown["hint"] == hint)
