@@ -24,13 +24,14 @@ import time
 from typing import TYPE_CHECKING
 
 from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
-from cdpcli.importing.batches import Batch, BatchRequest
+from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
+from cdpcli.importing.outbox import DryRun, Outbox
 from cdpcli.importing.packer import Packer
 from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.rejects import Rejects
@@ -77,35 +78,18 @@ class Importer:
         self.stats_lock = threading.Lock()
         self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
         self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
-        self._seq = 0
         self.select: Selector | None = None
 
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
-        preparer = (self.options.preparer or Preparer)(self.options.default_type)
-        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
-        self.phaser = None
-        spooled: list[str] = []
-        if self.options.order == "phased":
-            inner = self.select.prepare if self.select is not None else preparer.prepare
-            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
-        packer = Packer(
-            self.sources,
-            self.options,
-            self.stats,
-            self.settlement,
-            preparer,
-            ship=lambda batch: self._ship(batch, batches),
-            reject=self.reject,
-            stop_with=self.stop_with,
-            select=self.select,
-            phaser=self.phaser,
-        )
+        dry_run = DryRun(self.target, self.events, self.stats) if self.delivery is None else None
+        packer = self._packer(Outbox(self.settlement, self.stop, batches, dry_run))
         senders: list[threading.Thread] = []
         saver = None
+        spooled: list[str] = []
         try:
             if self.phaser is not None:
                 spooled = spool_all(self.sources, self.events)
@@ -114,9 +98,9 @@ class Importer:
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
             if self.phaser is None:
-                self._read_all(packer, batches)
+                self._read_all(packer)
             else:
-                self._read_phases(packer, batches)
+                self._read_phases(packer)
         except FatalStop as exc:
             self.stop_with(exc)
         except BaseException:
@@ -135,7 +119,29 @@ class Importer:
                         pass
         return self._result()
 
-    def _read_all(self, packer: Packer, batches: queue.Queue) -> None:
+    def _packer(self, outbox: Outbox) -> Packer:
+        """The preparer, with the filters and the phases around it when asked for, and the
+        packer that runs it over every chunk."""
+        preparer = (self.options.preparer or Preparer)(self.options.default_type)
+        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
+        self.phaser = None
+        if self.options.order == "phased":
+            inner = self.select.prepare if self.select is not None else preparer.prepare
+            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
+        return Packer(
+            self.sources,
+            self.options,
+            self.stats,
+            self.settlement,
+            preparer,
+            ship=outbox.ship,
+            reject=self.reject,
+            stop_with=self.stop_with,
+            select=self.select,
+            phaser=self.phaser,
+        )
+
+    def _read_all(self, packer: Packer) -> None:
         """One pass over the sources: read, pack, ship (FatalStop raised)."""
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
@@ -157,7 +163,7 @@ class Importer:
                     if self.stop_reading.is_set():
                         break
                     if batch.calls and time.monotonic() - last_input >= self.options.linger:
-                        batch = self._ship(batch, batches)  # quiet input: let the partial batch go
+                        batch = packer.ship(batch)  # quiet input: let the partial batch go
                         self.settlement.handled(current, self.settlement.last_handled[current], batch)
                     continue
                 if item is _END or self.stop_reading.is_set():
@@ -177,10 +183,10 @@ class Importer:
             if item is not _END:  # stopped early: the reader may be waiting on a full queue
                 release_reader(chunks, self.stop_reading)
         if batch.calls and not self.stop.is_set():
-            batch = self._ship(batch, batches)
+            batch = packer.ship(batch)
             self.settlement.handled(current, self.settlement.last_handled[current], batch)
 
-    def _read_phases(self, packer: Packer, batches: queue.Queue) -> None:
+    def _read_phases(self, packer: Packer) -> None:
         """order phased: one pass per phase, each once every call of the one before is settled."""
         phaser = self.phaser
         assert phaser is not None
@@ -193,7 +199,7 @@ class Importer:
             self.events.phase(phase, PHASES[phase])
             if self.stop_reading.is_set():
                 return
-            self._read_all(packer, batches)
+            self._read_all(packer)
             if self.stop_reading.is_set():
                 return  # stopped (interrupted, max_invalid, an error): this phase resumes
             if not self.settlement.wait_idle(self.stop.is_set):
@@ -222,26 +228,6 @@ class Importer:
         unless an earlier run wrote it already."""
         if self.rejects.add(self.sources[source], line_no, error, line):
             self.events.rejected(f"{self.sources[source].label}:{line_no}: {shown or error}")
-
-    def _ship(self, batch: Batch, batches: queue.Queue) -> Batch:
-        """Hand a full (or lingering) batch to the senders; returns the next, empty one."""
-        self._seq += 1
-        batch.seq = self._seq
-        self.settlement.opened(batch)
-        if self.delivery is None:  # a dry run: the request is shown, not sent
-            self.events.dry_run(
-                BatchRequest(f"{self.target.base}/batch", self.target.headers(), batch, self.target.gzip)
-            )
-            self.stats.batches += 1
-            self.settlement.closed(batch)
-            return Batch()
-        while not self.stop.is_set():  # stopping: the batch stays open, so it is not lost
-            try:
-                batches.put(batch, timeout=0.2)
-                break
-            except queue.Full:
-                continue
-        return Batch()
 
     def _count_bytes(self, count: int) -> None:
         if self.phaser is None or self.phaser.first:  # a later phase reads the same bytes again
