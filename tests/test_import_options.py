@@ -56,6 +56,9 @@ def test_a_base_keeps_what_the_overrides_do_not_set():
     changed = ImportOptions.build(base, limit=10)
     assert (changed.types, changed.concurrency, changed.rate, changed.limit) == (["track"], 4, 50.0, 10)
     assert base.limit is None  # the base is not changed
+    sharded = ImportOptions.build(shard="1/4")
+    assert ImportOptions.build(sharded, shard_by="user").shard == Shard(1, 4, "user")  # K/N kept
+    assert ImportOptions.build(sharded, shard=None).shard is None
 
 
 @pytest.mark.parametrize(

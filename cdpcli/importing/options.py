@@ -91,7 +91,8 @@ class ImportOptions:
             )
         options = dataclasses.replace(base) if base is not None else cls()
         if "shard" in raw or "shard_by" in raw:
-            options.shard = _shard(raw.get("shard"), raw.get("shard_by", "line"))
+            given = raw.get("shard", options.shard)  # a Shard keeps its mode unless shard_by says
+            options.shard = _shard(given, raw.get("shard_by", given.by if isinstance(given, Shard) else "line"))
         if "rate" in raw or "rate_budget" in raw:
             options.rate, options.rate_auto = resolve_rate(raw.get("rate"), raw.get("rate_budget"), options.shard)
         if "rejects" in raw:
@@ -230,9 +231,8 @@ def renamed(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shard(value: str | Shard | None, by: str) -> Shard | None:
-    if value is None:
-        return None
-    return value if isinstance(value, Shard) else parse_shard(value, by)
+    """K/N (text, or a Shard's: str() gives K/N) dealt by `by`."""
+    return parse_shard(str(value), by) if value is not None else None
 
 
 def _names(value: str | Iterable[str] | None) -> list[str] | None:
