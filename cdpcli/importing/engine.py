@@ -27,7 +27,6 @@ from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
 from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
-from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
@@ -48,6 +47,7 @@ from cdpcli.importing.sources import (
 from cdpcli.importing.stats import Stats
 
 if TYPE_CHECKING:
+    from cdpcli.importing.delivery import Delivery
     from cdpcli.target import Target
 
 
@@ -77,7 +77,12 @@ class Importer:
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
         self.stats_lock = threading.Lock()
         self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
-        self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
+        self.delivery: Delivery | None = None
+        if not options.dry_run:
+            # the senders bring httpx (~9 MiB and ~140 modules): a dry run or preflight never loads it
+            from cdpcli.importing.delivery import Delivery  # lazy: start-up
+
+            self.delivery = Delivery(target, options, self.port, self.events)
         self.select: Selector | None = None
 
     # packer (main thread) --------------------------------------------------------------------
