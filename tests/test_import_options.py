@@ -8,7 +8,10 @@ import warnings
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
+from cdpcli.cli.output import OPTION_IDS
 from cdpcli.errors import UsageError
 from cdpcli.importing.options import BUILD_NAMES, ImportOptions
 from cdpcli.importing.pacing import DEFAULT_RATE
@@ -124,3 +127,19 @@ def test_the_cli_shows_the_same_errors_with_its_flags(cli, tmp_path, flags, erro
     assert run.exit_code == 2 and f"Error: {error}" in run.stderr
     shown = json.loads(run.stdout)
     assert shown["error"] == error and (hint is None or shown["hint"] == hint)
+
+
+@given(st.text())
+def test_text_without_an_option_form_is_shown_as_it_is(text):
+    from cdpcli.cli.output import flagged
+
+    assume("=" not in text)
+    assert flagged(text) == text
+
+
+@given(st.sampled_from(OPTION_IDS), st.sampled_from(["", " and more", ": why", "'x'", "5"]))
+def test_every_option_form_becomes_its_flag(option, after):
+    from cdpcli.cli.output import flag_of, flagged
+
+    shown = flagged(f"{option}={after}")
+    assert shown.startswith(flag_of(option)) and "=" not in shown and shown.endswith(after)
