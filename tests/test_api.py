@@ -68,6 +68,9 @@ def test_an_unreachable_endpoint_is_exit_code_6():
     with pytest.raises(cdpcli.DeliveryError) as caught:
         cdpcli.send("identify", {"userId": "42"}, target=target)
     assert caught.value.exit_code == 6 and caught.value.status is None
+    # a Python caller is told the setting by its Target name (the CLI says --endpoint)
+    assert caught.value.hint == "nothing listens there: check endpoint=, or start `cdp serve`"
+    assert caught.value.option == "endpoint"
 
 
 def test_target_resolve_takes_arguments_over_environment_over_profile(monkeypatch, tmp_path):

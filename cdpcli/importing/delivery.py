@@ -185,5 +185,6 @@ class Delivery:
         """Stop the import with errors.delivery_failure's message, hint and exit code; the
         batch stays open (not settled) for the next run."""
         failure = failure_of(outcome, self.url, self.target)
-        self.port.stop_with(FatalStop(f"{failure.message}; import stopped", failure.hint, failure.exit_code))
+        stop = FatalStop(f"{failure.message}; import stopped", failure.hint, failure.exit_code, option=failure.option)
+        self.port.stop_with(stop)
         return False
