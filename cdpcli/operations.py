@@ -12,6 +12,7 @@ sends one per line of a file through the import engine. Never prints.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import unicodedata
@@ -265,8 +266,6 @@ class Operation:
     def required(self) -> list[str]:
         """The build function's fields without a default (checked before the call: a
         TypeError from inside it is a bug to report, not a missing field)."""
-        import inspect
-
         return [
             name
             for name, parameter in inspect.signature(self.build).parameters.items()
@@ -280,7 +279,8 @@ class Operation:
     def first_ids(self, lines: Iterator[bytes], count: int = 3) -> tuple[int, list[str]]:
         """How many non-blank lines there are, and the ids (or first field) of the first `count`
         that name one: what a confirmation shows."""
-        total, shown = 0, []
+        total = 0
+        shown: list[str] = []
         key = self.id_field or self.fields[0]
         for line in lines:
             if not line.strip():
@@ -338,8 +338,8 @@ def operation(name: str, **defaults: Any) -> Operation:
 
 
 def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
-    from cdpcli.importing.prepare import InvalidLine, Preparer
-    from cdpcli.wire import dumps
+    from cdpcli.importing.prepare import InvalidLine, Preparer  # lazy: start-up
+    from cdpcli.wire import dumps  # lazy: start-up
 
     class OperationPreparer(Preparer):
         """The import's Preparer, given the call a line of ids stands for; a line that names
@@ -372,7 +372,7 @@ def bulk_importer(
     stdin) as `cdp import` sends calls: batches, retries, splitting, rejects with line numbers,
     checkpoint; messageIds derived from (file name, line number, call), so a re-run sends the
     same ids. Also the warnings about the inputs."""
-    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
     options = ImportOptions.build(
         concurrency=concurrency,

@@ -195,7 +195,8 @@ def proxy_for(url: str) -> str | None:
             break
     if chosen is None:
         return None
-    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname):
+    # urllib.request.proxy_bypass_environment: the standard NO_PROXY check, absent from typeshed
+    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname):  # type: ignore[attr-defined]
         return None
     variable, proxy = chosen
     return f"{_without_userinfo(proxy)} (from {variable})"

@@ -34,7 +34,7 @@ def connect_test(
 
     Proxies: HTTPS_PROXY, HTTP_PROXY and ALL_PROXY are used, and NO_PROXY lists hosts that go direct; the report names the proxy in use, and says so when it is the proxy that fails.
     """
-    from cdpcli.connect import check_connection, connect_request
+    from cdpcli.connect import check_connection, connect_request  # lazy: start-up
 
     out = opts.output()
     with reporting(out):

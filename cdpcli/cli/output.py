@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from cdpcli.errors import CdpError, ExitCode
 from cdpcli.jsontext import is_text
 from cdpcli.redaction import redact
@@ -180,8 +182,6 @@ def reporting(out: Output | None = None) -> Iterator[None]:
     It lives inside each command (not around main()) so tests driving the app see exactly
     what users see.
     """
-    import typer
-
     out = out or Output()
     printed_before = out.json_objects
     try:
@@ -200,7 +200,7 @@ def reporting(out: Output | None = None) -> Iterator[None]:
         raise typer.Exit(int(ExitCode.OK)) from None
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if out.verbosity >= 2:
-            import traceback
+            import traceback  # lazy: start-up
 
             _stderr("".join(traceback.format_exc()))
         _fail(
@@ -215,8 +215,6 @@ def reporting(out: Output | None = None) -> Iterator[None]:
 def _fail(
     out: Output, printed_before: int, message: str, hint: str | None, code: int, details: dict[str, Any] | None = None
 ) -> None:
-    import typer
-
     out.error(message, hint)
     if out.json_mode and out.json_objects == printed_before:
         _json_error(out, message, hint, code, details)
