@@ -24,7 +24,7 @@ def import_(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), or directories (read recursively); none or - reads stdin.",
+            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
             metavar="FILE",
             show_default=False,
         ),
@@ -146,6 +146,15 @@ def import_(
             metavar="FORMAT",
             show_default=False,
             autocompletion=lambda: ["ndjson", "csv"],
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            help="Endpoint URL of the S3-compatible store s3:// inputs are read from (MinIO, R2, https://storage.googleapis.com); default: $AWS_ENDPOINT_URL, else AWS S3.",
+            metavar="URL",
+            show_default=False,
         ),
     ] = None,
     from_: Annotated[
@@ -280,7 +289,7 @@ def import_(
             limit=limit,
             recent=recent,
         )
-        sources, warnings = make_sources(files or [], id_namespace, format_)
+        sources, warnings = make_sources(files or [], id_namespace, format_, s3_endpoint)
         sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:

@@ -40,6 +40,7 @@ from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
     _END,
     Source,
+    SourceFailed,
     check_start_problem,
     first_line_of,
     read_sources,
@@ -173,6 +174,9 @@ class Importer:
                     continue
                 if item is _END or self.stop_reading.is_set():
                     break
+                if isinstance(item, SourceFailed):  # unreadable after its retries: one reject, go on
+                    packer.unreadable(item)
+                    continue
                 if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
                     self.stop_with(item, sending=False)  # what came before it is still delivered
                     break
@@ -349,7 +353,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         phase = checkpoint.bind_order(options.order)
         checkpoint.apply(sources)
         for source in sources:
-            if source.is_file:
+            if source.is_file and source.version is None:  # an object's version was compared (apply)
                 try:
                     problem = check_start_problem(
                         source, first_line_of(source, csv_mapping(options)), options.checkpoint
