@@ -23,7 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
+from cdpcli.errors import CdpError, FatalStop, UsageError
 from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
@@ -46,6 +46,7 @@ from cdpcli.importing.sources import (
     read_sources,
 )
 from cdpcli.importing.stats import Stats
+from cdpcli.importing.stopping import Stopping
 
 if TYPE_CHECKING:
     from cdpcli.importing.delivery import Delivery
@@ -65,19 +66,17 @@ class Importer:
         self.sources = sources
         self.options = options
         self.stats = Stats()
-        self.stop = threading.Event()  # stop reading and sending new requests
-        self.stop_reading = threading.Event()  # stop reading; what is packed is still delivered
-        self.fatal: CdpError | None = None
-        self.interrupted = False
+        self.stopping = Stopping()
+        self.stop = self.stopping.stop  # stop reading and sending new requests
+        self.stop_reading = self.stopping.stop_reading  # stop reading; what is packed is still delivered
+        self.stop_with = self.stopping.stop_with
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
-        self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
         self.checkpoint, self.rejects, self.start_phase = open_outputs(sources, options)
         self.phaser: PhaseFilter | None = None
         self.settlement = Settlement(sources)
         self.settlement.phase = self.start_phase
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
-        self.stats_lock = threading.Lock()
-        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
+        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject)
         self.delivery: Delivery | None = None
         if not options.dry_run:
             # the senders bring httpx (~9 MiB and ~140 modules): a dry run or preflight never loads it
@@ -218,7 +217,7 @@ class Importer:
         """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
         rejects on disk and save the checkpoint of what is truly settled."""
         if self.delivery is not None:
-            self.abandoned = self.delivery.finish(senders, batches, self._give_up)
+            self.abandoned = self.delivery.finish(senders, batches, self.stopping.give_up)
         if saver is not None:
             self.saver.stop()
         try:
@@ -246,29 +245,9 @@ class Importer:
         if not self.options.dry_run:
             self.saver.save()
 
-    def stop_with(self, error: CdpError, *, sending: bool = True) -> None:
-        """Record why the import stops (the first reason wins); stop reading, and unless
-        `sending` is false, stop sending too."""
-        with self.stats_lock:
-            # after a second Ctrl-C, a sender still running may fail on the closed rejects
-            # file: the import was interrupted, and that is what it reports
-            if self.fatal is None and not self._give_up.is_set():
-                self.fatal = error
-        self.stop_reading.set()
-        if sending:
-            self.stop.set()
-
     def interrupt(self) -> bool:
-        """Ctrl-C or SIGTERM: the first stops reading and sending new requests (those in flight
-        finish, their calls settle); a second stops waiting for them (the checkpoint leaves them
-        for the next run). True for the first."""
-        if self.interrupted:
-            self._give_up.set()
-            return False
-        self.interrupted = True
-        self.stop_reading.set()
-        self.stop.set()
-        return True
+        """Ctrl-C or SIGTERM (Stopping.interrupt): True for the first."""
+        return self.stopping.interrupt()
 
     def _result(self) -> ImportResult:
         adaptive = self.delivery.adaptive if self.delivery else None
@@ -277,9 +256,9 @@ class Importer:
             counts["unsettled"] = 0
         return ImportResult(
             **counts,
-            exit_code=exit_code_of(self.fatal, self.interrupted, self.stats),
-            error=self.fatal,
-            interrupted=self.interrupted,
+            exit_code=self.stopping.exit_code(self.stats),
+            error=self.stopping.fatal,
+            interrupted=self.stopping.interrupted,
             abandoned=self.abandoned,
             dry_run=self.options.dry_run,
             rejects_path=self.rejects.path,
@@ -291,16 +270,6 @@ class Importer:
             recent=self.select.recent if self.select is not None else 0,
             recent_mode=self.options.recent,
         )
-
-
-def exit_code_of(fatal: CdpError | None, interrupted: bool, stats: Stats) -> int:
-    if fatal:
-        return int(fatal.exit_code)
-    if interrupted:
-        return int(ExitCode.INTERRUPTED)
-    if stats.invalid or stats.failed:
-        return int(ExitCode.ERROR)
-    return int(ExitCode.OK)
 
 
 def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
