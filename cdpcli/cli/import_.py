@@ -276,7 +276,7 @@ def import_(
 
     Example: cdp import segment-logs/ --from segment --preflight
     """
-    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -311,8 +311,8 @@ def import_(
         sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:
-            from cdpcli.cli.import_preflight import render
-            from cdpcli.importing.preflight import preflight as run_preflight
+            from cdpcli.cli.import_preflight import render  # lazy: start-up
+            from cdpcli.importing.preflight import preflight as run_preflight  # lazy: start-up
 
             for text in warnings:
                 out.warn(text)

@@ -3,6 +3,7 @@ that the same command run again resumes after them."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -34,7 +35,7 @@ class Settlement:
         self.open: dict[int, dict[int, int]] = {}  # batch seq -> {source: its first line}
         self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
         self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
-        self.phase = 0  # --order phased: the phase being sent (the counts above are its own)
+        self.phase = 0  # order=phased: the phase being sent (the counts above are its own)
         self.idle = threading.Condition(self.lock)  # notified as batches close
 
     def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
@@ -158,8 +159,6 @@ class Checkpoint:
         self.existed = True
 
     def _take_lock(self) -> None:
-        import fcntl
-
         assert self.path is not None
         lock_path = self.path + ".lock"
         try:
@@ -195,7 +194,7 @@ class Checkpoint:
             self._lock_fd = None
 
     def bind_shard(self, shard: str | None) -> None:
-        """A checkpoint belongs to one shard (K/N and --shard-by): its settled counts mean
+        """A checkpoint belongs to one shard (K/N and shard_by): its settled counts mean
         nothing to another, whose lines are other lines."""
         if self.existed and self.data.get("shard") != shard:
             was = self.data.get("shard")
@@ -212,7 +211,7 @@ class Checkpoint:
             self.data.pop("shard", None)
 
     def bind_order(self, order: str) -> int:
-        """A checkpoint of an --order phased import counts lines per phase: it means nothing to
+        """A checkpoint of an order=phased import counts lines per phase: it means nothing to
         an import without phases, nor the other way round. Returns the phase to resume in."""
         was = self.data.get("order", "none")
         if self.existed and was != order:

@@ -79,8 +79,7 @@ class Packer:
     def pack(self, chunk: Chunk, batch: Batch) -> Batch:
         """A chunk's lines judged and packed; the batch being filled (its fields live in locals;
         each call's origin packs the source and the line number: see REF_SHIFT)."""
-        prepared = self._lines_of(chunk)
-        if prepared is None:
+        if (prepared := self._lines_of(chunk)) is None:
             return batch
         (lines, prepare, skip), source = prepared, chunk.source
         max_bytes, max_calls, origin = self.options.batch_bytes, self.options.batch_events, source << REF_SHIFT
