@@ -24,7 +24,7 @@ def import_(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
+            help="NDJSON, CSV or Parquet files, plain or compressed (gzip, bzip2, xz, zstd), zip and tar archives (member by member), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
             metavar="FILE",
             show_default=False,
         ),
