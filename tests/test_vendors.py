@@ -4,6 +4,7 @@ export shape), the line converter's one-line-out-per-line-in rule, timestamps, a
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from hypothesis import strategies as st
 from cdpcli.importing.csvrows import INVALID_MARK, SKIP_MARK, marker
 from cdpcli.importing.vendors import VENDORS, map_record, sniff, vendor_chunk, vendor_lines
 from cdpcli.importing.vendors.common import (
+    EPOCH,
     BadValue,
     timestamp_from_micros,
+    timestamp_from_ms,
     timestamp_from_text,
     timestamp_from_unix,
 )
@@ -123,6 +126,27 @@ def test_mixpanel_created_becomes_unix_seconds() -> None:
 
     assert created("2008-12-12T11:20:47") == created(1229080847) == created(1229080847000) == 1229080847
     assert created(None) is None
+    # before the year 1000 the canonical text has a short year: read without reparsing it
+    assert created("0999-01-01 00:00:00") == (datetime(999, 1, 1, tzinfo=timezone.utc) - EPOCH) // timedelta(seconds=1)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))
+def test_canonical_timestamps_are_strftimes_text(moment: datetime) -> None:
+    """The fast formatting (isoformat) writes what strftime wrote, for every moment."""
+    expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    assert timestamp_from_text(moment.isoformat()) == expected
+    assert timestamp_from_text(moment.isoformat(sep=" ") + "Z") == expected
+    millis = (moment.replace(tzinfo=timezone.utc) - EPOCH) // timedelta(milliseconds=1)
+    assert timestamp_from_ms(millis) == expected
+
+
+def test_ga4_context_keeps_one_order() -> None:
+    """Context fields in the mapping's order, whatever the process's string hashing."""
+    device = {"operating_system_version": "17", "mobile_model_name": "iPhone", "operating_system": "iOS"}
+    row = {"event_name": "x", "user_pseudo_id": "p", "device": device, "platform": "IOS"}
+    context = map_record("ga4", row).call["context"]  # type: ignore[index]
+    assert list(context) == ["device", "os"] and list(context["device"]) == ["model", "type"]
+    assert list(context["os"]) == ["name", "version"]
 
 
 def test_ga4_message_id_is_stable_and_distinct() -> None:

@@ -36,9 +36,10 @@ from typing import Any
 from cdpcli.importing.vendors.common import (
     BadValue,
     Verdict,
-    clean_context,
+    finish_context,
     invalid,
     put,
+    put_context,
     send,
     skip,
     text_id,
@@ -71,6 +72,7 @@ CONTEXT_FIELDS = {
     "location_lng": "location.longitude",
     "version_name": "app.version",
 }
+_CONTEXT_ORDER = {key: order for order, key in enumerate(CONTEXT_FIELDS)}  # the call's context keeps this order
 
 
 def map_event(record: dict[str, Any]) -> Verdict:
@@ -96,13 +98,13 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if stamp is not None:
         call["timestamp"] = stamp
     context: dict[str, Any] = {}
-    for key, path in CONTEXT_FIELDS.items():
-        put(context, path, record.get(key))
+    for key in sorted(record.keys() & CONTEXT_FIELDS.keys(), key=_CONTEXT_ORDER.__getitem__):
+        put_context(context, CONTEXT_FIELDS[key], record[key])
     if call["type"] not in ("identify", "group"):
         traits = _object(record.get("user_properties"), "user_properties")
         if traits:
             context["traits"] = traits
-    if clean_context(context):
+    if finish_context(context):
         call["context"] = context
     return send(call)
 

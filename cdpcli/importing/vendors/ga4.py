@@ -33,9 +33,10 @@ from typing import Any
 from cdpcli.importing.vendors.common import (
     BadValue,
     Verdict,
-    clean_context,
+    finish_context,
     invalid,
     put,
+    put_context,
     send,
     skip,
     text_id,
@@ -99,18 +100,19 @@ def map_event(record: dict[str, Any]) -> Verdict:
     call["properties"] = properties
     context: dict[str, Any] = {}
     if call["type"] == "page":
-        put(context, "page.url", properties.get("url"))
-        put(context, "page.title", properties.get("title"))
-        put(context, "page.referrer", properties.get("referrer"))
+        put_context(context, "page.url", properties.get("url"))
+        put_context(context, "page.title", properties.get("title"))
+        put_context(context, "page.referrer", properties.get("referrer"))
     for outer, fields in _CONTEXT_GROUPS.items():
         group = record.get(outer)
         if isinstance(group, dict):
-            for inner in group.keys() & fields.keys():
-                put(context, fields[inner], group[inner])
-    put(context, "device.type", record.get("platform"))  # IOS / ANDROID (WEB is left out)
+            for inner, path in fields.items():  # CONTEXT_FIELDS' order, the same in every process
+                if inner in group:
+                    put_context(context, path, group[inner])
+    put_context(context, "device.type", record.get("platform"))  # IOS / ANDROID (WEB is left out)
     if traits:
         context["traits"] = traits
-    if clean_context(context):
+    if finish_context(context):
         call["context"] = context
     return send(call)
 

@@ -38,7 +38,7 @@ from typing import Any
 from cdpcli.importing.vendors.common import (
     BadValue,
     Verdict,
-    clean_context,
+    finish_context,
     invalid,
     move_all,
     move_campaign,
@@ -121,7 +121,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
             call["traits"] = properties
     elif call["type"] != "alias":
         call["properties"] = properties
-    if clean_context(context):
+    if finish_context(context):
         call["context"] = context
     return send(call)
 

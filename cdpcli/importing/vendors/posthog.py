@@ -36,7 +36,7 @@ from typing import Any
 from cdpcli.importing.vendors.common import (
     BadValue,
     Verdict,
-    clean_context,
+    finish_context,
     invalid,
     json_object,
     move_all,
@@ -122,7 +122,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
         call["properties"] = properties
         if traits:  # $set/$set_once ride on any event: the person's traits, kept with the call
             context["traits"] = traits
-    if clean_context(context):
+    if finish_context(context):
         call["context"] = context
     return send(call)
 

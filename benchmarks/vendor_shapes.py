@@ -1,0 +1,170 @@
+"""CPU per call of `--from VENDOR` against canonical NDJSON of the same calls, side by side.
+
+For each vendor, `--events` lines in that vendor's export shape: the golden fixture lines
+(tests/data/vendors/VENDOR/input.jsonl, each following the vendor's documented export shape;
+see that folder's README) that map to a call, as templates, with their ids, times and numeric
+property values varied by a seeded random (ids replaced consistently within a line, so an
+anonymous id stays anonymous and a device id stays the user's device). The canonical input is
+the calls those lines become (the mapping's own output, one compact JSON object a line).
+
+Both run in this process through `import_lines(..., dry_run=True)` (what `cdp import --from
+VENDOR --dry-run` runs, without the process start-up and the CLI's printing, which are the
+same for both and would only dilute the ratio): the reader, the vendor's line converter, the
+preparer and the batcher. CPU is process time (all threads), interleaved round by round
+(canonical and vendor in alternating order, so the machine's swings hit both alike); the table
+shows the median µs per call and the median of the per-round ratios.
+
+Usage: python benchmarks/vendor_shapes.py [--events 40000] [--rounds 3] [--vendor mixpanel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cdpcli  # noqa: E402
+from cdpcli.importing.vendors import vendor_line  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "data" / "vendors"
+VENDORS = ("mixpanel", "amplitude", "posthog", "ga4")
+ID_KEYS = frozenset(
+    {
+        "distinct_id",
+        "$user_id",
+        "$device_id",
+        "$insert_id",
+        "$identified_id",
+        "$anon_id",
+        "$anon_distinct_id",
+        "user_id",
+        "device_id",
+        "insert_id",
+        "uuid",
+        "user_pseudo_id",
+    }
+)
+TIME_KEYS = frozenset({"time", "event_time", "client_event_time", "timestamp", "event_timestamp"})
+# 2023-01-01 .. 2024-12-31, seconds
+FIRST, LAST = 1_672_531_200, 1_735_603_200
+
+
+def templates(vendor: str) -> list[dict[str, Any]]:
+    """The fixture records that become calls (not skips, invalid lines or pass-throughs)."""
+    found = []
+    lines = (FIXTURES / vendor / "input.jsonl").read_text().splitlines()
+    wanted = (FIXTURES / vendor / "expected.jsonl").read_text().splitlines()
+    for line, expected in zip(lines, wanted, strict=True):
+        if "type" in json.loads(expected):
+            found.append(json.loads(line))
+    return found
+
+
+def vary(vendor: str, record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    record = copy.deepcopy(record)
+    new_ids: dict[str, str] = {}
+
+    def new_id(old: str) -> str:
+        prefix = "$device:" if old.startswith("$device:") else ""
+        bare = old[len(prefix) :]
+        if bare not in new_ids:
+            new_ids[bare] = f"{rng.getrandbits(64):016x}-{rng.randrange(10**6)}"
+        return prefix + new_ids[bare]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ID_KEYS and isinstance(value, str):
+                    node[key] = new_id(value)
+                elif key in TIME_KEYS:
+                    node[key] = new_time(vendor, value, rng)
+                else:
+                    node[key] = walk(value)
+        elif isinstance(node, list):
+            return [walk(item) for item in node]
+        elif isinstance(node, bool):
+            return node
+        elif isinstance(node, int):
+            return rng.randrange(1000)
+        elif isinstance(node, float):
+            return round(rng.random() * 100, 2)
+        return node
+
+    walk(record)
+    return record
+
+
+def new_time(vendor: str, old: Any, rng: random.Random) -> Any:
+    seconds = rng.randrange(FIRST, LAST)
+    micros = rng.randrange(10**6)
+    if vendor == "mixpanel":
+        return seconds * 1000 + micros // 1000 if isinstance(old, int) and old >= 10**11 else seconds
+    if vendor == "ga4":
+        value = seconds * 10**6 + micros
+        return str(value) if isinstance(old, str) else value
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    if vendor == "posthog":  # ISO-8601 with a zone, as the batch export writes it
+        return stamp.replace(" ", "T") + f".{micros // 1000:03d}Z"
+    return f"{stamp}.{micros:06d}"  # Amplitude: a space, microseconds, no zone
+
+
+def inputs(vendor: str, events: int, seed: int) -> tuple[list[bytes], list[bytes]]:
+    """The vendor's lines and the canonical lines of the same calls."""
+    rng = random.Random(seed)
+    shapes = templates(vendor)
+    lines = [json.dumps(vary(vendor, rng.choice(shapes), rng)).encode() for _ in range(events)]
+    canonical = [vendor_line(vendor, line) for line in lines]
+    assert all(line.startswith(b"{") for line in canonical), "every generated line must map to a call"
+    return lines, canonical
+
+
+def cpu_per_call(lines: list[bytes], archive: str | None, target: cdpcli.Target) -> float:
+    options = {"archive": archive} if archive else {}
+    started = time.process_time()
+    result = cdpcli.import_lines(lines, target=target, dry_run=True, source="bench", **options)
+    seconds = time.process_time() - started
+    if sum(result.by_type.values()) != len(lines) or result.invalid:
+        raise SystemExit(f"{archive or 'canonical'}: {result.sent} of {len(lines)} calls valid ({result})")
+    return seconds / len(lines) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=26)
+    parser.add_argument("--vendor", action="append", choices=VENDORS, help="default: all")
+    args = parser.parse_args()
+    target = cdpcli.Target(api_key=None, endpoint="http://127.0.0.1:9")
+    vendors = args.vendor or list(VENDORS)
+    data = {vendor: inputs(vendor, args.events, args.seed) for vendor in vendors}
+    for vendor in vendors:  # warm up: imports, caches and the first chunks' allocations
+        lines, canonical = data[vendor]
+        cpu_per_call(canonical[:2000], None, target)
+        cpu_per_call(lines[:2000], vendor, target)
+    times: dict[str, dict[str, list[float]]] = {vendor: {"canonical": [], "vendor": []} for vendor in vendors}
+    for round_no in range(args.rounds):
+        for vendor in vendors:
+            lines, canonical = data[vendor]
+            runs = [("canonical", canonical, None), ("vendor", lines, vendor)]
+            for kind, batch, archive in runs if round_no % 2 == 0 else reversed(runs):
+                times[vendor][kind].append(cpu_per_call(batch, archive, target))
+        print(f"round {round_no + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+    print(f"{'input':<12} {'canonical µs/call':>18} {'vendor µs/call':>15} {'ratio':>6}")
+    for vendor in vendors:
+        canonical, mapped = times[vendor]["canonical"], times[vendor]["vendor"]
+        ratio = statistics.median(b / a for a, b in zip(canonical, mapped, strict=True))
+        print(f"{vendor:<12} {statistics.median(canonical):>18.1f} {statistics.median(mapped):>15.1f} {ratio:>5.2f}×")
+
+
+if __name__ == "__main__":
+    main()
