@@ -72,7 +72,6 @@ CONTEXT_FIELDS = {
     "location_lng": "location.longitude",
     "version_name": "app.version",
 }
-_CONTEXT_ORDER = {key: order for order, key in enumerate(CONTEXT_FIELDS)}  # the call's context keeps this order
 
 
 def map_event(record: dict[str, Any]) -> Verdict:
@@ -98,8 +97,10 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if stamp is not None:
         call["timestamp"] = stamp
     context: dict[str, Any] = {}
-    for key in sorted(record.keys() & CONTEXT_FIELDS.keys(), key=_CONTEXT_ORDER.__getitem__):
-        put_context(context, CONTEXT_FIELDS[key], record[key])
+    for key, path in CONTEXT_FIELDS.items():
+        value = record.get(key)
+        if value is not None:  # exports write most of these as null
+            put_context(context, path, value)
     if call["type"] not in ("identify", "group"):
         traits = _object(record.get("user_properties"), "user_properties")
         if traits:

@@ -107,8 +107,9 @@ def map_event(record: dict[str, Any]) -> Verdict:
         group = record.get(outer)
         if isinstance(group, dict):
             for inner, path in fields.items():  # CONTEXT_FIELDS' order, the same in every process
-                if inner in group:
-                    put_context(context, path, group[inner])
+                value = group.get(inner)
+                if value is not None:  # the export writes most of these as null
+                    put_context(context, path, value)
     put_context(context, "device.type", record.get("platform"))  # IOS / ANDROID (WEB is left out)
     if traits:
         context["traits"] = traits
@@ -125,10 +126,15 @@ def flatten(params: Any, what: str) -> dict[str, Any]:
         raise BadValue(f"{what} is not a list")
     flat: dict[str, Any] = {}
     for param in params:
-        if not isinstance(param, dict) or not isinstance(param.get("key"), str):
+        key = param.get("key") if isinstance(param, dict) else None
+        if not isinstance(key, str):
             raise BadValue(f"{what} holds an entry without a key")
         value = param.get("value")
-        flat[param["key"]] = _value(value) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            found = value.get("string_value")  # the first of VALUE_FIELDS, the usual one
+            flat[key] = found if found is not None else _value(value)
+        else:
+            flat[key] = None
     return flat
 
 
@@ -164,6 +170,6 @@ EVENT_KEY_FIELDS = (
 def event_hash(record: dict[str, Any], params: dict[str, Any]) -> str:
     """A stable id for a GA4 event: its key fields and parameters, the same whether the row was
     extracted as NDJSON (INT64 as strings) or Parquet (integers)."""
-    key = [str(record.get(name)) for name in EVENT_KEY_FIELDS]
-    key.extend(f"{name}={params[name]!r}" for name in sorted(params))
+    key = list(map(str, map(record.get, EVENT_KEY_FIELDS)))
+    key += [f"{name}={params[name]!r}" for name in sorted(params)]
     return hashlib.sha1("\0".join(key).encode("utf-8", "surrogatepass")).hexdigest()[:32]

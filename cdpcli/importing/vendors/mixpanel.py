@@ -37,11 +37,10 @@ from typing import Any
 
 from cdpcli.importing.vendors.common import (
     BadValue,
+    PropertyPlan,
     Verdict,
     finish_context,
     invalid,
-    move_all,
-    move_campaign,
     put,
     send,
     skip,
@@ -70,6 +69,13 @@ CONTEXT_FIELDS = {
     "mp_country_code": "location.country",
     "ip": "ip",
 }
+
+
+def _plumbing(key: str) -> bool:
+    return key in PLUMBING or (key.startswith(("mp_", "$mp_")) and key != "mp_country_code")
+
+
+PROPERTY_PLAN = PropertyPlan(_plumbing, CONTEXT_FIELDS)
 # Engage's reserved profile properties → Customer.io's attribute names
 PROFILE_TRAITS = {
     "$email": "email",
@@ -107,15 +113,10 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if stamp is not None:
         call["timestamp"] = stamp
     context: dict[str, Any] = {}
-    for key in PLUMBING:
-        properties.pop(key, None)
-    for key in [key for key in properties if key.startswith(("mp_", "$mp_")) and key != "mp_country_code"]:
-        del properties[key]
     if call["type"] == "page":
         put(properties, "url", properties.get("$current_url"))
         put(properties, "title", properties.pop("current_page_title", None))
-    move_all(properties, CONTEXT_FIELDS, context)
-    move_campaign(properties, context)
+    PROPERTY_PLAN.apply(properties, context)
     if call["type"] == "identify":
         if properties:
             call["traits"] = properties

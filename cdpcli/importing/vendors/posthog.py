@@ -35,12 +35,11 @@ from typing import Any
 
 from cdpcli.importing.vendors.common import (
     BadValue,
+    PropertyPlan,
     Verdict,
     finish_context,
     invalid,
     json_object,
-    move_all,
-    move_campaign,
     put,
     send,
     skip,
@@ -84,6 +83,7 @@ CONTEXT_FIELDS = {
     "$browser_language": "locale",
     "$raw_user_agent": "userAgent",
 }
+PROPERTY_PLAN = PropertyPlan(frozenset(IDENTITY_KEYS).__contains__, CONTEXT_FIELDS)
 PAGE_FIELDS = {"$current_url": "url", "$pathname": "path", "$referrer": "referrer", "$title": "title"}
 
 
@@ -110,14 +110,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
         call["messageId"] = message_id
     if stamp is not None:
         call["timestamp"] = stamp
-    for key in IDENTITY_KEYS:
-        properties.pop(key, None)
     if call["type"] == "page":
         for key, field in PAGE_FIELDS.items():
             put(properties, field, properties.get(key))
     context: dict[str, Any] = {}
-    move_all(properties, CONTEXT_FIELDS, context)
-    move_campaign(properties, context)
+    PROPERTY_PLAN.apply(properties, context)
     if call["type"] in ("track", "page", "screen"):
         call["properties"] = properties
         if traits:  # $set/$set_once ride on any event: the person's traits, kept with the call
