@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +81,7 @@ class _BlocksIO(io.RawIOBase):
         return count
 
 
-def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Iterator[bytes]:
+def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Generator[bytes, None, None]:
     """One output line for each line of the CSV source (see the module docstring)."""
     blocks = source_blocks(source, progress)
     try:
