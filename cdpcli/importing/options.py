@@ -96,6 +96,12 @@ class ImportOptions:
                 f"{unknown[0]}= is not an import option", hint=f"expected one of {', '.join(sorted(BUILD_NAMES))}"
             )
         options = dataclasses.replace(base) if base is not None else cls()
+        # "line" is the default dealing: given alone it changes nothing; any other dealing
+        # without a shard would send everything from every worker
+        if raw.get("shard_by") not in (None, "line") and raw.get("shard", options.shard) is None:
+            raise UsageError(
+                f"shard_by={raw['shard_by']!r} needs shard=K/N", hint="e.g. shard='0/4'", option="shard_by"
+            )
         if "shard" in raw or "shard_by" in raw:
             given = raw.get("shard", options.shard)  # a Shard keeps its mode unless shard_by says
             options.shard = _shard(given, raw.get("shard_by", given.by if isinstance(given, Shard) else "line"))
@@ -115,7 +121,7 @@ class ImportOptions:
             if name in raw:
                 setattr(options, name, _moment(raw[name], name))
         for name in raw.keys() & PLAIN_NAMES:
-            setattr(options, name, raw[name])
+            setattr(options, name, _typed(name, raw[name]))
         options.check()
         return options
 
@@ -237,6 +243,38 @@ def renamed(raw: dict[str, Any]) -> dict[str, Any]:
                 raise UsageError(f"{old}= and {new}= are the same option: give {new}= only", option=new)
             raw = {(new if name == old else name): value for name, value in raw.items()}
     return raw
+
+
+# What the plain options hold (a Python caller may pass text, as a command line does): the
+# dataclass's annotations, read once.
+_KINDS = {f.name: str(f.type) for f in dataclasses.fields(ImportOptions)}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A plain option's value as its field holds it: a whole number or a number from a number
+    or its text, a boolean as a boolean; anything else is a UsageError naming the option."""
+    kind = _KINDS[name]
+    base = kind.removesuffix(" | None")
+    if value is None and base != kind:
+        return None
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+    elif base in ("int", "float"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if base == "float":
+                return float(value)
+            if float(value).is_integer():
+                return int(value)
+        elif isinstance(value, str):
+            try:
+                return int(value.strip()) if base == "int" else float(value.strip())
+            except ValueError:
+                pass
+    else:
+        return value
+    wanted = {"int": "a whole number", "float": "a number", "bool": "True or False"}[base]
+    raise UsageError(f"{name}={value!r}: expected {wanted}", option=name)
 
 
 def _shard(value: str | Shard | None, by: str) -> Shard | None:
