@@ -52,15 +52,32 @@ def flag_of(option: str) -> str:
     return FLAG_FOR_OPTION.get(option, "--" + option.replace("_", "-"))
 
 
+# a value the core quotes (repr's '…' or "…"): the user's input, never rewritten; a quote
+# after a letter is an apostrophe (the API's limit), not the start of one
+_QUOTED = re.compile(r"""(?<!\w)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?!\w)""")
+
+
 def flagged(text: str) -> str:
     """The core's text with its options as flags: `types='x': …` -> `--types 'x': …`,
-    `since= must be before until=` -> `--since must be before --until`."""
+    `since= must be before until=` -> `--since must be before --until`. Quoted values are the
+    user's input and stay as typed (`since='rate=5'` -> `--since 'rate=5'`)."""
 
     def flag(match: re.Match[str]) -> str:
         after = match[2]
         return flag_of(match[1]) + (" " + after if after and after not in ",.;:)" else after)
 
-    return _OPTION_FORM.sub(flag, text)
+    parts = _QUOTED.split(text)  # odd items are the quoted spans
+    shown = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            shown.append(part)
+            continue
+        # the quote that follows (`since=` then `'x'`) is read with the part, so the flag and
+        # its value are spaced as they are before an unquoted value
+        quote = parts[index + 1][:1] if index + 1 < len(parts) else ""
+        done = _OPTION_FORM.sub(flag, part + quote)
+        shown.append(done[: len(done) - len(quote)])
+    return "".join(shown)
 
 
 def error_text(error: CdpError) -> tuple[str, str | None]:
