@@ -93,7 +93,6 @@ class Preparer:
         # costs ~5k instructions a line's worth of bytes (a translation and finds over the
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
-        self.markers = False  # the source is CSV: its converter's marker lines are read (csvrows.py)
         # --recent (select.py): a call timestamped at or after `recent_from` goes to on_recent
         # (which may raise SkipLine or InvalidLine). Canonical timestamps (…T…:…:….mmmZ) compare
         # as the times they are; "~" sorts after every one of them: off
@@ -103,7 +102,6 @@ class Preparer:
 
     def for_source(self, source: Source) -> None:
         self._id_prefix = b"cdp-" + hashlib.sha1(source.id_seed).hexdigest()[:10].encode() + b"-"
-        self.markers = source.format == "csv"
 
     def message_id(self, line_no: int, line: bytes) -> bytes:
         """Derived from (source, line number, line): a re-run sends the same ids.
@@ -171,7 +169,9 @@ class Preparer:
         """Lines the strict models refuse: parse, validate with the lax models, re-serialise."""
         from pydantic import ValidationError
 
-        if self.markers and line.startswith(b"\0"):
+        # a marker line of the reader (csvrows.py); the readers turn any line of the input
+        # itself that starts with a NUL byte into an invalid one (sources.guard_markers)
+        if line.startswith(b"\0"):
             self._marker(line)
         try:
             data = jsontext.loads(line)
