@@ -25,12 +25,17 @@ class ExitCode(IntEnum):
 
 
 class CdpError(Exception):
+    """`option`: the id of the option at fault (e.g. "types"), when one is. The core writes
+    an option in the message and hint as Python names it (`types=`); the CLI renders the
+    same text with its flags (`--types`)."""
+
     exit_code: ExitCode = ExitCode.ERROR
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, option: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.option = option
 
 
 class UsageError(CdpError):
@@ -128,6 +133,8 @@ class FatalStop(CdpError):
     """Stops a whole import (the rejects file cannot be written, the key was rejected, …):
     exit code per SPEC; the import still settles what it can and reports its counts."""
 
-    def __init__(self, message: str, hint: str | None = None, exit_code: ExitCode = ExitCode.ERROR) -> None:
-        super().__init__(message, hint)
+    def __init__(
+        self, message: str, hint: str | None = None, exit_code: ExitCode = ExitCode.ERROR, *, option: str | None = None
+    ) -> None:
+        super().__init__(message, hint, option=option)
         self.exit_code = exit_code

@@ -1,4 +1,4 @@
-"""Customer.io's own operations as calls (issue 12): deleting or suppressing a person,
+"""Customer.io's own operations as calls: deleting or suppressing a person,
 registering or removing a push device, deleting an object or a relationship, reporting message
 metrics. Each is a track call with a reserved event name (a "semantic event"); the builders
 here take plain values and return the call, shaped as the official SDKs send it
@@ -49,7 +49,7 @@ def _one_of(value: str | None, allowed: tuple[str, ...], what: str) -> str | Non
     return value
 
 
-def _whole_number(value: Any, what: str) -> int | None:
+def whole_number(value: Any, what: str) -> int | None:
     """An id the API takes as an integer: an int, or a string of digits."""
     if value is None:
         return None
@@ -129,7 +129,7 @@ def object_delete(
     if user_id is None and anonymous_id is None:
         raise UsageError("deleting an object needs a user id or an anonymous id", hint="give --user or --anonymous-id")
     properties: dict[str, Any] = {"objectId": _need(object_id, "object id")}
-    type_id = _whole_number(object_type_id, "object type id")
+    type_id = whole_number(object_type_id, "object type id")
     if type_id is not None:
         properties["objectTypeId"] = type_id
     return {"type": "track", "event": "Object Deleted", **_who(user_id, anonymous_id), "properties": properties}
@@ -138,7 +138,7 @@ def object_delete(
 def relationship_delete(user_id: str, object_id: str, *, object_type_id: int | str | None = None) -> dict[str, Any]:
     """`Relationship Deleted`: the person's relationship to one object."""
     properties: dict[str, Any] = {"objectId": _need(object_id, "object id")}
-    type_id = _whole_number(object_type_id, "object type id")
+    type_id = whole_number(object_type_id, "object type id")
     if type_id is not None:
         properties["objectTypeId"] = type_id
     return {
@@ -183,8 +183,8 @@ def report_content(
     _one_of(action, CONTENT_ACTIONS, "action")
     properties: dict[str, Any] = {
         "actionType": f"{action}_content",
-        "contentId": _whole_number(content_id, "content id"),
-        "templateId": _whole_number(template_id, "template id"),
+        "contentId": whole_number(content_id, "content id"),
+        "templateId": whole_number(template_id, "template id"),
         "contentType": CONTENT_TYPE,
     }
     optional = {"actionName": action_name, "actionValue": action_value}
@@ -467,12 +467,11 @@ def bulk_importer(
     stdin) as `cdp import` sends calls: batches, retries, splitting, rejects with line numbers,
     checkpoint; messageIds derived from (file name, line number, call), so a re-run sends the
     same ids. Also the warnings about the inputs."""
-    from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
 
-    options = ImportOptions(
+    options = ImportOptions.build(
         concurrency=concurrency,
-        rejects=rejects if rejects is not None else DEFAULT_REJECTS,
-        rejects_explicit=rejects is not None,
+        rejects=rejects,
         checkpoint=checkpoint,
         max_invalid=max_invalid,
         dry_run=dry_run,

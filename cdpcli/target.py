@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cdpcli import config
+from cdpcli import config, settings
 from cdpcli.errors import UsageError
 from cdpcli.redaction import add_secret
 from cdpcli.wire import api_key_problem, auth_scheme, base_url, build_headers, key_region, mask_key
@@ -32,11 +32,11 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     region: str | None = None  # None: the region of a pk_/sk_ key, else us
     endpoint: str | None = None
-    timeout: float = config.SETTINGS["timeout"][1]
-    retries: int = config.SETTINGS["retries"][1]
-    strict: bool = config.SETTINGS["strict"][1]
-    gzip: bool = config.SETTINGS["gzip"][1]
-    profile: str = config.DEFAULT_PROFILE
+    timeout: float = settings.SETTINGS["timeout"][1]
+    retries: int = settings.SETTINGS["retries"][1]
+    strict: bool = settings.SETTINGS["strict"][1]
+    gzip: bool = settings.SETTINGS["gzip"][1]
+    profile: str = settings.DEFAULT_PROFILE
     # where each setting came from ("--api-key", "env CDP_API_KEY", "profile prod", "default",
     # "api key" for a region read off the key, or GIVEN): named in messages and `config list`
     sources: dict[str, str] = field(default_factory=dict, repr=False)
@@ -44,16 +44,16 @@ class Target:
     base: str = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in config.SETTINGS:
+        for name in settings.SETTINGS:
             if self.sources.setdefault(name, GIVEN) == GIVEN:  # resolve() has checked its own
                 attribute = name.replace("-", "_")
-                setattr(self, attribute, config.coerce_setting(name, getattr(self, attribute), self._origin(name)))
+                setattr(self, attribute, settings.coerce_setting(name, getattr(self, attribute), self._origin(name)))
         if self.api_key:
             check_api_key(self.api_key, self._origin("api-key"))
             add_secret(self.api_key)  # from here on no printed line can show it
         from_key = key_region(self.api_key)
         if self.region is None or (self.sources["region"] == "default" and from_key):
-            self.region = from_key or config.SETTINGS["region"][1]
+            self.region = from_key or settings.SETTINGS["region"][1]
             self.sources["region"] = "api key" if from_key else "default"
         elif from_key and from_key != self.region:
             self.warnings.append(
@@ -89,9 +89,12 @@ class Target:
         retries: int | None = None,
         strict: bool | None = None,
         gzip: bool | None = None,
+        warnings: list[str] | None = None,
     ) -> Target:
         """Each setting from the argument, else $CDP_*, else the config profile (`profile`,
-        else $CDP_PROFILE, else "default"), else its default: what the CLI does with flags."""
+        else $CDP_PROFILE, else "default"), else its default: what the CLI does with flags.
+        The config file's warnings go into `warnings` (a list of the caller's, which keeps them
+        when resolving fails) and are the Target's `warnings`."""
         given = {
             "api-key": api_key,
             "region": region,
@@ -101,13 +104,14 @@ class Target:
             "strict": strict,
             "gzip": gzip,
         }
-        name, settings = config.resolve(given, profile)
-        values = {key.replace("-", "_"): item.value for key, item in settings.items()}
+        said = [] if warnings is None else warnings
+        name, resolved = settings.resolve(given, profile, warnings=said)
+        values = {key.replace("-", "_"): item.value for key, item in resolved.items()}
         target = cls(
             **values,
             profile=name,
-            sources={key: item.source for key, item in settings.items()},
-            warnings=config.take_warnings(),
+            sources={key: item.source for key, item in resolved.items()},
+            warnings=said,
         )
         return target
 

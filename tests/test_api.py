@@ -184,7 +184,7 @@ def test_a_dry_run_shows_each_batch_to_the_events_and_sends_nothing(receiver, tm
         source="s",
         dry_run=True,
         batch_events=2,
-        events=Collect(),
+        observer=Collect(),
         rejects=str(tmp_path / "r"),
     )
     assert result.ok and result.sent == 0 and result.valid == 5 and result.batches == 3
@@ -204,13 +204,49 @@ def test_a_rejected_key_stops_the_import_with_exit_code_3(receiver, tmp_path):
 
 
 def test_bad_settings_raise_before_anything_is_sent(target, receiver, tmp_path):
-    with pytest.raises(cdpcli.UsageError, match="--concurrency"):
+    # the API names its own keywords (the CLI renders the same errors with its flags)
+    with pytest.raises(cdpcli.UsageError, match="^concurrency= must be between 1 and 256") as caught:
         cdpcli.import_lines([], target=target, concurrency=0)
-    with pytest.raises(cdpcli.UsageError, match="--type"):
-        cdpcli.import_lines([], target=target, default_type="purchase")
+    assert caught.value.option == "concurrency" and "--" not in caught.value.message
+    with pytest.raises(cdpcli.UsageError, match="^type='purchase'") as caught:
+        cdpcli.import_lines([], target=target, type="purchase")
+    assert caught.value.option == "type"
+    with pytest.raises(cdpcli.UsageError, match="^events= needs at least one name"):
+        cdpcli.import_lines([], target=target, events=[])
+    with pytest.raises(cdpcli.UsageError, match="^batchsize= is not an import option"):
+        cdpcli.import_lines([], target=target, batchsize=5)
     with pytest.raises(cdpcli.UsageError, match="source"):
         cdpcli.import_lines([], target=target, source="")
     assert receiver.requests == []
+
+
+def test_old_keywords_still_work_with_a_deprecation_warning(receiver, tmp_path):
+    target = cdpcli.Target(endpoint=receiver.url)
+    seen = []
+
+    class Collect(ImportEvents):
+        def dry_run(self, request):
+            seen.append(request)
+
+    lines = [{"type": "track", "userId": "1", "event": e} for e in ("A", "B")] + [{"userId": "2", "event": "A"}]
+    with pytest.warns(DeprecationWarning) as warned:
+        result = cdpcli.import_lines(
+            lines,
+            target=target,
+            dry_run=True,
+            rejects=str(tmp_path / "r"),
+            only_events=["A"],  # now events=
+            default_type="track",  # now type=
+            events=Collect(),  # the hooks: now observer=
+        )
+    assert sorted(str(w.message) for w in warned) == [
+        "default_type= is deprecated: use type=",
+        "events= for the hooks is deprecated: use observer=",
+        "only_events= is deprecated: use events=",
+    ]
+    assert result.ok and result.valid == 2 and result.skipped_reasons == {"events": 1} and len(seen) == 1
+    with pytest.warns(DeprecationWarning), pytest.raises(cdpcli.UsageError, match="only_events= and events= are"):
+        cdpcli.import_lines([], target=target, dry_run=True, only_events=["A"], events=["B"])
 
 
 ITEMS = st.one_of(

@@ -145,3 +145,26 @@ def test_calls_by_type_and_invalid_lines_by_reason_top_ten():
 def test_one_type_and_nothing_left_out_adds_no_breakdown():
     text = summary_text(result(by_type={"track": 10}))
     assert "by type" not in text and len(text.splitlines()) == 2
+
+
+def test_skipped_reasons_are_ids_in_json_and_flags_in_the_summary():
+    reasons = {"types": 5, "exclude_events": 3, "checkpoint": 2, "csv header": 1}
+    text = summary_text(result(skipped=11, skipped_reasons=reasons))
+    assert "11 skipped (5 --types, 3 --exclude-events, 2 settled by an earlier run, 1 csv header)" in text
+
+
+def test_the_cli_renders_the_cores_option_ids_as_flags():
+    from cdpcli.cli.output import error_text, flagged
+    from cdpcli.errors import UsageError
+
+    assert flagged("since= must be before until=") == "--since must be before --until"
+    assert flagged("limit= cannot be combined with order=phased") == "--limit cannot be combined with --order phased"
+    assert flagged("types='x': expected types among identify") == "--types 'x': expected types among identify"
+    assert flagged("e.g. rate=200, or rate=auto") == "e.g. --rate 200, or --rate auto"
+    assert flagged("rate_budget= and archive='s'") == "--rate-budget and --from 's'"
+    # not an option: inside a word, a path or a flag, or an id the CLI does not know
+    assert flagged("a/limit=3 x-rate=2 userId=5 --since=x") == "a/limit=3 x-rate=2 userId=5 --since=x"
+    error = UsageError("sample= must be a fraction", hint="e.g. sample=0.01 for 1 %", option="sample")
+    assert error_text(error) == ("--sample must be a fraction", "e.g. --sample 0.01 for 1 %")
+    plain = UsageError("limit=3 in a file name stays as it is")  # no option: the text is not the core's form
+    assert error_text(plain) == ("limit=3 in a file name stays as it is", None)

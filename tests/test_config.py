@@ -19,12 +19,6 @@ from tests.conftest import API_KEY
 KEY = "sk_us_SECRETkey0123456789"  # any leak would be unmistakable
 
 
-@pytest.fixture(autouse=True)
-def fresh_warnings(monkeypatch):
-    """`warn once` is once per process; each in-process command here is a process of its own."""
-    monkeypatch.setattr(config, "_warned", set())
-
-
 @pytest.fixture
 def umask():
     """Run with a given umask, restoring the old one."""
@@ -406,7 +400,6 @@ def test_a_config_directory_others_can_write_gets_a_warning(cli, bits):
     run = cli("config", "set", "region", "us")
     assert run.exit_code == 0 and run.stderr.count(expected) == 1, run.stderr
     assert f"chmod go-w {config_dir()}" in run.stderr
-    config._warned.clear()
     run = cli("track", "-u", "1", "-e", "E", "--dry-run")
     assert run.exit_code == 0 and run.stderr.count(expected) == 1, run.stderr
     assert mode(config_dir()) == bits  # a warning, not a change behind the user's back
@@ -502,6 +495,35 @@ def test_config_readable_by_others_warns(cli):
     config_file().chmod(0o644)
     run = cli("config", "list")
     assert "can be read by other users" in run.stderr and "chmod 600" in run.stderr
+
+
+def test_warnings_are_said_before_an_error_resolving_ends_in(cli):
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_file().chmod(0o644)
+    run = cli("track", "-u", "1", "-e", "E", "--dry-run", "--profile", "nosuch")
+    assert run.exit_code == 2
+    warned, failed = run.stderr.find("can be read by other users"), run.stderr.find("no profile 'nosuch'")
+    assert 0 <= warned < failed, run.stderr
+
+
+def test_each_resolve_returns_its_own_warnings_and_keeps_none(cli):
+    """A library caller (a long-lived worker) resolves many times: each Target says what is
+    wrong with the file, and nothing is remembered between calls."""
+    from cdpcli.errors import UsageError
+    from cdpcli.target import Target
+
+    assert cli("config", "set", "region", "eu").exit_code == 0
+    config_file().chmod(0o644)
+    first, second = Target.resolve(), Target.resolve()
+    assert len(first.warnings) == 1 and "can be read by other users" in first.warnings[0]
+    assert second.warnings == first.warnings and second.warnings is not first.warnings
+    config_file().chmod(0o600)
+    assert Target.resolve().warnings == []
+    said: list[str] = []
+    config_file().chmod(0o644)
+    with pytest.raises(UsageError):
+        Target.resolve(profile="nosuch", warnings=said)
+    assert len(said) == 1  # kept by the caller although resolving failed
 
 
 def resolved(cli, *args: str, env: dict[str, str] | None = None) -> dict:

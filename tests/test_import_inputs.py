@@ -521,7 +521,7 @@ def test_since_is_inclusive_and_until_exclusive(send, receiver, tmp_path):
     assert run.exit_code == 0, run.stderr
     assert [c["messageId"] for c in receiver.calls] == ["m1", "m2", "m4"]  # m4 is 00:00Z
     result = summary(run)
-    assert result["skipped_reasons"] == {"--since": 1, "--until": 1}
+    assert result["skipped_reasons"] == {"since": 1, "until": 1}
     assert not (tmp_path / "cdp-rejects.ndjson").exists()
     assert "2 skipped (1 --since, 1 --until)." in run.stderr or "2 skipped (1 --until, 1 --since)." in run.stderr
 
@@ -540,7 +540,7 @@ def test_types_events_and_exclude_events(send, receiver, tmp_path):
     )
     assert run.exit_code == 0
     assert [(c["type"], c.get("event")) for c in receiver.calls] == [("identify", None), ("track", "Keep")]
-    assert summary(run)["skipped_reasons"] == {"--events": 1, "--exclude-events": 1, "--types": 1}
+    assert summary(run)["skipped_reasons"] == {"events": 1, "exclude_events": 1, "types": 1}
 
 
 def test_limit_stops_after_n_calls_and_a_rerun_continues(send, receiver, tmp_path):

@@ -95,7 +95,7 @@ def test_preflight_applies_the_same_filters(tmp_path):
     sources, _ = make_sources([str(path)], None, None)
     report = preflight(sources, ImportOptions(types=["page"]), now=NOW)
     assert report["by_type"] == {"page": 35} and report["users"]["distinct"] == 0
-    assert report["skipped_reasons"]["--types"] == 309  # identify 100, track 209
+    assert report["skipped_reasons"]["types"] == 309  # identify 100, track 209
 
 
 def test_cli_preflight_json_needs_no_key_and_writes_nothing(cli, tmp_path, monkeypatch, fixed_clock):
@@ -162,7 +162,7 @@ def test_recent_skip_leaves_them_out_settled_not_rejected(send, receiver, tmp_pa
     assert run.exit_code == 0
     assert [c["messageId"] for c in receiver.calls] == ["m0", "m2"]
     result = json.loads(run.stdout.splitlines()[-1])
-    assert result["skipped_reasons"] == {"--recent": 2} and result["sent"] == 2
+    assert result["skipped_reasons"] == {"recent": 2} and result["sent"] == 2
     assert "Warning" not in run.stderr and "2 skipped (--recent)." in run.stderr
     assert not (tmp_path / "cdp-rejects.ndjson").exists()
     (entry,) = json.loads((tmp_path / "ck.json").read_text())["sources"].values()
@@ -212,13 +212,13 @@ def test_import_lines_takes_the_filters_and_recent(receiver, tmp_path):
         calls,
         target=target,
         rejects=str(tmp_path / "r.ndjson"),
-        only_events=["A"],
+        events=["A"],
         since="2025-06-01",
         recent="skip",
         now=NOW,
     )
     assert result.ok and [c["messageId"] for c in receiver.calls] == ["m0"]
-    assert result.skipped_reasons == {"--events": 1, "--recent": 1, "--since": 1}
+    assert result.skipped_reasons == {"events": 1, "recent": 1, "since": 1}
     assert result.recent == 1
 
 

@@ -212,6 +212,14 @@ def test_the_builders_match_the_golden_set_in_the_core():
         (["person", "delete", "--yes"], "give --user ID or --from FILE|-"),
         (["person", "delete", "--user", "1", "--from", "ids.txt", "--yes"], "give --user ID or --from FILE|-"),
         (["relationship", "delete", "--user", "1"], "missing --object"),
+        (
+            ["object", "delete", "--object", "a", "--object-type-id", "x", "--user", "1", "--yes"],
+            "--object-type-id 'x': expected a whole number",
+        ),
+        (
+            ["relationship", "delete", "--user", "1", "--object", "a", "--object-type-id", "1.5"],
+            "--object-type-id '1.5': expected a whole number",
+        ),
     ],
 )
 def test_usage_errors_send_nothing(send, receiver, args, error):

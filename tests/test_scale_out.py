@@ -47,7 +47,7 @@ def test_line_shards_send_every_call_once_with_the_ids_of_an_unsharded_run(cli, 
         summary = json.loads(run.stdout)
         assert summary["shard"] == f"{k}/3" and summary["read"] == 100
         assert summary["sent"] + summary["skipped"] == 100 and summary["skipped_reasons"] == {
-            "--shard": summary["skipped"]
+            "shard": summary["skipped"]
         }
     assert sorted(ids_of(receiver)) == unsharded  # the same ids, each once
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cdpcli import __version__, config
+from cdpcli import __version__
 
 
 class CdpGroup(TyperGroup):
@@ -126,7 +126,3 @@ def root(
 
     Example: cdp track --user 42 --event Item_Purchased -p price:=9.5 --dry-run
     """
-    from cdpcli.cli.output import warn
-
-    # the config file's warnings (ignored file, unknown setting) as they happen, in order
-    config.on_warning(warn)

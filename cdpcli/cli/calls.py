@@ -16,6 +16,7 @@ from cdpcli.cli.options import (
     CommonFields,
     EmailOpt,
     NameOpt,
+    ObjectTypeOpt,
     PropertiesOpt,
     PropertyItemsOpt,
     SendOptions,
@@ -349,16 +350,7 @@ def group(
     ],
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
-    object_type_id: Annotated[
-        str | None,
-        typer.Option(
-            "--object-type-id",
-            help="Object type ID (sent as objectTypeId; the API assumes 1).",
-            metavar="ID",
-            show_default=False,
-            rich_help_panel="Call fields",
-        ),
-    ] = None,
+    object_type_id: ObjectTypeOpt = None,
     traits: TraitsOpt = None,
     trait: TraitItemsOpt = None,
 ) -> None:

@@ -1,30 +1,22 @@
 """`cdp config set|get|unset|list`: the config file's profiles (cdpcli.config) from the shell."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from cdpcli.cli.base import CdpGroup, app
-from cdpcli.cli.options import SendOptions, connection_command
-from cdpcli.cli.output import reporting
-from cdpcli.config import SETTINGS, profile_names
+from cdpcli.cli.options import ProfileOpt, SendOptions, connection_command
+from cdpcli.cli.output import Output, reporting, warn
+from cdpcli.settings import SETTINGS
 
 config_app = typer.Typer(
     cls=CdpGroup, help="Read and write settings in the config file (per profile).", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
 
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        help="Profile to use (default: $CDP_PROFILE, else 'default').",
-        metavar="NAME",
-        show_default=False,
-        autocompletion=profile_names,
-    ),
-]
 KeyArg = Annotated[
     str,
     typer.Argument(
@@ -38,6 +30,20 @@ KeyArg = Annotated[
 
 def _profile(profile: str | None) -> str:
     return profile or os.environ.get("CDP_PROFILE") or "default"
+
+
+@contextmanager
+def _warnings_said(out: Output | None = None) -> Iterator[list[str]]:
+    """A list for the config file's warnings, printed when the block ends, however it ends."""
+    warnings: list[str] = []
+    try:
+        yield warnings
+    finally:
+        for text in warnings:
+            if out is not None:
+                out.warn(text)
+            else:
+                warn(text)
 
 
 def _shown(name: str, value: object) -> str:
@@ -75,10 +81,10 @@ def config_set(
     """
     import sys
 
-    from cdpcli.config import set_value
     from cdpcli.errors import UsageError
+    from cdpcli.settings import set_value
 
-    with reporting():
+    with reporting(), _warnings_said() as warnings:
         if value is None:
             if key != "api-key":
                 raise UsageError(f"missing VALUE for {key}", hint=f"cdp config set {key} VALUE")
@@ -104,7 +110,7 @@ def config_set(
 
             warn("a key given as an argument stays in your shell history; next time leave VALUE out to be prompted")
         name = _profile(profile)
-        path = set_value(name, key, value)
+        path = set_value(name, key, value, warnings=warnings)
         typer.echo(f"set {key} = {_shown(key, value)} in profile {name} ({path})", err=True)
 
 
@@ -114,13 +120,14 @@ def config_get(key: KeyArg, profile: ProfileOpt = None) -> None:
 
     Example: cdp config get region --profile staging
     """
-    from cdpcli.config import DEFAULT_PROFILE, check_key_name, load_config, unknown_profile_error
+    from cdpcli.config import load_config, unknown_profile_error
     from cdpcli.errors import UsageError
+    from cdpcli.settings import DEFAULT_PROFILE, check_key_name
 
-    with reporting():
+    with reporting(), _warnings_said() as warnings:
         check_key_name(key)
         name = _profile(profile)
-        profiles = load_config()
+        profiles = load_config(warnings=warnings)
         if name != DEFAULT_PROFILE and name not in profiles:
             raise unknown_profile_error(name, profiles)
         value = profiles.get(name, {}).get(key)
@@ -135,11 +142,11 @@ def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
 
     Example: cdp config unset endpoint --profile staging
     """
-    from cdpcli.config import unset_value
+    from cdpcli.settings import unset_value
 
-    with reporting():
+    with reporting(), _warnings_said() as warnings:
         name = _profile(profile)
-        removed = unset_value(name, key)
+        removed = unset_value(name, key, warnings=warnings)
         typer.echo(f"{'removed' if removed else 'was not set:'} {key} in profile {name}", err=True)
 
 
@@ -160,10 +167,11 @@ def config_list(
 
     Example: cdp config list --resolved --profile prod
     """
-    from cdpcli.config import DEFAULT_PROFILE, config_path, load_config, unknown_profile_error
+    from cdpcli.config import config_path, load_config, unknown_profile_error
+    from cdpcli.settings import DEFAULT_PROFILE
 
     out = opts.output()
-    with reporting(out):
+    with reporting(out), _warnings_said(out) as warnings:
         if resolved:
             target = opts.target(need_key=False)
             rows = {name: (getattr(target, name.replace("-", "_")), target.sources[name]) for name in SETTINGS}
@@ -184,7 +192,7 @@ def config_list(
             for name, (value, source) in rows.items():
                 out.result(f"{name:<9} {_shown(name, value) or '-':<40} {source}")
             return
-        profiles = load_config()
+        profiles = load_config(warnings=warnings)
         if opts.profile and opts.profile != DEFAULT_PROFILE and opts.profile not in profiles:
             raise unknown_profile_error(opts.profile, profiles)
         names = [opts.profile] if opts.profile else sorted(profiles) or []

@@ -2,32 +2,19 @@
 stderr, and the summary rendered from its ImportResult."""
 
 import os
-import signal
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from cdpcli.cli.base import app
-from cdpcli.cli.import_summary import report
+from cdpcli.cli.import_events import ECHO_REJECTS, TerminalEvents, run_and_report, terminal_events
 from cdpcli.cli.options import SendOptions, env_note, sending_command
-from cdpcli.cli.output import Output, reporting
-from cdpcli.importing.events import ImportEvents
+from cdpcli.cli.output import reporting
+from cdpcli.errors import UsageError
+from cdpcli.importing.shard import SHARD_ENV, Shard, parse_shard, shard_sources
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES
 
-if TYPE_CHECKING:
-    from cdpcli.cli.progress import ImportProgress
-    from cdpcli.importing import Importer
-    from cdpcli.importing.engine import Stats
-    from cdpcli.importing.shard import Shard
-    from cdpcli.transport import Exchange
-    from cdpcli.wire import Request
-
-# stderr shows this many reject lines, then only the total (a CSV fed as NDJSON is thousands)
-ECHO_REJECTS = 20
+__all__ = ["ECHO_REJECTS", "TerminalEvents", "import_", "run_and_report", "terminal_events"]
 
 
 @app.command("import")
@@ -263,44 +250,38 @@ def import_(
 
     Example: cdp import segment-logs/ --from segment --preflight
     """
-    from cdpcli.importing import DEFAULT_REJECTS, Importer, ImportOptions, check_options, make_sources
-    from cdpcli.importing.csvrows import parse_columns
-    from cdpcli.importing.pacing import resolve_rate
-    from cdpcli.importing.select import parse_time
-    from cdpcli.importing.shard import shard_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
 
     out = opts.output()
     with reporting(out):
-        chosen_shard = _shard(shard, shard_by)
-        rate_per_process, rate_auto = resolve_rate(rate, rate_budget, chosen_shard)
-        options = ImportOptions(
-            default_type=type_,
+        options = ImportOptions.build(
+            type=type_,
             concurrency=concurrency,
             batch_bytes=batch_bytes,
             batch_events=batch_events,
-            rate=rate_per_process,
-            rate_auto=rate_auto,
-            shard=chosen_shard,
-            rejects=rejects if rejects is not None else DEFAULT_REJECTS,
-            rejects_explicit=rejects is not None,
+            rate=rate,
+            rate_budget=rate_budget,
+            shard=_shard(shard, shard_by),
+            shard_by=shard_by,
+            rejects=rejects,
             checkpoint=checkpoint,
             order=order,
             max_invalid=max_invalid,
             dry_run=opts.dry_run,
             archive=from_,
-            csv_columns=parse_columns(column or []),
+            column=column or [],
             infer_types=infer_types,
-            types=_names(types),
-            events=_names(events),
-            exclude_events=_names(exclude_events),
-            since=parse_time(since, "--since") if since is not None else None,
-            until=parse_time(until, "--until") if until is not None else None,
+            types=types,
+            events=events,
+            exclude_events=exclude_events,
+            since=since,
+            until=until,
             sample=sample,
             limit=limit,
             recent=recent,
         )
         sources, warnings = make_sources(files or [], id_namespace, format_)
-        sources = shard_sources(sources, chosen_shard)
+        sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:
             from cdpcli.cli.import_preflight import render
@@ -314,120 +295,18 @@ def import_(
         target = opts.target()
         for text in warnings:
             out.warn(text)
-        events = terminal_events(opts, progress)
-        code = run_and_report(Importer(target, sources, options, events), out, events)
+        observer = terminal_events(opts, progress)
+        code = run_and_report(Importer(target, sources, options, observer), out, observer)
     raise typer.Exit(code)
 
 
-def _names(text: str | None) -> list[str] | None:
-    """A comma-separated option as its names (None when not given)."""
-    if text is None:
-        return None
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def _shard(flag: str | None, by: str) -> "Shard | None":
-    """--shard K/N, else $CDP_SHARD (an Indexed Job's $JOB_COMPLETION_INDEX goes there)."""
-    from cdpcli.errors import UsageError
-    from cdpcli.importing.shard import SHARD_ENV, parse_shard
-
+def _shard(flag: str | None, by: str) -> str | Shard | None:
+    """--shard K/N as given, else $CDP_SHARD (an Indexed Job's $JOB_COMPLETION_INDEX goes
+    there) parsed here, so that its errors name the variable."""
     if flag is not None:
-        return parse_shard(flag, by)
+        return flag
     if os.environ.get(SHARD_ENV, "").strip():
-        return parse_shard(os.environ[SHARD_ENV], by, origin="$" + SHARD_ENV)
+        return parse_shard(os.environ[SHARD_ENV], by, origin="$" + SHARD_ENV + " ")
     if by != "line":
         raise UsageError(f"--shard-by {by} needs --shard K/N (or $CDP_SHARD)")
     return None
-
-
-class TerminalEvents(ImportEvents):
-    """The import's events on a terminal: progress (Rich), reject lines (the first
-    ECHO_REJECTS), retries and exchanges with -v, dry-run requests on stdout."""
-
-    def __init__(self, out: Output, progress: bool) -> None:
-        self.out = out
-        self.progress = progress
-        self._display: ImportProgress | None = None
-        self._lock = threading.Lock()
-        self.echoed = 0
-
-    def started(self, stats: "Stats", total_bytes: int | None) -> None:
-        if self.progress:
-            from cdpcli.cli.progress import ImportProgress
-
-            self._display = ImportProgress(stats, total_bytes).start()
-
-    def finished(self) -> None:
-        if self._display is not None:
-            self._display.stop()
-            self._display = None
-
-    def phase(self, index: int, name: str) -> None:
-        self.out.verbose(f"--order phased: phase {index + 1} of 4 ({name})")
-
-    def note(self, text: str) -> None:
-        self.out.info(text)
-
-    def rejected(self, text: str) -> None:
-        with self._lock:
-            self.echoed += 1
-            shown = self.echoed <= ECHO_REJECTS
-        if shown:
-            self.out.problem(text)
-
-    def retrying(self, text: str) -> None:
-        self.out.verbose(text)
-
-    def exchange(self, exchange: "Exchange") -> None:
-        self.out.exchange(exchange)
-
-    def dry_run(self, request: "Request") -> None:
-        self.out.show_request(request)
-        if not self.out.json_mode:
-            self.out.result("")  # a blank line between batches
-
-    @property
-    def unechoed(self) -> int:
-        """Reject lines not shown on stderr (past ECHO_REJECTS)."""
-        return max(self.echoed - ECHO_REJECTS, 0)
-
-
-def terminal_events(opts: SendOptions, progress: bool | None) -> "TerminalEvents":
-    """The import's events for this command: live progress when asked (--progress), else when
-    stderr is a terminal and not --quiet."""
-    show = progress if progress is not None else sys.stderr.isatty() and not opts.quiet
-    return TerminalEvents(opts.output(), show)
-
-
-def run_and_report(importer: "Importer", out: Output, events: "TerminalEvents") -> int:
-    """Run an import with Ctrl-C/SIGTERM handled, print its summary; its exit code. Every
-    command that imports (`cdp import`, the operations' --from) ends this way."""
-    with interrupts_handled_by(importer, out):
-        result = importer.run()
-    report(result, out, events)
-    return int(result.exit_code)
-
-
-@contextmanager
-def interrupts_handled_by(importer: "Importer", out: Output) -> Iterator[None]:
-    """Ctrl-C and SIGTERM go to importer.interrupt() while it runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if importer.interrupt():
-            # written from another thread: the signal may have come in the middle of this
-            # thread's own write to stderr, and a write from inside it fails (reentrant call)
-            threading.Thread(
-                target=out.info,
-                args=("Interrupted: finishing requests in flight (Ctrl-C again to stop waiting for them)",),
-                daemon=True,
-            ).start()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

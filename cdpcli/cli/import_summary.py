@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cdpcli.cli.output import OPTION_IDS, Output, error_text, flag_of
 from cdpcli.errors import ExitCode
 
 if TYPE_CHECKING:
-    from cdpcli.cli.import_ import TerminalEvents
-    from cdpcli.cli.output import Output
     from cdpcli.importing import ImportResult
 
 
-def report(result: ImportResult, out: Output, events: TerminalEvents) -> None:
+def report(result: ImportResult, out: Output, unechoed: int = 0) -> None:
+    """The summary on stderr, and the --json object; `unechoed`: reject lines not shown."""
     fatal = result.error
+    message, hint = error_text(fatal) if fatal else ("", None)
     if fatal:
-        out.error(fatal.message, fatal.hint)
-    if events.unechoed:
-        out.problem(
-            f"{events.unechoed:,} more rejected lines not shown; all {result.rejected:,} are in {result.rejects_path}"
-        )
+        out.error(message, hint)
+    if unechoed:
+        out.problem(f"{unechoed:,} more rejected lines not shown; all {result.rejected:,} are in {result.rejects_path}")
     out.info(summary_text(result))
     if result.recent and result.recent_mode == "warn":
         out.warn(
@@ -30,7 +29,7 @@ def report(result: ImportResult, out: Output, events: TerminalEvents) -> None:
     if out.json_mode:
         outcome: dict[str, Any] = {"ok": result.ok}
         if fatal:
-            outcome.update(error=fatal.message, hint=fatal.hint)
+            outcome.update(error=message, hint=hint)
         elif result.exit_code == ExitCode.INTERRUPTED:
             outcome.update(error="interrupted", hint=None)
         elif not result.ok:
@@ -78,8 +77,7 @@ def summary_text(result: ImportResult) -> str:
     if result.skipped:
         reasons = result.skipped_reasons or {"checkpoint": result.skipped}
         shown = ", ".join(
-            f"{count:,} {'settled by an earlier run' if reason == 'checkpoint' else reason}"
-            for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
+            f"{count:,} {_reason(reason)}" for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
         )
         extra.append(f"{result.skipped:,} skipped ({shown if len(reasons) > 1 else shown.split(' ', 1)[1]})")
     if extra:
@@ -112,6 +110,15 @@ def summary_text(result: ImportResult) -> str:
 
 
 TOP_REASONS = 10  # per breakdown in the summary; --json has them all
+# skipped_reasons keys that are not option ids (--json shows the ids, the summary these words)
+REASON_WORDS = {"checkpoint": "settled by an earlier run"}
+
+
+def _reason(reason: str) -> str:
+    """A skipped reason as the summary says it: the flag that left the lines out, or words."""
+    if reason in REASON_WORDS:
+        return REASON_WORDS[reason]
+    return flag_of(reason) if reason in OPTION_IDS else reason
 
 
 def _breakdown(title: str, counts: dict[str, int]) -> list[str]:

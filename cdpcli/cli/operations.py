@@ -1,26 +1,35 @@
-"""Customer.io's operations (issue 12): `cdp person delete|suppress|unsuppress`, `cdp device
+"""Customer.io's operations: `cdp person delete|suppress|unsuppress`, `cdp device
 add|remove`, `cdp object delete`, `cdp relationship delete`, `cdp report delivery|content`.
 Flags -> the core's builders (cdpcli.operations) -> one call sent as the call commands send it,
 or with --from FILE|- one call per line through the import engine, reported as `cdp import`
 reports. Deleting and suppressing ask first on a terminal (--yes skips the question)."""
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdpcli.cli.base import CdpGroup, app
 from cdpcli.cli.items import apply_items
-from cdpcli.cli.options import CALL, ITEM, SendOptions, extend_signature, sending_command
+from cdpcli.cli.options import (
+    CALL,
+    ITEM,
+    AnonymousOpt,
+    BulkOptions,
+    FromFileOpt,
+    ObjectOpt,
+    ObjectTypeOpt,
+    SendOptions,
+    UserOpt,
+    YesOpt,
+    bulk_command,
+    sending_command,
+)
 from cdpcli.cli.output import Output, reporting
 from cdpcli.errors import CdpError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from cdpcli.operations import IdList, Operation  # noqa: F401
-
-BULK = "Bulk (--from)"
 
 person_app = typer.Typer(cls=CdpGroup, help="Delete, suppress or unsuppress people.", no_args_is_help=True)
 device_app = typer.Typer(cls=CdpGroup, help="Register or remove a person's push devices.", no_args_is_help=True)
@@ -36,94 +45,123 @@ app.add_typer(relationship_app, name="relationship")
 app.add_typer(report_app, name="report")
 
 
-def _opt(*flags: str, help: str, metavar: str, kind: Any = str | None, panel: str = CALL, **extra: Any) -> Any:
-    return Annotated[
-        kind, typer.Option(*flags, help=help, metavar=metavar, show_default=False, rich_help_panel=panel, **extra)
-    ]
-
-
-UserOpt = _opt("--user", "-u", "--user-id", help="userId of the person.", metavar="ID")
-AnonymousOpt = _opt("--anonymous-id", help="anonymousId of the person.", metavar="ID")
-PlatformOpt = _opt(
-    "--platform",
-    help="The device's platform, sent as context.device.type.",
-    metavar="ios|android|web",
-    autocompletion=lambda: ["ios", "android", "web"],
-)
-TokenOpt = _opt(
-    "--token", help="The device token (for web push: the push subscription's endpoint URL).", metavar="TOKEN"
-)
-ObjectTypeOpt = _opt(
-    "--object-type-id", help="Object type ID, a whole number (the API assumes 1).", metavar="N", kind=int | None
-)
-ActionNameOpt = _opt("--action-name", help="Name of the action clicked (actionName).", metavar="NAME")
-ActionValueOpt = _opt(
-    "--action-value", help="Value of the action clicked, e.g. its link (actionValue).", metavar="VALUE"
-)
-FromOpt = _opt(
-    "--from",
-    help="Send one call per line of FILE (- reads stdin) through the import engine: an id per line, or a JSON object per line with the command's fields.",
-    metavar="FILE|-",
-    panel=BULK,
-)
-YesOpt = Annotated[
-    bool,
-    typer.Option("--yes", "-y", help="Do not ask for confirmation (required without a terminal).", metavar=""),
-]
-CheckpointOpt = _opt(
-    "--checkpoint",
-    help="With --from: record progress here; the same command run again resumes.",
-    metavar="FILE",
-    panel=BULK,
-)
-RejectsOpt = _opt(
-    "--rejects",
-    help="With --from: where invalid and undelivered lines go, with the reason.  \\[default: cdp-rejects.ndjson]",
-    metavar="FILE",
-    panel=BULK,
-)
-ConcurrencyOpt = Annotated[
-    int,
-    typer.Option("--concurrency", help="With --from: requests in flight at once.", metavar="N", rich_help_panel=BULK),
-]
-ProgressOpt = Annotated[
-    bool | None,
+PlatformOpt = Annotated[
+    str | None,
     typer.Option(
-        "--progress/--no-progress",
-        help="With --from: live progress on stderr (default: when stderr is a terminal).",
-        metavar="",
+        "--platform",
+        help="The device's platform, sent as context.device.type.",
+        metavar="ios|android|web",
         show_default=False,
-        rich_help_panel=BULK,
+        rich_help_panel=CALL,
+        autocompletion=lambda: ["ios", "android", "web"],
     ),
 ]
-MaxInvalidOpt = _opt(
-    "--max-invalid", help="With --from: stop after N invalid lines.", metavar="N", kind=int | None, panel=BULK
-)
-
-
-@dataclass
-class BulkOptions:
-    """How --from FILE|- is sent (the import engine's options), as typed."""
-
-    checkpoint: str | None = None
-    rejects: str | None = None
-    concurrency: int = 16
-    progress: bool | None = None
-    max_invalid: int | None = None
-
-
-_BULK_OPTIONS: dict[str, Any] = {
-    "checkpoint": CheckpointOpt,
-    "rejects": RejectsOpt,
-    "concurrency": ConcurrencyOpt,
-    "progress": ProgressOpt,
-    "max_invalid": MaxInvalidOpt,
-}
-
-
-def bulk_command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Give `func(…, bulk: BulkOptions)` the --from options, defined once for every operation."""
-    return extend_signature(func, "bulk", _BULK_OPTIONS, {"concurrency": 16}, BulkOptions)
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="The device token (for web push: the push subscription's endpoint URL).",
+        metavar="TOKEN",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+ActionNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--action-name",
+        help="Name of the action clicked (actionName).",
+        metavar="NAME",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+ActionValueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--action-value",
+        help="Value of the action clicked, e.g. its link (actionValue).",
+        metavar="VALUE",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+TokenTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token-type",
+        help="fid for a Firebase Installation ID (sent as the _cio_token_type attribute, as the Android SDK does).",
+        metavar="fid|token",
+        show_default=False,
+        rich_help_panel=CALL,
+        autocompletion=lambda: ["fid", "token"],
+    ),
+]
+DeviceAttributesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-p",
+        "--property",
+        help="Device attribute KEY=VALUE or KEY:=JSON. Repeatable.",
+        metavar=ITEM,
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+DeliveryIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--delivery-id", help="The message's deliveryId.", metavar="ID", show_default=False, rich_help_panel=CALL
+    ),
+]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metric",
+        help="delivered, opened, clicked or converted (others are sent with a warning).",
+        metavar="METRIC",
+        show_default=False,
+        rich_help_panel=CALL,
+        autocompletion=lambda: ["delivered", "opened", "clicked", "converted"],
+    ),
+]
+RecipientOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--recipient",
+        help="The device token a push went to (recipient).",
+        metavar="R",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+HrefOpt = Annotated[
+    str | None,
+    typer.Option("--href", help="The link clicked (href).", metavar="URL", show_default=False, rich_help_panel=CALL),
+]
+ContentIdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--content-id", help="contentId, a whole number.", metavar="N", show_default=False, rich_help_panel=CALL
+    ),
+]
+TemplateIdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--template-id", help="templateId, a whole number.", metavar="N", show_default=False, rich_help_panel=CALL
+    ),
+]
+ContentActionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--action",
+        help="viewed or clicked (sent as actionType viewed_content or clicked_content).",
+        metavar="viewed|clicked",
+        show_default=False,
+        rich_help_panel=CALL,
+        autocompletion=lambda: ["viewed", "clicked"],
+    ),
+]
 
 
 def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
@@ -141,7 +179,7 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
 
 def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> None:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
-    from cdpcli.cli.import_ import run_and_report, terminal_events
+    from cdpcli.cli.import_events import run_and_report, terminal_events
     from cdpcli.operations import bulk_importer
 
     out = opts.output()
@@ -240,7 +278,7 @@ def _person_command(action: str):
         opts: SendOptions,
         bulk: BulkOptions,
         user: UserOpt = None,
-        source: FromOpt = None,
+        source: FromFileOpt = None,
         yes: YesOpt = False,
     ) -> None:
         from cdpcli import operations
@@ -286,20 +324,9 @@ def device_add(
     user: UserOpt = None,
     token: TokenOpt = None,
     platform: PlatformOpt = None,
-    token_type: _opt(
-        "--token-type",
-        help="fid for a Firebase Installation ID (sent as the _cio_token_type attribute, as the Android SDK does).",
-        metavar="fid|token",
-        autocompletion=lambda: ["fid", "token"],
-    ) = None,
-    prop: _opt(
-        "-p",
-        "--property",
-        help="Device attribute KEY=VALUE or KEY:=JSON. Repeatable.",
-        metavar=ITEM,
-        kind=list[str] | None,
-    ) = None,
-    source: FromOpt = None,
+    token_type: TokenTypeOpt = None,
+    prop: DeviceAttributesOpt = None,
+    source: FromFileOpt = None,
 ) -> None:
     """Register or update a push device (Device Created or Updated).
 
@@ -333,7 +360,7 @@ def device_remove(
     user: UserOpt = None,
     token: TokenOpt = None,
     platform: PlatformOpt = None,
-    source: FromOpt = None,
+    source: FromFileOpt = None,
 ) -> None:
     """Remove a push device from a person (Device Deleted).
 
@@ -361,17 +388,26 @@ def _need_flags(**flags: str | None) -> None:
 # -- object, relationship --------------------------------------------------------------------
 
 
+def _object_type(value: str | None) -> str | None:
+    """--object-type-id is a string everywhere (as in `cdp group`); the operations send it as
+    the whole number the API reads there, so a non-number is named here by its flag."""
+    from cdpcli.operations import whole_number
+
+    whole_number(value, "--object-type-id")
+    return value
+
+
 @object_app.command("delete")
 @sending_command
 @bulk_command
 def object_delete(
     opts: SendOptions,
     bulk: BulkOptions,
-    object_id: _opt("--object", "--object-id", help="objectId of the object to delete.", metavar="ID") = None,
+    object_id: ObjectOpt = None,
     object_type_id: ObjectTypeOpt = None,
     user: UserOpt = None,
     anonymous_id: AnonymousOpt = None,
-    source: FromOpt = None,
+    source: FromFileOpt = None,
     yes: YesOpt = False,
 ) -> None:
     """Delete an object (Object Deleted). Cannot be undone.
@@ -385,6 +421,7 @@ def object_delete(
     out = opts.output()
     with reporting(out):
         _exactly_one(object_id, source, "--object")
+        object_type_id = _object_type(object_type_id)
         op = operations.operation("object delete", object_type_id=object_type_id, user=user, anonymous_id=anonymous_id)
         ids = (1, [object_id]) if object_id is not None else _ids_in(op, source)
         question = "Delete {what} from Customer.io?"
@@ -402,7 +439,7 @@ def object_delete(
 def relationship_delete(
     opts: SendOptions,
     user: UserOpt = None,
-    object_id: _opt("--object", "--object-id", help="objectId of the object.", metavar="ID") = None,
+    object_id: ObjectOpt = None,
     object_type_id: ObjectTypeOpt = None,
 ) -> None:
     """Delete a person's relationship to an object (Relationship Deleted).
@@ -413,6 +450,7 @@ def relationship_delete(
 
     with reporting(opts.output()):
         _need_flags(user=user, object=object_id)
+        object_type_id = _object_type(object_type_id)
         _one_call(
             opts,
             operations.relationship_delete(user, object_id, object_type_id=object_type_id),
@@ -427,15 +465,10 @@ def relationship_delete(
 @sending_command
 def report_delivery(
     opts: SendOptions,
-    delivery_id: _opt("--delivery-id", help="The message's deliveryId.", metavar="ID") = None,
-    metric: _opt(
-        "--metric",
-        help="delivered, opened, clicked or converted (others are sent with a warning).",
-        metavar="METRIC",
-        autocompletion=lambda: ["delivered", "opened", "clicked", "converted"],
-    ) = None,
-    recipient: _opt("--recipient", help="The device token a push went to (recipient).", metavar="R") = None,
-    href: _opt("--href", help="The link clicked (href).", metavar="URL") = None,
+    delivery_id: DeliveryIdOpt = None,
+    metric: MetricOpt = None,
+    recipient: RecipientOpt = None,
+    href: HrefOpt = None,
     action_name: ActionNameOpt = None,
     action_value: ActionValueOpt = None,
     user: UserOpt = None,
@@ -466,14 +499,9 @@ def report_delivery(
 @sending_command
 def report_content(
     opts: SendOptions,
-    content_id: _opt("--content-id", help="contentId, a whole number.", metavar="N", kind=int | None) = None,
-    template_id: _opt("--template-id", help="templateId, a whole number.", metavar="N", kind=int | None) = None,
-    action: _opt(
-        "--action",
-        help="viewed or clicked (sent as actionType viewed_content or clicked_content).",
-        metavar="viewed|clicked",
-        autocompletion=lambda: ["viewed", "clicked"],
-    ) = None,
+    content_id: ContentIdOpt = None,
+    template_id: TemplateIdOpt = None,
+    action: ContentActionOpt = None,
     action_name: ActionNameOpt = None,
     action_value: ActionValueOpt = None,
     user: UserOpt = None,

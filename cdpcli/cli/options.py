@@ -8,16 +8,18 @@ command lists only its own options and users can type them after the subcommand.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
 from cdpcli.cli.output import Output
-from cdpcli.config import PROFILE_ENV, SETTINGS, profile_names
+from cdpcli.config import profile_names
+from cdpcli.settings import PROFILE_ENV, SETTINGS
 
 if TYPE_CHECKING:
     from cdpcli.target import Target
@@ -50,21 +52,25 @@ class SendOptions:
 
     def target(self, *, need_key: bool = True) -> Target:
         """The core's Target from these flags (flag > env > profile > default); its warnings
-        are printed here. A key is needed to send, not for a dry run."""
+        are printed here, also when resolving fails. A key is needed to send, not for a dry run."""
         from cdpcli.target import Target
 
-        target = Target.resolve(
-            profile=self.profile,
-            api_key=self.api_key,
-            region=self.region,
-            endpoint=self.endpoint,
-            timeout=self.timeout,
-            retries=self.retries,
-            strict=self.strict,
-            gzip=self.gzip,
-        )
-        for text in target.warnings:
-            self.output().warn(text)
+        warnings: list[str] = []
+        try:
+            target = Target.resolve(
+                profile=self.profile,
+                api_key=self.api_key,
+                region=self.region,
+                endpoint=self.endpoint,
+                timeout=self.timeout,
+                retries=self.retries,
+                strict=self.strict,
+                gzip=self.gzip,
+                warnings=warnings,
+            )
+        finally:  # said before any error resolving ends in
+            for text in warnings:
+                self.output().warn(text)
         if need_key and not self.dry_run:
             target.require_key()
         return target
@@ -81,10 +87,29 @@ FLAG = ""
 def env_note(setting: str) -> str:
     """The help text's note of the environment variable behind a setting. Escaped: Typer reads
     help as Rich markup, where a bare [env: …] is a style tag and vanishes. The variable is
-    read by config.resolve (flag > env > profile > default), never by Click itself."""
+    read by settings.resolve (flag > env > profile > default), never by Click itself."""
     name = setting if setting.startswith("CDP_") else SETTINGS[setting][0]
     return f"\n\n\\[env: {name}]"  # its own paragraph: a line of its own in help
 
+
+def in_panel(option: Any, panel: str) -> Any:
+    """The same option (one declaration: flags, help, type) shown in another help panel."""
+    kind, info = get_args(option)
+    moved = copy.copy(info)
+    moved.rich_help_panel = panel
+    return Annotated[kind, moved]
+
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Config profile to use (default: 'default')." + env_note(PROFILE_ENV),
+        metavar="NAME",
+        show_default=False,
+        autocompletion=profile_names,
+    ),
+]
 
 _SEND_OPTIONS: dict[str, Any] = {
     "api_key": Annotated[
@@ -119,17 +144,7 @@ _SEND_OPTIONS: dict[str, Any] = {
             rich_help_panel=CONNECTION,
         ),
     ],
-    "profile": Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            help="Config profile to read settings from." + env_note(PROFILE_ENV),
-            metavar="NAME",
-            show_default=False,
-            rich_help_panel=CONNECTION,
-            autocompletion=profile_names,
-        ),
-    ],
+    "profile": in_panel(ProfileOpt, CONNECTION),
     "timeout": Annotated[
         float | None,
         typer.Option(
@@ -420,3 +435,108 @@ EmailOpt = Annotated[
         rich_help_panel=CALL,
     ),
 ]
+
+
+# Options of the operations (cdp person|device|object|relationship|report …).
+ObjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--object",
+        "--object-id",
+        help="objectId of the object.",
+        metavar="ID",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+ObjectTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--object-type-id",
+        help="Object type ID, a whole number (sent as objectTypeId; the API assumes 1).",
+        metavar="N",
+        show_default=False,
+        rich_help_panel=CALL,
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (required without a terminal).", metavar=FLAG),
+]
+
+# How many lines go through the import engine: `cdp import`'s options, and the operations'
+# bulk bundle (with --from FILE|-), which shows them in its own help panel.
+BULK = "Bulk (--from)"
+BULK_CONCURRENCY = 16
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.", metavar="N")]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rejects",
+        help="Where invalid and undelivered calls are appended, with the reason (created 0600).  \\[default: cdp-rejects.ndjson]",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+CheckpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        help="Record progress here; the same command run again resumes after it.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Live progress on stderr (default: when stderr is a terminal).",
+        metavar=FLAG,
+        show_default=False,
+    ),
+]
+MaxInvalidOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-invalid",
+        help="Stop after this many invalid lines (exit 1; checkpoint and summary written).",
+        metavar="N",
+        show_default=False,
+    ),
+]
+FromFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Send one call per line of FILE (- reads stdin) through the import engine: an id per line, or a JSON object per line with the command's fields.",
+        metavar="FILE|-",
+        show_default=False,
+        rich_help_panel=BULK,
+    ),
+]
+
+
+@dataclass
+class BulkOptions:
+    """How an operation's --from FILE|- is sent (the import engine's options), as typed."""
+
+    checkpoint: str | None = None
+    rejects: str | None = None
+    concurrency: int = BULK_CONCURRENCY
+    progress: bool | None = None
+    max_invalid: int | None = None
+
+
+_BULK_OPTIONS: dict[str, Any] = {
+    "checkpoint": in_panel(CheckpointOpt, BULK),
+    "rejects": in_panel(RejectsOpt, BULK),
+    "concurrency": in_panel(ConcurrencyOpt, BULK),
+    "progress": in_panel(ProgressOpt, BULK),
+    "max_invalid": in_panel(MaxInvalidOpt, BULK),
+}
+
+
+def bulk_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func(…, bulk: BulkOptions)` the --from options, defined once for every operation."""
+    return extend_signature(func, "bulk", _BULK_OPTIONS, {"concurrency": BULK_CONCURRENCY}, BulkOptions)

@@ -5,10 +5,11 @@ codes (`reporting`)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import CdpError, ExitCode
@@ -19,9 +20,51 @@ if TYPE_CHECKING:
     from cdpcli.transport import Exchange
     from cdpcli.wire import Request
 
-# JSON objects written to stdout so far: `reporting` prints an error object under --json only
-# when the command has not already printed its own result object.
-_json_objects = 0
+# The core names options by id, in Python's spelling (`types=`, `rate=200`); the CLI shows
+# its flags. An id not listed here is spelled "--" + the id with dashes.
+FLAG_FOR_OPTION = {"type": "--type", "archive": "--from", "column": "--column"}
+OPTION_IDS = (
+    *FLAG_FOR_OPTION,
+    *[
+        "concurrency",
+        "batch_bytes",
+        "batch_events",
+        "rate",
+        "rate_budget",
+        "shard",
+        "shard_by",
+        "rejects",
+        "checkpoint",
+        "order",
+    ],
+    *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
+    *["limit", "sample", "recent", "dry_run", "preflight"],
+)
+# `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
+_OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
+
+
+def flag_of(option: str) -> str:
+    """The flag that sets an option id (`exclude_events` -> `--exclude-events`)."""
+    return FLAG_FOR_OPTION.get(option, "--" + option.replace("_", "-"))
+
+
+def flagged(text: str) -> str:
+    """The core's text with its options as flags: `types='x': …` -> `--types 'x': …`,
+    `since= must be before until=` -> `--since must be before --until`."""
+
+    def flag(match: re.Match[str]) -> str:
+        after = match[2]
+        return flag_of(match[1]) + (" " + after if after and after not in ",.;:)" else after)
+
+    return _OPTION_FORM.sub(flag, text)
+
+
+def error_text(error: CdpError) -> tuple[str, str | None]:
+    """An error's message and hint as the CLI shows them (options as flags when it names one)."""
+    if getattr(error, "option", None) is None:
+        return error.message, error.hint
+    return flagged(error.message), flagged(error.hint) if error.hint else error.hint
 
 
 def _printable(text: str) -> str:
@@ -44,6 +87,9 @@ class Output:
     json_mode: bool = False
     quiet: bool = False
     verbosity: int = 0
+    # JSON objects this command wrote to stdout so far: `reporting` prints an error object
+    # under --json only when the command has not already printed its own result object.
+    json_objects: int = field(default=0, init=False, compare=False)
 
     def result(self, text: str) -> None:
         """A human-readable result line on stdout."""
@@ -52,8 +98,7 @@ class Output:
 
     def json(self, obj: Any) -> None:
         """One compact JSON object per line on stdout (no colour, no wrapping)."""
-        global _json_objects
-        _json_objects += 1
+        self.json_objects += 1
         sys.stdout.write(json_line(obj) + "\n")
         sys.stdout.flush()
 
@@ -66,8 +111,7 @@ class Output:
 
         `body` is the JSON text as it would be sent (spliced in, never re-parsed)."""
         if self.json_mode:
-            global _json_objects
-            _json_objects += 1
+            self.json_objects += 1
             head = json.dumps(
                 {"method": "POST", "url": url, "headers": headers}, ensure_ascii=False, separators=(",", ":")
             )
@@ -138,14 +182,14 @@ def reporting(out: Output | None = None) -> Iterator[None]:
     import typer
 
     out = out or Output()
-    printed_before = _json_objects
+    printed_before = out.json_objects
     try:
         yield
     except CdpError as exc:
-        _fail(out, printed_before, exc.message, exc.hint, exc.exit_code, getattr(exc, "details", None))
+        _fail(out, printed_before, *error_text(exc), exc.exit_code, getattr(exc, "details", None))
     except KeyboardInterrupt:
         _stderr("Interrupted.")
-        if out.json_mode and _json_objects == printed_before:
+        if out.json_mode and out.json_objects == printed_before:
             _json_error(out, "interrupted", None, ExitCode.INTERRUPTED)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except (typer.Exit, typer.Abort, SystemExit):
@@ -173,7 +217,7 @@ def _fail(
     import typer
 
     out.error(message, hint)
-    if out.json_mode and _json_objects == printed_before:
+    if out.json_mode and out.json_objects == printed_before:
         _json_error(out, message, hint, code, details)
     raise typer.Exit(int(code)) from None
 

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from cdpcli.importing.engine import Stats
+    from cdpcli.importing.stats import Stats
 
 STATUS_EVERY = 5.0  # seconds between plain status lines
 # tests (and the impatient) may ask for another interval

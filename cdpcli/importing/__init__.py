@@ -1,10 +1,11 @@
 """Imports: lines of calls from files, stdin or any iterable, validated, batched and delivered,
 every line settled exactly once (delivered, or in the rejects file with its reason).
 
-The way in, by step: sources.py (reading) -> prepare.py (a line becomes a call's bytes) ->
-batches.py -> delivery.py (sending, splitting, stopping) -> rejects.py and checkpoint.py
-(what is settled); engine.py runs them together, events.py is what it tells a front end and
-returns. api.py: `import_lines`, the Python API; `cdp import` builds the same Importer.
+The way in, by step: options.py (the settings, built once from raw values) -> sources.py
+(reading) -> prepare.py (a line becomes a call's bytes) -> batches.py -> delivery.py (sending,
+splitting, stopping; it reports through settle.py) -> rejects.py and checkpoint.py (what is
+settled); engine.py runs them together, stats.py counts, events.py is what it tells a front end
+and returns. api.py: `import_lines`, the Python API; `cdp import` builds the same Importer.
 
 Names load their module on first use: `cdp track` imports events.py (for the CLI's types)
 without paying for the engine (~14 ms).
@@ -20,11 +21,11 @@ _HOMES = {
     "DEFAULT_REJECTS": "cdpcli.importing.rejects",
     "ImportEvents": "cdpcli.importing.events",
     "ImportResult": "cdpcli.importing.events",
-    "ImportOptions": "cdpcli.importing.engine",
+    "ImportOptions": "cdpcli.importing.options",
     "Importer": "cdpcli.importing.engine",
     "Source": "cdpcli.importing.source",
     "make_sources": "cdpcli.importing.sources",
-    "check_options": "cdpcli.importing.api",
+    "check_options": "cdpcli.importing.options",
     "import_lines": "cdpcli.importing.api",
 }
 __all__ = [
@@ -40,9 +41,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from cdpcli.importing.api import check_options, import_lines
-    from cdpcli.importing.engine import Importer, ImportOptions
+    from cdpcli.importing.api import import_lines
+    from cdpcli.importing.engine import Importer
     from cdpcli.importing.events import ImportEvents, ImportResult
+    from cdpcli.importing.options import ImportOptions, check_options
     from cdpcli.importing.rejects import DEFAULT_REJECTS
     from cdpcli.importing.source import Source
     from cdpcli.importing.sources import make_sources

@@ -106,7 +106,7 @@ def _first_lines(batch: Batch) -> dict[int, int]:
     return firsts
 
 
-CHECKPOINT_HINT = "remove it to import from the start, or pass another --checkpoint"
+CHECKPOINT_HINT = "remove it to import from the start, or pass another checkpoint="
 
 
 class Checkpoint:
@@ -130,7 +130,7 @@ class Checkpoint:
         except OSError:
             kind = None
         if kind is not None and not stat.S_ISREG(kind):
-            raise UsageError(f"--checkpoint {path} is not a regular file", hint=CHECKPOINT_HINT)
+            raise UsageError(f"checkpoint={path} is not a regular file", hint=CHECKPOINT_HINT, option="checkpoint")
         self._take_lock()
         try:
             with open(path, "rb") as handle:
@@ -139,7 +139,9 @@ class Checkpoint:
             return
         except OSError as exc:
             self.release()
-            raise UsageError(f"--checkpoint {path}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT) from None
+            raise UsageError(
+                f"checkpoint={path}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT, option="checkpoint"
+            ) from None
         problem = None
         try:
             data = jsontext.loads(text)
@@ -148,7 +150,9 @@ class Checkpoint:
             problem = str(exc)
         if problem:
             self.release()
-            raise UsageError(f"--checkpoint {path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT)
+            raise UsageError(
+                f"checkpoint={path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT, option="checkpoint"
+            )
         self.data = data
         self.existed = True
 
@@ -161,8 +165,9 @@ class Checkpoint:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), files.PRIVATE)
         except OSError as exc:
             raise UsageError(
-                f"--checkpoint {self.path}: cannot create {lock_path} ({exc.strerror})",
+                f"checkpoint={self.path}: cannot create {lock_path} ({exc.strerror})",
                 hint="check that the checkpoint's directory exists and is writable",
+                option="checkpoint",
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,8 +178,9 @@ class Checkpoint:
         except OSError:
             os.close(fd)
             raise UsageError(
-                f"--checkpoint {self.path} is in use by another cdp import",
-                hint="wait for it to finish, or give this import its own --checkpoint",
+                f"checkpoint={self.path} is in use by another cdp import",
+                hint="wait for it to finish, or give this import its own checkpoint=",
+                option="checkpoint",
             ) from None
         self._lock_fd = fd
 
@@ -193,10 +199,11 @@ class Checkpoint:
         if self.existed and self.data.get("shard") != shard:
             was = self.data.get("shard")
             raise UsageError(
-                f"--checkpoint {self.path} was written by "
-                + (f"shard {was}" if was else "an import without --shard")
-                + (f", not shard {shard}" if shard else ", and this import has no --shard"),
+                f"checkpoint={self.path} was written by "
+                + (f"shard {was}" if was else "an import without shard=")
+                + (f", not shard {shard}" if shard else ", and this import has no shard="),
                 hint="give each shard its own checkpoint, or run again with the shard it was written by",
+                option="checkpoint",
             )
         if shard:
             self.data["shard"] = shard
@@ -209,8 +216,9 @@ class Checkpoint:
         was = self.data.get("order", "none")
         if self.existed and was != order:
             raise UsageError(
-                f"--checkpoint {self.path} was written by an import with --order {was}, not --order {order}",
-                hint=f"run again with --order {was} to resume it, or " + CHECKPOINT_HINT,
+                f"checkpoint={self.path} was written by an import with order={was}, not order={order}",
+                hint=f"run again with order={was} to resume it, or " + CHECKPOINT_HINT,
+                option="checkpoint",
             )
         if order == "phased":
             # version 2: a cdp that knows no phases refuses it instead of reading its counts
@@ -257,7 +265,7 @@ def _checkpoint_problem(data: Any) -> str | None:
     if version not in (1, 2):
         return f"version {data.get('version')!r}; this cdp reads versions 1 and 2"
     if (version == 2) != (data.get("order") == "phased"):
-        return "version 2 is for --order phased"
+        return "version 2 is for order=phased"
     phase = data.get("phase", 0)
     if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
         return "malformed order or phase"
@@ -319,5 +327,6 @@ class CheckpointSaver:
         except OSError as exc:
             raise FatalStop(
                 f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",
-                hint="free space or fix the path (--checkpoint), then run the same command again",
+                hint="free space or fix the path (checkpoint=), then run the same import again",
+                option="checkpoint",
             ) from None

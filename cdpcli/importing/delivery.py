@@ -7,28 +7,42 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from cdpcli.calls import failure_of
 from cdpcli.errors import AUTH_STATUSES, FatalStop
-from cdpcli.importing.batches import Batch, BatchRequest, unref
+from cdpcli.importing.batches import Batch, BatchRequest
+from cdpcli.importing.events import ImportEvents
+from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.pacing import AdaptiveRate, RateLimiter
+from cdpcli.importing.settle import Settle
+from cdpcli.transport import RETRY_AFTER_CAP, Outcome
 
 if TYPE_CHECKING:
-    from cdpcli.importing.engine import Importer
-    from cdpcli.transport import Outcome
+    from cdpcli.target import Target
 
 
-# --rate auto: times one batch is answered 429 before it fails (to the rejects file, as any
+# rate auto: times one batch is answered 429 before it fails (to the rejects file, as any
 # other undelivered batch). At the usual Retry-After of 1 s, half a minute of refusals.
 MAX_THROTTLED = 30
 
 
 class Delivery:
-    """Sends the batches an Importer packs; settles their calls (delivered or rejected)."""
+    """Sends the batches an import packs; settles their calls through `port` (delivered or
+    rejected). `sender_options` go to Target.sender (e.g. `transport=` in tests)."""
 
-    def __init__(self, importer: Importer) -> None:
-        self.importer = importer
-        target, options = importer.target, importer.options
+    def __init__(
+        self,
+        target: Target,
+        options: ImportOptions,
+        port: Settle,
+        events: ImportEvents | None = None,
+        **sender_options: Any,
+    ) -> None:
+        self.target = target
+        self.port = port
+        self.events = events or ImportEvents()
+        self.concurrency = options.concurrency
         self.url = f"{target.base}/batch"
         self.headers = target.headers()
         self.gzip = target.gzip
@@ -37,10 +51,11 @@ class Delivery:
         self.sender = target.sender(
             connections=options.concurrency,
             on_retry=self._on_retry,
-            on_exchange=importer.events.exchange,
-            stop=importer.stop,
-            # --rate auto answers 429s itself (slower, then the same batch again), uncounted
+            on_exchange=self.events.exchange,
+            stop=port.stop,
+            # rate auto answers 429s itself (slower, then the same batch again), uncounted
             retry_throttled=not options.rate_auto,
+            **sender_options,
         )
         self.rate = RateLimiter(options.rate)
         self.adaptive = AdaptiveRate(self.rate) if options.rate_auto else None
@@ -48,86 +63,83 @@ class Delivery:
     def start(self, batches: queue.Queue) -> list[threading.Thread]:
         threads = [
             threading.Thread(target=self._send_loop, args=(batches,), name=f"cdp-sender-{i}", daemon=True)
-            for i in range(self.importer.options.concurrency)
+            for i in range(self.concurrency)
         ]
         for thread in threads:
             thread.start()
         return threads
 
+    def finish(self, senders: list[threading.Thread], batches: queue.Queue, give_up: threading.Event) -> int:
+        """Let the senders finish what is queued, unless `give_up` is set (a second Ctrl-C);
+        the requests in flight not waited for."""
+        for _ in senders:
+            while True:  # never block for good: a sender may be gone
+                try:
+                    batches.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if give_up.is_set() or not any(t.is_alive() for t in senders):
+                        break
+        for thread in senders:
+            while thread.is_alive() and not give_up.is_set():
+                thread.join(timeout=0.1)
+        if not give_up.is_set():
+            return 0
+        with self.port.lock:
+            return self.in_flight
+
+    def close(self) -> None:
+        self.sender.close()
+
     def request(self, batch: Batch) -> BatchRequest:
         return BatchRequest(self.url, self.headers, batch, self.gzip)
 
     def _on_retry(self, text: str) -> None:
-        with self.importer.stats_lock:
-            self.importer.stats.retries += 1
-        self.importer.events.retrying(text)
+        self.port.counted(retries=1)
+        self.events.retrying(text)
 
     def _send_loop(self, batches: queue.Queue) -> None:
-        importer = self.importer
+        port = self.port
         while True:
             batch = batches.get()
             if batch is None:
                 return
-            if importer.stop.is_set():
+            if port.stop.is_set():
                 continue  # not sent: it stays open, so the checkpoint resumes before it
-            with importer.stats_lock:
+            with port.lock:
                 self.in_flight += 1
             try:
                 settled = self._deliver(batch)
             except FatalStop as exc:  # its rejects could not be written: the batch stays open
-                importer.stop_with(exc)
+                port.stop_with(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 - never a dead thread and a hung import
-                importer.stop_with(
+                port.stop_with(
                     FatalStop(
                         f"unexpected {type(exc).__name__} while sending: {exc}",
-                        hint="run the same command again (with --checkpoint it resumes); please report this",
+                        hint="run the same import again (with a checkpoint it resumes); please report this",
                     )
                 )
                 continue
             finally:
-                with importer.stats_lock:
+                with port.lock:
                     self.in_flight -= 1
             if settled:
-                importer.settlement.closed(batch)
+                port.settled(batch)
 
     def _deliver(self, batch: Batch) -> bool:
         """Send one batch; True when every call in it is settled (delivered or rejected)."""
-        importer = self.importer
-        throttled = 0
-        while True:
-            if not self.rate.wait(importer.stop):
-                return False  # stopping: not sent, the batch stays open for the next run
-            sent_at = time.monotonic()
-            outcome = self.sender.send(self.request(batch))
-            with importer.stats_lock:
-                importer.stats.requests += outcome.attempts
-            if self.adaptive is None:
-                break
-            if outcome.status != 429:
-                if outcome.ok:
-                    self.adaptive.succeeded(sent_at)
-                break
-            self.adaptive.throttled_by_api(sent_at)  # slower for all senders
-            throttled += 1
-            if throttled >= MAX_THROTTLED:
-                break  # an endpoint that only ever answers 429: the batch fails like any other
-            # this batch again after the Retry-After the API asked for (capped as transport's)
-            from cdpcli.transport import RETRY_AFTER_CAP
-
-            wait = min(outcome.retry_after if outcome.retry_after is not None else 1.0, RETRY_AFTER_CAP)
-            if importer.stop.wait(wait):
-                return False  # stopping: the batch stays open for the next run
+        outcome = self._send(batch)
+        if outcome is None:
+            return False  # stopping: not sent, the batch stays open for the next run
         status = outcome.status
         if outcome.ok:
             self.ever_delivered = True
-            with importer.stats_lock:
-                importer.stats.batches += 1
-                importer.stats.sent += len(batch.calls)
+            self.port.delivered(batch)
             return True
         if status in AUTH_STATUSES:
             return self._stop_all(outcome)  # every other batch would be refused alike
-        if importer.stop.is_set() and (status is None or status >= 500 or status in (408, 429)):
+        if self.port.stop.is_set() and (status is None or status >= 500 or status in (408, 429)):
             return False  # interrupted while retrying: left for the next run
         if status in (400, 413) and len(batch.calls) > 1:
             # isolate the calls the API refuses; the rest are delivered
@@ -137,21 +149,38 @@ class Delivery:
             return self._stop_all(outcome)  # an endpoint never reached: a setup problem
         tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
         reason = f"HTTP {status}{tries}: {outcome.error}" if status is not None else f"{outcome.error}{tries}"
-        self._fail(batch, reason)
+        self.port.failed(batch, reason)
         return True
+
+    def _send(self, batch: Batch) -> Outcome | None:
+        """The batch's final answer: the transport's retries, and with rate auto the same
+        batch again after each 429 (slower for all senders). None when stopping first."""
+        stop = self.port.stop
+        throttled = 0
+        while True:
+            if not self.rate.wait(stop):
+                return None
+            sent_at = time.monotonic()
+            outcome = self.sender.send(self.request(batch))
+            self.port.counted(requests=outcome.attempts)
+            if self.adaptive is None:
+                return outcome
+            if outcome.status != 429:
+                if outcome.ok:
+                    self.adaptive.succeeded(sent_at)
+                return outcome
+            self.adaptive.throttled_by_api(sent_at)
+            throttled += 1
+            if throttled >= MAX_THROTTLED:
+                return outcome  # an endpoint that only ever answers 429: the batch fails like any other
+            # this batch again after the Retry-After the API asked for (capped as transport's)
+            wait = min(outcome.retry_after if outcome.retry_after is not None else 1.0, RETRY_AFTER_CAP)
+            if stop.wait(wait):
+                return None
 
     def _stop_all(self, outcome: Outcome) -> bool:
         """Stop the import with errors.delivery_failure's message, hint and exit code; the
         batch stays open (not settled) for the next run."""
-        from cdpcli.calls import failure_of
-
-        failure = failure_of(outcome, self.url, self.importer.target)
-        self.importer.stop_with(FatalStop(f"{failure.message}; import stopped", failure.hint, failure.exit_code))
+        failure = failure_of(outcome, self.url, self.target)
+        self.port.stop_with(FatalStop(f"{failure.message}; import stopped", failure.hint, failure.exit_code))
         return False
-
-    def _fail(self, batch: Batch, reason: str) -> None:
-        importer = self.importer
-        for call, (source, line_no) in zip(batch.calls, map(unref, batch.refs), strict=True):
-            importer.reject(source, line_no, reason, call, shown=f"not delivered: {reason}")
-        with importer.stats_lock:  # counted once every record is written (a FatalStop counts none)
-            importer.stats.failed += len(batch.calls)

@@ -17,151 +17,37 @@ Pipeline (threads, bounded queues, so memory stays flat for any input length):
 
 from __future__ import annotations
 
-import gc
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
-from cdpcli.importing.batches import REF_SHIFT, Batch, BatchRequest
+from cdpcli.importing.batches import Batch, BatchRequest
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.order import OtherPhase
-from cdpcli.importing.pacing import check_rate
-from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, needs_plain_path
-from cdpcli.importing.rejects import DEFAULT_REJECTS, Rejects
+from cdpcli.importing.options import ImportOptions
+from cdpcli.importing.order import PHASES, PhaseFilter, spool
+from cdpcli.importing.packer import Packer
+from cdpcli.importing.prepare import Preparer
+from cdpcli.importing.rejects import Rejects
 from cdpcli.importing.select import Selector, wanted
+from cdpcli.importing.settle import Settle
 from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
     _END,
-    BOM,
-    FORMAT_PROBE_LINES,
-    Chunk,
     Source,
     check_start_problem,
     first_line_of,
-    format_hint,
-    line_hash,
     read_sources,
 )
-from cdpcli.wire import DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
+from cdpcli.importing.stats import Stats
 
 if TYPE_CHECKING:
-    from cdpcli.importing.order import PhaseFilter
-    from cdpcli.importing.shard import Shard
     from cdpcli.target import Target
-
-
-@dataclass
-class ImportOptions:
-    default_type: str | None = None
-    concurrency: int = 16
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    batch_events: int = MAX_BATCH_CALLS
-    rate: float = 1000.0
-    rejects: str = DEFAULT_REJECTS
-    rejects_explicit: bool = False  # --rejects was given (a symlink there is followed)
-    checkpoint: str | None = None
-    dry_run: bool = False  # validate and batch; show each request (ImportEvents.dry_run), send none
-    linger: float = 1.0  # seconds without new input before a partial batch goes
-    max_invalid: int | None = None
-    checkpoint_every: float = 1.0  # seconds between checkpoint saves
-    # inputs (#14)
-    archive: str | None = None  # "segment" or "rudderstack": drop that archive's envelope keys
-    csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
-    infer_types: bool = False  # CSV cells that look like numbers or booleans become them
-    # choosing what to send (select.py); lines left out are skipped, by reason
-    types: list[str] | None = None
-    events: list[str] | None = None
-    exclude_events: list[str] | None = None
-    since: datetime | None = None  # calls timestamped at or after this
-    until: datetime | None = None  # and before this
-    sample: float | None = None  # the share of calls kept, chosen by a hash of the messageId
-    limit: int | None = None  # stop after this many calls
-    # calls timestamped in the last 72 hours: "warn" (counted in ImportResult.recent), "skip"
-    # (skipped, reason --recent), "fail" (rejected, reason "recent"); None: not looked at
-    recent: str | None = "warn"
-    now: datetime | None = None  # the clock of --recent (None: the time the import starts)
-    write_rejects: bool = True  # False: invalid lines are counted, never written (--preflight)
-    # past one machine (#15)
-    shard: Shard | None = None  # send only this shard's share (shard.py)
-    rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
-    order: str = "none"  # or "phased" (order.py): identify/group, then track…, alias, deletes
-    # makes the Preparer from default_type (None: Preparer itself); cdp's operations (issue 12)
-    # turn each line of ids into its call first (cdpcli.operations.OperationPreparer)
-    preparer: Callable[[str | None], Preparer] | None = None
-
-
-@dataclass
-class Stats:
-    read: int = 0  # every line read, blank and skipped ones included
-    blank: int = 0
-    skipped: int = 0
-    sent: int = 0
-    invalid: int = 0
-    failed: int = 0
-    batches: int = 0
-    requests: int = 0
-    retries: int = 0
-    bytes_read: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)  # valid calls (sent or failed) per type
-    invalid_reasons: dict[str, int] = field(default_factory=dict)
-    skipped_reasons: dict[str, int] = field(default_factory=dict)  # by the user's choice (filters, headers)
-    started: float = field(default_factory=time.monotonic)
-    phase: str = ""  # --order phased: "2/4 track, page, screen" while that phase is sent
-
-    @property
-    def calls(self) -> int:
-        """Lines that were calls to judge (neither blank nor settled by an earlier run)."""
-        return self.read - self.blank - self.skipped
-
-    def _skipped_reasons(self) -> dict[str, int]:
-        """Lines skipped by reason: the checkpoint's (settled by an earlier run), and the rest."""
-        reasons = dict(self.skipped_reasons)
-        by_checkpoint = self.skipped - sum(reasons.values())
-        if by_checkpoint:
-            reasons["checkpoint"] = by_checkpoint
-        return reasons
-
-    def summary(self) -> dict[str, Any]:
-        seconds = time.monotonic() - self.started
-        unsettled = self.read - self.sent - self.invalid - self.failed - self.skipped - self.blank
-        return {
-            "read": self.read,
-            "sent": self.sent,
-            "invalid": self.invalid,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "blank": self.blank,
-            "unsettled": unsettled,
-            "batches": self.batches,
-            "requests": self.requests,
-            "retries": self.retries,
-            "seconds": round(seconds, 3),
-            "events_per_second": round(self.sent / seconds, 1) if seconds > 0 else 0.0,
-            "by_type": dict(sorted(self.by_type.items())),
-            "invalid_reasons": dict(sorted(self.invalid_reasons.items())),
-            "skipped_reasons": dict(sorted(self._skipped_reasons().items())),
-        }
-
-
-def check_limits(batch_bytes: int, batch_events: int, concurrency: int, rate: float) -> None:
-    if not 1_000 <= batch_bytes <= MAX_REQUEST_BYTES:
-        raise UsageError(
-            f"--batch-bytes must be between 1,000 and {MAX_REQUEST_BYTES:,} (the API's limit), not {batch_bytes:,}"
-        )
-    if not 1 <= batch_events <= MAX_BATCH_CALLS:
-        raise UsageError(f"--batch-events must be between 1 and {MAX_BATCH_CALLS:,}, not {batch_events:,}")
-    if not 1 <= concurrency <= 256:
-        raise UsageError(f"--concurrency must be between 1 and 256, not {concurrency}")
-    check_rate(rate, "--rate")
 
 
 class Importer:
@@ -188,45 +74,49 @@ class Importer:
         self.settlement = Settlement(sources)
         self.settlement.phase = self.start_phase
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
-        self.delivery = Delivery(self) if not options.dry_run else None
         self.stats_lock = threading.Lock()
+        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
+        self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
         self._seq = 0
-        self._first_bytes: dict[int, bytes] = {}  # each source's first bytes, for format hints
-        self._judged = [0] * len(sources)  # per source: lines judged valid or invalid so far
-        self._invalid_in = [0] * len(sources)  # per source: of which invalid
+        self.select: Selector | None = None
 
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
         preparer = (self.options.preparer or Preparer)(self.options.default_type)
-        shard = self.options.shard
-        self.line_shard = shard if shard is not None and shard.by == "line" else None
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         self.phaser = None
         spooled: list[str] = []
         if self.options.order == "phased":
-            from cdpcli.importing.order import PhaseFilter
-
             inner = self.select.prepare if self.select is not None else preparer.prepare
             self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
+        packer = Packer(
+            self.sources,
+            self.options,
+            self.stats,
+            self.settlement,
+            preparer,
+            ship=lambda batch: self._ship(batch, batches),
+            reject=self.reject,
+            stop_with=self.stop_with,
+            select=self.select,
+            phaser=self.phaser,
+        )
         senders: list[threading.Thread] = []
         saver = None
         try:
             if self.phaser is not None:
-                self._spool(spooled)
+                spooled = spool_all(self.sources, self.events)
             senders = self.delivery.start(batches) if self.delivery else []
             self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
-            # pydantic, typer and httpx leave ~26k long-lived objects that every full collection
-            # would scan again while the hot loop allocates; freezing them cut ~20 % of its time
-            gc.freeze()
             if self.phaser is None:
-                self._read_all(preparer, batches)
+                self._read_all(packer, batches)
             else:
-                self._read_phases(preparer, batches)
+                self._read_phases(packer, batches)
         except FatalStop as exc:
             self.stop_with(exc)
         except BaseException:
@@ -245,7 +135,7 @@ class Importer:
                         pass
         return self._result()
 
-    def _read_all(self, preparer: Preparer, batches: queue.Queue) -> None:
+    def _read_all(self, packer: Packer, batches: queue.Queue) -> None:
         """One pass over the sources: read, pack, ship (FatalStop raised)."""
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
@@ -280,9 +170,9 @@ class Importer:
                 last_input = time.monotonic()
                 if item.source != current:
                     current = item.source
-                    preparer.for_source(self.sources[current])
-                preparer.tick()
-                batch = self._pack(item, batch, batches, preparer)
+                    packer.preparer.for_source(self.sources[current])
+                packer.preparer.tick()
+                batch = packer.pack(item, batch)
         finally:
             if item is not _END:  # stopped early: the reader may be waiting on a full queue
                 release_reader(chunks, self.stop_reading)
@@ -290,10 +180,8 @@ class Importer:
             batch = self._ship(batch, batches)
             self.settlement.handled(current, self.settlement.last_handled[current], batch)
 
-    def _read_phases(self, preparer: Preparer, batches: queue.Queue) -> None:
-        """--order phased: one pass per phase, each once every call of the one before is settled."""
-        from cdpcli.importing.order import PHASES
-
+    def _read_phases(self, packer: Packer, batches: queue.Queue) -> None:
+        """order phased: one pass per phase, each once every call of the one before is settled."""
         phaser = self.phaser
         assert phaser is not None
         for phase in range(self.start_phase, len(PHASES)):
@@ -305,41 +193,17 @@ class Importer:
             self.events.phase(phase, PHASES[phase])
             if self.stop_reading.is_set():
                 return
-            self._read_all(preparer, batches)
+            self._read_all(packer, batches)
             if self.stop_reading.is_set():
                 return  # stopped (interrupted, --max-invalid, an error): this phase resumes
             if not self.settlement.wait_idle(self.stop.is_set):
                 return
 
-    def _spool(self, spooled: list[str]) -> None:
-        """--order phased reads every input once per phase: stdin and iterables go to a
-        private temporary file first."""
-        from cdpcli.importing.order import spool
-
-        for source in self.sources:
-            if source.items is not None or source.name == "-":
-                self.events.note(
-                    f"--order phased: copying {source.label} to a private temporary file first (it is read once per phase)"
-                )
-                spooled.append(spool(source))
-
     def _finish(self, senders: list[threading.Thread], batches: queue.Queue, saver: threading.Thread | None) -> None:
         """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
         rejects on disk and save the checkpoint of what is truly settled."""
-        for _ in senders:
-            while True:  # never block for good: a sender may be gone
-                try:
-                    batches.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    if self._give_up.is_set() or not any(t.is_alive() for t in senders):
-                        break
-        for thread in senders:
-            while thread.is_alive() and not self._give_up.is_set():
-                thread.join(timeout=0.1)
-        if self._give_up.is_set() and self.delivery:
-            with self.stats_lock:
-                self.abandoned = self.delivery.in_flight
+        if self.delivery is not None:
+            self.abandoned = self.delivery.finish(senders, batches, self._give_up)
         if saver is not None:
             self.saver.stop()
         try:
@@ -353,157 +217,11 @@ class Importer:
                 self.stop_with(exc)
             self.checkpoint.release()
 
-    def _pack(self, chunk: Chunk, batch: Batch, batches: queue.Queue, preparer: Preparer) -> Batch:
-        """Validate a chunk's lines into batches; returns the batch being filled. The hot loop:
-        the batch's fields live in locals while it fills."""
-        source = chunk.source
-        skip = self.sources[source].skip
-        prepare = self.select.prepare_for(chunk.data) if self.select is not None else preparer.prepare
-        phaser = self.phaser
-        if phaser is not None:  # --order phased: the phase filter skips what is settled
-            phaser.skip = skip if phaser.first else 0
-            phaser.source = source
-            skip = 0
-            prepare = phaser.prepare
-        max_bytes, max_calls = self.options.batch_bytes, self.options.batch_events
-        origin = source << REF_SHIFT  # | the line number: see REF_SHIFT
-        lines = chunk.data.split(b"\n")
-        if chunk.first_line == 1:
-            if lines[0].startswith(BOM):  # a UTF-8 byte order mark (Windows exports): not data
-                lines[0] = lines[0][3:]
-            if not self._check_start(source, lines[0].strip()):
-                return batch
-        line_shard = self.line_shard
-        if line_shard is None:
-            preparer.careful = needs_plain_path(chunk.data)
-        else:
-            lines = line_shard.mask(lines, chunk.first_line)  # counted as --shard below
-            # the per-chunk look-ahead (~1.5 µs a line's worth) over this shard's lines only:
-            # over the whole chunk, every shard paid it for every line
-            preparer.careful = needs_plain_path(b"\n".join(lines))
-        blank = skipped = other = 0
-        by_type = self.stats.by_type
-        line_no = chunk.first_line - 1
-        calls, refs, filled = batch.calls, batch.refs, batch.size
-        try:
-            for raw in lines:
-                line_no += 1
-                if line_no <= skip:
-                    skipped += 1
-                    continue
-                line = raw.strip()
-                if not line:
-                    blank += 1
-                    continue
-                try:
-                    ready = prepare(line_no, line)
-                except LimitReached:  # --limit: this line is not read (the next run starts here)
-                    line_no -= 1
-                    break
-                except SkipLine as exc:  # left out by the user's choice: settled, never rejected
-                    skipped += 1
-                    reasons = self.stats.skipped_reasons
-                    reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
-                    continue
-                except OtherPhase as exc:  # --order phased: sent in its own phase's pass
-                    if exc.settled:
-                        skipped += 1  # by an earlier run
-                    else:
-                        other += 1
-                    continue
-                except InvalidLine as exc:
-                    # lines of this chunk before this one that were judged (valid or invalid)
-                    judged_before = line_no - chunk.first_line - blank - skipped - other
-                    if self._invalid(source, line_no, exc, line, judged_before):
-                        break  # stopping (--max-invalid, or not NDJSON): this line is handled
-                    continue
-                size = len(ready) + 1  # and a comma
-                if calls and (filled + size > max_bytes or len(calls) >= max_calls):
-                    batch.size = filled
-                    batch = self._ship(batch, batches)
-                    calls, refs, filled = batch.calls, batch.refs, batch.size
-                calls.append(ready)
-                refs.append(origin | line_no)
-                filled += size
-                kind = preparer.last_type
-                by_type[kind] = by_type.get(kind, 0) + 1
-        except FatalStop:
-            line_no -= 1  # its reject is not written: not handled
-            raise
-        finally:
-            batch.size = filled
-            if phaser is not None and not phaser.first:
-                # a later phase's pass: the first pass counted its lines as read, and its
-                # blank and other shards' lines; only what this phase's lines became is new
-                self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped - other
-                self.stats.skipped += skipped
-            else:
-                if line_shard is not None:  # the other shards' lines passed as blank ones: skipped
-                    foreign = line_shard.foreign(max(chunk.first_line, skip + 1), line_no)
-                    blank -= foreign
-                    skipped += foreign
-                    if foreign:
-                        reasons = self.stats.skipped_reasons
-                        reasons["--shard"] = reasons.get("--shard", 0) + foreign
-                self.stats.read += line_no - chunk.first_line + 1
-                self._judged[source] += line_no - chunk.first_line + 1 - blank - skipped - other
-                self.stats.blank += blank
-                self.stats.skipped += skipped
-            self.settlement.handled(source, line_no, batch)
-        return batch
-
-    def _invalid(self, source: int, line_no: int, exc: InvalidLine, line: bytes, judged_before: int) -> bool:
-        """Record an invalid line; True when the import must stop reading here.
-        `judged_before`: lines of the current chunk before this one that were judged."""
-        stats = self.stats
-        label = self.sources[source].label
-        self.reject(source, line_no, str(exc), line if exc.input is None else exc.input)
-        stats.invalid += 1
-        stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
-        if exc.reason != "recent":  # a valid call left out by --recent fail: not a format problem
-            self._invalid_in[source] += 1
-        every_one_invalid = self._judged[source] + judged_before + 1 == self._invalid_in[source]
-        if self._invalid_in[source] == FORMAT_PROBE_LINES and every_one_invalid:
-            # this source is not NDJSON; what other sources gave is still delivered
-            self.stop_with(
-                UsageError(
-                    f"the first {FORMAT_PROBE_LINES} lines of {label} are all invalid: is it NDJSON (one JSON call per line)?",
-                    hint=format_hint(self.sources[source], self._first_bytes.get(source, b"")),
-                ),
-                sending=False,
-            )
-            return True
-        limit = self.options.max_invalid
-        if limit is not None and stats.invalid >= limit:
-            # lines packed so far are still delivered: only reading stops
-            self.stop_with(
-                FatalStop(
-                    f"{stats.invalid:,} invalid lines: stopped at --max-invalid {limit:,}",
-                    hint="fix the input (see the rejects file), then run the same command again",
-                ),
-                sending=False,
-            )
-            return True
-        return False
-
     def reject(self, source: int, line_no: int, error: str, line: bytes, shown: str | None = None) -> None:
         """Write the line's rejects record (FatalStop when it cannot be), and tell the front end
         unless an earlier run wrote it already."""
         if self.rejects.add(self.sources[source], line_no, error, line):
             self.events.rejected(f"{self.sources[source].label}:{line_no}: {shown or error}")
-
-    def _check_start(self, source_index: int, line: bytes) -> bool:
-        """A source's first line, as it is read: False (and the import stops, with its
-        summary) when the source cannot be imported. File sources were checked before
-        anything was sent (check_start_problem); this catches stdin and a file changed since."""
-        source = self.sources[source_index]
-        self._first_bytes[source_index] = line[:8]
-        problem = check_start_problem(source, line, self.options.checkpoint)
-        if problem:
-            self.stop_with(problem)
-            return False
-        self.settlement.first_hash[source_index] = line_hash(line)
-        return True
 
     def _ship(self, batch: Batch, batches: queue.Queue) -> Batch:
         """Hand a full (or lingering) batch to the senders; returns the next, empty one."""
@@ -557,15 +275,6 @@ class Importer:
         self.stop.set()
         return True
 
-    def _exit_code(self) -> int:
-        if self.fatal:
-            return int(self.fatal.exit_code)
-        if self.interrupted:
-            return int(ExitCode.INTERRUPTED)
-        if self.stats.invalid or self.stats.failed:
-            return int(ExitCode.ERROR)
-        return int(ExitCode.OK)
-
     def _result(self) -> ImportResult:
         adaptive = self.delivery.adaptive if self.delivery else None
         counts = self.stats.summary()
@@ -573,7 +282,7 @@ class Importer:
             counts["unsettled"] = 0
         return ImportResult(
             **counts,
-            exit_code=self._exit_code(),
+            exit_code=exit_code_of(self.fatal, self.interrupted, self.stats),
             error=self.fatal,
             interrupted=self.interrupted,
             abandoned=self.abandoned,
@@ -587,6 +296,29 @@ class Importer:
             recent=self.select.recent if self.select is not None else 0,
             recent_mode=self.options.recent,
         )
+
+
+def exit_code_of(fatal: CdpError | None, interrupted: bool, stats: Stats) -> int:
+    if fatal:
+        return int(fatal.exit_code)
+    if interrupted:
+        return int(ExitCode.INTERRUPTED)
+    if stats.invalid or stats.failed:
+        return int(ExitCode.ERROR)
+    return int(ExitCode.OK)
+
+
+def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
+    """order phased reads every input once per phase: stdin and iterables go to a private
+    temporary file first (each source's `spool` points at it); the files' paths."""
+    spooled = []
+    for source in sources:
+        if source.items is not None or source.name == "-":
+            events.note(
+                f"order=phased: copying {source.label} to a private temporary file first (it is read once per phase)"
+            )
+            spooled.append(spool(source))
+    return spooled
 
 
 class UnwrittenRejects(Rejects):
@@ -654,8 +386,9 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
                     checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
                 except OSError as exc:
                     raise UsageError(
-                        f"--checkpoint {options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                        f"checkpoint={options.checkpoint}: cannot write it ({exc.strerror or exc})",
                         hint="check that its directory exists and is writable",
+                        option="checkpoint",
                     ) from None
     except BaseException:
         checkpoint.release()

@@ -11,7 +11,7 @@ from cdpcli.errors import CdpError, ExitCode
 
 if TYPE_CHECKING:
     from cdpcli.importing.batches import BatchRequest
-    from cdpcli.importing.engine import Stats
+    from cdpcli.importing.stats import Stats
     from cdpcli.transport import Exchange
 
 

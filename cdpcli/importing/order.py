@@ -41,7 +41,7 @@ _PHASE_OF_TYPE = {"identify": 0, "group": 0, "track": 1, "page": 1, "screen": 1,
 
 def check_order(order: str) -> None:
     if order not in ORDERS:
-        raise UsageError(f"--order {order!r}: expected one of {', '.join(ORDERS)}")
+        raise UsageError(f"order={order!r}: expected one of {', '.join(ORDERS)}", option="order")
 
 
 def phase_of(line: bytes, default_type: str | None) -> int:

@@ -1,5 +1,5 @@
-"""How fast an import sends: --rate (requests per second, per process), --rate-budget (one
-budget for all shards: each takes TOTAL/N), and --rate auto (adapt to the API's 429s)."""
+"""How fast an import sends: `rate` (requests per second, per process), `rate_budget` (one
+budget for all shards: each takes TOTAL/N), and rate "auto" (adapt to the API's 429s)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ def resolve_rate(rate: str | float | None, budget: float | None, shard: Shard | 
     if budget is not None:
         if rate is not None and not auto:
             raise UsageError(
-                "--rate and --rate-budget both set the rate",
-                hint="keep --rate-budget (shared by the shards), or --rate",
+                "rate= and rate_budget= both set the rate",
+                hint="keep rate_budget= (shared by the shards), or rate=",
+                option="rate",
             )
-        check_rate(budget, "--rate-budget")
+        check_rate(budget, "rate_budget")
         return budget / (shard.count if shard else 1), auto
     if rate is None or auto:
         return DEFAULT_RATE, auto
@@ -40,15 +41,20 @@ def resolve_rate(rate: str | float | None, budget: float | None, shard: Shard | 
             rate = float(rate)
         except ValueError:
             raise UsageError(
-                f"--rate {rate!r}: expected requests per second or auto", hint="e.g. --rate 200, or --rate auto"
+                f"rate={rate!r}: expected requests per second or auto",
+                hint="e.g. rate=200, or rate=auto",
+                option="rate",
             ) from None
-    check_rate(rate, "--rate")
+    check_rate(rate, "rate")
     return rate, False
 
 
-def check_rate(rate: float, flag: str) -> None:
+def check_rate(rate: float, option: str) -> None:
+    """`option`: the id of the option that set it (rate, rate_budget)."""
     if not (MIN_RATE <= rate <= MAX_RATE):  # NaN fails both comparisons too
-        raise UsageError(f"{flag} must be between {MIN_RATE:g} and {MAX_RATE:,} requests per second, not {rate:g}")
+        raise UsageError(
+            f"{option}= must be between {MIN_RATE:g} and {MAX_RATE:,} requests per second, not {rate:g}", option=option
+        )
 
 
 class RateLimiter:

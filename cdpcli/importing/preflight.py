@@ -30,7 +30,7 @@ from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.select import RECENT_WINDOW, moment_of, stamp_value
 
 if TYPE_CHECKING:
-    from cdpcli.importing.engine import ImportOptions
+    from cdpcli.importing.options import ImportOptions
     from cdpcli.importing.source import Source
 
 EXACT_LIMIT = 1_000_000  # distinct userIds counted exactly; past it, estimated

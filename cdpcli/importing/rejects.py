@@ -46,20 +46,26 @@ class Rejects:
         if os.path.islink(path) and not self.explicit:
             raise UsageError(
                 f"the rejects file {path} is a symbolic link (to {os.readlink(path)}); cdp will not append customer data through it",
-                hint="remove the link, or name the file explicitly with --rejects",
+                hint="remove the link, or name the file explicitly with rejects=",
+                option="rejects",
             )
         if os.path.isdir(path):
-            raise UsageError(f"--rejects {path} is a directory", hint="name a file, e.g. --rejects rejects.ndjson")
+            raise UsageError(
+                f"rejects={path} is a directory", hint="name a file, e.g. rejects=rejects.ndjson", option="rejects"
+            )
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise UsageError(
-                f"--rejects {path}: directory {directory} does not exist", hint="create it, or pick another --rejects"
+                f"rejects={path}: directory {directory} does not exist",
+                hint="create it, or pick another rejects=",
+                option="rejects",
             )
         target = path if os.path.exists(path) else directory
         if not os.access(target, os.W_OK):
             raise UsageError(
-                f"--rejects {path}: {'file' if target == path else 'directory'} is not writable",
-                hint="pick another --rejects",
+                f"rejects={path}: {'file' if target == path else 'directory'} is not writable",
+                hint="pick another rejects=",
+                option="rejects",
             )
         if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
             # a pipe: writing would block for good with no reader; try once without waiting
@@ -67,8 +73,9 @@ class Rejects:
                 os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
             except OSError:
                 raise UsageError(
-                    f"--rejects {path} is a named pipe that nothing reads",
+                    f"rejects={path} is a named pipe that nothing reads",
                     hint="start its reader first, or pick a regular file",
+                    option="rejects",
                 ) from None
 
     def _read_earlier(self, sources: list[Source]) -> set[tuple[str, int]]:
@@ -185,6 +192,6 @@ def _rejects_error(path: str, exc: OSError) -> FatalStop:
     hint = (
         "free space on its disk, then run the same command again"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        else "fix the path or its permissions (--rejects), then run the same command again"
+        else "fix the path or its permissions (rejects=), then run the same command again"
     )
-    return FatalStop(f"cannot write the rejects file {path}: {exc.strerror or exc}", hint=hint)
+    return FatalStop(f"cannot write the rejects file {path}: {exc.strerror or exc}", hint=hint, option="rejects")

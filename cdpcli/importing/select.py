@@ -14,15 +14,12 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.prepare import InvalidLine, LimitReached, SkipLine
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
+from cdpcli.importing.shard import Shard
 from cdpcli.wire import dumps, format_timestamp
-
-if TYPE_CHECKING:
-    from cdpcli.importing.engine import ImportOptions
-    from cdpcli.importing.prepare import Preparer
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the
 # Data Pipelines API's call fields are kept, sentAt and originalTimestamp included). writeKey is
@@ -44,6 +41,24 @@ RECENT_WINDOW = timedelta(hours=72)
 RECENT_MODES = ("warn", "skip", "fail")
 # a call's top-level-looking "timestamp" value: a JSON string, or a number
 STAMP = re.compile(rb'"timestamp"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+
+
+class Choices(Protocol):
+    """What an import chooses to send: the fields of options.ImportOptions read here (that
+    module builds them, and checks them against this one's tables)."""
+
+    default_type: str | None
+    archive: str | None
+    types: list[str] | None
+    events: list[str] | None
+    exclude_events: list[str] | None
+    since: datetime | None
+    until: datetime | None
+    sample: float | None
+    limit: int | None
+    recent: str | None
+    now: datetime | None
+    shard: Shard | None
 
 
 def utc_now() -> datetime:
@@ -79,14 +94,15 @@ def moment_of(value: Any) -> datetime | None:
     return call_time(text[:-1] + "+00:00" if text.endswith("Z") else text)
 
 
-def parse_time(text: str, flag: str) -> datetime:
-    """An ISO-8601 date or date-time (UTC when it names no zone), for --since/--until."""
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO-8601 date or date-time (UTC when it names no zone), for `option` (since, until)."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise UsageError(
-            f"{flag} {text!r}: expected an ISO-8601 date or time",
-            hint=f"e.g. {flag} 2024-01-31 or {flag} 2024-01-31T12:00:00Z",
+            f"{option}={text!r}: expected an ISO-8601 date or time",
+            hint=f"e.g. {option}=2024-01-31 or {option}=2024-01-31T12:00:00Z",
+            option=option,
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -107,7 +123,7 @@ def call_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
-def wanted(options: ImportOptions) -> bool:
+def wanted(options: Choices) -> bool:
     """Whether this import chooses anything (else the Selector is not used at all). --recent
     always is (its default, warn, counts): the preparer checks each timestamp (one comparison),
     and without other filters its fast path is used as it is (Selector.prepare_for)."""
@@ -128,7 +144,7 @@ def wanted(options: ImportOptions) -> bool:
 class Selector:
     """Preparer.prepare with the archive's envelope dropped and the filters applied first."""
 
-    def __init__(self, options: ImportOptions, preparer: Preparer, on_limit: Callable[[], None]) -> None:
+    def __init__(self, options: Choices, preparer: Preparer, on_limit: Callable[[], None]) -> None:
         self.inner = preparer.prepare
         self.preparer = preparer
         self.envelope = ENVELOPE_KEYS[options.archive] if options.archive else ()
@@ -175,7 +191,7 @@ class Selector:
                 # exactly one shard rejects it
                 mine = shard.has_user(call) if call is not None else shard.has_line(line_no)
                 if not mine:
-                    raise SkipLine("--shard")
+                    raise SkipLine("shard")
             if call is not None:
                 if self.envelope and any(line.find(key) >= 0 for key in self.envelope_bytes):
                     dropped = False
@@ -201,21 +217,21 @@ class Selector:
             return
         self.recent += 1
         if self.recent_mode == "skip":
-            raise SkipLine("--recent")
+            raise SkipLine("recent")
         if self.recent_mode == "fail":
             raise InvalidLine(
-                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (--recent fail)", "recent"
+                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (recent=fail)", "recent"
             )
 
     def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
         kind = call.get("type", self.default_type)
         if self.types and kind not in self.types:
-            raise SkipLine("--types")
+            raise SkipLine("types")
         event = call.get("event") if kind == "track" else None
         if self.events and kind == "track" and event not in self.events:
-            raise SkipLine("--events")
+            raise SkipLine("events")
         if self.exclude and event in self.exclude:
-            raise SkipLine("--exclude-events")
+            raise SkipLine("exclude_events")
         if self.since or self.until:
             stamp = call.get("timestamp")
             moment = call_time(stamp) if stamp else datetime.now(timezone.utc)  # sent with the time of import
@@ -223,19 +239,19 @@ class Selector:
                 if not isinstance(stamp, str):
                     return  # not a timestamp at all: the preparer rejects the line
                 raise InvalidLine(
-                    f"timestamp {stamp!r} cannot be compared with --since/--until (not ISO-8601)", "timestamp"
+                    f"timestamp {stamp!r} cannot be compared with since=/until= (not ISO-8601)", "timestamp"
                 )
             if self.since and moment < self.since:
-                raise SkipLine("--since")
+                raise SkipLine("since")
             if self.until and moment >= self.until:
-                raise SkipLine("--until")
+                raise SkipLine("until")
         if self.sample is not None:
             message_id = call.get("messageId")
             if not isinstance(message_id, str) or not message_id:
                 message_id = self.preparer.message_id(line_no, line).decode()
             digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).digest()
             if int.from_bytes(digest[:8], "big") >= self.sample * 2**64:
-                raise SkipLine("--sample")
+                raise SkipLine("sample")
 
 
 def _object(line: bytes) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
 """Sharding (--shard K/N): N processes over the same inputs, with K = 0…N-1, send every call
-exactly once between them. What a shard leaves out is skipped (reason "--shard") and settled in
+exactly once between them. What a shard leaves out is skipped (reason "shard") and settled in
 its checkpoint, so each shard resumes on its own.
 
 Nothing here touches a messageId: a call's derived id depends on its source, line number and
@@ -73,21 +73,24 @@ def shard_label(shard: Shard | None) -> str | None:
     return str(shard) if shard.by == "line" else f"{shard} by {shard.by}"
 
 
-def parse_shard(text: str, by: str, origin: str = "--shard") -> Shard:
-    """`K/N` with 0 <= K < N, and the --shard-by mode."""
+def parse_shard(text: str, by: str, origin: str = "shard=") -> Shard:
+    """`K/N` with 0 <= K < N, and the shard_by mode; `origin` names where the text came from
+    (the option, or an environment variable)."""
     match = _SHARD.fullmatch(text)
     if not match:
         raise UsageError(
-            f"{origin} {text!r}: expected K/N, e.g. 0/4 for the first of four shards",
-            hint="K counts from 0: an Indexed Job passes --shard $JOB_COMPLETION_INDEX/N",
+            f"{origin}{text!r}: expected K/N, e.g. 0/4 for the first of four shards",
+            hint="K counts from 0: an Indexed Job passes shard=$JOB_COMPLETION_INDEX/N",
+            option="shard",
         )
     index, count = int(match[1]), int(match[2])
     if count < 1 or not 0 <= index < count:
         raise UsageError(
-            f"{origin} {text!r}: K must be at least 0 and less than N (the shards are 0/{count} to {max(count - 1, 0)}/{count})"
+            f"{origin}{text!r}: K must be at least 0 and less than N (the shards are 0/{count} to {max(count - 1, 0)}/{count})",
+            option="shard",
         )
     if by not in SHARD_BY:
-        raise UsageError(f"--shard-by {by!r}: expected one of {', '.join(SHARD_BY)}")
+        raise UsageError(f"shard_by={by!r}: expected one of {', '.join(SHARD_BY)}", option="shard_by")
     return Shard(index, count, by)
 
 

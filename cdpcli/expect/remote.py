@@ -1,0 +1,71 @@
+"""A Spec checked against a running `cdp serve` over HTTP (through cdpcli.transport)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdpcli.expect.check import Result, settle
+from cdpcli.expect.spec import DEFAULT_TIMEOUT, Spec
+
+
+def receiver_base(url: str) -> str:
+    """A receiver's base URL from what a user gives: http://host:port, …/v1, or …/_cdp."""
+    base = url.rstrip("/")
+    for tail in ("/v1", "/_cdp"):
+        if base.endswith(tail):
+            base = base[: -len(tail)]
+    return base
+
+
+def check_against(spec: Spec, url: str, *, api_key: str | None = None, timeout: float | None = None) -> list[Result]:
+    """`spec` checked against the receiver at `url` (`cdp serve`), waiting up to `timeout` s
+    (the file's, else DEFAULT_TIMEOUT) for calls yet to come. DeliveryError (exit 6) when the
+    receiver cannot be reached; CdpError when it is not a cdp serve."""
+    from cdpcli.redaction import add_secret
+    from cdpcli.transport import get_json
+
+    if api_key:
+        add_secret(api_key)  # a server echoing it must not carry it into cdp's messages
+    base = receiver_base(url)
+    wait = timeout if timeout is not None else spec.timeout if spec.timeout is not None else DEFAULT_TIMEOUT
+
+    def fetch(route: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": "10000", **({"cursor": cursor} if cursor else {})}
+            status, body = get_json(f"{base}/_cdp/{route}", params=params, api_key=api_key)
+            _answer_ok(status, body, base)
+            items += body[key]
+            cursor = body.get("next")
+            if not cursor:
+                return items
+
+    def snapshot() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return fetch("calls", "calls"), (fetch("rejects", "rejects") if spec.no_rejects else [])
+
+    def wait_for_more(last: int, seconds: float) -> None:
+        params = {"since": str(last), "count": "1", "timeout": f"{min(seconds, 300):.3f}"}
+        status, body = get_json(f"{base}/_cdp/wait", params=params, api_key=api_key, timeout=seconds + 10)
+        if status != 408:
+            _answer_ok(status, body, base)
+
+    return settle(spec, snapshot, wait_for_more, wait)
+
+
+def _answer_ok(status: int, body: Any, base: str) -> None:
+    from cdpcli.errors import AUTH_STATUSES, CdpError, DeliveryError, ExitCode
+
+    if status == 200 and isinstance(body, dict):
+        return
+    if status in AUTH_STATUSES:
+        raise DeliveryError(
+            f"the receiver at {base} refused the key (HTTP {status})",
+            hint="it was started with --api-key: give cdp expect the same key (--api-key)",
+            status=status,
+            exit_code=ExitCode.AUTH,
+        )
+    raise CdpError(
+        f"{base} answered HTTP {status} to /_cdp/: is it a cdp serve?",
+        hint="point --against at the URL that cdp serve prints when it starts",
+    )

@@ -1,0 +1,242 @@
+"""An expectations file read: its text in, a Spec out (`parse`, `load`), or ExpectFileError
+naming FILE:LINE (exit 2). The format is in the package docstring."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdpcli.errors import UsageError
+from cdpcli.expect.match import describe_match
+
+TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "null": lambda v: v is None,
+}
+DEFAULT_TIMEOUT = 5.0
+
+
+class ExpectFileError(UsageError):
+    """The expectations file cannot be read or says something cdp expect does not take (exit 2)."""
+
+
+@dataclass
+class Expect:
+    name: str
+    match: dict[str, Any]
+    count: int | None = None
+    min: int | None = None
+    max: int | None = None
+    absent: bool = False
+
+
+@dataclass
+class Sequence:
+    name: str
+    user: str
+    events: list[str]
+
+
+@dataclass
+class EventPlan:
+    required: list[str] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)
+    additional: bool = True
+
+
+@dataclass
+class Spec:
+    timeout: float | None = None
+    no_rejects: bool = False
+    expects: list[Expect] = field(default_factory=list)
+    sequences: list[Sequence] = field(default_factory=list)
+    plan: dict[str, EventPlan] | None = None
+    allow_unplanned: bool = False
+
+
+def load(path: str | Path) -> Spec:
+    """An expectations file read and parsed: JSON for a .json name, else TOML. ExpectFileError
+    (exit 2) names the file when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ExpectFileError(f"cannot read {path}: {reason}", hint="give the path of a TOML or JSON file") from None
+    return parse(text, str(path), json_format=True if path.suffix.lower() == ".json" else None)
+
+
+def parse(text: str, where: str, *, json_format: bool | None = None) -> Spec:
+    """A Spec from an expectations file's text (`where` names it in errors: FILE or FILE:LINE);
+    JSON when `json_format`, or None and the text starts with `{`; else TOML."""
+    if json_format is None:
+        json_format = text.lstrip().startswith("{")
+    if json_format:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ExpectFileError(f"{where}:{exc.lineno}: invalid JSON: {exc.msg}", hint=_HINT) from None
+    else:
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            line = f":{found.group(1)}" if found else ""
+            raise ExpectFileError(f"{where}{line}: invalid TOML: {message}", hint=_HINT) from None
+    return _spec(data, _Locator(text, where, json_format))
+
+
+_HINT = "see `cdp expect --help` for the format: [[expect]] match = {...}, [[sequence]], [plan.events.NAME]"
+
+
+class _Locator:
+    """Where in the file an entry is, as FILE:LINE when the line can be found (TOML tables)."""
+
+    def __init__(self, text: str, where: str, json_format: bool) -> None:
+        self.lines = text.splitlines()
+        self.where = where
+        self.json_format = json_format
+
+    def of(self, header: str, index: int = 0) -> str:
+        if not self.json_format:
+            seen = -1
+            for number, line in enumerate(self.lines, 1):
+                if line.strip().replace(" ", "").startswith(header):
+                    seen += 1
+                    if seen == index:
+                        return f"{self.where}:{number}"
+        return self.where
+
+    def fail(self, at: str, message: str) -> ExpectFileError:
+        return ExpectFileError(f"{at}: {message}", hint=_HINT)
+
+
+def _spec(data: Any, locate: _Locator) -> Spec:
+    if not isinstance(data, dict):
+        raise locate.fail(locate.where, "the file must hold a table (TOML) or an object (JSON)")
+    _only(data, ("timeout", "no_rejects", "expect", "sequence", "plan"), locate.where, locate, "the file")
+    spec = Spec()
+    if "timeout" in data:
+        timeout = data["timeout"]
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
+            raise locate.fail(locate.of("timeout"), f"timeout must be a number of seconds (0-3600), not {timeout!r}")
+        spec.timeout = float(timeout)
+    if "no_rejects" in data:
+        spec.no_rejects = _bool(data["no_rejects"], "no_rejects", locate.of("no_rejects"), locate)
+    for index, entry in enumerate(_list(data.get("expect", []), "expect", locate)):
+        spec.expects.append(_expect(entry, index, locate))
+    for index, entry in enumerate(_list(data.get("sequence", []), "sequence", locate)):
+        spec.sequences.append(_sequence(entry, index, locate))
+    if "plan" in data:
+        spec.plan, spec.allow_unplanned = _plan(data["plan"], locate)
+    if not (spec.expects or spec.sequences or spec.plan is not None or spec.no_rejects):
+        raise locate.fail(locate.where, "nothing to check: add [[expect]], [[sequence]], [plan] or no_rejects")
+    return spec
+
+
+def _only(table: dict[str, Any], names: tuple[str, ...], at: str, locate: _Locator, what: str) -> None:
+    unknown = [name for name in table if name not in names]
+    if unknown:
+        raise locate.fail(at, f"{what} has an unknown key {unknown[0]!r}; it takes {', '.join(names)}")
+
+
+def _bool(value: Any, name: str, at: str, locate: _Locator) -> bool:
+    if not isinstance(value, bool):
+        raise locate.fail(at, f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def _list(value: Any, name: str, locate: _Locator) -> list[Any]:
+    if not isinstance(value, list):
+        raise locate.fail(locate.of(f"[[{name}]]"), f"{name} must be a list of tables ([[{name}]])")
+    return value
+
+
+def _count(value: Any, name: str, at: str, locate: _Locator) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise locate.fail(at, f"{name} must be a whole number, 0 or more, not {value!r}")
+    return value
+
+
+def _expect(entry: Any, index: int, locate: _Locator) -> Expect:
+    at = locate.of("[[expect]]", index)
+    if not isinstance(entry, dict):
+        raise locate.fail(at, f"expect[{index}] must be a table")
+    _only(entry, ("name", "match", "count", "min", "max", "absent"), at, locate, f"expect[{index}]")
+    match = entry.get("match")
+    if not isinstance(match, dict) or not match:
+        raise locate.fail(at, f"expect[{index}] needs match = {{ … }}, the fields a call must have")
+    expect = Expect(str(entry.get("name") or describe_match(match)), match)
+    for name in ("count", "min", "max"):
+        if name in entry:
+            setattr(expect, name, _count(entry[name], f"expect[{index}].{name}", at, locate))
+    if "absent" in entry:
+        expect.absent = _bool(entry["absent"], f"expect[{index}].absent", at, locate)
+    if expect.count is not None and (expect.min is not None or expect.max is not None):
+        raise locate.fail(at, f"expect[{index}] takes count, or min and/or max, not both")
+    if expect.absent and (expect.count is not None or expect.min is not None or expect.max is not None):
+        raise locate.fail(at, f"expect[{index}]: absent = true takes no count, min or max")
+    if expect.min is not None and expect.max is not None and expect.min > expect.max:
+        raise locate.fail(at, f"expect[{index}]: min ({expect.min}) is over max ({expect.max})")
+    return expect
+
+
+def _sequence(entry: Any, index: int, locate: _Locator) -> Sequence:
+    at = locate.of("[[sequence]]", index)
+    if not isinstance(entry, dict):
+        raise locate.fail(at, f"sequence[{index}] must be a table")
+    _only(entry, ("name", "user", "events"), at, locate, f"sequence[{index}]")
+    user, events = entry.get("user"), entry.get("events")
+    if not isinstance(user, (str, int)) or isinstance(user, bool) or user == "":
+        raise locate.fail(at, f'sequence[{index}] needs user = "…" (a userId or anonymousId)')
+    if not isinstance(events, list) or len(events) < 2 or not all(isinstance(e, str) for e in events):
+        raise locate.fail(at, f'sequence[{index}] needs events = ["…", "…"], two event names or more')
+    name = str(entry.get("name") or f"{' → '.join(events)} for user {user}")
+    return Sequence(name, str(user), events)
+
+
+def _plan(value: Any, locate: _Locator) -> tuple[dict[str, EventPlan], bool]:
+    at = locate.of("[plan")
+    if not isinstance(value, dict):
+        raise locate.fail(at, "plan must be a table")
+    _only(value, ("events", "allow_unplanned"), at, locate, "plan")
+    allow = _bool(value.get("allow_unplanned", False), "plan.allow_unplanned", at, locate)
+    events = value.get("events", {})
+    if not isinstance(events, dict):
+        raise locate.fail(at, "plan.events must be a table of events")
+    plan = {}
+    for event, entry in events.items():
+        where = locate.of(f'[plan.events."{event}"]') if not locate.json_format else at
+        if where == locate.where:
+            where = locate.of(f"[plan.events.{event}]")
+        if not isinstance(entry, dict):
+            raise locate.fail(where, f"plan.events.{event!r} must be a table")
+        _only(entry, ("required", "properties", "additional"), where, locate, f"plan.events.{event!r}")
+        required = entry.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise locate.fail(where, f"plan.events.{event!r}.required must be a list of property names")
+        properties = entry.get("properties", {})
+        if not isinstance(properties, dict):
+            raise locate.fail(where, f"plan.events.{event!r}.properties must be a table of name = type")
+        for name, kind in properties.items():
+            if kind not in TYPES:
+                raise locate.fail(
+                    where, f"plan.events.{event!r}.properties.{name}: unknown type {kind!r}; types: {', '.join(TYPES)}"
+                )
+        additional = _bool(entry.get("additional", True), f"plan.events.{event!r}.additional", where, locate)
+        plan[event] = EventPlan(list(required), dict(properties), additional)
+    return plan, allow
