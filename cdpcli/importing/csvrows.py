@@ -28,7 +28,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +198,7 @@ class _PhysicalLines:
         self.row, self.row_chars = [], 0
 
 
-def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Iterator[bytes]:
+def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Generator[bytes, None, None]:
     """One output line for each line of the CSV source (see the module docstring)."""
     blocks = source_blocks(source, progress)
     try:

@@ -49,14 +49,13 @@ CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 def make_sources(
     names: list[str], id_namespace: str | None = None, fmt: str | None = None, follow_symlinks: bool = False
 ) -> tuple[list[Source], list[str]]:
-    """The sources to read, and warnings about them (sources that would derive the same ids).
-    A directory stands for the files under it (recursive, sorted, hidden ones skipped); `fmt`
+    """The sources to read, and warnings (what a directory's walk passed over, sources that would
+    derive the same ids). A directory stands for the files under it (see files_under); `fmt`
     (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    sources = []
-    warnings: list[str] = []
+    sources, warnings = list[Source](), list[str]()
     for name in names or ["-"]:
         if name == "-":
             if sys.stdin is None or sys.stdin.isatty():
@@ -67,8 +66,7 @@ def make_sources(
             sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
             continue
         if os.path.isdir(name):
-            files, skipped = files_under(name, follow_symlinks)
-            warnings += skipped_warnings(name, skipped)
+            files = files_under(name, follow_symlinks, warnings)
             if not files:
                 raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
             for relative in files:
@@ -120,12 +118,13 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
     return Source(path, path, seed, size=size, format=fmt or ("csv" if CSV_NAME.search(path) else "ndjson"))
 
 
-def files_under(directory: str, follow_symlinks: bool = False) -> tuple[list[str], dict[str, list[str]]]:
+def files_under(directory: str, follow_symlinks: bool = False, warnings: list[str] | None = None) -> list[str]:
     """The files under `directory` as paths relative to it, recursively, in sorted path order
     (component by component: 2024-01-01/b before 2024-01-01.x/a), hidden files and folders
-    skipped; and what was passed over, by kind ("symbolic link", "special file": FIFOs,
-    devices, sockets; "repeated folder": a followed link to a folder already read; "dangling
-    link"; "unreadable folder"; "second name": a link to a file already read), relative paths.
+    skipped; one line in `warnings` per kind of entry passed over, with the count and names
+    ("symbolic link", "special file": FIFOs, devices, sockets; "repeated folder": a followed
+    link to a folder already read; "dangling link"; "unreadable folder"; "second name": a
+    link to a file already read).
 
     Symbolic links are not followed unless `follow_symlinks`: one pointing out of the tree
     would send what it points at (a link to /etc/passwd put its lines in the rejects file).
@@ -165,7 +164,9 @@ def files_under(directory: str, follow_symlinks: bool = False) -> tuple[list[str
                 seen_files.add(os.path.realpath(path))
                 found.append(os.path.relpath(path, directory))
     order = lambda path: path.split(os.sep)  # noqa: E731
-    return sorted(found, key=order), {kind: sorted(paths, key=order) for kind, paths in skipped.items()}
+    if warnings is not None:
+        warnings += skipped_warnings(directory, {kind: sorted(paths, key=order) for kind, paths in skipped.items()})
+    return sorted(found, key=order)
 
 
 def _identity(path: str) -> tuple[int, int]:
