@@ -108,7 +108,7 @@ class Importer:
         saver = None
         try:
             if self.phaser is not None:
-                spooled = spool_all(self.sources, self.events)
+                spooled = spool_all(self.sources, self.events, self.stop_reading)
             senders = self.delivery.start(batches) if self.delivery else []
             self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
             if self.checkpoint.path and not self.options.dry_run:
@@ -308,7 +308,7 @@ def exit_code_of(fatal: CdpError | None, interrupted: bool, stats: Stats) -> int
     return int(ExitCode.OK)
 
 
-def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
+def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event) -> list[str]:
     """order phased reads every input once per phase: stdin and iterables go to a private
     temporary file first (each source's `spool` points at it); the files' paths."""
     spooled = []
@@ -317,7 +317,7 @@ def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
             events.note(
                 f"order=phased: copying {source.label} to a private temporary file first (it is read once per phase)"
             )
-            spooled.append(spool(source))
+            spooled.append(spool(source, stop.is_set))  # an interrupt stops the copy
     return spooled
 
 
