@@ -324,7 +324,8 @@ class Operation:
         if self.header is None and looks_like_header(line):
             raise UsageError(
                 f"the first line, {line.decode('utf-8', 'replace').strip()!r}, looks like a header, not an id",
-                hint="say what it is: --header (skip it) or --no-header (send it as an id)",
+                hint="say what it is: header=True (a header: skipped) or header=False (an id: sent)",
+                option="header",
             )
 
 
@@ -433,7 +434,7 @@ def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
                 try:
                     op.check_header(line)
                 except UsageError as exc:  # stdin: files were checked before anything was sent
-                    raise FatalStop(exc.message, exc.hint, ExitCode.USAGE) from None
+                    raise FatalStop(exc.message, exc.hint, ExitCode.USAGE, option=exc.option) from None
                 if op.header:
                     raise SkipLine("header")
             try:

@@ -604,3 +604,24 @@ def test_filter_usage_errors(send, receiver, tmp_path, args, message):
     assert run.exit_code == 2, run.stderr
     assert message in run.stderr and receiver.requests == []
     assert API_KEY not in run.stderr
+
+
+@pytest.mark.parametrize("mode", ["skip", "fail"])
+def test_recent_takes_a_call_with_no_timestamp_as_recent(send, receiver, tmp_path, mode):
+    """It goes out stamped now, so it is as recent as a call can be (both preparer paths: a
+    numeric userId takes the plain one)."""
+    lines = [
+        {"type": "track", "userId": "u1", "event": "E"},
+        {"type": "track", "userId": 42, "event": "E"},
+        {"type": "track", "userId": "u3", "event": "E", "timestamp": "2020-01-01T00:00:00.000Z"},
+    ]
+    (tmp_path / "r.ndjson").write_bytes(ndjson(lines))
+    run = send("import", "r.ndjson", "--recent", mode, "--json")
+    assert [c["userId"] for c in receiver.calls] == ["u3"]
+    result = summary(run)
+    assert result["recent"] == 2
+    if mode == "skip":
+        assert run.exit_code == 0 and result["skipped_reasons"] == {"recent": 2}
+    else:
+        assert run.exit_code == 1 and result["invalid_reasons"] == {"recent": 2}
+        assert "no timestamp: it would be sent stamped now, within the last 72 hours" in run.stderr

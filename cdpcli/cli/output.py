@@ -38,8 +38,10 @@ OPTION_IDS = (
         "order",
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
-    *["limit", "sample", "recent", "dry_run", "preflight"],
+    *["limit", "sample", "recent", "dry_run", "preflight", "delimiter"],
 )
+# on/off options: `header=True` is the flag --header, `header=False` its --no-header
+_SWITCH_FORM = re.compile(r"(?<![\w./$-])(header|follow_symlinks)=(True|False)\b")
 # `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
 _OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
 
@@ -57,6 +59,7 @@ def flagged(text: str) -> str:
         after = match[2]
         return flag_of(match[1]) + (" " + after if after and after not in ",.;:)" else after)
 
+    text = _SWITCH_FORM.sub(lambda m: ("--" if m[2] == "True" else "--no-") + m[1].replace("_", "-"), text)
     return _OPTION_FORM.sub(flag, text)
 
 

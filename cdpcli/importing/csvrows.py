@@ -115,16 +115,18 @@ def check_destination(src: str, dest: str, kind: str | None) -> None:
     else:
         inside = f"traits.{dest} (identify, group) or properties.{dest} (the others)"
     raise UsageError(
-        f"--column {src}={dest}: {problem}",
-        hint=f"name a top-level field of the call, or a place inside one: --column {src}={inside}",
+        f"column={src}={dest}: {problem}",
+        hint=f"name a top-level field of the call, or a place inside one: column={src}={inside}",
+        option="column",
     )
 
 
 def check_delimiter(delimiter: str | None) -> None:
     if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
         raise UsageError(
-            f"--delimiter {delimiter!r}: expected one character (not a quote or a line break)",
-            hint="e.g. --delimiter ';' or --delimiter $'\\t'",
+            f"delimiter={delimiter!r}: expected one character (not a quote or a line break)",
+            hint="e.g. delimiter=';' or delimiter=$'\\t'",
+            option="delimiter",
         )
 
 
@@ -200,6 +202,7 @@ class _PhysicalLines:
 
 def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Generator[bytes, None, None]:
     """One output line for each line of the CSV source (see the module docstring)."""
+    check_delimiter(mapping.delimiter)
     blocks = source_blocks(source, progress)
     try:
         text = io.TextIOWrapper(

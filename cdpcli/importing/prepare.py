@@ -98,6 +98,8 @@ class Preparer:
         # as the times they are; "~" sorts after every one of them: off
         self.recent_from = "~"
         self.on_recent: Callable[[str], None] = _nothing
+        # a call with no timestamp goes out stamped now: on_recent("") too (recent skip, fail)
+        self.recent_when_missing = False
         self.tick()
 
     def for_source(self, source: Source) -> None:
@@ -136,6 +138,8 @@ class Preparer:
         stamp = call.get("timestamp")
         if stamp is not None and stamp >= self.recent_from:
             self.on_recent(stamp)
+        elif stamp is None and self.recent_when_missing:
+            self.on_recent("")  # stamped now, below
         self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
         if "messageId" not in call:
@@ -194,6 +198,8 @@ class Preparer:
             call["messageId"] = self.message_id(line_no, line).decode()
         stamp = call.get("timestamp")
         if not stamp:
+            if self.recent_when_missing:
+                self.on_recent("")
             call["timestamp"] = self.now
         elif stamp >= self.recent_from:
             self.on_recent(stamp)

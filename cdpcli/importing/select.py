@@ -171,6 +171,7 @@ class Selector:
             # the preparer compares each call's canonical timestamp with the window's start
             preparer.recent_from = format_timestamp(self.window_start)
             preparer.on_recent = self._recent
+            preparer.recent_when_missing = self.recent_mode in ("skip", "fail")
         self.recent_to = format_timestamp(self.now)
 
     def prepare_for(self, data: bytes) -> Callable[[int, bytes], bytes]:
@@ -212,16 +213,16 @@ class Selector:
 
     def _recent(self, stamp: str) -> None:
         """A valid call timestamped at or after the window's start (canonical, from the
-        preparer): counted when not in the future, then skipped or rejected by mode."""
+        preparer; "" for one with no timestamp, which goes out stamped now): counted when not
+        in the future, then skipped or rejected by mode."""
         if stamp > self.recent_to:
             return
         self.recent += 1
         if self.recent_mode == "skip":
             raise SkipLine("recent")
         if self.recent_mode == "fail":
-            raise InvalidLine(
-                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (recent=fail)", "recent"
-            )
+            when = f"timestamp {stamp} is" if stamp else "no timestamp: it would be sent stamped now,"
+            raise InvalidLine(f"{when} within the last 72 hours: it may trigger campaigns (recent=fail)", "recent")
 
     def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
         kind = call.get("type", self.default_type)
