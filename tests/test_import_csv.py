@@ -198,3 +198,12 @@ def test_a_given_delimiter_wins_over_detection():
     (_, given) = lines_of(b"userId,note;x\nu1,a;b\n", CsvMapping("identify", delimiter=","))
     assert json.loads(detected)["traits"] == {"note": "a,b"}
     assert json.loads(given)["traits"] == {"note;x": "a;b"}
+
+
+def test_the_delimiter_flag_wins_over_detection(send, receiver, tmp_path):
+    (tmp_path / "p.csv").write_text("userId,note;x;y\nu1,a;b;c\n")  # detected, it would be ";"
+    run = send("import", "p.csv", "--type", "identify", "--delimiter", ",")
+    assert run.exit_code == 0, run.stderr
+    assert receiver.calls[0]["userId"] == "u1" and receiver.calls[0]["traits"] == {"note;x;y": "a;b;c"}
+    bad = send("import", "p.csv", "--type", "identify", "--delimiter", "ab")
+    assert bad.exit_code == 2 and "--delimiter 'ab': expected one character" in bad.stderr

@@ -244,6 +244,17 @@ def test_symlinks_are_not_followed_and_each_kind_skipped_is_one_warning(send, re
     assert special.startswith("Warning: skipped 1 special file under t") and special.endswith(": t/pipe.ndjson")
 
 
+def test_follow_symlinks_reads_what_links_point_at(send, receiver, tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "b.ndjson").write_bytes(ndjson(tracks(1, start=2)))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.ndjson").write_bytes(ndjson(tracks(1)))
+    (tmp_path / "t" / "more").symlink_to(tmp_path / "outside")
+    run = send("import", "t", "--follow-symlinks")
+    assert run.exit_code == 0, run.stderr
+    assert sorted(c["properties"]["n"] for c in receiver.calls) == [1, 2] and "Warning" not in run.stderr
+
+
 def test_followed_symlinks_read_each_file_once_and_end_at_loops(tmp_path):
     from cdpcli.importing.sources import make_sources
 

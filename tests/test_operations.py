@@ -548,3 +548,13 @@ def test_the_dry_run_shows_distinct_ids_and_what_was_dropped(send, receiver, tmp
     assert run.exit_code == 0, run.stderr
     assert "4 people: u1, u2, u3, … (dropped: 2 repeated ids, 1 comment line)" in run.stderr
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "sent"), [("--header", ["a@example.com"]), ("--no-header", ["email", "a@example.com"])]
+)
+def test_header_flags_say_what_the_first_line_is(send, receiver, tmp_path, flag, sent):
+    (tmp_path / "ids.txt").write_text("email\na@example.com\n")
+    run = send("person", "delete", "--from", "ids.txt", "--yes", flag)
+    assert run.exit_code == 0, run.stderr
+    assert [call["userId"] for call in receiver.calls] == sent

@@ -176,6 +176,24 @@ def import_(
             show_default=False,
         ),
     ] = False,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--delimiter",
+            help="CSV: the cell separator (default: , ; tab or | as the header line shows).",
+            metavar="C",
+            show_default=False,
+        ),
+    ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="In a directory, read what symbolic links point at (each file once; default: skip them, with a warning).",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
     since: Annotated[
         str | None,
         typer.Option(
@@ -271,6 +289,7 @@ def import_(
             archive=from_,
             column=column or [],
             infer_types=infer_types,
+            delimiter=delimiter,
             types=types,
             events=events,
             exclude_events=exclude_events,
@@ -280,7 +299,7 @@ def import_(
             limit=limit,
             recent=recent,
         )
-        sources, warnings = make_sources(files or [], id_namespace, format_)
+        sources, warnings = make_sources(files or [], id_namespace, format_, follow_symlinks)
         sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:

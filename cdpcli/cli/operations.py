@@ -182,6 +182,7 @@ def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) ->
     from cdpcli.cli.import_events import run_and_report, terminal_events
     from cdpcli.operations import bulk_importer
 
+    op.header = bulk.header
     out = opts.output()
     target = opts.target()
     events = terminal_events(opts, bulk.progress)
@@ -238,12 +239,13 @@ def confirm(out: Output, question: str, noun: tuple[str, str], ids: "IdList | tu
         raise Declined("not confirmed: nothing was sent")
 
 
-def _ids_in(op: "Operation", source: str) -> "IdList":
+def _ids_in(op: "Operation", source: str, header: bool | None = None) -> "IdList":
     """The distinct ids, the first ones and what is dropped, as a confirmation shows them, read
     as the send reads them (the same sources: a directory's files, compressed ones
     decompressed; comments, a header and repeated ids left out), not the raw bytes."""
     from cdpcli.operations import IdList
 
+    op.header = header
     if source == "-":
         return IdList()
     from cdpcli.importing.sources import make_sources, source_lines
@@ -288,7 +290,7 @@ def _person_command(action: str):
             _exactly_one(user, source)
             op = operations.operation(f"person {action}")
             if question is not None:
-                ids = (1, [user]) if user is not None else _ids_in(op, source)
+                ids = (1, [user]) if user is not None else _ids_in(op, source, bulk.header)
                 confirm(
                     out, question, ("person", "people"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-"
                 )
@@ -423,7 +425,7 @@ def object_delete(
         _exactly_one(object_id, source, "--object")
         object_type_id = _object_type(object_type_id)
         op = operations.operation("object delete", object_type_id=object_type_id, user=user, anonymous_id=anonymous_id)
-        ids = (1, [object_id]) if object_id is not None else _ids_in(op, source)
+        ids = (1, [object_id]) if object_id is not None else _ids_in(op, source, bulk.header)
         question = "Delete {what} from Customer.io?"
         confirm(out, question, ("object", "objects"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
         if source is not None:

@@ -333,7 +333,7 @@ class UnwrittenRejects(Rejects):
 
 
 def csv_mapping(options: ImportOptions) -> CsvMapping:
-    return CsvMapping(options.default_type, options.csv_columns, options.infer_types)
+    return CsvMapping(options.default_type, options.csv_columns, options.infer_types, options.delimiter)
 
 
 def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
