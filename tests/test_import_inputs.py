@@ -598,6 +598,29 @@ def test_skipped_lines_are_settled_in_the_checkpoint(send, receiver, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("first", "then", "differs"),
+    [
+        (["--sample", "0.3"], [], "--sample 0.3 then, (not given) now"),
+        (["--types", "track"], ["--types", "identify,track"], "--types track then, identify,track now"),
+        ([], ["--until", "2025-01-01"], "--until (not given) then, 2025-01-01T00:00:00.000Z now"),
+        (["--from", "segment"], [], "--from segment then"),
+    ],
+)
+def test_a_checkpoint_refuses_a_run_under_another_selection(send, receiver, tmp_path, first, then, differs):
+    (tmp_path / "c.ndjson").write_bytes(ndjson(tracks(100)))
+    run = send("import", "c.ndjson", "--checkpoint", "ck.json", *first)
+    assert run.exit_code == 0, run.stderr
+    sent = len(receiver.calls)
+    again = send("import", "c.ndjson", "--checkpoint", "ck.json", *then)
+    assert again.exit_code == 2, again.stderr
+    assert "--checkpoint ck.json was written under another selection of lines: " in again.stderr
+    assert differs in again.stderr and "remove it to import from the start" in again.stderr
+    assert len(receiver.calls) == sent  # nothing more sent
+    same = send("import", "c.ndjson", "--checkpoint", "ck.json", "--json", *first)  # the same choices resume
+    assert same.exit_code == 0 and summary(same)["skipped_reasons"].get("checkpoint") == 100
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--sample", "0"], "--sample must be a fraction above 0 and at most 1"),

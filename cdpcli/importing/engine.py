@@ -34,7 +34,7 @@ from cdpcli.importing.order import PHASES, PhaseFilter, spool
 from cdpcli.importing.packer import Packer
 from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.rejects import Rejects
-from cdpcli.importing.select import Selector, wanted
+from cdpcli.importing.select import Selector, selection_of, wanted
 from cdpcli.importing.settle import Settle
 from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
@@ -356,6 +356,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
     try:
         checkpoint.bind_shard(shard_label(options.shard))
         phase = checkpoint.bind_order(options.order)
+        checkpoint.bind_selection(selection_of(options))
         checkpoint.apply(sources)
         for source in sources:
             if source.is_file:

@@ -141,6 +141,24 @@ def wanted(options: Choices) -> bool:
     )
 
 
+def selection_of(options: Choices) -> dict[str, Any]:
+    """What decides which lines an import leaves out (skipped, and settled in its checkpoint),
+    by option id, as JSON values; the options left at their defaults are not named. A
+    checkpoint keeps it: a run under another selection would take lines the first one left out
+    for settled (checkpoint.bind_selection)."""
+    chosen: dict[str, Any] = {
+        "types": sorted(options.types) if options.types else None,
+        "events": sorted(options.events) if options.events else None,
+        "exclude_events": sorted(options.exclude_events) if options.exclude_events else None,
+        "since": format_timestamp(options.since) if options.since else None,
+        "until": format_timestamp(options.until) if options.until else None,
+        "sample": options.sample,
+        "archive": options.archive,
+        "recent": options.recent if options.recent == "skip" else None,
+    }
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
 class Selector:
     """Preparer.prepare with the archive's envelope dropped and the filters applied first."""
 
