@@ -225,11 +225,16 @@ def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMappi
                     )
                 physical.again.extendleft(reversed(physical.row[1:]))
                 spanned = 1
+                first = physical.row[0]
+                kept = (
+                    f" (the record keeps its first {MAX_ROW_BYTES:,} characters)" if len(first) > MAX_ROW_BYTES else ""
+                )
                 yield _invalid(
                     f"a quoted cell is not closed within {MAX_ROW_LINES} lines or {MAX_ROW_BYTES:,} bytes, "
-                    "or by the end of the file; the lines after it are read as rows",
+                    f"or by the end of the file, or is over the csv module's limit{kept}; "
+                    "the lines after it are read as rows",
                     "csv quote not closed",
-                    physical.row[0],
+                    first[:MAX_ROW_BYTES],
                 )
             elif header is None and not any(cell.strip() for cell in row):
                 yield b""  # blank lines before the header
