@@ -398,6 +398,27 @@ def test_a_segment_archive_is_replayed_with_its_ids_and_no_write_key(send, recei
     assert WRITE_KEY not in run.stdout + run.stderr
 
 
+def test_a_fixed_rejects_file_fed_back_is_chosen_by_the_calls_in_it(send, receiver, tmp_path):
+    """Rejects records as cdp writes them ({"source","line","error","input"}), their inputs
+    fixed: --types, --since and --from apply to the call inside, as to the original line."""
+    calls = [
+        segment_call(1, "2024-03-01"),  # track, kept
+        segment_call(2, "2023-03-01"),  # before --since: skipped
+        dict(segment_call(3, "2024-03-02"), type="identify", traits={"plan": "pro"}),  # not a track
+    ]
+    records = [
+        {"source": "events.ndjson", "line": n, "error": "call is 40,000 bytes", "input": json.dumps(call)}
+        for n, call in enumerate(calls, 1)
+    ]
+    (tmp_path / "fixed.ndjson").write_bytes(ndjson(records))
+    run = send("import", "fixed.ndjson", "--types", "track", "--since", "2024-01-01", "--from", "segment", "--json")
+    assert run.exit_code == 0, run.stderr
+    (sent,) = [call for request in receiver.requests for call in request.body["batch"]]
+    assert sent["messageId"] == calls[0]["messageId"]
+    assert not {"receivedAt", "projectId", "_metadata"} & sent.keys()  # the archive's envelope, dropped
+    assert summary(run)["skipped_reasons"] == {"since": 1, "types": 1}
+
+
 def test_rudderstack_envelope_keys_are_dropped(send, receiver, tmp_path):
     call = {
         "type": "identify",

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, unwrap_reject
 from cdpcli.importing.shard import Shard
 from cdpcli.wire import dumps, format_timestamp
 
@@ -205,6 +205,12 @@ class Selector:
         shard = self.shard
         if self.envelope or self.filtering or shard is not None:
             call = _object(line)
+            if call is not None and "type" not in call and "input" in call:
+                # a rejects record fed back: every choice applies to the call in it, exactly as
+                # to the original line (its wrapper has no type, event or timestamp)
+                inner = unwrap_reject(call)
+                if inner is not call:
+                    call, line = inner, dumps(inner).encode("utf-8", "surrogatepass")
             if shard is not None:
                 # a line that is not a JSON object has no person: dealt by line number, so that
                 # exactly one shard rejects it
