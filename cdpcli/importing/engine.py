@@ -37,6 +37,7 @@ from cdpcli.importing.rejects import Rejects
 from cdpcli.importing.select import Selector, selection_of, wanted
 from cdpcli.importing.settle import Settle
 from cdpcli.importing.shard import shard_label
+from cdpcli.importing.share import share_for
 from cdpcli.importing.sources import (
     _END,
     Source,
@@ -110,7 +111,9 @@ class Importer:
             if self.phaser is not None:
                 spooled = spool_all(self.sources, self.events, self.stop_reading)
             senders = self.delivery.start(batches) if self.delivery else []
-            self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
+            self.share = share_for(self.sources, self.phaser)
+            self.stats.settled_share = lambda: self.share.share(*self.settlement.snapshot())
+            self.events.started(self.stats, self.share.total)
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
             if self.phaser is None:
@@ -168,6 +171,7 @@ class Importer:
                 if isinstance(item, BaseException):
                     raise item
                 last_input = time.monotonic()
+                self.share.saw(item)
                 if item.source != current:
                     current = item.source
                     packer.preparer.for_source(self.sources[current])

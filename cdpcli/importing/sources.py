@@ -216,21 +216,23 @@ def read_sources(
     progress: Callable[[int], None],
     csv_mapping: CsvMapping | None = None,
 ) -> None:
-    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too."""
+    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too. Each
+    chunk says how many of its source's input bytes were read by then (Chunk.through)."""
     try:
         for index, source in enumerate(sources):
+            counted = _Counted(progress)
             if source.items is not None:
-                _read_items(index, source.items, out, stop, progress)
+                _read_items(index, source.items, out, stop, counted)
                 continue
             if source.format == "csv":
-                _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                _read_lines(index, csv_lines(source, counted, csv_mapping or CsvMapping()), out, stop, counted)
                 continue
-            pieces = ndjson_pieces(source, progress)
+            pieces = ndjson_pieces(source, counted)
             try:
                 for first_line, data, count in pieces:
                     if stop.is_set():
                         break
-                    out.put(Chunk(index, first_line, data, count))
+                    out.put(Chunk(index, first_line, data, count, counted.total))
             finally:
                 pieces.close()
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
@@ -357,7 +359,19 @@ def source_lines(source: Source) -> Iterator[bytes]:
         yield tail
 
 
-def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> None:
+class _Counted:
+    """The reader's progress callback, also counting one source's bytes (`total`)."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        self.total = 0
+
+    def __call__(self, count: int) -> None:
+        self.total += count
+        self.progress(count)
+
+
+def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event, counted: _Counted) -> None:
     """Lines made by a converter (CSV), one for each line of the input, in chunks."""
     line_no = 1
     batch: list[bytes] = []
@@ -370,22 +384,20 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
                 if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
                     if stop.is_set():
                         return
-                    out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+                    out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
                     line_no += len(batch)
                     batch, size = [], 0
         except DamagedInput as exc:  # what came before is delivered, and the import goes on
             batch.append(damage_marker(exc, line_no + len(batch), b""))
         if batch and not stop.is_set():
-            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
     finally:
         close = getattr(lines, "close", None)
         if close:
             close()
 
 
-def _read_items(
-    index: int, items: Iterable[Any], out: queue.Queue, stop: threading.Event, progress: Callable[[int], None]
-) -> None:
+def _read_items(index: int, items: Iterable[Any], out: queue.Queue, stop: threading.Event, progress: _Counted) -> None:
     """An iterable source: each item is one line, in chunks as a file's lines are. An import
     that stops early closes a generator it will not finish (its `finally` runs now, not at
     some later garbage collection)."""
@@ -404,12 +416,12 @@ def _read_items(
                     close()
                 return
             progress(size)
-            out.put(Chunk(index, line_no, guard_markers(b"\n".join(lines)), len(lines)))
+            out.put(Chunk(index, line_no, guard_markers(b"\n".join(lines)), len(lines), progress.total))
             line_no += len(lines)
             lines, size = [], 0
     if lines and not stop.is_set():
         progress(size)
-        out.put(Chunk(index, line_no, guard_markers(b"\n".join(lines)), len(lines)))
+        out.put(Chunk(index, line_no, guard_markers(b"\n".join(lines)), len(lines), progress.total))
 
 
 def item_line(item: Any) -> bytes:
