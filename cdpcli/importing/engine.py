@@ -112,7 +112,7 @@ class Importer:
                 spooled = spool_all(self.sources, self.events, self.stop_reading)
             senders = self.delivery.start(batches) if self.delivery else []
             self.share = share_for(self.sources, self.phaser)
-            self.stats.settled_share = lambda: self.share.share(*self.settlement.snapshot())
+            self.stats.settled_share = self.share.measured(self.settlement)  # no cycle back to self
             self.events.started(self.stats, self.share.total)
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)

@@ -20,7 +20,9 @@ when everything was sent.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
+from cdpcli.importing.checkpoint import Settlement
 from cdpcli.importing.order import PhaseFilter
 from cdpcli.importing.source import Chunk, Source
 
@@ -55,6 +57,10 @@ class SettledShare:
         before_line, before_bytes = (lines[at - 1], through[at - 1]) if at else (0, 0)
         span = max(lines[at] - before_line, 1)
         return before_bytes + (through[at] - before_bytes) * (line - before_line) // span
+
+    def measured(self, settlement: Settlement) -> Callable[[], float | None]:
+        """The share now, as a progress display asks for it (Stats.settled_share)."""
+        return lambda: self.share(*settlement.snapshot())
 
     def share(self, phase: int, settled: list[int]) -> float | None:
         """The settled share of the input, or None when its size is not known (stdin)."""
