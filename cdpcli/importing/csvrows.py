@@ -91,10 +91,12 @@ def parse_columns(specs: list[str]) -> dict[str, str]:
         src, eq, dest = spec.partition("=")
         if not eq or not src or not dest or any(not part for part in dest.split(".")):
             raise UsageError(
-                f"--column {spec!r}: expected SRC=DEST", hint='e.g. --column id=userId --column "E-mail=traits.email"'
+                f"column={spec!r}: expected SRC=DEST",
+                hint='e.g. column=id=userId column="E-mail=traits.email"',
+                option="column",
             )
         if src in columns:
-            raise UsageError(f"--column {src!r} is given twice")
+            raise UsageError(f"column={src!r} is given twice", option="column")
         check_destination(src, dest, None)
         columns[src] = dest
     return columns
@@ -297,15 +299,17 @@ def _check_header(source: Source, header: list[str], mapping: CsvMapping, line_n
     for src, dest in mapping.columns.items():
         if src not in header:
             raise UsageError(
-                f"--column {src}={dest}: {source.label} has no column {src!r}",
+                f"column={src}={dest}: {source.label} has no column {src!r}",
                 hint="its header names: " + ", ".join(header[:20]),
+                option="column",
             )
         check_destination(src, dest, mapping.default_type)
     has_type = "type" in header or "type" in mapping.columns.values()
     if mapping.default_type is None and not has_type:
         raise UsageError(
             f"{source.label}: a CSV row needs a call type",
-            hint="give --type identify (or track, group, page, screen), or a 'type' column",
+            hint="give type=identify (or track, group, page, screen), or a 'type' column",
+            option="type",
         )
 
 
