@@ -301,11 +301,11 @@ def not_text(block: bytes) -> str | None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16 text; convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8)"
     if head[257:262] == TAR_MAGIC:
-        return "a tar archive read as one stream; read it by a name ending in .tar (or .tar.gz, …), or extract it first"
+        return "a tar archive read as one stream: extract it first (tar -xf FILE), then import its files"
     if head.startswith(ZIP_MAGIC):
-        return "a zip archive; read it by a name ending in .zip, or extract it first"
+        return "a zip archive read as one stream: extract it first (unzip FILE), then import its files"
     if head.startswith(PARQUET_MAGIC):
-        return "a Parquet file; read it as Parquet (a .parquet name)"
+        return "a Parquet file read as text: read it as Parquet (format=parquet), not as NDJSON"
     if b"\0" in head:
         return "not text (NUL bytes in its first block): a binary file is not NDJSON, and none of it was read"
     text = head.decode("utf-8", "replace")
