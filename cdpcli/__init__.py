@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from cdpcli.lazy import lazy_names
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CdpError",

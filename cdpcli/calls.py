@@ -27,10 +27,10 @@ class InvalidCall(UsageError):
 def prepare_call(call_type: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The call to send: `fields` (wire names, None = left out) validated with the call's
     model, with messageId, timestamp and context.library filled in when absent."""
-    from pydantic import ValidationError
+    from pydantic import ValidationError  # lazy: start-up
 
-    from cdpcli.jsontext import MAX_DEPTH, depth
-    from cdpcli.models import describe_errors, validate_call
+    from cdpcli.jsontext import MAX_DEPTH, depth  # lazy: start-up
+    from cdpcli.models import describe_errors, validate_call  # lazy: start-up
 
     if call_type not in CALL_TYPES:
         raise UsageError(f"unknown call type {call_type!r}", hint="one of: " + ", ".join(CALL_TYPES))
@@ -62,7 +62,7 @@ def call_warnings(call: dict[str, Any]) -> list[str]:
     """What is doubtful about a valid call without making it invalid: the rules of semantic events
     that only the API document states (models.semantic_warnings). A front end says them (the CLI
     on stderr); they never change what is sent."""
-    from cdpcli.models import semantic_warnings
+    from cdpcli.models import semantic_warnings  # lazy: start-up
 
     return semantic_warnings(call)
 

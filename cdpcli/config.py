@@ -9,6 +9,8 @@ cdpcli.settings.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import stat
 import sys
 from pathlib import Path
@@ -48,8 +50,6 @@ def repair_hint(path: Path, line: int | None = None) -> str:
 
 
 def move_aside_command(path: Path) -> str:
-    import shlex
-
     target = path.with_name(path.name + ".broken")
     number = 2
     while os.path.lexists(target):  # never let the suggested mv overwrite an earlier one
@@ -82,10 +82,10 @@ def load_document(path: Path, *, warnings: list[str] | None = None) -> dict[str,
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigFileError(path, f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line})", line) from None
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    if sys.version_info >= (3, 11):
+        import tomllib  # lazy: start-up
+    else:  # Python 3.10: the same module, as a package
+        import tomli as tomllib  # lazy: start-up
 
     try:
         data = tomllib.loads(text)
@@ -118,8 +118,6 @@ def _read_config(path: Path) -> bytes | None:
 
 def _toml_problem(message: str, text: str) -> tuple[str, int]:
     """tomllib's message as `line N[, column M]: what`, and the line (it has no lineno before 3.14)."""
-    import re
-
     match = re.search(r" \(at line (\d+), column (\d+)\)$", message)
     if match:
         line = int(match.group(1))
@@ -158,9 +156,9 @@ def save_config(
 
     Replaced whole through an exclusive temp file (files.write_atomic), so a planted
     `config.toml.tmp` symlink is never followed; a symlinked config.toml is refused."""
-    import tomli_w
+    import tomli_w  # lazy: start-up
 
-    from cdpcli.files import write_atomic
+    from cdpcli.files import write_atomic  # lazy: start-up
 
     path = path or config_path()
     refuse_symlink(path)
@@ -181,8 +179,6 @@ def save_config(
 def refuse_symlink(path: Path) -> None:
     """cdp writes keys only into a regular file of its own, never through a link."""
     if path.is_symlink():
-        import shlex
-
         raise UsageError(
             f"config file {path} is a symbolic link; cdp writes API keys only to a regular file",
             hint=f"remove the link (rm {shlex.quote(str(path))}) and run the command again, "

@@ -55,8 +55,8 @@ def check_connection(
     on_exchange: Callable[[Exchange], None] | None = None,
 ) -> ConnectReport:
     """Send the check and say what it found; a failure is in the report, not raised."""
-    from cdpcli.calls import failure_of
-    from cdpcli.transport import proxy_for
+    from cdpcli.calls import failure_of  # lazy: start-up
+    from cdpcli.transport import proxy_for  # lazy: start-up
 
     request = connect_request(target, send_event)
     outcome = target.send(request, on_retry=on_retry, on_exchange=on_exchange)

@@ -12,6 +12,7 @@ sends one per line of a file through the import engine. Never prints.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import unicodedata
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cdpcli.errors import UsageError
+from cdpcli.errors import ExitCode, FatalStop, UsageError
 
 if TYPE_CHECKING:
     from cdpcli.importing import Importer, ImportEvents, ImportResult
@@ -268,8 +269,6 @@ class Operation:
     def required(self) -> list[str]:
         """The build function's fields without a default (checked before the call: a
         TypeError from inside it is a bug to report, not a missing field)."""
-        import inspect
-
         return [
             name
             for name, parameter in inspect.signature(self.build).parameters.items()
@@ -407,9 +406,8 @@ def operation(name: str, **defaults: Any) -> Operation:
 
 
 def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
-    from cdpcli.errors import ExitCode, FatalStop
-    from cdpcli.importing.prepare import InvalidLine, Preparer, SkipLine
-    from cdpcli.wire import dumps
+    from cdpcli.importing.prepare import InvalidLine, Preparer, SkipLine  # lazy: start-up
+    from cdpcli.wire import dumps  # lazy: start-up
 
     class OperationPreparer(Preparer):
         """The import's Preparer, given the call a line of ids stands for; a line that names
@@ -468,7 +466,7 @@ def bulk_importer(
     stdin) as `cdp import` sends calls: batches, retries, splitting, rejects with line numbers,
     checkpoint; messageIds derived from (file name, line number, call), so a re-run sends the
     same ids. Also the warnings about the inputs."""
-    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
     options = ImportOptions.build(
         concurrency=concurrency,
@@ -489,7 +487,7 @@ def bulk_importer(
 
 def check_headers(op: Operation, sources: list[Any]) -> None:
     """Each file's first line, before anything is sent (stdin's is checked as it is read)."""
-    from cdpcli.importing.sources import source_lines
+    from cdpcli.importing.sources import source_lines  # lazy: start-up
 
     for source in sources:
         if source.is_file and source.skip == 0:

@@ -11,7 +11,7 @@ _secrets: list[str] = []
 
 
 def add_secret(api_key: str) -> None:
-    from cdpcli.wire import secret_forms
+    from cdpcli.wire import secret_forms  # lazy: start-up
 
     global _secrets
     # a new list, rebound: another thread's redact() may be iterating the old one

@@ -8,6 +8,7 @@ permissions) with the values; nothing is kept between calls.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from cdpcli.config import (
     unknown_profile_error,
 )
 from cdpcli.errors import UsageError
+from cdpcli.wire import api_key_problem, base_url  # base_url: the one place that decides what an endpoint is
 
 DEFAULT_PROFILE = "default"
 
@@ -110,8 +112,6 @@ def coerce_setting(name: str, value: Any, origin: str) -> Any:
             return False
         raise UsageError(_at(origin) + f"{name} must be true or false, not {value!r}")
     if name == "timeout":
-        import math
-
         # a day: beyond it clocks overflow (1e300 s crashed as OverflowError), and no request waits so long
         MAX_TIMEOUT = 86_400
 
@@ -137,8 +137,6 @@ def check_for_storing(name: str, value: Any) -> None:
     """What `config set` stores must work in every later command: the endpoint as
     wire.base_url reads it, the API key as something an HTTP header can carry."""
     if name == "endpoint":
-        from cdpcli.wire import base_url  # the one place that decides what an endpoint is
-
         try:
             base_url(value, "us")
         except ValueError as exc:
@@ -153,8 +151,6 @@ def check_for_storing(name: str, value: Any) -> None:
 
 def _check_key(key: str) -> None:
     """A key goes into an HTTP header (wire.api_key_problem decides). Errors never quote it."""
-    from cdpcli.wire import api_key_problem
-
     problem = api_key_problem(key)
     if problem:
         raise UsageError(

@@ -142,7 +142,7 @@ class Target:
 
     def sender(self, **options: Any) -> Sender:
         """A transport.Sender with this target's timeout, retries and TLS need."""
-        from cdpcli.transport import Sender  # httpx: only on the paths that send
+        from cdpcli.transport import Sender  # lazy: start-up; httpx: only on the paths that send
 
         return Sender(timeout=self.timeout, retries=self.retries, tls=self.base.startswith("https:"), **options)
 

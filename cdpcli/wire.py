@@ -160,7 +160,7 @@ def base_url(endpoint: str | None, region: str) -> str:
     scheme = url[:scheme_end].lower()
     if scheme not in ("http", "https"):
         raise EndpointError(f"{shown}: cdp sends over http:// or https:// only, not {scheme}://", example)
-    from urllib.parse import urlsplit
+    from urllib.parse import urlsplit  # lazy: start-up
 
     try:
         parts = urlsplit(url)
@@ -210,7 +210,7 @@ def _host_problem(host: str, *, bracketed: bool) -> str | None:
     name = host[:-1] if host.endswith(".") else host
     if not host.isascii():
         try:
-            import idna  # httpx's own IDNA encoder (a dependency of httpx)
+            import idna  # lazy: start-up; httpx's own IDNA encoder (a dependency of httpx)
 
             name = idna.encode(name.lower()).decode("ascii")
         except Exception:  # noqa: BLE001 - idna.IDNAError, UnicodeError: not a host name

@@ -92,12 +92,14 @@ def test_endpoint_error_has_a_hint(cli):
 
 def test_endpoint_is_checked_by_wire_base_url(cli, monkeypatch):
     """One place decides what an endpoint is: what wire.base_url refuses, config set refuses."""
+    import cdpcli.settings
     import cdpcli.wire
 
     def refuse(endpoint, region):
         raise ValueError("refused by base_url")
 
-    monkeypatch.setattr(cdpcli.wire, "base_url", refuse)
+    assert cdpcli.settings.base_url is cdpcli.wire.base_url
+    monkeypatch.setattr(cdpcli.settings, "base_url", refuse)
     run = cli("config", "set", "endpoint", "https://cdp.customer.io/v1")
     assert run.exit_code == 2 and "Error: endpoint refused by base_url" in run.stderr
 

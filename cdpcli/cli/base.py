@@ -9,12 +9,14 @@ so `cdp --help`, completion and dry-run stay quick.
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from cdpcli import __version__
+from cdpcli.cli.output import Output
 
 
 class CdpGroup(TyperGroup):
@@ -22,14 +24,22 @@ class CdpGroup(TyperGroup):
     error style, help without a type on -h, and NO_COLOR honoured by help. Public Click/Typer
     methods only (main, get_help_option, get_command, format_help), each extended, not replaced."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         # standalone: run non-standalone and do the standalone part here, so that a usage error
         # reads `Error:`/`Hint:` (under --json also one JSON object), not Typer's Rich box
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            result = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.TyperException as exc:  # click's UsageError, BadParameter, …: public base class
             sys.exit(report_usage_error(exc, json_mode="--json" in argv))
         except typer.Abort:
@@ -73,7 +83,7 @@ def plain_help_if_no_color() -> None:
     Typer's own comment there) makes its help console emit none. Not public API, so it is set
     here only, and tests/test_cli_surface.py checks the result."""
     if os.environ.get("NO_COLOR"):
-        from typer import rich_utils
+        from typer import rich_utils  # lazy: start-up
 
         rich_utils.COLOR_SYSTEM = None
 
@@ -81,7 +91,6 @@ def plain_help_if_no_color() -> None:
 def report_usage_error(exc: Any, *, json_mode: bool) -> int:
     """A Click usage error (missing option, unknown flag, bad value) as `Error:`/`Hint:` lines on
     stderr like every other error, and under --json also one JSON object on stdout."""
-    from cdpcli.cli.output import Output
 
     exit_code = getattr(exc, "exit_code", 2)
     if type(exc).__name__ == "NoArgsIsHelpError":  # `cdp config`: help was printed already

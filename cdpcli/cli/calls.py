@@ -11,6 +11,7 @@ from cdpcli.calls import InvalidCall, call_request, call_warnings, deliver, prep
 from cdpcli.cli.base import app
 from cdpcli.cli.items import apply_items, check_argument, read_json_object
 from cdpcli.cli.options import (
+    CALL,
     AnonymousOpt,
     CategoryOpt,
     CommonFields,
@@ -257,7 +258,7 @@ def track(
             help="Event name, e.g. Item_Purchased.",
             metavar="NAME",
             show_default=False,
-            rich_help_panel="Call fields",
+            rich_help_panel=CALL,
         ),
     ],
     user: UserOpt = None,
@@ -345,7 +346,7 @@ def group(
             help="groupId: the object (company, account…) to relate the person to.",
             metavar="ID",
             show_default=False,
-            rich_help_panel="Call fields",
+            rich_help_panel=CALL,
         ),
     ],
     user: UserOpt = None,
@@ -382,7 +383,7 @@ def alias(
             help="userId to keep.",
             metavar="ID",
             show_default=False,
-            rich_help_panel="Call fields",
+            rich_help_panel=CALL,
         ),
     ],
     previous_id: Annotated[
@@ -392,7 +393,7 @@ def alias(
             help="The anonymousId or userId to merge into --user.",
             metavar="ID",
             show_default=False,
-            rich_help_panel="Call fields",
+            rich_help_panel=CALL,
         ),
     ],
 ) -> None:

@@ -21,7 +21,7 @@ def completions(
 
     Example: cdp completions bash > ~/.local/share/bash-completion/completions/cdp
     """
-    from cdpcli.errors import UsageError
+    from cdpcli.errors import UsageError  # lazy: start-up
 
     with reporting():
         if shell not in COMPLETION_SHELLS:
@@ -40,13 +40,13 @@ COMPLETE_VAR = "_CDP_COMPLETE"
 
 
 def completion_script(shell: str) -> str:
-    from typer._completion_shared import get_completion_script
+    from typer._completion_shared import get_completion_script  # lazy: start-up
 
     return get_completion_script(prog_name="cdp", complete_var=COMPLETE_VAR, shell=shell) + "\n"
 
 
 def register_completion_classes() -> None:
     """Before the app runs on a shell's completion request: Typer's shell-specific classes."""
-    from typer._completion_classes import completion_init
+    from typer._completion_classes import completion_init  # lazy: start-up
 
     completion_init()

@@ -1,6 +1,7 @@
 """`cdp config set|get|unset|list`: the config file's profiles (cdpcli.config) from the shell."""
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 from cdpcli.cli.base import CdpGroup, app
 from cdpcli.cli.options import ProfileOpt, SendOptions, connection_command
 from cdpcli.cli.output import Output, reporting, warn
+from cdpcli.errors import UsageError
 from cdpcli.settings import SETTINGS
 
 config_app = typer.Typer(
@@ -47,7 +49,7 @@ def _warnings_said(out: Output | None = None) -> Iterator[list[str]]:
 
 
 def _shown(name: str, value: object) -> str:
-    from cdpcli.wire import mask_key, masked_url
+    from cdpcli.wire import mask_key, masked_url  # lazy: start-up
 
     if value is None:
         return ""
@@ -79,17 +81,15 @@ def config_set(
 
     Or piped: echo "$KEY" | cdp config set api-key
     """
-    import sys
 
-    from cdpcli.errors import UsageError
-    from cdpcli.settings import set_value
+    from cdpcli.settings import set_value  # lazy: start-up
 
     with reporting(), _warnings_said() as warnings:
         if value is None:
             if key != "api-key":
                 raise UsageError(f"missing VALUE for {key}", hint=f"cdp config set {key} VALUE")
             if sys.stdin.isatty():
-                import getpass
+                import getpass  # lazy: start-up
 
                 value = getpass.getpass("API key (input hidden): ")
             else:
@@ -106,8 +106,6 @@ def config_set(
                     "no API key given", hint='type it at the prompt, or pipe it: echo "$KEY" | cdp config set api-key'
                 )
         elif key == "api-key":
-            from cdpcli.cli.output import warn
-
             warn("a key given as an argument stays in your shell history; next time leave VALUE out to be prompted")
         name = _profile(profile)
         path = set_value(name, key, value, warnings=warnings)
@@ -120,9 +118,8 @@ def config_get(key: KeyArg, profile: ProfileOpt = None) -> None:
 
     Example: cdp config get region --profile staging
     """
-    from cdpcli.config import load_config, unknown_profile_error
-    from cdpcli.errors import UsageError
-    from cdpcli.settings import DEFAULT_PROFILE, check_key_name
+    from cdpcli.config import load_config, unknown_profile_error  # lazy: start-up
+    from cdpcli.settings import DEFAULT_PROFILE, check_key_name  # lazy: start-up
 
     with reporting(), _warnings_said() as warnings:
         check_key_name(key)
@@ -142,7 +139,7 @@ def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
 
     Example: cdp config unset endpoint --profile staging
     """
-    from cdpcli.settings import unset_value
+    from cdpcli.settings import unset_value  # lazy: start-up
 
     with reporting(), _warnings_said() as warnings:
         name = _profile(profile)
@@ -167,8 +164,8 @@ def config_list(
 
     Example: cdp config list --resolved --profile prod
     """
-    from cdpcli.config import config_path, load_config, unknown_profile_error
-    from cdpcli.settings import DEFAULT_PROFILE
+    from cdpcli.config import config_path, load_config, unknown_profile_error  # lazy: start-up
+    from cdpcli.settings import DEFAULT_PROFILE  # lazy: start-up
 
     out = opts.output()
     with reporting(out), _warnings_said(out) as warnings:

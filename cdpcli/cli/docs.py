@@ -8,10 +8,10 @@ from __future__ import annotations
 
 
 def cli_reference() -> str:
-    import typer.cli
-    import typer.main
+    import typer.cli  # lazy: start-up
+    import typer.main  # lazy: start-up
 
-    from cdpcli.cli.app import app
+    from cdpcli.cli.app import app  # lazy: start-up
 
     command = typer.main.get_command(app)
     text = typer.cli.get_docs_for_click(

@@ -24,7 +24,7 @@ def import_(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), or directories (read recursively); none or - reads stdin.",
+            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
             metavar="FILE",
             show_default=False,
         ),
@@ -148,6 +148,15 @@ def import_(
             autocompletion=lambda: ["ndjson", "csv"],
         ),
     ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            help="Endpoint URL of the S3-compatible store s3:// inputs are read from (MinIO, R2, https://storage.googleapis.com); default: $AWS_ENDPOINT_URL, else AWS S3.",
+            metavar="URL",
+            show_default=False,
+        ),
+    ] = None,
     from_: Annotated[
         str | None,
         typer.Option(
@@ -268,7 +277,7 @@ def import_(
 
     Example: cdp import segment-logs/ --from segment --preflight
     """
-    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -299,12 +308,12 @@ def import_(
             limit=limit,
             recent=recent,
         )
-        sources, warnings = make_sources(files or [], id_namespace, format_, follow_symlinks)
+        sources, warnings = make_sources(files or [], id_namespace, format_, s3_endpoint, follow_symlinks)
         sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:
-            from cdpcli.cli.import_preflight import render
-            from cdpcli.importing.preflight import preflight as run_preflight
+            from cdpcli.cli.import_preflight import render  # lazy: start-up
+            from cdpcli.importing.preflight import preflight as run_preflight  # lazy: start-up
 
             for text in warnings:
                 out.warn(text)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cdpcli.cli.import_summary import reason_text
+
 if TYPE_CHECKING:
     from cdpcli.cli.output import Output
 
@@ -76,7 +78,8 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
     if report["invalid_reasons"]:
         lines.append("Invalid lines: " + _listed(report["invalid_reasons"]) + ".")
     if report["skipped_reasons"]:
-        lines.append("Skipped lines: " + _listed(report["skipped_reasons"]) + ".")
+        skipped = {reason_text(reason): count for reason, count in report["skipped_reasons"].items()}
+        lines.append("Skipped lines: " + _listed(skipped) + ".")
     return lines
 
 

@@ -5,7 +5,7 @@ or with --from FILE|- one call per line through the import engine, reported as `
 reports. Deleting and suppressing ask first on a terminal (--yes skips the question)."""
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -166,8 +166,8 @@ ContentActionOpt = Annotated[
 
 def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     """Validate and print (dry-run) or send one call, as the call commands do."""
-    from cdpcli.calls import InvalidCall, prepare_call
-    from cdpcli.cli.calls import send_call
+    from cdpcli.calls import InvalidCall, prepare_call  # lazy: start-up
+    from cdpcli.cli.calls import send_call  # lazy: start-up
 
     target = opts.target()
     try:
@@ -177,10 +177,10 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     send_call(prepared, opts, target)
 
 
-def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> None:
+def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> NoReturn:
     """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
-    from cdpcli.cli.import_events import run_and_report, terminal_events
-    from cdpcli.operations import bulk_importer
+    from cdpcli.cli.import_events import run_and_report, terminal_events  # lazy: start-up
+    from cdpcli.operations import bulk_importer  # lazy: start-up
 
     op.header = bulk.header
     out = opts.output()
@@ -209,7 +209,7 @@ class Declined(CdpError):
 def confirm(out: Output, question: str, noun: tuple[str, str], ids: "IdList | tuple[int, list[str]]", *, yes: bool, dry_run: bool, from_stdin: bool) -> None:  # fmt: skip
     """Ask `question` (with the distinct count, the first ids and what was dropped) on the
     terminal; refuse without one. --yes never asks; --dry-run shows what it would ask about."""
-    from cdpcli.operations import IdList
+    from cdpcli.operations import IdList  # lazy: start-up
 
     listed = ids if isinstance(ids, IdList) else IdList(distinct=ids[0], first=ids[1])
     count, first = listed.distinct, listed.first
@@ -243,12 +243,12 @@ def _ids_in(op: "Operation", source: str, header: bool | None = None) -> "IdList
     """The distinct ids, the first ones and what is dropped, as a confirmation shows them, read
     as the send reads them (the same sources: a directory's files, compressed ones
     decompressed; comments, a header and repeated ids left out), not the raw bytes."""
-    from cdpcli.operations import IdList
+    from cdpcli.operations import IdList  # lazy: start-up
 
     op.header = header
     if source == "-":
         return IdList()
-    from cdpcli.importing.sources import make_sources, source_lines
+    from cdpcli.importing.sources import make_sources, source_lines  # lazy: start-up
 
     sources, _ = make_sources([source], fmt="ndjson")
     return op.read_ids(line for s in sources for line in source_lines(s))
@@ -283,23 +283,24 @@ def _person_command(action: str):
         source: FromFileOpt = None,
         yes: YesOpt = False,
     ) -> None:
-        from cdpcli import operations
+        from cdpcli import operations  # lazy: start-up
 
         out = opts.output()
         with reporting(out):
             _exactly_one(user, source)
             op = operations.operation(f"person {action}")
-            if question is not None:
-                ids = (1, [user]) if user is not None else _ids_in(op, source, bulk.header)
-                confirm(
-                    out, question, ("person", "people"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-"
-                )
-            elif yes:
-                pass  # accepted for symmetry: unsuppress asks nothing
-            if source is None:
+
+            def ask(ids: "IdList | tuple[int, list[str]]") -> None:
+                if question is not None:  # unsuppress asks nothing (--yes is accepted for symmetry)
+                    noun = ("person", "people")
+                    confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+
+            if source is not None:
+                ask(_ids_in(op, source, bulk.header))
+                _bulk(opts, op, source, bulk)
+            elif user is not None:
+                ask((1, [user]))
                 _one_call(opts, operations.person(action, user), f"person {action}")
-                return
-            _bulk(opts, op, source, bulk)
 
     command.__doc__ = (
         f"{doc}\n\n    Example: cdp person {action} --user 42\n\n    Example: cdp person {action} --from ids.txt"
@@ -338,7 +339,7 @@ def device_add(
 
     Example: cdp device add --from devices.ndjson   (a JSON object per line: {"user": "42", "token": "…"})
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -348,7 +349,8 @@ def device_add(
                 raise UsageError("--from reads each device from its line; --token and -p go on each line")
             op = operations.operation("device add", user=user, platform=platform, token_type=token_type)
             _bulk(opts, op, source, bulk)
-        _need_flags(user=user, token=token)
+        if user is None or token is None:
+            raise _missing(user=user, token=token)
         call = operations.device_add(user, token, platform=platform, token_type=token_type, attributes=attributes)
         _one_call(opts, call, "device add")
 
@@ -368,7 +370,7 @@ def device_remove(
 
     Example: cdp device remove --user 42 --token fcm-token --platform android
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -377,14 +379,15 @@ def device_remove(
                 raise UsageError("--from reads each device from its line; --token goes on each line")
             op = operations.operation("device remove", user=user, platform=platform)
             _bulk(opts, op, source, bulk)
-        _need_flags(user=user, token=token)
+        if user is None or token is None:
+            raise _missing(user=user, token=token)
         _one_call(opts, operations.device_remove(user, token, platform=platform), "device remove")
 
 
-def _need_flags(**flags: str | None) -> None:
+def _missing(**flags: object) -> UsageError:
+    """The error for flags not given (those whose value is None)."""
     missing = [f"--{name}" for name, value in flags.items() if value is None]
-    if missing:
-        raise UsageError(f"missing {' and '.join(missing)}", hint="or give --from FILE with one JSON object per line")
+    return UsageError(f"missing {' and '.join(missing)}", hint="or give --from FILE with one JSON object per line")
 
 
 # -- object, relationship --------------------------------------------------------------------
@@ -393,7 +396,7 @@ def _need_flags(**flags: str | None) -> None:
 def _object_type(value: str | None) -> str | None:
     """--object-type-id is a string everywhere (as in `cdp group`); the operations send it as
     the whole number the API reads there, so a non-number is named here by its flag."""
-    from cdpcli.operations import whole_number
+    from cdpcli.operations import whole_number  # lazy: start-up
 
     whole_number(value, "--object-type-id")
     return value
@@ -418,22 +421,24 @@ def object_delete(
 
     Example: cdp object delete --from objects.txt --user admin-1 --yes
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
         _exactly_one(object_id, source, "--object")
         object_type_id = _object_type(object_type_id)
         op = operations.operation("object delete", object_type_id=object_type_id, user=user, anonymous_id=anonymous_id)
-        ids = (1, [object_id]) if object_id is not None else _ids_in(op, source, bulk.header)
-        question = "Delete {what} from Customer.io?"
-        confirm(out, question, ("object", "objects"), ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+        question, noun = "Delete {what} from Customer.io?", ("object", "objects")
         if source is not None:
+            ids = _ids_in(op, source, bulk.header)
+            confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
             _bulk(opts, op, source, bulk)
-        call = operations.object_delete(
-            object_id, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id
-        )
-        _one_call(opts, call, "object delete")
+        elif object_id is not None:
+            confirm(out, question, noun, (1, [object_id]), yes=yes, dry_run=opts.dry_run, from_stdin=False)
+            call = operations.object_delete(
+                object_id, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id
+            )
+            _one_call(opts, call, "object delete")
 
 
 @relationship_app.command("delete")
@@ -448,10 +453,11 @@ def relationship_delete(
 
     Example: cdp relationship delete --user 42 --object acme --object-type-id 1
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     with reporting(opts.output()):
-        _need_flags(user=user, object=object_id)
+        if user is None or object_id is None:
+            raise _missing(user=user, object=object_id)
         object_type_id = _object_type(object_type_id)
         _one_call(
             opts,
@@ -480,10 +486,11 @@ def report_delivery(
 
     Example: cdp report delivery --delivery-id RPILAgAB --metric opened
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     with reporting(opts.output()):
-        _need_flags(**{"delivery-id": delivery_id, "metric": metric})
+        if delivery_id is None or metric is None:
+            raise _missing(**{"delivery-id": delivery_id, "metric": metric})
         call = operations.report_delivery(
             delivery_id,
             metric,
@@ -513,10 +520,11 @@ def report_content(
 
     Example: cdp report content --content-id 1205 --template-id 87 --action viewed
     """
-    from cdpcli import operations
+    from cdpcli import operations  # lazy: start-up
 
     with reporting(opts.output()):
-        _need_flags(**{"content-id": content_id, "template-id": template_id, "action": action})
+        if content_id is None or template_id is None or action is None:
+            raise _missing(**{"content-id": content_id, "template-id": template_id, "action": action})
         call = operations.report_content(
             content_id,
             template_id,

@@ -53,7 +53,7 @@ class SendOptions:
     def target(self, *, need_key: bool = True) -> Target:
         """The core's Target from these flags (flag > env > profile > default); its warnings
         are printed here, also when resolving fails. A key is needed to send, not for a dry run."""
-        from cdpcli.target import Target
+        from cdpcli.target import Target  # lazy: start-up
 
         warnings: list[str] = []
         try:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from cdpcli.errors import CdpError, ExitCode
 from cdpcli.jsontext import is_text
 from cdpcli.redaction import redact
@@ -39,6 +41,7 @@ OPTION_IDS = (
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
     *["limit", "sample", "recent", "dry_run", "preflight", "delimiter"],
+    *["endpoint", "region", "timeout"],  # the connection's, in network hints
 )
 # on/off options: `header=True` is the flag --header, `header=False` its --no-header
 _SWITCH_FORM = re.compile(r"(?<![\w./$-])(header|follow_symlinks)=(True|False)\b")
@@ -182,8 +185,6 @@ def reporting(out: Output | None = None) -> Iterator[None]:
     It lives inside each command (not around main()) so tests driving the app see exactly
     what users see.
     """
-    import typer
-
     out = out or Output()
     printed_before = out.json_objects
     try:
@@ -202,7 +203,7 @@ def reporting(out: Output | None = None) -> Iterator[None]:
         raise typer.Exit(int(ExitCode.OK)) from None
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if out.verbosity >= 2:
-            import traceback
+            import traceback  # lazy: start-up
 
             _stderr("".join(traceback.format_exc()))
         _fail(
@@ -217,8 +218,6 @@ def reporting(out: Output | None = None) -> Iterator[None]:
 def _fail(
     out: Output, printed_before: int, message: str, hint: str | None, code: int, details: dict[str, Any] | None = None
 ) -> None:
-    import typer
-
     out.error(message, hint)
     if out.json_mode and out.json_objects == printed_before:
         _json_error(out, message, hint, code, details)

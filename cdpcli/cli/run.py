@@ -37,7 +37,7 @@ def app_for(argv: list[str]) -> typer.Typer:
     from cdpcli.cli.base import app
 
     for info in app.registered_commands:
-        if (info.name or info.callback.__name__) == name:
+        if (info.name or getattr(info.callback, "__name__", None)) == name:
             lean = new_app()
             lean.registered_callback = app.registered_callback
             lean.registered_commands = [info]

@@ -2,7 +2,7 @@
 whole process, so they are applied by `cdp`'s main() only, never when cdpcli is imported as a
 library (a program using pydantic plugins or httpx's CLI keeps them).
 
-Measured with `python -X importtime` and benchmarks/startup.py on the machine of issue #7.
+Measured with `python -X importtime` and benchmarks/startup.py on a 2-core machine.
 """
 
 from __future__ import annotations

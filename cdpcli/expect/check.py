@@ -17,7 +17,7 @@ class Result:
     """One check: whether it holds, what was expected, and when it does not, the closest call
     with its differences. `final`: no call arriving later can change it."""
 
-    kind: str  # expect, absent, no_rejects, sequence, plan
+    kind: str  # expect, absent, no_rejects, sequence, plan; warning (a kept call's, never a failure)
     name: str
     ok: bool
     expected: str
@@ -46,7 +46,17 @@ def check(spec: Spec, calls: list[dict[str, Any]], rejects: list[dict[str, Any]]
         results += _check_plan(spec.plan, spec.allow_unplanned, calls)
     if spec.no_rejects:
         results.append(_check_no_rejects(rejects))
-    return results
+    return results + _size_warnings(calls)
+
+
+def _size_warnings(calls: list[dict[str, Any]]) -> list[Result]:
+    """A warning (never a failure) for each call the receiver kept with warnings (`_warnings`:
+    over 32,000 bytes, where cdp's own sender and the Go SDK stop)."""
+    return [
+        Result("warning", f"call #{call.get('_seq', '?')}", True, "", "; ".join(call["_warnings"]), call)
+        for call in calls
+        if call.get("_warnings")
+    ]
 
 
 def _check_expect(expect: Expect, calls: list[dict[str, Any]]) -> Result:
@@ -63,6 +73,7 @@ def _check_expect(expect: Expect, calls: list[dict[str, Any]]) -> Result:
             "" if ok else f"{n} call{'s' if n != 1 else ''} matched",
             None if ok else matched[0],
         )
+    high: int | None
     if expect.count is not None:
         low, high, wanted = expect.count, expect.count, f"exactly {expect.count}"
     else:

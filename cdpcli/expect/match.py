@@ -4,6 +4,7 @@ when none matches."""
 from __future__ import annotations
 
 import json
+from difflib import SequenceMatcher
 from typing import Any
 
 
@@ -56,14 +57,18 @@ def describe_match(match: dict[str, Any]) -> str:
 
 
 def closest_call(calls: list[dict[str, Any]], expected: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
-    """The call with the fewest differences from `expected` (the latest among equals)."""
-    best: tuple[int, int] | None = None
+    """The closest call to `expected`: of its type, then with the most similar event name (a
+    misspelt one is a letter away), then with the fewest differences, the latest among equals."""
+    best: tuple[int, float, int, int] | None = None
     found: tuple[dict[str, Any] | None, list[str]] = (None, [])
+    wanted = expected.get("event")
     for index, call in enumerate(calls):
         diff = differences(call, expected)
-        # a call of another type or event is a poor match, whatever else it shares
-        penalty = sum(1 for key in ("type", "event") if key in expected and call.get(key) != expected[key]) * 100
-        score = (penalty + len(diff), -index)
+        other_type = int("type" in expected and call.get("type") != expected["type"])
+        similarity = 0.0
+        if isinstance(wanted, str) and isinstance(call.get("event"), str):
+            similarity = SequenceMatcher(None, wanted.lower(), call["event"].lower()).ratio()
+        score = (other_type, -similarity, len(diff), -index)
         if best is None or score < best:
             best, found = score, (call, diff)
     return found

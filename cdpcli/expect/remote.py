@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cdpcli.errors import AUTH_STATUSES, CdpError, DeliveryError, ExitCode
 from cdpcli.expect.check import Result, settle
 from cdpcli.expect.spec import DEFAULT_TIMEOUT, Spec
 
@@ -21,8 +22,8 @@ def check_against(spec: Spec, url: str, *, api_key: str | None = None, timeout: 
     """`spec` checked against the receiver at `url` (`cdp serve`), waiting up to `timeout` s
     (the file's, else DEFAULT_TIMEOUT) for calls yet to come. DeliveryError (exit 6) when the
     receiver cannot be reached; CdpError when it is not a cdp serve."""
-    from cdpcli.redaction import add_secret
-    from cdpcli.transport import get_json
+    from cdpcli.redaction import add_secret  # lazy: start-up
+    from cdpcli.transport import get_json  # lazy: start-up
 
     if api_key:
         add_secret(api_key)  # a server echoing it must not carry it into cdp's messages
@@ -54,8 +55,6 @@ def check_against(spec: Spec, url: str, *, api_key: str | None = None, timeout: 
 
 
 def _answer_ok(status: int, body: Any, base: str) -> None:
-    from cdpcli.errors import AUTH_STATUSES, CdpError, DeliveryError, ExitCode
-
     if status == 200 and isinstance(body, dict):
         return
     if status in AUTH_STATUSES:

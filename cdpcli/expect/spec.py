@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,10 +87,10 @@ def parse(text: str, where: str, *, json_format: bool | None = None) -> Spec:
         except json.JSONDecodeError as exc:
             raise ExpectFileError(f"{where}:{exc.lineno}: invalid JSON: {exc.msg}", hint=_HINT) from None
     else:
-        try:
-            import tomllib
-        except ImportError:  # Python < 3.11
-            import tomli as tomllib  # type: ignore[no-redef]
+        if sys.version_info >= (3, 11):
+            import tomllib  # lazy: start-up
+        else:  # Python 3.10: the same module, as a package
+            import tomli as tomllib  # lazy: start-up
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -23,14 +23,14 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
-from cdpcli.importing.batches import Batch, BatchRequest
+from cdpcli.errors import CdpError, FatalStop, UsageError
+from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
-from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
+from cdpcli.importing.outbox import DryRun, Outbox
 from cdpcli.importing.packer import Packer
 from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.rejects import Rejects
@@ -41,13 +41,16 @@ from cdpcli.importing.share import share_for
 from cdpcli.importing.sources import (
     _END,
     Source,
+    SourceFailed,
     check_start_problem,
     first_line_of,
     read_sources,
 )
 from cdpcli.importing.stats import Stats
+from cdpcli.importing.stopping import Stopping
 
 if TYPE_CHECKING:
+    from cdpcli.importing.delivery import Delivery
     from cdpcli.target import Target
 
 
@@ -64,49 +67,35 @@ class Importer:
         self.sources = sources
         self.options = options
         self.stats = Stats()
-        self.stop = threading.Event()  # stop reading and sending new requests
-        self.stop_reading = threading.Event()  # stop reading; what is packed is still delivered
-        self.fatal: CdpError | None = None
-        self.interrupted = False
+        self.stopping = Stopping()
+        self.stop = self.stopping.stop  # stop reading and sending new requests
+        self.stop_reading = self.stopping.stop_reading  # stop reading; what is packed is still delivered
+        self.stop_with = self.stopping.stop_with
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
-        self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
         self.checkpoint, self.rejects, self.start_phase = open_outputs(sources, options)
         self.phaser: PhaseFilter | None = None
         self.settlement = Settlement(sources)
         self.settlement.phase = self.start_phase
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
-        self.stats_lock = threading.Lock()
-        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
-        self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
-        self._seq = 0
+        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject)
+        self.delivery: Delivery | None = None
+        if not options.dry_run:
+            # the senders bring httpx (~9 MiB and ~140 modules): a dry run or preflight never loads it
+            from cdpcli.importing.delivery import Delivery  # lazy: start-up
+
+            self.delivery = Delivery(target, options, self.port, self.events)
         self.select: Selector | None = None
 
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
-        preparer = (self.options.preparer or Preparer)(self.options.default_type)
-        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
-        self.phaser = None
-        spooled: list[str] = []
-        if self.options.order == "phased":
-            inner = self.select.prepare if self.select is not None else preparer.prepare
-            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
-        packer = Packer(
-            self.sources,
-            self.options,
-            self.stats,
-            self.settlement,
-            preparer,
-            ship=lambda batch: self._ship(batch, batches),
-            reject=self.reject,
-            stop_with=self.stop_with,
-            select=self.select,
-            phaser=self.phaser,
-        )
+        dry_run = DryRun(self.target, self.events, self.stats) if self.delivery is None else None
+        packer = self._packer(Outbox(self.settlement, self.stop, batches, dry_run))
         senders: list[threading.Thread] = []
         saver = None
+        spooled: list[str] = []
         try:
             if self.phaser is not None:
                 spooled = spool_all(self.sources, self.events, self.stop_reading)
@@ -117,9 +106,9 @@ class Importer:
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
             if self.phaser is None:
-                self._read_all(packer, batches)
+                self._read_all(packer)
             else:
-                self._read_phases(packer, batches)
+                self._read_phases(packer)
         except FatalStop as exc:
             self.stop_with(exc)
         except BaseException:
@@ -138,7 +127,29 @@ class Importer:
                         pass
         return self._result()
 
-    def _read_all(self, packer: Packer, batches: queue.Queue) -> None:
+    def _packer(self, outbox: Outbox) -> Packer:
+        """The preparer, with the filters and the phases around it when asked for, and the
+        packer that runs it over every chunk."""
+        preparer = (self.options.preparer or Preparer)(self.options.default_type)
+        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
+        self.phaser = None
+        if self.options.order == "phased":
+            inner = self.select.prepare if self.select is not None else preparer.prepare
+            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
+        return Packer(
+            self.sources,
+            self.options,
+            self.stats,
+            self.settlement,
+            preparer,
+            ship=outbox.ship,
+            reject=self.reject,
+            stop_with=self.stop_with,
+            select=self.select,
+            phaser=self.phaser,
+        )
+
+    def _read_all(self, packer: Packer) -> None:
         """One pass over the sources: read, pack, ship (FatalStop raised)."""
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
@@ -160,11 +171,14 @@ class Importer:
                     if self.stop_reading.is_set():
                         break
                     if batch.calls and time.monotonic() - last_input >= self.options.linger:
-                        batch = self._ship(batch, batches)  # quiet input: let the partial batch go
+                        batch = packer.ship(batch)  # quiet input: let the partial batch go
                         self.settlement.handled(current, self.settlement.last_handled[current], batch)
                     continue
                 if item is _END or self.stop_reading.is_set():
                     break
+                if isinstance(item, SourceFailed):  # unreadable after its retries: one reject, go on
+                    packer.unreadable(item)
+                    continue
                 if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
                     self.stop_with(item, sending=False)  # what came before it is still delivered
                     break
@@ -181,10 +195,10 @@ class Importer:
             if item is not _END:  # stopped early: the reader may be waiting on a full queue
                 release_reader(chunks, self.stop_reading)
         if batch.calls and not self.stop.is_set():
-            batch = self._ship(batch, batches)
+            batch = packer.ship(batch)
             self.settlement.handled(current, self.settlement.last_handled[current], batch)
 
-    def _read_phases(self, packer: Packer, batches: queue.Queue) -> None:
+    def _read_phases(self, packer: Packer) -> None:
         """order phased: one pass per phase, each once every call of the one before is settled."""
         phaser = self.phaser
         assert phaser is not None
@@ -197,9 +211,9 @@ class Importer:
             self.events.phase(phase, PHASES[phase])
             if self.stop_reading.is_set():
                 return
-            self._read_all(packer, batches)
+            self._read_all(packer)
             if self.stop_reading.is_set():
-                return  # stopped (interrupted, --max-invalid, an error): this phase resumes
+                return  # stopped (interrupted, max_invalid, an error): this phase resumes
             if not self.settlement.wait_idle(self.stop.is_set):
                 return
 
@@ -207,7 +221,7 @@ class Importer:
         """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
         rejects on disk and save the checkpoint of what is truly settled."""
         if self.delivery is not None:
-            self.abandoned = self.delivery.finish(senders, batches, self._give_up)
+            self.abandoned = self.delivery.finish(senders, batches, self.stopping.give_up)
         if saver is not None:
             self.saver.stop()
         try:
@@ -227,26 +241,6 @@ class Importer:
         if self.rejects.add(self.sources[source], line_no, error, line):
             self.events.rejected(f"{self.sources[source].label}:{line_no}: {shown or error}")
 
-    def _ship(self, batch: Batch, batches: queue.Queue) -> Batch:
-        """Hand a full (or lingering) batch to the senders; returns the next, empty one."""
-        self._seq += 1
-        batch.seq = self._seq
-        self.settlement.opened(batch)
-        if self.delivery is None:  # a dry run: the request is shown, not sent
-            self.events.dry_run(
-                BatchRequest(f"{self.target.base}/batch", self.target.headers(), batch, self.target.gzip)
-            )
-            self.stats.batches += 1
-            self.settlement.closed(batch)
-            return Batch()
-        while not self.stop.is_set():  # stopping: the batch stays open, so it is not lost
-            try:
-                batches.put(batch, timeout=0.2)
-                break
-            except queue.Full:
-                continue
-        return Batch()
-
     def _count_bytes(self, count: int) -> None:
         if self.phaser is None or self.phaser.first:  # a later phase reads the same bytes again
             self.stats.bytes_read += count
@@ -255,29 +249,9 @@ class Importer:
         if not self.options.dry_run:
             self.saver.save()
 
-    def stop_with(self, error: CdpError, *, sending: bool = True) -> None:
-        """Record why the import stops (the first reason wins); stop reading, and unless
-        `sending` is false, stop sending too."""
-        with self.stats_lock:
-            # after a second Ctrl-C, a sender still running may fail on the closed rejects
-            # file: the import was interrupted, and that is what it reports
-            if self.fatal is None and not self._give_up.is_set():
-                self.fatal = error
-        self.stop_reading.set()
-        if sending:
-            self.stop.set()
-
     def interrupt(self) -> bool:
-        """Ctrl-C or SIGTERM: the first stops reading and sending new requests (those in flight
-        finish, their calls settle); a second stops waiting for them (the checkpoint leaves them
-        for the next run). True for the first."""
-        if self.interrupted:
-            self._give_up.set()
-            return False
-        self.interrupted = True
-        self.stop_reading.set()
-        self.stop.set()
-        return True
+        """Ctrl-C or SIGTERM (Stopping.interrupt): True for the first."""
+        return self.stopping.interrupt()
 
     def _result(self) -> ImportResult:
         adaptive = self.delivery.adaptive if self.delivery else None
@@ -286,9 +260,9 @@ class Importer:
             counts["unsettled"] = 0
         return ImportResult(
             **counts,
-            exit_code=exit_code_of(self.fatal, self.interrupted, self.stats),
-            error=self.fatal,
-            interrupted=self.interrupted,
+            exit_code=self.stopping.exit_code(self.stats),
+            error=self.stopping.fatal,
+            interrupted=self.stopping.interrupted,
             abandoned=self.abandoned,
             dry_run=self.options.dry_run,
             rejects_path=self.rejects.path,
@@ -300,16 +274,6 @@ class Importer:
             recent=self.select.recent if self.select is not None else 0,
             recent_mode=self.options.recent,
         )
-
-
-def exit_code_of(fatal: CdpError | None, interrupted: bool, stats: Stats) -> int:
-    if fatal:
-        return int(fatal.exit_code)
-    if interrupted:
-        return int(ExitCode.INTERRUPTED)
-    if stats.invalid or stats.failed:
-        return int(ExitCode.ERROR)
-    return int(ExitCode.OK)
 
 
 def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event) -> list[str]:
@@ -326,7 +290,7 @@ def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event
 
 
 class UnwrittenRejects(Rejects):
-    """Rejects counted, never written (--preflight)."""
+    """Rejects counted, never written (preflight)."""
 
     def add(self, source: Source, line_no: int, error: str, line: bytes) -> bool:
         self.count += 1
@@ -341,7 +305,7 @@ def csv_mapping(options: ImportOptions) -> CsvMapping:
 
 
 def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
-    """An import that stops early (--limit, --max-invalid, a rejected key) leaves the reader
+    """An import that stops early (limit, max_invalid, a rejected key) leaves the reader
     thread blocked on a full queue, holding its file or generator: in a long-lived process
     (an Airflow or Dask worker) one leaked per import. Told to stop, and its queue emptied, it
     ends at its next put; a queue that stays empty for a moment means it is not blocked there."""
@@ -363,7 +327,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         checkpoint.bind_selection(selection_of(options))
         checkpoint.apply(sources)
         for source in sources:
-            if source.is_file:
+            if source.is_file and source.version is None:  # an object's version was compared (apply)
                 try:
                     problem = check_start_problem(
                         source, first_line_of(source, csv_mapping(options)), options.checkpoint

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.csvrows import parse_columns
 from cdpcli.importing.order import check_order
 from cdpcli.importing.pacing import check_rate, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
@@ -83,7 +84,7 @@ class ImportOptions:
         `exclude_events` (comma-separated text or names), `since`/`until` (ISO-8601 text or a
         datetime; UTC when no zone is named), and the fields of the same names. Values not
         given keep `base`'s (or the defaults)."""
-        raw = _renamed(raw)
+        raw = renamed(raw)
         unknown = sorted(set(raw) - BUILD_NAMES)
         if unknown:
             raise UsageError(
@@ -91,7 +92,8 @@ class ImportOptions:
             )
         options = dataclasses.replace(base) if base is not None else cls()
         if "shard" in raw or "shard_by" in raw:
-            options.shard = _shard(raw.get("shard"), raw.get("shard_by", "line"))
+            given = raw.get("shard", options.shard)  # a Shard keeps its mode unless shard_by says
+            options.shard = _shard(given, raw.get("shard_by", given.by if isinstance(given, Shard) else "line"))
         if "rate" in raw or "rate_budget" in raw:
             options.rate, options.rate_auto = resolve_rate(raw.get("rate"), raw.get("rate_budget"), options.shard)
         if "rejects" in raw:
@@ -222,11 +224,12 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
             )
 
 
-def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
-    """The old names of the Python API as today's, with a DeprecationWarning."""
+def renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """The old names of the Python API as today's, with a DeprecationWarning that points at
+    the caller of the function that calls this one."""
     for old, new in RENAMED.items():
         if old in raw:
-            warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=4)
+            warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=3)
             if new in raw:
                 raise UsageError(f"{old}= and {new}= are the same option: give {new}= only", option=new)
             raw = {(new if name == old else name): value for name, value in raw.items()}
@@ -234,9 +237,8 @@ def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shard(value: str | Shard | None, by: str) -> Shard | None:
-    if value is None:
-        return None
-    return value if isinstance(value, Shard) else parse_shard(value, by)
+    """K/N (text, or a Shard's: str() gives K/N) dealt by `by`."""
+    return parse_shard(str(value), by) if value is not None else None
 
 
 def _names(value: str | Iterable[str] | None) -> list[str] | None:
@@ -249,8 +251,6 @@ def _names(value: str | Iterable[str] | None) -> list[str] | None:
 
 
 def _columns(value: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
-    from cdpcli.importing.csvrows import parse_columns  # lazy: start-up (the CSV reader)
-
     if value is None:
         return {}
     if isinstance(value, Mapping):

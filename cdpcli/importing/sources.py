@@ -12,12 +12,15 @@ import re
 import stat
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
 from cdpcli.importing.decode import DamagedInput
+from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
@@ -47,11 +50,16 @@ CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 
 
 def make_sources(
-    names: list[str], id_namespace: str | None = None, fmt: str | None = None, follow_symlinks: bool = False
+    names: list[str],
+    id_namespace: str | None = None,
+    fmt: str | None = None,
+    s3_endpoint: str | None = None,
+    follow_symlinks: bool = False,
 ) -> tuple[list[Source], list[str]]:
     """The sources to read, and warnings (what a directory's walk passed over, sources that would
-    derive the same ids). A directory stands for the files under it (see files_under); `fmt`
-    (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
+    derive the same ids). A directory stands for the files under it (see files_under), an
+    s3:// prefix for its objects (objectstore.py; `s3_endpoint`: an S3-compatible store's URL);
+    `fmt` (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -65,27 +73,18 @@ def make_sources(
                 )
             sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
             continue
+        if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
+            sources.extend(object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint))
+            continue
         if os.path.isdir(name):
-            files = files_under(name, follow_symlinks, warnings)
-            if not files:
-                raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
-            for relative in files:
-                path = os.path.join(name, relative)
-                # Seeded by the path under the directory argument, not by the file name as a
-                # plain file argument is: archives repeat names in every folder (Segment's
-                # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
-                # would give an identical line at the same line number the same messageId, so
-                # the API would keep only one. The relative path stays the same when the tree
-                # is moved or named by another path, so re-runs keep their ids.
-                seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-                sources.append(_file_source(path, seed, fmt))
+            sources.extend(_directory_sources(name, fmt, follow_symlinks, warnings))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
         sources.append(_file_source(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
-    keys = [source.key for source in sources]
-    for key in set(keys):
-        if keys.count(key) > 1:
+    keys = Counter(source.key for source in sources)  # a prefix may hold millions: counted once
+    for key, count in keys.items():
+        if count > 1:
             shown = [s.name for s in sources if s.key == key]
             raise UsageError(
                 f"{' and '.join(shown)} are the same input, given twice",
@@ -108,6 +107,24 @@ def make_sources(
     return sources, warnings
 
 
+def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnings: list[str]) -> list[Source]:
+    files = files_under(name, follow_symlinks, warnings)
+    if not files:
+        raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
+    sources = []
+    for relative in files:
+        path = os.path.join(name, relative)
+        # Seeded by the path under the directory argument, not by the file name as a
+        # plain file argument is: archives repeat names in every folder (Segment's
+        # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
+        # would give an identical line at the same line number the same messageId, so
+        # the API would keep only one. The relative path stays the same when the tree
+        # is moved or named by another path, so re-runs keep their ids.
+        seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
+        sources.append(_file_source(path, seed, fmt))
+    return sources
+
+
 def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
     try:
         size = os.stat(path).st_size
@@ -115,7 +132,11 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
             pass
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return Source(path, path, seed, size=size, format=fmt or ("csv" if CSV_NAME.search(path) else "ndjson"))
+    return Source(path, path, seed, size=size, format=_format_of(path, fmt))
+
+
+def _format_of(name: str, fmt: str | None) -> str:
+    return fmt or ("csv" if CSV_NAME.search(name) else "ndjson")
 
 
 def files_under(directory: str, follow_symlinks: bool = False, warnings: list[str] | None = None) -> list[str]:
@@ -209,6 +230,16 @@ def skipped_warnings(directory: str, skipped: dict[str, list[str]]) -> list[str]
 _END = object()
 
 
+@dataclass
+class SourceFailed:
+    """Put by the reader when a source cannot be read on (UnreadableSource, after its
+    retries): the importer writes one rejects record for `line_no` and goes on with the next."""
+
+    source: int
+    line_no: int  # the first line not read in full
+    error: str
+
+
 def read_sources(
     sources: list[Source],
     out: queue.Queue,
@@ -225,19 +256,37 @@ def read_sources(
                 _read_items(index, source.items, out, stop, counted)
                 continue
             if source.format == "csv":
-                _read_lines(index, csv_lines(source, counted, csv_mapping or CsvMapping()), out, stop, counted)
+                lines = csv_lines(source, counted, csv_mapping or CsvMapping())
+                source.lines = _read_lines(index, lines, out, stop, counted)
                 continue
-            pieces = ndjson_pieces(source, counted)
-            try:
-                for first_line, data, count in pieces:
-                    if stop.is_set():
-                        break
-                    out.put(Chunk(index, first_line, data, count, counted.total))
-            finally:
-                pieces.close()
+            _read_ndjson(index, source, out, stop, counted)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
         out.put(exc)
     out.put(_END)
+
+
+def _read_ndjson(index: int, source: Source, out: queue.Queue, stop: threading.Event, counted: _Counted) -> None:
+    """An NDJSON source's chunks; its line count once read to its end (a checkpoint may skip
+    it once settled)."""
+    next_line = 1
+    pieces = ndjson_pieces(source, counted)
+    try:
+        for first_line, data, count in pieces:
+            if stop.is_set():
+                return
+            out.put(Chunk(index, first_line, data, count, counted.total))
+            next_line = first_line + count
+    except UnreadableSource as exc:  # after its retries; the lines before it were handed over
+        out.put(SourceFailed(index, next_line, _failure(exc)))
+        return
+    finally:
+        pieces.close()
+    if not stop.is_set():
+        source.lines = next_line - 1
+
+
+def _failure(exc: UnreadableSource) -> str:
+    return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
 def ndjson_pieces(source: Source, progress: Callable[[int], None]) -> Generator[tuple[int, bytes, int], None, None]:
@@ -371,8 +420,11 @@ class _Counted:
         self.progress(count)
 
 
-def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event, counted: _Counted) -> None:
-    """Lines made by a converter (CSV), one for each line of the input, in chunks."""
+def _read_lines(
+    index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event, counted: _Counted
+) -> int | None:
+    """Lines made by a converter (CSV), one for each line of the input, in chunks; how many,
+    once read to the end."""
     line_no = 1
     batch: list[bytes] = []
     size = 0
@@ -383,7 +435,7 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
                 size += len(line) + 1
                 if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
                     if stop.is_set():
-                        return
+                        return None
                     out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
                     line_no += len(batch)
                     batch, size = [], 0
@@ -391,6 +443,12 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
             batch.append(damage_marker(exc, line_no + len(batch), b""))
         if batch and not stop.is_set():
             out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
+        return None if stop.is_set() else line_no + len(batch) - 1
+    except UnreadableSource as exc:  # after its retries: the lines made before it go first
+        if batch and not stop.is_set():
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
+        out.put(SourceFailed(index, line_no + len(batch), _failure(exc)))
+        return None
     finally:
         close = getattr(lines, "close", None)
         if close:

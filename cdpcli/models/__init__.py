@@ -82,8 +82,10 @@ def models(flavour: Flavour = "lax") -> dict[str, type]:
 
 
 def _union(models: dict[str, type]) -> Any:
-    # Union[...] of a runtime tuple: `X | Y` cannot be spelled for a computed set of models
-    return Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    """The six models as one type, told apart by `type`: Union[...] of a runtime tuple, since
+    `X | Y` cannot be spelled for a computed set of models."""
+    members: Any = tuple(models.values())
+    return Annotated[Union[members], Field(discriminator="type")]  # noqa: UP007
 
 
 def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
@@ -97,7 +99,13 @@ def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
     key = (kind, flavour)
     if key not in _adapters:
         by_type = models(flavour)
-        shape = {"any": _union(by_type), "list": list[_union(by_type)]}.get(kind) or by_type[kind]  # type: ignore[misc]
+        shape: Any = by_type.get(kind)
+        if kind == "any":
+            shape = _union(by_type)
+        elif kind == "list":
+            shape = list[_union(by_type)]  # type: ignore[misc]  # a runtime-built item type
+        elif shape is None:
+            raise KeyError(kind)
         _adapters[key] = TypeAdapter(shape)
     return _adapters[key]
 
@@ -105,7 +113,8 @@ def adapter(kind: str = "any", flavour: Flavour = "lax") -> TypeAdapter[Any]:
 @cache
 def batch_envelope() -> TypeAdapter[Any]:
     """A /batch body's own fields, as the API judges them (`cdp serve`); its calls are checked apart."""
-    return TypeAdapter(importlib.import_module(_MODULES["wire"]).BatchEnvelope)  # lazy: start-up
+    envelope: type = importlib.import_module(_MODULES["wire"]).BatchEnvelope  # lazy: start-up
+    return TypeAdapter(envelope)
 
 
 def to_wire(call: BaseModel) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def semantic_warnings(call: dict[str, Any]) -> list[str]:
     if call.get("type", "track") != "track" or event not in SEMANTIC_EVENTS:
         return []
     warnings = []
-    properties = call.get("properties") if isinstance(call.get("properties"), dict) else {}
+    given = call.get("properties")
+    properties: dict[str, Any] = given if isinstance(given, dict) else {}
     if event == "Report Delivery Event":
         metric = properties.get("metric")
         if isinstance(metric, str) and metric not in DOCUMENTED_METRICS:
