@@ -24,7 +24,7 @@ def import_(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
+            help="NDJSON, CSV or Parquet files, plain or compressed (gzip, bzip2, xz, zstd), zip and tar archives (member by member), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
             metavar="FILE",
             show_default=False,
         ),
@@ -142,10 +142,10 @@ def import_(
         str | None,
         typer.Option(
             "--format",
-            help="Input format: ndjson or csv (default: csv for .csv names, else ndjson).",
+            help="Input format: ndjson, csv or parquet (default: csv for .csv names, parquet for .parquet names, else ndjson; zip and tar archives are read member by member).",
             metavar="FORMAT",
             show_default=False,
-            autocompletion=lambda: ["ndjson", "csv"],
+            autocompletion=lambda: ["ndjson", "csv", "parquet"],
         ),
     ] = None,
     s3_endpoint: Annotated[
@@ -161,10 +161,18 @@ def import_(
         str | None,
         typer.Option(
             "--from",
-            help="Lines are a Segment or RudderStack archive's calls: keep messageId and timestamp, drop the archive's envelope keys (writeKey, receivedAt, …).",
-            metavar="segment|rudderstack",
+            help="Lines are a Segment or RudderStack archive's calls (keep messageId and timestamp, drop the archive's envelope keys: writeKey, receivedAt, …), or another tool's export, each record mapped to its call: mixpanel, mixpanel-profiles, amplitude, posthog, ga4.",
+            metavar="NAME",
             show_default=False,
-            autocompletion=lambda: ["segment", "rudderstack"],
+            autocompletion=lambda: [
+                "segment",
+                "rudderstack",
+                "mixpanel",
+                "mixpanel-profiles",
+                "amplitude",
+                "posthog",
+                "ga4",
+            ],
         ),
     ] = None,
     column: Annotated[
@@ -199,6 +207,15 @@ def import_(
         typer.Option(
             "--follow-symlinks",
             help="In a directory, read what symbolic links point at (each file once; default: skip them, with a warning).",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
+    resolve_identities: Annotated[
+        bool,
+        typer.Option(
+            "--resolve-identities",
+            help="Read the input twice: learn which anonymous ids belong to which user (identify calls, aliases, calls carrying both ids, the vendor's merge records), then send anonymous-only calls with that userId added.",
             metavar="",
             show_default=False,
         ),
@@ -299,6 +316,7 @@ def import_(
             column=column or [],
             infer_types=infer_types,
             delimiter=delimiter,
+            resolve_identities=resolve_identities,
             types=types,
             events=events,
             exclude_events=exclude_events,

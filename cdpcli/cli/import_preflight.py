@@ -55,6 +55,7 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
             f"Anonymous: {_n(stamps['anonymous_older_than_30_days'], 'call')} without a userId older than 30 days "
             "(Customer.io merges anonymous history only within 30 days)."
         )
+    lines += _identities(report.get("identities"))
     if stamps["epoch"]:
         verdict = ""
         if stamps["epoch_mixed"]:
@@ -91,3 +92,13 @@ def _listed(counts: dict[str, int]) -> str:
 
 def _n(number: int, singular: str) -> str:
     return f"{number:,} {singular if number == 1 else singular + 's'}"
+
+
+def _identities(found: dict[str, int] | None) -> list[str]:
+    """--resolve-identities: what the first pass learned and what the second would rewrite."""
+    if found is None:
+        return []
+    return [
+        f"Identities: {_n(found['links'], 'link')} learned; {_n(found['rewritten'], 'anonymous call')} "
+        f"would be sent with a userId, {found['unresolved']:,} stay anonymous."
+    ]

@@ -84,8 +84,8 @@ def summary_text(result: ImportResult) -> str:
         lines.append(_capital(", ".join(extra)) + ".")
     if result.by_type and (len(result.by_type) > 1 or result.invalid or result.skipped):
         lines += _breakdown("Calls by type", result.by_type)
-    if result.invalid_reasons:
-        lines += _breakdown("Invalid lines by reason", result.invalid_reasons)
+    lines += _breakdown("Invalid lines by reason", result.invalid_reasons) if result.invalid_reasons else []
+    lines += _identities(result.identities)
     written = result.rejects_written
     earlier = result.rejected - written  # records an earlier run wrote for lines read again
     if written:
@@ -107,6 +107,16 @@ def summary_text(result: ImportResult) -> str:
                 f"Did not wait for {_count(result.abandoned, 'request')} in flight: their calls are left for the next run."
             )
     return "\n".join(lines)
+
+
+def _identities(found: dict[str, int] | None) -> list[str]:
+    """--resolve-identities: what the first pass learned and the second did with it."""
+    if found is None:
+        return []
+    return [
+        f"Identities: {_count(found['links'], 'link')} learned; {_count(found['rewritten'], 'anonymous call')} "
+        f"given a userId, {found['unresolved']:,} left anonymous."
+    ]
 
 
 TOP_REASONS = 10  # per breakdown in the summary; --json has them all

@@ -40,7 +40,7 @@ OPTION_IDS = (
         "order",
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
-    *["limit", "sample", "recent", "dry_run", "preflight", "delimiter"],
+    *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities", "delimiter"],
     *["endpoint", "region", "timeout"],  # the connection's, in network hints
 )
 # on/off options: `header=True` is the flag --header, `header=False` its --no-header

@@ -49,7 +49,7 @@ def import_lines(
     `dry_run`, `order="phased"` (identify and group first, then track/page/screen, then alias,
     then deletes, each phase once the one before is settled; `lines` is copied to a private
     temporary file first), and what to send (lines left out count as skipped, by reason):
-    `archive` ("segment" or "rudderstack": drop its envelope keys), `types`, `events` (track
+    `archive` (segment/rudderstack envelopes, or vendors.VENDORS), `resolve_identities`, `types`, `events` (track
     events to keep), `exclude_events`, `since`/`until` (datetime, or ISO-8601 text; UTC when it
     names no zone), `sample` (a fraction, the same calls every run), `limit`; `recent`: what to
     do with calls timestamped in the 72 hours before `now` (default: when the import starts),

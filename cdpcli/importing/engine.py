@@ -28,6 +28,7 @@ from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.identities import IdentityMap, learn_sources, rewriting
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
 from cdpcli.importing.outbox import DryRun, Outbox
@@ -48,6 +49,8 @@ from cdpcli.importing.sources import (
 )
 from cdpcli.importing.stats import Stats
 from cdpcli.importing.stopping import Stopping
+from cdpcli.importing.vendors import chunk_converter
+from cdpcli.importing.vendors.sniff import sniff_advice, sniff_source
 
 if TYPE_CHECKING:
     from cdpcli.importing.delivery import Delivery
@@ -85,6 +88,8 @@ class Importer:
 
             self.delivery = Delivery(target, options, self.port, self.events)
         self.select: Selector | None = None
+        self.convert = chunk_converter(options.archive)  # a vendor's mapping, in the reader thread
+        self.identities = IdentityMap() if options.resolve_identities else None
 
     # packer (main thread) --------------------------------------------------------------------
 
@@ -97,8 +102,7 @@ class Importer:
         saver = None
         spooled: list[str] = []
         try:
-            if self.phaser is not None:
-                spooled = spool_all(self.sources, self.events, self.stop_reading)
+            spooled = before_reading(self.sources, self.options, self.events, self.identities, self.stop_reading)
             senders = self.delivery.start(batches) if self.delivery else []
             self.share = share_for(self.sources, self.phaser)
             self.stats.settled_share = self.share.measured(self.settlement)  # no cycle back to self
@@ -120,18 +124,16 @@ class Importer:
                 self._finish(senders, batches, saver)
                 self.events.finished()
             finally:
-                for path in spooled:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+                after_reading(spooled, self.identities)
         return self._result()
 
     def _packer(self, outbox: Outbox) -> Packer:
         """The preparer, with the filters and the phases around it when asked for, and the
         packer that runs it over every chunk."""
-        preparer = (self.options.preparer or Preparer)(self.options.default_type)
+        preparer = make_preparer(self.options, self.identities)
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
+        if self.select is not None and self.identities is not None:
+            self.select.resolve = self.identities.resolve
         self.phaser = None
         if self.options.order == "phased":
             inner = self.select.prepare if self.select is not None else preparer.prepare
@@ -154,7 +156,7 @@ class Importer:
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
             target=read_sources,
-            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options)),
+            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options), self.convert),
             name="cdp-reader",
             daemon=True,
         )
@@ -273,7 +275,57 @@ class Importer:
             rate_reached=self.delivery.rate.rate if adaptive and self.delivery else None,
             recent=self.select.recent if self.select is not None else 0,
             recent_mode=self.options.recent,
+            identities=self.identities.stats.as_dict() if self.identities is not None else None,
         )
+
+
+def make_preparer(options: ImportOptions, identities: IdentityMap | None) -> Preparer:
+    """The import's Preparer: marker lines read when a vendor's converter makes the lines,
+    each prepared call given its resolved userId under resolve_identities."""
+    preparer = (options.preparer or Preparer)(options.default_type)
+    if identities is not None:
+        preparer.prepare = rewriting(preparer.prepare, identities)  # type: ignore[method-assign,assignment]
+    return preparer
+
+
+def before_reading(
+    sources: list[Source],
+    options: ImportOptions,
+    events: ImportEvents,
+    identities: IdentityMap | None,
+    stop: threading.Event,
+) -> list[str]:
+    """What reads the input more than once needs first: stdin and iterables spooled
+    (order=phased, resolve_identities), and the identities learned (its first pass); and a
+    word when the first file is a Segment archive read without archive=segment."""
+    first = next((source for source in sources if source.is_file and source.format == "ndjson"), None)
+    if options.archive is None and first is not None and segment_archive(first):
+        events.note("; ".join(sniff_advice(first.label, "segment")))
+    spooled = spool_all(sources, events, stop) if options.order == "phased" or identities is not None else []
+    if identities is not None:
+        events.note("resolve_identities: reading the input once to learn who each anonymous id is")
+        learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
+    return spooled
+
+
+def segment_archive(source: Source) -> bool:
+    """Whether a file's first lines are a Segment archive's calls (a note, not an error: an
+    unreadable start is left for the import to report)."""
+    try:
+        return sniff_source(source) == "segment"
+    except (CdpError, OSError):
+        return False
+
+
+def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
+    """The private copies and the identity map removed."""
+    if identities is not None:
+        identities.close()
+    for path in spooled:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event) -> list[str]:
@@ -329,9 +381,8 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         for source in sources:
             if source.is_file and source.version is None:  # an object's version was compared (apply)
                 try:
-                    problem = check_start_problem(
-                        source, first_line_of(source, csv_mapping(options)), options.checkpoint
-                    )
+                    first = first_line_of(source, csv_mapping(options), chunk_converter(options.archive))
+                    problem = check_start_problem(source, first, options.checkpoint)
                 except OSError as exc:
                     problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
                 if problem:

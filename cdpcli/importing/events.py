@@ -78,6 +78,7 @@ class ImportResult:
     rate_reached: float | None = None  # rate=auto: requests per second at the end
     recent: int = 0  # valid calls timestamped in the last 72 hours (skipped or rejected by the recent option)
     recent_mode: str | None = None  # what the recent option did with them: warn, skip or fail
+    identities: dict[str, int] | None = None  # resolve_identities: links, rewritten, unresolved
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,8 @@ class ImportResult:
             counts["shard"] = self.shard
         if self.recent:
             counts.update(recent=self.recent, recent_mode=self.recent_mode)
+        if self.identities is not None:
+            counts["identities"] = self.identities
         if self.rate_reached is not None:
             counts.update(throttled=self.throttled, rate_reached=round(self.rate_reached, 1))
         return counts

@@ -24,6 +24,7 @@ from cdpcli.importing.pacing import check_rate, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
 from cdpcli.importing.select import ARCHIVES, RECENT_MODES, parse_time
 from cdpcli.importing.shard import Shard, parse_shard
+from cdpcli.importing.vendors import VENDORS
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
@@ -48,7 +49,9 @@ class ImportOptions:
     max_invalid: int | None = None
     checkpoint_every: float = 1.0  # seconds between checkpoint saves
     # inputs
-    archive: str | None = None  # "segment" or "rudderstack": drop that archive's envelope keys
+    # "segment" or "rudderstack": drop that archive's envelope keys; a vendor (VENDORS:
+    # "mixpanel", "amplitude", …): each line is that tool's export record, mapped to its call
+    archive: str | None = None
     csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
     infer_types: bool = False  # CSV cells that look like numbers or booleans become them
     delimiter: str | None = None  # CSV: the cell separator (None: detected from the header line)
@@ -68,6 +71,9 @@ class ImportOptions:
     # past one machine
     shard: Shard | None = None  # send only this shard's share (shard.py)
     rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
+    # two passes: the first learns which anonymous ids belong to which user, the second gives
+    # anonymous-only calls that userId (identities.py)
+    resolve_identities: bool = False
     order: str = "none"  # or "phased" (order.py): identify/group, then track…, alias, deletes
     # makes the Preparer from default_type (None: Preparer itself); cdp's operations turn each
     # line of ids into its call first (cdpcli.operations.OperationPreparer)
@@ -125,8 +131,10 @@ class ImportOptions:
             from cdpcli.importing.csvrows import check_delimiter  # lazy: start-up (the CSV reader)
 
             check_delimiter(self.delimiter)
-        if self.archive is not None and self.archive not in ARCHIVES:
-            raise UsageError(f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES)}", option="archive")
+        if self.archive is not None and self.archive not in ARCHIVES + VENDORS:
+            raise UsageError(
+                f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES + VENDORS)}", option="archive"
+            )
         self._check_selection()
         check_order(self.order)
         if self.order == "phased" and self.limit is not None:
@@ -176,6 +184,7 @@ PLAIN_NAMES = frozenset(
         "write_rejects",
         "order",
         "preparer",
+        "resolve_identities",
     }
 )
 BUILD_NAMES = PLAIN_NAMES | {

@@ -31,6 +31,7 @@ from cdpcli.importing.sources import (
     line_hash,
 )
 from cdpcli.importing.stats import Stats
+from cdpcli.importing.vendors.sniff import sniff, sniff_advice
 
 # what the packer calls to reject a line: (source index, line number, reason, line)
 RejectLine = Callable[[int, int, str, bytes], None]
@@ -221,6 +222,17 @@ class Packer:
             return True
         return False
 
+    def _vendor_problem(self, source: Source, line: bytes) -> UsageError | None:
+        """Another tool's export read as calls (no archive= given): every line would be
+        rejected; say which archive= reads it instead (a Segment archive imports as it is)."""
+        if self.options.archive is not None or source.format == "csv":
+            return None
+        vendor = sniff([line])
+        if vendor is None or vendor == "segment":
+            return None
+        message, hint = sniff_advice(source.label, vendor)
+        return UsageError(message, hint=hint, option="archive")
+
     def unreadable(self, failed: SourceFailed) -> None:
         """A source the reader could not read on after its retries: one reject for the line it
         stopped in, counted read and invalid. It stays unsettled, so a resumed run reads it again."""
@@ -235,7 +247,7 @@ class Packer:
         anything was sent (check_start_problem); this catches stdin and a file changed since."""
         source = self.sources[source_index]
         self._first_bytes[source_index] = line[:8]
-        problem = check_start_problem(source, line, self.options.checkpoint)
+        problem = check_start_problem(source, line, self.options.checkpoint) or self._vendor_problem(source, line)
         if problem:
             self.stop_with(problem)
             return False

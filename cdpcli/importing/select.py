@@ -163,7 +163,7 @@ class Selector:
     def __init__(self, options: Choices, preparer: Preparer, on_limit: Callable[[], None]) -> None:
         self.inner = preparer.prepare
         self.preparer = preparer
-        self.envelope = ENVELOPE_KEYS[options.archive] if options.archive else ()
+        self.envelope = ENVELOPE_KEYS.get(options.archive or "", ())  # a vendor's calls have none
         self.envelope_bytes = tuple(f'"{key}"'.encode() for key in self.envelope)
         self.default_type = options.default_type
         self.types = frozenset(options.types or ())
@@ -178,6 +178,9 @@ class Selector:
         self.filtering = self.filtering or self.sample is not None
         self.shard = options.shard if options.shard is not None and options.shard.by == "user" else None
         self.per_line = bool(self.limit is not None or self.envelope or self.filtering or self.shard)
+        # resolve_identities: the user an anonymous id resolves to (IdentityMap.resolve) decides
+        # its call's shard, as the userId it will be sent with
+        self.resolve: Callable[[str], str | None] | None = None
         # recent: calls timestamped in [now - 72 h, now]; `recent` counts them (every mode)
         self.recent_mode = options.recent
         self.recent = 0
@@ -194,6 +197,14 @@ class Selector:
         """What prepares the lines of a chunk: the preparer itself (the fast path untouched)
         unless a filter applies to each line."""
         return self.prepare if self.per_line else self.inner
+
+    def _person(self, call: dict[str, Any]) -> dict[str, Any]:
+        """The call as the shard sees its person: with its resolved userId, if it gets one."""
+        anonymous = call.get("anonymousId")
+        if self.resolve is None or call.get("userId") or not isinstance(anonymous, str):
+            return call
+        user = self.resolve(anonymous)
+        return call if user is None else {**call, "userId": user}
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
@@ -212,7 +223,7 @@ class Selector:
             if shard is not None:
                 # a line that is not a JSON object has no person: dealt by line number, so that
                 # exactly one shard rejects it
-                mine = shard.has_user(call) if call is not None else shard.has_line(line_no)
+                mine = shard.has_user(self._person(call)) if call is not None else shard.has_line(line_no)
                 if not mine:
                     raise SkipLine("shard")
             if call is not None:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.archives import archive_sources
 from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
 from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
+from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
@@ -44,7 +46,7 @@ def check_namespace(id_namespace: str | None) -> None:
         raise UsageError("--id-namespace must not be empty", hint="leave it out to derive ids as before")
 
 
-FORMATS = ("ndjson", "csv")
+FORMATS = ("ndjson", "csv", "parquet")
 # a name that says CSV, compressed or not (the bytes say whether it is compressed, not the name)
 CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 
@@ -81,7 +83,7 @@ def make_sources(
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
-        sources.append(_file_source(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
+        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
     keys = Counter(source.key for source in sources)  # a prefix may hold millions: counted once
     for key, count in keys.items():
         if count > 1:
@@ -121,8 +123,18 @@ def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnin
         # the API would keep only one. The relative path stays the same when the tree
         # is moved or named by another path, so re-runs keep their ids.
         seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-        sources.append(_file_source(path, seed, fmt))
+        sources.extend(_file_sources(path, seed, fmt))
     return sources
+
+
+def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
+    """A file, or an archive's members (archives.py), each its own source."""
+    return archive_sources(path, seed, fmt, name_format) or [_file_source(path, seed, fmt)]
+
+
+def name_format(path: str) -> str:
+    """The format a file's name says (--format absent)."""
+    return "csv" if CSV_NAME.search(path) else "parquet" if PARQUET_NAME.search(path) else "ndjson"
 
 
 def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
@@ -136,7 +148,7 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
 
 
 def _format_of(name: str, fmt: str | None) -> str:
-    return fmt or ("csv" if CSV_NAME.search(name) else "ndjson")
+    return fmt or name_format(name)
 
 
 def files_under(directory: str, follow_symlinks: bool = False, warnings: list[str] | None = None) -> list[str]:
@@ -246,9 +258,14 @@ def read_sources(
     stop: threading.Event,
     progress: Callable[[int], None],
     csv_mapping: CsvMapping | None = None,
+    convert: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """Reader thread: whole lines in chunks, then _END; errors are put on the queue too. Each
-    chunk says how many of its source's input bytes were read by then (Chunk.through)."""
+    chunk says how many of its source's input bytes were read by then (Chunk.through).
+    `convert` turns a chunk's lines (newline-separated) into as many lines (a --from VENDOR
+    mapping: vendors.vendor_chunk), in this thread."""
+    if convert is not None:
+        out = _Converting(out, convert)  # type: ignore[assignment]
     try:
         for index, source in enumerate(sources):
             counted = _Counted(progress)
@@ -258,6 +275,9 @@ def read_sources(
             if source.format == "csv":
                 lines = csv_lines(source, counted, csv_mapping or CsvMapping())
                 source.lines = _read_lines(index, lines, out, stop, counted)
+                continue
+            if source.format == "parquet":
+                source.lines = _read_lines(index, parquet_lines(source, counted), out, stop, counted)
                 continue
             _read_ndjson(index, source, out, stop, counted)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
@@ -283,6 +303,18 @@ def _read_ndjson(index: int, source: Source, out: queue.Queue, stop: threading.E
         pieces.close()
     if not stop.is_set():
         source.lines = next_line - 1
+
+
+class _Converting:
+    """The reader's queue, with each chunk's lines converted on the way in."""
+
+    def __init__(self, out: queue.Queue, convert: Callable[[bytes], bytes]) -> None:
+        self.out, self.convert = out, convert
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, Chunk):
+            item = Chunk(item.source, item.first_line, self.convert(item.data), item.count, item.through)
+        self.out.put(item)
 
 
 def _failure(exc: UnreadableSource) -> str:
@@ -516,11 +548,18 @@ def check_start_problem(source: Source, first_line: bytes, checkpoint: str | Non
     return None
 
 
-def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> bytes:
+def first_line_of(
+    source: Source, csv_mapping: CsvMapping | None = None, convert: Callable[[bytes], bytes] | None = None
+) -> bytes:
     """A source's first line as _pack sees it (decompressed, BOM and surrounding whitespace
-    stripped); for CSV, the line the converter makes of its header."""
-    if source.format == "csv":
-        lines = csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+    stripped); for CSV, the line the converter makes of its header; `convert`ed as the reader
+    converts it (read_sources)."""
+    if source.format in ("csv", "parquet"):
+        lines = (
+            csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+            if source.format == "csv"
+            else parquet_lines(source, lambda _: None)
+        )
         try:
             line = next(lines, b"")
         finally:
@@ -534,7 +573,7 @@ def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> byte
         line = first[1].split(b"\n", 1)[0] if first else b""
     if line.startswith(BOM):
         line = line[3:]
-    return line.strip()
+    return convert(line.strip()).strip() if convert is not None else line.strip()
 
 
 def format_hint(source: Source, line: bytes) -> str:
