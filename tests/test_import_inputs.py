@@ -680,3 +680,21 @@ def test_recent_takes_a_call_with_no_timestamp_as_recent(send, receiver, tmp_pat
     else:
         assert run.exit_code == 1 and result["invalid_reasons"] == {"recent": 2}
         assert "no timestamp: it would be sent stamped now, within the last 72 hours" in run.stderr
+
+
+def test_a_rejects_file_of_a_vendor_export_fed_back_is_mapped_like_the_export(send, receiver, tmp_path):
+    """Records of a Mixpanel export (tests/data/vendors/mixpanel: the export API's shape) as cdp
+    writes rejects: a raw record is mapped as the original line was; a call the mapping made
+    (rejected later, fixed since) is sent as it is, not mapped twice."""
+    raw = (Path(__file__).parent / "data" / "vendors" / "mixpanel" / "input.jsonl").read_text().splitlines()[0]
+    mapped = {"type": "track", "event": "Fixed", "userId": "u_1", "messageId": "m-fixed-1"}
+    records = [
+        {"source": "export.ndjson", "line": 1, "error": "mixpanel: bad_value", "input": raw},
+        {"source": "export.ndjson", "line": 2, "error": "call is 40,000 bytes", "input": json.dumps(mapped)},
+    ]
+    (tmp_path / "fixed.ndjson").write_bytes(ndjson(records))
+    run = send("import", "fixed.ndjson", "--from", "mixpanel", "--json")
+    assert run.exit_code == 0, run.stderr
+    sent = {call["messageId"]: call for call in receiver.calls}
+    assert sent["a1f3c9e2d4b54b7f9e0a6c2d1b3e5f70"]["userId"] == "u_8812"  # $insert_id, $user_id
+    assert sent["m-fixed-1"]["event"] == "Fixed"
