@@ -40,9 +40,11 @@ OPTION_IDS = (
         "order",
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
-    *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities"],
+    *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities", "delimiter"],
     *["endpoint", "region", "timeout"],  # the connection's, in network hints
 )
+# on/off options: `header=True` is the flag --header, `header=False` its --no-header
+_SWITCH_FORM = re.compile(r"(?<![\w./$-])(header|follow_symlinks)=(True|False)\b")
 # `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
 _OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
 
@@ -75,6 +77,7 @@ def flagged(text: str) -> str:
         # the quote that follows (`since=` then `'x'`) is read with the part, so the flag and
         # its value are spaced as they are before an unquoted value
         quote = parts[index + 1][:1] if index + 1 < len(parts) else ""
+        part = _SWITCH_FORM.sub(lambda m: ("--" if m[2] == "True" else "--no-") + m[1].replace("_", "-"), part)
         done = _OPTION_FORM.sub(flag, part + quote)
         shown.append(done[: len(done) - len(quote)])
     return "".join(shown)

@@ -54,6 +54,7 @@ class ImportOptions:
     archive: str | None = None
     csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
     infer_types: bool = False  # CSV cells that look like numbers or booleans become them
+    delimiter: str | None = None  # CSV: the cell separator (None: detected from the header line)
     # choosing what to send (select.py); lines left out are skipped, by reason (the option's id)
     types: list[str] | None = None
     events: list[str] | None = None
@@ -132,6 +133,10 @@ class ImportOptions:
         check_limits(self.batch_bytes, self.batch_events, self.concurrency, self.rate)
         if self.max_invalid is not None and self.max_invalid < 1:
             raise UsageError(f"max_invalid= must be at least 1, not {self.max_invalid}", option="max_invalid")
+        if self.delimiter is not None:
+            from cdpcli.importing.csvrows import check_delimiter  # lazy: start-up (the CSV reader)
+
+            check_delimiter(self.delimiter)
         if self.archive is not None and self.archive not in ARCHIVES + VENDORS:
             raise UsageError(
                 f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES + VENDORS)}", option="archive"
@@ -177,6 +182,7 @@ PLAIN_NAMES = frozenset(
         "checkpoint_every",
         "archive",
         "infer_types",
+        "delimiter",
         "sample",
         "limit",
         "recent",

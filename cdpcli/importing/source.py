@@ -91,6 +91,9 @@ class Chunk:
     first_line: int  # number of the first line in `data`
     data: bytes  # whole lines, newline-separated (no trailing newline)
     count: int
+    # the source's input bytes read when this chunk was handed over (compressed ones counted
+    # compressed): where its last line ends in the input, for the settled share (share.py)
+    through: int = 0
 
 
 def source_blocks(source: Source, progress: Callable[[int], None]) -> Generator[bytes, None, None]:
