@@ -634,7 +634,7 @@ def test_a_checkpoint_refuses_a_run_under_another_selection(send, receiver, tmp_
     sent = len(receiver.calls)
     again = send("import", "c.ndjson", "--checkpoint", "ck.json", *then)
     assert again.exit_code == 2, again.stderr
-    assert "--checkpoint ck.json was written under another selection of lines: " in again.stderr
+    assert "--checkpoint 'ck.json' was written under another selection of lines: " in again.stderr
     assert differs in again.stderr and "remove it to import from the start" in again.stderr
     assert len(receiver.calls) == sent  # nothing more sent
     same = send("import", "c.ndjson", "--checkpoint", "ck.json", "--json", *first)  # the same choices resume

@@ -425,7 +425,7 @@ def test_an_object_changed_since_the_checkpoint_is_refused(s3_import, bucket, re
     sent = len(receiver.calls)
     run = s3_import(bucket.url("in/"), "--checkpoint", "ck.json")
     assert run.exit_code == 2
-    assert f"{bucket.url('in/2.ndjson.gz')} changed since --checkpoint ck.json was written" in run.stderr
+    assert f"{bucket.url('in/2.ndjson.gz')} changed since --checkpoint 'ck.json' was written" in run.stderr
     assert len(receiver.calls) == sent
 
 

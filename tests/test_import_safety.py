@@ -509,7 +509,7 @@ def test_a_run_killed_before_any_progress_still_resumes_without_duplicate_reject
 def test_a_checkpoint_that_cannot_be_written_is_refused_before_sending(send, receiver, tmp_path):
     write_lines(tmp_path / "in.ndjson", tracks(1))
     run = send("import", "in.ndjson", "--checkpoint", "missing/ck.json")
-    assert run.exit_code == 2 and "--checkpoint missing/ck.json" in run.stderr
+    assert run.exit_code == 2 and "--checkpoint 'missing/ck.json'" in run.stderr
     assert receiver.requests == []
 
 

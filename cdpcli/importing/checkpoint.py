@@ -132,7 +132,7 @@ class Checkpoint:
         except OSError:
             kind = None
         if kind is not None and not stat.S_ISREG(kind):
-            raise UsageError(f"checkpoint={path} is not a regular file", hint=CHECKPOINT_HINT, option="checkpoint")
+            raise UsageError(f"checkpoint={path!r} is not a regular file", hint=CHECKPOINT_HINT, option="checkpoint")
         self._take_lock()
         try:
             with open(path, "rb") as handle:
@@ -142,7 +142,7 @@ class Checkpoint:
         except OSError as exc:
             self.release()
             raise UsageError(
-                f"checkpoint={path}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT, option="checkpoint"
+                f"checkpoint={path!r}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT, option="checkpoint"
             ) from None
         problem = None
         try:
@@ -153,7 +153,7 @@ class Checkpoint:
         if problem:
             self.release()
             raise UsageError(
-                f"checkpoint={path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT, option="checkpoint"
+                f"checkpoint={path!r}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT, option="checkpoint"
             )
         self.data = data
         self.existed = True
@@ -165,7 +165,7 @@ class Checkpoint:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), files.PRIVATE)
         except OSError as exc:
             raise UsageError(
-                f"checkpoint={self.path}: cannot create {lock_path} ({exc.strerror})",
+                f"checkpoint={self.path!r}: cannot create {lock_path!r} ({exc.strerror})",
                 hint="check that the checkpoint's directory exists and is writable",
                 option="checkpoint",
             ) from None
@@ -178,7 +178,7 @@ class Checkpoint:
         except OSError:
             os.close(fd)
             raise UsageError(
-                f"checkpoint={self.path} is in use by another cdp import",
+                f"checkpoint={self.path!r} is in use by another cdp import",
                 hint="wait for it to finish, or give this import its own checkpoint=",
                 option="checkpoint",
             ) from None
@@ -199,7 +199,7 @@ class Checkpoint:
         if self.existed and self.data.get("shard") != shard:
             was = self.data.get("shard")
             raise UsageError(
-                f"checkpoint={self.path} was written by "
+                f"checkpoint={self.path!r} was written by "
                 + (f"shard {was}" if was else "an import without shard=")
                 + (f", not shard {shard}" if shard else ", and this import has no shard="),
                 hint="give each shard its own checkpoint, or run again with the shard it was written by",
@@ -216,7 +216,7 @@ class Checkpoint:
         was = self.data.get("order", "none")
         if self.existed and was != order:
             raise UsageError(
-                f"checkpoint={self.path} was written by an import with order={was}, not order={order}",
+                f"checkpoint={self.path!r} was written by an import with order={was}, not order={order}",
                 hint=f"run again with order={was} to resume it, or " + CHECKPOINT_HINT,
                 option="checkpoint",
             )
@@ -242,7 +242,7 @@ class Checkpoint:
                 if was.get(name) != selection.get(name)
             ]
             raise UsageError(
-                f"checkpoint={self.path} was written under another selection of lines: " + "; ".join(differs),
+                f"checkpoint={self.path!r} was written under another selection of lines: " + "; ".join(differs),
                 hint="run again with the same choices to resume it, or start fresh: " + CHECKPOINT_HINT,
                 option="checkpoint",
             )
@@ -297,7 +297,7 @@ def _check_version(source: Source, entry: dict[str, Any], path: str | None) -> N
     was = entry.get("version")
     if source.version is not None and was is not None and was != source.version and (source.skip or source.phase):
         raise UsageError(
-            f"{source.label} changed since checkpoint={path} was written (ETag and size {was}, now {source.version})",
+            f"{source.label} changed since checkpoint={path!r} was written (ETag and size {was}, now {source.version})",
             hint="it is not the same input: " + CHECKPOINT_HINT,
             option="checkpoint",
         )

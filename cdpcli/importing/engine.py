@@ -406,7 +406,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
                     checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
                 except OSError as exc:
                     raise UsageError(
-                        f"checkpoint={options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                        f"checkpoint={options.checkpoint!r}: cannot write it ({exc.strerror or exc})",
                         hint="check that its directory exists and is writable",
                         option="checkpoint",
                     ) from None
