@@ -17,11 +17,11 @@ run interleaved for several rounds; we print the median of each round's ratios (
 (1)/(3), on plain loopback and with the receiver adding 50 ms per request. Then the peak RSS
 of `cdp import` on 1,000,000 lines.
 
-Targets (default flags): (1)/(3) >= 0.6 loopback, >= 0.8 at 50 ms; (1)/(2) >= 5 loopback,
+Targets (default flags): (1)/(3) >= 0.8 loopback, >= 0.85 at 50 ms; (1)/(2) >= 5 loopback,
 >= 30 at 50 ms; peak RSS < 150 MB on 1,000,000 lines.
 
 Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 5] [--sdk-events-slow 20000]
-       [--rss-lines 1000000] [--latencies 0,50]
+       [--rss-lines 1000000] [--latencies 0,50] [--variants cdp,sdk,raw,raw*]
 Needs: pip install -e '.[bench]' (the SDK).
 """
 
@@ -249,7 +249,10 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     cpu: dict[str, list[float]] = {k: [] for k in variants}  # µs of CPU per call: client, receiver
     wire_bytes: dict[str, float] = {}  # request body bytes per call, as the receiver saw them
     ratio_sdk, ratio_raw, ratio_same = [], [], []
-    print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds")
+    # the ratios hold for a machine the run has to itself: on shared cores the client and the
+    # receiver share what is left, and the run is bound by their CPU together, not either one
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds, load {load}")
     for round_no in range(1, rounds + 1):
         this = {}
         for name, (cmd, expected) in variants.items():
@@ -286,7 +289,8 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     # cdp's calls are bigger than raw's (derived messageId, context.library): the receiver, which
     # raw keeps busy, parses those bytes too
     print("  body bytes per call: " + ", ".join(f"{name} {wire_bytes[name]:.0f}" for name in variants))
-    target_sdk, target_raw = (5, 0.6) if latency_ms == 0 else (30, 0.8)
+    target_sdk, target_raw = (5, 0.8) if latency_ms == 0 else (30, 0.85)
+    print(f"  load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if ratio_sdk:
         print(f"  median (1)/(2) cdp/sdk = {statistics.median(ratio_sdk):.1f}   (target >= {target_sdk})")
     if ratio_raw:
