@@ -614,3 +614,51 @@ def test_a_zip_object_cut_short_is_a_usage_error_naming_it(s3_import, bucket, re
     run = s3_import(bucket.url("bad.zip"))
     assert run.exit_code == 2 and f"cannot read the zip archive {bucket.url('bad.zip')}" in run.stderr
     assert receiver.calls == []
+
+
+# -- from Python: import_paths, and the Dask recipe over a bucket ---------------------------------
+
+
+def test_import_paths_reads_a_bucket_as_the_command_does(bucket, proxy, receiver, tmp_path, monkeypatch):
+    import cdpcli
+
+    files, expected = segment_tree()
+    for key, data in files.items():
+        bucket.put(key, data)
+    target = cdpcli.Target(api_key=API_KEY, endpoint=receiver.url)
+    result = cdpcli.import_paths(
+        [bucket.url("segment-logs/")], target=target, archive="segment", rejects=str(tmp_path / "r.ndjson")
+    )
+    assert result.ok and result.sent == 20
+    assert [c["messageId"] for c in receiver.calls] == expected
+    # an endpoint given by argument, as --s3-endpoint: the proxy sees the requests
+    proxy.requests.clear()
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    again = cdpcli.import_paths(bucket.url("segment-logs/"), target=target, s3_endpoint=proxy.url, dry_run=True)
+    assert again.sent == 0 and again.read == 20 and proxy.gets("/segment-logs/")
+
+
+def test_the_dask_recipe_over_a_bucket_sends_the_commands_ids_once(s3_import, bucket, receiver, tmp_path):
+    """docs/scale-out.md's recipe: a share of the prefix's objects per task (dask.delayed,
+    here on the synchronous scheduler: the recipe's shape, not a cluster's)."""
+    dask = pytest.importorskip("dask")
+    import cdpcli
+    from cdpcli.scale_out import import_share, total
+
+    noise = gzip.compress(ndjson(tracks(3)))
+    for day in range(5):
+        bucket.put(f"logs/2024-01-0{day + 1}/part-0.gz", noise)  # one name, one content in every folder
+    assert s3_import(bucket.url("logs/")).exit_code == 0
+    from_cli = sorted(c["messageId"] for c in receiver.calls)
+    receiver.calls.clear()
+    target = cdpcli.Target(api_key=API_KEY, endpoint=receiver.url)
+    tasks = [
+        dask.delayed(import_share)(
+            bucket.url("logs/"), number=k, of=5, name="backfill", target=target, rejects_dir=str(tmp_path)
+        )
+        for k in range(5)  # as many shares as objects: one object each
+    ]
+    summaries = dask.compute(*tasks, scheduler="synchronous")
+    assert [s["sent"] for s in summaries] == [3] * 5
+    assert sorted(c["messageId"] for c in receiver.calls) == from_cli and len(set(from_cli)) == 15
+    assert total(summaries)["sent"] == 15
