@@ -33,7 +33,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.decode import compression_of
@@ -268,7 +268,7 @@ class _Opener:
         raw = self.open_raw()
         kind = compression_of(raw.read(8))
         raw.seek(0)
-        return _Closing(_OPENERS[kind](raw, "rb"), raw) if kind in _OPENERS else raw
+        return cast(IO[bytes], _Closing(_OPENERS[kind](raw, "rb"), raw)) if kind in _OPENERS else raw
 
 
 class _MemberReader:
