@@ -102,7 +102,8 @@ def object_archive_sources(object_: Source, fmt: str | None, name_format: Callab
     probe = open_seekable(object_)
     if probe is None:
         return []
-    kind = archive_kind(probe)
+    with probe:
+        kind = archive_kind(probe)
     if kind is None:
         return []
     url = object_.name
