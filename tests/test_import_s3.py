@@ -662,3 +662,40 @@ def test_the_dask_recipe_over_a_bucket_sends_the_commands_ids_once(s3_import, bu
     assert [s["sent"] for s in summaries] == [3] * 5
     assert sorted(c["messageId"] for c in receiver.calls) == from_cli and len(set(from_cli)) == 15
     assert total(summaries)["sent"] == 15
+
+
+@pytest.mark.parametrize("name", ["logs.tar.gz", "export.zip"])
+def test_an_archive_object_replaced_after_listing_is_unreadable_not_mixed(bucket, name):
+    """Members are read with If-Match the listed ETag: an archive replaced between the listing
+    and the reading of a member makes that member unreadable (one rejects record in an
+    import), never bytes of the new archive read at the old one's offsets."""
+    from cdpcli.importing.objectstore import UnreadableSource
+    from cdpcli.importing.sources import make_sources, source_lines
+
+    members = {"big.ndjson": ndjson(noisy_tracks(20000, seed=8)), "small.ndjson": ndjson(tracks(2))}
+    packed = io.BytesIO()  # more than the reader's 1 MB buffer: a re-read is a new GET
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member, content in members.items():
+                archive.writestr(member, content)
+    else:
+        with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+            for member, content in members.items():
+                info = tarfile.TarInfo(member)
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    data = packed.getvalue()
+    assert len(data) > 1 << 20
+    bucket.put(name, data)
+    sources, _ = make_sources([bucket.url(name)])
+    assert [s.name.split("!")[0] for s in sources] == [bucket.url(name)] * len(sources) and len(sources) >= 2
+    first = list(source_lines(sources[0]))  # read as listed
+    second = list(source_lines(sources[1]))
+    bucket.put(name, data + b"\0" * 1024)  # replaced: another ETag
+    try:  # a tar's stream still open on the old version reads on in it
+        assert list(source_lines(sources[1])) == second
+    except UnreadableSource as exc:
+        assert "changed while it was read" in exc.message
+    with pytest.raises(UnreadableSource, match="changed while it was read"):
+        list(source_lines(sources[0]))  # a new GET (a zip member's, a tar's rewind): refused
+    assert first
