@@ -48,6 +48,10 @@ def import_partition(
     from cdpcli.importing import import_lines  # lazy: start-up (the engine loads where tasks run)
 
     source = f"{name}-{number}"
+    # a task runs on a worker where the folders may not exist yet (a fresh container)
+    os.makedirs(rejects_dir, exist_ok=True)
+    if checkpoint_dir:
+        os.makedirs(checkpoint_dir, exist_ok=True)
     result = import_lines(
         lines,
         target=target,

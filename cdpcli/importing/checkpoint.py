@@ -231,6 +231,26 @@ class Checkpoint:
             self.data["version"] = 1
         return int(self.data.get("phase", 0))
 
+    def bind_selection(self, selection: dict[str, Any]) -> None:
+        """A checkpoint counts as settled the lines its import left out (filters, sample, the
+        archive's own lines): under another selection they would be lost, or sent twice."""
+        was = self.data.get("selection", {})
+        if self.existed and was != selection:
+            differs = [
+                f"{name}={_shown(was.get(name))} then, {_shown(selection.get(name))} now"
+                for name in sorted(was.keys() | selection.keys())
+                if was.get(name) != selection.get(name)
+            ]
+            raise UsageError(
+                f"checkpoint={self.path} was written under another selection of lines: " + "; ".join(differs),
+                hint="run again with the same choices to resume it, or start fresh: " + CHECKPOINT_HINT,
+                option="checkpoint",
+            )
+        if selection:
+            self.data["selection"] = selection
+        else:
+            self.data.pop("selection", None)
+
     def apply(self, sources: list[Source]) -> None:
         """Each source's settled lines. A source with a version (an object's ETag and size)
         that changed since is refused; one whose every line is settled is taken out of
@@ -267,6 +287,12 @@ class Checkpoint:
             files.write_atomic(self.path, json.dumps(self.data).encode())
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(not given)"
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
 def _check_version(source: Source, entry: dict[str, Any], path: str | None) -> None:
     was = entry.get("version")
     if source.version is not None and was is not None and was != source.version and (source.skip or source.phase):
@@ -301,6 +327,8 @@ def _checkpoint_problem(data: Any) -> str | None:
     phase = data.get("phase", 0)
     if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
         return "malformed order or phase"
+    if not isinstance(data.get("selection", {}), dict):
+        return "malformed selection"
     for key, entry in data["sources"].items():
         if not isinstance(entry, dict):
             return f"entry {key!r} is not an object"
