@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.archives import archive_sources
+from cdpcli.importing.archives import archive_sources, object_archive_sources
 from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
 from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
@@ -76,7 +76,8 @@ def make_sources(
             sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
             continue
         if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
-            sources.extend(object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint))
+            for object_ in object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint):
+                sources.extend(object_archive_sources(object_, fmt, name_format) or [object_])
             continue
         if os.path.isdir(name):
             sources.extend(_directory_sources(name, fmt, follow_symlinks, warnings))
