@@ -273,16 +273,14 @@ class ObjectStream:
                 pass
 
 
-class SeekableObject(io.RawIOBase):
-    """An object read at any offset, for readers that seek (a zip's directory is at its end):
-    each read is one ranged GET of the bytes asked for, retried as ObjectStream's are; wrapped
-    in a BufferedReader (open_seekable), each GET fetches at least CHUNK_BYTES."""
+class _PositionedObject(io.RawIOBase):
+    """An object (as listed: its ETag and size) as a raw stream with a position; subclasses
+    say how bytes from the position on are fetched (readinto)."""
 
     def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
         super().__init__()
         self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
         self.position = 0
-        self._last: tuple[int, bytes] = (0, b"")  # the last range fetched: where, and its bytes
 
     def readable(self) -> bool:
         return True
@@ -299,6 +297,16 @@ class SeekableObject(io.RawIOBase):
             raise ValueError(f"negative seek position {base + offset}")
         self.position = base + offset
         return self.position
+
+
+class SeekableObject(_PositionedObject):
+    """An object read at any offset, for readers that seek (a zip's directory is at its end):
+    each read is one ranged GET of the bytes asked for, retried as ObjectStream's are; wrapped
+    in a BufferedReader (open_seekable), each GET fetches at least CHUNK_BYTES."""
+
+    def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
+        super().__init__(store, bucket, key, etag, size)
+        self._last: tuple[int, bytes] = (0, b"")  # the last range fetched: where, and its bytes
 
     def readinto(self, buffer: Any) -> int:
         end = min(self.position + len(buffer), self.size)
@@ -352,7 +360,7 @@ class SeekableObject(io.RawIOBase):
         return b"".join(pieces)
 
 
-class ForwardObject(io.RawIOBase):
+class ForwardObject(_PositionedObject):
     """An object read mostly front to back by a reader that seeks now and then (tarfile over a
     plain tar steps over each member's data; gzip rewinds to start over): one streamed GET from
     the position reached, kept open while reads follow on; a seek up to SKIP_BYTES ahead reads
@@ -361,26 +369,8 @@ class ForwardObject(io.RawIOBase):
     SKIP_BYTES = CHUNK_BYTES  # dropping up to 1 MB costs less than a new request's round trip
 
     def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
-        super().__init__()
-        self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
-        self.position = 0
+        super().__init__(store, bucket, key, etag, size)
         self._stream: ObjectStream | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self.position = base + offset
-        return self.position
 
     def readinto(self, buffer: Any) -> int:
         if self.position >= self.size:
