@@ -56,8 +56,9 @@ class DeliveryError(CdpError):
         status: int | None = None,
         attempts: int = 1,
         exit_code: ExitCode = ExitCode.ERROR,
+        option: str | None = None,
     ) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, option=option)
         self.status = status
         self.attempts = attempts
         self.exit_code = exit_code

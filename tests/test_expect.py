@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdpcli import expect as core
+from cdpcli.errors import UsageError
 from cdpcli.expect.lines import json_lines, toml_lines
 from cdpcli.serve import Receiver
 from tests.conftest import API_KEY, BASIC, post
@@ -304,10 +305,41 @@ def test_unreachable_receiver_exit_6(cli, tmp_path):
         run = cli("expect", "t.toml", "--against", f"http://127.0.0.1:{port}")
     assert run.exit_code == 6 and run.stdout == ""
     assert run.stderr.startswith(f"Error: cannot reach the receiver at http://127.0.0.1:{port}: connection refused")
+    assert run.stderr.endswith("Hint: start it first (cdp serve), or check --against\n")
+
+
+@pytest.mark.parametrize(
+    ("against", "problem"),
+    [
+        ("notaurl", "'notaurl' is not a URL"),
+        ("127.0.0.1:8787", "is not a URL"),
+        ("ftp://127.0.0.1:8787", "http:// or https:// only"),
+        ("http://:8787", "has no host"),
+        ("http://127.0.0.1:99999", "invalid port"),
+        ("http://u:p@127.0.0.1:8787", "user name or password"),
+    ],
+)
+def test_a_bad_against_url_is_a_usage_error_naming_the_flag(cli, tmp_path, against, problem):
+    (tmp_path / "t.toml").write_text(FILE)
+    run = cli("expect", "t.toml", "--against", against)
+    assert (run.exit_code, run.stdout) == (2, "")
+    first, hint = run.stderr.splitlines()
+    assert first.startswith("Error: --against '") and problem in first
+    assert hint == "Hint: give the URL that cdp serve prints when it starts, e.g. http://127.0.0.1:8787"
+    assert ":p@" not in run.stderr
+    run = cli("expect", "t.toml", "--against", against, "--json")
+    assert json.loads(run.stdout)["exit_code"] == 2
+
+
+def test_a_bad_against_url_speaks_the_parameter_to_python_callers():
+    with pytest.raises(UsageError) as caught:
+        core.check_against(core.parse(FILE, "t.toml"), "notaurl")
+    assert caught.value.message == "against= 'notaurl' is not a URL" and caught.value.option == "against"
 
 
 def test_wrong_key_exit_3_and_never_shown(cli, served, tmp_path):
     (tmp_path / "t.toml").write_text(FILE)
     run = cli("expect", "t.toml", "--against", served.url, "--api-key", "wrong-key-123", secret="wrong-key-123")
     assert run.exit_code == 3 and "refused the key" in run.stderr
+    assert "Hint: it was started with an API key: give the same key (--api-key)" in run.stderr
     assert BASIC not in run.stderr

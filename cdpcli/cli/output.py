@@ -41,6 +41,7 @@ OPTION_IDS = (
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
     *["limit", "sample", "recent", "dry_run", "preflight"],
+    *["against", "api_key"],
 )
 # `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
 _OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
