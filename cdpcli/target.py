@@ -9,8 +9,10 @@ endpoint is checked once (wire.base_url). What deserves a word but does not stop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import MethodType
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from cdpcli import config, settings
 from cdpcli.errors import UsageError
@@ -23,6 +25,34 @@ if TYPE_CHECKING:
 
 # How a setting given to Target(...) directly is named in messages.
 GIVEN = "argument"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class class_only(Generic[_P, _R]):  # noqa: N801 - used as a decorator, like classmethod
+    """A classmethod that an instance cannot call: `target.resolve()` looks like it resolves
+    that target, yet a classmethod would ignore it and build the production target from the
+    environment. Called on an instance, it raises TypeError saying so; reading the attribute
+    stays harmless (hasattr, help, completion)."""
+
+    def __init__(self, method: Callable[Concatenate[Any, _P], _R]) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, instance: object, owner: type) -> Callable[_P, _R]:
+        if instance is None:
+            return cast("Callable[_P, _R]", MethodType(self.method, owner))
+        name = f"{owner.__name__}.{self.method.__name__}"
+
+        def refuse(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            raise TypeError(
+                f"{name}() builds a new {owner.__name__} from arguments, the environment and the config "
+                f"profile; call it on the class ({name}(...)), not on an instance, which is resolved "
+                f"already (dataclasses.replace(target, ...) makes a changed copy)"
+            )
+
+        return refuse
 
 
 @dataclass
@@ -77,9 +107,9 @@ class Target:
         if self.api_key:
             add_secret(self.api_key)
 
-    @classmethod
+    @class_only
     def resolve(
-        cls,
+        cls: type[Target],
         *,
         profile: str | None = None,
         api_key: str | None = None,
