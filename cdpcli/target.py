@@ -93,7 +93,9 @@ class Target:
         try:
             self.base = base_url(self.endpoint, self.region)
         except ValueError as exc:
-            raise UsageError(f"{self._origin('endpoint')} {exc}", hint=getattr(exc, "hint", None)) from None
+            hint = getattr(exc, "hint", None)
+            named = "api_key" if "api_key=" in (hint or "") else None  # an endpoint holding user:password@
+            raise UsageError(f"{self._origin('endpoint')} {exc}", hint=hint, option=named) from None
         if from_key and self.endpoint:
             other = "eu" if from_key == "us" else "us"
             if self.base.startswith(base_url(None, other)):
@@ -158,12 +160,13 @@ class Target:
         """Sending needs a key (a dry run does not)."""
         if not self.api_key:
             raise UsageError(
-                f"no API key found (looked at --api-key, $CDP_API_KEY and profile {self.profile!r} in {config.config_path()})",
-                hint="pass --api-key KEY, set CDP_API_KEY, or store it with `cdp config set api-key`",
+                f"no API key found (looked at api_key=, $CDP_API_KEY and profile {self.profile!r} in {config.config_path()})",
+                hint="pass api_key=KEY, set CDP_API_KEY, or store it with `cdp config set api-key`",
+                option="api_key",
             )
 
     def key_origin(self) -> str:
-        """Where the key came from, as messages say it (--api-key, env CDP_API_KEY, …)."""
+        """Where the key came from, as messages say it (the flag, env CDP_API_KEY, …)."""
         source = self.sources.get("api-key", GIVEN)
         return "the api_key given to Target" if source == GIVEN else source
 

@@ -99,6 +99,22 @@ def test_target_resolve_cannot_be_called_on_an_instance():
     assert type(Staging.resolve(api_key=API_KEY)) is Staging  # still a classmethod on the class
 
 
+def test_core_errors_name_the_python_arguments_not_the_flags():
+    from cdpcli import operations
+
+    with pytest.raises(cdpcli.UsageError) as caught:
+        cdpcli.Target().require_key()
+    assert "looked at api_key=, $CDP_API_KEY" in caught.value.message and caught.value.option == "api_key"
+    assert caught.value.hint.startswith("pass api_key=KEY, set CDP_API_KEY")
+    with pytest.raises(cdpcli.UsageError) as caught:
+        cdpcli.Target(api_key=API_KEY, endpoint="http://user:secret@127.0.0.1:8787")
+    assert "the API key goes in api_key=, CDP_API_KEY" in caught.value.hint
+    with pytest.raises(cdpcli.UsageError) as caught:
+        operations.object_delete("acme")
+    assert (caught.value.hint, caught.value.option) == ("give user_id= or anonymous_id=", "user_id")
+    assert "--" not in caught.value.message + caught.value.hint
+
+
 def test_target_checks_what_it_is_given():
     with pytest.raises(cdpcli.UsageError, match="region must be us or eu"):
         cdpcli.Target(api_key=API_KEY, region="asia")

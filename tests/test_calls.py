@@ -270,6 +270,15 @@ def test_a_boolean_trait_given_as_text_hints_the_json_form(send, receiver, item,
     assert receiver.requests[-1].body["traits"]["unsubscribed"] in (True, False)
 
 
+def test_object_delete_without_a_person_names_the_flags(send, receiver):
+    run = send("object", "delete", "--object", "acme", "--yes")
+    assert run.exit_code == 2 and receiver.requests == []
+    assert run.stderr.splitlines() == [
+        "Error: deleting an object needs a user id or an anonymous id",
+        "Hint: give --user or --anonymous-id",
+    ]
+
+
 def test_traits_must_be_an_object(send):
     run = send("identify", "-u", "1", "--traits", "[1,2]")
     assert run.exit_code == 2

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # The core names options by id, in Python's spelling (`types=`, `rate=200`); the CLI shows
 # its flags. An id not listed here is spelled "--" + the id with dashes.
-FLAG_FOR_OPTION = {"type": "--type", "archive": "--from", "column": "--column"}
+FLAG_FOR_OPTION = {"type": "--type", "archive": "--from", "column": "--column", "user_id": "--user"}
 OPTION_IDS = (
     *FLAG_FOR_OPTION,
     *[
@@ -41,7 +41,7 @@ OPTION_IDS = (
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
     *["limit", "sample", "recent", "dry_run", "preflight"],
-    *["against", "api_key"],
+    *["against", "api_key", "anonymous_id"],
 )
 # `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
 _OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
