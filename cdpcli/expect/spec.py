@@ -151,11 +151,11 @@ def _spec(data: Any, locate: _Locator) -> Spec:
 def _name(path: tuple[str | int, ...]) -> str:
     """("expect", 0, "count") -> "expect[0].count"; a plan's event names quoted."""
     text = ""
-    for part in path:
+    for position, part in enumerate(path):
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            shown = repr(part) if path[:2] == ("plan", "events") and len(text) == len("plan.events") else part
+            shown = repr(part) if position == 2 and path[:2] == ("plan", "events") else part
             text += f".{shown}" if text else shown
     return text
 
