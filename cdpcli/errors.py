@@ -68,17 +68,18 @@ class DeliveryError(CdpError):
 # The API's answers to a key it does not take.
 AUTH_STATUSES = (401, 403)
 
-# What to try when no answer came, by transport.describe_network_error's kind.
+# What to try when no answer came, by transport.describe_network_error's kind; the settings
+# as Python names them (Target's), which the CLI shows as its flags.
 NETWORK_HINTS = {
-    "dns": "check the host name in --endpoint (or the region)",
-    "refused": "nothing listens there: check --endpoint, or start `cdp serve`",
-    "timeout": "the endpoint did not answer in time: check the network or raise --timeout",
+    "dns": "check the host name in endpoint= (or the region)",
+    "refused": "nothing listens there: check endpoint=, or start `cdp serve`",
+    "timeout": "the endpoint did not answer in time: check the network or raise timeout=",
     "tls": "the TLS handshake failed: check the endpoint's scheme (http/https) and certificates "
     "(a private CA goes in SSL_CERT_FILE)",
     "proxy": "the proxy comes from the environment: check that it runs, or let this host bypass "
     "it with NO_PROXY (or unset the variable)",
 }
-NETWORK_HINT = "check --endpoint/--region and your network; `cdp connect test` checks the setup"
+NETWORK_HINT = "check endpoint= and region=, and your network; `cdp connect test` checks the setup"
 
 
 def delivery_failure(
@@ -101,6 +102,7 @@ def delivery_failure(
             hint=NETWORK_HINTS.get(network_kind, NETWORK_HINT),
             attempts=attempts,
             exit_code=ExitCode.NETWORK,
+            option="timeout" if network_kind == "timeout" else "endpoint",
         )
     if status in AUTH_STATUSES:
         origin = f"the key came from {key_origin}; " if key_origin else ""

@@ -1,11 +1,15 @@
 """The pytest plugin cdp installs (entry point `pytest11`): the fixture `cdp_receiver`, a
-`cdp serve` receiver on a free loopback port for one test.
+`cdp serve` receiver on a free loopback port for one test, configured by the test's
+`@pytest.mark.cdp_receiver(...)`; and `cdp_receiver_factory`, for a test that needs several.
 
+    @pytest.mark.cdp_receiver(status_for={"Order Completed": 500}, fail_first=1)
     def test_sign_up_is_tracked(cdp_receiver):
-        app = make_app(cdp_endpoint=cdp_receiver.url)   # your app or SDK, pointed at it
+        app = make_app(cdp_host=cdp_receiver.base_url)  # an SDK that adds /v1/batch itself
         app.sign_up(user_id="42", plan="pro")
         [call] = cdp_receiver.wait(event="Signed Up")   # waits for it, never polls
         assert call["properties"]["plan"] == "pro"
+        [request, *_] = cdp_receiver.requests()
+        assert request["path"] == "/v1/batch" and request["key"] == "my-write-key"
 
 Nothing heavy is imported when pytest loads the plugin: the receiver (uvicorn) is imported by
 the first test that uses the fixture.
@@ -13,10 +17,32 @@ the first test that uses the fixture.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+# what @pytest.mark.cdp_receiver(...) may set: the receiver's options of the same names
+MARKER_OPTIONS = ("api_key", "status_for", "fail_first", "latency_ms", "rate_limit", "strict", "fail_rate", "seed")
+MARKER = (
+    "cdp_receiver(api_key=None, status_for=None, fail_first=0, latency_ms=0, rate_limit=None, strict=None, "
+    "fail_rate=0.0, seed=None): configure the test's cdp_receiver (cdp serve's options of the same names; "
+    "strict=True judges every request as if it carried X-Strict-Mode: 1, False as if it did not)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+
+
+class Key(str):
+    """The API key a request carried: compares as the string it is, shown masked (an assertion
+    that fails prints `'****wxyz'`, never the key)."""
+
+    def __repr__(self) -> str:
+        return repr("****" + self[-4:] if len(self) > 8 else "****")
+
 
 if TYPE_CHECKING:
     from cdpcli.expect import Result
@@ -24,8 +50,10 @@ if TYPE_CHECKING:
 
 
 class CdpReceiver:
-    """A receiver for one test: `.url` (the endpoint to point an app or SDK at; any non-empty
-    key is accepted), `.calls(**filters)`, `.wait(count=1, timeout=5, **filters)`,
+    """A receiver for one test: `.url` (ends in /v1: for clients that add /batch or /track, as
+    cdp's own `--endpoint`) and `.base_url` (no /v1: for SDKs that add /v1/batch themselves, as
+    Customer.io's Python, Node and Go SDKs do); any non-empty key is accepted unless `api_key`
+    is set. `.calls(**filters)`, `.wait(count=1, timeout=5, **filters)`, `.requests()`,
     `.rejects()`, `.summary()`, `.expect(path)`, `.reset()`. Filters: type, event, userId,
     anonymousId, messageId, since."""
 
@@ -57,6 +85,25 @@ class CdpReceiver:
             ]
             raise AssertionError(f"{exc}; the last calls received: {received}") from None
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Each request to an API path as it came, oldest first: `method`, `path` (with its query),
+        `headers` (lowercase names, Authorization redacted), `gzip`, `bytes` (the body's size on
+        the wire), `key` (the API key it carried, as received: compare it, it prints masked),
+        `body` (parsed when it was JSON) and `status` (the answer)."""
+        return [
+            {
+                "method": request.method,
+                "path": request.path,
+                "headers": _redacted(request.headers),
+                "gzip": request.gzip,
+                "bytes": request.raw_size,
+                "key": None if request.key is None else Key(request.key),
+                "body": request.body,
+                "status": request.status,
+            }
+            for request in list(self.receiver.requests)
+        ]
+
     def rejects(self) -> list[dict[str, Any]]:
         """The refused requests and dropped calls, each with `errors` and `body`."""
         return self.receiver.rejects()
@@ -70,8 +117,8 @@ class CdpReceiver:
     def expect(self, path: str | Path, timeout: float | None = None) -> list[Result]:
         """Check an expectations file (as `cdp expect` does) against what was received; the
         test fails with the report when any check fails."""
-        from cdpcli import expect as core
-        from cdpcli.serve.store import Filters
+        from cdpcli import expect as core  # lazy: start-up (pytest loads the plugin in every run)
+        from cdpcli.serve.store import Filters  # lazy: start-up
 
         spec = core.load(path)
         store = self.receiver.store
@@ -89,10 +136,48 @@ class CdpReceiver:
         return results
 
 
-@pytest.fixture
-def cdp_receiver() -> Any:
-    """A `cdp serve` receiver on a free loopback port for this test (see CdpReceiver)."""
-    from cdpcli.serve import Receiver
+def _redacted(headers: dict[str, str]) -> dict[str, str]:
+    shown = dict(headers)
+    if "authorization" in shown:
+        shown["authorization"] = shown["authorization"].split(" ", 1)[0] + " ****"
+    return shown
 
-    with Receiver("127.0.0.1", 0) as receiver:
-        yield CdpReceiver(receiver)
+
+def _options(marker: pytest.Mark | None) -> dict[str, Any]:
+    """The receiver options a test's cdp_receiver marker sets (UsageError-like for unknown ones)."""
+    if marker is None:
+        return {}
+    if marker.args:
+        raise TypeError("@pytest.mark.cdp_receiver takes keyword arguments only: " + ", ".join(MARKER_OPTIONS))
+    unknown = sorted(set(marker.kwargs) - set(MARKER_OPTIONS))
+    if unknown:
+        raise TypeError(f"@pytest.mark.cdp_receiver has no option {unknown[0]!r}; it takes {', '.join(MARKER_OPTIONS)}")
+    return dict(marker.kwargs)
+
+
+@pytest.fixture
+def cdp_receiver_factory() -> Iterator[Callable[..., CdpReceiver]]:
+    """Make receivers (each on a free loopback port, with the marker's options as keywords),
+    all stopped when the test ends: `first, second = cdp_receiver_factory(), cdp_receiver_factory(api_key="k")`."""
+    from cdpcli.serve import Receiver  # lazy: start-up (uvicorn, only for tests that use it)
+
+    made: list[Receiver] = []
+
+    def make(**options: Any) -> CdpReceiver:
+        _options(pytest.mark.cdp_receiver(**options).mark)  # the same options as the marker
+        receiver = Receiver("127.0.0.1", 0, **options).start()
+        made.append(receiver)
+        return CdpReceiver(receiver)
+
+    try:
+        yield make
+    finally:
+        for receiver in made:
+            receiver.stop()
+
+
+@pytest.fixture
+def cdp_receiver(request: pytest.FixtureRequest, cdp_receiver_factory: Callable[..., CdpReceiver]) -> CdpReceiver:
+    """A `cdp serve` receiver on a free loopback port for this test (see CdpReceiver),
+    configured by the test's `@pytest.mark.cdp_receiver(...)`."""
+    return cdp_receiver_factory(**_options(request.node.get_closest_marker("cdp_receiver")))

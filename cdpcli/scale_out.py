@@ -38,7 +38,7 @@ def import_partition(
     name and each line's position only, so the engine's retry of a failed task resends the
     same ids (the API keeps one of each). Rejects (and checkpoints, with checkpoint_dir) go to
     a file per partition. Returns the counts as a plain dict (cheap to ship back)."""
-    from cdpcli.importing import import_lines
+    from cdpcli.importing import import_lines  # lazy: start-up (the engine loads where tasks run)
 
     source = f"{name}-{number}"
     result = import_lines(

@@ -218,7 +218,10 @@ class Sender:
         stop: threading.Event | None = None,
         tls: bool = True,
         retry_throttled: bool = True,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`transport`: what carries the requests instead of the network (tests pass an
+        httpx.MockTransport; proxies from the environment then do not apply)."""
         self.timeout = timeout
         self.retries = retries
         self.backoff_base = backoff_base
@@ -236,6 +239,7 @@ class Sender:
                 # Loading the CA bundle costs ~40-70 ms at start-up; a plain-http endpoint
                 # (cdp serve, a local proxy) never uses it.
                 verify=bool(tls),
+                transport=transport,
             )
         except (ImportError, ValueError, httpx.InvalidURL) as exc:
             raise _proxy_setting_error(exc) from None

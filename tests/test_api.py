@@ -68,6 +68,9 @@ def test_an_unreachable_endpoint_is_exit_code_6():
     with pytest.raises(cdpcli.DeliveryError) as caught:
         cdpcli.send("identify", {"userId": "42"}, target=target)
     assert caught.value.exit_code == 6 and caught.value.status is None
+    # a Python caller is told the setting by its Target name (the CLI says --endpoint)
+    assert caught.value.hint == "nothing listens there: check endpoint=, or start `cdp serve`"
+    assert caught.value.option == "endpoint"
 
 
 def test_target_resolve_takes_arguments_over_environment_over_profile(monkeypatch, tmp_path):
@@ -373,3 +376,16 @@ def test_csv_the_csv_module_cannot_read_is_a_usage_error_naming_the_line(cli, re
     run = cli("import", str(source), "--type", "identify", "--endpoint", receiver.url, "--api-key", API_KEY)
     assert run.exit_code == 2, run.stderr
     assert f"{source}:3: CSV that cannot be read" in run.stderr and "unexpected" not in run.stderr
+
+
+def test_import_lines_leaves_the_process_as_it_was(target, receiver, tmp_path):
+    # the CLI freezes the garbage collector's long-lived objects for its one import; a program
+    # (an Airflow or Dask worker) that imports many times keeps its own collector
+    import gc
+    import signal
+
+    frozen, handler = gc.get_freeze_count(), signal.getsignal(signal.SIGINT)
+    lines = [{"type": "track", "userId": str(n), "event": "E"} for n in range(5)]
+    assert cdpcli.import_lines(lines, target=target, source="s", rejects=str(tmp_path / "r")).sent == 5
+    # nothing newly frozen (objects frozen earlier by CLI runs in this process may be freed)
+    assert gc.get_freeze_count() <= frozen and signal.getsignal(signal.SIGINT) is handler

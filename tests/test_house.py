@@ -175,11 +175,6 @@ CORE_FLAG_SPELLINGS = {
     ("cdpcli/config.py", "create it with: cdp config set region us --profile"),
     ("cdpcli/settings.py", "--profile"),
     ("cdpcli/expect/spec.py", "see `cdp expect --help` for the format"),
-    # network hints: they reach `cdp import`'s summary through a stop that carries no option id
-    ("cdpcli/errors.py", "check the host name in --endpoint"),
-    ("cdpcli/errors.py", "nothing listens there: check --endpoint"),
-    ("cdpcli/errors.py", "raise --timeout"),
-    ("cdpcli/errors.py", "check --endpoint/--region and your network"),
 }
 _FLAG = re.compile(r"(?<![\w-])--[a-z]")
 

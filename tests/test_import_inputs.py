@@ -258,8 +258,8 @@ def test_rudderstack_envelope_keys_are_dropped(send, receiver, tmp_path):
 
 def test_from_needs_a_known_archive(send, tmp_path):
     (tmp_path / "a.ndjson").write_bytes(ndjson(tracks(1)))
-    run = send("import", "a.ndjson", "--from", "mixpanel")
-    assert run.exit_code == 2 and "--from 'mixpanel': expected one of segment, rudderstack" in run.stderr
+    run = send("import", "a.ndjson", "--from", "heap")
+    assert run.exit_code == 2 and "--from 'heap': expected one of segment, rudderstack, mixpanel" in run.stderr
 
 
 # -- CSV ---------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import API_KEY
 
+pytestmark = pytest.mark.slow  # real terminals (pty) and processes
+
 pty = pytest.importorskip("pty")
 
 

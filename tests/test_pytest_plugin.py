@@ -4,11 +4,14 @@ would, by pointing a client at `.url` and asserting on what arrived."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -105,3 +108,95 @@ def test_loading_the_plugin_imports_nothing_heavy():
     code = "import sys, cdpcli.pytest_plugin; print(sorted(m for m in ('uvicorn', 'httpx', 'cdpcli.serve', 'pydantic') if m in sys.modules))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+def raw_post(url: str, path: str, body: bytes, headers: dict[str, str]) -> int:
+    """One POST as an SDK makes it; the status (an HTTP error's too)."""
+    request = urllib.request.Request(url.rstrip("/") + path, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return exc.code
+
+
+def sdk_headers(key: str = "my-write-key", **extra: str) -> dict[str, str]:
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    return {"Content-Type": "application/json", "Authorization": auth, **extra}
+
+
+def batch_of(*calls: dict) -> bytes:
+    return json.dumps({"batch": list(calls)}).encode()
+
+
+@pytest.mark.cdp_receiver(status_for={"Order Completed": 400}, fail_first=1)
+def test_the_marker_scripts_faults(cdp_receiver):
+    paid = batch_of({"type": "track", "userId": "1", "event": "Order Completed"})
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", paid, sdk_headers()) == 503  # fail_first
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", paid, sdk_headers()) == 400  # status_for
+    other = batch_of({"type": "track", "userId": "1", "event": "Viewed"})
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", other, sdk_headers()) == 200
+    assert [request["status"] for request in cdp_receiver.requests()] == [503, 400, 200]
+
+
+@pytest.mark.cdp_receiver(rate_limit=1, latency_ms=30)
+def test_the_marker_sets_a_rate_limit_and_latency(cdp_receiver):
+    call = batch_of({"type": "track", "userId": "1", "event": "E"})
+    started = time.monotonic()
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", call, sdk_headers()) == 200
+    assert time.monotonic() - started >= 0.03
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", call, sdk_headers()) == 429
+
+
+@pytest.mark.cdp_receiver(api_key="my-write-key", strict=True)
+def test_the_marker_sets_the_key_and_strict_mode(cdp_receiver):
+    invalid = batch_of({"type": "track", "userId": "1"})  # no event; the SDK sends no X-Strict-Mode
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", invalid, sdk_headers()) == 400
+    valid = batch_of({"type": "track", "userId": "1", "event": "E"})
+    assert raw_post(cdp_receiver.base_url, "/v1/batch", valid, sdk_headers("another-key")) == 401
+
+
+def test_requests_are_raw_with_the_key_redacted_in_headers(cdp_receiver):
+    body = gzip.compress(batch_of({"type": "track", "userId": "1", "event": "E"}))
+    headers = sdk_headers("write-key-123456789", **{"Content-Encoding": "gzip"})
+    assert raw_post(cdp_receiver.base_url, "/v1/batch?x=1", body, headers) == 200
+    [request] = cdp_receiver.requests()
+    assert (request["method"], request["path"], request["gzip"], request["bytes"]) == (
+        "POST",
+        "/v1/batch?x=1",
+        True,
+        len(body),
+    )
+    assert request["headers"]["authorization"] == "Basic ****"
+    assert request["key"] == "write-key-123456789" and "write-key-123456789" not in repr(request)
+    assert request["body"]["batch"][0]["event"] == "E" and request["status"] == 200
+
+
+def test_the_factory_makes_several_receivers(cdp_receiver_factory):
+    first, second = cdp_receiver_factory(), cdp_receiver_factory(api_key="k2", strict=True)
+    assert first.url != second.url
+    call = batch_of({"type": "track", "userId": "1", "event": "E"})
+    assert raw_post(second.base_url, "/v1/batch", call, sdk_headers("other")) == 401
+    assert raw_post(first.base_url, "/v1/batch", call, sdk_headers("other")) == 200
+    with pytest.raises(TypeError, match="no option 'colour'"):
+        cdp_receiver_factory(colour="red")
+
+
+def test_the_marker_is_registered_by_the_plugin(tmp_path):
+    (tmp_path / "test_marked.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.cdp_receiver(fail_first=1)\n"
+        "def test_marked(cdp_receiver):\n"
+        "    assert cdp_receiver.receiver.fail_first == 1\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--strict-markers", "-p", "no:cacheprovider", "test_marked.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr

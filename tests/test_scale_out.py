@@ -17,6 +17,8 @@ from cdpcli.importing.shard import parse_shard
 from cdpcli.serve import Receiver
 from tests.conftest import API_KEY
 
+pytestmark = pytest.mark.slow  # Dask LocalClusters and real shard processes
+
 
 def write_calls(path: Path, count: int, users: int = 7) -> Path:
     path.write_text(

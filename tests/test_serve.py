@@ -83,7 +83,7 @@ def test_bearer_accepted():
 def test_size_limits(receiver):
     big_call = {"userId": "1", "event": "E", "properties": {"x": "é" * 6_000}}  # 12 kB UTF-8, 36 kB escaped
     status, answer = post(receiver, "/v1/track", big_call)
-    assert status == 400 and "limit is 32,000" in answer["meta"]["errors"][0]
+    assert status == 400 and "limit is 32,768" in answer["meta"]["errors"][0]
     calls = [{"type": "track", "userId": "1", "event": "E", "properties": {"x": "y" * 25_000}}] * 21
     status, answer = post(receiver, "/v1/batch", {"batch": calls})
     assert status == 413 and "limit is 500,000" in answer["meta"]["errors"][0]

@@ -42,7 +42,16 @@ def test_without_a_key_of_its_own_any_non_empty_key_passes():
 
 
 def test_the_key_is_checked_before_the_body():
-    assert judged("track", b"{nope", {"authorization": "Bearer wrong"}).status == 401
+    strict = {"authorization": "Bearer wrong", "x-strict-mode": "1"}
+    assert judged("track", b"{nope", strict).status == 401
+
+
+def test_a_wrong_key_without_strict_mode_is_answered_200_and_dropped_as_the_api_does():
+    verdict = judged("track", {"userId": "1", "event": "E"}, {"authorization": "Bearer wrong"})
+    assert (verdict.status, verdict.calls) == (200, [])
+    assert verdict.dropped == ["wrong key; answered 200 as the API does without strict mode"]
+    # a missing key is not a wrong one: 401 in both modes
+    assert judged("track", {"userId": "1", "event": "E"}, {}).status == 401
 
 
 def test_a_valid_call_is_accepted_as_recorded():
@@ -137,7 +146,12 @@ def test_the_judge_keeps_nothing_between_requests():
     ("path", "kind"),
     [
         ("/v1/track", "track"),
-        ("/v1/batch/", "batch"),
+        ("/v1/batch/", None),
+        ("/v1/batch?x=1", "batch"),
+        ("/v1/v1/batch", None),
+        ("/v1/x/y/track", None),
+        ("/v1/identify/track", None),
+        ("/v1/track/", None),
         ("/v1/identify", "identify"),
         ("/v2/track", None),
         ("/v1/nothing", None),
@@ -151,5 +165,12 @@ def test_an_unknown_path_is_a_404_listing_the_paths():
     verdict = not_found("/v1/nothing")
     assert verdict.status == 404
     assert verdict.answer["meta"]["errors"] == [
-        "no such path /v1/nothing; use /v1/identify|track|page|screen|group|alias|batch"
+        "no such path /v1/nothing; the API's paths are /v1/identify|track|page|screen|group|alias|batch"
     ]
+    [message] = not_found("/v1/track/").answer["meta"]["errors"]
+    assert "without the trailing slash" in message
+
+
+def test_a_doubled_v1_says_which_base_url_to_give():
+    [message] = not_found("/v1/v1/batch", "127.0.0.1:8787").answer["meta"]["errors"]
+    assert "holds /v1 twice" in message and "Give http://127.0.0.1:8787 (no /v1)" in message

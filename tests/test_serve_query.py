@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from cdpcli.serve import Receiver
-from cdpcli.serve.http import TokenBucket
+from cdpcli.serve.receiver import TokenBucket
 from tests.conftest import API_KEY, BASIC, post
 
 
@@ -23,7 +23,10 @@ def get(receiver, route, auth=BASIC, method="GET", **params):
     parts = urlsplit(receiver.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     query = ("?" + urlencode(params)) if params else ""
-    conn.request(method, f"/_cdp/{route}{query}", headers={"Authorization": auth} if auth else {})
+    headers = {"Authorization": auth} if auth else {}
+    if method == "POST":  # a state change: never a simple (cross-site-able) request
+        headers["Content-Type"] = "application/json"
+    conn.request(method, f"/_cdp/{route}{query}", headers=headers)
     response = conn.getresponse()
     body = json.loads(response.read() or b"null")
     conn.close()
@@ -122,6 +125,10 @@ def test_summary_counts_and_reset_empties(receiver):
         "kept": 4,
         "by_type": {"track": 3, "page": 1},
         "by_event": {"A": 2, "B": 1},
+        "by_event_other": 0,
+        "rejects_kept": 1,
+        "rejects_evicted": 0,
+        "reject_bytes": body["reject_bytes"],
     }
     status, body, _ = get(receiver, "reset", method="POST")
     assert (status, body) == (200, {"reset": True})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from cdpcli.serve import Store
+from cdpcli.serve import Body, Store
 
 NOW = "2026-11-30T12:00:00.000Z"
 
@@ -26,7 +26,7 @@ def test_recorded_calls_are_stamped_kept_counted_and_written_as_ndjson():
 def test_without_keeping_calls_and_requests_are_only_counted():
     store = Store(keep=False, clock=lambda: NOW)
     assert store.record([{"type": "track", "userId": "1", "event": "E"}], [None], body_bytes=40)
-    store.add_request("/v1/track", {}, b"{}", 2, 200)
+    store.add_request("/v1/track", {}, Body(2, b"{}"), 200)
     assert (store.accepted, store.calls, store.requests) == (1, [], [])
 
 
@@ -41,6 +41,6 @@ def test_output_that_fails_accepts_nothing_from_then_on():
 
 def test_requests_are_kept_with_their_body_parsed_whatever_it_was():
     store = Store()
-    store.add_request("/v1/track", {"content-type": "application/json"}, b'{"userId":"1"}', 14, 200)
-    store.add_request("/v1/track", {}, b"{nope", 5, 400)
+    store.add_request("/v1/track", {"content-type": "application/json"}, Body(14, b'{"userId":"1"}'), 200)
+    store.add_request("/v1/track", {}, Body(5, b"{nope"), 400)
     assert [(r.body, r.status) for r in store.requests] == [({"userId": "1"}, 200), (None, 400)]

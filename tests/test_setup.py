@@ -242,7 +242,7 @@ def test_connect_test_json_failure_carries_hint_and_exit_code(cli):
     [line] = run.stdout.splitlines()
     result = json.loads(line)
     assert result["ok"] is False and result["exit_code"] == 6
-    assert result["hint"].startswith("nothing listens there")
+    assert result["hint"] == "nothing listens there: check --endpoint, or start `cdp serve`"
 
 
 def test_connect_test_help_documents_tls_and_proxies(cli):

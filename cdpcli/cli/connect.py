@@ -6,7 +6,7 @@ import typer
 
 from cdpcli.cli.base import CdpGroup, app
 from cdpcli.cli.options import SendOptions, sending_command
-from cdpcli.cli.output import reporting
+from cdpcli.cli.output import flagged, reporting
 
 if TYPE_CHECKING:
     from cdpcli.connect import ConnectReport
@@ -44,16 +44,17 @@ def connect_test(
             return
         report = check_connection(target, send_event, on_retry=out.verbose, on_exchange=out.exchange)
         code = report.exit_code
+        hint = flagged(report.hint) if report.hint else report.hint  # the core names settings, e.g. endpoint=
         if out.json_mode:
             shown = {k: getattr(report, k) for k in ("ok", "status", "endpoint", "region", "auth", "latency_ms")}
             shown |= {k: getattr(report, k) for k in ("proxy", "error") if getattr(report, k)}
             if code:  # the same shape as every other error under --json
-                shown |= {"hint": report.hint, "exit_code": int(code)}
+                shown |= {"hint": hint, "exit_code": int(code)}
             out.json(shown)
         else:
             out.result(format_report(report))
         if code:
-            out.error(f"{report.verdict} at {report.url}" + (f": {report.error}" if report.error else ""), report.hint)
+            out.error(f"{report.verdict} at {report.url}" + (f": {report.error}" if report.error else ""), hint)
     raise typer.Exit(int(code))
 
 

@@ -24,7 +24,7 @@ def import_(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="NDJSON or CSV files, plain or compressed (gzip, bzip2, xz, zstd), or directories (read recursively); none or - reads stdin.",
+            help="NDJSON, CSV or Parquet files, plain or compressed (gzip, bzip2, xz, zstd), zip and tar archives (member by member), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.",
             metavar="FILE",
             show_default=False,
         ),
@@ -142,20 +142,37 @@ def import_(
         str | None,
         typer.Option(
             "--format",
-            help="Input format: ndjson or csv (default: csv for .csv names, else ndjson).",
+            help="Input format: ndjson, csv or parquet (default: csv for .csv names, parquet for .parquet names, else ndjson; zip and tar archives are read member by member).",
             metavar="FORMAT",
             show_default=False,
-            autocompletion=lambda: ["ndjson", "csv"],
+            autocompletion=lambda: ["ndjson", "csv", "parquet"],
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            help="Endpoint URL of the S3-compatible store s3:// inputs are read from (MinIO, R2, https://storage.googleapis.com); default: $AWS_ENDPOINT_URL, else AWS S3.",
+            metavar="URL",
+            show_default=False,
         ),
     ] = None,
     from_: Annotated[
         str | None,
         typer.Option(
             "--from",
-            help="Lines are a Segment or RudderStack archive's calls: keep messageId and timestamp, drop the archive's envelope keys (writeKey, receivedAt, …).",
-            metavar="segment|rudderstack",
+            help="Lines are a Segment or RudderStack archive's calls (keep messageId and timestamp, drop the archive's envelope keys: writeKey, receivedAt, …), or another tool's export, each record mapped to its call: mixpanel, mixpanel-profiles, amplitude, posthog, ga4.",
+            metavar="NAME",
             show_default=False,
-            autocompletion=lambda: ["segment", "rudderstack"],
+            autocompletion=lambda: [
+                "segment",
+                "rudderstack",
+                "mixpanel",
+                "mixpanel-profiles",
+                "amplitude",
+                "posthog",
+                "ga4",
+            ],
         ),
     ] = None,
     column: Annotated[
@@ -172,6 +189,15 @@ def import_(
         typer.Option(
             "--infer-types",
             help="CSV: cells that are integers, decimals or true/false become those.",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
+    resolve_identities: Annotated[
+        bool,
+        typer.Option(
+            "--resolve-identities",
+            help="Read the input twice: learn which anonymous ids belong to which user (identify calls, aliases, calls carrying both ids, the vendor's merge records), then send anonymous-only calls with that userId added.",
             metavar="",
             show_default=False,
         ),
@@ -250,7 +276,7 @@ def import_(
 
     Example: cdp import segment-logs/ --from segment --preflight
     """
-    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources
+    from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
     out = opts.output()
     with reporting(out):
@@ -271,6 +297,7 @@ def import_(
             archive=from_,
             column=column or [],
             infer_types=infer_types,
+            resolve_identities=resolve_identities,
             types=types,
             events=events,
             exclude_events=exclude_events,
@@ -280,12 +307,12 @@ def import_(
             limit=limit,
             recent=recent,
         )
-        sources, warnings = make_sources(files or [], id_namespace, format_)
+        sources, warnings = make_sources(files or [], id_namespace, format_, s3_endpoint)
         sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:
-            from cdpcli.cli.import_preflight import render
-            from cdpcli.importing.preflight import preflight as run_preflight
+            from cdpcli.cli.import_preflight import render  # lazy: start-up
+            from cdpcli.importing.preflight import preflight as run_preflight  # lazy: start-up
 
             for text in warnings:
                 out.warn(text)

@@ -41,7 +41,7 @@ class TerminalEvents(ImportEvents):
 
     def started(self, stats: Stats, total_bytes: int | None) -> None:
         if self.progress:
-            from cdpcli.cli.progress import ImportProgress
+            from cdpcli.cli.progress import ImportProgress  # lazy: start-up (Rich's live display)
 
             self._display = ImportProgress(stats, total_bytes).start()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cdpcli.cli.import_summary import reason_text
+
 if TYPE_CHECKING:
     from cdpcli.cli.output import Output
 
@@ -53,6 +55,7 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
             f"Anonymous: {_n(stamps['anonymous_older_than_30_days'], 'call')} without a userId older than 30 days "
             "(Customer.io merges anonymous history only within 30 days)."
         )
+    lines += _identities(report.get("identities"))
     if stamps["epoch"]:
         verdict = ""
         if stamps["epoch_mixed"]:
@@ -76,7 +79,8 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
     if report["invalid_reasons"]:
         lines.append("Invalid lines: " + _listed(report["invalid_reasons"]) + ".")
     if report["skipped_reasons"]:
-        lines.append("Skipped lines: " + _listed(report["skipped_reasons"]) + ".")
+        skipped = {reason_text(reason): count for reason, count in report["skipped_reasons"].items()}
+        lines.append("Skipped lines: " + _listed(skipped) + ".")
     return lines
 
 
@@ -88,3 +92,13 @@ def _listed(counts: dict[str, int]) -> str:
 
 def _n(number: int, singular: str) -> str:
     return f"{number:,} {singular if number == 1 else singular + 's'}"
+
+
+def _identities(found: dict[str, int] | None) -> list[str]:
+    """--resolve-identities: what the first pass learned and what the second would rewrite."""
+    if found is None:
+        return []
+    return [
+        f"Identities: {_n(found['links'], 'link')} learned; {_n(found['rewritten'], 'anonymous call')} "
+        f"would be sent with a userId, {found['unresolved']:,} stay anonymous."
+    ]

@@ -3,6 +3,7 @@ JSON object on stdout under --json."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.cli.output import OPTION_IDS, Output, error_text, flag_of
@@ -49,10 +50,8 @@ def report(result: ImportResult, out: Output, unechoed: int = 0) -> None:
 
 def summary_text(result: ImportResult) -> str:
     """A short block of sentences, each line well under 80 columns but for a long file name:
-
     Read 10 lines: 10 sent, 0 invalid, 0 failed.
-    1 batch, 1 request, 0 retries; 0.2 s, 50 calls/s.
-    """
+    1 batch, 1 request, 0 retries; 0.2 s, 50 calls/s."""
     dry = result.dry_run
     lines = [
         f"{'Checked' if dry else 'Read'} {_count(result.read, 'line')}"
@@ -77,15 +76,16 @@ def summary_text(result: ImportResult) -> str:
     if result.skipped:
         reasons = result.skipped_reasons or {"checkpoint": result.skipped}
         shown = ", ".join(
-            f"{count:,} {_reason(reason)}" for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
+            f"{count:,} {reason_text(reason)}"
+            for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:10]
         )
         extra.append(f"{result.skipped:,} skipped ({shown if len(reasons) > 1 else shown.split(' ', 1)[1]})")
     if extra:
         lines.append(_capital(", ".join(extra)) + ".")
     if result.by_type and (len(result.by_type) > 1 or result.invalid or result.skipped):
         lines += _breakdown("Calls by type", result.by_type)
-    if result.invalid_reasons:
-        lines += _breakdown("Invalid lines by reason", result.invalid_reasons)
+    lines += _breakdown("Invalid lines by reason", result.invalid_reasons) if result.invalid_reasons else []
+    lines += _identities(result.identities)
     written = result.rejects_written
     earlier = result.rejected - written  # records an earlier run wrote for lines read again
     if written:
@@ -109,12 +109,22 @@ def summary_text(result: ImportResult) -> str:
     return "\n".join(lines)
 
 
+def _identities(found: dict[str, int] | None) -> list[str]:
+    """--resolve-identities: what the first pass learned and the second did with it."""
+    if found is None:
+        return []
+    return [
+        f"Identities: {_count(found['links'], 'link')} learned; {_count(found['rewritten'], 'anonymous call')} "
+        f"given a userId, {found['unresolved']:,} left anonymous."
+    ]
+
+
 TOP_REASONS = 10  # per breakdown in the summary; --json has them all
 # skipped_reasons keys that are not option ids (--json shows the ids, the summary these words)
 REASON_WORDS = {"checkpoint": "settled by an earlier run"}
 
 
-def _reason(reason: str) -> str:
+def reason_text(reason: str) -> str:
     """A skipped reason as the summary says it: the flag that left the lines out, or words."""
     if reason in REASON_WORDS:
         return REASON_WORDS[reason]
@@ -123,8 +133,6 @@ def _reason(reason: str) -> str:
 
 def _breakdown(title: str, counts: dict[str, int]) -> list[str]:
     """`Title: 5 a, 3 b, …` (the TOP_REASONS largest, then how many more), wrapped at 80 columns."""
-    import textwrap
-
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     shown = [f"{count:,} {name}" for name, count in ranked[:TOP_REASONS]]
     if len(ranked) > TOP_REASONS:

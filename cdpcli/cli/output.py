@@ -40,7 +40,8 @@ OPTION_IDS = (
         "order",
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
-    *["limit", "sample", "recent", "dry_run", "preflight"],
+    *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities"],
+    *["endpoint", "region", "timeout"],  # the connection's, in network hints
     *["against", "api_key", "anonymous_id"],
 )
 # `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cdpcli.errors import UsageError
 from cdpcli.importing.engine import Importer
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.options import ImportOptions, check_options
+from cdpcli.importing.options import ImportOptions, check_options, renamed
 from cdpcli.importing.sources import Source, check_namespace
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def import_lines(
     `dry_run`, `order="phased"` (identify and group first, then track/page/screen, then alias,
     then deletes, each phase once the one before is settled; `lines` is copied to a private
     temporary file first), and what to send (lines left out count as skipped, by reason):
-    `archive` ("segment" or "rudderstack": drop its envelope keys), `types`, `events` (track
+    `archive` (segment/rudderstack envelopes, or vendors.VENDORS), `resolve_identities`, `types`, `events` (track
     events to keep), `exclude_events`, `since`/`until` (datetime, or ISO-8601 text; UTC when it
     names no zone), `sample` (a fraction, the same calls every run), `limit`; `recent`: what to
     do with calls timestamped in the 72 hours before `now` (default: when the import starts),
@@ -59,11 +59,8 @@ def import_lines(
     Old names, kept for one release with a DeprecationWarning: `only_events` (now `events`),
     `default_type` (now `type`), and `events=` given an ImportEvents (now `observer`).
     """
-    if isinstance(overrides.get("events"), ImportEvents):
-        warnings.warn("events= for the hooks is deprecated: use observer=", DeprecationWarning, stacklevel=2)
-        if observer is not None:
-            raise UsageError("events= (the hooks) and observer= are the same: give observer= only", option="observer")
-        observer = overrides.pop("events")
+    observer = _hooks(overrides, observer)
+    overrides = renamed(overrides)
     chosen = ImportOptions.build(options, **overrides) if overrides or options is None else options
     if chosen.shard is not None and chosen.shard.by == "file":
         raise UsageError(
@@ -79,3 +76,13 @@ def import_lines(
     sources = [Source.of_items(source, lines, id_namespace)]
     check_options(chosen, sources)
     return Importer(target, sources, chosen, observer).run()
+
+
+def _hooks(overrides: dict[str, Any], observer: ImportEvents | None) -> ImportEvents | None:
+    """The hooks, also from their old keyword `events=` (popped from `overrides`)."""
+    if not isinstance(overrides.get("events"), ImportEvents):
+        return observer
+    warnings.warn("events= for the hooks is deprecated: use observer=", DeprecationWarning, stacklevel=3)
+    if observer is not None:
+        raise UsageError("events= (the hooks) and observer= are the same: give observer= only", option="observer")
+    return overrides.pop("events")

@@ -3,10 +3,12 @@ that the same command run again resumes after them."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,7 @@ class Settlement:
         self.open: dict[int, dict[int, int]] = {}  # batch seq -> {source: its first line}
         self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
         self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
-        self.phase = 0  # --order phased: the phase being sent (the counts above are its own)
+        self.phase = 0  # order=phased: the phase being sent (the counts above are its own)
         self.idle = threading.Condition(self.lock)  # notified as batches close
 
     def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
@@ -157,8 +159,6 @@ class Checkpoint:
         self.existed = True
 
     def _take_lock(self) -> None:
-        import fcntl
-
         assert self.path is not None
         lock_path = self.path + ".lock"
         try:
@@ -194,7 +194,7 @@ class Checkpoint:
             self._lock_fd = None
 
     def bind_shard(self, shard: str | None) -> None:
-        """A checkpoint belongs to one shard (K/N and --shard-by): its settled counts mean
+        """A checkpoint belongs to one shard (K/N and shard_by): its settled counts mean
         nothing to another, whose lines are other lines."""
         if self.existed and self.data.get("shard") != shard:
             was = self.data.get("shard")
@@ -211,7 +211,7 @@ class Checkpoint:
             self.data.pop("shard", None)
 
     def bind_order(self, order: str) -> int:
-        """A checkpoint of an --order phased import counts lines per phase: it means nothing to
+        """A checkpoint of an order=phased import counts lines per phase: it means nothing to
         an import without phases, nor the other way round. Returns the phase to resume in."""
         was = self.data.get("order", "none")
         if self.existed and was != order:
@@ -232,6 +232,10 @@ class Checkpoint:
         return int(self.data.get("phase", 0))
 
     def apply(self, sources: list[Source]) -> None:
+        """Each source's settled lines. A source with a version (an object's ETag and size)
+        that changed since is refused; one whose every line is settled is taken out of
+        `sources`, so a resumed run does not read it again (a file is read again: nothing but
+        its bytes tells it unchanged)."""
         entries = self.data["sources"]
         phase = self.data.get("phase", 0)
         for source in sources:
@@ -241,6 +245,9 @@ class Checkpoint:
                 source.skip = entry["settled"]
                 source.first_line_hash = entry.get("first_line_sha256")
                 source.phase = phase
+                _check_version(source, entry, self.path)
+        if "order" not in self.data:  # a phased import reads every source once per phase
+            sources[:] = [s for s in sources if not _settled_whole(s, entries.get(s.key))]
 
     def save(
         self, sources: list[Source], settled: list[int], hashes: list[str | None], phase: int | None = None
@@ -253,8 +260,33 @@ class Checkpoint:
             for source, count, digest in zip(sources, settled, hashes, strict=True):
                 if source.name in self.data["sources"] and source.name != source.key:
                     del self.data["sources"][source.name]  # re-keyed by resolved path
-                self.data["sources"][source.key] = {"settled": count, "first_line_sha256": digest}
+                entry = {"settled": count, "first_line_sha256": digest}
+                if source.version is not None:
+                    entry.update(version=source.version, lines=source.lines)
+                self.data["sources"][source.key] = entry
             files.write_atomic(self.path, json.dumps(self.data).encode())
+
+
+def _check_version(source: Source, entry: dict[str, Any], path: str | None) -> None:
+    was = entry.get("version")
+    if source.version is not None and was is not None and was != source.version and (source.skip or source.phase):
+        raise UsageError(
+            f"{source.label} changed since checkpoint={path} was written (ETag and size {was}, now {source.version})",
+            hint="it is not the same input: " + CHECKPOINT_HINT,
+            option="checkpoint",
+        )
+
+
+def _settled_whole(source: Source, entry: dict[str, Any] | None) -> bool:
+    """Every line of an unchanged versioned source is settled."""
+    if source.version is None or entry is None or entry.get("version") != source.version:
+        return False
+    lines = entry.get("lines")
+    return lines is not None and entry["settled"] >= lines
+
+
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _checkpoint_problem(data: Any) -> str | None:
@@ -278,6 +310,9 @@ def _checkpoint_problem(data: Any) -> str | None:
         digest = entry.get("first_line_sha256")
         if digest is not None and not isinstance(digest, str):
             return f"entry {key!r} has a malformed first_line_sha256"
+        lines = entry.get("lines")  # an object's: its line count once read to its end, or null
+        if not isinstance(entry.get("version", ""), str) or not (lines is None or _whole_number(lines)):
+            return f"entry {key!r} has a malformed version or lines"
     return None
 
 
@@ -298,12 +333,17 @@ class CheckpointSaver:
         blocked); a save that fails hands its FatalStop to `on_fatal` and ends the thread."""
 
         def save_on_schedule() -> None:
-            while not self._stop.wait(every):
+            wait = every
+            while not self._stop.wait(wait):
+                started = time.monotonic()
                 try:
                     self.save()
                 except FatalStop as exc:
                     on_fatal(exc)
                     return
+                # a checkpoint of many sources takes long to write (100,000 objects of a
+                # prefix: ~1 s, holding the GIL): saved less often, it costs at most ~5 %
+                wait = max(every, 20 * (time.monotonic() - started))
 
         self._thread = threading.Thread(target=save_on_schedule, name="cdp-checkpoint", daemon=True)
         self._thread.start()

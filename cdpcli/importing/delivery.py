@@ -71,7 +71,7 @@ class Delivery:
 
     def finish(self, senders: list[threading.Thread], batches: queue.Queue, give_up: threading.Event) -> int:
         """Let the senders finish what is queued, unless `give_up` is set (a second Ctrl-C);
-        the requests in flight not waited for."""
+        the requests in flight not waited for. Closes the connections when none is left."""
         for _ in senders:
             while True:  # never block for good: a sender may be gone
                 try:
@@ -84,6 +84,9 @@ class Delivery:
             while thread.is_alive() and not give_up.is_set():
                 thread.join(timeout=0.1)
         if not give_up.is_set():
+            # every sender is done: its connections go now, not at the next garbage collection
+            # (a long-lived worker runs many imports)
+            self.sender.close()
             return 0
         with self.port.lock:
             return self.in_flight
@@ -182,5 +185,6 @@ class Delivery:
         """Stop the import with errors.delivery_failure's message, hint and exit code; the
         batch stays open (not settled) for the next run."""
         failure = failure_of(outcome, self.url, self.target)
-        self.port.stop_with(FatalStop(f"{failure.message}; import stopped", failure.hint, failure.exit_code))
+        stop = FatalStop(f"{failure.message}; import stopped", failure.hint, failure.exit_code, option=failure.option)
+        self.port.stop_with(stop)
         return False

@@ -23,14 +23,15 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cdpcli.errors import CdpError, ExitCode, FatalStop, UsageError
-from cdpcli.importing.batches import Batch, BatchRequest
+from cdpcli.errors import CdpError, FatalStop, UsageError
+from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
-from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.events import ImportEvents, ImportResult
+from cdpcli.importing.identities import IdentityMap, learn_sources, rewriting
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
+from cdpcli.importing.outbox import DryRun, Outbox
 from cdpcli.importing.packer import Packer
 from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.rejects import Rejects
@@ -40,13 +41,18 @@ from cdpcli.importing.shard import shard_label
 from cdpcli.importing.sources import (
     _END,
     Source,
+    SourceFailed,
     check_start_problem,
     first_line_of,
     read_sources,
 )
 from cdpcli.importing.stats import Stats
+from cdpcli.importing.stopping import Stopping
+from cdpcli.importing.vendors import chunk_converter
+from cdpcli.importing.vendors.sniff import sniff_advice, sniff_source
 
 if TYPE_CHECKING:
+    from cdpcli.importing.delivery import Delivery
     from cdpcli.target import Target
 
 
@@ -63,60 +69,47 @@ class Importer:
         self.sources = sources
         self.options = options
         self.stats = Stats()
-        self.stop = threading.Event()  # stop reading and sending new requests
-        self.stop_reading = threading.Event()  # stop reading; what is packed is still delivered
-        self.fatal: CdpError | None = None
-        self.interrupted = False
+        self.stopping = Stopping()
+        self.stop = self.stopping.stop  # stop reading and sending new requests
+        self.stop_reading = self.stopping.stop_reading  # stop reading; what is packed is still delivered
+        self.stop_with = self.stopping.stop_with
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
-        self._give_up = threading.Event()  # a second Ctrl-C: stop waiting for the senders
         self.checkpoint, self.rejects, self.start_phase = open_outputs(sources, options)
         self.phaser: PhaseFilter | None = None
         self.settlement = Settlement(sources)
         self.settlement.phase = self.start_phase
         self.saver = CheckpointSaver(self.checkpoint, self.settlement, self.rejects, sources)
-        self.stats_lock = threading.Lock()
-        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject, self.stats_lock)
-        self.delivery = Delivery(target, options, self.port, self.events) if not options.dry_run else None
-        self._seq = 0
+        self.port = Settle(self.stats, self.settlement, self.stop, self.stop_with, self.reject)
+        self.delivery: Delivery | None = None
+        if not options.dry_run:
+            # the senders bring httpx (~9 MiB and ~140 modules): a dry run or preflight never loads it
+            from cdpcli.importing.delivery import Delivery  # lazy: start-up
+
+            self.delivery = Delivery(target, options, self.port, self.events)
         self.select: Selector | None = None
+        self.convert = chunk_converter(options.archive)  # a vendor's mapping, in the reader thread
+        self.identities = IdentityMap() if options.resolve_identities else None
 
     # packer (main thread) --------------------------------------------------------------------
 
     def run(self) -> ImportResult:
-        preparer = (self.options.preparer or Preparer)(self.options.default_type)
-        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
-        self.phaser = None
-        spooled: list[str] = []
-        if self.options.order == "phased":
-            inner = self.select.prepare if self.select is not None else preparer.prepare
-            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
         # a little slack for the senders; more would only hold memory (each batch ~0.6 MB)
         batches: queue.Queue = queue.Queue(maxsize=4)
-        packer = Packer(
-            self.sources,
-            self.options,
-            self.stats,
-            self.settlement,
-            preparer,
-            ship=lambda batch: self._ship(batch, batches),
-            reject=self.reject,
-            stop_with=self.stop_with,
-            select=self.select,
-            phaser=self.phaser,
-        )
+        dry_run = DryRun(self.target, self.events, self.stats) if self.delivery is None else None
+        packer = self._packer(Outbox(self.settlement, self.stop, batches, dry_run))
         senders: list[threading.Thread] = []
         saver = None
+        spooled: list[str] = []
         try:
-            if self.phaser is not None:
-                spooled = spool_all(self.sources, self.events)
+            spooled = before_reading(self.sources, self.options, self.events, self.identities)
             senders = self.delivery.start(batches) if self.delivery else []
             self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
             if self.phaser is None:
-                self._read_all(packer, batches)
+                self._read_all(packer)
             else:
-                self._read_phases(packer, batches)
+                self._read_phases(packer)
         except FatalStop as exc:
             self.stop_with(exc)
         except BaseException:
@@ -128,19 +121,39 @@ class Importer:
                 self._finish(senders, batches, saver)
                 self.events.finished()
             finally:
-                for path in spooled:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+                after_reading(spooled, self.identities)
         return self._result()
 
-    def _read_all(self, packer: Packer, batches: queue.Queue) -> None:
+    def _packer(self, outbox: Outbox) -> Packer:
+        """The preparer, with the filters and the phases around it when asked for, and the
+        packer that runs it over every chunk."""
+        preparer = make_preparer(self.options, self.identities)
+        self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
+        if self.select is not None and self.identities is not None:
+            self.select.resolve = self.identities.resolve
+        self.phaser = None
+        if self.options.order == "phased":
+            inner = self.select.prepare if self.select is not None else preparer.prepare
+            self.phaser = PhaseFilter(inner, self.options.default_type, self.start_phase, len(self.sources))
+        return Packer(
+            self.sources,
+            self.options,
+            self.stats,
+            self.settlement,
+            preparer,
+            ship=outbox.ship,
+            reject=self.reject,
+            stop_with=self.stop_with,
+            select=self.select,
+            phaser=self.phaser,
+        )
+
+    def _read_all(self, packer: Packer) -> None:
         """One pass over the sources: read, pack, ship (FatalStop raised)."""
         chunks: queue.Queue = queue.Queue(maxsize=4)  # 4 MB of input at most
         reader = threading.Thread(
             target=read_sources,
-            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options)),
+            args=(self.sources, chunks, self.stop_reading, self._count_bytes, csv_mapping(self.options), self.convert),
             name="cdp-reader",
             daemon=True,
         )
@@ -157,11 +170,14 @@ class Importer:
                     if self.stop_reading.is_set():
                         break
                     if batch.calls and time.monotonic() - last_input >= self.options.linger:
-                        batch = self._ship(batch, batches)  # quiet input: let the partial batch go
+                        batch = packer.ship(batch)  # quiet input: let the partial batch go
                         self.settlement.handled(current, self.settlement.last_handled[current], batch)
                     continue
                 if item is _END or self.stop_reading.is_set():
                     break
+                if isinstance(item, SourceFailed):  # unreadable after its retries: one reject, go on
+                    packer.unreadable(item)
+                    continue
                 if isinstance(item, CdpError):  # the input cannot be read on (truncated, corrupt)
                     self.stop_with(item, sending=False)  # what came before it is still delivered
                     break
@@ -177,10 +193,10 @@ class Importer:
             if item is not _END:  # stopped early: the reader may be waiting on a full queue
                 release_reader(chunks, self.stop_reading)
         if batch.calls and not self.stop.is_set():
-            batch = self._ship(batch, batches)
+            batch = packer.ship(batch)
             self.settlement.handled(current, self.settlement.last_handled[current], batch)
 
-    def _read_phases(self, packer: Packer, batches: queue.Queue) -> None:
+    def _read_phases(self, packer: Packer) -> None:
         """order phased: one pass per phase, each once every call of the one before is settled."""
         phaser = self.phaser
         assert phaser is not None
@@ -193,9 +209,9 @@ class Importer:
             self.events.phase(phase, PHASES[phase])
             if self.stop_reading.is_set():
                 return
-            self._read_all(packer, batches)
+            self._read_all(packer)
             if self.stop_reading.is_set():
-                return  # stopped (interrupted, --max-invalid, an error): this phase resumes
+                return  # stopped (interrupted, max_invalid, an error): this phase resumes
             if not self.settlement.wait_idle(self.stop.is_set):
                 return
 
@@ -203,7 +219,7 @@ class Importer:
         """Let the senders finish (unless a second Ctrl-C gives up on them), then put the
         rejects on disk and save the checkpoint of what is truly settled."""
         if self.delivery is not None:
-            self.abandoned = self.delivery.finish(senders, batches, self._give_up)
+            self.abandoned = self.delivery.finish(senders, batches, self.stopping.give_up)
         if saver is not None:
             self.saver.stop()
         try:
@@ -223,26 +239,6 @@ class Importer:
         if self.rejects.add(self.sources[source], line_no, error, line):
             self.events.rejected(f"{self.sources[source].label}:{line_no}: {shown or error}")
 
-    def _ship(self, batch: Batch, batches: queue.Queue) -> Batch:
-        """Hand a full (or lingering) batch to the senders; returns the next, empty one."""
-        self._seq += 1
-        batch.seq = self._seq
-        self.settlement.opened(batch)
-        if self.delivery is None:  # a dry run: the request is shown, not sent
-            self.events.dry_run(
-                BatchRequest(f"{self.target.base}/batch", self.target.headers(), batch, self.target.gzip)
-            )
-            self.stats.batches += 1
-            self.settlement.closed(batch)
-            return Batch()
-        while not self.stop.is_set():  # stopping: the batch stays open, so it is not lost
-            try:
-                batches.put(batch, timeout=0.2)
-                break
-            except queue.Full:
-                continue
-        return Batch()
-
     def _count_bytes(self, count: int) -> None:
         if self.phaser is None or self.phaser.first:  # a later phase reads the same bytes again
             self.stats.bytes_read += count
@@ -251,29 +247,9 @@ class Importer:
         if not self.options.dry_run:
             self.saver.save()
 
-    def stop_with(self, error: CdpError, *, sending: bool = True) -> None:
-        """Record why the import stops (the first reason wins); stop reading, and unless
-        `sending` is false, stop sending too."""
-        with self.stats_lock:
-            # after a second Ctrl-C, a sender still running may fail on the closed rejects
-            # file: the import was interrupted, and that is what it reports
-            if self.fatal is None and not self._give_up.is_set():
-                self.fatal = error
-        self.stop_reading.set()
-        if sending:
-            self.stop.set()
-
     def interrupt(self) -> bool:
-        """Ctrl-C or SIGTERM: the first stops reading and sending new requests (those in flight
-        finish, their calls settle); a second stops waiting for them (the checkpoint leaves them
-        for the next run). True for the first."""
-        if self.interrupted:
-            self._give_up.set()
-            return False
-        self.interrupted = True
-        self.stop_reading.set()
-        self.stop.set()
-        return True
+        """Ctrl-C or SIGTERM (Stopping.interrupt): True for the first."""
+        return self.stopping.interrupt()
 
     def _result(self) -> ImportResult:
         adaptive = self.delivery.adaptive if self.delivery else None
@@ -282,9 +258,9 @@ class Importer:
             counts["unsettled"] = 0
         return ImportResult(
             **counts,
-            exit_code=exit_code_of(self.fatal, self.interrupted, self.stats),
-            error=self.fatal,
-            interrupted=self.interrupted,
+            exit_code=self.stopping.exit_code(self.stats),
+            error=self.stopping.fatal,
+            interrupted=self.stopping.interrupted,
             abandoned=self.abandoned,
             dry_run=self.options.dry_run,
             rejects_path=self.rejects.path,
@@ -295,17 +271,54 @@ class Importer:
             rate_reached=self.delivery.rate.rate if adaptive and self.delivery else None,
             recent=self.select.recent if self.select is not None else 0,
             recent_mode=self.options.recent,
+            identities=self.identities.stats.as_dict() if self.identities is not None else None,
         )
 
 
-def exit_code_of(fatal: CdpError | None, interrupted: bool, stats: Stats) -> int:
-    if fatal:
-        return int(fatal.exit_code)
-    if interrupted:
-        return int(ExitCode.INTERRUPTED)
-    if stats.invalid or stats.failed:
-        return int(ExitCode.ERROR)
-    return int(ExitCode.OK)
+def make_preparer(options: ImportOptions, identities: IdentityMap | None) -> Preparer:
+    """The import's Preparer: marker lines read when a vendor's converter makes the lines,
+    each prepared call given its resolved userId under resolve_identities."""
+    preparer = (options.preparer or Preparer)(options.default_type)
+    preparer.converted = chunk_converter(options.archive) is not None
+    if identities is not None:
+        preparer.prepare = rewriting(preparer.prepare, identities)  # type: ignore[method-assign,assignment]
+    return preparer
+
+
+def before_reading(
+    sources: list[Source], options: ImportOptions, events: ImportEvents, identities: IdentityMap | None
+) -> list[str]:
+    """What reads the input more than once needs first: stdin and iterables spooled
+    (order=phased, resolve_identities), and the identities learned (its first pass); and a
+    word when the first file is a Segment archive read without archive=segment."""
+    first = next((source for source in sources if source.is_file and source.format == "ndjson"), None)
+    if options.archive is None and first is not None and segment_archive(first):
+        events.note("; ".join(sniff_advice(first.label, "segment")))
+    spooled = spool_all(sources, events) if options.order == "phased" or identities is not None else []
+    if identities is not None:
+        events.note("resolve_identities: reading the input once to learn who each anonymous id is")
+        learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
+    return spooled
+
+
+def segment_archive(source: Source) -> bool:
+    """Whether a file's first lines are a Segment archive's calls (a note, not an error: an
+    unreadable start is left for the import to report)."""
+    try:
+        return sniff_source(source) == "segment"
+    except (CdpError, OSError):
+        return False
+
+
+def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
+    """The private copies and the identity map removed."""
+    if identities is not None:
+        identities.close()
+    for path in spooled:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
@@ -322,7 +335,7 @@ def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
 
 
 class UnwrittenRejects(Rejects):
-    """Rejects counted, never written (--preflight)."""
+    """Rejects counted, never written (preflight)."""
 
     def add(self, source: Source, line_no: int, error: str, line: bytes) -> bool:
         self.count += 1
@@ -337,7 +350,7 @@ def csv_mapping(options: ImportOptions) -> CsvMapping:
 
 
 def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
-    """An import that stops early (--limit, --max-invalid, a rejected key) leaves the reader
+    """An import that stops early (limit, max_invalid, a rejected key) leaves the reader
     thread blocked on a full queue, holding its file or generator: in a long-lived process
     (an Airflow or Dask worker) one leaked per import. Told to stop, and its queue emptied, it
     ends at its next put; a queue that stays empty for a moment means it is not blocked there."""
@@ -358,11 +371,10 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
         phase = checkpoint.bind_order(options.order)
         checkpoint.apply(sources)
         for source in sources:
-            if source.is_file:
+            if source.is_file and source.version is None:  # an object's version was compared (apply)
                 try:
-                    problem = check_start_problem(
-                        source, first_line_of(source, csv_mapping(options)), options.checkpoint
-                    )
+                    first = first_line_of(source, csv_mapping(options), chunk_converter(options.archive))
+                    problem = check_start_problem(source, first, options.checkpoint)
                 except OSError as exc:
                     problem = UsageError(f"cannot read {source.label}: {exc.strerror or exc}")
                 if problem:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cdpcli.errors import CdpError, ExitCode
+from cdpcli.errors import CdpError, DeliveryError, ExitCode
 
 if TYPE_CHECKING:
     from cdpcli.importing.batches import BatchRequest
@@ -25,7 +25,7 @@ class ImportEvents:
         """The import has ended (called before run() returns, also on errors)."""
 
     def phase(self, index: int, name: str) -> None:
-        """--order phased: phase `index` (0-3, named `name`) starts; every call of the one
+        """order=phased: phase `index` (0-3, named `name`) starts; every call of the one
         before is settled."""
 
     def note(self, text: str) -> None:
@@ -74,10 +74,11 @@ class ImportResult:
     rejects_written: int = 0  # records this run appended (earlier runs' are not repeated)
     checkpoint: str | None = None
     shard: str | None = None  # "K/N" (and its mode) when this import sent one shard's share
-    throttled: int = 0  # 429s answered by slowing down (--rate auto)
-    rate_reached: float | None = None  # --rate auto: requests per second at the end
-    recent: int = 0  # valid calls timestamped in the last 72 hours (skipped or rejected by --recent)
-    recent_mode: str | None = None  # what --recent did with them: warn, skip or fail
+    throttled: int = 0  # 429s answered by slowing down (rate=auto)
+    rate_reached: float | None = None  # rate=auto: requests per second at the end
+    recent: int = 0  # valid calls timestamped in the last 72 hours (skipped or rejected by the recent option)
+    recent_mode: str | None = None  # what the recent option did with them: warn, skip or fail
+    identities: dict[str, int] | None = None  # resolve_identities: links, rewritten, unresolved
 
     @property
     def ok(self) -> bool:
@@ -97,7 +98,7 @@ class ImportResult:
         return self.invalid + self.failed
 
     def counts(self) -> dict[str, Any]:
-        """The counts as --json prints them."""
+        """The counts as the CLI's --json prints them."""
         names = [
             "read",
             "sent",
@@ -122,6 +123,8 @@ class ImportResult:
             counts["shard"] = self.shard
         if self.recent:
             counts.update(recent=self.recent, recent_mode=self.recent_mode)
+        if self.identities is not None:
+            counts["identities"] = self.identities
         if self.rate_reached is not None:
             counts.update(throttled=self.throttled, rate_reached=round(self.rate_reached, 1))
         return counts
@@ -129,8 +132,6 @@ class ImportResult:
     def raise_for_failure(self) -> ImportResult:
         """Raise why the import stopped early, or a DeliveryError when lines were rejected;
         returns self when every line was delivered."""
-        from cdpcli.errors import DeliveryError
-
         if self.error is not None:
             raise self.error
         if not self.ok:

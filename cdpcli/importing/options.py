@@ -18,11 +18,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.csvrows import parse_columns
 from cdpcli.importing.order import check_order
 from cdpcli.importing.pacing import check_rate, resolve_rate
 from cdpcli.importing.rejects import DEFAULT_REJECTS
 from cdpcli.importing.select import ARCHIVES, RECENT_MODES, parse_time
 from cdpcli.importing.shard import Shard, parse_shard
+from cdpcli.importing.vendors import VENDORS
 from cdpcli.wire import CALL_TYPES, DEFAULT_BATCH_BYTES, MAX_BATCH_CALLS, MAX_REQUEST_BYTES
 
 if TYPE_CHECKING:
@@ -47,7 +49,9 @@ class ImportOptions:
     max_invalid: int | None = None
     checkpoint_every: float = 1.0  # seconds between checkpoint saves
     # inputs
-    archive: str | None = None  # "segment" or "rudderstack": drop that archive's envelope keys
+    # "segment" or "rudderstack": drop that archive's envelope keys; a vendor (VENDORS:
+    # "mixpanel", "amplitude", …): each line is that tool's export record, mapped to its call
+    archive: str | None = None
     csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
     infer_types: bool = False  # CSV cells that look like numbers or booleans become them
     # choosing what to send (select.py); lines left out are skipped, by reason (the option's id)
@@ -66,6 +70,9 @@ class ImportOptions:
     # past one machine
     shard: Shard | None = None  # send only this shard's share (shard.py)
     rate_auto: bool = False  # adapt the rate to the API's 429s, starting at `rate` (delivery.py)
+    # two passes: the first learns which anonymous ids belong to which user, the second gives
+    # anonymous-only calls that userId (identities.py)
+    resolve_identities: bool = False
     order: str = "none"  # or "phased" (order.py): identify/group, then track…, alias, deletes
     # makes the Preparer from default_type (None: Preparer itself); cdp's operations turn each
     # line of ids into its call first (cdpcli.operations.OperationPreparer)
@@ -82,7 +89,7 @@ class ImportOptions:
         `exclude_events` (comma-separated text or names), `since`/`until` (ISO-8601 text or a
         datetime; UTC when no zone is named), and the fields of the same names. Values not
         given keep `base`'s (or the defaults)."""
-        raw = _renamed(raw)
+        raw = renamed(raw)
         unknown = sorted(set(raw) - BUILD_NAMES)
         if unknown:
             raise UsageError(
@@ -90,7 +97,8 @@ class ImportOptions:
             )
         options = dataclasses.replace(base) if base is not None else cls()
         if "shard" in raw or "shard_by" in raw:
-            options.shard = _shard(raw.get("shard"), raw.get("shard_by", "line"))
+            given = raw.get("shard", options.shard)  # a Shard keeps its mode unless shard_by says
+            options.shard = _shard(given, raw.get("shard_by", given.by if isinstance(given, Shard) else "line"))
         if "rate" in raw or "rate_budget" in raw:
             options.rate, options.rate_auto = resolve_rate(raw.get("rate"), raw.get("rate_budget"), options.shard)
         if "rejects" in raw:
@@ -118,8 +126,10 @@ class ImportOptions:
         check_limits(self.batch_bytes, self.batch_events, self.concurrency, self.rate)
         if self.max_invalid is not None and self.max_invalid < 1:
             raise UsageError(f"max_invalid= must be at least 1, not {self.max_invalid}", option="max_invalid")
-        if self.archive is not None and self.archive not in ARCHIVES:
-            raise UsageError(f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES)}", option="archive")
+        if self.archive is not None and self.archive not in ARCHIVES + VENDORS:
+            raise UsageError(
+                f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES + VENDORS)}", option="archive"
+            )
         self._check_selection()
         check_order(self.order)
         if self.order == "phased" and self.limit is not None:
@@ -168,6 +178,7 @@ PLAIN_NAMES = frozenset(
         "write_rejects",
         "order",
         "preparer",
+        "resolve_identities",
     }
 )
 BUILD_NAMES = PLAIN_NAMES | {
@@ -216,11 +227,12 @@ def check_options(options: ImportOptions, sources: list[Source]) -> None:
             )
 
 
-def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
-    """The old names of the Python API as today's, with a DeprecationWarning."""
+def renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """The old names of the Python API as today's, with a DeprecationWarning that points at
+    the caller of the function that calls this one."""
     for old, new in RENAMED.items():
         if old in raw:
-            warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=4)
+            warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=3)
             if new in raw:
                 raise UsageError(f"{old}= and {new}= are the same option: give {new}= only", option=new)
             raw = {(new if name == old else name): value for name, value in raw.items()}
@@ -228,9 +240,8 @@ def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shard(value: str | Shard | None, by: str) -> Shard | None:
-    if value is None:
-        return None
-    return value if isinstance(value, Shard) else parse_shard(value, by)
+    """K/N (text, or a Shard's: str() gives K/N) dealt by `by`."""
+    return parse_shard(str(value), by) if value is not None else None
 
 
 def _names(value: str | Iterable[str] | None) -> list[str] | None:
@@ -243,8 +254,6 @@ def _names(value: str | Iterable[str] | None) -> list[str] | None:
 
 
 def _columns(value: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
-    from cdpcli.importing.csvrows import parse_columns  # lazy: start-up (the CSV reader)
-
     if value is None:
         return {}
     if isinstance(value, Mapping):

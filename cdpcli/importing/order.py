@@ -1,4 +1,4 @@
-"""`--order phased`: calls sent in the order Customer.io can process them safely.
+"""`order=phased`: calls sent in the order Customer.io can process them safely.
 
 The API may process calls out of order, and a merge (alias) sent while the identify that
 creates its primary profile is still in flight fails; a delete followed by later calls

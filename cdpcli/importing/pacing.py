@@ -13,7 +13,7 @@ from cdpcli.errors import UsageError
 if TYPE_CHECKING:
     from cdpcli.importing.shard import Shard
 
-# --rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
+# rate bounds: one request an hour at the slowest (below, the wait overflows clocks: 1e-300
 # crashed), and far above the API's 1,000 requests per second at the fastest
 MIN_RATE = 1 / 3600
 MAX_RATE = 1_000_000
@@ -21,8 +21,8 @@ DEFAULT_RATE = 1000.0
 
 
 def resolve_rate(rate: str | float | None, budget: float | None, shard: Shard | None) -> tuple[float, bool]:
-    """(requests per second for this process, whether to adapt it): --rate N | auto, and
-    --rate-budget TOTAL shared by the shards. `auto` starts at the budget's share (else the
+    """(requests per second for this process, whether to adapt it): rate=N | auto, and
+    rate_budget=TOTAL shared by the shards. `auto` starts at the budget's share (else the
     default) and adapts."""
     auto = isinstance(rate, str) and rate.strip().lower() == "auto"
     if budget is not None:
@@ -84,7 +84,7 @@ class RateLimiter:
 
 
 class AdaptiveRate:
-    """--rate auto. On a 429 the rate drops to CUT of what the API accepted lately (over the
+    """rate=auto. On a 429 the rate drops to CUT of what the API accepted lately (over the
     last WINDOW seconds, or since the start when that is shorter: a limit's first burst is
     then counted over the time it took), and no request starts before the Retry-After; while
     requests succeed it climbs by STEP of itself (at least one request per second) each second.

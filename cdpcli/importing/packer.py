@@ -20,8 +20,18 @@ from cdpcli.importing.order import OtherPhase, PhaseFilter
 from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, needs_plain_path
 from cdpcli.importing.select import Selector
 from cdpcli.importing.shard import Shard
-from cdpcli.importing.sources import BOM, FORMAT_PROBE_LINES, Chunk, Source, check_start_problem, format_hint, line_hash
+from cdpcli.importing.sources import (
+    BOM,
+    FORMAT_PROBE_LINES,
+    Chunk,
+    Source,
+    SourceFailed,
+    check_start_problem,
+    format_hint,
+    line_hash,
+)
 from cdpcli.importing.stats import Stats
+from cdpcli.importing.vendors.sniff import sniff, sniff_advice
 
 # what the packer calls to reject a line: (source index, line number, reason, line)
 RejectLine = Callable[[int, int, str, bytes], None]
@@ -69,8 +79,7 @@ class Packer:
     def pack(self, chunk: Chunk, batch: Batch) -> Batch:
         """A chunk's lines judged and packed; the batch being filled (its fields live in locals;
         each call's origin packs the source and the line number: see REF_SHIFT)."""
-        prepared = self._lines_of(chunk)
-        if prepared is None:
+        if (prepared := self._lines_of(chunk)) is None:
             return batch
         (lines, prepare, skip), source = prepared, chunk.source
         max_bytes, max_calls, origin = self.options.batch_bytes, self.options.batch_events, source << REF_SHIFT
@@ -213,13 +222,32 @@ class Packer:
             return True
         return False
 
+    def _vendor_problem(self, source: Source, line: bytes) -> UsageError | None:
+        """Another tool's export read as calls (no archive= given): every line would be
+        rejected; say which archive= reads it instead (a Segment archive imports as it is)."""
+        if self.options.archive is not None or source.format == "csv":
+            return None
+        vendor = sniff([line])
+        if vendor is None or vendor == "segment":
+            return None
+        message, hint = sniff_advice(source.label, vendor)
+        return UsageError(message, hint=hint, option="archive")
+
+    def unreadable(self, failed: SourceFailed) -> None:
+        """A source the reader could not read on after its retries: one reject for the line it
+        stopped in, counted read and invalid. It stays unsettled, so a resumed run reads it again."""
+        self.reject(failed.source, failed.line_no, failed.error, b"")
+        self.stats.read += 1
+        self.stats.invalid += 1
+        self.stats.invalid_reasons["unreadable"] = self.stats.invalid_reasons.get("unreadable", 0) + 1
+
     def _check_start(self, source_index: int, line: bytes) -> bool:
         """A source's first line, as it is read: False (and the import stops, with its
         summary) when the source cannot be imported. File sources were checked before
         anything was sent (check_start_problem); this catches stdin and a file changed since."""
         source = self.sources[source_index]
         self._first_bytes[source_index] = line[:8]
-        problem = check_start_problem(source, line, self.options.checkpoint)
+        problem = check_start_problem(source, line, self.options.checkpoint) or self._vendor_problem(source, line)
         if problem:
             self.stop_with(problem)
             return False

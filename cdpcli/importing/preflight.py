@@ -329,6 +329,8 @@ def preflight(sources: list[Source], options: ImportOptions, now: datetime | Non
         **analysis.report(),
         "invalid_reasons": result.invalid_reasons,
         "skipped_reasons": result.skipped_reasons,
+        # resolve_identities: links learned; anonymous calls that would get a userId, or not
+        **({"identities": result.identities} if result.identities is not None else {}),
         "error": result.error.message if result.error else None,
         "exit_code": result.exit_code if result.error else 0,
     }

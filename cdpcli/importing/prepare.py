@@ -94,6 +94,7 @@ class Preparer:
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
         self.markers = False  # the source is CSV: its converter's marker lines are read (csvrows.py)
+        self.converted = False  # every line comes from a converter (a vendor mapping): markers too
         # --recent (select.py): a call timestamped at or after `recent_from` goes to on_recent
         # (which may raise SkipLine or InvalidLine). Canonical timestamps (…T…:…:….mmmZ) compare
         # as the times they are; "~" sorts after every one of them: off
@@ -103,7 +104,7 @@ class Preparer:
 
     def for_source(self, source: Source) -> None:
         self._id_prefix = b"cdp-" + hashlib.sha1(source.id_seed).hexdigest()[:10].encode() + b"-"
-        self.markers = source.format == "csv"
+        self.markers = self.converted or source.format == "csv"
 
     def message_id(self, line_no: int, line: bytes) -> bytes:
         """Derived from (source, line number, line): a re-run sends the same ids.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -31,7 +32,7 @@ class Rejects:
     def __init__(
         self, path: str, *, explicit: bool, sources: list[Source], resuming: bool, shard: str | None = None
     ) -> None:
-        self.shard = shard  # which shard wrote a record (--shard), or None
+        self.shard = shard  # which shard wrote a record (shard=), or None
         self.path = path
         self.explicit = explicit  # named by the user: a symlink there is theirs to follow
         self.count = 0  # records this run wrote
@@ -109,8 +110,6 @@ class Rejects:
         except UnicodeDecodeError:
             # the original bytes stay recoverable; `input` is for reading only (U+FFFD marks
             # what was not UTF-8), and import refuses the record until it is fixed
-            import base64
-
             record = {
                 "source": source.label,
                 "line": line_no,
@@ -128,13 +127,12 @@ class Rejects:
             if self._closed:
                 raise FatalStop(f"a reject for {source.label}:{line_no} came after the rejects file was closed")
             try:
-                if self._fd is None:
-                    self._open()
+                fd = self._fd if self._fd is not None else self._open()
                 # one write(2) a record, unbuffered: a failure (disk full) is seen at the record
                 # it hits, which is then not counted as written
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view) :]
+                    view = view[os.write(fd, view) :]
             except OSError as exc:
                 # never cut the file back: other imports may append to it too; a torn record
                 # gets its own line at the next open (see _open)
@@ -142,13 +140,14 @@ class Rejects:
             self.count += 1
         return True
 
-    def _open(self) -> None:
-        self._fd = files.open_append_private(self.path, follow_symlink=self.explicit)
-        size = os.fstat(self._fd).st_size
+    def _open(self) -> int:
+        fd = self._fd = files.open_append_private(self.path, follow_symlink=self.explicit)
+        size = os.fstat(fd).st_size
         if size and self._last_byte(size) != b"\n":
             # a record torn by an older run (killed or out of space mid-write): it must not
             # swallow the next one; the line it was for is read again and rejected again
-            os.write(self._fd, b"\n")
+            os.write(fd, b"\n")
+        return fd
 
     def _last_byte(self, size: int) -> bytes:
         """The file's last byte (the append descriptor cannot read); b"\n" when unreadable."""

@@ -1,6 +1,6 @@
-"""Choosing what to send: an archive's envelope keys dropped (--from segment|rudderstack), and
-lines left out by the user's filters (--types, --events, --exclude-events, --since, --until,
---sample, --limit). A left-out line raises SkipLine with the option's name as its reason: it is
+"""Choosing what to send: an archive's envelope keys dropped (archive=segment|rudderstack), and
+lines left out by the user's filters (types, events, exclude_events, since, until,
+sample, limit). A left-out line raises SkipLine with the option's name as its reason: it is
 counted as skipped, settled in the checkpoint, and never reaches the rejects file.
 
 The Selector wraps Preparer.prepare only when one of these is given: an import without them
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from cdpcli.errors import UsageError
 from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
 from cdpcli.importing.shard import Shard
-from cdpcli.wire import dumps, format_timestamp
+from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the
 # Data Pipelines API's call fields are kept, sentAt and originalTimestamp included). writeKey is
@@ -34,8 +34,8 @@ ENVELOPE_KEYS = {
 ARCHIVES = tuple(ENVELOPE_KEYS)
 
 # Customer.io: "Backfilled events that occurred in the past 72 hours can trigger campaigns or
-# messages" (docs.customer.io/journeys/importing-old-data). --recent decides what an import does
-# with calls timestamped in [now - 72 h, now]; future timestamps are not in it (--preflight
+# messages" (docs.customer.io/journeys/importing-old-data). The recent option decides what an import does
+# with calls timestamped in [now - 72 h, now]; future timestamps are not in it (preflight
 # counts them).
 RECENT_WINDOW = timedelta(hours=72)
 RECENT_MODES = ("warn", "skip", "fail")
@@ -62,7 +62,7 @@ class Choices(Protocol):
 
 
 def utc_now() -> datetime:
-    """The clock of --recent and --preflight when ImportOptions.now is not set."""
+    """The clock of recent and preflight when ImportOptions.now is not set."""
     return datetime.now(timezone.utc)
 
 
@@ -83,8 +83,6 @@ def stamp_value(line: bytes) -> Any:
 
 def moment_of(value: Any) -> datetime | None:
     """A timestamp value as cdp sends it (ISO-8601, or Unix seconds), as an aware datetime."""
-    from cdpcli.wire import parse_timestamp
-
     if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     try:
@@ -124,7 +122,7 @@ def call_time(value: Any) -> datetime | None:
 
 
 def wanted(options: Choices) -> bool:
-    """Whether this import chooses anything (else the Selector is not used at all). --recent
+    """Whether this import chooses anything (else the Selector is not used at all). The recent option
     always is (its default, warn, counts): the preparer checks each timestamp (one comparison),
     and without other filters its fast path is used as it is (Selector.prepare_for)."""
     return bool(
@@ -147,7 +145,7 @@ class Selector:
     def __init__(self, options: Choices, preparer: Preparer, on_limit: Callable[[], None]) -> None:
         self.inner = preparer.prepare
         self.preparer = preparer
-        self.envelope = ENVELOPE_KEYS[options.archive] if options.archive else ()
+        self.envelope = ENVELOPE_KEYS.get(options.archive or "", ())  # a vendor's calls have none
         self.envelope_bytes = tuple(f'"{key}"'.encode() for key in self.envelope)
         self.default_type = options.default_type
         self.types = frozenset(options.types or ())
@@ -157,12 +155,15 @@ class Selector:
         self.sample = options.sample
         self.limit = options.limit
         self.on_limit = on_limit
-        self.taken = 0  # calls that passed every filter and were valid (for --limit)
+        self.taken = 0  # calls that passed every filter and were valid (for limit)
         self.filtering = bool(self.types or self.events or self.exclude or self.since or self.until)
         self.filtering = self.filtering or self.sample is not None
         self.shard = options.shard if options.shard is not None and options.shard.by == "user" else None
         self.per_line = bool(self.limit is not None or self.envelope or self.filtering or self.shard)
-        # --recent: calls timestamped in [now - 72 h, now]; `recent` counts them (every mode)
+        # resolve_identities: the user an anonymous id resolves to (IdentityMap.resolve) decides
+        # its call's shard, as the userId it will be sent with
+        self.resolve: Callable[[str], str | None] | None = None
+        # recent: calls timestamped in [now - 72 h, now]; `recent` counts them (every mode)
         self.recent_mode = options.recent
         self.recent = 0
         self.now = options.now or utc_now()
@@ -178,6 +179,14 @@ class Selector:
         unless a filter applies to each line."""
         return self.prepare if self.per_line else self.inner
 
+    def _person(self, call: dict[str, Any]) -> dict[str, Any]:
+        """The call as the shard sees its person: with its resolved userId, if it gets one."""
+        anonymous = call.get("anonymousId")
+        if self.resolve is None or call.get("userId") or not isinstance(anonymous, str):
+            return call
+        user = self.resolve(anonymous)
+        return call if user is None else {**call, "userId": user}
+
     def prepare(self, line_no: int, line: bytes) -> bytes:
         if self.limit is not None and self.taken >= self.limit:
             # a call past the limit, in the chunk being packed: it and the lines after it are
@@ -189,7 +198,7 @@ class Selector:
             if shard is not None:
                 # a line that is not a JSON object has no person: dealt by line number, so that
                 # exactly one shard rejects it
-                mine = shard.has_user(call) if call is not None else shard.has_line(line_no)
+                mine = shard.has_user(self._person(call)) if call is not None else shard.has_line(line_no)
                 if not mine:
                     raise SkipLine("shard")
             if call is not None:
@@ -220,7 +229,7 @@ class Selector:
             raise SkipLine("recent")
         if self.recent_mode == "fail":
             raise InvalidLine(
-                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (recent=fail)", "recent"
+                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (recent mode fail)", "recent"
             )
 
     def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
@@ -239,7 +248,7 @@ class Selector:
                 if not isinstance(stamp, str):
                     return  # not a timestamp at all: the preparer rejects the line
                 raise InvalidLine(
-                    f"timestamp {stamp!r} cannot be compared with since=/until= (not ISO-8601)", "timestamp"
+                    f"timestamp {stamp!r} cannot be compared with the since/until bounds (not ISO-8601)", "timestamp"
                 )
             if self.since and moment < self.since:
                 raise SkipLine("since")

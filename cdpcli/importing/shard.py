@@ -1,9 +1,9 @@
-"""Sharding (--shard K/N): N processes over the same inputs, with K = 0…N-1, send every call
+"""Sharding (shard=K/N): N processes over the same inputs, with K = 0…N-1, send every call
 exactly once between them. What a shard leaves out is skipped (reason "shard") and settled in
 its checkpoint, so each shard resumes on its own.
 
 Nothing here touches a messageId: a call's derived id depends on its source, line number and
-bytes only, so re-running with another N (or another --shard-by) resends the same ids and the
+bytes only, so re-running with another N (or another shard_by) resends the same ids and the
 API keeps one of each.
 """
 
@@ -34,11 +34,11 @@ class Shard:
         return f"{self.index}/{self.count}"
 
     def has_line(self, line_no: int) -> bool:
-        """--shard-by line: a source's lines dealt round-robin by number (1-based)."""
+        """shard_by=line: a source's lines dealt round-robin by number (1-based)."""
         return (line_no - 1) % self.count == self.index
 
     def mask(self, lines: list[bytes], first_line: int) -> list[bytes]:
-        """--shard-by line, a chunk at a time: the other shards' lines blanked in one slice
+        """shard_by=line, a chunk at a time: the other shards' lines blanked in one slice
         assignment, so the packer passes them as it passes blank lines (a per-line test and
         a SkipLine each cost 2.5× the CPU per call of 4 shards over 1; see foreign())."""
         offset = (self.index - (first_line - 1)) % self.count
@@ -54,7 +54,7 @@ class Shard:
         return last - first + 1 - mine
 
     def has_user(self, call: dict[str, Any]) -> bool:
-        """--shard-by user: all of a person's calls on one shard, in their order. The person is
+        """shard_by=user: all of a person's calls on one shard, in their order. The person is
         the userId, else the anonymousId (else an identify's traits.email); CRC-32, unlike
         hash(), is the same in every process."""
         who = call.get("userId") or call.get("anonymousId")
@@ -95,7 +95,7 @@ def parse_shard(text: str, by: str, origin: str = "shard=") -> Shard:
 
 
 def shard_sources(sources: list[Source], shard: Shard | None) -> list[Source]:
-    """--shard-by file: whole sources dealt round-robin in the order given (a directory's files
+    """shard_by=file: whole sources dealt round-robin in the order given (a directory's files
     are sorted, so every shard sees the same order). Other modes keep every source."""
     if shard is None or shard.by != "file":
         return sources

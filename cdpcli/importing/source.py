@@ -51,6 +51,7 @@ class Source:
     # what else identifies the content a checkpoint saw, besides its first line: an object's
     # ETag and size; a resumed run refuses a source whose version changed
     version: str | None = None
+    lines: int | None = None  # how many lines it has, once read to its end (checkpoint.py)
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -11,11 +11,16 @@ import queue
 import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.archives import archive_sources
 from cdpcli.importing.csvrows import CsvMapping, csv_lines
+from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
+from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
@@ -38,17 +43,18 @@ def check_namespace(id_namespace: str | None) -> None:
         raise UsageError("--id-namespace must not be empty", hint="leave it out to derive ids as before")
 
 
-FORMATS = ("ndjson", "csv")
+FORMATS = ("ndjson", "csv", "parquet")
 # a name that says CSV, compressed or not (the bytes say whether it is compressed, not the name)
 CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 
 
 def make_sources(
-    names: list[str], id_namespace: str | None = None, fmt: str | None = None
+    names: list[str], id_namespace: str | None = None, fmt: str | None = None, s3_endpoint: str | None = None
 ) -> tuple[list[Source], list[str]]:
     """The sources to read, and warnings about them (sources that would derive the same ids).
-    A directory stands for the files under it (recursive, sorted, hidden ones skipped); `fmt`
-    (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
+    A directory stands for the files under it (recursive, sorted, hidden ones skipped), an
+    s3:// prefix for its objects (objectstore.py; `s3_endpoint`: an S3-compatible store's URL);
+    `fmt` (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -62,27 +68,18 @@ def make_sources(
                 )
             sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
             continue
+        if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
+            sources.extend(object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint))
+            continue
         if os.path.isdir(name):
-            files = files_under(name)
-            if not files:
-                raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
-            for relative in files:
-                path = os.path.join(name, relative)
-                # Seeded by the path under the directory argument, not by the file name as a
-                # plain file argument is: archives repeat names in every folder (Segment's
-                # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
-                # would give an identical line at the same line number the same messageId, so
-                # the API would keep only one. The relative path stays the same when the tree
-                # is moved or named by another path, so re-runs keep their ids.
-                seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-                sources.append(_file_source(path, seed, fmt))
+            sources.extend(_directory_sources(name, fmt))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
-        sources.append(_file_source(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
-    keys = [source.key for source in sources]
-    for key in set(keys):
-        if keys.count(key) > 1:
+        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
+    keys = Counter(source.key for source in sources)  # a prefix may hold millions: counted once
+    for key, count in keys.items():
+        if count > 1:
             shown = [s.name for s in sources if s.key == key]
             raise UsageError(
                 f"{' and '.join(shown)} are the same input, given twice",
@@ -106,6 +103,34 @@ def make_sources(
     return sources, warnings
 
 
+def _directory_sources(name: str, fmt: str | None) -> list[Source]:
+    files = files_under(name)
+    if not files:
+        raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
+    sources = []
+    for relative in files:
+        path = os.path.join(name, relative)
+        # Seeded by the path under the directory argument, not by the file name as a
+        # plain file argument is: archives repeat names in every folder (Segment's
+        # 2024-01-01/part-0.gz, 2024-01-02/part-0.gz), and one seed for all of them
+        # would give an identical line at the same line number the same messageId, so
+        # the API would keep only one. The relative path stays the same when the tree
+        # is moved or named by another path, so re-runs keep their ids.
+        seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
+        sources.extend(_file_sources(path, seed, fmt))
+    return sources
+
+
+def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
+    """A file, or an archive's members (archives.py), each its own source."""
+    return archive_sources(path, seed, fmt, name_format) or [_file_source(path, seed, fmt)]
+
+
+def name_format(path: str) -> str:
+    """The format a file's name says (--format absent)."""
+    return "csv" if CSV_NAME.search(path) else "parquet" if PARQUET_NAME.search(path) else "ndjson"
+
+
 def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
     try:
         size = os.stat(path).st_size
@@ -113,7 +138,11 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
             pass
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return Source(path, path, seed, size=size, format=fmt or ("csv" if CSV_NAME.search(path) else "ndjson"))
+    return Source(path, path, seed, size=size, format=_format_of(path, fmt))
+
+
+def _format_of(name: str, fmt: str | None) -> str:
+    return fmt or name_format(name)
 
 
 def files_under(directory: str) -> list[str]:
@@ -132,21 +161,39 @@ def files_under(directory: str) -> list[str]:
 _END = object()
 
 
+@dataclass
+class SourceFailed:
+    """Put by the reader when a source cannot be read on (UnreadableSource, after its
+    retries): the importer writes one rejects record for `line_no` and goes on with the next."""
+
+    source: int
+    line_no: int  # the first line not read in full
+    error: str
+
+
 def read_sources(
     sources: list[Source],
     out: queue.Queue,
     stop: threading.Event,
     progress: Callable[[int], None],
     csv_mapping: CsvMapping | None = None,
+    convert: Callable[[bytes], bytes] | None = None,
 ) -> None:
-    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too."""
+    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too.
+    `convert` turns a chunk's lines (newline-separated) into as many lines (a --from VENDOR
+    mapping: vendors.vendor_chunk), in this thread."""
+    if convert is not None:
+        out = _Converting(out, convert)  # type: ignore[assignment]
     try:
         for index, source in enumerate(sources):
             if source.items is not None:
                 _read_items(index, source.items, out, stop, progress)
                 continue
             if source.format == "csv":
-                _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                source.lines = _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                continue
+            if source.format == "parquet":
+                source.lines = _read_lines(index, parquet_lines(source, progress), out, stop)
                 continue
             line_no = 1
             tail = b""
@@ -166,13 +213,35 @@ def read_sources(
                     count = block.count(b"\n") + 1
                     out.put(Chunk(index, line_no, block, count))
                     line_no += count
+            except UnreadableSource as exc:  # after its retries; the lines before it were handed over
+                out.put(SourceFailed(index, line_no, _failure(exc)))
+                continue
             finally:
                 blocks.close()
             if tail and not stop.is_set():
                 out.put(Chunk(index, line_no, tail, 1))
+                line_no += 1
+            if not stop.is_set():
+                source.lines = line_no - 1  # read to its end: a checkpoint may skip it once settled
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
         out.put(exc)
     out.put(_END)
+
+
+class _Converting:
+    """The reader's queue, with each chunk's lines converted on the way in."""
+
+    def __init__(self, out: queue.Queue, convert: Callable[[bytes], bytes]) -> None:
+        self.out, self.convert = out, convert
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, Chunk):
+            item = Chunk(item.source, item.first_line, self.convert(item.data), item.count)
+        self.out.put(item)
+
+
+def _failure(exc: UnreadableSource) -> str:
+    return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
 def source_lines(source: Source) -> Iterator[bytes]:
@@ -185,8 +254,9 @@ def source_lines(source: Source) -> Iterator[bytes]:
         yield tail
 
 
-def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> None:
-    """Lines made by a converter (CSV), one for each line of the input, in chunks."""
+def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> int | None:
+    """Lines made by a converter (CSV), one for each line of the input, in chunks; how many,
+    once read to the end."""
     line_no = 1
     batch: list[bytes] = []
     size = 0
@@ -196,12 +266,18 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
             size += len(line) + 1
             if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
                 if stop.is_set():
-                    return
+                    return None
                 out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
                 line_no += len(batch)
                 batch, size = [], 0
         if batch and not stop.is_set():
             out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+        return None if stop.is_set() else line_no + len(batch) - 1
+    except UnreadableSource as exc:  # after its retries: the lines made before it go first
+        if batch and not stop.is_set():
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+        out.put(SourceFailed(index, line_no + len(batch), _failure(exc)))
+        return None
     finally:
         close = getattr(lines, "close", None)
         if close:
@@ -271,11 +347,18 @@ def check_start_problem(source: Source, first_line: bytes, checkpoint: str | Non
     return None
 
 
-def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> bytes:
+def first_line_of(
+    source: Source, csv_mapping: CsvMapping | None = None, convert: Callable[[bytes], bytes] | None = None
+) -> bytes:
     """A source's first line as _pack sees it (decompressed, BOM and surrounding whitespace
-    stripped); for CSV, the line the converter makes of its header."""
-    if source.format == "csv":
-        lines = csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+    stripped); for CSV, the line the converter makes of its header; `convert`ed as the reader
+    converts it (read_sources)."""
+    if source.format in ("csv", "parquet"):
+        lines = (
+            csv_lines(source, lambda _: None, csv_mapping or CsvMapping())
+            if source.format == "csv"
+            else parquet_lines(source, lambda _: None)
+        )
         try:
             line = next(lines, b"")
         finally:
@@ -293,7 +376,7 @@ def first_line_of(source: Source, csv_mapping: CsvMapping | None = None) -> byte
         line = head.split(b"\n", 1)[0]
     if line.startswith(BOM):
         line = line[3:]
-    return line.strip()
+    return convert(line.strip()).strip() if convert is not None else line.strip()
 
 
 def format_hint(source: Source, line: bytes) -> str:

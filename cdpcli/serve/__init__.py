@@ -12,16 +12,22 @@ JSON `{"meta": {"errors": [...]}}` body for every error, malformed requests incl
 
   judge.py     the verdict on one request: pure, body in, verdict out
   store.py     what was received: calls, requests, the NDJSON output
+  rejects.py   what was refused, bounded by bytes; the counts by type and event, bounded
   asgi.py      each request: method, body read within limits, verdict, answer, log line
-  protocol.py  uvicorn's Server and HTTP protocol with a receiver's limits (imported lazily)
-  http.py      Receiver (judge + store + application on a Listener), the GC schedule
+  control.py   the receiver's own routes, /_cdp/…: queries, waits, the event stream, the page
+  stream.py    the event stream's fan-out: each change encoded once, bounded queues per client
+  hosts.py     which Host it answers to, which browser requests may change its state
+  protocol.py  Listener: uvicorn's Server and HTTP protocol with a receiver's limits (imported lazily)
+  overload.py  out of file descriptors: 503 JSON and a line a burst; the limit raised at start
+  receiver.py  Receiver (judge + store + application on a Listener), the GC schedule
+  ui.py        the live view
   limits.py    every limit and timeout, with the figure behind it
   run.py       `cdp serve` itself: run_server
 """
 
 from __future__ import annotations
 
-from cdpcli.serve.http import Receiver, is_loopback
+from cdpcli.serve.hosts import is_loopback
 from cdpcli.serve.judge import Body, Judge, Verdict
 from cdpcli.serve.limits import (
     DRAIN_LIMIT,
@@ -30,6 +36,7 @@ from cdpcli.serve.limits import (
     MAX_RAW_BYTES,
     READ_TIMEOUT,
 )
+from cdpcli.serve.receiver import Receiver
 from cdpcli.serve.run import SERVE_COLLECT_EVERY, run_server
 from cdpcli.serve.store import Received, Store
 

@@ -1,6 +1,7 @@
-"""The ASGI side of a receiver: each request's method checked, its body read within the limits
-and the deadline (gzip inflated as it arrives, and only up to the limit), handed to the receiver
-for a verdict, the answer written as JSON, and one log line.
+"""The ASGI side of a receiver: each request's Host checked (hosts.py: 421 for a name it does
+not answer to), its path and method checked (404 for a path the API does not have, 405), its body
+read within the limits and the deadline (gzip inflated as it arrives, and only up to the limit),
+handed to the receiver for a verdict, the answer written as strict JSON, and one log line.
 
 A body is refused by its declared length (413) before any of it is kept, one sent in chunks with
 no length declared is cut at MAX_RAW_BYTES, and a client slower than the read timeout is answered
@@ -10,6 +11,7 @@ no length declared is cut at MAX_RAW_BYTES, and a client slower than the read ti
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import threading
 import time
@@ -17,7 +19,8 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cdpcli.serve.judge import Body, Verdict, errors
+from cdpcli.serve.hosts import HostCheck
+from cdpcli.serve.judge import Body, Verdict, call_kind, errors, not_found
 from cdpcli.serve.limits import DRAIN_LIMIT, MAX_RAW_BYTES
 from cdpcli.wire import MAX_REQUEST_BYTES
 
@@ -29,9 +32,16 @@ class Application:
     the verdict on a POST; `after_post()` is called once each POST is answered (or given up)."""
 
     def __init__(
-        self, handle: Handle, *, log: Callable[[str], None], read_timeout: float, after_post: Callable[[], None]
+        self,
+        handle: Handle,
+        *,
+        log: Callable[[str], None],
+        read_timeout: float,
+        after_post: Callable[[], None],
+        hosts: HostCheck | None = None,
     ) -> None:
         self.handle = handle
+        self.hosts = hosts or HostCheck("127.0.0.1")
         self.log = log
         self.read_timeout = read_timeout
         self.after_post = after_post
@@ -61,33 +71,56 @@ class Application:
             path += "?" + scope["query_string"].decode("latin-1")
         status: int | str = "-"
         try:
-            if self.control is not None and (scope["path"].startswith("/_cdp") or _wants_page(scope)):
-                status = await self.control(scope, receive, send)
-            elif scope["method"] != "POST":
-                # every method but POST (GET, TRACE, or one nobody has heard of); a body it may
-                # carry is left unread, so the connection closes after the answer
-                status = 405
-                await reply(
-                    send,
-                    405,
-                    errors("the Data Pipelines API takes POST only"),
-                    {"Allow": "POST", "Connection": "close"},
-                )
-            else:
-                status = await self._post(scope, receive, send, path)
+            status = await self._route(scope, receive, send, path)
         except asyncio.CancelledError:  # a stop that could not wait any longer
             status = 503
             await _reply_if_possible(send, 503, errors("cdp serve is stopping"), {"Connection": "close"})
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors (overload.py): retryable
+                status = 503
+                await _reply_if_possible(
+                    send, 503, errors(f"cdp serve is overloaded: {exc.strerror}"), {"Retry-After": "1"}
+                )
+            else:
+                status = await self._failed(exc, who, client, send)
         except Exception as exc:  # noqa: BLE001 - one request's failure is no reason to stop serving
-            status = 500
-            self.log(f"{who}:{client[1] if client else '-'}: {type(exc).__name__}: {exc}")
-            await _reply_if_possible(
-                send,
-                500,
-                errors(f"cdp serve could not handle this request ({type(exc).__name__})"),
-                {"Connection": "close"},
-            )
+            status = await self._failed(exc, who, client, send)
         self.log(f'{who} "{scope["method"]} {path} HTTP/{scope["http_version"]}" {status} -')
+
+    async def _failed(self, exc: Exception, who: str, client: Any, send: Callable[..., Any]) -> int:
+        """A request whose handling failed: one log line (no traceback) and a 500 JSON answer."""
+        self.log(f"{who}:{client[1] if client else '-'}: {type(exc).__name__}: {exc}")
+        await _reply_if_possible(
+            send,
+            500,
+            errors(f"cdp serve could not handle this request ({type(exc).__name__})"),
+            {"Connection": "close"},
+        )
+        return 500
+
+    async def _route(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
+    ) -> int | str:
+        host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+        if not self.hosts.allows(host):
+            assert host is not None
+            await reply(send, 421, errors(self.hosts.refusal(host)), {"Connection": "close"})
+            return 421
+        route = scope["path"]
+        if self.control is not None and (route.startswith("/_cdp") or route == "/favicon.ico" or wants_page(scope)):
+            return await self.control(scope, receive, send)
+        if scope["method"] == "POST":
+            return await self._post(scope, receive, send, path)
+        if route.startswith("/v1/") and call_kind(route) is None:  # no such path, whatever the method
+            verdict = not_found(route, host)
+            await reply(send, 404, verdict.answer, {"Connection": "close"})
+            return 404
+        # every method but POST (GET, TRACE, or one nobody has heard of); a body it may carry is
+        # left unread, so the connection closes after the answer
+        await reply(
+            send, 405, errors("the Data Pipelines API takes POST only"), {"Allow": "POST", "Connection": "close"}
+        )
+        return 405
 
     async def _post(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
@@ -128,10 +161,12 @@ class Application:
         return status
 
 
-def _wants_page(scope: dict[str, Any]) -> bool:
-    from cdpcli.serve.control import wants_page
-
-    return scope["path"] == "/" and wants_page(scope)
+def wants_page(scope: dict[str, Any]) -> bool:
+    """A browser asking for `/`: it gets the live view."""
+    if scope["method"] != "GET" or scope["path"] != "/":
+        return False
+    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+    return b"text/html" in accept
 
 
 class _TooSlow(Exception):
@@ -257,8 +292,30 @@ def response_head(extra: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in extra.items()]
 
 
+def json_bytes(value: Any) -> bytes:
+    """`value` as strict JSON (compact, ASCII): a NaN or an infinity, which JSON has no word for
+    (Python's reader lets them into a stored body), is written as a string ("NaN", "Infinity")."""
+    try:
+        return _STRICT.encode(value).encode()
+    except ValueError:
+        return _STRICT.encode(_finite(value)).encode()
+
+
+_STRICT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 async def reply(send: Callable[..., Any], status: int, body: Any, extra: dict[str, str]) -> None:
-    data = json.dumps(body).encode()
+    data = json_bytes(body)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", b"%d" % len(data)),

@@ -8,58 +8,55 @@
   GET  /_cdp/wait     the filters of calls, count (1), timeout (5 s): 200 {"calls": [...]} as
                       soon as `count` calls match, else 408 with those that did at the timeout
   GET  /_cdp/events   Server-Sent Events: each accepted call (`call`), reject, and reset
-  GET  /_cdp/ui       the live view (and `/` for a browser)
+  GET  /_cdp/ui       the live view (and `/` for a browser); `/favicon.ico` its icon
 
 With an API key set (`--api-key`), each takes the API's auth (the browser asks for it: the key
-as the user name, no password). Answers are JSON; errors the API's `{"meta": {"errors": [...]}}`.
+as the user name, no password). Answers are strict JSON; errors the API's `{"meta": {"errors":
+[...]}}`. A state change (`POST /_cdp/reset`) must not look like another site's form (hosts.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from cdpcli.serve.asgi import reply, response_head
-from cdpcli.serve.judge import errors
-from cdpcli.serve.store import FILTERS, Filters, Seen
-
-if TYPE_CHECKING:
-    from cdpcli.serve.http import Receiver
+from cdpcli.serve.hosts import cross_site_problem
+from cdpcli.serve.judge import Judge, errors
+from cdpcli.serve.store import FILTERS, Filters, Seen, Store
+from cdpcli.serve.stream import Broadcast, connection_closer
 
 ROUTES = "GET /_cdp/calls|rejects|summary|wait|events|ui, POST /_cdp/reset"
 MAX_LIMIT = 100_000
 MAX_WAIT = 300.0  # seconds a wait may ask for
 SSE_KEEPALIVE = 15.0
+FIRST_SCREEN = 100  # calls (and rejects) the live view's HTML holds as it is served
 
 
 class BadQuery(ValueError):
     """A parameter that is not what the route takes (answered 400)."""
 
 
-def wants_page(scope: dict[str, Any]) -> bool:
-    """A browser asking for `/`: it gets the live view."""
-    if scope["method"] != "GET" or scope["path"] != "/":
-        return False
-    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
-    return b"text/html" in accept
-
-
 class Control:
-    """The `/_cdp/` routes of one receiver (see the module's docstring)."""
+    """The `/_cdp/` routes of one receiver (see the module's docstring) over its store; `judge`
+    checks their auth, and `stopping` ends waits and streams when the receiver stops."""
 
-    def __init__(self, receiver: Receiver) -> None:
-        self.receiver = receiver
-        self.store = receiver.store
+    def __init__(self, store: Store, judge: Judge, *, stopping: asyncio.Event) -> None:
+        self.store = store
+        self.judge = judge
+        self.stopping = stopping
+        self.broadcast = Broadcast(store)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
         path = scope["path"].rstrip("/") or "/"
         method = scope["method"]
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        if self.receiver.judge.api_key is not None:
-            problem = self.receiver.judge.check_auth(headers.get("authorization", ""))
+        if path == "/favicon.ico":
+            return await self.icon(send)
+        if self.judge.api_key is not None:
+            problem = self.judge.check_auth(headers.get("authorization", ""))
             if problem:
                 await reply(send, 401, errors(problem), {"WWW-Authenticate": 'Basic realm="cdp serve"'})
                 return 401
@@ -69,7 +66,11 @@ class Control:
             "/_cdp/summary": ("GET", self.summary),
             "/_cdp/reset": ("POST", self.reset),
             "/_cdp/wait": ("GET", self.wait),
-            "/_cdp/events": ("GET", self.events),
+            # the connection's own close (protocol.Protocol): the stream cuts a stalled client off
+            "/_cdp/events": (
+                "GET",
+                lambda query, receive, send: self.events(query, receive, send, scope.get("cdp.transport")),
+            ),
             "/_cdp/ui": ("GET", self.page),
             "/": ("GET", self.page),
         }
@@ -80,6 +81,9 @@ class Control:
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
             await reply(send, 405, errors(f"{path} takes {allowed} only"), {"Allow": allowed})
             return 405
+        if method == "POST" and (problem := cross_site_problem(headers)):
+            await reply(send, 403, errors(problem), {})
+            return 403
         try:
             query = {name: values[-1] for name, values in parse_qs(scope["query_string"].decode("latin-1")).items()}
         except ValueError:
@@ -91,29 +95,40 @@ class Control:
             return 400
 
     async def calls(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
-        filters = _filters(query, extra=("limit", "cursor", "tail"))
-        if "tail" in query:  # the last N that match (the live view's first page)
+        filters = _filters(query, extra=("limit", "cursor", "tail", "before"))
+        if "tail" in query:  # the last N that match (before a sequence number: the live view's pages)
             tail = _number(query, "tail", 100, 1, MAX_LIMIT)
-            last = [{**call, "_seq": seq} for seq, call in self.store.select(filters)[-tail:]]
-            await reply(send, 200, {"calls": last, "next": None}, {})
+            before = _number(query, "before", 0, 1, None) or None
+            await reply(send, 200, {"calls": self.tail(filters, tail, before), "next": None}, {})
             return 200
+        if "before" in query:
+            raise BadQuery("before goes with tail (the last N calls before a sequence number)")
         page, cursor = self.store.query(
             filters, limit=_number(query, "limit", 100, 1, MAX_LIMIT), cursor=_number(query, "cursor", 0, 0, None)
         )
         await reply(send, 200, {"calls": page, "next": None if cursor is None else str(cursor)}, {})
         return 200
 
+    def tail(self, filters: Filters, count: int, before: int | None = None) -> list[dict[str, Any]]:
+        """The last `count` calls `filters` take (before the sequence number `before`), oldest first."""
+        selected = self.store.select(filters)
+        if before is not None:
+            selected = [(seq, call) for seq, call in selected if seq < before]
+        return [{**call, "_seq": seq} for seq, call in selected[-count:]]
+
     async def rejects(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
-        _known(query, ("since", "limit", "cursor", "tail"))
+        _known(query, ("since", "limit", "cursor", "tail", "before"))
         if "tail" in query:  # the last N (the live view's first page: never the whole store)
             tail = _number(query, "tail", 100, 1, MAX_LIMIT)
-            await reply(send, 200, {"rejects": list(self.store.rejects)[-tail:], "next": None}, {})
+            before = _number(query, "before", 0, 1, None) or None
+            page = self.store.reject_page(limit=tail, before=before if before is not None else 1 << 62)
+            await reply(send, 200, {"rejects": page, "next": None}, {})
             return 200
         after = max(_number(query, "since", 0, 0, None), _number(query, "cursor", 0, 0, None))
         limit = _number(query, "limit", 100, 1, MAX_LIMIT)
-        rejects = [reject for reject in list(self.store.rejects) if reject["seq"] > after]
-        page = rejects[:limit]
-        more = len(rejects) > limit
+        page = self.store.reject_page(after=after, limit=limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
         await reply(send, 200, {"rejects": page, "next": str(page[-1]["seq"]) if more else None}, {})
         return 200
 
@@ -138,8 +153,12 @@ class Control:
             raise BadQuery(f"timeout must be between 0 and {MAX_WAIT:g} seconds, not {query['timeout']}")
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()
-        unsubscribe = self.store.subscribe(lambda kind, items: loop.call_soon_threadsafe(changed.set))
-        stopping = self.receiver.listener.stopping_event
+
+        def wake(kind: str, items: list[dict[str, Any]]) -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = self.store.subscribe(wake)
+        stopping = self.stopping
         deadline = loop.time() + timeout
         seen = Seen(filters)
         try:
@@ -163,16 +182,18 @@ class Control:
         await reply(send, 408, answer, {})
         return 408
 
-    async def events(self, query: dict[str, str], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
+    async def events(
+        self,
+        query: dict[str, str],
+        receive: Callable[..., Any],
+        send: Callable[..., Any],
+        transport: Any = None,
+    ) -> int:
+        """Server-Sent Events: each change to the store, as stream.Broadcast hands it out."""
         _known(query, ())
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue()
-        unsubscribe = self.store.subscribe(
-            lambda kind, items: loop.call_soon_threadsafe(queue.put_nowait, (kind, items))
-        )
-        stopping = self.receiver.listener.stopping_event
+        client = self.broadcast.join(connection_closer(transport))
         gone = asyncio.ensure_future(_disconnected(receive))
-        stop = asyncio.ensure_future(stopping.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await send(
                 {
@@ -184,43 +205,50 @@ class Control:
                 }
             )
             await _chunk(send, b"retry: 1000\n\n")
-            while True:
-                getting = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {getting, gone, stop}, timeout=SSE_KEEPALIVE, return_when="FIRST_COMPLETED"
-                )
-                if getting not in done:
-                    getting.cancel()
+            while not client.dropped or client.chunks:
+                if not client.chunks:
+                    ready = asyncio.ensure_future(client.ready.wait())
+                    done, _ = await asyncio.wait(
+                        {ready, gone, stop}, timeout=SSE_KEEPALIVE, return_when="FIRST_COMPLETED"
+                    )
+                    ready.cancel()
                     if gone in done or stop in done:
                         break
-                    await _chunk(send, b": keep-alive\n\n")
-                    continue
-                kind, items = getting.result()
-                lines = []
-                if kind == "reset":
-                    lines.append(b"event: reset\ndata: {}\n\n")
-                for item in items:
-                    data = json.dumps(item, separators=(",", ":")).encode()
-                    lines.append(b"event: %s\ndata: %s\n\n" % (kind.encode(), data))
-                await _chunk(send, b"".join(lines))
+                    if ready not in done:
+                        await _chunk(send, b": keep-alive\n\n")
+                        continue
+                await _chunk(send, client.take())
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass
         finally:
-            unsubscribe()
+            self.broadcast.leave(client)
             gone.cancel()
             stop.cancel()
         return 200
 
     async def page(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
-        from cdpcli.serve.ui import PAGE
+        """The live view, its first screen (the newest calls and rejects, the counts) in the HTML."""
+        from cdpcli.serve.ui import render  # lazy: start-up (the page is only built when asked for)
 
-        data = PAGE.encode()
+        calls = self.tail(Filters(), FIRST_SCREEN)
+        rejects = self.store.reject_page(limit=FIRST_SCREEN, before=1 << 62)
+        data = render(calls, rejects, self.store.summary(), FIRST_SCREEN).encode()
         head = response_head(
             {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(data)), "Cache-Control": "no-store"}
         )
         await send({"type": "http.response.start", "status": 200, "headers": head})
         await send({"type": "http.response.body", "body": data, "more_body": False})
+        return 200
+
+    async def icon(self, send: Callable[..., Any]) -> int:
+        from cdpcli.serve.ui import ICON  # lazy: start-up
+
+        head = response_head(
+            {"Content-Type": "image/svg+xml", "Content-Length": str(len(ICON)), "Cache-Control": "max-age=86400"}
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": ICON, "more_body": False})
         return 200
 
 

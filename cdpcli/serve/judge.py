@@ -19,9 +19,12 @@ from pydantic_core import from_json, to_json
 
 from cdpcli.jsontext import JSONTextError, may_overflow
 from cdpcli.jsontext import loads as strict_loads
+from cdpcli.serve.limits import MAX_SDK_CALL_BYTES
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size
 
 PATHS = "/v1/identify|track|page|screen|group|alias|batch"
+WRONG_KEY = "unauthorized: wrong API key"
+PERMISSIVE_WRONG_KEY = "wrong key; answered 200 as the API does without strict mode"
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Verdict:
     encoded: list[bytes | None] = field(default_factory=list)  # each call's compact JSON, when made
     notes: list[str] = field(default_factory=list)  # what the log says of it: calls dropped, …
     dropped: list[str] = field(default_factory=list)  # without strict mode: the problems of the calls dropped
+    warnings: list[list[str]] = field(default_factory=list)  # each accepted call's warnings (may be empty)
 
 
 def errors(*messages: str) -> dict[str, Any]:
@@ -53,15 +57,29 @@ def errors(*messages: str) -> dict[str, Any]:
 
 
 def call_kind(path: str) -> str | None:
-    """The call type a path takes (`batch` for /v1/batch), or None when the API has no such path."""
-    kind = path.rstrip("/").rsplit("/", 1)[-1]
-    if not path.startswith("/v1/") or kind not in (*CALL_TYPES, "batch"):
-        return None
-    return kind
+    """The call type a path takes (`batch` for /v1/batch), or None when the API has no such
+    path: exactly /v1/identify|track|page|screen|group|alias|batch (a query string aside), no
+    trailing slash, no other segment."""
+    route = path.split("?", 1)[0]
+    kind = route[4:] if route.startswith("/v1/") else ""
+    return kind if kind in (*CALL_TYPES, "batch") else None
 
 
-def not_found(path: str) -> Verdict:
-    return Verdict(404, errors(f"no such path {path}; use {PATHS}"))
+def not_found(path: str, host: str | None = None) -> Verdict:
+    """404 for a path the API does not have; for /v1/v1/… what base URL to give instead."""
+    route = path.split("?", 1)[0]
+    if route == "/v1/v1" or route.startswith("/v1/v1/"):
+        base = f"http://{host}" if host else "the receiver's address"
+        return Verdict(
+            404,
+            errors(
+                f"no such path {route}: the base URL holds /v1 twice. Give {base} (no /v1) to an SDK that adds "
+                f"/v1/batch itself (the Python, Node and Go SDKs; the fixture's .base_url), and {base}/v1 to a "
+                f"client that adds only /batch or /track (cdp --endpoint, the fixture's .url)"
+            ),
+        )
+    slash = " (without the trailing slash)" if route.endswith("/") and call_kind(route.rstrip("/")) else ""
+    return Verdict(404, errors(f"no such path {route}{slash}; the API's paths are {PATHS}"))
 
 
 def cannot_record(reason: str) -> Verdict:
@@ -93,14 +111,32 @@ def injected_failure(status: int) -> Verdict:
 
 
 class Judge:
-    """The API's verdict on requests that carry `api_key` (None: any non-empty key passes)."""
+    """The API's verdict on requests that carry `api_key` (None: any non-empty key passes).
+    `strict`: None follows each request's X-Strict-Mode header; True or False judges every
+    request as if it said so (the pytest fixture's `strict=`)."""
 
-    def __init__(self, api_key: str | None = None) -> None:
+    def __init__(self, api_key: str | None = None, *, strict: bool | None = None) -> None:
         self.api_key = api_key
+        self.strict = strict
+
+    def warm(self) -> None:
+        """Import and build what judging needs now, not at the first request: under a burst that
+        uses every file descriptor, a first request that must open a module's file would fail."""
+        from cdpcli.models import adapter, batch_envelope  # lazy: start-up (the one-liners never judge)
+
+        batch_envelope()
+        adapter("list", "strict")
+        adapter("any", "wire")
+
+    def is_strict(self, headers: dict[str, str]) -> bool:
+        return self.strict if self.strict is not None else headers.get("x-strict-mode") == "1"
 
     def verdict(self, kind: str, headers: dict[str, str], body: Body) -> Verdict:
         """The verdict on a request to the path for `kind` (see call_kind); `headers` lowercased."""
+        strict = self.is_strict(headers)
         problem = self.check_auth(headers.get("authorization", ""))
+        if problem == WRONG_KEY and not strict:  # the API drops the call and answers 200
+            return Verdict(200, {}, notes=[PERMISSIVE_WRONG_KEY], dropped=[PERMISSIVE_WRONG_KEY])
         if problem:
             return Verdict(401, errors(problem))
         if body.problem is not None:
@@ -115,14 +151,18 @@ class Judge:
             message = str(exc)
             return Verdict(400, errors(message if message.startswith("invalid JSON") else f"invalid JSON: {message}"))
         calls, encoded, problems = self.validate(kind, parsed)
-        if problems and headers.get("x-strict-mode") == "1":
+        if problems and strict:
             return Verdict(400, errors(*problems))
         # permissive mode: like the API, answer 200 and drop them
         notes = [f"dropped {p} (no X-Strict-Mode: 1 header, so answered 200 as the API does)" for p in problems]
+        warnings = size_warnings(calls, encoded)
         if calls:
+            notes += [
+                f"{_where(kind, index)}: warning: {text}" for index, texts in enumerate(warnings) for text in texts
+            ]
             notes += _identified_by_email(kind, calls)
             notes += _semantic_warnings(kind, calls)
-        return Verdict(200, {}, calls=calls, encoded=encoded, notes=notes, dropped=problems)
+        return Verdict(200, {}, calls=calls, encoded=encoded, notes=notes, dropped=problems, warnings=warnings)
 
     def check_auth(self, value: str) -> str | None:
         """What is wrong with an Authorization header's value (None: nothing)."""
@@ -139,14 +179,14 @@ class Judge:
         if not key:
             return "unauthorized: empty API key"
         if self.api_key is not None and key != self.api_key:
-            return "unauthorized: wrong API key"
+            return WRONG_KEY
         return None
 
     def validate(self, kind: str, body: Any) -> tuple[list[dict[str, Any]], list[bytes | None], list[str]]:
         """The calls to record, each one's compact JSON when already made (else None), and the problems."""
-        from pydantic import ValidationError
+        from pydantic import ValidationError  # lazy: start-up (pydantic, only when judging)
 
-        from cdpcli.models import batch_envelope, describe_errors
+        from cdpcli.models import batch_envelope, describe_errors  # lazy: start-up
 
         if not isinstance(body, dict):
             return [], [], ["body must be a JSON object"]
@@ -179,9 +219,9 @@ class Judge:
     def check_calls(self, calls: list[Any]) -> tuple[list[str | None], list[bytes | None]]:
         """The API's verdict on each call (None when it is accepted, else the problem), and each
         accepted call's compact JSON, made for the size check and written out as it is."""
-        from pydantic import ValidationError
+        from pydantic import ValidationError  # lazy: start-up (pydantic, only when judging)
 
-        from cdpcli.models import adapter, describe_errors, strict_rules_hold
+        from cdpcli.models import adapter, describe_errors, strict_rules_hold  # lazy: start-up
 
         try:  # the common case in one pass: every call valid as it stands
             adapter("list", "strict").validate_python(calls)
@@ -206,14 +246,38 @@ class Judge:
             if verdicts[index] is None:
                 encoded = encodings[index] = to_json(call)  # compact, like call_size, and ~2x faster
                 size = len(encoded) if encoded.isascii() else call_size(call)  # exact for ASCII
-                if size > MAX_CALL_BYTES:
-                    verdicts[index] = f"call is {size:,} bytes; the limit is {MAX_CALL_BYTES:,}"
+                if size > MAX_SDK_CALL_BYTES:
+                    verdicts[index] = f"call is {size:,} bytes; the limit is {MAX_SDK_CALL_BYTES:,}"
         return verdicts, encodings
+
+
+def size_warnings(calls: list[dict[str, Any]], encoded: list[bytes | None]) -> list[list[str]]:
+    """Each accepted call's size warning: over MAX_CALL_BYTES (32,000, where cdp's own sender
+    and the Go SDK stop) yet within MAX_SDK_CALL_BYTES (32 KB = 32,768, the Python and Node
+    SDKs' limit), so accepted; empty lists for the rest."""
+    warnings: list[list[str]] = []
+    for call, made in zip(calls, encoded, strict=True):
+        # the escaped size the API counts: the same as the compact UTF-8 for ASCII, at most 3x it
+        escaped = made is None or (len(made) > MAX_CALL_BYTES // 3 and not made.isascii())
+        size = call_size(call) if escaped else len(made or b"")
+        warnings.append(
+            [
+                f"call is {size:,} bytes: accepted (the API's 32 KB, as the Python and Node SDKs count it, is "
+                f"{MAX_SDK_CALL_BYTES:,}), but over {MAX_CALL_BYTES:,}, where cdp's own sender and the Go SDK stop"
+            ]
+            if size > MAX_CALL_BYTES
+            else []
+        )
+    return warnings
+
+
+def _where(kind: str, index: int) -> str:
+    return f"batch[{index}]" if kind == "batch" else kind
 
 
 def _identified_by_email(kind: str, calls: list[dict[str, Any]]) -> list[str]:
     """A note for each accepted call that names its person by email alone (no userId or anonymousId)."""
-    from cdpcli.models import identified_by_email
+    from cdpcli.models import identified_by_email  # lazy: start-up
 
     notes = []
     for index, call in enumerate(calls):
@@ -226,7 +290,7 @@ def _identified_by_email(kind: str, calls: list[dict[str, Any]]) -> list[str]:
 def _semantic_warnings(kind: str, calls: list[dict[str, Any]]) -> list[str]:
     """A note for each warning on an accepted semantic event (models.semantic_warnings): rules
     only the API document states, which serve logs but does not enforce."""
-    from cdpcli.models import SEMANTIC_EVENTS, semantic_warnings
+    from cdpcli.models import SEMANTIC_EVENTS, semantic_warnings  # lazy: start-up
 
     notes = []
     for index, call in enumerate(calls):
@@ -240,19 +304,51 @@ def read_body(text: bytes, kind: str) -> Any:
     """A request body as the API's strict JSON parser reads it (cdpcli.jsontext's rules), or
     JSONTextError: no NaN or Infinity, no number that overflows a double, no lone surrogate, no
     call nested deeper than jsontext.MAX_DEPTH levels (counted from the call: a /batch body's
-    calls sit 2 levels down).
+    calls sit 2 levels down), no key twice in one object.
 
     Fast path: pydantic-core's reader refuses NaN, Infinity, lone surrogates, invalid UTF-8 and
     nesting past 201 levels by itself, and is faster than json.loads (2.7 against 3.6 ms for a
-    470 KB batch); only overflowing numbers need a look at the bytes (`jsontext.may_overflow`, ~1 ms).
-    Whatever it refuses or doubts goes to the exact reader, which says what is wrong."""
+    470 KB batch); only overflowing numbers need a look at the bytes (`jsontext.may_overflow`, ~1 ms),
+    and duplicate keys a count of them (`_may_repeat_keys`). Whatever it refuses or doubts goes to
+    the exact reader, which says what is wrong."""
     try:
         body = from_json(text, allow_inf_nan=False)
     except ValueError:
         return _read_exactly(text, kind)
     if may_overflow(text):
-        return _read_exactly(text, kind)
+        body = _read_exactly(text, kind)
+    if _may_repeat_keys(text, body):
+        _refuse_repeated_keys(text)
     return body
+
+
+# a key's closing quote and its colon, as compact JSON writes them (and the SDKs' ": ")
+_KEY_END = b'":'
+
+
+def _may_repeat_keys(text: bytes, body: Any) -> bool:
+    """False when no object in `text` holds a key twice: the parsed value, written again, has as
+    many key ends as the text (a repeated key is kept once). Any other difference (a space before
+    a colon, an escaped quote before one in a string) sends the text to the exact check; only
+    such differences exactly as many as the repeats could hide one, which no writer does."""
+    return text.count(_KEY_END) != to_json(body).count(_KEY_END)
+
+
+def _refuse_repeated_keys(text: bytes) -> None:
+    """JSONTextError naming the first key an object of `text` holds twice (none: nothing)."""
+
+    def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            seen: set[str] = set()
+            key = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+            raise JSONTextError(f"invalid JSON: duplicate key {json.dumps(key)}")
+        return value
+
+    try:
+        json.loads(text, object_pairs_hook=once)
+    except RecursionError:
+        pass
 
 
 def _read_exactly(text: bytes, kind: str) -> Any:

@@ -25,3 +25,10 @@ MAX_RAW_BYTES = MAX_REQUEST_BYTES + 64 * 1024
 DRAIN_LIMIT = 16 << 20
 # seconds a stop waits for the requests in flight (delays are cut short) before closing them
 STOP_GRACE = 5.0
+# a call's size limit as Customer.io's Python and Node SDKs count the API's "32KB" (32 x 1024):
+# serve accepts calls up to it, and warns of those over wire.MAX_CALL_BYTES (32,000, where cdp's
+# own sender and the Go SDK stop)
+MAX_SDK_CALL_BYTES = 32 * 1024
+# bytes of refused requests (their bodies, cut to REJECT_BODY_BYTES each, and errors) kept for
+# /_cdp/rejects at most (--max-reject-bytes); the oldest go first
+MAX_REJECT_BYTES = 32 << 20

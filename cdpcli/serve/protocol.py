@@ -1,7 +1,8 @@
-"""uvicorn adapted to a receiver: its Server woken by an event and stopped from any thread, and
-its httptools HTTP/1.1 protocol with a receiver's limits. Imported only when a receiver is made
-(http._server_for): uvicorn and httptools add ~35 ms to the rest of cdpcli.serve, which the
-one-liner commands never import at all."""
+"""uvicorn adapted to a receiver: `Listener` (uvicorn serving an application on a socket bound at
+once, from a thread of its own or from this one, stopped from any thread), its Server woken by an
+event, and its httptools HTTP/1.1 protocol with a receiver's limits. Imported only when a receiver
+is made (receiver.Receiver): uvicorn and httptools add ~35 ms to the rest of cdpcli.serve, which
+the one-liner commands never import at all."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import contextlib
 import http
 import json
 import re
+import signal
+import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import httptools
 import uvicorn
@@ -19,19 +23,18 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cdpcli.serve.asgi import response_head
 from cdpcli.serve.judge import errors
-from cdpcli.serve.limits import MAX_HEAD_BYTES, STOP_GRACE
-
-if TYPE_CHECKING:
-    from cdpcli.serve.http import Listener
+from cdpcli.serve.limits import BACKLOG, KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, STOP_GRACE
+from cdpcli.serve.overload import Overload
 
 
-class Server(uvicorn.Server):  # type: ignore[misc]
+class Server(uvicorn.Server):
     """uvicorn's Server, woken by an event rather than a 0.1 s tick (a receiver starts and
     stops in a millisecond: the test suite makes hundreds), with no signal handlers of its own
     (the listener sets its own in the main thread) and a stop that ends delays at once."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, listener: Listener) -> None:
         super().__init__(config)
+        self.listener = listener
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -42,6 +45,8 @@ class Server(uvicorn.Server):  # type: ignore[misc]
 
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
+        # out of descriptors: 503 answers and a line a burst, never asyncio's tracebacks
+        self._loop.set_exception_handler(self.listener.overload.handle)
         self.server_state.default_headers = list(self.config.encoded_headers)
         try:
             await super().startup(sockets=sockets)
@@ -105,7 +110,7 @@ class Server(uvicorn.Server):  # type: ignore[misc]
         await asyncio.sleep(0)  # their connection_lost callbacks
 
 
-class Protocol(HttpToolsProtocol):  # type: ignore[misc]
+class Protocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a receiver's limits: the request line and headers
     within the listener's read_timeout and MAX_HEAD_BYTES, at most its max_connections, and JSON
     answers to what uvicorn would answer in plain text (a malformed request)."""
@@ -179,6 +184,8 @@ class Protocol(HttpToolsProtocol):  # type: ignore[misc]
     def on_headers_complete(self) -> None:
         self._stop_head_clock()
         self._in_head = False
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope["cdp.transport"] = self.transport  # the event stream cuts a stalled reader off
         if self._over_limit:
             self._refuse(
                 503,
@@ -262,3 +269,129 @@ def _parser_problem(exc: BaseException) -> str:
         )
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     return text[:1].lower() + text[1:]
+
+
+class Listener:
+    """uvicorn serving `app` on a socket bound at once (so that the port is known, and a busy
+    one is an OSError here), from a thread of its own or from this one; stopped from any thread.
+    `read_timeout`, `max_connections` and `log` are the protocol's limits and voice (protocol.py)."""
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        host: str,
+        port: int,
+        *,
+        read_timeout: float,
+        max_connections: int,
+        log: Callable[[str], None],
+    ) -> None:
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.log = log
+        self._socket = _listen(host, port)
+        self.address = self._socket.getsockname()
+        self.overload = Overload(self._socket, log)
+        try:
+            self._server = _server_for(app, self)
+        except BaseException:
+            self._socket.close()
+            raise
+        self._thread: threading.Thread | None = None
+        self.interrupted = False  # stopped by Ctrl-C (SIGINT in the main thread)
+
+    @property
+    def connections(self) -> int:
+        return len(self._server.server_state.connections)
+
+    @property
+    def stopping(self) -> bool:
+        """A stop has begun: connections accepted now are closed at once."""
+        return self._server.stopping
+
+    @property
+    def stopping_event(self) -> asyncio.Event:
+        """Set when a stop begins (waits and streams end at once)."""
+        return self._server._stopping
+
+    def start(self) -> None:
+        """Serve from a thread of its own (its own event loop; no signal handlers)."""
+        self._thread = threading.Thread(target=self._run, name="cdp-serve", daemon=True)
+        self._thread.start()
+        self._server.ready.wait(10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # noqa: BLE001 - a serving thread says why it ended, never a traceback
+            self.log(f"cdp serve stopped: {type(exc).__name__}: {exc}")
+        finally:
+            self._server.ready.set()
+
+    def serve_forever(self) -> None:
+        asyncio.run(self._serve_here())
+
+    async def _serve_here(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C stops it like stop(): listening ends, requests in flight get their answer
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._interrupt)
+        await self._server.serve(sockets=[self._socket])
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self.stop_listening()
+
+    def stop(self) -> None:
+        self.stop_listening()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(STOP_GRACE + 5)
+        self._socket.close()
+        self.overload.close()
+
+    def stop_listening(self) -> None:
+        """Stop accepting connections (from any thread): the listening socket is closed, so that
+        new clients are refused, the requests in flight get their answer, then serving ends."""
+        self._server.request_exit()
+
+    async def pause(self, seconds: float) -> None:
+        """asyncio.sleep, cut short by a stop (--latency, and delays that must not hold a stop up)."""
+        await self._server.pause(seconds)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host` (an IPv4 or IPv6 address or a name; IPv4 first when a
+    name has both, as before) and `port`."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _server_for(app: Callable[..., Any], listener: Listener) -> Server:
+    """A uvicorn Server that runs `app` with the listener's limits."""
+    config = uvicorn.Config(
+        app,
+        http=Protocol,
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        backlog=BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # type: ignore[arg-type]
+    )
+    config.load()
+    setattr(config, "cdp_listener", listener)  # noqa: B010 - the protocol's limits, on uvicorn's Config
+    return Server(config, listener)

@@ -3,15 +3,19 @@ and last words (handed to `say`: the CLI writes them to stderr, so stdout stays 
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from cdpcli.serve.http import Receiver, is_loopback
-from cdpcli.serve.limits import MAX_CONNECTIONS
+from cdpcli.errors import CdpError, UsageError
+from cdpcli.serve.hosts import is_loopback
+from cdpcli.serve.limits import MAX_CONNECTIONS, MAX_REJECT_BYTES
+from cdpcli.serve.overload import raise_open_files_limit
+from cdpcli.serve.receiver import Receiver
 from cdpcli.serve.store import MAX_CALLS, strerror
 
-# seconds between garbage collections while `cdp serve` runs (see http.CollectionSchedule; read
+# seconds between garbage collections while `cdp serve` runs (see receiver.CollectionSchedule; read
 # when serve starts, so that benchmarks/serve_throughput.py can set it to None to compare)
 SERVE_COLLECT_EVERY = 10.0
 
@@ -29,6 +33,8 @@ def run_server(
     rate_limit: float | None = None,
     fail_first: int = 0,
     status_for: dict[str, int] | None = None,
+    allow_hosts: tuple[str, ...] = (),
+    max_reject_bytes: int = MAX_REJECT_BYTES,
     say: Callable[[str], None],
 ) -> None:
     """Serve until interrupted, or until the output can no longer be written. The banner, the
@@ -39,7 +45,7 @@ def run_server(
     their answer, and exits like a filter whose reader went away: 0 when the reader closed it
     (`cdp serve | head -1`, as every cdp command treats a closed stdout), 1 with Error/Hint for
     any other failure (a full disk, an I/O error)."""
-    _raise_open_files_limit()
+    limits = raise_open_files_limit()
     receiver = _listening(
         host,
         port,
@@ -52,6 +58,8 @@ def run_server(
         rate_limit=rate_limit,
         fail_first=fail_first,
         status_for=status_for,
+        allow_hosts=allow_hosts,
+        max_reject_bytes=max_reject_bytes,
     )
     try:
         # opened once listening works, so that a busy port leaves no empty file behind
@@ -60,22 +68,18 @@ def run_server(
         receiver.stop()
         raise
     receiver.store.out = out
-    _say_where(receiver, host, say)
+    _say_where(receiver, host, say, limits)
     try:
         receiver.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         _wind_down(receiver, out)
     _last_words(receiver, out_path, say)
+    if receiver.listener.interrupted:
+        raise KeyboardInterrupt  # the CLI's exit code for an interruption, 130
 
 
 def _listening(host: str, port: int, say: Callable[[str], None], *, api_key: str | None, **faults: Any) -> Receiver:
     """`cdp serve`'s receiver, listening; UsageError with a hint when it cannot listen there."""
-    import errno
-
-    from cdpcli.errors import UsageError
-
     try:
         return Receiver(
             host,
@@ -98,10 +102,6 @@ def _listening(host: str, port: int, say: Callable[[str], None], *, api_key: str
 
 def _open_out(out_path: str | None) -> TextIO:
     """--out opened for appending (stdout without it); UsageError with a hint when it cannot be."""
-    import errno
-
-    from cdpcli.errors import UsageError
-
     try:
         return open(out_path, "a", encoding="utf-8") if out_path else sys.stdout  # noqa: SIM115 (the server owns it)
     except OSError as exc:
@@ -116,8 +116,9 @@ def _open_out(out_path: str | None) -> TextIO:
         ) from None
 
 
-def _say_where(receiver: Receiver, host: str, say: Callable[[str], None]) -> None:
-    """The banner (its URL is what scripts read), after a warning when strangers can reach it."""
+def _say_where(receiver: Receiver, host: str, say: Callable[[str], None], limits: tuple[int, int] | None) -> None:
+    """The banner (its URL is what scripts read), after a warning when strangers can reach it,
+    and before one when few descriptors may be open (`limits`: the soft limit before and now)."""
     address = receiver.listener.address[0]
     if not is_loopback(address):
         say(
@@ -126,6 +127,11 @@ def _say_where(receiver: Receiver, host: str, say: Callable[[str], None]) -> Non
             f"or ::1 to keep it to this machine"
         )
     say(f"cdp serve: listening on {receiver.url} (Ctrl-C to stop)")
+    if limits is not None and limits[1] < MAX_CONNECTIONS + 256:
+        say(
+            f"Warning: at most {limits[1]:,} files may be open (ulimit -n; the hard limit), so past about "
+            f"{limits[1] - 64:,} connections at once new ones are answered 503"
+        )
 
 
 def _wind_down(receiver: Receiver, out: TextIO) -> None:
@@ -143,8 +149,6 @@ def _wind_down(receiver: Receiver, out: TextIO) -> None:
 def _last_words(receiver: Receiver, out_path: str | None, say: Callable[[str], None]) -> None:
     """Nothing when serve was stopped; when its output failed, why: a line when the reader
     closed it (exit 0, like a filter), else CdpError (exit 1)."""
-    from cdpcli.errors import CdpError
-
     broken = receiver.store.broken
     if broken is None:
         return
@@ -158,19 +162,3 @@ def _last_words(receiver: Receiver, out_path: str | None, say: Callable[[str], N
         hint="the requests it could not record were answered 503, so clients retry them: "
         "free space or pick another --out, and start it again",
     )
-
-
-def _raise_open_files_limit() -> None:
-    """Each connection is a file descriptor: a soft limit of 1,024 (a common default) would turn
-    clients away long before MAX_CONNECTIONS. Raised as far as the hard limit allows."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = MAX_CONNECTIONS + 256
-        if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(
-                resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
-            )
-    except (ImportError, ValueError, OSError):  # no resource module (Windows), or not allowed
-        pass

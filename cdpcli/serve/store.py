@@ -15,24 +15,25 @@ and stops, so that no call is ever answered 200 without being recorded.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic_core import to_json
 
-from cdpcli.wire import now_timestamp, parse_timestamp
+from cdpcli.serve.limits import MAX_REJECT_BYTES
+from cdpcli.serve.rejects import Counts, RejectLog, as_given, reject_record
+from cdpcli.wire import CALL_TYPES, now_timestamp, parse_timestamp
 
 # the fields a query may filter calls on (exact match, as strings)
 # `user` matches the userId or the anonymousId (the live view's filter: one person, either id)
 FILTERS = ("type", "event", "userId", "anonymousId", "messageId", "user")
 MAX_CALLS = 100_000  # calls kept by default (--max-calls)
-MAX_REJECTS = 10_000  # rejected requests kept at most
-REJECT_BODY_BYTES = 64 * 1024  # a rejected body longer than this is kept cut, as text
 
 
 @dataclass
@@ -42,11 +43,14 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any  # parsed JSON, or None
-    raw_size: int
+    raw_size: int  # the body's bytes on the wire (gzip-compressed when it was)
     status: int
+    method: str = "POST"
+    gzip: bool = False
+    key: str | None = None  # the API key it carried (Basic user name or Bearer token), as received
 
 
-class CallList(list):  # type: ignore[type-arg]
+class CallList(list[dict[str, Any]]):
     """The calls kept, oldest first: a list, and called with filters it answers a query
     (`receiver.calls(event="Signed Up")`: the matching calls, like `Store.query`)."""
 
@@ -72,6 +76,8 @@ class Filters:
         if unknown:
             raise ValueError(f"unknown filter {unknown[0]!r}; filters are {', '.join(FILTERS)}, since")
         fields = tuple((name, str(value)) for name, value in values.items() if value is not None)
+        if "type" in values and values["type"] is not None and str(values["type"]) not in CALL_TYPES:
+            raise ValueError(f"type must be one of {', '.join(CALL_TYPES)}, not {values['type']!r}")
         after_seq, from_time = 0, None
         if since is not None and since != "":
             text = str(since).strip()
@@ -114,6 +120,7 @@ class Store:
         max_calls: int = MAX_CALLS,
         keep_requests: bool | None = None,
         clock: Callable[[], str] = now_timestamp,
+        max_reject_bytes: int = MAX_REJECT_BYTES,
     ) -> None:
         self.out = out
         self.keep = keep and max_calls > 0  # keep calls in memory; off: only counted
@@ -126,10 +133,10 @@ class Store:
         self.evicted = 0  # calls dropped to stay within max_calls
         self.accepted = 0  # calls accepted, counted even when not kept
         self.accepted_bytes = 0  # bodies (uncompressed) of the requests that carried them
-        self.by_type: Counter[str] = Counter()
-        self.by_event: Counter[str] = Counter()
+        self.counts = Counts()  # by type and by event name
         self.requests: list[Received] = []
-        self.rejects: list[dict[str, Any]] = []  # refused requests (and calls dropped without strict mode)
+        # refused requests (and calls dropped without strict mode), bodies as text (rejects.as_given)
+        self.reject_log = RejectLog(max_reject_bytes)
         self.rejected = 0
         self._reject_seq = 0
         # why `out` can no longer be written (the reader closed the pipe, the disk is full):
@@ -141,10 +148,17 @@ class Store:
         self._listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
         self.last_record_at = 0.0  # time.monotonic() of the last record (tests measure waits by it)
 
-    def record(self, calls: list[dict[str, Any]], encoded: list[bytes | None], body_bytes: int) -> bool:
+    def record(
+        self,
+        calls: list[dict[str, Any]],
+        encoded: list[bytes | None],
+        body_bytes: int,
+        warnings: list[list[str]] | None = None,
+    ) -> bool:
         """Keep and write out the accepted calls, each with `receivedAt` (`encoded`: each one's
-        compact JSON when already made, else None); False when `out` cannot be written (then none
-        of them counts as accepted, and `broken` says why)."""
+        compact JSON when already made, else None; `warnings`: each one's, kept as `_warnings`,
+        never written out); False when `out` cannot be written (then none of them counts as
+        accepted, and `broken` says why)."""
         data = b""
         if self.keep or self.out is not None:
             received = self._clock()
@@ -152,6 +166,9 @@ class Store:
                 data = _lines(calls, encoded, received)
             for call in calls:
                 call["receivedAt"] = received
+        for call, texts in zip(calls, warnings or (), strict=False):
+            if texts:
+                call["_warnings"] = texts
         with self._lock:
             if self.broken is not None:
                 return False
@@ -165,11 +182,7 @@ class Store:
             self.accepted_bytes += body_bytes
             first = self.next_seq
             self.next_seq += len(calls)
-            for call in calls:
-                self.by_type[str(call.get("type"))] += 1
-                event = call.get("event")
-                if event is not None:
-                    self.by_event[str(event)] += 1
+            self.counts.add(calls)
             if self.keep:
                 self.calls.extend(calls)
                 over = len(self.calls) - self.max_calls
@@ -186,33 +199,32 @@ class Store:
 
     def add_reject(self, path: str, status: int, errors: list[str], text: bytes | None) -> None:
         """Keep a refused request (or the calls dropped from one without strict mode: status
-        200) with its errors and its body as received (parsed when it is JSON, else text)."""
-        body: Any = None
-        if text is not None:
-            if len(text) > REJECT_BODY_BYTES:
-                body = text[:REJECT_BODY_BYTES].decode("utf-8", "replace") + "…"
-            else:
-                try:
-                    body = json.loads(text)
-                except Exception:  # noqa: BLE001 - kept as it came
-                    body = text.decode("utf-8", "replace")
+        200) with its errors and its body as received (rejects.RejectLog: bounded by bytes)."""
         with self._lock:
             self._reject_seq += 1
             self.rejected += 1
-            reject = {
-                "seq": self._reject_seq,
-                "receivedAt": self._clock(),
-                "path": path,
-                "status": status,
-                "errors": list(errors),
-                "body": body,
-            }
+            reject = reject_record(self._reject_seq, self.next_seq - 1, self._clock(), path, status, errors, text)
             if self.keep:
-                self.rejects.append(reject)
-                if len(self.rejects) > MAX_REJECTS:
-                    del self.rejects[0]
+                self.reject_log.add(reject)
             self._changed.notify_all()
-        self._tell("reject", [reject])
+        if self._listeners:
+            self._tell("reject", [as_given(reject)])
+
+    @property
+    def rejects(self) -> list[dict[str, Any]]:
+        """The rejects kept, oldest first, each as the answers give it (rejects.as_given)."""
+        return self.reject_page(after=0, limit=None)
+
+    def reject_page(
+        self, *, after: int = 0, limit: int | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The rejects kept with a sequence number over `after` (and under `before`), oldest
+        first: the first `limit` of them, or with `before` the last `limit`."""
+        with self._lock:
+            kept = self.reject_log.select(after, before)
+        if limit is not None:
+            kept = kept[-limit:] if before is not None else kept[:limit]
+        return [as_given(reject) for reject in kept]
 
     # -- queries (any thread) --
 
@@ -263,14 +275,17 @@ class Store:
                 self._changed.wait(left)
 
     def summary(self) -> dict[str, Any]:
+        """The counts: calls accepted, rejected, evicted and kept; by type; by event (the
+        TOP_EVENTS most frequent, the rest counted in `by_event_other`); rejects kept, evicted
+        and the bytes they cost."""
         with self._lock:
             return {
                 "accepted": self.accepted,
                 "rejected": self.rejected,
                 "evicted": self.evicted,
                 "kept": len(self.calls),
-                "by_type": dict(self.by_type),
-                "by_event": dict(self.by_event),
+                **self.counts.figures(),
+                **self.reject_log.figures(),
             }
 
     def reset(self) -> None:
@@ -279,9 +294,8 @@ class Store:
             self.calls.clear()
             self.first_seq = self.next_seq
             self.evicted = self.accepted = self.accepted_bytes = self.rejected = 0
-            self.by_type.clear()
-            self.by_event.clear()
-            self.rejects.clear()
+            self.counts.clear()
+            self.reject_log.clear()
             self.requests.clear()
             self._changed.notify_all()
         self._tell("reset", [])
@@ -314,18 +328,21 @@ class Store:
             self.out.write(data.decode("utf-8"))  # type: ignore[union-attr]
             self.out.flush()  # type: ignore[union-attr]
 
-    def add_request(self, path: str, headers: dict[str, str], text: bytes | None, raw_size: int, status: int) -> None:
-        """Keep a request as it came (when keeping), its body parsed whatever it was."""
+    def add_request(self, path: str, headers: dict[str, str], body: Any, status: int) -> None:
+        """Keep a request as it came (when keeping): `body` a judge.Body, its text parsed
+        whatever it was, and the key it carried."""
         if not self.keep_requests:
             return
         parsed = None
-        if text is not None:
+        if body.text is not None:
             try:
-                parsed = json.loads(text)
+                parsed = json.loads(body.text)
             except Exception:  # noqa: BLE001 - a log of what came, whatever it was
                 pass
+        gzip = headers.get("content-encoding", "").lower() == "gzip"
+        received = Received(path, headers, parsed, body.raw_size, status, "POST", gzip, key_of(headers))
         with self._lock:
-            self.requests.append(Received(path, headers, parsed, raw_size, status))
+            self.requests.append(received)
 
     def broken_reason(self) -> str:
         """Why `out` cannot be written, for the 503 answers and serve's last words."""
@@ -357,6 +374,19 @@ class Seen:
 
     def numbered(self) -> list[dict[str, Any]]:
         return [_numbered(seq, call) for seq, call in self.matched]
+
+
+def key_of(headers: dict[str, str]) -> str | None:
+    """The API key a request carried (the Basic user name, or the Bearer token), None without one."""
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credential.strip() or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(credential, validate=True).decode("utf-8").partition(":")[0] or None
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _numbered(seq: int, call: dict[str, Any]) -> dict[str, Any]:

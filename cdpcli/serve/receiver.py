@@ -1,23 +1,22 @@
 """The receiver as a server: `Receiver` puts the judge, the store and the ASGI application
-together on a `Listener` (uvicorn on a socket bound at once, served from a thread of its own or
-from this one, stopped from any thread), and runs the garbage collector on a schedule when it
-owns the process. uvicorn is imported when a receiver is made, never on the one-liner path.
+together on a `Listener` (protocol.py: uvicorn on a socket bound at once, served from a thread of
+its own or from this one, stopped from any thread), and runs the garbage collector on a schedule
+when it owns the process. uvicorn is imported when a receiver is made, never on the one-liner path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import ipaddress
 import math
 import random
-import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cdpcli.serve.asgi import Application
+from cdpcli.serve.control import Control
+from cdpcli.serve.hosts import HostCheck
 from cdpcli.serve.judge import (
     Body,
     Judge,
@@ -29,11 +28,11 @@ from cdpcli.serve.judge import (
     not_found,
     status_for,
 )
-from cdpcli.serve.limits import BACKLOG, KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT, STOP_GRACE
+from cdpcli.serve.limits import MAX_CONNECTIONS, MAX_REJECT_BYTES, READ_TIMEOUT
 from cdpcli.serve.store import MAX_CALLS, CallList, Filters, Received, Store
 
 if TYPE_CHECKING:
-    from cdpcli.serve.protocol import Server
+    from cdpcli.serve.protocol import Listener
 
 
 class Receiver:
@@ -45,6 +44,11 @@ class Receiver:
     503), `rate_limit` (requests per second, a token bucket holding one second's worth: the
     excess gets 429 with Retry-After), `fail_rate` (a share answered 500/503/429, drawn from
     `seed`); after it, `status_for` ({event: code}: a request carrying such a call gets the code).
+
+    `strict`: None judges each request by its X-Strict-Mode header, True or False every request
+    as if it said so. `allow_hosts`: names it answers to besides its own and loopback ones (a
+    guard against DNS rebinding, hosts.py). `max_reject_bytes`: what the refused requests kept
+    may cost.
 
     Queries, from any thread: `calls` (a list, and called with filters a query: `calls(event=
     "Signed Up")`), `wait(count, timeout, **filters)`, `rejects()`, `summary()`, `reset()`."""
@@ -69,9 +73,17 @@ class Receiver:
         rate_limit: float | None = None,
         fail_first: int = 0,
         status_for: dict[str, int] | None = None,
+        strict: bool | None = None,
+        allow_hosts: Iterable[str] = (),
+        max_reject_bytes: int = MAX_REJECT_BYTES,
     ) -> None:
-        self.judge = Judge(api_key)
-        self.store = Store(out, keep=keep, max_calls=max_calls, keep_requests=keep_requests)
+        from cdpcli.serve.protocol import Listener  # lazy: start-up (uvicorn, only when serving)
+
+        self.judge = Judge(api_key, strict=strict)
+        self.judge.warm()
+        self.store = Store(
+            out, keep=keep, max_calls=max_calls, keep_requests=keep_requests, max_reject_bytes=max_reject_bytes
+        )
         self.fail_rate = fail_rate
         self.fail_first = fail_first
         self.status_for = dict(status_for or {})
@@ -82,17 +94,21 @@ class Receiver:
         # seeded, --fail-rate's faults repeat run to run for a client sending one request at a
         # time (concurrent requests draw in the order they arrive)
         self._random = random.Random(seed)
-        self.application = Application(self.handle, log=self.log, read_timeout=read_timeout, after_post=self._answered)
+        self.application = Application(
+            self.handle,
+            log=self.log,
+            read_timeout=read_timeout,
+            after_post=self._answered,
+            hosts=HostCheck(host, allow_hosts),
+        )
         # bound and listening now, so that the port is known and a busy one is an OSError here
-        self.listener = Listener(
+        self.listener: Listener = Listener(
             self.application, host, port, read_timeout=read_timeout, max_connections=max_connections, log=self.log
         )
         # None leaves the process's garbage collector alone (tests, a receiver inside another
         # program); `cdp serve` owns its process and collects every SERVE_COLLECT_EVERY s
         self._collection = CollectionSchedule(collect_every)
-        from cdpcli.serve.control import Control
-
-        self.application.control = Control(self)
+        self.application.control = Control(self.store, self.judge, stopping=self.listener.stopping_event)
 
     @property
     def port(self) -> int:
@@ -191,10 +207,10 @@ class Receiver:
         if self.store.broken is not None:
             verdict = cannot_record(self.store.broken_reason())
         elif (kind := call_kind(path)) is None:
-            verdict = not_found(path)
+            verdict = not_found(path, headers.get("host"))
         else:
             verdict = await self.answer(kind, path, headers, body)
-        self.store.add_request(path, headers, body.text, body.raw_size, verdict.status)
+        self.store.add_request(path, headers, body, verdict.status)
         if verdict.status >= 400:
             self.store.add_reject(path, verdict.status, _messages(verdict.answer), body.text)
         elif verdict.dropped:
@@ -227,7 +243,9 @@ class Receiver:
                 return fault
         for note in verdict.notes:
             self.log(f"POST {path}: {note}")
-        if verdict.calls and not self.store.record(verdict.calls, verdict.encoded, len(body.text or b"")):
+        if verdict.calls and not self.store.record(
+            verdict.calls, verdict.encoded, len(body.text or b""), verdict.warnings
+        ):
             return cannot_record(self.store.broken_reason())
         return verdict
 
@@ -265,88 +283,6 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
-class Listener:
-    """uvicorn serving `app` on a socket bound at once (so that the port is known, and a busy
-    one is an OSError here), from a thread of its own or from this one; stopped from any thread.
-    `read_timeout`, `max_connections` and `log` are the protocol's limits and voice (protocol.py)."""
-
-    def __init__(
-        self,
-        app: Callable[..., Any],
-        host: str,
-        port: int,
-        *,
-        read_timeout: float,
-        max_connections: int,
-        log: Callable[[str], None],
-    ) -> None:
-        self.read_timeout = read_timeout
-        self.max_connections = max_connections
-        self.log = log
-        self._socket = _listen(host, port)
-        self.address = self._socket.getsockname()
-        try:
-            self._server = _server_for(app, self)
-        except BaseException:
-            self._socket.close()
-            raise
-        self._thread: threading.Thread | None = None
-
-    @property
-    def connections(self) -> int:
-        return len(self._server.server_state.connections)
-
-    @property
-    def stopping(self) -> bool:
-        """A stop has begun: connections accepted now are closed at once."""
-        return self._server.stopping
-
-    @property
-    def stopping_event(self) -> asyncio.Event:
-        """Set when a stop begins (waits and streams end at once)."""
-        return self._server._stopping
-
-    def start(self) -> None:
-        """Serve from a thread of its own (its own event loop; no signal handlers)."""
-        self._thread = threading.Thread(target=self._run, name="cdp-serve", daemon=True)
-        self._thread.start()
-        self._server.ready.wait(10)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._server.serve(sockets=[self._socket]))
-        except BaseException as exc:  # noqa: BLE001 - a serving thread says why it ended, never a traceback
-            self.log(f"cdp serve stopped: {type(exc).__name__}: {exc}")
-        finally:
-            self._server.ready.set()
-
-    def serve_forever(self) -> None:
-        asyncio.run(self._serve_here())
-
-    async def _serve_here(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            import signal
-
-            # Ctrl-C stops it like stop(): listening ends, requests in flight get their answer
-            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self.stop_listening)
-        await self._server.serve(sockets=[self._socket])
-
-    def stop(self) -> None:
-        self.stop_listening()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(STOP_GRACE + 5)
-        self._socket.close()
-
-    def stop_listening(self) -> None:
-        """Stop accepting connections (from any thread): the listening socket is closed, so that
-        new clients are refused, the requests in flight get their answer, then serving ends."""
-        self._server.request_exit()
-
-    async def pause(self, seconds: float) -> None:
-        """asyncio.sleep, cut short by a stop (--latency, and delays that must not hold a stop up)."""
-        await self._server.pause(seconds)
-
-
 class CollectionSchedule:
     """Automatic garbage collection off while serving; a full collection every `every` s
     (None: the collector is left alone).
@@ -379,54 +315,3 @@ class CollectionSchedule:
         if self._collector is not None and not self._stopped.is_set():
             self._stopped.set()
             gc.enable()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on `host` (an IPv4 or IPv6 address or a name; IPv4 first when a
-    name has both, as before) and `port`."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _server_for(app: Callable[..., Any], listener: Listener) -> Server:
-    """A uvicorn Server that runs `app` with the listener's limits (made here: uvicorn is
-    imported only by code that starts a receiver)."""
-    import uvicorn
-
-    from cdpcli.serve.protocol import Protocol, Server
-
-    config = uvicorn.Config(
-        app,
-        http=Protocol,
-        ws="none",
-        lifespan="off",
-        interface="asgi3",
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        backlog=BACKLOG,
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # type: ignore[arg-type]
-    )
-    config.load()
-    config.cdp_listener = listener  # type: ignore[attr-defined]  (the protocol's limits)
-    return Server(config)
