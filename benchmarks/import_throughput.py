@@ -17,11 +17,11 @@ run interleaved for several rounds; we print the median of each round's ratios (
 (1)/(3), on plain loopback and with the receiver adding 50 ms per request. Then the peak RSS
 of `cdp import` on 1,000,000 lines.
 
-Targets (default flags): (1)/(3) >= 0.6 loopback, >= 0.8 at 50 ms; (1)/(2) >= 5 loopback,
+Targets (default flags): (1)/(3) >= 0.8 loopback, >= 0.85 at 50 ms; (1)/(2) >= 5 loopback,
 >= 30 at 50 ms; peak RSS < 150 MB on 1,000,000 lines.
 
 Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 5] [--sdk-events-slow 20000]
-       [--rss-lines 1000000] [--latencies 0,50]
+       [--rss-lines 1000000] [--latencies 0,50] [--variants cdp,sdk,raw,raw*]
 Needs: pip install -e '.[bench]' (the SDK).
 """
 
@@ -215,7 +215,7 @@ def cdp_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "cdpcli"]
 
 
-def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp: Path) -> None:
+def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp: Path, only: set[str]) -> None:
     receiver = Receiver(api_key=None, keep=False, latency_ms=latency_ms, collect_every=SERVE_COLLECT_EVERY).start()
     host = receiver.url[: -len("/v1")]
     raw_py, sdk_py = tmp / "raw.py", tmp / "sdk.py"
@@ -244,11 +244,15 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
         # added), to tell cdp's own cost apart from the bytes SPEC makes it add
         "raw*": ([sys.executable, str(raw_py), str(files["as_sent"]), receiver.url, "8", API_KEY], n),
     }
+    variants = {name: variant for name, variant in variants.items() if name in only}
     rates: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}  # µs of CPU per call: client, receiver
     wire_bytes: dict[str, float] = {}  # request body bytes per call, as the receiver saw them
     ratio_sdk, ratio_raw, ratio_same = [], [], []
-    print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds")
+    # the ratios hold for a machine the run has to itself: on shared cores the client and the
+    # receiver share what is left, and the run is bound by their CPU together, not either one
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== receiver latency {latency_ms} ms: {n:,} calls ({n_sdk:,} for the SDK), {rounds} rounds, load {load}")
     for round_no in range(1, rounds + 1):
         this = {}
         for name, (cmd, expected) in variants.items():
@@ -261,18 +265,20 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
                 raise SystemExit(f"{name}: the receiver accepted {got:,} calls, expected {expected:,}")
             this[name] = expected / seconds
             rates[name].append(this[name])
-        ratio_sdk.append(this["cdp"] / this["sdk"])
-        ratio_raw.append(this["cdp"] / this["raw"])
-        ratio_same.append(this["cdp"] / this["raw*"])
+        for ratios, other in ((ratio_sdk, "sdk"), (ratio_raw, "raw"), (ratio_same, "raw*")):
+            if other in this:
+                ratios.append(this["cdp"] / this[other])
         print(
-            f"  round {round_no}: cdp {this['cdp']:9,.0f} ev/s   sdk {this['sdk']:9,.0f} ev/s   raw {this['raw']:9,.0f} ev/s"
-            f"   cdp/sdk {ratio_sdk[-1]:5.1f}   cdp/raw {ratio_raw[-1]:.2f}   cdp/raw* {ratio_same[-1]:.2f}"
+            f"  round {round_no}: "
+            + "   ".join(f"{name} {rate:9,.0f} ev/s" for name, rate in this.items())
+            + "".join(
+                f"   cdp/{other} {ratios[-1]:.2f}"
+                for ratios, other in ((ratio_sdk, "sdk"), (ratio_raw, "raw"), (ratio_same, "raw*"))
+                if ratios
+            )
         )
     receiver.stop()
-    print(
-        f"  median events/s: cdp {statistics.median(rates['cdp']):,.0f}, sdk {statistics.median(rates['sdk']):,.0f},"
-        f" raw {statistics.median(rates['raw']):,.0f}"
-    )
+    print("  median events/s: " + ", ".join(f"{name} {statistics.median(r):,.0f}" for name, r in rates.items()))
     print(
         "  CPU µs per call (client / receiver): "
         + ", ".join(
@@ -283,10 +289,14 @@ def measure(latency_ms: int, rounds: int, files: dict, env: dict[str, str], tmp:
     # cdp's calls are bigger than raw's (derived messageId, context.library): the receiver, which
     # raw keeps busy, parses those bytes too
     print("  body bytes per call: " + ", ".join(f"{name} {wire_bytes[name]:.0f}" for name in variants))
-    target_sdk, target_raw = (5, 0.6) if latency_ms == 0 else (30, 0.8)
-    print(f"  median (1)/(2) cdp/sdk = {statistics.median(ratio_sdk):.1f}   (target >= {target_sdk})")
-    print(f"  median (1)/(3) cdp/raw = {statistics.median(ratio_raw):.2f}   (target >= {target_raw})")
-    print(f"  median cdp/raw* (raw posting cdp's own calls) = {statistics.median(ratio_same):.2f}")
+    target_sdk, target_raw = (5, 0.8) if latency_ms == 0 else (30, 0.85)
+    print(f"  load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if ratio_sdk:
+        print(f"  median (1)/(2) cdp/sdk = {statistics.median(ratio_sdk):.1f}   (target >= {target_sdk})")
+    if ratio_raw:
+        print(f"  median (1)/(3) cdp/raw = {statistics.median(ratio_raw):.2f}   (target >= {target_raw})")
+    if ratio_same:
+        print(f"  median cdp/raw* (raw posting cdp's own calls) = {statistics.median(ratio_same):.2f}")
 
 
 def measure_rss(lines: int, env: dict[str, str], tmp: Path) -> None:
@@ -318,6 +328,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latencies", default="0,50", help="receiver latencies in ms, comma-separated")
     parser.add_argument("--rss-lines", type=int, default=1_000_000, help="0 skips the memory run")
+    parser.add_argument(
+        "--variants", default="cdp,sdk,raw,raw*", help="which senders run, comma-separated (cdp is always one)"
+    )
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
@@ -344,7 +357,7 @@ def main() -> None:
                 "n_sdk": n_sdk,
                 "as_sent": as_sent,
             }
-            measure(latency, args.rounds, files, env, tmp)
+            measure(latency, args.rounds, files, env, tmp, {"cdp", *args.variants.split(",")})
         if args.rss_lines:
             measure_rss(args.rss_lines, env, tmp)
 

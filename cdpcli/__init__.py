@@ -4,6 +4,7 @@
     target = cdpcli.Target.resolve()                    # flags > env > profile > default, like cdp
     cdpcli.send("track", {"userId": "42", "event": "Item Purchased"}, target=target)
     result = cdpcli.import_lines(lines, target=target, source="orders-2024")
+    result = cdpcli.import_paths(["s3://bucket/segment-logs/"], target=target, archive="segment")
 
 Nothing here prints or exits; failures raise CdpError subclasses that carry a message, a hint
 and `.exit_code`. Importing the package is cheap: each name loads its module on first use.
@@ -28,6 +29,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "import_lines",
+    "import_paths",
     "send",
 ]
 
@@ -43,12 +45,13 @@ _HOMES = {
     "send": "cdpcli.calls",
     "ImportResult": "cdpcli.importing",
     "import_lines": "cdpcli.importing",
+    "import_paths": "cdpcli.importing",
 }
 
 if TYPE_CHECKING:
     from cdpcli.calls import InvalidCall, SendResult, send
     from cdpcli.errors import CdpError, DeliveryError, ExitCode, UsageError
-    from cdpcli.importing import ImportResult, import_lines
+    from cdpcli.importing import ImportResult, import_lines, import_paths
     from cdpcli.target import Target
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cdpcli.errors import UsageError
+from cdpcli.errors import ExitCode, FatalStop, UsageError
 
 if TYPE_CHECKING:
     from cdpcli.importing import Importer, ImportEvents, ImportResult
@@ -220,6 +220,9 @@ class Operation:
     fields: tuple[str, ...]
     id_field: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    # the first line of a file: True a header (skipped), False an id (sent), None: a first line
+    # that looks like a header (HEADER_NAMES) is refused, since it would be sent as an id
+    header: bool | None = None
 
     def fields_of(self, line: bytes) -> dict[str, Any]:
         """The line's fields (defaults applied), or BadLine."""
@@ -280,24 +283,89 @@ class Operation:
     def example(self) -> str:
         return json.dumps(dict.fromkeys(self.fields[:2], "…"), ensure_ascii=False)
 
-    def first_ids(self, lines: Iterator[bytes], count: int = 3) -> tuple[int, list[str]]:
-        """How many non-blank lines there are, and the ids (or first field) of the first `count`
-        that name one: what a confirmation shows."""
-        total = 0
-        shown: list[str] = []
+    def key_of(self, line: bytes) -> str:
+        """What makes two lines the same call (the fields they give): a repeated one is sent once."""
+        return json.dumps(self.fields_of(line), sort_keys=True, ensure_ascii=False)
+
+    def read_ids(self, lines: Iterator[bytes], count: int = 3) -> IdList:
+        """What a file of ids holds, read as the send reads it: what a confirmation shows."""
+        ids = IdList()
+        seen: set[str] = set()
         key = self.id_field or self.fields[0]
+        first = True
         for line in lines:
-            if not line.strip():
+            line = line.strip()
+            if not line:
                 continue
-            total += 1
-            if len(shown) < count:
-                try:
-                    value = self.fields_of(line).get(key)
-                except BadLine:
+            if is_comment(line):
+                ids.comments += 1
+                continue
+            if first:
+                first = False
+                self.check_header(line)
+                if self.header:
+                    ids.header = line.decode("utf-8", "replace")
                     continue
-                if value is not None:
-                    shown.append(str(value))
-        return total, shown
+            try:
+                fields = self.fields_of(line)
+            except BadLine:
+                ids.bad += 1
+                continue
+            unique = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+            if unique in seen:
+                ids.duplicates += 1
+                continue
+            seen.add(unique)
+            ids.distinct += 1
+            if len(ids.first) < count and fields.get(key) is not None:
+                ids.first.append(str(fields[key]))
+        return ids
+
+    def check_header(self, line: bytes) -> None:
+        """The first line of a file, when it looks like a header and no one said what it is:
+        UsageError (it would be sent as an id: a person called `email` deleted)."""
+        if self.header is None and looks_like_header(line):
+            raise UsageError(
+                f"the first line, {line.decode('utf-8', 'replace').strip()!r}, looks like a header, not an id",
+                hint="say what it is: header=True (a header: skipped) or header=False (an id: sent)",
+                option="header",
+            )
+
+
+@dataclass
+class IdList:
+    """A file of ids as a confirmation shows it: distinct ids, the first few, and what was
+    dropped (repeated ids, # comment lines, a header line) or cannot be sent (bad lines)."""
+
+    distinct: int = 0
+    first: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    comments: int = 0
+    bad: int = 0
+    header: str | None = None
+
+    def describe(self) -> str:
+        """One line: "3 distinct; 2 repeated ids and 1 comment line dropped" (what was dropped)."""
+        dropped = [
+            f"{n:,} {what}{'' if n == 1 else 's'}"
+            for n, what in ((self.duplicates, "repeated id"), (self.comments, "comment line"), (self.bad, "bad line"))
+            if n
+        ]
+        if self.header is not None:
+            dropped.append(f"the header {self.header!r}")
+        return f"{self.distinct:,} distinct" + (f"; dropped: {', '.join(dropped)}" if dropped else "")
+
+
+# a first line that names a column rather than holds an id (any case): an export's header
+HEADER_NAMES = frozenset({"id", "user_id", "userid", "email", "cio_id", "customer_id"})
+
+
+def is_comment(line: bytes) -> bool:
+    return line.lstrip().startswith(b"#")
+
+
+def looks_like_header(line: bytes) -> bool:
+    return line.strip().strip(b'"').decode("utf-8", "replace").lower() in HEADER_NAMES
 
 
 _ID_FIELDS = ("user", "anonymous_id", "object", "token")
@@ -342,19 +410,45 @@ def operation(name: str, **defaults: Any) -> Operation:
 
 
 def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
-    from cdpcli.importing.prepare import InvalidLine, Preparer  # lazy: start-up
+    from cdpcli.importing.prepare import InvalidLine, Preparer, SkipLine  # lazy: start-up
     from cdpcli.wire import dumps  # lazy: start-up
 
     class OperationPreparer(Preparer):
         """The import's Preparer, given the call a line of ids stands for; a line that names
-        none is an invalid line (rejected with its number and the reason)."""
+        none is an invalid line (rejected with its number and the reason). `#` lines are
+        comments; a header is skipped (or refused, see Operation.header); a call already
+        sent in this run is not sent again."""
+
+        def __init__(self, default_type: str | None) -> None:
+            super().__init__(default_type)
+            self.first_line = True
+            self.seen: set[str] = set()  # each call sent in this run, by its fields
+
+        def for_source(self, source: Any) -> None:
+            super().for_source(source)
+            self.first_line = source.skip == 0  # resumed: the first line was settled before
 
         def prepare(self, line_no: int, line: bytes) -> bytes:
+            if is_comment(line):
+                raise SkipLine("comment")
+            if self.first_line:
+                self.first_line = False
+                try:
+                    op.check_header(line)
+                except UsageError as exc:  # stdin: files were checked before anything was sent
+                    raise FatalStop(exc.message, exc.hint, ExitCode.USAGE, option=exc.option) from None
+                if op.header:
+                    raise SkipLine("header")
             try:
+                key = op.key_of(line)
                 call = op.call_for(line)
             except BadLine as exc:
                 raise InvalidLine(str(exc), exc.reason) from None
-            return super().prepare(line_no, dumps(call).encode())
+            if key in self.seen:
+                raise SkipLine("duplicate")
+            ready = super().prepare(line_no, dumps(call).encode())
+            self.seen.add(key)
+            return ready
 
     return lambda default_type: OperationPreparer(default_type)
 
@@ -389,9 +483,22 @@ def bulk_importer(
     # ids or JSON objects one per line, whatever the file is named (a .csv name is not CSV here)
     sources, warnings = make_sources(inputs, id_namespace, fmt="ndjson")
     check_options(options, sources)
+    check_headers(op, sources)
     if not dry_run:
         target.require_key()
     return Importer(target, sources, options, events), warnings
+
+
+def check_headers(op: Operation, sources: list[Any]) -> None:
+    """Each file's first line, before anything is sent (stdin's is checked as it is read)."""
+    from cdpcli.importing.sources import source_lines  # lazy: start-up
+
+    for source in sources:
+        if source.is_file and source.skip == 0:
+            for line in source_lines(source):
+                if line.strip() and not is_comment(line):
+                    op.check_header(line.strip())
+                    break
 
 
 def bulk(op: Operation, inputs: list[str], target: Target, **options: Any) -> ImportResult:

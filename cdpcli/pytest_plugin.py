@@ -36,12 +36,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
 
 
-class Key(str):
-    """The API key a request carried: compares as the string it is, shown masked (an assertion
-    that fails prints `'****wxyz'`, never the key)."""
+class Key:
+    """The API key a request carried: compares equal to the string it is, shown masked (an
+    assertion that fails, an f-string or a log line shows `'****wxyz'`, never the key; pytest's
+    diff of two strings would print a `str` subclass whole). `.value` is the key itself."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Key):
+            return self.value == other.value
+        return isinstance(other, str) and self.value == other
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __str__(self) -> str:
+        return "****" + self.value[-4:] if len(self.value) > 8 else "****"
 
     def __repr__(self) -> str:
-        return repr("****" + self[-4:] if len(self) > 8 else "****")
+        return repr(str(self))
+
+    def startswith(self, prefix: str) -> bool:
+        return self.value.startswith(prefix)
 
 
 if TYPE_CHECKING:

@@ -111,6 +111,9 @@ class Fault:
     body: str = ""
     on_cut: Callable[[], None] | None = None
     done: int = 0
+    # matching requests let through first: an import without --from reads its first object's
+    # first lines once before importing it (the Segment-archive note, vendors/sniff.py)
+    after: int = 0
 
 
 @dataclass
@@ -181,6 +184,9 @@ class Proxy:
         with self.lock:
             for fault in self.faults:
                 if fault.method == request.method and fault.path in request.path and fault.done < fault.times:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.done += 1
                     return fault
         return None

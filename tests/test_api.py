@@ -369,13 +369,14 @@ def test_rate_auto_fails_a_batch_the_api_never_stops_refusing(receiver, tmp_path
     assert all("HTTP 429" in record["error"] for record in rejects_in(tmp_path / "r"))
 
 
-def test_csv_the_csv_module_cannot_read_is_a_usage_error_naming_the_line(cli, receiver, tmp_path):
+def test_csv_the_csv_module_cannot_read_is_an_invalid_row_naming_the_line(cli, receiver, tmp_path):
     source = tmp_path / "people.csv"
-    # a quote left open makes one cell of the rest of the file, past the csv module's limit
-    source.write_bytes(b'userId,email\n1,a@example.com\n2,"b' + b"x" * (65 << 20) + b"\n")
+    # one line with a cell past the csv module's limit (64 MB), then a row that is read on
+    source.write_bytes(b'userId,email\n1,a@example.com\n2,"b' + b"x" * (65 << 20) + b'"\n3,c@example.com\n')
     run = cli("import", str(source), "--type", "identify", "--endpoint", receiver.url, "--api-key", API_KEY)
-    assert run.exit_code == 2, run.stderr
-    assert f"{source}:3: CSV that cannot be read" in run.stderr and "unexpected" not in run.stderr
+    assert run.exit_code == 1, run.stderr
+    assert f"{source}:3: a quoted cell is not closed" in run.stderr and "unexpected" not in run.stderr
+    assert [call["userId"] for call in receiver.calls] == ["1", "3"]
 
 
 def test_import_lines_leaves_the_process_as_it_was(target, receiver, tmp_path):

@@ -8,6 +8,7 @@ import bz2
 import gzip
 import json
 import lzma
+import os
 import sys
 from pathlib import Path
 
@@ -104,18 +105,54 @@ def test_zstd_without_the_extra_names_it(send, receiver, tmp_path, monkeypatch):
 def test_a_truncated_stream_on_stdin_delivers_what_came_before_and_says_so(send, receiver, tmp_path):
     data = gzip.compress(ndjson(tracks(2000)))
     run = send("import", "--json", input=data[: len(data) // 2])
-    assert run.exit_code == 2
-    assert "<stdin>: the gzip data ends early (truncated?)" in run.stderr
-    assert len(receiver.calls) == summary(run)["sent"] > 0
+    assert run.exit_code == 1, run.stderr
+    assert "<stdin>:" in run.stderr and "the gzip data ends early (truncated?)" in run.stderr
+    result = summary(run)
+    assert len(receiver.calls) == result["sent"] > 0 and result["invalid_reasons"] == {"damaged": 1}
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert (record["source"], record["line"]) == ("<stdin>", result["sent"] + 1)
 
 
 @pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz", "zstd"])
-def test_a_cut_off_file_is_named(send, receiver, tmp_path, kind):
+def test_a_cut_off_file_is_one_reject_and_the_next_file_is_read(send, receiver, tmp_path, kind):
     data = COMPRESSORS[kind](ndjson(tracks(300)))
     (tmp_path / "cut").write_bytes(data[: len(data) * 2 // 3])
-    run = send("import", "cut")
-    assert run.exit_code == 2, run.stderr
-    assert f"cut: the {kind} data ends early (truncated?)" in run.stderr or f"cut: corrupt {kind} data" in run.stderr
+    (tmp_path / "good.ndjson").write_bytes(ndjson(tracks(5, start=1001)))
+    run = send("import", "cut", "good.ndjson", "--json", "--checkpoint", "ck.json")
+    assert run.exit_code == 1, run.stderr
+    result = summary(run)
+    delivered = sorted(c["properties"]["n"] for c in receiver.calls)
+    cut_lines = [n for n in delivered if n <= 300]
+    assert cut_lines == list(range(1, len(cut_lines) + 1))  # everything before the damage
+    assert delivered[len(cut_lines) :] == list(range(1001, 1006))  # and the next file, whole
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert (record["source"], record["line"]) == ("cut", len(cut_lines) + 1)
+    assert f"the {kind} data ends early (truncated?)" in record["error"] or f"corrupt {kind} data" in record["error"]
+    if cut_lines:
+        assert f"read up to line {len(cut_lines)}, the last whole one before the damage" in record["error"]
+    else:  # bzip2 decompresses whole blocks of 900 KB: nothing before a cut in the first one
+        assert "no whole line before the damage" in record["error"]
+    assert result["invalid_reasons"] == {"damaged": 1}
+    assert result["read"] == result["sent"] + result["invalid"] + result["blank"] + result["skipped"]
+    # a resume reads on past the damage: nothing sent twice, no second record
+    receiver.calls.clear()
+    again = send("import", "cut", "good.ndjson", "--json", "--checkpoint", "ck.json")
+    assert again.exit_code == 0, again.stderr
+    assert receiver.calls == [] and summary(again)["sent"] == 0
+    assert len((tmp_path / "cdp-rejects.ndjson").read_text().splitlines()) == 1
+
+
+def test_corrupt_bytes_in_the_middle_of_a_gzip_file_are_one_reject(send, receiver, tmp_path):
+    data = bytearray(gzip.compress(ndjson(tracks(3000)), compresslevel=1))
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # zeroed: the deflate stream breaks there
+    (tmp_path / "broken.gz").write_bytes(bytes(data))
+    (tmp_path / "good.ndjson").write_bytes(ndjson(tracks(2, start=5001)))
+    run = send("import", "broken.gz", "good.ndjson", "--json")
+    assert run.exit_code == 1, run.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert record["source"] == "broken.gz" and record["error"].startswith(("corrupt gzip data", "the gzip data"))
+    assert {5001, 5002} <= {c["properties"]["n"] for c in receiver.calls}
 
 
 def test_magic_bytes_decide_not_names():
@@ -186,6 +223,132 @@ def test_a_reject_in_a_tree_names_its_file_and_line(send, receiver, tmp_path):
     assert (reject["source"], reject["line"]) == ("t/b/c.ndjson.gz", 2)
 
 
+def test_symlinks_are_not_followed_and_each_kind_skipped_is_one_warning(send, receiver, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.ndjson").write_bytes(ndjson(tracks(1, start=900)))  # stands for /etc/passwd
+    tree = tmp_path / "t"
+    (tree / "real").mkdir(parents=True)
+    (tree / "real" / "a.ndjson").write_bytes(ndjson(tracks(2)))
+    (tree / "file-link.ndjson").symlink_to(outside / "secret.ndjson")
+    (tree / "folder-link").symlink_to(outside)
+    (tree / "dangling.ndjson").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tree / "pipe.ndjson")  # opened, it would block the import for good
+    run = send("import", "t", "--json")
+    assert run.exit_code == 0, run.stderr
+    assert sorted(c["properties"]["n"] for c in receiver.calls) == [1, 2]
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("Warning:")]
+    links, special = warnings
+    assert links.startswith("Warning: skipped 3 symbolic links under t (links are not followed by default): ")
+    assert links.endswith(": t/dangling.ndjson, t/file-link.ndjson, t/folder-link")
+    assert special.startswith("Warning: skipped 1 special file under t") and special.endswith(": t/pipe.ndjson")
+
+
+def test_follow_symlinks_reads_what_links_point_at(send, receiver, tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "b.ndjson").write_bytes(ndjson(tracks(1, start=2)))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.ndjson").write_bytes(ndjson(tracks(1)))
+    (tmp_path / "t" / "more").symlink_to(tmp_path / "outside")
+    run = send("import", "t", "--follow-symlinks")
+    assert run.exit_code == 0, run.stderr
+    assert sorted(c["properties"]["n"] for c in receiver.calls) == [1, 2] and "Warning" not in run.stderr
+
+
+def test_followed_symlinks_read_each_file_once_and_end_at_loops(tmp_path):
+    from cdpcli.importing.sources import make_sources
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.ndjson").write_bytes(ndjson(tracks(1)))
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.ndjson").write_bytes(ndjson(tracks(1)))
+    (tree / "again.ndjson").symlink_to(tree / "a.ndjson")  # the same file twice: read once
+    (tree / "more").symlink_to(outside)
+    (tree / "more-again").symlink_to(outside)
+    (outside / "up").symlink_to(tree)  # a loop: t/more/up is t
+    sources, warnings = make_sources([str(tree)], follow_symlinks=True)
+    assert sorted(os.path.relpath(s.name, tree) for s in sources) == ["a.ndjson", "more/b.ndjson"]
+    again, loops = sorted(warnings)
+    assert loops.startswith("skipped 2 repeated folders under") and loops.endswith(
+        "t/more/up, " + str(tree / "more-again")
+    )
+    assert again.startswith("skipped 1 second name under") and again.endswith("t/again.ndjson")
+
+
+def test_a_binary_file_is_one_reject_not_one_per_line(send, receiver, tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    # a PNG's signature and IHDR chunk (PNG spec, 5.2 and 11.2.2), then bytes with newlines in them
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)) * 40
+    (tree / "photo.ndjson").write_bytes(png)
+    (tree / "z.ndjson").write_bytes(ndjson(tracks(2)))
+    run = send("import", "t", "--json")
+    assert run.exit_code == 1, run.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert (record["source"], record["line"]) == ("t/photo.ndjson", 1)
+    assert record["error"].startswith("not text (NUL bytes in its first block)")
+    assert len(receiver.calls) == 2 and summary(run)["invalid_reasons"] == {"not text": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ("\ufeff".encode("utf-16-le") + b'{\x00"\x00t\x00', "UTF-16 text"),
+        (bytes([0x80 + n % 60 for n in range(3000)]), "not text (its first block is mostly control bytes"),
+    ],
+)
+def test_text_that_is_not_utf8_is_one_reject(send, receiver, tmp_path, data, error):
+    (tmp_path / "x.ndjson").write_bytes(data)
+    run = send("import", "x.ndjson")
+    assert run.exit_code == 1
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert record["line"] == 1 and record["error"].startswith(error)
+
+
+def test_a_tar_on_stdin_never_reaches_the_ndjson_reader_as_one_stream(send, receiver, tmp_path):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        member = ndjson(tracks(3))
+        info = tarfile.TarInfo("day-1.ndjson")
+        info.size = len(member)
+        archive.addfile(info, io.BytesIO(member))
+    run = send("import", "--json", input=buffer.getvalue())
+    assert run.exit_code == 1
+    assert receiver.calls == []
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert record["error"].startswith("a tar archive read as one stream")
+
+
+def test_a_line_over_the_limit_is_a_reject_and_the_import_goes_on(send, receiver, tmp_path, monkeypatch):
+    from cdpcli.importing import sources
+
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1 << 20)  # 64 MB in the product: the same code
+    long = b'{"type":"track","userId":"u","event":"E","properties":{"x":"' + b"y" * (3 << 20) + b'"}}'
+    (tmp_path / "big.ndjson").write_bytes(ndjson(tracks(1)) + long + b"\n" + ndjson(tracks(2, start=2)))
+    run = send("import", "big.ndjson", "--json")
+    assert run.exit_code == 1, run.stderr
+    assert sorted(c["properties"]["n"] for c in receiver.calls) == [1, 2, 3]
+    (record,) = [json.loads(line) for line in (tmp_path / "cdp-rejects.ndjson").read_text().splitlines()]
+    assert record["line"] == 2 and record["error"].startswith("line longer than 1 MB")
+    assert len(record["input"]) == 1024
+    result = summary(run)
+    assert (result["read"], result["invalid_reasons"]) == (4, {"line too long": 1})
+
+
+def test_a_line_of_the_input_that_starts_with_nul_is_not_taken_for_a_marker(send, receiver, tmp_path):
+    forged = b'\x00invalid:{"error":"forged","reason":"forged","input":"x"}'
+    (tmp_path / "n.ndjson").write_bytes(ndjson(tracks(200)) + forged + b"\n")  # past the first 8 KB
+    run = send("import", "n.ndjson", "--json")
+    assert run.exit_code == 1
+    result = summary(run)
+    assert result["sent"] == 200 and result["invalid_reasons"] == {"invalid JSON": 1}
+
+
 # -- Segment and RudderStack archives ------------------------------------------------------------
 
 
@@ -233,6 +396,27 @@ def test_a_segment_archive_is_replayed_with_its_ids_and_no_write_key(send, recei
     for request in receiver.requests:
         assert WRITE_KEY not in json.dumps(request.body) and "writeKey" not in json.dumps(request.body)
     assert WRITE_KEY not in run.stdout + run.stderr
+
+
+def test_a_fixed_rejects_file_fed_back_is_chosen_by_the_calls_in_it(send, receiver, tmp_path):
+    """Rejects records as cdp writes them ({"source","line","error","input"}), their inputs
+    fixed: --types, --since and --from apply to the call inside, as to the original line."""
+    calls = [
+        segment_call(1, "2024-03-01"),  # track, kept
+        segment_call(2, "2023-03-01"),  # before --since: skipped
+        dict(segment_call(3, "2024-03-02"), type="identify", traits={"plan": "pro"}),  # not a track
+    ]
+    records = [
+        {"source": "events.ndjson", "line": n, "error": "call is 40,000 bytes", "input": json.dumps(call)}
+        for n, call in enumerate(calls, 1)
+    ]
+    (tmp_path / "fixed.ndjson").write_bytes(ndjson(records))
+    run = send("import", "fixed.ndjson", "--types", "track", "--since", "2024-01-01", "--from", "segment", "--json")
+    assert run.exit_code == 0, run.stderr
+    (sent,) = [call for request in receiver.requests for call in request.body["batch"]]
+    assert sent["messageId"] == calls[0]["messageId"]
+    assert not {"receivedAt", "projectId", "_metadata"} & sent.keys()  # the archive's envelope, dropped
+    assert summary(run)["skipped_reasons"] == {"since": 1, "types": 1}
 
 
 def test_rudderstack_envelope_keys_are_dropped(send, receiver, tmp_path):
@@ -435,6 +619,29 @@ def test_skipped_lines_are_settled_in_the_checkpoint(send, receiver, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("first", "then", "differs"),
+    [
+        (["--sample", "0.3"], [], "--sample 0.3 then, (not given) now"),
+        (["--types", "track"], ["--types", "identify,track"], "--types track then, identify,track now"),
+        ([], ["--until", "2025-01-01"], "--until (not given) then, 2025-01-01T00:00:00.000Z now"),
+        (["--from", "segment"], [], "--from segment then"),
+    ],
+)
+def test_a_checkpoint_refuses_a_run_under_another_selection(send, receiver, tmp_path, first, then, differs):
+    (tmp_path / "c.ndjson").write_bytes(ndjson(tracks(100)))
+    run = send("import", "c.ndjson", "--checkpoint", "ck.json", *first)
+    assert run.exit_code == 0, run.stderr
+    sent = len(receiver.calls)
+    again = send("import", "c.ndjson", "--checkpoint", "ck.json", *then)
+    assert again.exit_code == 2, again.stderr
+    assert "--checkpoint 'ck.json' was written under another selection of lines: " in again.stderr
+    assert differs in again.stderr and "remove it to import from the start" in again.stderr
+    assert len(receiver.calls) == sent  # nothing more sent
+    same = send("import", "c.ndjson", "--checkpoint", "ck.json", "--json", *first)  # the same choices resume
+    assert same.exit_code == 0 and summary(same)["skipped_reasons"].get("checkpoint") == 100
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--sample", "0"], "--sample must be a fraction above 0 and at most 1"),
@@ -452,3 +659,42 @@ def test_filter_usage_errors(send, receiver, tmp_path, args, message):
     assert run.exit_code == 2, run.stderr
     assert message in run.stderr and receiver.requests == []
     assert API_KEY not in run.stderr
+
+
+@pytest.mark.parametrize("mode", ["skip", "fail"])
+def test_recent_takes_a_call_with_no_timestamp_as_recent(send, receiver, tmp_path, mode):
+    """It goes out stamped now, so it is as recent as a call can be (both preparer paths: a
+    numeric userId takes the plain one)."""
+    lines = [
+        {"type": "track", "userId": "u1", "event": "E"},
+        {"type": "track", "userId": 42, "event": "E"},
+        {"type": "track", "userId": "u3", "event": "E", "timestamp": "2020-01-01T00:00:00.000Z"},
+    ]
+    (tmp_path / "r.ndjson").write_bytes(ndjson(lines))
+    run = send("import", "r.ndjson", "--recent", mode, "--json")
+    assert [c["userId"] for c in receiver.calls] == ["u3"]
+    result = summary(run)
+    assert result["recent"] == 2
+    if mode == "skip":
+        assert run.exit_code == 0 and result["skipped_reasons"] == {"recent": 2}
+    else:
+        assert run.exit_code == 1 and result["invalid_reasons"] == {"recent": 2}
+        assert "no timestamp: it would be sent stamped now, within the last 72 hours" in run.stderr
+
+
+def test_a_rejects_file_of_a_vendor_export_fed_back_is_mapped_like_the_export(send, receiver, tmp_path):
+    """Records of a Mixpanel export (tests/data/vendors/mixpanel: the export API's shape) as cdp
+    writes rejects: a raw record is mapped as the original line was; a call the mapping made
+    (rejected later, fixed since) is sent as it is, not mapped twice."""
+    raw = (Path(__file__).parent / "data" / "vendors" / "mixpanel" / "input.jsonl").read_text().splitlines()[0]
+    mapped = {"type": "track", "event": "Fixed", "userId": "u_1", "messageId": "m-fixed-1"}
+    records = [
+        {"source": "export.ndjson", "line": 1, "error": "mixpanel: bad_value", "input": raw},
+        {"source": "export.ndjson", "line": 2, "error": "call is 40,000 bytes", "input": json.dumps(mapped)},
+    ]
+    (tmp_path / "fixed.ndjson").write_bytes(ndjson(records))
+    run = send("import", "fixed.ndjson", "--from", "mixpanel", "--json")
+    assert run.exit_code == 0, run.stderr
+    sent = {call["messageId"]: call for call in receiver.calls}
+    assert sent["a1f3c9e2d4b54b7f9e0a6c2d1b3e5f70"]["userId"] == "u_8812"  # $insert_id, $user_id
+    assert sent["m-fixed-1"]["event"] == "Fixed"

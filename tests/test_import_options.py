@@ -143,3 +143,51 @@ def test_every_option_form_becomes_its_flag(option, after):
 
     shown = flagged(f"{option}={after}")
     assert shown.startswith(flag_of(option)) and "=" not in shown and shown.endswith(after)
+
+
+@pytest.mark.parametrize(
+    ("given", "option"),
+    [
+        ({"concurrency": "x"}, "concurrency"),
+        ({"batch_bytes": None}, "batch_bytes"),
+        ({"limit": 1.5}, "limit"),
+        ({"sample": "a third"}, "sample"),
+        ({"dry_run": "yes"}, "dry_run"),
+        ({"shard_by": "user"}, "shard_by"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_a_usage_error_naming_its_option(given, option):
+    """A Python caller's text or None where a number is wanted, or a shard_by with no shard to
+    deal, is refused as the CLI refuses it, never a TypeError and never run unsharded."""
+    with pytest.raises(UsageError) as caught:
+        ImportOptions.build(**given)
+    assert caught.value.option == option and "--" not in caught.value.message
+
+
+def test_numbers_given_as_text_are_numbers():
+    options = ImportOptions.build(concurrency="4", limit="10", sample="0.5", batch_bytes=100_000.0)
+    assert (options.concurrency, options.limit, options.sample, options.batch_bytes) == (4, 10, 0.5, 100_000)
+    assert type(options.batch_bytes) is int
+
+
+@pytest.mark.parametrize(
+    ("core", "shown"),
+    [
+        ("since='rate=5': expected an ISO-8601 date", "--since 'rate=5': expected an ISO-8601 date"),
+        ("until='2024-01-01 format=x': bad", "--until '2024-01-01 format=x': bad"),
+        (
+            "checkpoint='type=track/c.json': cannot create 'type=track/c.json.lock'",
+            "--checkpoint 'type=track/c.json': cannot create 'type=track/c.json.lock'",
+        ),
+        (
+            "batch_bytes= must be at most 500,000 (the API's limit), not 5",
+            "--batch-bytes must be at most 500,000 (the API's limit), not 5",
+        ),
+    ],
+)
+def test_quoted_input_in_a_message_is_never_rewritten_as_a_flag(core, shown):
+    """Hive-style paths (`type=track/…`) and values holding `rate=5` are the user's input: the
+    CLI shows them as typed; only the core's own option names become flags."""
+    from cdpcli.cli.output import flagged
+
+    assert flagged(core) == shown

@@ -192,7 +192,8 @@ def test_stdin_is_spooled_to_a_private_file_and_removed(send, receiver, tmp_path
     assert "copying <stdin> to a private temporary file first" in run.stderr
     assert json.loads(run.stdout)["sent"] == len(calls)
     assert_phased(list(receiver.calls))
-    assert list(spool_dir.iterdir()) == []
+    (private,) = spool_dir.iterdir()  # the spools' private folder, left empty
+    assert list(private.iterdir()) == [] and private.stat().st_mode & 0o777 == 0o700
 
 
 def test_iterable_source_is_phased_too(receiver, tmp_path):

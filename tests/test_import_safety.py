@@ -141,16 +141,16 @@ def test_a_csv_stops_after_100_invalid_lines_with_a_format_hint(send, receiver, 
     assert summary(run)["read"] == 100 and summary(run)["exit_code"] == 2
 
 
-def test_a_corrupt_gzip_file_is_named_at_once(send, receiver, tmp_path):
-    """Compressed files are read natively (tests/test_import_inputs.py); a corrupt one is a
-    usage error before anything is sent."""
+def test_a_corrupt_gzip_file_is_named_and_is_one_reject(send, receiver, tmp_path):
+    """Compressed files are read natively (tests/test_import_inputs.py); a corrupt one is one
+    rejects record that names the damage and how to check the file (exit 1)."""
     source = tmp_path / "events.ndjson.gz"
     source.write_bytes(b"\x1f\x8b\x08\x00" + b"not deflate data at all" * 10)
     run = send("import", str(source))
-    assert run.exit_code == 2
-    assert f"{source}: corrupt gzip data" in run.stderr
-    assert "Hint: check the file, e.g. gzip -t on it" in run.stderr
-    assert receiver.requests == [] and not (tmp_path / "cdp-rejects.ndjson").exists()
+    assert run.exit_code == 1
+    assert f"{source}:1: corrupt gzip data" in run.stderr
+    assert "check the file, e.g. gzip -t on it" in run.stderr
+    assert receiver.requests == [] and len(rejects_of(tmp_path / "cdp-rejects.ndjson")) == 1
 
 
 def test_max_invalid_stops_with_exit_1_summary_and_checkpoint(send, receiver, tmp_path):
@@ -509,7 +509,7 @@ def test_a_run_killed_before_any_progress_still_resumes_without_duplicate_reject
 def test_a_checkpoint_that_cannot_be_written_is_refused_before_sending(send, receiver, tmp_path):
     write_lines(tmp_path / "in.ndjson", tracks(1))
     run = send("import", "in.ndjson", "--checkpoint", "missing/ck.json")
-    assert run.exit_code == 2 and "--checkpoint missing/ck.json" in run.stderr
+    assert run.exit_code == 2 and "--checkpoint 'missing/ck.json'" in run.stderr
     assert receiver.requests == []
 
 
@@ -579,14 +579,15 @@ def test_rejects_to_dev_null_on_resume_do_not_block(send, receiver, tmp_path):
     assert run.exit_code == 1 and len(receiver.calls) == 1
 
 
-def test_every_file_is_checked_before_anything_is_sent(send, receiver, tmp_path):
+def test_a_file_corrupt_from_the_start_does_not_stop_the_others(send, receiver, tmp_path):
     import gzip
 
     write_lines(tmp_path / "a.ndjson", tracks(3))
     (tmp_path / "b.gz").write_bytes(gzip.compress(b"{}\n")[:10] + b"not deflate" * 5)  # corrupt from the start
-    run = send("import", "a.ndjson", "b.gz")
-    assert run.exit_code == 2 and "b.gz: corrupt gzip data" in run.stderr
-    assert receiver.requests == []
+    write_lines(tmp_path / "c.ndjson", tracks(2, start=4))
+    run = send("import", "a.ndjson", "b.gz", "c.ndjson")
+    assert run.exit_code == 1 and "b.gz:1: corrupt gzip data" in run.stderr
+    assert len(receiver.calls) == 5
 
 
 def test_the_same_file_twice_is_a_usage_error(send, receiver, tmp_path):

@@ -8,6 +8,7 @@ import io
 import random
 import sys
 import tempfile
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -15,7 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdpcli.importing.objectstore import ObjectStream, RetryPolicy, UnreadableSource, describe, tree_of
+from cdpcli.importing.objectstore import (
+    ForwardObject,
+    ObjectStream,
+    RetryPolicy,
+    SeekableObject,
+    UnreadableSource,
+    describe,
+    tree_of,
+)
+from cdpcli.importing.source import CHUNK_BYTES
 from cdpcli.importing.sources import files_under
 
 _NAME = st.text(alphabet="ab.-_0", min_size=1, max_size=4).filter(lambda n: n not in (".", ".."))
@@ -116,3 +126,63 @@ def test_a_link_that_breaks_without_progress_gives_up_after_the_stalls():
     with pytest.raises(UnreadableSource, match=r"could not be read past byte 0 of 5,000 \(3 attempts"):
         stream.read(100)
     assert len(store.ranges) == 3
+
+
+class _RangedStore:
+    """An ObjectStore's surface over bytes that never break: GETs with or without a Range
+    (`bytes=A-` or `bytes=A-B`, as S3 reads them), recorded."""
+
+    def __init__(self, data: bytes) -> None:
+        self.errors = pytest.importorskip("botocore.exceptions")
+        self.policy, self.data, self.client = RetryPolicy(first_delay=0), data, self
+        self.ranges: list[str | None] = []
+
+    def get_object(self, **request):
+        self.ranges.append(request.get("Range"))
+        first, _, last = request.get("Range", "bytes=0-")[6:].partition("-")
+        return {"Body": io.BytesIO(self.data[int(first) : int(last) + 1 if last else None])}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 3 * CHUNK_BYTES),
+    st.lists(st.tuples(st.integers(0, 4 * CHUNK_BYTES), st.integers(0, 2 * CHUNK_BYTES)), max_size=6),
+    st.sampled_from([SeekableObject, ForwardObject]),
+)
+def test_seekable_readers_give_the_bytes_at_any_offset(size, reads, kind):
+    """Wherever a reader seeks (past the end too) and however much it asks for, the bytes are
+    the object's: a zip's or Parquet's reader (SeekableObject) and a tar's (ForwardObject)."""
+    data = random.Random(size).randbytes(size)
+    store = _RangedStore(data)
+    handle = io.BufferedReader(kind(store, "b", "k", '"e"', size), buffer_size=CHUNK_BYTES)
+    for offset, count in reads:
+        handle.seek(offset)
+        assert handle.read(count) == data[offset : offset + count]
+    handle.close()
+
+
+def test_a_zip_directory_read_from_the_end_is_one_get_for_a_small_object():
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        for n in range(20):
+            archive.writestr(f"m-{n}.ndjson", b'{"type":"track"}\n' * 50)
+    store = _RangedStore(packed.getvalue())
+    handle = io.BufferedReader(SeekableObject(store, "b", "k", '"e"', len(store.data)), buffer_size=CHUNK_BYTES)  # type: ignore[arg-type]
+    with zipfile.ZipFile(handle) as archive:
+        assert [archive.read(name) for name in archive.namelist()] == [b'{"type":"track"}\n' * 50] * 20
+    assert store.ranges == [None]  # the directory, then every member, from the one GET
+
+
+def test_a_tar_stepping_over_members_reads_on_in_one_get():
+    data = random.Random(7).randbytes(3 * CHUNK_BYTES)
+    store = _RangedStore(data)
+    handle = ForwardObject(store, "b", "k", '"e"', len(data))  # type: ignore[arg-type]
+    position = 0
+    for step in (512, 100_000, 512, CHUNK_BYTES - 10):  # each a header read, then a member skipped
+        handle.seek(position)
+        assert handle.read(512) == data[position : position + 512]
+        position += 512 + step
+    assert store.ranges == [None]  # skips within 1 MB read on: no new request
+    handle.seek(0)  # back to the start (gzip's rewind): a new GET from there
+    assert handle.read(10) == data[:10] and store.ranges == [None, None]
+    handle.close()

@@ -468,12 +468,14 @@ def test_the_confirmation_counts_what_the_send_reads(tmp_path):
 
     op = operations.operation("person delete")
     (tmp_path / "ids.txt.gz").write_bytes(gzip.compress(b"".join(b"user-%d\n" % n for n in range(37))))
-    assert _ids_in(op, str(tmp_path / "ids.txt.gz")) == (37, ["user-0", "user-1", "user-2"])
+    ids = _ids_in(op, str(tmp_path / "ids.txt.gz"))
+    assert (ids.distinct, ids.first) == (37, ["user-0", "user-1", "user-2"])
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "a.txt").write_text("a1\na2\n")
     (tree / "b.txt").write_text("b1\n\n")
-    assert _ids_in(op, str(tree)) == (3, ["a1", "a2", "b1"])
+    ids = _ids_in(op, str(tree))
+    assert (ids.distinct, ids.first) == (3, ["a1", "a2", "b1"])
 
 
 def test_bulk_ids_in_a_csv_named_file_and_deep_json_are_lines_not_crashes(send, receiver, tmp_path):
@@ -484,3 +486,75 @@ def test_bulk_ids_in_a_csv_named_file_and_deep_json_are_lines_not_crashes(send, 
     summary = json.loads(run.stdout)
     assert (summary["sent"], summary["invalid"]) == (2, 1)
     assert sorted(call["userId"] for call in receiver.calls) == ["user-1", "user-2"]
+
+
+# -- bulk: what a file of ids holds beyond ids ----------------------------------------------------
+
+
+def test_comments_blank_lines_and_repeated_ids_are_not_sent(send, receiver, tmp_path):
+    (tmp_path / "ids.txt").write_text("# customers to suppress\n\nu1\nu2\n  # from the March export\nu1\nu3\n\n")
+    run = send("person", "suppress", "--from", "ids.txt", "--yes", "--json")
+    assert run.exit_code == 0, run.stderr
+    assert sorted(call["userId"] for call in receiver.calls) == ["u1", "u2", "u3"]
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["sent"] == 3 and result["skipped_reasons"] == {"comment": 2, "duplicate": 1}
+
+
+def test_repeated_json_lines_are_sent_once(send, receiver, tmp_path):
+    (tmp_path / "devices.ndjson").write_text(
+        '{"user": "1", "token": "t1"}\n{"token": "t1", "user": "1"}\n{"user": "1", "token": "t2"}\n'
+    )
+    run = send("device", "add", "--from", "devices.ndjson", "--platform", "ios")
+    assert run.exit_code == 0, run.stderr
+    assert [call["context"]["device"]["token"] for call in receiver.calls] == ["t1", "t2"]
+
+
+@pytest.mark.parametrize("header", ["id", "user_id", "userId", "EMAIL", "cio_id", "Customer_ID", '"email"'])
+def test_a_header_like_first_line_is_refused_before_anything_is_sent(send, receiver, tmp_path, header):
+    (tmp_path / "ids.txt").write_text(f"# exported 2024-05-01\n{header}\na@example.com\nb@example.com\n")
+    run = send("person", "delete", "--from", "ids.txt", "--yes")
+    assert run.exit_code == 2
+    assert "looks like a header, not an id" in run.stderr and "--no-header" in run.stderr
+    assert receiver.requests == []
+
+
+def test_a_header_on_stdin_is_refused_before_anything_is_sent(send, receiver):
+    run = send("person", "delete", "--from", "-", "--yes", input="email\na@example.com\n")
+    assert run.exit_code == 2, run.stderr
+    assert "looks like a header" in run.stderr and receiver.requests == []
+
+
+def test_saying_what_the_first_line_is_sends_or_skips_it(receiver, tmp_path):
+    from cdpcli.target import Target
+    from tests.conftest import API_KEY
+
+    target = Target.resolve(endpoint=receiver.url, api_key=API_KEY)
+    (tmp_path / "ids.txt").write_text("email\na@example.com\n")
+    skipped = operations.operation("person delete")
+    skipped.header = True
+    result = operations.bulk(skipped, [str(tmp_path / "ids.txt")], target)
+    assert (result.sent, result.skipped) == (1, 1)
+    assert [call["userId"] for call in receiver.calls] == ["a@example.com"]
+    sent = operations.operation("person delete")
+    sent.header = False  # a person really called "email"
+    receiver.calls.clear()
+    assert operations.bulk(sent, [str(tmp_path / "ids.txt")], target).sent == 2
+    assert [call["userId"] for call in receiver.calls] == ["email", "a@example.com"]
+
+
+def test_the_dry_run_shows_distinct_ids_and_what_was_dropped(send, receiver, tmp_path):
+    (tmp_path / "ids.txt").write_text("# to delete\nu1\nu2\nu1\nu1\nu3\nu4\n")
+    run = send("person", "delete", "--from", "ids.txt", "--dry-run")
+    assert run.exit_code == 0, run.stderr
+    assert "4 people: u1, u2, u3, … (dropped: 2 repeated ids, 1 comment line)" in run.stderr
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "sent"), [("--header", ["a@example.com"]), ("--no-header", ["email", "a@example.com"])]
+)
+def test_header_flags_say_what_the_first_line_is(send, receiver, tmp_path, flag, sent):
+    (tmp_path / "ids.txt").write_text("email\na@example.com\n")
+    run = send("person", "delete", "--from", "ids.txt", "--yes", flag)
+    assert run.exit_code == 0, run.stderr
+    assert [call["userId"] for call in receiver.calls] == sent

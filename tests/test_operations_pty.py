@@ -101,3 +101,14 @@ def test_yes_flag_and_dry_run_do_not_ask_on_a_terminal(receiver, env):
     code, stdout, terminal = run_in_pty(["person", "delete", "--user", "43", "--dry-run"], None, env)
     assert code == 0 and "[y/N]" not in terminal
     assert [call["userId"] for call in receiver.calls] == ["42"]
+
+
+@pytest.mark.slow
+def test_the_question_counts_distinct_ids_and_says_what_was_dropped(receiver, env, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# churned accounts\nuser-1\nuser-2\nuser-1\n")
+    code, stdout, terminal = run_in_pty(["person", "delete", "--from", str(ids)], b"y\n", env)
+    assert code == 0, terminal
+    assert "2 people: user-1, user-2\n(dropped: 1 repeated id, 1 comment line)\n" in terminal
+    assert "Delete 2 people from Customer.io? [y/N] " in terminal
+    assert sorted(call["userId"] for call in receiver.calls) == ["user-1", "user-2"]

@@ -200,3 +200,37 @@ def test_the_marker_is_registered_by_the_plugin(tmp_path):
         env=env,
     )
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_a_failing_assertion_on_the_key_never_prints_it(tmp_path):
+    """pytest's diff of two strings prints them whole: the key a request carried must not be a
+    string to it, in a comparison, an f-string or a message."""
+    secret = "sk_us_SECRETSECRET1234"
+    (tmp_path / "test_key.py").write_text(
+        "import base64, http.client, json, os\n"
+        "import pytest\n\n"
+        "SECRET = os.environ['THE_SECRET']  # not in the source pytest shows\n\n"
+        "@pytest.mark.cdp_receiver(api_key=SECRET)\n"
+        "def test_key(cdp_receiver):\n"
+        "    host, port = cdp_receiver.base_url.split('//')[1].split(':')\n"
+        "    conn = http.client.HTTPConnection(host, int(port))\n"
+        "    auth = 'Basic ' + base64.b64encode(SECRET.encode() + b':').decode()\n"
+        "    body = json.dumps({'type': 'track', 'userId': '1', 'event': 'E'})\n"
+        "    conn.request('POST', '/v1/track', body, {'Authorization': auth, 'Content-Type': 'application/json'})\n"
+        "    conn.getresponse().read()\n"
+        "    [request] = cdp_receiver.requests()\n"
+        "    assert request['key'] == SECRET and request['key'].startswith('sk_us_')\n"
+        "    assert request['key'] == 'sk_us_OTHERKEY5678', f\"got {request['key']}\"\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")} | {"THE_SECRET": secret}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n0", "test_key.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert "1 failed" in run.stdout, run.stdout + run.stderr
+    assert "****1234" in run.stdout and secret not in run.stdout + run.stderr

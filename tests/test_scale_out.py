@@ -282,3 +282,24 @@ def test_the_documented_local_shards_recipe_sends_every_call_once(receiver, tmp_
     assert done.returncode == 0, done.stderr
     assert len(receiver.calls) == 400 == len(set(ids_of(receiver)))
     assert sorted(p.name for p in tmp_path.glob("shard-*.ckpt")) == [f"shard-{k}.ckpt" for k in range(4)]
+
+
+def test_a_partition_creates_its_rejects_and_checkpoint_folders(receiver, tmp_path):
+    """A task on a fresh worker: the folders named for rejects and checkpoints do not exist yet."""
+    from cdpcli.scale_out import import_partition
+    from cdpcli.target import Target
+    from tests.conftest import API_KEY
+
+    target = Target.resolve(endpoint=receiver.url, api_key=API_KEY)
+    lines = ['{"type":"track","userId":"u","event":"E"}', "not json"]
+    summary = import_partition(
+        lines,
+        number=3,
+        name="backfill",
+        target=target,
+        rejects_dir=str(tmp_path / "out" / "rejects"),
+        checkpoint_dir=str(tmp_path / "out" / "checkpoints"),
+    )
+    assert (summary["sent"], summary["invalid"]) == (1, 1)
+    assert len((tmp_path / "out" / "rejects" / "backfill-3.rejects.ndjson").read_text().splitlines()) == 1
+    assert (tmp_path / "out" / "checkpoints").is_dir()

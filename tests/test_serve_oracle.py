@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from cdpcli.serve import Receiver
+from cdpcli.serve.hosts import host_name
 from tests.conftest import API_KEY, BASIC, post
 
 
@@ -157,6 +158,21 @@ def test_bound_to_every_address_any_address_is_answered_but_no_foreign_name():
     with Receiver("0.0.0.0") as receiver:
         assert request(receiver, "GET", "/_cdp/summary", headers={"Host": "10.0.0.7:8787"})[0] == 200
         assert request(receiver, "GET", "/_cdp/summary", headers={"Host": "rebound.example.com"})[0] == 421
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ("fd00::2", "fd00::2"),
+        ("[fd00::2]:80", "fd00::2"),
+        ("::1", "::1"),
+        ("localhost.:80", "localhost"),
+        ("a.b.", "a.b"),
+    ],
+)
+def test_host_names_of_bare_ipv6_addresses_and_trailing_dots(value, name):
+    """A bare IPv6 address (`--host fd00::2`, `--allow-host fd00::2`) has no port to cut."""
+    assert host_name(value) == name
 
 
 def test_allow_host_adds_a_name():

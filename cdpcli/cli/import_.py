@@ -193,6 +193,24 @@ def import_(
             show_default=False,
         ),
     ] = False,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--delimiter",
+            help="CSV: the cell separator (default: , ; tab or | as the header line shows).",
+            metavar="C",
+            show_default=False,
+        ),
+    ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="In a directory, read what symbolic links point at (each file once; default: skip them, with a warning).",
+            metavar="",
+            show_default=False,
+        ),
+    ] = False,
     resolve_identities: Annotated[
         bool,
         typer.Option(
@@ -297,6 +315,7 @@ def import_(
             archive=from_,
             column=column or [],
             infer_types=infer_types,
+            delimiter=delimiter,
             resolve_identities=resolve_identities,
             types=types,
             events=events,
@@ -307,7 +326,7 @@ def import_(
             limit=limit,
             recent=recent,
         )
-        sources, warnings = make_sources(files or [], id_namespace, format_, s3_endpoint)
+        sources, warnings = make_sources(files or [], id_namespace, format_, s3_endpoint, follow_symlinks)
         sources = shard_sources(sources, options.shard)
         check_options(options, sources)
         if preflight:

@@ -29,7 +29,7 @@ from cdpcli.cli.output import Output, reporting
 from cdpcli.errors import CdpError, ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from cdpcli.operations import Operation  # noqa: F401
+    from cdpcli.operations import IdList, Operation  # noqa: F401
 
 person_app = typer.Typer(cls=CdpGroup, help="Delete, suppress or unsuppress people.", no_args_is_help=True)
 device_app = typer.Typer(cls=CdpGroup, help="Register or remove a person's push devices.", no_args_is_help=True)
@@ -182,6 +182,7 @@ def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) ->
     from cdpcli.cli.import_events import run_and_report, terminal_events  # lazy: start-up
     from cdpcli.operations import bulk_importer  # lazy: start-up
 
+    op.header = bulk.header
     out = opts.output()
     target = opts.target()
     events = terminal_events(opts, bulk.progress)
@@ -205,13 +206,20 @@ class Declined(CdpError):
     exit_code = ExitCode.ERROR
 
 
-def confirm(out: Output, question: str, noun: tuple[str, str], ids: tuple[int, list[str]], *, yes: bool, dry_run: bool, from_stdin: bool) -> None:  # fmt: skip
-    """Ask `question` (with the count and the first ids) on the terminal; refuse without one.
-    --yes and --dry-run never ask."""
+def confirm(out: Output, question: str, noun: tuple[str, str], ids: "IdList | tuple[int, list[str]]", *, yes: bool, dry_run: bool, from_stdin: bool) -> None:  # fmt: skip
+    """Ask `question` (with the distinct count, the first ids and what was dropped) on the
+    terminal; refuse without one. --yes never asks; --dry-run shows what it would ask about."""
+    from cdpcli.operations import IdList  # lazy: start-up
+
+    listed = ids if isinstance(ids, IdList) else IdList(distinct=ids[0], first=ids[1])
+    count, first = listed.distinct, listed.first
+    what = f"{count:,} {noun[0] if count == 1 else noun[1]}"
+    shown = ", ".join(first) + (", …" if count > len(first) else "")
+    dropped = listed.describe().partition("; ")[2]
+    if dry_run and not from_stdin:
+        out.info(f"{what}: {shown}" + (f" ({dropped})" if dropped else ""))
     if yes or dry_run:
         return
-    count, first = ids
-    what = f"{count:,} {noun[0] if count == 1 else noun[1]}"
     if from_stdin:
         raise UsageError(
             "the ids come from stdin, so cdp cannot ask for confirmation there",
@@ -222,23 +230,28 @@ def confirm(out: Output, question: str, noun: tuple[str, str], ids: tuple[int, l
             f"not a terminal: cdp will not {question.split(' ', 1)[0].lower()} {what} without confirmation",
             hint="add --yes to confirm; this cannot be undone",
         )
-    shown = ", ".join(first) + (", …" if count > len(first) else "")
-    sys.stderr.write(f"{what}: {shown}\n{question.format(what=what)} [y/N] ")
+    sys.stderr.write(
+        f"{what}: {shown}\n" + (f"({dropped})\n" if dropped else "") + f"{question.format(what=what)} [y/N] "
+    )
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise Declined("not confirmed: nothing was sent")
 
 
-def _ids_in(op: "Operation", source: str) -> tuple[int, list[str]]:
-    """The count and first ids a confirmation shows, read as the send reads them (the same
-    sources: a directory's files, compressed ones decompressed), not the raw bytes."""
+def _ids_in(op: "Operation", source: str, header: bool | None = None) -> "IdList":
+    """The distinct ids, the first ones and what is dropped, as a confirmation shows them, read
+    as the send reads them (the same sources: a directory's files, compressed ones
+    decompressed; comments, a header and repeated ids left out), not the raw bytes."""
+    from cdpcli.operations import IdList  # lazy: start-up
+
+    op.header = header
     if source == "-":
-        return 0, []
+        return IdList()
     from cdpcli.importing.sources import make_sources, source_lines  # lazy: start-up
 
     sources, _ = make_sources([source], fmt="ndjson")
-    return op.first_ids(line for s in sources for line in source_lines(s))
+    return op.read_ids(line for s in sources for line in source_lines(s))
 
 
 def _exactly_one(user: str | None, source: str | None, flag: str = "--user") -> None:
@@ -277,13 +290,13 @@ def _person_command(action: str):
             _exactly_one(user, source)
             op = operations.operation(f"person {action}")
 
-            def ask(ids: tuple[int, list[str]]) -> None:
+            def ask(ids: "IdList | tuple[int, list[str]]") -> None:
                 if question is not None:  # unsuppress asks nothing (--yes is accepted for symmetry)
                     noun = ("person", "people")
                     confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
 
             if source is not None:
-                ask(_ids_in(op, source))
+                ask(_ids_in(op, source, bulk.header))
                 _bulk(opts, op, source, bulk)
             elif user is not None:
                 ask((1, [user]))
@@ -417,7 +430,7 @@ def object_delete(
         op = operations.operation("object delete", object_type_id=object_type_id, user=user, anonymous_id=anonymous_id)
         question, noun = "Delete {what} from Customer.io?", ("object", "objects")
         if source is not None:
-            ids = _ids_in(op, source)
+            ids = _ids_in(op, source, bulk.header)
             confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
             _bulk(opts, op, source, bulk)
         elif object_id is not None:

@@ -526,14 +526,25 @@ class BulkOptions:
     concurrency: int = BULK_CONCURRENCY
     progress: bool | None = None
     max_invalid: int | None = None
+    header: bool | None = None  # the first line is a header (True) or an id (False); None: ask
 
 
+HeaderOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="The first line of FILE is a header, skipped (--header), or an id, sent (--no-header); a first line like email or user_id is refused without one of them.",
+        metavar="",
+        show_default=False,
+    ),
+]
 _BULK_OPTIONS: dict[str, Any] = {
     "checkpoint": in_panel(CheckpointOpt, BULK),
     "rejects": in_panel(RejectsOpt, BULK),
     "concurrency": in_panel(ConcurrencyOpt, BULK),
     "progress": in_panel(ProgressOpt, BULK),
     "max_invalid": in_panel(MaxInvalidOpt, BULK),
+    "header": in_panel(HeaderOpt, BULK),
 }
 
 

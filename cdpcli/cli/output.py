@@ -40,10 +40,12 @@ OPTION_IDS = (
         "order",
     ],
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
-    *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities"],
+    *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities", "delimiter"],
     *["endpoint", "region", "timeout"],  # the connection's, in network hints
     *["against", "api_key", "anonymous_id"],
 )
+# on/off options: `header=True` is the flag --header, `header=False` its --no-header
+_SWITCH_FORM = re.compile(r"(?<![\w./$-])(header|follow_symlinks)=(True|False)\b")
 # `id=` not inside a word, a path or a flag; longest first (rate_budget before rate)
 _OPTION_FORM = re.compile(r"(?<![\w./$-])(" + "|".join(sorted(OPTION_IDS, key=len, reverse=True)) + r")=(\S?)")
 
@@ -53,15 +55,33 @@ def flag_of(option: str) -> str:
     return FLAG_FOR_OPTION.get(option, "--" + option.replace("_", "-"))
 
 
+# a value the core quotes (repr's '…' or "…"): the user's input, never rewritten; a quote
+# after a letter is an apostrophe (the API's limit), not the start of one
+_QUOTED = re.compile(r"""(?<!\w)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?!\w)""")
+
+
 def flagged(text: str) -> str:
     """The core's text with its options as flags: `types='x': …` -> `--types 'x': …`,
-    `since= must be before until=` -> `--since must be before --until`."""
+    `since= must be before until=` -> `--since must be before --until`. Quoted values are the
+    user's input and stay as typed (`since='rate=5'` -> `--since 'rate=5'`)."""
 
     def flag(match: re.Match[str]) -> str:
         after = match[2]
         return flag_of(match[1]) + (" " + after if after and after not in ",.;:)" else after)
 
-    return _OPTION_FORM.sub(flag, text)
+    parts = _QUOTED.split(text)  # odd items are the quoted spans
+    shown = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            shown.append(part)
+            continue
+        # the quote that follows (`since=` then `'x'`) is read with the part, so the flag and
+        # its value are spaced as they are before an unquoted value
+        quote = parts[index + 1][:1] if index + 1 < len(parts) else ""
+        part = _SWITCH_FORM.sub(lambda m: ("--" if m[2] == "True" else "--no-") + m[1].replace("_", "-"), part)
+        done = _OPTION_FORM.sub(flag, part + quote)
+        shown.append(done[: len(done) - len(quote)])
+    return "".join(shown)
 
 
 def error_text(error: CdpError) -> tuple[str, str | None]:

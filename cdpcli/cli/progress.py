@@ -36,8 +36,12 @@ def _clock(seconds: float) -> str:
 
 
 def settled_share(stats: Stats, total_bytes: int | None) -> float | None:
-    """The share of the input settled (delivered, rejected, skipped or blank): of the lines read,
-    those settled, times the share of the bytes read (None when neither is known yet)."""
+    """The share of the input settled (delivered, rejected, skipped or blank), as the import
+    measures it (the settled lines' share of the input bytes, importing/share.py); else, of
+    the lines read, those settled, times the share of the bytes read (None when neither is
+    known yet)."""
+    if stats.settled_share is not None and total_bytes:
+        return stats.settled_share()
     read = stats.read
     settled = stats.sent + stats.invalid + stats.failed + stats.skipped + stats.blank
     lines = min(settled / read, 1.0) if read else 0.0

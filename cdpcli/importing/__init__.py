@@ -5,7 +5,7 @@ The way in, by step: options.py (the settings, built once from raw values) -> so
 (reading) -> prepare.py (a line becomes a call's bytes) -> batches.py -> delivery.py (sending,
 splitting, stopping; it reports through settle.py) -> rejects.py and checkpoint.py (what is
 settled); engine.py runs them together, stats.py counts, events.py is what it tells a front end
-and returns. api.py: `import_lines`, the Python API; `cdp import` builds the same Importer.
+and returns. api.py: `import_lines` and `import_paths`, the Python API; `cdp import` builds the same Importer.
 
 Names load their module on first use: `cdp track` imports events.py (for the CLI's types)
 without paying for the engine (~14 ms).
@@ -27,6 +27,7 @@ _HOMES = {
     "make_sources": "cdpcli.importing.sources",
     "check_options": "cdpcli.importing.options",
     "import_lines": "cdpcli.importing.api",
+    "import_paths": "cdpcli.importing.api",
 }
 __all__ = [
     "DEFAULT_REJECTS",
@@ -37,11 +38,12 @@ __all__ = [
     "Source",
     "check_options",
     "import_lines",
+    "import_paths",
     "make_sources",
 ]
 
 if TYPE_CHECKING:
-    from cdpcli.importing.api import import_lines
+    from cdpcli.importing.api import import_lines, import_paths
     from cdpcli.importing.engine import Importer
     from cdpcli.importing.events import ImportEvents, ImportResult
     from cdpcli.importing.options import ImportOptions, check_options

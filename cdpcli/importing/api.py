@@ -1,5 +1,6 @@
-"""import_lines, the Python API of imports: the same options as `cdp import`, under the same
-names (ImportOptions.build), for lines from any iterable."""
+"""The Python API of imports, with `cdp import`'s options under the same names
+(ImportOptions.build): `import_lines` for lines from any iterable, `import_paths` for what
+`cdp import` is given by name (files, directories, archives, s3:// URLs)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from cdpcli.errors import UsageError
 from cdpcli.importing.engine import Importer
 from cdpcli.importing.events import ImportEvents, ImportResult
 from cdpcli.importing.options import ImportOptions, check_options, renamed
-from cdpcli.importing.sources import Source, check_namespace
+from cdpcli.importing.shard import shard_sources
+from cdpcli.importing.sources import Source, check_namespace, make_sources
 
 if TYPE_CHECKING:
     from cdpcli.target import Target
 
-__all__ = ["check_options", "import_lines"]
+__all__ = ["check_options", "import_lines", "import_paths"]
 
 
 def import_lines(
@@ -75,6 +77,49 @@ def import_lines(
     check_namespace(id_namespace)
     sources = [Source.of_items(source, lines, id_namespace)]
     check_options(chosen, sources)
+    return Importer(target, sources, chosen, observer).run()
+
+
+def import_paths(
+    paths: str | Iterable[str],
+    *,
+    target: Target,
+    options: ImportOptions | None = None,
+    id_namespace: str | None = None,
+    format: str | None = None,  # the option id, as in cdp import
+    s3_endpoint: str | None = None,
+    observer: ImportEvents | None = None,
+    **overrides: Any,
+) -> ImportResult:
+    """Import what `cdp import PATH…` imports, as it does: each name a file, a directory (its
+    files, sorted), a zip or tar archive (its members, `ARCHIVE!MEMBER`), or an
+    `s3://BUCKET/KEY-OR-PREFIX` URL (an object, or the objects under a prefix; the s3
+    extra); the same derived messageIds, rejects and checkpoint entries as the command's.
+
+    `format` ("ndjson", "csv", "parquet"; default: told by each name), `id_namespace` and
+    `s3_endpoint` (an S3-compatible store's URL; default: the standard AWS chain) are the
+    command's options of those names; `options` and `overrides` are import_lines's (including
+    `shard="K/N"` with `shard_by="file"`: every Nth file or object, for N workers over one
+    prefix). Warnings about the inputs (two sources deriving the same ids) go to
+    `observer.note`. Returns the counts, as import_lines does.
+    """
+    observer = _hooks(overrides, observer)
+    chosen = ImportOptions.build(options, **renamed(overrides)) if overrides or options is None else options
+    names = [paths] if isinstance(paths, str) else list(paths)
+    if not names or "-" in names:
+        raise UsageError(
+            "paths must name files, directories or s3:// URLs" + (" (not stdin)" if names else ""),
+            hint='e.g. import_paths(["s3://bucket/segment-logs/"], target=target); for stdin: import_lines(sys.stdin.buffer, …)',
+            option="paths",
+        )
+    if not chosen.dry_run:
+        target.require_key()
+    sources, warned = make_sources(names, id_namespace, format, s3_endpoint)
+    sources = shard_sources(sources, chosen.shard)
+    check_options(chosen, sources)
+    observer = observer or ImportEvents()
+    for text in warned:
+        observer.note(text)
     return Importer(target, sources, chosen, observer).run()
 
 

@@ -22,19 +22,22 @@ all, not one per member from its start (which is n² for n members).
 from __future__ import annotations
 
 import bz2
+import contextlib
+import functools
 import gzip
 import lzma
 import os
+import re
 import tarfile
 import threading
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from cdpcli.errors import UsageError
 from cdpcli.importing.decode import compression_of
-from cdpcli.importing.objectstore import UnreadableSource
+from cdpcli.importing.objectstore import UnreadableSource, open_forward, open_seekable
 from cdpcli.importing.source import Source
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -43,26 +46,34 @@ TAR_MAGIC = b"ustar"
 TAR_MAGIC_AT = 257
 HEAD_BYTES = TAR_MAGIC_AT + len(TAR_MAGIC)
 _OPENERS: dict[str, Any] = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}
+# Objects in a bucket are probed only when their name says archive: telling one by its bytes
+# is a GET per object, and a prefix may hold millions (Segment's are all .gz NDJSON).
+ARCHIVE_NAME = re.compile(r"\.(zip|tar|tgz|tbz2?|txz|tar\.(gz|bz2|xz))$", re.IGNORECASE)
 
 
-def archive_kind(path: str) -> str | None:
-    """'zip', 'tar' (its compression told by `compression_of`), or None for other files."""
+def archive_kind(path: str | BinaryIO) -> str | None:
+    """'zip', 'tar' (its compression told by `compression_of`), or None for other files; of
+    the file at `path`, or of a seekable stream (which is left at its start)."""
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") if isinstance(path, str) else contextlib.nullcontext(path) as handle:
             head = handle.read(HEAD_BYTES)
-    except OSError:
-        return None
-    if head.startswith(ZIP_MAGIC):
-        return "zip"
-    compression = compression_of(head)
-    if compression in _OPENERS:
-        try:
-            with _OPENERS[compression](path, "rb") as inner:
-                head = inner.read(HEAD_BYTES)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError):
-            return None  # damaged: read as a compressed file, whose error names it
-    elif compression is not None:
-        return None  # zstd: tarfile cannot read it; read as a compressed file
+            if head.startswith(ZIP_MAGIC):
+                return "zip"
+            compression = compression_of(head)
+            if compression in _OPENERS:
+                handle.seek(0)
+                try:
+                    with _OPENERS[compression](handle, "rb") as inner:
+                        head = inner.read(HEAD_BYTES)
+                except (OSError, EOFError, zlib.error, lzma.LZMAError):
+                    return None  # damaged: read as a compressed file, whose error names it
+                finally:
+                    handle.seek(0)
+            elif compression is not None:
+                return None  # zstd: tarfile cannot read it; read as a compressed file
+            handle.seek(0)
+    except (OSError, UnreadableSource):
+        return None  # read as a file, whose error names it
     return "tar" if head[TAR_MAGIC_AT:HEAD_BYTES] == TAR_MAGIC else None
 
 
@@ -75,10 +86,42 @@ def archive_sources(
     kind = archive_kind(path)
     if kind is None:
         return []
-    members = _zip_members(path) if kind == "zip" else _tar_members(path)
+    members = (
+        _zip_members(path, functools.partial(open, path, "rb")) if kind == "zip" else _tar_members(path, _Opener(path))
+    )
+    return _member_sources(path, os.path.realpath(path), seed, members, fmt, name_format)
+
+
+def object_archive_sources(object_: Source, fmt: str | None, name_format: Callable[[str], str]) -> list[Source]:
+    """The members of an object in a bucket whose name says archive (ARCHIVE_NAME), as
+    archive_sources makes a local copy's: `s3://B/K!MEMBER`, seeded and versioned alike; []
+    when it is no archive (or no object). A zip is read by ranged GETs (its directory first),
+    a tar as a stream."""
+    if not ARCHIVE_NAME.search(object_.key):
+        return []
+    probe = open_seekable(object_)
+    if probe is None:
+        return []
+    with probe:
+        kind = archive_kind(probe)
+    if kind is None:
+        return []
+    url = object_.name
+    try:
+        if kind == "zip":
+            members = _zip_members(url, lambda: open_seekable(object_))
+        else:
+            members = _tar_members(url, _Opener(url, lambda: open_forward(object_)))
+    except UnreadableSource as exc:
+        raise UsageError(f"cannot read the archive {url}: {exc.message}", hint=exc.hint) from None
+    return _member_sources(url, url, object_.id_seed, members, fmt, name_format)
+
+
+def _member_sources(
+    path: str, key: str, seed: bytes, members: list[_Member], fmt: str | None, name_format: Callable[[str], str]
+) -> list[Source]:
     if not members:
         raise UsageError(f"{path} is an archive with no files in it (hidden ones are skipped)")
-    key = os.path.realpath(path)
     sources = []
     for member in members:
         label = f"{path}!{member.name}"
@@ -106,9 +149,9 @@ class _Member:
         self.name, self.size, self.version, self.opener = name, size, version, opener
 
 
-def _zip_members(path: str) -> list[_Member]:
+def _zip_members(path: str, open_raw: Callable[[], Any]) -> list[_Member]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_raw() as raw, zipfile.ZipFile(raw) as archive:
             infos = archive.infolist()
     except (OSError, zipfile.BadZipFile) as exc:
         raise UsageError(f"cannot read the zip archive {path}: {exc}") from None
@@ -116,20 +159,19 @@ def _zip_members(path: str) -> list[_Member]:
     for info in infos:
         if info.is_dir() or _hidden(info.filename):
             continue
-        members.append(
-            _Member(info.filename, info.file_size, f"crc32:{info.CRC:08x}:{info.file_size}", _zip_opener(path, info))
-        )
+        version = f"crc32:{info.CRC:08x}:{info.file_size}"
+        members.append(_Member(info.filename, info.file_size, version, _zip_opener(path, open_raw, info)))
     return members
 
 
-def _zip_opener(path: str, info: zipfile.ZipInfo) -> Any:
+def _zip_opener(path: str, open_raw: Callable[[], Any], info: zipfile.ZipInfo) -> Any:
     def opener() -> BinaryIO:
-        # the member keeps the archive's file open after ZipFile is closed (zipfile counts its
-        # users of the file): one open archive per member being read
+        raw = open_raw()
         try:
-            with zipfile.ZipFile(path) as archive:
-                return _Damage(archive.open(info), f"{path}!{info.filename}")  # type: ignore[return-value]
+            with zipfile.ZipFile(raw) as archive:  # a ZipFile given a stream leaves it open
+                return _Damage(archive.open(info), f"{path}!{info.filename}", raw)  # type: ignore[return-value]
         except (OSError, zipfile.BadZipFile) as exc:
+            raw.close()
             raise UnreadableSource(f"cannot open the member: {exc}", hint=DAMAGED_HINT) from None
 
     return opener
@@ -141,8 +183,8 @@ class _Damage:
 
     ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
 
-    def __init__(self, stream: Any, label: str) -> None:
-        self.stream, self.label = stream, label
+    def __init__(self, stream: Any, label: str, raw: Any = None) -> None:
+        self.stream, self.label, self.raw = stream, label, raw  # raw: the archive, closed with it
 
     def read(self, count: int = -1) -> bytes:
         try:
@@ -158,15 +200,17 @@ class _Damage:
 
     def close(self) -> None:
         self.stream.close()
+        if self.raw is not None:
+            self.raw.close()
 
 
-def _tar_members(path: str) -> list[_Member]:
+def _tar_members(path: str, opener: _Opener) -> list[_Member]:
     try:
-        with tarfile.open(path, "r:*") as archive:
+        with opener() as decompressed, tarfile.open(fileobj=decompressed, mode="r:") as archive:
             infos = archive.getmembers()
-    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as exc:
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as exc:
         raise UsageError(f"cannot read the tar archive {path}: {exc}") from None
-    stream = _SharedStream(path)
+    stream = _SharedStream(path, opener)
     members = []
     for info in infos:
         if not info.isfile() or _hidden(info.name):
@@ -189,8 +233,8 @@ class _SharedStream:
     order cost one pass. A lock keeps two readers (a first-line check on one thread, the
     reader thread on another) from moving it under each other."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, opener: _Opener | None = None) -> None:
+        self.path, self.opener = path, opener or _Opener(path)
         self.lock = threading.Lock()
         self.handle: IO[bytes] | None = None
 
@@ -207,11 +251,25 @@ class _SharedStream:
                 raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
 
     def _open(self) -> IO[bytes]:
-        with open(self.path, "rb") as handle:
-            kind = compression_of(handle.read(8))
-        if kind in _OPENERS:
-            return _OPENERS[kind](self.path, "rb")
-        return open(self.path, "rb")
+        return self.opener()
+
+
+class _Opener:
+    """An archive's bytes decompressed (gzip, bzip2, xz): of the file at `path`, or of what
+    `open_raw` opens (an object's stream); a decompressor given a stream closes it with itself."""
+
+    def __init__(self, path: str, open_raw: Callable[[], Any] | None = None) -> None:
+        self.path, self.open_raw = path, open_raw
+
+    def __call__(self) -> IO[bytes]:
+        if self.open_raw is None:
+            with open(self.path, "rb") as handle:
+                kind = compression_of(handle.read(8))
+            return _OPENERS[kind](self.path, "rb") if kind in _OPENERS else open(self.path, "rb")
+        raw = self.open_raw()
+        kind = compression_of(raw.read(8))
+        raw.seek(0)
+        return cast(IO[bytes], _Closing(_OPENERS[kind](raw, "rb"), raw)) if kind in _OPENERS else raw
 
 
 class _MemberReader:
@@ -236,3 +294,23 @@ class _MemberReader:
 
     def close(self) -> None:
         pass
+
+
+class _Closing:
+    """A decompressor over a stream it was given, closing that stream with itself."""
+
+    def __init__(self, inner: Any, raw: Any) -> None:
+        self.inner, self.raw = inner, raw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.inner.close()
+        self.raw.close()

@@ -51,4 +51,6 @@ class BatchRequest(Request):
 
     def body_bytes(self, sent_at: str | None = None) -> bytes:
         stamp = (sent_at or now_timestamp()).encode()
-        return _BODY_HEAD + b",".join(self.batch.calls) + b'],"sentAt":"' + stamp + b'"}'
+        # one join: `head + calls + tail + …` copied the whole ~475 KB body once per `+`
+        # (130-170 µs a body against 80-90)
+        return b"".join((_BODY_HEAD, b",".join(self.batch.calls), b'],"sentAt":"', stamp, b'"}'))

@@ -132,7 +132,7 @@ class Checkpoint:
         except OSError:
             kind = None
         if kind is not None and not stat.S_ISREG(kind):
-            raise UsageError(f"checkpoint={path} is not a regular file", hint=CHECKPOINT_HINT, option="checkpoint")
+            raise UsageError(f"checkpoint={path!r} is not a regular file", hint=CHECKPOINT_HINT, option="checkpoint")
         self._take_lock()
         try:
             with open(path, "rb") as handle:
@@ -142,7 +142,7 @@ class Checkpoint:
         except OSError as exc:
             self.release()
             raise UsageError(
-                f"checkpoint={path}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT, option="checkpoint"
+                f"checkpoint={path!r}: cannot read it ({exc.strerror})", hint=CHECKPOINT_HINT, option="checkpoint"
             ) from None
         problem = None
         try:
@@ -153,7 +153,7 @@ class Checkpoint:
         if problem:
             self.release()
             raise UsageError(
-                f"checkpoint={path}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT, option="checkpoint"
+                f"checkpoint={path!r}: not a cdp checkpoint file ({problem})", hint=CHECKPOINT_HINT, option="checkpoint"
             )
         self.data = data
         self.existed = True
@@ -165,7 +165,7 @@ class Checkpoint:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), files.PRIVATE)
         except OSError as exc:
             raise UsageError(
-                f"checkpoint={self.path}: cannot create {lock_path} ({exc.strerror})",
+                f"checkpoint={self.path!r}: cannot create {lock_path!r} ({exc.strerror})",
                 hint="check that the checkpoint's directory exists and is writable",
                 option="checkpoint",
             ) from None
@@ -178,7 +178,7 @@ class Checkpoint:
         except OSError:
             os.close(fd)
             raise UsageError(
-                f"checkpoint={self.path} is in use by another cdp import",
+                f"checkpoint={self.path!r} is in use by another cdp import",
                 hint="wait for it to finish, or give this import its own checkpoint=",
                 option="checkpoint",
             ) from None
@@ -199,7 +199,7 @@ class Checkpoint:
         if self.existed and self.data.get("shard") != shard:
             was = self.data.get("shard")
             raise UsageError(
-                f"checkpoint={self.path} was written by "
+                f"checkpoint={self.path!r} was written by "
                 + (f"shard {was}" if was else "an import without shard=")
                 + (f", not shard {shard}" if shard else ", and this import has no shard="),
                 hint="give each shard its own checkpoint, or run again with the shard it was written by",
@@ -216,7 +216,7 @@ class Checkpoint:
         was = self.data.get("order", "none")
         if self.existed and was != order:
             raise UsageError(
-                f"checkpoint={self.path} was written by an import with order={was}, not order={order}",
+                f"checkpoint={self.path!r} was written by an import with order={was}, not order={order}",
                 hint=f"run again with order={was} to resume it, or " + CHECKPOINT_HINT,
                 option="checkpoint",
             )
@@ -230,6 +230,26 @@ class Checkpoint:
             self.data.pop("phase", None)
             self.data["version"] = 1
         return int(self.data.get("phase", 0))
+
+    def bind_selection(self, selection: dict[str, Any]) -> None:
+        """A checkpoint counts as settled the lines its import left out (filters, sample, the
+        archive's own lines): under another selection they would be lost, or sent twice."""
+        was = self.data.get("selection", {})
+        if self.existed and was != selection:
+            differs = [
+                f"{name}={_shown(was.get(name))} then, {_shown(selection.get(name))} now"
+                for name in sorted(was.keys() | selection.keys())
+                if was.get(name) != selection.get(name)
+            ]
+            raise UsageError(
+                f"checkpoint={self.path!r} was written under another selection of lines: " + "; ".join(differs),
+                hint="run again with the same choices to resume it, or start fresh: " + CHECKPOINT_HINT,
+                option="checkpoint",
+            )
+        if selection:
+            self.data["selection"] = selection
+        else:
+            self.data.pop("selection", None)
 
     def apply(self, sources: list[Source]) -> None:
         """Each source's settled lines. A source with a version (an object's ETag and size)
@@ -267,11 +287,17 @@ class Checkpoint:
             files.write_atomic(self.path, json.dumps(self.data).encode())
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(not given)"
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
 def _check_version(source: Source, entry: dict[str, Any], path: str | None) -> None:
     was = entry.get("version")
     if source.version is not None and was is not None and was != source.version and (source.skip or source.phase):
         raise UsageError(
-            f"{source.label} changed since checkpoint={path} was written (ETag and size {was}, now {source.version})",
+            f"{source.label} changed since checkpoint={path!r} was written (ETag and size {was}, now {source.version})",
             hint="it is not the same input: " + CHECKPOINT_HINT,
             option="checkpoint",
         )
@@ -301,6 +327,8 @@ def _checkpoint_problem(data: Any) -> str | None:
     phase = data.get("phase", 0)
     if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
         return "malformed order or phase"
+    if not isinstance(data.get("selection", {}), dict):
+        return "malformed selection"
     for key, entry in data["sources"].items():
         if not isinstance(entry, dict):
             return f"entry {key!r} is not an object"

@@ -6,19 +6,29 @@ and blank lines after it for the lines its quoted cells span. The header line, a
 cannot be made a call, become marker lines (starting with a NUL byte, which no JSON line or
 CSV text starts with) that the preparer turns into a skip or a reject (prepare.py, `marker`).
 
-Mapping: with a type (--type, or a `type` column), columns named like call fields go to the
-top level, the others into traits (identify, group) or properties (the rest); `--column
-SRC=DEST` names the destination (dotted: traits.email, context.ip); empty cells are left out;
-values stay strings unless infer (--infer-types): integers, decimals, true/false.
+A quoted cell that is never closed would otherwise swallow every row after it: a row may span
+at most MAX_ROW_LINES lines and MAX_ROW_BYTES bytes (a call holds at most 32,000 bytes, so a
+longer row can never be sent), and a quote still open at the end of the file or past those
+bounds makes the row's first line an invalid row; the lines after it are read again as rows.
+
+Delimiter: given (`delimiter`), else the one of `,` `;` tab `|` the header line holds most of.
+
+Mapping: with a type (--type, or a `type` column), a column named like one of that type's own
+top-level API fields goes to the top level, the others into traits (identify, group) or
+properties (the rest); `--column SRC=DEST` names the destination (dotted: traits.email,
+context.ip), which must be a top-level field of the type or lie inside one of its objects;
+empty cells are left out; values stay strings unless infer (--infer-types): integers,
+decimals, true/false.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +36,37 @@ from cdpcli.errors import UsageError
 from cdpcli.importing.source import Source, source_blocks
 from cdpcli.wire import dumps
 
-CALL_FIELDS = frozenset(
-    {"type", "userId", "anonymousId", "event", "timestamp", "messageId", "groupId", "name", "previousId"}
+# Each call type's own top-level fields, as the API document lists them (pipelines-openapi.json:
+# components.schemas.<type>, without the read-only receivedAt and version); everything else in a
+# row belongs in the type's traits or properties.
+COMMON_FIELDS = frozenset(
+    {
+        "type",
+        "userId",
+        "anonymousId",
+        "messageId",
+        "timestamp",
+        "originalTimestamp",
+        "sentAt",
+        "context",
+        "integrations",
+    }
 )
+TYPE_FIELDS = {
+    "identify": COMMON_FIELDS | {"traits"},
+    "group": COMMON_FIELDS | {"groupId", "traits"},
+    "track": COMMON_FIELDS | {"event", "groupId", "properties"},
+    "page": COMMON_FIELDS | {"name", "properties"},
+    "screen": COMMON_FIELDS | {"name", "properties"},
+    "alias": COMMON_FIELDS | {"previousId"},
+}
+ANY_TYPE_FIELDS = frozenset().union(*TYPE_FIELDS.values())
 OBJECT_FIELDS = frozenset({"traits", "properties", "context", "integrations"})
 TRAIT_TYPES = frozenset({"identify", "group"})
+DELIMITERS = ",;\t|"  # what is detected; --delimiter may name another single character
+# bounds of one row (see the module docstring): a call holds at most 32,000 bytes
+MAX_ROW_LINES = 100
+MAX_ROW_BYTES = 32 << 10
 MARK = b"\0"
 SKIP_MARK = MARK + b"skip:"
 INVALID_MARK = MARK + b"invalid:"
@@ -44,21 +80,56 @@ class CsvMapping:
     default_type: str | None = None
     columns: dict[str, str] = field(default_factory=dict)  # --column SRC=DEST
     infer: bool = False
+    delimiter: str | None = None  # None: detected from the header line
 
 
 def parse_columns(specs: list[str]) -> dict[str, str]:
-    """--column SRC=DEST options as a mapping (UsageError naming a malformed one)."""
+    """--column SRC=DEST options as a mapping (UsageError naming a malformed one, or one whose
+    DEST no call type has)."""
     columns: dict[str, str] = {}
     for spec in specs:
         src, eq, dest = spec.partition("=")
         if not eq or not src or not dest or any(not part for part in dest.split(".")):
             raise UsageError(
-                f"--column {spec!r}: expected SRC=DEST", hint='e.g. --column id=userId --column "E-mail=traits.email"'
+                f"column={spec!r}: expected SRC=DEST",
+                hint='e.g. column=id=userId column="E-mail=traits.email"',
+                option="column",
             )
         if src in columns:
-            raise UsageError(f"--column {src!r} is given twice")
+            raise UsageError(f"column={src!r} is given twice", option="column")
+        check_destination(src, dest, None)
         columns[src] = dest
     return columns
+
+
+def check_destination(src: str, dest: str, kind: str | None) -> None:
+    """A --column destination must be a top-level field of the call type (of any type when the
+    type comes from a column) or lie inside one of its objects: anything else would be a field
+    the API does not have, and the value would be lost there."""
+    fields = TYPE_FIELDS.get(kind or "", ANY_TYPE_FIELDS)
+    top, dotted, _ = dest.partition(".")
+    if top in fields and (not dotted or top in OBJECT_FIELDS):
+        return
+    what = f"{kind} calls have" if kind in TYPE_FIELDS else "a call has"
+    problem = f"{what} no object {top!r}" if dotted and top in fields else f"{what} no top-level field {top!r}"
+    if kind in TYPE_FIELDS:
+        inside = f"{'traits' if kind in TRAIT_TYPES else 'properties'}.{dest}"
+    else:
+        inside = f"traits.{dest} (identify, group) or properties.{dest} (the others)"
+    raise UsageError(
+        f"column={src}={dest}: {problem}",
+        hint=f"name a top-level field of the call, or a place inside one: column={src}={inside}",
+        option="column",
+    )
+
+
+def check_delimiter(delimiter: str | None) -> None:
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
+        raise UsageError(
+            f"delimiter={delimiter!r}: expected one character (not a quote or a line break)",
+            hint="e.g. delimiter=';' or delimiter=$'\\t'",
+            option="delimiter",
+        )
 
 
 class _BlocksIO(io.RawIOBase):
@@ -81,79 +152,164 @@ class _BlocksIO(io.RawIOBase):
         return count
 
 
-def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Iterator[bytes]:
+class RowRunsAway(Exception):  # noqa: N818 - a signal to the row loop, not an error
+    """A row past MAX_ROW_LINES or MAX_ROW_BYTES: a quote left open."""
+
+
+# Given to csv.reader after the file's last line: a lone high surrogate, which no decoded text
+# holds (surrogateescape makes only low ones). A reader still inside a quoted cell takes it into
+# the cell; otherwise it is a row of its own, and the end.
+END_OF_FILE = "\ud800"
+
+
+class _PhysicalLines:
+    """The file's lines for csv.reader, remembering those of the row being read (`row`), with
+    lines to read again first (`again`: what followed the first line of a row that ran away).
+    An iterator object, not a generator: it can be asked again after it said StopIteration."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.again: collections.deque[str] = collections.deque()
+        self.row: list[str] = []
+        self.row_chars = 0
+        self.finished = False  # END_OF_FILE was given
+
+    def __iter__(self) -> _PhysicalLines:
+        return self
+
+    def __next__(self) -> str:
+        if self.row and (len(self.row) >= MAX_ROW_LINES or self.row_chars >= MAX_ROW_BYTES):
+            raise RowRunsAway
+        line = self.again.popleft() if self.again else self.text.readline()
+        if not line:
+            if self.finished:
+                raise StopIteration
+            self.finished = True
+            line = END_OF_FILE
+        self.row.append(line)
+        self.row_chars += len(line)
+        return line
+
+    def peek(self) -> str:
+        """The first line that is not blank (the header), to be read again."""
+        while line := self.text.readline():
+            self.again.append(line)
+            if line.strip():
+                return line
+        return ""
+
+    def next_row(self) -> None:
+        self.row, self.row_chars = [], 0
+
+
+def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMapping) -> Generator[bytes, None, None]:
     """One output line for each line of the CSV source (see the module docstring)."""
+    check_delimiter(mapping.delimiter)
     blocks = source_blocks(source, progress)
     try:
         text = io.TextIOWrapper(
             io.BufferedReader(_BlocksIO(blocks)), encoding="utf-8-sig", errors="surrogateescape", newline=""
         )
-        physical: list[str] = []  # the file's lines of the row being read
-
-        def lines() -> Iterator[str]:
-            for line in text:
-                physical.append(line)
-                yield line
-
-        csv.field_size_limit(64 << 20)  # a huge cell is a call too large (rejected), not a crash
-        reader = csv.reader(lines())
+        physical = _PhysicalLines(text)
+        delimiter = mapping.delimiter or detect_delimiter(physical.peek())
+        csv.field_size_limit(64 << 20)  # a huge cell on one line is a call too large (rejected)
+        reader = csv.reader(physical, delimiter=delimiter)
         header: list[str] | None = None
-        for row in _rows(reader, source):
-            raw = "".join(physical)
-            spanned = len(physical)
-            physical.clear()
-            if header is None:
-                if not any(cell.strip() for cell in row):
-                    yield b""  # blank lines before the header
-                    continue
+        line_no = 0  # lines made so far
+        for row in _rows(reader, physical):
+            raw = "".join(physical.row)
+            spanned = len(physical.row)
+            if row is None:  # ran away: its first line is the invalid row, the rest is read again
+                if header is None:
+                    raise UsageError(
+                        f"{source.label}:{line_no + 1}: the CSV header has a quote that is never closed",
+                        hint="check the quotes on that line",
+                    )
+                physical.again.extendleft(reversed(physical.row[1:]))
+                spanned = 1
+                first = physical.row[0]
+                kept = (
+                    f" (the record keeps its first {MAX_ROW_BYTES:,} characters)" if len(first) > MAX_ROW_BYTES else ""
+                )
+                yield _invalid(
+                    f"a quoted cell is not closed within {MAX_ROW_LINES} lines or {MAX_ROW_BYTES:,} bytes, "
+                    f"or by the end of the file, or is over the csv module's limit{kept}; "
+                    "the lines after it are read as rows",
+                    "csv quote not closed",
+                    first[:MAX_ROW_BYTES],
+                )
+            elif header is None and not any(cell.strip() for cell in row):
+                yield b""  # blank lines before the header
+            elif header is None:
                 header = [cell.strip() for cell in row]
-                _check_header(source, header, mapping)
+                _check_header(source, header, mapping, line_no + 1)
                 yield SKIP_MARK + HEADER_REASON.encode() + MARK + _encode(raw.strip())
             elif not any(row):
                 yield b""
             else:
                 yield _row_line(header, row, raw, mapping)
+            line_no += spanned
             for _ in range(spanned - 1):
                 yield b""
     finally:
         blocks.close()
 
 
-def _rows(reader: Any, source: Source) -> Iterator[list[str]]:
-    """The reader's rows; what the csv module cannot read (a cell over its size limit, which an
-    unbalanced quote makes of the rest of the file) is a usage error naming the line."""
+def detect_delimiter(header: str) -> str:
+    """The one of DELIMITERS the header line holds most of, outside quotes (`,` when none)."""
+    outside = "".join(header.split('"')[::2])
+    counts = [(outside.count(delimiter), -rank) for rank, delimiter in enumerate(DELIMITERS)]
+    best = max(counts)
+    return DELIMITERS[-best[1]] if best[0] else ","
+
+
+def _rows(reader: Any, physical: _PhysicalLines) -> Iterator[list[str] | None]:
+    """The reader's rows, None for one that runs away (see the module docstring): past the
+    bounds, still quoted at the end of the file, or more than the csv module can hold."""
     while True:
+        physical.next_row()
         try:
-            yield next(reader)
+            row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
-            raise UsageError(
-                f"{source.label}:{reader.line_num}: CSV that cannot be read ({exc})",
-                hint="a quote left open runs to the end of the file: check the quotes on that line",
-            ) from None
+        except (RowRunsAway, csv.Error):
+            yield None
+            continue
+        if physical.row[-1] is END_OF_FILE:
+            if len(physical.row) == 1:
+                return
+            yield None  # taken into a cell: a quote open at the end of the file
+            continue
+        yield row
 
 
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _check_header(source: Source, header: list[str], mapping: CsvMapping) -> None:
-    named = [name for name in header if name]
-    for name in named:
-        if named.count(name) > 1:
+def _check_header(source: Source, header: list[str], mapping: CsvMapping, line_no: int) -> None:
+    for number, name in enumerate(header, 1):
+        if not name:
+            raise UsageError(
+                f"{source.label}:{line_no}: the CSV header's column {number} has no name",
+                hint="name it in the header line (its cells would have nowhere to go), or remove the column",
+            )
+        if header.count(name) > 1:
             raise UsageError(f"{source.label}: the CSV header names the column {name!r} twice")
-    for src in mapping.columns:
+    for src, dest in mapping.columns.items():
         if src not in header:
             raise UsageError(
-                f"--column {src}={mapping.columns[src]}: {source.label} has no column {src!r}",
-                hint="its header names: " + ", ".join(named[:20]),
+                f"column={src}={dest}: {source.label} has no column {src!r}",
+                hint="its header names: " + ", ".join(header[:20]),
+                option="column",
             )
-    has_type = "type" in named or "type" in mapping.columns.values()
+        check_destination(src, dest, mapping.default_type)
+    has_type = "type" in header or "type" in mapping.columns.values()
     if mapping.default_type is None and not has_type:
         raise UsageError(
             f"{source.label}: a CSV row needs a call type",
-            hint="give --type identify (or track, group, page, screen), or a 'type' column",
+            hint="give type=identify (or track, group, page, screen), or a 'type' column",
+            option="type",
         )
 
 
@@ -165,22 +321,22 @@ def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping) 
         for name, value in zip(header, row, strict=False):
             if value and mapping.columns.get(name, name) == "type":
                 kind = value
+    fields = TYPE_FIELDS.get(kind or "", COMMON_FIELDS)
     bag = "traits" if kind in TRAIT_TYPES else "properties"
     call: dict[str, Any] = {}
     for name, value in zip(header, row, strict=False):
-        if not value or not name:  # empty cells (and unnamed columns) are left out
+        if not value:  # empty cells are left out
             continue
         dest = mapping.columns.get(name)
         if dest is None:
-            if name in CALL_FIELDS or "." in name and name.split(".", 1)[0] in OBJECT_FIELDS:
+            top, dotted, _ = name.partition(".")
+            if top in fields and (not dotted or top in OBJECT_FIELDS):
                 dest = name
-            else:
+            else:  # not a field of this type's call: the API would drop it there
                 call.setdefault(bag, {})[name] = _value(value, mapping.infer)
                 continue
         path = dest.split(".")
-        typed = _value(value, mapping.infer) if not (len(path) == 1 and dest in CALL_FIELDS) else value
-        if kind is None and dest == "type":
-            kind = value
+        typed = value if len(path) == 1 and dest in ANY_TYPE_FIELDS else _value(value, mapping.infer)
         target = call
         for part in path[:-1]:
             inner = target.setdefault(part, {})

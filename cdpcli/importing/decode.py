@@ -25,6 +25,15 @@ MAGIC_BYTES = 6  # enough to tell every format above
 ZSTD_EXTRA = "pip install 'cdp-pipelines-cli[zstd]'"
 
 
+class DamagedInput(UsageError):
+    """Compressed data that cannot be read on (cut short, or corrupt): what came before it
+    was read. `problem` is the message without the source's name (for its rejects record)."""
+
+    def __init__(self, label: str, problem: str, hint: str | None = None) -> None:
+        super().__init__(f"{label}: {problem}", hint)
+        self.problem = problem
+
+
 def compression_of(head: bytes) -> str | None:
     """'gzip', 'bzip2', 'xz', 'zstd', or None for plain text, from a stream's first bytes."""
     if head.startswith(GZIP):
@@ -85,8 +94,8 @@ def decompressed(
             return
         yield from _blocks(kind, label, read, head, progress, size)
     except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
-        raise UsageError(
-            f"{label}: corrupt {kind} data ({exc})", hint=f"check the file, e.g. {_test_command(kind)} on it"
+        raise DamagedInput(
+            label, f"corrupt {kind} data ({exc})", hint=f"check the file, e.g. {_test_command(kind)} on it"
         ) from None
 
 
@@ -112,9 +121,10 @@ def _blocks(
         if not pending and (gzip or decoder.needs_input):
             pending = read(size)
             if not pending:
-                raise UsageError(
-                    f"{label}: the {kind} data ends early (truncated?)",
-                    hint=f"the lines before the cut were read; check the file, e.g. {_test_command(kind)} on it",
+                raise DamagedInput(
+                    label,
+                    f"the {kind} data ends early (truncated?)",
+                    hint=f"check the file, e.g. {_test_command(kind)} on it",
                 )
             progress(len(pending))
         block = decoder.decompress(pending, size)
@@ -144,9 +154,10 @@ def _zstd_blocks(label: str, raw: _Prefixed, size: int) -> Iterator[bytes]:
                 pending, offset = raw.read(size), 0
                 if not pending:
                     if begun and not frame.eof:
-                        raise UsageError(
-                            f"{label}: the zstd data ends early (truncated?)",
-                            hint=f"the lines before the cut were read; check the file, e.g. {_test_command('zstd')} on it",
+                        raise DamagedInput(
+                            label,
+                            "the zstd data ends early (truncated?)",
+                            hint=f"check the file, e.g. {_test_command('zstd')} on it",
                         )
                     return
             if frame.eof:
@@ -161,8 +172,8 @@ def _zstd_blocks(label: str, raw: _Prefixed, size: int) -> Iterator[bytes]:
             if block:
                 yield block
     except zstandard.ZstdError as exc:
-        raise UsageError(
-            f"{label}: corrupt zstd data ({exc})", hint=f"check the file, e.g. {_test_command('zstd')} on it"
+        raise DamagedInput(
+            label, f"corrupt zstd data ({exc})", hint=f"check the file, e.g. {_test_command('zstd')} on it"
         ) from None
 
 

@@ -35,9 +35,10 @@ from cdpcli.importing.outbox import DryRun, Outbox
 from cdpcli.importing.packer import Packer
 from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.rejects import Rejects
-from cdpcli.importing.select import Selector, wanted
+from cdpcli.importing.select import Selector, selection_of, wanted
 from cdpcli.importing.settle import Settle
 from cdpcli.importing.shard import shard_label
+from cdpcli.importing.share import share_for
 from cdpcli.importing.sources import (
     _END,
     Source,
@@ -101,9 +102,11 @@ class Importer:
         saver = None
         spooled: list[str] = []
         try:
-            spooled = before_reading(self.sources, self.options, self.events, self.identities)
+            spooled = before_reading(self.sources, self.options, self.events, self.identities, self.stop_reading)
             senders = self.delivery.start(batches) if self.delivery else []
-            self.events.started(self.stats, sum(s.size or 0 for s in self.sources) or None)
+            self.share = share_for(self.sources, self.phaser)
+            self.stats.settled_share = self.share.measured(self.settlement)  # no cycle back to self
+            self.events.started(self.stats, self.share.total)
             if self.checkpoint.path and not self.options.dry_run:
                 saver = self.saver.start(self.options.checkpoint_every, self.stop_with)
             if self.phaser is None:
@@ -184,6 +187,7 @@ class Importer:
                 if isinstance(item, BaseException):
                     raise item
                 last_input = time.monotonic()
+                self.share.saw(item)
                 if item.source != current:
                     current = item.source
                     packer.preparer.for_source(self.sources[current])
@@ -279,14 +283,17 @@ def make_preparer(options: ImportOptions, identities: IdentityMap | None) -> Pre
     """The import's Preparer: marker lines read when a vendor's converter makes the lines,
     each prepared call given its resolved userId under resolve_identities."""
     preparer = (options.preparer or Preparer)(options.default_type)
-    preparer.converted = chunk_converter(options.archive) is not None
     if identities is not None:
         preparer.prepare = rewriting(preparer.prepare, identities)  # type: ignore[method-assign,assignment]
     return preparer
 
 
 def before_reading(
-    sources: list[Source], options: ImportOptions, events: ImportEvents, identities: IdentityMap | None
+    sources: list[Source],
+    options: ImportOptions,
+    events: ImportEvents,
+    identities: IdentityMap | None,
+    stop: threading.Event,
 ) -> list[str]:
     """What reads the input more than once needs first: stdin and iterables spooled
     (order=phased, resolve_identities), and the identities learned (its first pass); and a
@@ -294,7 +301,7 @@ def before_reading(
     first = next((source for source in sources if source.is_file and source.format == "ndjson"), None)
     if options.archive is None and first is not None and segment_archive(first):
         events.note("; ".join(sniff_advice(first.label, "segment")))
-    spooled = spool_all(sources, events) if options.order == "phased" or identities is not None else []
+    spooled = spool_all(sources, events, stop) if options.order == "phased" or identities is not None else []
     if identities is not None:
         events.note("resolve_identities: reading the input once to learn who each anonymous id is")
         learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
@@ -321,7 +328,7 @@ def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
             pass
 
 
-def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
+def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event) -> list[str]:
     """order phased reads every input once per phase: stdin and iterables go to a private
     temporary file first (each source's `spool` points at it); the files' paths."""
     spooled = []
@@ -330,7 +337,7 @@ def spool_all(sources: list[Source], events: ImportEvents) -> list[str]:
             events.note(
                 f"order=phased: copying {source.label} to a private temporary file first (it is read once per phase)"
             )
-            spooled.append(spool(source))
+            spooled.append(spool(source, stop.is_set))  # an interrupt stops the copy
     return spooled
 
 
@@ -346,7 +353,7 @@ class UnwrittenRejects(Rejects):
 
 
 def csv_mapping(options: ImportOptions) -> CsvMapping:
-    return CsvMapping(options.default_type, options.csv_columns, options.infer_types)
+    return CsvMapping(options.default_type, options.csv_columns, options.infer_types, options.delimiter)
 
 
 def release_reader(chunks: queue.Queue, stop_reading: threading.Event) -> None:
@@ -369,6 +376,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
     try:
         checkpoint.bind_shard(shard_label(options.shard))
         phase = checkpoint.bind_order(options.order)
+        checkpoint.bind_selection(selection_of(options))
         checkpoint.apply(sources)
         for source in sources:
             if source.is_file and source.version is None:  # an object's version was compared (apply)
@@ -398,7 +406,7 @@ def open_outputs(sources: list[Source], options: ImportOptions) -> tuple[Checkpo
                     checkpoint.save(sources, [s.skip for s in sources], [s.first_line_hash for s in sources])
                 except OSError as exc:
                     raise UsageError(
-                        f"checkpoint={options.checkpoint}: cannot write it ({exc.strerror or exc})",
+                        f"checkpoint={options.checkpoint!r}: cannot write it ({exc.strerror or exc})",
                         hint="check that its directory exists and is writable",
                         option="checkpoint",
                     ) from None

@@ -282,6 +282,7 @@ class SeekableObject(io.RawIOBase):
         super().__init__()
         self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
         self.position = 0
+        self._last: tuple[int, bytes] = (0, b"")  # the last range fetched: where, and its bytes
 
     def readable(self) -> bool:
         return True
@@ -303,6 +304,19 @@ class SeekableObject(io.RawIOBase):
         end = min(self.position + len(buffer), self.size)
         if end <= self.position:
             return 0
+        # a read near the end fetches the buffer's worth before it too: a zip's directory (at
+        # the end) points back at members close before it, and a small object is one GET
+        first = max(0, min(self.position, self.size - CHUNK_BYTES)) if end == self.size else self.position
+        if first < self.position and not self._cached(end):
+            self._last = (first, self._fetch(first, end))
+        start, block = self._last
+        if self._cached(end):
+            # inside the last range fetched: a zip's reader seeks from its end (the directory)
+            # back to the members, and a BufferedReader drops its buffer on such seeks
+            count = end - self.position
+            memoryview(buffer).cast("B")[:count] = block[self.position - start : end - start]
+            self.position = end
+            return count
         part = ObjectStream(self.store, self.bucket, self.key, self.etag, self.size, self.position, end)
         view, filled = memoryview(buffer).cast("B"), 0
         try:
@@ -314,16 +328,104 @@ class SeekableObject(io.RawIOBase):
                 filled += len(data)
         finally:
             part.close()
+        if filled <= CHUNK_BYTES:  # kept: one buffer's worth
+            self._last = (self.position, bytes(view[:filled]))
         self.position += filled
         return filled
+
+    def _cached(self, end: int) -> bool:
+        start, block = self._last
+        return start <= self.position and end <= start + len(block)
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        part = ObjectStream(self.store, self.bucket, self.key, self.etag, self.size, start, end)
+        pieces = []
+        try:
+            while start < end:
+                data = part.read(end - start)
+                if not data:
+                    break
+                pieces.append(data)
+                start += len(data)
+        finally:
+            part.close()
+        return b"".join(pieces)
+
+
+class ForwardObject(io.RawIOBase):
+    """An object read mostly front to back by a reader that seeks now and then (tarfile over a
+    plain tar steps over each member's data; gzip rewinds to start over): one streamed GET from
+    the position reached, kept open while reads follow on; a seek up to SKIP_BYTES ahead reads
+    on and drops the bytes, further (or back) is a new ranged GET from there."""
+
+    SKIP_BYTES = CHUNK_BYTES  # dropping up to 1 MB costs less than a new request's round trip
+
+    def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
+        super().__init__()
+        self.store, self.bucket, self.key, self.etag, self.size = store, bucket, key, etag, size
+        self.position = 0
+        self._stream: ObjectStream | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        if self.position >= self.size:
+            return 0
+        stream = self._stream_at(self.position)
+        data = stream.read(len(buffer))
+        view = memoryview(buffer).cast("B")
+        view[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def _stream_at(self, position: int) -> ObjectStream:
+        stream = self._stream
+        if stream is not None and 0 < position - stream.position <= self.SKIP_BYTES:
+            while stream.position < position and stream.read(position - stream.position):
+                pass
+        if stream is None or stream.position != position:
+            if stream is not None:
+                stream.close()
+            stream = self._stream = ObjectStream(self.store, self.bucket, self.key, self.etag, self.size, position)
+        return stream
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        super().close()
 
 
 def open_seekable(source: Source) -> BinaryIO | None:
     """A seekable reader of an object's bytes (None when `source` is no object): what an
-    archive reader that must seek (zip) opens instead of the source's stream."""
+    archive reader that must seek (zip) or a Parquet reader opens instead of the source's
+    stream; each read is a ranged GET of the bytes asked for (at least CHUNK_BYTES)."""
     opener = source.opener
     if isinstance(opener, functools.partial) and opener.func is ObjectStream:
         return cast(BinaryIO, io.BufferedReader(SeekableObject(*opener.args), buffer_size=CHUNK_BYTES))
+    return None
+
+
+def open_forward(source: Source) -> BinaryIO | None:
+    """A seekable reader of an object's bytes for reading front to back (ForwardObject), or
+    None when `source` is no object: what a tar reader (and a decompressor under it) opens."""
+    opener = source.opener
+    if isinstance(opener, functools.partial) and opener.func is ObjectStream:
+        return cast(BinaryIO, io.BufferedReader(ForwardObject(*opener.args), buffer_size=CHUNK_BYTES))
     return None
 
 

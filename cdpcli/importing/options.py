@@ -54,6 +54,7 @@ class ImportOptions:
     archive: str | None = None
     csv_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> destination (dotted)
     infer_types: bool = False  # CSV cells that look like numbers or booleans become them
+    delimiter: str | None = None  # CSV: the cell separator (None: detected from the header line)
     # choosing what to send (select.py); lines left out are skipped, by reason (the option's id)
     types: list[str] | None = None
     events: list[str] | None = None
@@ -96,6 +97,12 @@ class ImportOptions:
                 f"{unknown[0]}= is not an import option", hint=f"expected one of {', '.join(sorted(BUILD_NAMES))}"
             )
         options = dataclasses.replace(base) if base is not None else cls()
+        # "line" is the default dealing: given alone it changes nothing; any other dealing
+        # without a shard would send everything from every worker
+        if raw.get("shard_by") not in (None, "line") and raw.get("shard", options.shard) is None:
+            raise UsageError(
+                f"shard_by={raw['shard_by']!r} needs shard=K/N", hint="e.g. shard='0/4'", option="shard_by"
+            )
         if "shard" in raw or "shard_by" in raw:
             given = raw.get("shard", options.shard)  # a Shard keeps its mode unless shard_by says
             options.shard = _shard(given, raw.get("shard_by", given.by if isinstance(given, Shard) else "line"))
@@ -115,7 +122,7 @@ class ImportOptions:
             if name in raw:
                 setattr(options, name, _moment(raw[name], name))
         for name in raw.keys() & PLAIN_NAMES:
-            setattr(options, name, raw[name])
+            setattr(options, name, _typed(name, raw[name]))
         options.check()
         return options
 
@@ -126,6 +133,10 @@ class ImportOptions:
         check_limits(self.batch_bytes, self.batch_events, self.concurrency, self.rate)
         if self.max_invalid is not None and self.max_invalid < 1:
             raise UsageError(f"max_invalid= must be at least 1, not {self.max_invalid}", option="max_invalid")
+        if self.delimiter is not None:
+            from cdpcli.importing.csvrows import check_delimiter  # lazy: start-up (the CSV reader)
+
+            check_delimiter(self.delimiter)
         if self.archive is not None and self.archive not in ARCHIVES + VENDORS:
             raise UsageError(
                 f"archive={self.archive!r}: expected one of {', '.join(ARCHIVES + VENDORS)}", option="archive"
@@ -171,6 +182,7 @@ PLAIN_NAMES = frozenset(
         "checkpoint_every",
         "archive",
         "infer_types",
+        "delimiter",
         "sample",
         "limit",
         "recent",
@@ -237,6 +249,38 @@ def renamed(raw: dict[str, Any]) -> dict[str, Any]:
                 raise UsageError(f"{old}= and {new}= are the same option: give {new}= only", option=new)
             raw = {(new if name == old else name): value for name, value in raw.items()}
     return raw
+
+
+# What the plain options hold (a Python caller may pass text, as a command line does): the
+# dataclass's annotations, read once.
+_KINDS = {f.name: str(f.type) for f in dataclasses.fields(ImportOptions)}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A plain option's value as its field holds it: a whole number or a number from a number
+    or its text, a boolean as a boolean; anything else is a UsageError naming the option."""
+    kind = _KINDS[name]
+    base = kind.removesuffix(" | None")
+    if value is None and base != kind:
+        return None
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+    elif base in ("int", "float"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if base == "float":
+                return float(value)
+            if float(value).is_integer():
+                return int(value)
+        elif isinstance(value, str):
+            try:
+                return int(value.strip()) if base == "int" else float(value.strip())
+            except ValueError:
+                pass
+    else:
+        return value
+    wanted = {"int": "a whole number", "float": "a number", "bool": "True or False"}[base]
+    raise UsageError(f"{name}={value!r}: expected {wanted}", option=name)
 
 
 def _shard(value: str | Shard | None, by: str) -> Shard | None:

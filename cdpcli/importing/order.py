@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
+import stat
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from cdpcli import files
 from cdpcli.errors import UsageError
@@ -101,19 +104,72 @@ class PhaseFilter:
         return self.inner(line_no, line)
 
 
-def spool(source: Source) -> str:
+# how often a spool that waits for input looks whether the import was interrupted
+SPOOL_POLL_SECONDS = 0.1
+
+
+def spool_directory() -> str:
+    """The private directory spools live in, under $TMPDIR: one per user, 0700, created when
+    missing; refused when it is not this user's own private folder (another user could read
+    or plant files there)."""
+    path = os.path.join(tempfile.gettempdir(), f"cdp-spool-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise UsageError(
+            f"{path} is not a private folder of this user: cdp will not copy customer data there",
+            hint=f"remove it, or point TMPDIR at a private folder (order=phased copies stdin to {path})",
+        )
+    return path
+
+
+def remove_stale_spools(directory: str) -> None:
+    """Spools of runs that are gone (killed: a normal end removes its own), by the process id
+    in their name."""
+    for name in os.listdir(directory):
+        match = SPOOL_NAME.fullmatch(name)
+        if match is None or _running(int(match[1])):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass  # another run removed it first
+
+
+SPOOL_NAME = re.compile(r"spool-([0-9]+)-[A-Za-z0-9_]+\.ndjson")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process with that id: not ours to judge
+    return True
+
+
+def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
     """Copy stdin (its bytes as they come, compressed or not) or an iterable's lines to a
-    private temporary file, which the source then reads; returns its path (the caller removes it)."""
-    fd, path = tempfile.mkstemp(prefix="cdp-spool-", suffix=".ndjson")
+    private temporary file, which the source then reads; returns its path (the caller removes
+    it). Stops copying as soon as `stopped()` (Ctrl-C, SIGTERM): it never waits for an
+    endless producer to end. Spools of killed runs are removed first."""
+    directory = spool_directory()
+    remove_stale_spools(directory)
+    fd, path = tempfile.mkstemp(prefix=f"spool-{os.getpid()}-", suffix=".ndjson", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), files.PRIVATE)
             if source.items is not None:
                 for item in source.items:
+                    if stopped():
+                        break
                     handle.write(item_line(item) + b"\n")
             else:
-                stream = source.open()
-                read = getattr(stream, "read1", stream.read)
+                read = _interruptible(source.open(), stopped)
                 while data := read(CHUNK_BYTES):
                     handle.write(data)
         source.items = None
@@ -123,3 +179,24 @@ def spool(source: Source) -> str:
         os.unlink(path)
         raise
     return path
+
+
+def _interruptible(stream: BinaryIO, stopped: Callable[[], bool]) -> Callable[[int], bytes]:
+    """`read(n)` of a stream that returns b"" once `stopped()`, also while no input comes: a
+    pipe is waited on SPOOL_POLL_SECONDS at a time (select), never in one blocking read."""
+    read = getattr(stream, "read1", stream.read)
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file descriptor (an in-memory stream)
+        fd = -1
+    if fd < 0 or os.name != "posix":
+        return lambda size: b"" if stopped() else read(size)
+
+    def wait_then_read(size: int) -> bytes:
+        while not stopped():
+            ready, _, _ = select.select([fd], [], [], SPOOL_POLL_SECONDS)
+            if ready:
+                return os.read(fd, size)
+        return b""
+
+    return wait_then_read

@@ -7,8 +7,10 @@ and dates ISO-8601 strings (a zone-aware timestamp keeps its offset: `+00:00` fo
 decimals their exact text, binary a UTF-8 string when it is one (else base64). A top-level
 column that is null in a row is left out of its line, as an empty CSV cell is.
 
-Parquet needs random access (its footer comes last): a source whose bytes are not a local
-file (stdin, an archive member, an object) is copied to a private temporary file first.
+Parquet needs random access (its footer comes last): an object in a bucket is read where
+pyarrow seeks, by ranged GETs (the footer, then each row group's column chunks); a source
+whose bytes are neither a local file nor an object (stdin, an archive member) is copied to a
+private temporary file first.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.objectstore import open_seekable
 from cdpcli.importing.source import Source
 
 PARQUET_EXTRA = "pip install 'cdp-pipelines-cli[parquet]'"
@@ -46,9 +49,10 @@ def parquet_lines(source: Source, progress: Callable[[int], None]) -> Generator[
     """One compact JSON line for each row of the Parquet source (see the module docstring)."""
     pq = parquet_module()
     local = source.opener is None and source.spooled is None and source.name != "-" and source.items is None
-    spool_dir = None if local else tempfile.mkdtemp(prefix="cdp-parquet-")
+    seekable = None if local else open_seekable(source)  # an object: read by ranged GETs
+    spool_dir = None if local or seekable is not None else tempfile.mkdtemp(prefix="cdp-parquet-")
     try:
-        path = source.name if local else _spool(source, spool_dir or "")
+        path = source.name if local else seekable or _spool(source, spool_dir or "")
         try:
             parquet = pq.ParquetFile(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow's ArrowInvalid and OSError alike
@@ -61,6 +65,8 @@ def parquet_lines(source: Source, progress: Callable[[int], None]) -> Generator[
                         yield row_line(row)
                 progress(parquet.metadata.row_group(group).total_byte_size)
     finally:
+        if seekable is not None:
+            seekable.close()
         if spool_dir is not None:
             shutil.rmtree(spool_dir, ignore_errors=True)
 

@@ -93,18 +93,17 @@ class Preparer:
         # costs ~5k instructions a line's worth of bytes (a translation and finds over the
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
-        self.markers = False  # the source is CSV: its converter's marker lines are read (csvrows.py)
-        self.converted = False  # every line comes from a converter (a vendor mapping): markers too
         # --recent (select.py): a call timestamped at or after `recent_from` goes to on_recent
         # (which may raise SkipLine or InvalidLine). Canonical timestamps (…T…:…:….mmmZ) compare
         # as the times they are; "~" sorts after every one of them: off
         self.recent_from = "~"
         self.on_recent: Callable[[str], None] = _nothing
+        # a call with no timestamp goes out stamped now: on_recent("") too (recent skip, fail)
+        self.recent_when_missing = False
         self.tick()
 
     def for_source(self, source: Source) -> None:
         self._id_prefix = b"cdp-" + hashlib.sha1(source.id_seed).hexdigest()[:10].encode() + b"-"
-        self.markers = self.converted or source.format == "csv"
 
     def message_id(self, line_no: int, line: bytes) -> bytes:
         """Derived from (source, line number, line): a re-run sends the same ids.
@@ -139,6 +138,8 @@ class Preparer:
         stamp = call.get("timestamp")
         if stamp is not None and stamp >= self.recent_from:
             self.on_recent(stamp)
+        elif stamp is None and self.recent_when_missing:
+            self.on_recent("")  # stamped now, below
         self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
         if "messageId" not in call:
@@ -172,7 +173,9 @@ class Preparer:
         """Lines the strict models refuse: parse, validate with the lax models, re-serialise."""
         from pydantic import ValidationError
 
-        if self.markers and line.startswith(b"\0"):
+        # a marker line of the reader (csvrows.py); the readers turn any line of the input
+        # itself that starts with a NUL byte into an invalid one (sources.guard_markers)
+        if line.startswith(b"\0"):
             self._marker(line)
         try:
             data = jsontext.loads(line)
@@ -195,6 +198,8 @@ class Preparer:
             call["messageId"] = self.message_id(line_no, line).decode()
         stamp = call.get("timestamp")
         if not stamp:
+            if self.recent_when_missing:
+                self.on_recent("")
             call["timestamp"] = self.now
         elif stamp >= self.recent_from:
             self.on_recent(stamp)

@@ -52,19 +52,19 @@ class Rejects:
             )
         if os.path.isdir(path):
             raise UsageError(
-                f"rejects={path} is a directory", hint="name a file, e.g. rejects=rejects.ndjson", option="rejects"
+                f"rejects={path!r} is a directory", hint="name a file, e.g. rejects=rejects.ndjson", option="rejects"
             )
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise UsageError(
-                f"rejects={path}: directory {directory} does not exist",
+                f"rejects={path!r}: directory {directory!r} does not exist",
                 hint="create it, or pick another rejects=",
                 option="rejects",
             )
         target = path if os.path.exists(path) else directory
         if not os.access(target, os.W_OK):
             raise UsageError(
-                f"rejects={path}: {'file' if target == path else 'directory'} is not writable",
+                f"rejects={path!r}: {'file' if target == path else 'directory'} is not writable",
                 hint="pick another rejects=",
                 option="rejects",
             )
@@ -74,7 +74,7 @@ class Rejects:
                 os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
             except OSError:
                 raise UsageError(
-                    f"rejects={path} is a named pipe that nothing reads",
+                    f"rejects={path!r} is a named pipe that nothing reads",
                     hint="start its reader first, or pick a regular file",
                     option="rejects",
                 ) from None

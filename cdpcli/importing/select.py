@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, unwrap_reject
 from cdpcli.importing.shard import Shard
 from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
@@ -139,6 +139,24 @@ def wanted(options: Choices) -> bool:
     )
 
 
+def selection_of(options: Choices) -> dict[str, Any]:
+    """What decides which lines an import leaves out (skipped, and settled in its checkpoint),
+    by option id, as JSON values; the options left at their defaults are not named. A
+    checkpoint keeps it: a run under another selection would take lines the first one left out
+    for settled (checkpoint.bind_selection)."""
+    chosen: dict[str, Any] = {
+        "types": sorted(options.types) if options.types else None,
+        "events": sorted(options.events) if options.events else None,
+        "exclude_events": sorted(options.exclude_events) if options.exclude_events else None,
+        "since": format_timestamp(options.since) if options.since else None,
+        "until": format_timestamp(options.until) if options.until else None,
+        "sample": options.sample,
+        "archive": options.archive,
+        "recent": options.recent if options.recent == "skip" else None,
+    }
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
 class Selector:
     """Preparer.prepare with the archive's envelope dropped and the filters applied first."""
 
@@ -172,6 +190,7 @@ class Selector:
             # the preparer compares each call's canonical timestamp with the window's start
             preparer.recent_from = format_timestamp(self.window_start)
             preparer.on_recent = self._recent
+            preparer.recent_when_missing = self.recent_mode in ("skip", "fail")
         self.recent_to = format_timestamp(self.now)
 
     def prepare_for(self, data: bytes) -> Callable[[int, bytes], bytes]:
@@ -195,6 +214,12 @@ class Selector:
         shard = self.shard
         if self.envelope or self.filtering or shard is not None:
             call = _object(line)
+            if call is not None and "type" not in call and "input" in call:
+                # a rejects record fed back: every choice applies to the call in it, exactly as
+                # to the original line (its wrapper has no type, event or timestamp)
+                inner = unwrap_reject(call)
+                if inner is not call:
+                    call, line = inner, dumps(inner).encode("utf-8", "surrogatepass")
             if shard is not None:
                 # a line that is not a JSON object has no person: dealt by line number, so that
                 # exactly one shard rejects it
@@ -221,16 +246,16 @@ class Selector:
 
     def _recent(self, stamp: str) -> None:
         """A valid call timestamped at or after the window's start (canonical, from the
-        preparer): counted when not in the future, then skipped or rejected by mode."""
+        preparer; "" for one with no timestamp, which goes out stamped now): counted when not
+        in the future, then skipped or rejected by mode."""
         if stamp > self.recent_to:
             return
         self.recent += 1
         if self.recent_mode == "skip":
             raise SkipLine("recent")
         if self.recent_mode == "fail":
-            raise InvalidLine(
-                f"timestamp {stamp} is within the last 72 hours: it may trigger campaigns (recent mode fail)", "recent"
-            )
+            when = f"timestamp {stamp} is" if stamp else "no timestamp: it would be sent stamped now,"
+            raise InvalidLine(f"{when} within the last 72 hours: it may trigger campaigns (recent mode fail)", "recent")
 
     def _filter(self, line_no: int, line: bytes, call: dict[str, Any]) -> None:
         kind = call.get("type", self.default_type)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -91,9 +91,12 @@ class Chunk:
     first_line: int  # number of the first line in `data`
     data: bytes  # whole lines, newline-separated (no trailing newline)
     count: int
+    # the source's input bytes read when this chunk was handed over (compressed ones counted
+    # compressed): where its last line ends in the input, for the settled share (share.py)
+    through: int = 0
 
 
-def source_blocks(source: Source, progress: Callable[[int], None]) -> Iterator[bytes]:
+def source_blocks(source: Source, progress: Callable[[int], None]) -> Generator[bytes, None, None]:
     """A file's or stdin's bytes, decompressed when its first bytes say it is compressed
     (decode.py), in blocks of up to CHUNK_BYTES; `progress` counts the bytes read from it."""
     handle = source.open()

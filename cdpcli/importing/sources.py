@@ -9,16 +9,18 @@ import json
 import os
 import queue
 import re
+import stat
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.archives import archive_sources
-from cdpcli.importing.csvrows import CsvMapping, csv_lines
+from cdpcli.importing.archives import archive_sources, object_archive_sources
+from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
+from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
 from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
 from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
@@ -30,6 +32,7 @@ from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their
     line_hash,
     source_blocks,
 )
+from cdpcli.wire import dumps
 
 # Lines of an iterable source per chunk: about a 1 MB file chunk's worth of typical calls.
 ITERABLE_CHUNK_LINES = 4096
@@ -49,16 +52,20 @@ CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 
 
 def make_sources(
-    names: list[str], id_namespace: str | None = None, fmt: str | None = None, s3_endpoint: str | None = None
+    names: list[str],
+    id_namespace: str | None = None,
+    fmt: str | None = None,
+    s3_endpoint: str | None = None,
+    follow_symlinks: bool = False,
 ) -> tuple[list[Source], list[str]]:
-    """The sources to read, and warnings about them (sources that would derive the same ids).
-    A directory stands for the files under it (recursive, sorted, hidden ones skipped), an
+    """The sources to read, and warnings (what a directory's walk passed over, sources that would
+    derive the same ids). A directory stands for the files under it (see files_under), an
     s3:// prefix for its objects (objectstore.py; `s3_endpoint`: an S3-compatible store's URL);
     `fmt` (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    sources = []
+    sources, warnings = list[Source](), list[str]()
     for name in names or ["-"]:
         if name == "-":
             if sys.stdin is None or sys.stdin.isatty():
@@ -69,10 +76,11 @@ def make_sources(
             sources.append(Source("-", "<stdin>", b"<stdin>", format=fmt or "ndjson"))
             continue
         if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
-            sources.extend(object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint))
+            for object_ in object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint):
+                sources.extend(object_archive_sources(object_, fmt, name_format) or [object_])
             continue
         if os.path.isdir(name):
-            sources.extend(_directory_sources(name, fmt))
+            sources.extend(_directory_sources(name, fmt, follow_symlinks, warnings))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
@@ -90,7 +98,6 @@ def make_sources(
         # existing imports keep theirs)
         for source in sources:
             source.id_seed = id_namespace.encode("utf-8", "surrogateescape") + b"\0" + source.id_seed
-    warnings = []
     seen: dict[bytes, Source] = {}
     for source in sources:
         other = seen.setdefault(source.id_seed, source)
@@ -103,8 +110,8 @@ def make_sources(
     return sources, warnings
 
 
-def _directory_sources(name: str, fmt: str | None) -> list[Source]:
-    files = files_under(name)
+def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnings: list[str]) -> list[Source]:
+    files = files_under(name, follow_symlinks, warnings)
     if not files:
         raise UsageError(f"{name} is a directory with no files in it (hidden ones are skipped)")
     sources = []
@@ -145,17 +152,92 @@ def _format_of(name: str, fmt: str | None) -> str:
     return fmt or name_format(name)
 
 
-def files_under(directory: str) -> list[str]:
+def files_under(directory: str, follow_symlinks: bool = False, warnings: list[str] | None = None) -> list[str]:
     """The files under `directory` as paths relative to it, recursively, in sorted path order
     (component by component: 2024-01-01/b before 2024-01-01.x/a), hidden files and folders
-    skipped."""
-    found = []
-    for root, dirs, names in os.walk(directory):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if not name.startswith(".") and os.path.isfile(os.path.join(root, name)):
-                found.append(os.path.relpath(os.path.join(root, name), directory))
-    return sorted(found, key=lambda path: path.split(os.sep))
+    skipped; one line in `warnings` per kind of entry passed over, with the count and names
+    ("symbolic link", "special file": FIFOs, devices, sockets; "repeated folder": a followed
+    link to a folder already read; "dangling link"; "unreadable folder"; "second name": a
+    link to a file already read).
+
+    Symbolic links are not followed unless `follow_symlinks`: one pointing out of the tree
+    would send what it points at (a link to /etc/passwd put its lines in the rejects file).
+    Followed, each folder is read once (by device and inode), so a link to a parent ends."""
+    found: list[str] = []
+    skipped: dict[str, list[str]] = {}
+    seen_folders = {_identity(directory)}
+    seen_files: set[str] = set()
+
+    def unreadable(exc: OSError) -> None:
+        skipped.setdefault("unreadable folder", []).append(os.path.relpath(str(exc.filename), directory))
+
+    for root, dirs, names in os.walk(directory, onerror=unreadable, followlinks=follow_symlinks):
+        kept = []
+        for name in sorted(dirs):
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                continue
+            if os.path.islink(path) and not follow_symlinks:
+                skipped.setdefault("symbolic link", []).append(os.path.relpath(path, directory))
+            elif follow_symlinks and _identity(path) in seen_folders:
+                skipped.setdefault("repeated folder", []).append(os.path.relpath(path, directory))
+            else:
+                seen_folders.add(_identity(path))
+                kept.append(name)
+        dirs[:] = kept
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                continue
+            kind = _kind_skipped(path, follow_symlinks)
+            if kind is None and os.path.realpath(path) in seen_files:
+                kind = "second name"  # of a file already read (a link to it): read once
+            if kind is not None:
+                skipped.setdefault(kind, []).append(os.path.relpath(path, directory))
+            else:
+                seen_files.add(os.path.realpath(path))
+                found.append(os.path.relpath(path, directory))
+    order = lambda path: path.split(os.sep)  # noqa: E731
+    if warnings is not None:
+        warnings += skipped_warnings(directory, {kind: sorted(paths, key=order) for kind, paths in skipped.items()})
+    return sorted(found, key=order)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def _kind_skipped(path: str, follow_symlinks: bool) -> str | None:
+    """Why a directory entry is not read as a file, or None when it is one."""
+    if os.path.islink(path) and not follow_symlinks:
+        return "symbolic link"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "dangling link"
+    return None if stat.S_ISREG(mode) else "special file"
+
+
+SKIPPED_WHY = {
+    "symbolic link": "links are not followed by default",
+    "special file": "FIFOs, devices and sockets are not files to import",
+    "repeated folder": "links to a folder already read: a loop, or a second link",
+    "dangling link": "they point at nothing",
+    "second name": "links to a file already read",
+    "unreadable folder": "permission denied",
+}
+
+
+def skipped_warnings(directory: str, skipped: dict[str, list[str]]) -> list[str]:
+    """One warning line per kind of entry passed over, with the count and the names."""
+    warnings = []
+    for kind, paths in skipped.items():
+        shown = ", ".join(os.path.join(directory, path) for path in paths[:10])
+        more = f" and {len(paths) - 10:,} more" if len(paths) > 10 else ""
+        plural = "s" if len(paths) != 1 else ""
+        warnings.append(f"skipped {len(paths):,} {kind}{plural} under {directory} ({SKIPPED_WHY[kind]}): {shown}{more}")
+    return warnings
 
 
 _END = object()
@@ -179,53 +261,49 @@ def read_sources(
     csv_mapping: CsvMapping | None = None,
     convert: Callable[[bytes], bytes] | None = None,
 ) -> None:
-    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too.
+    """Reader thread: whole lines in chunks, then _END; errors are put on the queue too. Each
+    chunk says how many of its source's input bytes were read by then (Chunk.through).
     `convert` turns a chunk's lines (newline-separated) into as many lines (a --from VENDOR
     mapping: vendors.vendor_chunk), in this thread."""
     if convert is not None:
         out = _Converting(out, convert)  # type: ignore[assignment]
     try:
         for index, source in enumerate(sources):
+            counted = _Counted(progress)
             if source.items is not None:
-                _read_items(index, source.items, out, stop, progress)
+                _read_items(index, source.items, out, stop, counted)
                 continue
             if source.format == "csv":
-                source.lines = _read_lines(index, csv_lines(source, progress, csv_mapping or CsvMapping()), out, stop)
+                lines = csv_lines(source, counted, csv_mapping or CsvMapping())
+                source.lines = _read_lines(index, lines, out, stop, counted)
                 continue
             if source.format == "parquet":
-                source.lines = _read_lines(index, parquet_lines(source, progress), out, stop)
+                source.lines = _read_lines(index, parquet_lines(source, counted), out, stop, counted)
                 continue
-            line_no = 1
-            tail = b""
-            blocks = source_blocks(source, progress)
-            try:
-                for data in blocks:
-                    if stop.is_set():
-                        break
-                    cut = data.rfind(b"\n")
-                    if cut < 0:
-                        tail += data
-                        if len(tail) > MAX_LINE_BYTES:
-                            raise UsageError(f"{source.label}:{line_no}: line longer than 64 MB; is this NDJSON?")
-                        continue
-                    block = tail + data[:cut]
-                    tail = data[cut + 1 :]
-                    count = block.count(b"\n") + 1
-                    out.put(Chunk(index, line_no, block, count))
-                    line_no += count
-            except UnreadableSource as exc:  # after its retries; the lines before it were handed over
-                out.put(SourceFailed(index, line_no, _failure(exc)))
-                continue
-            finally:
-                blocks.close()
-            if tail and not stop.is_set():
-                out.put(Chunk(index, line_no, tail, 1))
-                line_no += 1
-            if not stop.is_set():
-                source.lines = line_no - 1  # read to its end: a checkpoint may skip it once settled
+            _read_ndjson(index, source, out, stop, counted)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
         out.put(exc)
     out.put(_END)
+
+
+def _read_ndjson(index: int, source: Source, out: queue.Queue, stop: threading.Event, counted: _Counted) -> None:
+    """An NDJSON source's chunks; its line count once read to its end (a checkpoint may skip
+    it once settled)."""
+    next_line = 1
+    pieces = ndjson_pieces(source, counted)
+    try:
+        for first_line, data, count in pieces:
+            if stop.is_set():
+                return
+            out.put(Chunk(index, first_line, data, count, counted.total))
+            next_line = first_line + count
+    except UnreadableSource as exc:  # after its retries; the lines before it were handed over
+        out.put(SourceFailed(index, next_line, _failure(exc)))
+        return
+    finally:
+        pieces.close()
+    if not stop.is_set():
+        source.lines = next_line - 1
 
 
 class _Converting:
@@ -236,12 +314,121 @@ class _Converting:
 
     def put(self, item: Any) -> None:
         if isinstance(item, Chunk):
-            item = Chunk(item.source, item.first_line, self.convert(item.data), item.count)
+            item = Chunk(item.source, item.first_line, self.convert(item.data), item.count, item.through)
         self.out.put(item)
 
 
 def _failure(exc: UnreadableSource) -> str:
     return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+
+
+def ndjson_pieces(source: Source, progress: Callable[[int], None]) -> Generator[tuple[int, bytes, int], None, None]:
+    """An NDJSON source as (first line number, whole lines, how many), with marker lines
+    (csvrows.INVALID_MARK) for what is not lines of text: a file that is not text is one
+    invalid line for the whole file; a line over MAX_LINE_BYTES is one invalid line, and
+    reading goes on after it; compressed data cut short or corrupt ends the source with one
+    invalid line after the last whole one (what came before is delivered)."""
+    line_no = 1
+    tail = b""
+    overlong = False  # in a line over the limit: its bytes are dropped up to its end
+    blocks = source_blocks(source, progress)
+    try:
+        for data in blocks:
+            if line_no == 1 and not tail and not overlong:
+                problem = not_text(data)
+                if problem:
+                    yield 1, invalid_marker(problem, "not text", data[:INPUT_KEPT]), 1
+                    return
+            if overlong:
+                cut = data.find(b"\n")
+                if cut < 0:
+                    continue
+                data, overlong, line_no = data[cut + 1 :], False, line_no + 1
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail += data
+                if len(tail) > MAX_LINE_BYTES:
+                    yield line_no, too_long(tail), 1
+                    tail, overlong = b"", True
+                continue
+            block = tail + data[:cut]
+            tail = data[cut + 1 :]
+            count = block.count(b"\n") + 1
+            yield line_no, guard_markers(block), count
+            line_no += count
+    except DamagedInput as exc:
+        yield line_no, damage_marker(exc, line_no, tail), 1
+        return
+    finally:
+        blocks.close()
+    if tail:
+        yield line_no, guard_markers(tail), 1
+
+
+# what a rejects record keeps of a line that is not one (a binary file's first bytes, the
+# start of a line over the limit, the part of a line before damage)
+INPUT_KEPT = 1024
+# a binary file is told by its first bytes, as git and grep tell one (8,000 bytes there): a NUL,
+# or more than one in ten characters neither text nor whitespace
+TEXT_PROBE_BYTES = 8192
+NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+TAR_MAGIC = b"ustar"  # at offset 257 of every tar header (POSIX.1-1988 and GNU)
+ZIP_MAGIC = b"PK\x03\x04"
+PARQUET_MAGIC = b"PAR1"
+
+
+def not_text(block: bytes) -> str | None:
+    """Why a source whose (decompressed) bytes start with `block` is not lines of text, or None."""
+    head = block[:TEXT_PROBE_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text; convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8)"
+    if head[257:262] == TAR_MAGIC:
+        return "a tar archive read as one stream: extract it first (tar -xf FILE), then import its files"
+    if head.startswith(ZIP_MAGIC):
+        return "a zip archive read as one stream: extract it first (unzip FILE), then import its files"
+    if head.startswith(PARQUET_MAGIC):
+        return "a Parquet file read as text: read it as Parquet (format=parquet), not as NDJSON"
+    if b"\0" in head:
+        return "not text (NUL bytes in its first block): a binary file is not NDJSON, and none of it was read"
+    text = head.decode("utf-8", "replace")
+    if len(NOT_TEXT.findall(text)) * 10 > len(text):
+        return "not text (its first block is mostly control bytes or not UTF-8): none of it was read"
+    return None
+
+
+def invalid_marker(error: str, reason: str, data: bytes) -> bytes:
+    """A marker line (csvrows.py) that the preparer turns into one invalid line."""
+    record = {"error": error, "reason": reason, "input": data.decode("utf-8", "surrogateescape")}
+    return INVALID_MARK + dumps(record).encode("utf-8", "surrogateescape")
+
+
+def too_long(start: bytes) -> bytes:
+    return invalid_marker(
+        f"line longer than {MAX_LINE_BYTES >> 20} MB: not a call (the record keeps its first {INPUT_KEPT:,} bytes)",
+        "line too long",
+        start[:INPUT_KEPT],
+    )
+
+
+def damage_marker(exc: DamagedInput, line_no: int, tail: bytes) -> bytes:
+    if line_no > 1:
+        read = f"read up to line {line_no - 1}, the last whole one before the damage; the rest is lost"
+    else:
+        read = "no whole line before the damage; nothing of it was read"
+    check = f"; {exc.hint}" if exc.hint else ""
+    return invalid_marker(f"{exc.problem}: {read}{check}", "damaged", tail[:INPUT_KEPT])
+
+
+def guard_markers(block: bytes) -> bytes:
+    """Lines of the input itself that start with a NUL byte, which would read as marker lines:
+    made invalid lines that say so (one find per chunk when there are none)."""
+    if block.find(b"\0") < 0:
+        return block
+    lines = block.split(b"\n")
+    for at, line in enumerate(lines):
+        if line.strip().startswith(b"\0"):
+            lines[at] = invalid_marker("line starts with a NUL byte: not JSON", "invalid JSON", line)
+    return b"\n".join(lines)
 
 
 def source_lines(source: Source) -> Iterator[bytes]:
@@ -254,28 +441,45 @@ def source_lines(source: Source) -> Iterator[bytes]:
         yield tail
 
 
-def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event) -> int | None:
+class _Counted:
+    """The reader's progress callback, also counting one source's bytes (`total`)."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        self.total = 0
+
+    def __call__(self, count: int) -> None:
+        self.total += count
+        self.progress(count)
+
+
+def _read_lines(
+    index: int, lines: Iterator[bytes], out: queue.Queue, stop: threading.Event, counted: _Counted
+) -> int | None:
     """Lines made by a converter (CSV), one for each line of the input, in chunks; how many,
     once read to the end."""
     line_no = 1
     batch: list[bytes] = []
     size = 0
     try:
-        for line in lines:
-            batch.append(line)
-            size += len(line) + 1
-            if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
-                if stop.is_set():
-                    return None
-                out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
-                line_no += len(batch)
-                batch, size = [], 0
+        try:
+            for line in lines:
+                batch.append(line)
+                size += len(line) + 1
+                if len(batch) >= ITERABLE_CHUNK_LINES or size >= CHUNK_BYTES:
+                    if stop.is_set():
+                        return None
+                    out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
+                    line_no += len(batch)
+                    batch, size = [], 0
+        except DamagedInput as exc:  # what came before is delivered, and the import goes on
+            batch.append(damage_marker(exc, line_no + len(batch), b""))
         if batch and not stop.is_set():
-            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
         return None if stop.is_set() else line_no + len(batch) - 1
     except UnreadableSource as exc:  # after its retries: the lines made before it go first
         if batch and not stop.is_set():
-            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch)))
+            out.put(Chunk(index, line_no, b"\n".join(batch), len(batch), counted.total))
         out.put(SourceFailed(index, line_no + len(batch), _failure(exc)))
         return None
     finally:
@@ -284,9 +488,7 @@ def _read_lines(index: int, lines: Iterator[bytes], out: queue.Queue, stop: thre
             close()
 
 
-def _read_items(
-    index: int, items: Iterable[Any], out: queue.Queue, stop: threading.Event, progress: Callable[[int], None]
-) -> None:
+def _read_items(index: int, items: Iterable[Any], out: queue.Queue, stop: threading.Event, progress: _Counted) -> None:
     """An iterable source: each item is one line, in chunks as a file's lines are. An import
     that stops early closes a generator it will not finish (its `finally` runs now, not at
     some later garbage collection)."""
@@ -305,12 +507,12 @@ def _read_items(
                     close()
                 return
             progress(size)
-            out.put(Chunk(index, line_no, b"\n".join(lines), len(lines)))
+            out.put(Chunk(index, line_no, guard_markers(b"\n".join(lines)), len(lines), progress.total))
             line_no += len(lines)
             lines, size = [], 0
     if lines and not stop.is_set():
         progress(size)
-        out.put(Chunk(index, line_no, b"\n".join(lines), len(lines)))
+        out.put(Chunk(index, line_no, guard_markers(b"\n".join(lines)), len(lines), progress.total))
 
 
 def item_line(item: Any) -> bytes:
@@ -364,16 +566,12 @@ def first_line_of(
         finally:
             lines.close()
     else:
-        head = b""
-        blocks = source_blocks(source, lambda _: None)
+        pieces = ndjson_pieces(source, lambda _: None)
         try:
-            for data in blocks:
-                head += data
-                if b"\n" in data or len(head) > MAX_LINE_BYTES:
-                    break
+            first = next(pieces, None)
         finally:
-            blocks.close()
-        line = head.split(b"\n", 1)[0]
+            pieces.close()
+        line = first[1].split(b"\n", 1)[0] if first else b""
     if line.startswith(BOM):
         line = line[3:]
     return convert(line.strip()).strip() if convert is not None else line.strip()

@@ -8,6 +8,7 @@ retries under the import's stats lock (settle.py). Readers (progress) take what 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ class Stats:
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     phase: str = ""  # order phased: "2/4 track, page, screen" while that phase is sent
+    # the settled share of the input's bytes (share.py), set by the import once it knows them
+    settled_share: Callable[[], float | None] | None = None
 
     @property
     def calls(self) -> int:

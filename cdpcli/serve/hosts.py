@@ -41,8 +41,10 @@ def host_name(value: str) -> str:
     value = value.strip().lower()
     if value.startswith("["):
         return value[1 : value.find("]")] if "]" in value else value[1:]
+    if value.count(":") > 1:  # a bare IPv6 address (--host fd00::2): its last part is no port
+        return value
     name, _, port = value.rpartition(":")
-    return name if name and port.isdigit() else value.rstrip(".")
+    return (name if name and port.isdigit() else value).rstrip(".")
 
 
 class HostCheck:

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 from cdpcli.importing.csvrows import INVALID_MARK, MARK, SKIP_MARK
+from cdpcli.importing.prepare import InvalidLine, unwrap_reject
 from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
 from cdpcli.importing.vendors.common import BadValue, Mapping, Verdict, invalid
 from cdpcli.importing.vendors.sniff import sniff
@@ -69,6 +70,13 @@ def vendor_line(name: str, line: bytes) -> bytes:
         return line  # the preparer rejects it with the reason any line gets
     if not isinstance(record, dict):
         return line
+    if "type" not in record and "input" in record:  # a rejects record fed back: its call is the line
+        try:
+            record = unwrap_reject(record)
+        except InvalidLine:
+            return line  # the preparer rejects it, saying why
+        if "type" in record:  # what a mapping made of the original line, which failed later on
+            return dumps(record).encode("utf-8", "surrogatepass")
     try:
         verdict = MAPPINGS[name](record)
     except BadValue as exc:  # a field a mapping reads late holds what it cannot read
