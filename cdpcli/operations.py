@@ -128,7 +128,11 @@ def object_delete(
     """`Object Deleted`: properties {objectId, objectTypeId (an integer)}. The API document asks
     for an anonymousId; a userId alone is sent with a warning (calls.call_warnings)."""
     if user_id is None and anonymous_id is None:
-        raise UsageError("deleting an object needs a user id or an anonymous id", hint="give --user or --anonymous-id")
+        raise UsageError(
+            "deleting an object needs a user id or an anonymous id",
+            hint="give user_id= or anonymous_id=",
+            option="user_id",
+        )
     properties: dict[str, Any] = {"objectId": _need(object_id, "object id")}
     type_id = whole_number(object_type_id, "object type id")
     if type_id is not None:

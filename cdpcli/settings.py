@@ -140,10 +140,12 @@ def check_for_storing(name: str, value: Any) -> None:
         try:
             base_url(value, "us")
         except ValueError as exc:
+            hint = getattr(exc, "hint", None)
             raise UsageError(
                 f"endpoint {exc}",
-                hint=getattr(exc, "hint", None)
+                hint=hint
                 or "an endpoint is an http(s) base URL, e.g. https://cdp.customer.io/v1 or http://127.0.0.1:8787",
+                option="api_key" if "api_key=" in (hint or "") else None,  # an endpoint holding user:password@
             ) from None
     elif name == "api-key":
         _check_key(value)
@@ -222,11 +224,11 @@ def _usable_profiles(
                 exc.hint
                 if named
                 else (
-                    f"{exc.hint}; or give the key with --api-key or CDP_API_KEY (and other settings by "
-                    "flags or environment) to go on without the file"
+                    f"{exc.hint}; or give the key with api_key= or CDP_API_KEY (and other settings as "
+                    "arguments or environment) to go on without the file"
                 )
             )
-            raise UsageError(exc.message, hint=hint) from None
+            raise UsageError(exc.message, hint=hint, option="api_key") from None
         note(
             warnings,
             f"ignoring config file {exc.path}: it {exc.problem}; going on with flags, environment "

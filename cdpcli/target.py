@@ -9,8 +9,10 @@ endpoint is checked once (wire.base_url). What deserves a word but does not stop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import MethodType
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from cdpcli import config, settings
 from cdpcli.errors import UsageError
@@ -23,6 +25,34 @@ if TYPE_CHECKING:
 
 # How a setting given to Target(...) directly is named in messages.
 GIVEN = "argument"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class class_only(Generic[_P, _R]):  # noqa: N801 - used as a decorator, like classmethod
+    """A classmethod that an instance cannot call: `target.resolve()` looks like it resolves
+    that target, yet a classmethod would ignore it and build the production target from the
+    environment. Called on an instance, it raises TypeError saying so; reading the attribute
+    stays harmless (hasattr, help, completion)."""
+
+    def __init__(self, method: Callable[Concatenate[Any, _P], _R]) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, instance: object, owner: type) -> Callable[_P, _R]:
+        if instance is None:
+            return cast("Callable[_P, _R]", MethodType(self.method, owner))
+        name = f"{owner.__name__}.{self.method.__name__}"
+
+        def refuse(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            raise TypeError(
+                f"{name}() builds a new {owner.__name__} from arguments, the environment and the config "
+                f"profile; call it on the class ({name}(...)), not on an instance, which is resolved "
+                f"already (dataclasses.replace(target, ...) makes a changed copy)"
+            )
+
+        return refuse
 
 
 @dataclass
@@ -63,7 +93,9 @@ class Target:
         try:
             self.base = base_url(self.endpoint, self.region)
         except ValueError as exc:
-            raise UsageError(f"{self._origin('endpoint')} {exc}", hint=getattr(exc, "hint", None)) from None
+            hint = getattr(exc, "hint", None)
+            named = "api_key" if "api_key=" in (hint or "") else None  # an endpoint holding user:password@
+            raise UsageError(f"{self._origin('endpoint')} {exc}", hint=hint, option=named) from None
         if from_key and self.endpoint:
             other = "eu" if from_key == "us" else "us"
             if self.base.startswith(base_url(None, other)):
@@ -77,9 +109,9 @@ class Target:
         if self.api_key:
             add_secret(self.api_key)
 
-    @classmethod
+    @class_only
     def resolve(
-        cls,
+        cls: type[Target],
         *,
         profile: str | None = None,
         api_key: str | None = None,
@@ -128,12 +160,13 @@ class Target:
         """Sending needs a key (a dry run does not)."""
         if not self.api_key:
             raise UsageError(
-                f"no API key found (looked at --api-key, $CDP_API_KEY and profile {self.profile!r} in {config.config_path()})",
-                hint="pass --api-key KEY, set CDP_API_KEY, or store it with `cdp config set api-key`",
+                f"no API key found (looked at api_key=, $CDP_API_KEY and profile {self.profile!r} in {config.config_path()})",
+                hint="pass api_key=KEY, set CDP_API_KEY, or store it with `cdp config set api-key`",
+                option="api_key",
             )
 
     def key_origin(self) -> str:
-        """Where the key came from, as messages say it (--api-key, env CDP_API_KEY, …)."""
+        """Where the key came from, as messages say it (the flag, env CDP_API_KEY, …)."""
         source = self.sources.get("api-key", GIVEN)
         return "the api_key given to Target" if source == GIVEN else source
 

@@ -371,8 +371,9 @@ def get_json(
         parts = urlsplit(_without_userinfo(url))
         raise DeliveryError(
             redact(f"cannot reach the receiver at {parts.scheme}://{parts.netloc}: {message}"),
-            hint="start it first (cdp serve), or check --against",
+            hint="start it first (cdp serve), or check against=",
             exit_code=ExitCode.NETWORK,
+            option="against",
         ) from None
     try:
         body = response.json()

@@ -171,7 +171,7 @@ def base_url(endpoint: str | None, region: str) -> str:
         raise EndpointError(
             f"{shown}: an endpoint may not hold a user name or password (user:password@); "
             "cdp authenticates with the API key only and would not send them",
-            "remove the user:password@ part; the API key goes in --api-key, CDP_API_KEY or `cdp config set api-key`",
+            "remove the user:password@ part; the API key goes in api_key=, CDP_API_KEY or `cdp config set api-key`",
         )
     if not parts.hostname:
         raise EndpointError(f"{shown} has no host", example)

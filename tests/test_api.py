@@ -89,6 +89,35 @@ def test_target_resolve_takes_arguments_over_environment_over_profile(monkeypatc
     assert "profile-key-123456" not in repr(from_profile)
 
 
+def test_target_resolve_cannot_be_called_on_an_instance():
+    target = cdpcli.Target(api_key=API_KEY, endpoint="http://127.0.0.1:8787")
+    # a classmethod would answer the production target, ignoring the instance's endpoint
+    with pytest.raises(TypeError, match=r"^Target.resolve\(\) builds a new Target .* not on an instance"):
+        target.resolve()
+    assert hasattr(target, "resolve") and target.base == "http://127.0.0.1:8787/v1"
+
+    class Staging(cdpcli.Target):
+        pass
+
+    assert type(Staging.resolve(api_key=API_KEY)) is Staging  # still a classmethod on the class
+
+
+def test_core_errors_name_the_python_arguments_not_the_flags():
+    from cdpcli import operations
+
+    with pytest.raises(cdpcli.UsageError) as caught:
+        cdpcli.Target().require_key()
+    assert "looked at api_key=, $CDP_API_KEY" in caught.value.message and caught.value.option == "api_key"
+    assert caught.value.hint.startswith("pass api_key=KEY, set CDP_API_KEY")
+    with pytest.raises(cdpcli.UsageError) as caught:
+        cdpcli.Target(api_key=API_KEY, endpoint="http://user:secret@127.0.0.1:8787")
+    assert "the API key goes in api_key=, CDP_API_KEY" in caught.value.hint
+    with pytest.raises(cdpcli.UsageError) as caught:
+        operations.object_delete("acme")
+    assert (caught.value.hint, caught.value.option) == ("give user_id= or anonymous_id=", "user_id")
+    assert "--" not in caught.value.message + caught.value.hint
+
+
 def test_target_checks_what_it_is_given():
     with pytest.raises(cdpcli.UsageError, match="region must be us or eu"):
         cdpcli.Target(api_key=API_KEY, region="asia")

@@ -238,6 +238,47 @@ def test_invalid_traits_json_names_flag_and_quotes_input(send, receiver):
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize(
+    ("item", "hint"),
+    [
+        (
+            "unsubscribed=true",
+            "-t unsubscribed=true sends the text 'true'; to send a boolean, write -t unsubscribed:=true",
+        ),
+        (
+            "unsubscribed=TRUE",
+            "-t unsubscribed=TRUE sends the text 'TRUE'; to send a boolean, write -t unsubscribed:=true",
+        ),
+        ("unsubscribed=0", "-t unsubscribed=0 sends the text '0'; to send a boolean, write -t unsubscribed:=false"),
+        (
+            "unsubscribed=yes",
+            "-t unsubscribed=yes sends the text 'yes'; a boolean is written -t unsubscribed:=true or -t unsubscribed:=false",
+        ),
+    ],
+)
+def test_a_boolean_trait_given_as_text_hints_the_json_form(send, receiver, item, hint):
+    # traits.unsubscribed is a boolean in Customer.io's OpenAPI document (identify's traits)
+    run = send("identify", "-u", "1", "-t", "plan=pro", "-t", item)
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.splitlines() == [
+        "Error: invalid identify call: --traits.unsubscribed: Input should be a valid boolean",
+        f"Hint: {hint}",
+    ]
+    assert receiver.requests == []
+    suggested = hint.split("written -t " if "written" in hint else "write -t ")[1].split(" ")[0]
+    assert send("identify", "-u", "1", "-t", suggested).exit_code == 0  # the hint's form is taken
+    assert receiver.requests[-1].body["traits"]["unsubscribed"] in (True, False)
+
+
+def test_object_delete_without_a_person_names_the_flags(send, receiver):
+    run = send("object", "delete", "--object", "acme", "--yes")
+    assert run.exit_code == 2 and receiver.requests == []
+    assert run.stderr.splitlines() == [
+        "Error: deleting an object needs a user id or an anonymous id",
+        "Hint: give --user or --anonymous-id",
+    ]
+
+
 def test_traits_must_be_an_object(send):
     run = send("identify", "-u", "1", "--traits", "[1,2]")
     assert run.exit_code == 2

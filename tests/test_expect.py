@@ -9,8 +9,12 @@ import threading
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cdpcli import expect as core
+from cdpcli.errors import UsageError
+from cdpcli.expect.lines import json_lines, toml_lines
 from cdpcli.serve import Receiver
 from tests.conftest import API_KEY, BASIC, post
 
@@ -136,10 +140,21 @@ def test_no_rejects_names_the_first_reject():
         ("timeout = \n", "t.toml:1", "invalid TOML"),
         ("[[expect]]\nname = 'x'\n", "t.toml:1", "expect[0] needs match"),
         ("no_rejects = true\n\n[[expect]]\nmatch = {event='E'}\ncount = 1\nmin = 1\n", "t.toml:3", "count, or min"),
-        ("[[expect]]\nmatch = {event='E'}\nabsent = 'yes'\n", "t.toml:1", "absent must be true or false"),
-        ("[[sequence]]\nuser = '1'\nevents = ['A']\n", "t.toml:1", "two event names or more"),
-        ('[plan.events."A"]\nproperties = { a = "text" }\n', "t.toml:1", "unknown type 'text'"),
-        ("colour = 1\n", "t.toml", "unknown key 'colour'"),
+        ("[[expect]]\nmatch = {event='E'}\nabsent = 'yes'\n", "t.toml:3", "absent must be true or false"),
+        ("[[sequence]]\nuser = '1'\nevents = ['A']\n", "t.toml:3", "two event names or more"),
+        ('[plan.events."A"]\nproperties = { a = "text" }\n', "t.toml:2", "unknown type 'text'"),
+        ("colour = 1\n", "t.toml:1", "unknown key 'colour'"),
+        # the line of the key at fault, not of its table, nor the file's first line
+        ("[[expect]]\nname = 'a'\nmatch = {event='E'}\ncount = -1\n", "t.toml:4", "count must be a whole number"),
+        ("[[expect]]\nmatch = {event='E'}\n\n[[expect]]\nmatch = {event='F'}\ncolour = 1\n", "t.toml:6", "'colour'"),
+        ("timeout = 5\nexpect = [{ match = { event = 'E' }, max = -2 }]\n", "t.toml:2", "expect[0].max"),
+        ("[plan.events]\n'Signed Up' = { required = 'plan' }\n", "t.toml:2", "required must be a list"),
+        ("[plan.events.\"Signed Up\"]\nrequired = []\n\n  additional = 'no'\n", "t.toml:4", "additional must be"),
+        (
+            "[[expect]]\n[expect.match]\nevent = 'E'\n[[expect]]\nmin = 'x'\n",
+            "t.toml:4",
+            "needs match",
+        ),
         ("", "t.toml", "nothing to check"),
     ],
 )
@@ -148,6 +163,51 @@ def test_bad_files_say_where(text, where, message):
         core.parse(text, "t.toml")
     assert caught.value.message.startswith(f"{where}: ") and message in caught.value.message
     assert caught.value.exit_code == 2
+
+
+def test_json_file_errors_name_the_line_of_the_key():
+    text = '{\n  "timeout": 5,\n  "expect": [\n    {"match": {"event": "E"}},\n    {"match": {"event": "F"},\n     "count": -1}\n  ]\n}\n'
+    with pytest.raises(core.ExpectFileError, match=r"^t.json:6: expect\[1\]\.count must be a whole number"):
+        core.parse(text, "t.json")
+    with pytest.raises(core.ExpectFileError, match=r"^t.json:3: expect\[0\] needs match"):
+        core.parse('{"timeout": 5,\n "no_rejects": false,\n "expect": [{"name": "x"}]}', "t.json")
+
+
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | _names,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_names, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_names, _values, max_size=4), st.sampled_from([None, 1, 2]))
+def test_json_lines_name_the_line_each_key_is_written_on(document, indent):
+    text = json.dumps(document, indent=indent)
+    lines = json_lines(text)
+
+    def walk(value, path):
+        members = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+        for key, item in members:
+            line = text.splitlines()[lines[(*path, key)] - 1]
+            if isinstance(key, str):
+                assert json.dumps(key) + ":" in line
+            walk(item, (*path, key))
+
+    walk(document, ())
+
+
+def test_toml_lines_follow_arrays_of_tables_and_dotted_headers():
+    text = '[[expect]]\nmatch = {}\n[[expect]]\n[expect.match]\nevent = "E"\n[plan.events."Signed Up"]\nx.y = 1\n'
+    assert toml_lines(text) == {
+        ("expect", 0): 1,
+        ("expect", 0, "match"): 2,
+        ("expect", 1): 3,
+        ("expect", 1, "match"): 4,
+        ("expect", 1, "match", "event"): 5,
+        ("plan", "events", "Signed Up"): 6,
+        ("plan", "events", "Signed Up", "x", "y"): 7,
+    }
 
 
 def test_json_files_and_their_errors():
@@ -231,7 +291,7 @@ def test_bad_file_exit_2(cli, served, tmp_path):
     (tmp_path / "t.toml").write_text("[[expect]]\nmatch = 3\n")
     run = cli("expect", "t.toml", "--against", served.url)
     assert run.exit_code == 2 and run.stdout == ""
-    assert run.stderr.startswith("Error: t.toml:1: expect[0] needs match")
+    assert run.stderr.startswith("Error: t.toml:2: expect[0] needs match")
     run = cli("expect", "missing.toml", "--against", served.url, "--json")
     assert run.exit_code == 2 and json.loads(run.stdout)["exit_code"] == 2
     assert "cannot read missing.toml" in run.stderr
@@ -245,10 +305,41 @@ def test_unreachable_receiver_exit_6(cli, tmp_path):
         run = cli("expect", "t.toml", "--against", f"http://127.0.0.1:{port}")
     assert run.exit_code == 6 and run.stdout == ""
     assert run.stderr.startswith(f"Error: cannot reach the receiver at http://127.0.0.1:{port}: connection refused")
+    assert run.stderr.endswith("Hint: start it first (cdp serve), or check --against\n")
+
+
+@pytest.mark.parametrize(
+    ("against", "problem"),
+    [
+        ("notaurl", "'notaurl' is not a URL"),
+        ("127.0.0.1:8787", "is not a URL"),
+        ("ftp://127.0.0.1:8787", "http:// or https:// only"),
+        ("http://:8787", "has no host"),
+        ("http://127.0.0.1:99999", "invalid port"),
+        ("http://u:p@127.0.0.1:8787", "user name or password"),
+    ],
+)
+def test_a_bad_against_url_is_a_usage_error_naming_the_flag(cli, tmp_path, against, problem):
+    (tmp_path / "t.toml").write_text(FILE)
+    run = cli("expect", "t.toml", "--against", against)
+    assert (run.exit_code, run.stdout) == (2, "")
+    first, hint = run.stderr.splitlines()
+    assert first.startswith("Error: --against '") and problem in first
+    assert hint == "Hint: give the URL that cdp serve prints when it starts, e.g. http://127.0.0.1:8787"
+    assert ":p@" not in run.stderr
+    run = cli("expect", "t.toml", "--against", against, "--json")
+    assert json.loads(run.stdout)["exit_code"] == 2
+
+
+def test_a_bad_against_url_speaks_the_parameter_to_python_callers():
+    with pytest.raises(UsageError) as caught:
+        core.check_against(core.parse(FILE, "t.toml"), "notaurl")
+    assert caught.value.message == "against= 'notaurl' is not a URL" and caught.value.option == "against"
 
 
 def test_wrong_key_exit_3_and_never_shown(cli, served, tmp_path):
     (tmp_path / "t.toml").write_text(FILE)
     run = cli("expect", "t.toml", "--against", served.url, "--api-key", "wrong-key-123", secret="wrong-key-123")
     assert run.exit_code == 3 and "refused the key" in run.stderr
+    assert "Hint: it was started with an API key: give the same key (--api-key)" in run.stderr
     assert BASIC not in run.stderr

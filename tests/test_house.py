@@ -166,3 +166,46 @@ def test_no_issue_numbers_in_comments(name):
                 texts.append((getattr(node, "lineno", 1), docstring))
     found = [f"{line}: {match.group(0)}" for line, text in texts for match in ISSUE_NUMBER.finditer(text)]
     assert found == []
+
+
+# The core names options by id (`api_key=`) and the CLI renders its flags (cli/output.py). The
+# flag spellings left in the core's messages, each for a reason; `importing/` is not yet held to it.
+CORE_FLAG_SPELLINGS = {
+    # commands to run, spelled as typed at a shell
+    ("cdpcli/config.py", "create it with: cdp config set region us --profile"),
+    ("cdpcli/settings.py", "--profile"),
+    ("cdpcli/expect/spec.py", "see `cdp expect --help` for the format"),
+}
+_FLAG = re.compile(r"(?<![\w-])--[a-z]")
+
+
+def _core_flag_spellings() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE.parent).as_posix()
+        if where.startswith(("cdpcli/cli/", "cdpcli/serve/", "cdpcli/importing/")):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        found += [
+            (where, node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            if _FLAG.search(node.value)
+        ]
+    return found
+
+
+def test_the_core_speaks_option_ids_not_flags():
+    unexplained = [
+        f"{where}: {text!r}"
+        for where, text in _core_flag_spellings()
+        if not any(where == allowed and part in text for allowed, part in CORE_FLAG_SPELLINGS)
+    ]
+    assert unexplained == [], "write the option id (`api_key=`, with option=…); cli/output.py renders the flag"

@@ -9,7 +9,7 @@ import typer
 
 from cdpcli.calls import InvalidCall, call_request, call_warnings, deliver, prepare_call
 from cdpcli.cli.base import app
-from cdpcli.cli.items import apply_items, check_argument, read_json_object
+from cdpcli.cli.items import apply_items, check_argument, read_json_object, text_items, typed_form_hint
 from cdpcli.cli.options import (
     CALL,
     AnonymousOpt,
@@ -83,10 +83,12 @@ def build_call(spec: CallInput) -> dict[str, Any]:
     _check_stdin_once(spec)
     _check_fields(data)
     item_flag = {"traits": "-t", "properties": "-p"}
+    items_given = text_items(spec.context_items, "-c", "context.")
     for name, (text, items) in spec.objects.items():
         obj = read_json_object(text, f"--{name}")
         if items:
             obj = apply_items(obj or {}, items, item_flag[name])
+            items_given |= text_items(items, item_flag[name], f"{name}.")
         if obj is not None:
             data[name] = obj
     context = read_json_object(spec.context, "--context")
@@ -101,10 +103,19 @@ def build_call(spec: CallInput) -> dict[str, Any]:
         return prepare_call(spec.type, data)
     except InvalidCall as exc:
         # the core names the wire's fields; the user typed flags
+        typed = [hint for problem in exc.problems if (hint := _typed_hint(problem, items_given))]
         raise UsageError(
             exc.lead + "; ".join(_with_flags(problem) for problem in exc.problems),
-            hint=exc.hint or f"see `cdp {spec.type} --help`",
+            hint="; ".join(typed) or exc.hint or f"see `cdp {spec.type} --help`",
         ) from None
+
+
+def _typed_hint(problem: str, items_given: dict[str, tuple[str, str, str]]) -> str | None:
+    """A problem at a field given as `KEY=VALUE` text (`traits.unsubscribed: Input should be a
+    valid boolean`): the hint naming the `KEY:=JSON` form, if one fits."""
+    field_name, _, rest = problem.partition(": ")
+    item = items_given.get(field_name)
+    return typed_form_hint(item, rest) if item else None
 
 
 def _check_stdin_once(spec: CallInput) -> None:

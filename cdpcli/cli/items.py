@@ -71,6 +71,35 @@ def _after_separator(exc: Exception) -> str:
     return f"the JSON after ':=' is refused: {text}"
 
 
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def text_items(raws: list[str] | None, flag: str, prefix: str) -> dict[str, tuple[str, str, str]]:
+    """Each `KEY=VALUE` item (sent as text) by its field's path (`prefix` + KEY): (flag, KEY as
+    typed, VALUE), for `typed_form_hint` when the models refuse text there."""
+    items = {}
+    for raw in raws or ():
+        match = _ITEM.fullmatch(raw)
+        if match is not None and match["sep"] == "=":
+            items[prefix + re.sub(r"\\(.)", r"\1", match["key"])] = (flag, match["key"], match["value"])
+    return items
+
+
+def typed_form_hint(item: tuple[str, str, str], problem: str) -> str | None:
+    """The `KEY:=JSON` form of a `KEY=VALUE` item the models refused (`problem`): `-t
+    unsubscribed=true` is the text "true", `-t unsubscribed:=true` the boolean."""
+    flag, key, value = item
+    said = f"{flag} {key}={value} sends the text {value!r}"
+    if "boolean" in problem:
+        meant = {"true": "true", "false": "false", "1": "true", "0": "false"}.get(value.lower())
+        if meant:
+            return f"{said}; to send a boolean, write {flag} {key}:={meant}"
+        return f"{said}; a boolean is written {flag} {key}:=true or {flag} {key}:=false"
+    if ("number" in problem or "integer" in problem) and _NUMBER.fullmatch(value):
+        return f"{said}; to send a number, write {flag} {key}:={value}"
+    return None
+
+
 def apply_items(target: dict[str, Any], raws: list[str] | None, flag: str, *, dotted: bool = False) -> dict[str, Any]:
     """Set each item on `target`; with `dotted`, `page.url=…` nests (used for -c context)."""
     for raw in raws or ():

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # The core names options by id, in Python's spelling (`types=`, `rate=200`); the CLI shows
 # its flags. An id not listed here is spelled "--" + the id with dashes.
-FLAG_FOR_OPTION = {"type": "--type", "archive": "--from", "column": "--column"}
+FLAG_FOR_OPTION = {"type": "--type", "archive": "--from", "column": "--column", "user_id": "--user"}
 OPTION_IDS = (
     *FLAG_FOR_OPTION,
     *[
@@ -42,6 +42,7 @@ OPTION_IDS = (
     *["max_invalid", "id_namespace", "format", "infer_types", "since", "until", "types", "events", "exclude_events"],
     *["limit", "sample", "recent", "dry_run", "preflight", "resolve_identities", "delimiter"],
     *["endpoint", "region", "timeout"],  # the connection's, in network hints
+    *["against", "api_key", "anonymous_id"],
 )
 # on/off options: `header=True` is the flag --header, `header=False` its --no-header
 _SWITCH_FORM = re.compile(r"(?<![\w./$-])(header|follow_symlinks)=(True|False)\b")

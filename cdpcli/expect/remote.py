@@ -4,30 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdpcli.errors import AUTH_STATUSES, CdpError, DeliveryError, ExitCode
+from cdpcli.errors import AUTH_STATUSES, CdpError, DeliveryError, ExitCode, UsageError
 from cdpcli.expect.check import Result, settle
 from cdpcli.expect.spec import DEFAULT_TIMEOUT, Spec
+from cdpcli.wire import EndpointError, base_url
+
+RECEIVER_HINT = "give the URL that cdp serve prints when it starts, e.g. http://127.0.0.1:8787"
 
 
-def receiver_base(url: str) -> str:
-    """A receiver's base URL from what a user gives: http://host:port, …/v1, or …/_cdp."""
-    base = url.rstrip("/")
+def receiver_base(against: str) -> str:
+    """A receiver's base URL from what a user gives: http://host:port, …/v1, or …/_cdp.
+    UsageError (option `against`) when it is not a URL cdp would send to: the same test as
+    an endpoint's (wire.base_url)."""
+    try:
+        base_url(against, "us")
+    except EndpointError as exc:
+        raise UsageError(f"against= {exc}", hint=RECEIVER_HINT, option="against") from None
+    base = against.rstrip("/")
     for tail in ("/v1", "/_cdp"):
         if base.endswith(tail):
             base = base[: -len(tail)]
     return base
 
 
-def check_against(spec: Spec, url: str, *, api_key: str | None = None, timeout: float | None = None) -> list[Result]:
-    """`spec` checked against the receiver at `url` (`cdp serve`), waiting up to `timeout` s
+def check_against(
+    spec: Spec, against: str, *, api_key: str | None = None, timeout: float | None = None
+) -> list[Result]:
+    """`spec` checked against the receiver at URL `against` (`cdp serve`), waiting up to `timeout` s
     (the file's, else DEFAULT_TIMEOUT) for calls yet to come. DeliveryError (exit 6) when the
-    receiver cannot be reached; CdpError when it is not a cdp serve."""
+    receiver cannot be reached; UsageError when `against` is not an http(s) URL; CdpError when
+    it is not a cdp serve."""
     from cdpcli.redaction import add_secret  # lazy: start-up
     from cdpcli.transport import get_json  # lazy: start-up
 
     if api_key:
         add_secret(api_key)  # a server echoing it must not carry it into cdp's messages
-    base = receiver_base(url)
+    base = receiver_base(against)
     wait = timeout if timeout is not None else spec.timeout if spec.timeout is not None else DEFAULT_TIMEOUT
 
     def fetch(route: str, key: str) -> list[dict[str, Any]]:
@@ -60,11 +72,13 @@ def _answer_ok(status: int, body: Any, base: str) -> None:
     if status in AUTH_STATUSES:
         raise DeliveryError(
             f"the receiver at {base} refused the key (HTTP {status})",
-            hint="it was started with --api-key: give cdp expect the same key (--api-key)",
+            hint="it was started with an API key: give the same key (api_key=)",
             status=status,
             exit_code=ExitCode.AUTH,
+            option="api_key",
         )
     raise CdpError(
         f"{base} answered HTTP {status} to /_cdp/: is it a cdp serve?",
-        hint="point --against at the URL that cdp serve prints when it starts",
+        hint="point against= at the URL that cdp serve prints when it starts",
+        option="against",
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.expect.lines import json_lines, toml_lines
 from cdpcli.expect.match import describe_match
 
 TYPES: dict[str, Callable[[Any], bool]] = {
@@ -105,21 +106,19 @@ _HINT = "see `cdp expect --help` for the format: [[expect]] match = {...}, [[seq
 
 
 class _Locator:
-    """Where in the file an entry is, as FILE:LINE when the line can be found (TOML tables)."""
+    """Where in the file a key is written, as FILE:LINE (expect.lines); FILE alone when the
+    line cannot be found."""
 
     def __init__(self, text: str, where: str, json_format: bool) -> None:
-        self.lines = text.splitlines()
         self.where = where
-        self.json_format = json_format
+        self.lines = json_lines(text) if json_format else toml_lines(text)
 
-    def of(self, header: str, index: int = 0) -> str:
-        if not self.json_format:
-            seen = -1
-            for number, line in enumerate(self.lines, 1):
-                if line.strip().replace(" ", "").startswith(header):
-                    seen += 1
-                    if seen == index:
-                        return f"{self.where}:{number}"
+    def at(self, *path: str | int) -> str:
+        """The line of `path`'s key, else of the nearest key or table that holds it."""
+        for end in range(len(path), 0, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return f"{self.where}:{line}"
         return self.where
 
     def fail(self, at: str, message: str) -> ExpectFileError:
@@ -129,15 +128,15 @@ class _Locator:
 def _spec(data: Any, locate: _Locator) -> Spec:
     if not isinstance(data, dict):
         raise locate.fail(locate.where, "the file must hold a table (TOML) or an object (JSON)")
-    _only(data, ("timeout", "no_rejects", "expect", "sequence", "plan"), locate.where, locate, "the file")
+    _only(data, ("timeout", "no_rejects", "expect", "sequence", "plan"), (), locate, "the file")
     spec = Spec()
     if "timeout" in data:
         timeout = data["timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
-            raise locate.fail(locate.of("timeout"), f"timeout must be a number of seconds (0-3600), not {timeout!r}")
+            raise locate.fail(locate.at("timeout"), f"timeout must be a number of seconds (0-3600), not {timeout!r}")
         spec.timeout = float(timeout)
     if "no_rejects" in data:
-        spec.no_rejects = _bool(data["no_rejects"], "no_rejects", locate.of("no_rejects"), locate)
+        spec.no_rejects = _bool(data["no_rejects"], ("no_rejects",), locate)
     for index, entry in enumerate(_list(data.get("expect", []), "expect", locate)):
         spec.expects.append(_expect(entry, index, locate))
     for index, entry in enumerate(_list(data.get("sequence", []), "sequence", locate)):
@@ -149,44 +148,62 @@ def _spec(data: Any, locate: _Locator) -> Spec:
     return spec
 
 
-def _only(table: dict[str, Any], names: tuple[str, ...], at: str, locate: _Locator, what: str) -> None:
+def _name(path: tuple[str | int, ...]) -> str:
+    """("expect", 0, "count") -> "expect[0].count"; a plan's event names quoted."""
+    text = ""
+    for position, part in enumerate(path):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            shown = repr(part) if position == 2 and path[:2] == ("plan", "events") else part
+            text += f".{shown}" if text else shown
+    return text
+
+
+def _only(
+    table: dict[str, Any], names: tuple[str, ...], path: tuple[str | int, ...], locate: _Locator, what: str
+) -> None:
     unknown = [name for name in table if name not in names]
     if unknown:
-        raise locate.fail(at, f"{what} has an unknown key {unknown[0]!r}; it takes {', '.join(names)}")
+        raise locate.fail(
+            locate.at(*path, unknown[0]), f"{what} has an unknown key {unknown[0]!r}; it takes {', '.join(names)}"
+        )
 
 
-def _bool(value: Any, name: str, at: str, locate: _Locator) -> bool:
+def _bool(value: Any, path: tuple[str | int, ...], locate: _Locator) -> bool:
     if not isinstance(value, bool):
-        raise locate.fail(at, f"{name} must be true or false, not {value!r}")
+        raise locate.fail(locate.at(*path), f"{_name(path)} must be true or false, not {value!r}")
     return value
 
 
 def _list(value: Any, name: str, locate: _Locator) -> list[Any]:
     if not isinstance(value, list):
-        raise locate.fail(locate.of(f"[[{name}]]"), f"{name} must be a list of tables ([[{name}]])")
+        raise locate.fail(locate.at(name), f"{name} must be a list of tables ([[{name}]])")
     return value
 
 
-def _count(value: Any, name: str, at: str, locate: _Locator) -> int:
+def _count(value: Any, path: tuple[str | int, ...], locate: _Locator) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise locate.fail(at, f"{name} must be a whole number, 0 or more, not {value!r}")
+        raise locate.fail(locate.at(*path), f"{_name(path)} must be a whole number, 0 or more, not {value!r}")
     return value
 
 
 def _expect(entry: Any, index: int, locate: _Locator) -> Expect:
-    at = locate.of("[[expect]]", index)
+    """Problems with one key name its line; problems with the entry as a whole, the entry's."""
+    at = locate.at("expect", index)
     if not isinstance(entry, dict):
         raise locate.fail(at, f"expect[{index}] must be a table")
-    _only(entry, ("name", "match", "count", "min", "max", "absent"), at, locate, f"expect[{index}]")
+    _only(entry, ("name", "match", "count", "min", "max", "absent"), ("expect", index), locate, f"expect[{index}]")
     match = entry.get("match")
     if not isinstance(match, dict) or not match:
-        raise locate.fail(at, f"expect[{index}] needs match = {{ … }}, the fields a call must have")
+        where = locate.at("expect", index, "match") if "match" in entry else at
+        raise locate.fail(where, f"expect[{index}] needs match = {{ … }}, the fields a call must have")
     expect = Expect(str(entry.get("name") or describe_match(match)), match)
     for name in ("count", "min", "max"):
         if name in entry:
-            setattr(expect, name, _count(entry[name], f"expect[{index}].{name}", at, locate))
+            setattr(expect, name, _count(entry[name], ("expect", index, name), locate))
     if "absent" in entry:
-        expect.absent = _bool(entry["absent"], f"expect[{index}].absent", at, locate)
+        expect.absent = _bool(entry["absent"], ("expect", index, "absent"), locate)
     if expect.count is not None and (expect.min is not None or expect.max is not None):
         raise locate.fail(at, f"expect[{index}] takes count, or min and/or max, not both")
     if expect.absent and (expect.count is not None or expect.min is not None or expect.max is not None):
@@ -197,47 +214,51 @@ def _expect(entry: Any, index: int, locate: _Locator) -> Expect:
 
 
 def _sequence(entry: Any, index: int, locate: _Locator) -> Sequence:
-    at = locate.of("[[sequence]]", index)
+    at = locate.at("sequence", index)
     if not isinstance(entry, dict):
         raise locate.fail(at, f"sequence[{index}] must be a table")
-    _only(entry, ("name", "user", "events"), at, locate, f"sequence[{index}]")
+    _only(entry, ("name", "user", "events"), ("sequence", index), locate, f"sequence[{index}]")
     user, events = entry.get("user"), entry.get("events")
     if not isinstance(user, (str, int)) or isinstance(user, bool) or user == "":
-        raise locate.fail(at, f'sequence[{index}] needs user = "…" (a userId or anonymousId)')
+        raise locate.fail(
+            locate.at("sequence", index, "user"), f'sequence[{index}] needs user = "…" (a userId or anonymousId)'
+        )
     if not isinstance(events, list) or len(events) < 2 or not all(isinstance(e, str) for e in events):
-        raise locate.fail(at, f'sequence[{index}] needs events = ["…", "…"], two event names or more')
+        raise locate.fail(
+            locate.at("sequence", index, "events"),
+            f'sequence[{index}] needs events = ["…", "…"], two event names or more',
+        )
     name = str(entry.get("name") or f"{' → '.join(events)} for user {user}")
     return Sequence(name, str(user), events)
 
 
 def _plan(value: Any, locate: _Locator) -> tuple[dict[str, EventPlan], bool]:
-    at = locate.of("[plan")
     if not isinstance(value, dict):
-        raise locate.fail(at, "plan must be a table")
-    _only(value, ("events", "allow_unplanned"), at, locate, "plan")
-    allow = _bool(value.get("allow_unplanned", False), "plan.allow_unplanned", at, locate)
+        raise locate.fail(locate.at("plan"), "plan must be a table")
+    _only(value, ("events", "allow_unplanned"), ("plan",), locate, "plan")
+    allow = _bool(value.get("allow_unplanned", False), ("plan", "allow_unplanned"), locate)
     events = value.get("events", {})
     if not isinstance(events, dict):
-        raise locate.fail(at, "plan.events must be a table of events")
-    plan = {}
-    for event, entry in events.items():
-        where = locate.of(f'[plan.events."{event}"]') if not locate.json_format else at
-        if where == locate.where:
-            where = locate.of(f"[plan.events.{event}]")
-        if not isinstance(entry, dict):
-            raise locate.fail(where, f"plan.events.{event!r} must be a table")
-        _only(entry, ("required", "properties", "additional"), where, locate, f"plan.events.{event!r}")
-        required = entry.get("required", [])
-        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-            raise locate.fail(where, f"plan.events.{event!r}.required must be a list of property names")
-        properties = entry.get("properties", {})
-        if not isinstance(properties, dict):
-            raise locate.fail(where, f"plan.events.{event!r}.properties must be a table of name = type")
-        for name, kind in properties.items():
-            if kind not in TYPES:
-                raise locate.fail(
-                    where, f"plan.events.{event!r}.properties.{name}: unknown type {kind!r}; types: {', '.join(TYPES)}"
-                )
-        additional = _bool(entry.get("additional", True), f"plan.events.{event!r}.additional", where, locate)
-        plan[event] = EventPlan(list(required), dict(properties), additional)
-    return plan, allow
+        raise locate.fail(locate.at("plan", "events"), "plan.events must be a table of events")
+    return {event: _event_plan(event, entry, locate) for event, entry in events.items()}, allow
+
+
+def _event_plan(event: str, entry: Any, locate: _Locator) -> EventPlan:
+    path = ("plan", "events", event)
+    if not isinstance(entry, dict):
+        raise locate.fail(locate.at(*path), f"{_name(path)} must be a table")
+    _only(entry, ("required", "properties", "additional"), path, locate, _name(path))
+    required = entry.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise locate.fail(locate.at(*path, "required"), f"{_name(path)}.required must be a list of property names")
+    properties = entry.get("properties", {})
+    if not isinstance(properties, dict):
+        raise locate.fail(locate.at(*path, "properties"), f"{_name(path)}.properties must be a table of name = type")
+    for name, kind in properties.items():
+        if kind not in TYPES:
+            raise locate.fail(
+                locate.at(*path, "properties", name),
+                f"{_name(path)}.properties.{name}: unknown type {kind!r}; types: {', '.join(TYPES)}",
+            )
+    additional = _bool(entry.get("additional", True), (*path, "additional"), locate)
+    return EventPlan(list(required), dict(properties), additional)
