@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cdpcli.cli.items import apply_items, parse_item
 from cdpcli.errors import UsageError
@@ -131,12 +135,36 @@ def test_retry_after_seconds_and_http_date_capped():
         (rb'{"a\"\u0041":1}', True),
         (rb'{"a":"\u00e9"}', False),  # escapes in values are fine
         (rb'{"a":"x\"\u00e9","b":1}', False),
+        (rb'{"a":"\\u00e9"}', False),  # an escaped backslash, then "u"
+        (rb'{"a\\\u00e9":1}', True),
         (rb'{"a":"' + rb"\u00e9" * 20_000 + rb'"}', False),  # linear, not catastrophic backtracking
+        (rb'{"' + rb"\u00e9" * 20_000 + rb'":1}', True),
     ],
 )
 def test_has_escaped_key(line, expected):
     from cdpcli.importing.prepare import has_escaped_key
 
+    assert has_escaped_key(line) is expected
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')  # a string token, and the colon of a key
+
+
+@settings(max_examples=300)
+@given(
+    value=st.recursive(
+        st.text(max_size=6) | st.integers(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=8,
+    ),
+    ascii_only=st.booleans(),
+)
+def test_has_escaped_key_finds_exactly_the_keys_with_escapes(value, ascii_only):
+    """Against a walk over every string token of the line (the reference)."""
+    from cdpcli.importing.prepare import has_escaped_key
+
+    line = json.dumps({"v": value}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    expected = any(match[1] and b"\\u" in match[0] for match in _JSON_STRING.finditer(line))
     assert has_escaped_key(line) is expected
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cdpcli import jsontext
+from cdpcli.importing.shapes import TIMESTAMP_FIELDS, fast_validator
 from cdpcli.jsontext import may_need_care
 from cdpcli.wire import LIBRARY, MAX_CALL_BYTES, call_size, dumps, now_timestamp, with_library
 
@@ -26,14 +27,18 @@ if TYPE_CHECKING:
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
-# A JSON string token, and whether a colon follows it (then it is a key); linear time.
-JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
+# A JSON string with a \u escape in it, and a colon after it: a key written with escapes. Tried
+# from every quote, it runs from a string's opening quote to its end (a quote that closes a
+# string starts a try over the gap before the next one, where no backslash can be): linear, one
+# regex search instead of a Python loop over a line's strings (which made non-ASCII text
+# written escaped, json.dumps' default, cost 5x an ordinary line).
+ESCAPED_KEY = re.compile(rb'"(?:[^"\\]|\\[^u])*\\u(?:[^"\\]|\\.)*"\s*:')
 
 
 def has_escaped_key(line: bytes) -> bool:
     """A key written with \\u escapes can hide "context" or "messageId" from byte-level
     splicing: such lines take the slow path."""
-    return any(match[1] and b"\\u" in match[0] for match in JSON_STRING.finditer(line))
+    return ESCAPED_KEY.search(line) is not None
 
 
 # Another system's secret that archives and SDK relays leave on a call: never forwarded, on any
@@ -48,6 +53,41 @@ def needs_plain_path(data: bytes) -> bool:
     NaN, Infinity or an overflowing number (jsontext.may_need_care), or a foreign secret to
     drop. Looked at once per chunk, then line by line only in a chunk that may."""
     return may_need_care(data) or any(data.find(key) >= 0 for key in _FOREIGN_SECRET_BYTES)
+
+
+# A top-level field's value, after its key: a JSON string or number
+_FIELD_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+_QUOTED_KEYS = {
+    field: b'"%s"' % field.encode()
+    for field in ("userId", "anonymousId", "groupId", "previousId", "objectTypeId", *TIMESTAMP_FIELDS)
+}
+
+
+def canonical_body(line: bytes, call: dict[str, Any], rewrites: list[tuple[str, Any]]) -> bytes | None:
+    """`line` with the values the fast models rewrote (shapes.py: top-level timestamps in
+    another shape, numeric ids) written as `call` holds them; `rewrites` (field, value as given)
+    is emptied. None when a field's key is not in the line exactly once (a nested key of the
+    same name: which one is the call's is not known from the bytes)."""
+    for field, given in rewrites:
+        key = _QUOTED_KEYS[field]
+        if line.count(key) != 1:
+            rewrites.clear()
+            return None
+        # the one key of that name is the call's (escaped keys took the plain path before)
+        text = b'%s:"%s"' % (key, call[field].encode())
+        # the value as compact JSON writes it (one step, the common case), or found after the key
+        was = b'%s:"%s"' % (key, given.encode()) if given.__class__ is str else b"%s:%d" % (key, given)
+        if given.__class__ is not float and line.count(was) == 1:
+            line = line.replace(was, text)
+            continue
+        at = line.find(key)
+        value = _FIELD_VALUE.match(line, at + len(key))
+        if value is None:
+            rewrites.clear()
+            return None
+        line = b"%s%s%s" % (line[:at], text, line[value.end(1) :])
+    rewrites.clear()
+    return line
 
 
 class InvalidLine(Exception):
@@ -83,8 +123,10 @@ class Preparer:
         self.rules_hold = models.strict_rules_hold
         self.default_type = default_type
         # the core validators themselves: TypeAdapter's Python wrapper costs ~0.5 µs a line
-        self.strict_any = models.adapter("any", "strict").validator
-        self.strict_default = models.adapter(default_type, "strict").validator if default_type else None
+        self.strict_any = fast_validator("any")
+        # Any: None only when a line's "type" picks strict_any (see prepare)
+        self.strict_default: Any = fast_validator(default_type) if default_type else None
+        self.rewrite: list[tuple[str, Any]] = []  # the validation context: see shapes.py
         self.type_prefix = f'{{"type":"{default_type}",'.encode() if default_type else b"{"
         self._id_prefix = b""
         self.last_type = ""  # the type of the call prepare() returned last (for the summary)
@@ -123,49 +165,65 @@ class Preparer:
         attribute lookup or call here costs ~1 % of an import's client time). Substrings are
         looked for with bytes.find: CPython 3.11's `sub in bytes` first tries `sub` as an int,
         raising and clearing a TypeError each time (~1,900 instructions)."""
-        # without --type, a line with no "type" fails strict validation anyway: no need to look
+        # without --type, a line with no "type" fails validation anyway: no need to look
         typed = self.strict_default is None or line.find(b'"type"') >= 0
+        rewrite = self.rewrite  # the fast models name the fields whose values need rewriting here
         try:
-            call = (self.strict_any if typed else self.strict_default).validate_json(line)
+            call = (self.strict_any if typed else self.strict_default).validate_json(line, context=rewrite)
         except ValueError:  # pydantic_core.ValidationError is a ValueError
+            rewrite.clear()
             return self._slow(line_no, line)
         if (
             not self.rules_hold(call)
             or (line.find(b"\\u") >= 0 and has_escaped_key(line))
             or (self.careful and needs_plain_path(line))
         ):
+            rewrite.clear()
             return self._slow(line_no, line)
+        if rewrite:  # a timestamp or id written another way: as the plain path writes it
+            rewritten = canonical_body(line, call, rewrite)
+            if rewritten is None:
+                return self._slow(line_no, line)
+            body = rewritten
+        else:
+            body = line
         stamp = call.get("timestamp")
         if stamp is not None and stamp >= self.recent_from:
             self.on_recent(stamp)
         self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
-        if "messageId" not in call:
+        if "messageId" not in call:  # derived from the line as read (a re-run sends the same)
             head = b'%s"messageId":"%s",' % (head, self.message_id(line_no, line))
         if "timestamp" not in call:
             head += self.timestamp_field
-        context = call.get("context")
-        if context is None:
-            if line.find(b'"context"') >= 0:  # a nested key, or an escaped top-level one: unsure
-                return self._slow(line_no, line)
-            ready = head + line[1:-1] + CONTEXT_FIELD
-        elif "library" in context:  # the SDK that made the call (a replay): kept as it is
-            if line.find(b'"context"') < 0:
-                return self._slow(line_no, line)
-            ready = head + line[1:]
-        else:
-            at = line.find(b'"context"')
-            if at < 0 or line.find(b'"context"', at + 9) >= 0:
-                return self._slow(line_no, line)
-            brace = line.index(b"{", at + 9) + 1  # validated: the value is an object
-            glue = b"" if EMPTY_OBJECT_REST.match(line, brace) else b","
-            ready = b"".join((head, line[1:brace], LIBRARY_FIELD, glue, line[brace:]))
+        ready = self._with_library(body, call.get("context"), head)
+        if ready is None:
+            return self._slow(line_no, line)
         if len(ready) > MAX_CALL_BYTES // 3 and (len(ready) > MAX_CALL_BYTES or not ready.isascii()):
             # the API counts compact JSON with non-ASCII escaped (é is 6 bytes): measure exactly
             size = call_size(json.loads(ready))
             if size > MAX_CALL_BYTES:
                 raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
         return ready
+
+    @staticmethod
+    def _with_library(line: bytes, context: dict[str, Any] | None, head: bytes) -> bytes | None:
+        """`head` and the line with cdp's context.library spliced in; None when the line's
+        top-level "context" cannot be told from a nested one."""
+        if context is None:
+            if line.find(b'"context"') >= 0:  # a nested key, or an escaped top-level one: unsure
+                return None
+            return head + line[1:-1] + CONTEXT_FIELD
+        if "library" in context:  # the SDK that made the call (a replay): kept as it is
+            if line.find(b'"context"') < 0:
+                return None
+            return head + line[1:]
+        at = line.find(b'"context"')
+        if at < 0 or line.find(b'"context"', at + 9) >= 0:
+            return None
+        brace = line.index(b"{", at + 9) + 1  # validated: the value is an object
+        glue = b"" if EMPTY_OBJECT_REST.match(line, brace) else b","
+        return b"".join((head, line[1:brace], LIBRARY_FIELD, glue, line[brace:]))
 
     def _slow(self, line_no: int, line: bytes) -> bytes:
         """Lines the strict models refuse: parse, validate with the lax models, re-serialise."""
