@@ -236,3 +236,35 @@ def test_redaction_covers_escaped_forms_of_the_key():
     for text in (key, _json.dumps({"error": {"key": key}}), repr({"key": key}), str({"key": key})):
         shown = redact(text)
         assert "odd" not in shown and "with-quote" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('{"event":"a","event":"b"}', "event"),
+        ('{"type":"track","properties":{"x":1,"y":2,"x":3}}', "x"),
+        ('{"a":[{"k":1},{"k":2,"k":3}]}', "k"),
+        ('{"é":1,"\\u00e9":2}', "é"),  # the same key, written escaped once
+    ],
+)
+def test_a_duplicate_key_is_refused_in_any_object(text, key):
+    from cdpcli import jsontext
+
+    with pytest.raises(jsontext.JSONTextError, match=f'duplicate key "{key}"'):
+        jsontext.loads(text)
+
+
+def test_the_same_key_in_different_objects_is_fine():
+    from cdpcli import jsontext
+
+    assert jsontext.loads('{"name":"a","properties":{"name":"b"},"l":[{"name":1},{"name":2}]}')["name"] == "a"
+
+
+def test_import_plain_path_rejects_a_duplicate_key():
+    from cdpcli.importing.prepare import InvalidLine, Preparer
+
+    preparer = Preparer(None)
+    preparer.for_source(Source("in.ndjson", "in.ndjson", b"in.ndjson"))
+    with pytest.raises(InvalidLine, match='duplicate key "event"') as caught:
+        preparer._slow(1, b'{"type":"track","userId":"u","event":"a","event":"b"}')
+    assert caught.value.reason == "duplicate key"

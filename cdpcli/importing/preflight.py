@@ -142,20 +142,22 @@ class Analysis:
 
     # each judged line ------------------------------------------------------------------------
 
-    def stamp(self, line: bytes, sent: str | None = None) -> None:
-        """Every judged line (valid or not): the form of its timestamp; `sent`: the timestamp
-        the call is sent with (None for an invalid line)."""
-        if line.find(b'"timestamp"') < 0:
-            return
-        if sent is not None and line.count(b'"timestamp"') == 1 and line.find(b'"timestamp":"%s"' % sent.encode()) >= 0:
-            self.iso += 1  # given as it is sent (the common case: no parse of the line)
-            return
+    def stamp(self, line: bytes, sent: str | None = None) -> bool:
+        """Every judged line (valid or not): count the form of its timestamp; `sent`: the
+        timestamp the call is sent with (None for an invalid line). True when it has one."""
+        if sent is not None and line.find(b'"timestamp":"%s"' % sent.encode()) >= 0:
+            if line.count(b'"timestamp"') == 1:
+                self.iso += 1  # given as it is sent (the common case: no parse of the line)
+                return True
+        elif line.find(b'"timestamp"') < 0:
+            return False
         value = stamp_value(line)
         unit = epoch_unit(value)
         if unit is not None:
             self.epoch[unit] = self.epoch.get(unit, 0) + 1
         elif isinstance(value, str):
             self.iso += 1
+        return True
 
     def call(self, call: dict[str, Any], stamped: bool) -> None:
         """A valid call, as it would be sent; `stamped`: the input gave it a timestamp."""
@@ -178,7 +180,7 @@ class Analysis:
             self._names("properties", call.get("properties"))
         if not isinstance(user, str) or not user:
             return
-        hashed = _hash(user)
+        hashed = hash(user) & _MASK  # (_hash, inline: the hot path)
         if event in PERSON_EVENTS:
             if event in DELETING:
                 if hashed in self.deleted or len(self.deleted) < EXACT_LIMIT:
@@ -193,12 +195,11 @@ class Analysis:
                 self.resent += 1
                 if len(self.resent_examples) < EXAMPLES:
                     self.resent_examples.append(user)
-        email = _has_email(call)
         users = self.users
         flags = users.get(hashed)
         if flags is None:
             if self.sketch is None and len(users) < EXACT_LIMIT:
-                users[hashed] = HAS_EMAIL if email else 0
+                users[hashed] = HAS_EMAIL if _has_email(call) else 0
                 return
             if self.sketch is None:
                 self.sketch = HyperLogLog()
@@ -206,7 +207,7 @@ class Analysis:
                     self.sketch.add(known)
             self.sketch.add(hashed)
             self.untracked += 1
-        elif email and not flags:
+        elif not flags and _has_email(call):
             users[hashed] = HAS_EMAIL
 
     def _when(self, stamp: Any, user: Any) -> None:
@@ -333,9 +334,8 @@ def watching(factory: Callable[[str | None], Preparer], analysis: Analysis) -> C
                 raise
             # pydantic-core's reader: a third of json.loads' instructions for a call
             call = from_json(ready)
-            analysis.stamp(line, call.get("timestamp"))
-            # a call the input gave no timestamp is sent with the time of import (preparer.now)
-            stamped = call.get("timestamp") != preparer.now or line.find(b'"timestamp"') >= 0
+            # False: the input gave no timestamp (the call is sent with the time of import)
+            stamped = analysis.stamp(line, call.get("timestamp"))
             analysis.call(call, stamped)
             return ready
 

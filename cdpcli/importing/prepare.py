@@ -235,9 +235,9 @@ class Preparer:
         try:
             data = jsontext.loads(line)
         except jsontext.JSONTextError as exc:
-            raise InvalidLine(
-                str(exc), "not UTF-8" if str(exc).startswith("not valid UTF-8") else "invalid JSON"
-            ) from None
+            message = str(exc)
+            reason = "not UTF-8" if message.startswith("not valid UTF-8") else "invalid JSON"
+            raise InvalidLine(message, "duplicate key" if message.startswith("duplicate key") else reason) from None
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
         data = unwrap_reject(data)
