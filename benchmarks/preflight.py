@@ -70,19 +70,22 @@ def main() -> None:
             "preflight": [*cdp, "import", str(data), "--preflight", "--json"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         peaks: dict[str, list[int]] = {name: [] for name in commands}
-        for _ in range(args.rounds):
-            for name, cmd in commands.items():
-                seconds, peak_kb, _cpu = run(cmd, env)
+        for round_no in range(args.rounds):
+            for name in commands if round_no % 2 == 0 else reversed(commands):
+                seconds, peak_kb, cpu = run(commands[name], env)
                 times[name].append(seconds)
+                cpus[name].append(cpu)
                 peaks[name].append(peak_kb)
         for name in commands:
             print(
-                f"{name:>9}: {statistics.median(times[name]):6.1f} s median, "
+                f"{name:>9}: {statistics.median(times[name]):6.1f} s median, CPU {statistics.median(cpus[name]):6.1f} s, "
                 f"{args.events / statistics.median(times[name]):>9,.0f} lines/s, peak RSS {max(peaks[name]) / 1024:.0f} MB"
             )
         ratio = statistics.median(p / d for p, d in zip(times["preflight"], times["dry-run"], strict=True))
-        print(f"preflight / dry-run time: {ratio:.2f}x")
+        cpu_ratio = statistics.median(p / d for p, d in zip(cpus["preflight"], cpus["dry-run"], strict=True))
+        print(f"preflight / dry-run: time {ratio:.2f}x, CPU {cpu_ratio:.2f}x (goal: CPU <= 1.5x, peak RSS < 200 MB)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ other parsers read differently or refuse:
   RecursionError. cdp refuses calls nested deeper than 200 levels inside the call, so every
   path (single calls, import's fast and plain paths, cdp serve) draws the same line. The API
   documents no limit.
+- a key named twice in one object (`{"event":"a","event":"b"}`): one parser keeps the first
+  value, another the last (Python's and pydantic-core's readers keep the last, silently).
 cdp refuses all of these with a message that says which, never changing a value silently.
 """
 
@@ -56,7 +58,20 @@ def _short(text: str) -> str:
     return text if len(text) <= 24 else text[:10] + "…" + text[-6:]
 
 
-_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_float, parse_int=_int)
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONTextError(
+                    f"duplicate key {json.dumps(key, ensure_ascii=False)} (an object names each key once)"
+                )
+            seen.add(key)
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_float, parse_int=_int, object_pairs_hook=_object)
 
 
 def loads(text: str | bytes) -> Any:

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from cdpcli import __version__
@@ -53,7 +53,10 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # naive input is taken as UTC
     moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.year < 1000:  # strftime's %Y does not pad them (glibc): keep what it writes
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # what strftime writes, at a third of its cost (isoformat truncates to milliseconds too)
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def now_timestamp() -> str:
@@ -68,23 +71,81 @@ def parse_timestamp(value: str | int | float) -> str:
 
     Raises ValueError with a message fit for the user.
     """
-    if isinstance(value, bool):
+    if value.__class__ is str:  # the common shapes first, in as few steps as can be (import's hot path)
+        utc = _UTC_SHAPE.match(value)
+        if utc is not None:
+            date, time, fraction = utc.groups()
+            return f"{date}T{time or '00:00:00'}{_MILLIS[fraction]}"
+        if _CANONICAL_TIMESTAMP.match(value):  # already in our format (days 29-31 come here)
+            return value
+        if _ISO_OFFSET.match(value):  # what the general way below reads, in fewer steps
+            try:
+                moment = datetime.fromisoformat(value).astimezone(timezone.utc)
+            except ValueError:
+                pass  # the general way says why
+            else:
+                if moment.year >= 1000:  # (format_timestamp writes the years before as strftime does)
+                    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+    elif value.__class__ is int and 0 <= value <= _LAST_UNIX_SECOND:  # Unix seconds: Mixpanel's time
+        days, second = divmod(value, 86_400)
+        return f"{_unix_day(days)}T{_CLOCK[second // 60]}{_SECONDS[second % 60]}"
+    elif isinstance(value, bool):
         raise ValueError("expected an ISO-8601 date-time")
-    if isinstance(value, (int, float)):
+    elif isinstance(value, (int, float)):
         return _from_unix(value, value)
-    if _CANONICAL_TIMESTAMP.match(value):  # already in our format: most backfill lines
-        return value
     text = value.strip()
-    if re.fullmatch(r"\d{9,11}(\.\d+)?", text):  # Unix seconds, as `date +%s` prints
+    if _UNIX_SECONDS.fullmatch(text):  # Unix seconds, as `date +%s` prints
         return _from_unix(float(text), value)
-    if re.fullmatch(r"\d{12,14}(\.\d+)?", text):  # `date +%s%3N`, JavaScript's Date.now()
+    if _UNIX_MILLISECONDS.fullmatch(text):  # `date +%s%3N`, JavaScript's Date.now()
         raise ValueError(_milliseconds(value, float(text)))
-    iso = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
     try:
-        moment = datetime.fromisoformat(iso)
+        moment = datetime.fromisoformat(_utc_for_z(text))
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO-8601 date-time (e.g. 2026-11-27T13:31:42Z)") from None
     return format_timestamp(moment)
+
+
+_UNIX_SECONDS = re.compile(r"\d{9,11}(\.\d+)?")
+_UNIX_MILLISECONDS = re.compile(r"\d{12,14}(\.\d+)?")
+# The UTC shapes (Z, +00:00, or no zone, read as UTC) with the ranges fromisoformat checks in
+# the regex itself: years 1000-9999, days 01-28 of any month (29-31 take _common_iso, which
+# knows the calendar), hours 00-23. One match and one format: ~4x faster than _common_iso.
+_UTC_SHAPE = re.compile(
+    r"([1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]))"
+    r"(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)(?:\.(\d{1,3})\d{0,6})?(?:[Zz]|[+-]00:00)?)?\Z",
+    re.ASCII,
+)
+# a fraction's first 1-3 digits (None: no fraction) as the milliseconds and zone that end the text
+_MILLIS: dict[str | None, str] = {
+    None: ".000Z",
+    **{f"{n:0{width}d}": "." + f"{n:0{width}d}".ljust(3, "0") + "Z" for width in (1, 2, 3) for n in range(10**width)},
+}
+# A date-time with an offset or Z, as fromisoformat reads it (3.11 on: Z too; never one without a
+# zone, which astimezone would take as local time)
+_ISO_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)\Z", re.ASCII)
+
+
+def _utc_for_z(text: str) -> str:
+    return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+
+
+# Unix seconds as text, without datetime: a day's date (cached: an export spans few days) and
+# the time of day from two small tables. ~3x faster than fromtimestamp and formatting.
+_CLOCK = tuple(f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440))
+_SECONDS = tuple(f"{second:02d}.000Z" for second in range(60))
+_UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_unix_days: dict[int, str] = {}
+
+
+def _unix_day(days: int) -> str:
+    """The date `days` after 1970-01-01, as YYYY-MM-DD (what format_timestamp writes)."""
+    text = _unix_days.get(days)
+    if text is None:
+        if len(_unix_days) >= 100_000:  # bounded: a file of random times cannot grow it for good
+            _unix_days.clear()
+        day = date.fromordinal(_UNIX_EPOCH_ORDINAL + days)
+        text = _unix_days[days] = format_timestamp(datetime(day.year, day.month, day.day))[:10]
+    return text
 
 
 # 9999-12-31T23:59:59Z, the last moment a datetime holds

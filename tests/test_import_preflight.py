@@ -68,10 +68,10 @@ def fixed_clock(monkeypatch):
     monkeypatch.setattr(select, "utc_now", lambda: NOW)
 
 
-def test_preflight_report_matches_the_golden_json(tmp_path):
-    path = tmp_path / "events.ndjson"
-    path.write_text("\n".join(generated()) + "\n")
-    sources, _ = make_sources([str(path)], None, None)
+def test_preflight_report_matches_the_golden_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # invalid lines are listed by the name given (events.ndjson:121: …)
+    (tmp_path / "events.ndjson").write_text("\n".join(generated()) + "\n")
+    sources, _ = make_sources(["events.ndjson"], None, None)
     report = preflight(sources, ImportOptions(), now=NOW)
     assert report == json.loads(GOLDEN.read_text())
     # the counts the file was built with
@@ -86,6 +86,9 @@ def test_preflight_report_matches_the_golden_json(tmp_path):
     assert report["name_drift"]["properties"] == {"total": {"total": 197, "Total": 4}}
     assert report["deleted_then_sent"] == {"users": 1, "examples": ["u-1"], "truncated": False}
     assert report["invalid_reasons"] == {"invalid JSON": 1, "invalid call": 4, "not an object": 1}
+    assert [line.split(": ")[0] for line in report["invalid_lines"]] == [
+        f"events.ndjson:{n}" for n in (121, 122, 123, 344, 346, 348)
+    ]
     assert (report["read"], report["blank"], report["error"], report["exit_code"]) == (348, 2, None, 0)
 
 
@@ -266,3 +269,16 @@ def test_hyperloglog_counts_small_sets_closely():
         sketch.add(hash(f"id-{i}") & (2**64 - 1))
         sketch.add(hash(f"id-{i}") & (2**64 - 1))
     assert 490 <= sketch.count() <= 510
+
+
+def test_preflight_lists_the_first_20_invalid_lines(cli, tmp_path, fixed_clock):
+    lines = ['{"type":"track","userId":"u","event":"E"}'] + ["{oops"] * 25 + ['{"type":"track","userId":"u"}']
+    (tmp_path / "bad.ndjson").write_text("\n".join(lines) + "\n")
+    run = cli("import", "bad.ndjson", "--preflight", "--json")
+    report = json.loads(run.stdout)
+    assert report["invalid"] == 26
+    assert report["invalid_lines"][0].startswith("bad.ndjson:2: invalid JSON")
+    assert [line.split(": ")[0] for line in report["invalid_lines"]] == [f"bad.ndjson:{n}" for n in range(2, 22)]
+    text = cli("import", "bad.ndjson", "--preflight").stderr
+    assert "\n  bad.ndjson:21: invalid JSON" in text and "bad.ndjson:22:" not in text
+    assert "… and 6 more invalid lines" in text

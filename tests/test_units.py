@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cdpcli.cli.items import apply_items, parse_item
 from cdpcli.errors import UsageError
@@ -131,13 +135,41 @@ def test_retry_after_seconds_and_http_date_capped():
         (rb'{"a\"\u0041":1}', True),
         (rb'{"a":"\u00e9"}', False),  # escapes in values are fine
         (rb'{"a":"x\"\u00e9","b":1}', False),
+        (rb'{"a":"\\u00e9"}', False),  # an escaped backslash, then "u"
+        (rb'{"a\\\u00e9":1}', True),
         (rb'{"a":"' + rb"\u00e9" * 20_000 + rb'"}', False),  # linear, not catastrophic backtracking
+        (rb'{"' + rb"\u00e9" * 20 + rb'":1}', True),
+        (rb'{"' + rb"\u0063" * 7 + rb'ontext":1}', True),
     ],
 )
 def test_has_escaped_key(line, expected):
     from cdpcli.importing.prepare import has_escaped_key
 
     assert has_escaped_key(line) is expected
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')  # a string token, and the colon of a key
+
+
+@settings(max_examples=300)
+@given(
+    value=st.recursive(
+        st.text(max_size=6) | st.integers(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=8,
+    ),
+    ascii_only=st.booleans(),
+)
+def test_has_escaped_key_finds_every_short_key_with_escapes(value, ascii_only):
+    """Against a walk over every string token of the line (the reference): every key of up to
+    21 characters written with a \\u escape is found (the names the fast path relies on have 17
+    at most); a false alarm needs an escaped quote in the line."""
+    from cdpcli.importing.prepare import has_escaped_key
+
+    line = json.dumps({"v": value}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    expected = any(match[1] and b"\\u" in match[0] for match in _JSON_STRING.finditer(line))
+    if expected or line.find(b'\\"') < 0:
+        assert has_escaped_key(line) is expected
 
 
 def test_pydantic_plugins_are_skipped_unless_the_user_set_the_variable():
@@ -204,3 +236,35 @@ def test_redaction_covers_escaped_forms_of_the_key():
     for text in (key, _json.dumps({"error": {"key": key}}), repr({"key": key}), str({"key": key})):
         shown = redact(text)
         assert "odd" not in shown and "with-quote" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('{"event":"a","event":"b"}', "event"),
+        ('{"type":"track","properties":{"x":1,"y":2,"x":3}}', "x"),
+        ('{"a":[{"k":1},{"k":2,"k":3}]}', "k"),
+        ('{"é":1,"\\u00e9":2}', "é"),  # the same key, written escaped once
+    ],
+)
+def test_a_duplicate_key_is_refused_in_any_object(text, key):
+    from cdpcli import jsontext
+
+    with pytest.raises(jsontext.JSONTextError, match=f'duplicate key "{key}"'):
+        jsontext.loads(text)
+
+
+def test_the_same_key_in_different_objects_is_fine():
+    from cdpcli import jsontext
+
+    assert jsontext.loads('{"name":"a","properties":{"name":"b"},"l":[{"name":1},{"name":2}]}')["name"] == "a"
+
+
+def test_import_plain_path_rejects_a_duplicate_key():
+    from cdpcli.importing.prepare import InvalidLine, Preparer
+
+    preparer = Preparer(None)
+    preparer.for_source(Source("in.ndjson", "in.ndjson", b"in.ndjson"))
+    with pytest.raises(InvalidLine, match='duplicate key "event"') as caught:
+        preparer._slow(1, b'{"type":"track","userId":"u","event":"a","event":"b"}')
+    assert caught.value.reason == "duplicate key"

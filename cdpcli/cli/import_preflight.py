@@ -78,6 +78,12 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
         )
     if report["invalid_reasons"]:
         lines.append("Invalid lines: " + _listed(report["invalid_reasons"]) + ".")
+        shown = report["invalid_lines"]
+        lines += [f"  {line}" for line in shown]
+        if report["invalid"] > len(shown):
+            lines.append(
+                f"  … and {report['invalid'] - len(shown):,} more invalid lines (an import writes each to its rejects file)."
+            )
     if report["skipped_reasons"]:
         skipped = {reason_text(reason): count for reason, count in report["skipped_reasons"].items()}
         lines.append("Skipped lines: " + _listed(skipped) + ".")

@@ -18,16 +18,18 @@ this module watches each line the preparer judges.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import from_json
+
 from cdpcli.importing import select
 from cdpcli.importing.events import ImportEvents
 from cdpcli.importing.prepare import Preparer
 from cdpcli.importing.select import RECENT_WINDOW, moment_of, stamp_value
+from cdpcli.wire import format_timestamp
 
 if TYPE_CHECKING:
     from cdpcli.importing.options import ImportOptions
@@ -35,8 +37,10 @@ if TYPE_CHECKING:
 
 EXACT_LIMIT = 1_000_000  # distinct userIds counted exactly; past it, estimated
 NAME_LIMIT = 100_000  # distinct trait/property names kept for the drift check
+NAME_SETS_KEPT = 10_000  # distinct sets of names counted as sets before they are spread into names
 EVENT_LIMIT = 10_000  # distinct event names counted; later new names go to "(other)"
 EXAMPLES = 5
+INVALID_SHOWN = 20  # invalid lines listed by file:line in the report (as stderr shows at most)
 ANONYMOUS_KEPT = timedelta(days=30)
 DELETING = frozenset({"User Deleted", "User Suppressed"})
 PERSON_EVENTS = DELETING | {"User Unsuppressed"}  # about a person, not creating one
@@ -74,6 +78,13 @@ class HyperLogLog:
         return round(estimate)
 
 
+def _ceiling_text(moment: datetime) -> str:
+    """`moment` rounded up to a whole millisecond, as canonical text."""
+    if moment.microsecond % 1000:
+        moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
+    return format_timestamp(moment)
+
+
 def _hash(text: str) -> int:
     return hash(text) & _MASK
 
@@ -104,6 +115,11 @@ class Analysis:
         self.now = now
         self.recent_from = now - RECENT_WINDOW
         self.anonymous_before = now - ANONYMOUS_KEPT
+        # the same moments as canonical text, to compare sent timestamps (whole milliseconds) with:
+        # t > now  <=>  t > now cut to ms;  t >= x  <=>  t >= x rounded up to ms (and so for <)
+        self.now_text = format_timestamp(now)
+        self.recent_text = _ceiling_text(self.recent_from)
+        self.anonymous_text = _ceiling_text(self.anonymous_before)
         self.by_event: dict[str, int] = {}
         self.other_events = 0
         self.users: dict[int, int] = {}  # userId hash -> HAS_EMAIL flag (up to EXACT_LIMIT)
@@ -122,19 +138,26 @@ class Analysis:
         self.names: dict[str, dict[str, str]] = {"traits": {}, "properties": {}}  # name -> normalized
         self.spellings: dict[str, dict[str, dict[str, int]]] = {"traits": {}, "properties": {}}
         self.names_full = False
+        self.name_sets: dict[str, dict[tuple[str, ...], int]] = {"traits": {}, "properties": {}}
 
     # each judged line ------------------------------------------------------------------------
 
-    def stamp(self, line: bytes) -> None:
-        """Every judged line (valid or not): the form of its timestamp."""
-        if line.find(b'"timestamp"') < 0:
-            return
+    def stamp(self, line: bytes, sent: str | None = None) -> bool:
+        """Every judged line (valid or not): count the form of its timestamp; `sent`: the
+        timestamp the call is sent with (None for an invalid line). True when it has one."""
+        if sent is not None and line.find(b'"timestamp":"%s"' % sent.encode()) >= 0:
+            if line.count(b'"timestamp"') == 1:
+                self.iso += 1  # given as it is sent (the common case: no parse of the line)
+                return True
+        elif line.find(b'"timestamp"') < 0:
+            return False
         value = stamp_value(line)
         unit = epoch_unit(value)
         if unit is not None:
             self.epoch[unit] = self.epoch.get(unit, 0) + 1
         elif isinstance(value, str):
             self.iso += 1
+        return True
 
     def call(self, call: dict[str, Any], stamped: bool) -> None:
         """A valid call, as it would be sent; `stamped`: the input gave it a timestamp."""
@@ -148,14 +171,7 @@ class Analysis:
                 self.other_events += 1
         user = call.get("userId")
         if stamped:
-            moment = moment_of(call.get("timestamp"))
-            if moment is not None:
-                if moment > self.now:
-                    self.future += 1
-                elif moment >= self.recent_from:
-                    self.recent += 1
-                elif not user and moment < self.anonymous_before:
-                    self.anonymous_old += 1
+            self._when(call.get("timestamp"), user)
         else:
             self.missing += 1
         if kind in ("identify", "group"):
@@ -164,7 +180,7 @@ class Analysis:
             self._names("properties", call.get("properties"))
         if not isinstance(user, str) or not user:
             return
-        hashed = _hash(user)
+        hashed = hash(user) & _MASK  # (_hash, inline: the hot path)
         if event in PERSON_EVENTS:
             if event in DELETING:
                 if hashed in self.deleted or len(self.deleted) < EXACT_LIMIT:
@@ -179,12 +195,11 @@ class Analysis:
                 self.resent += 1
                 if len(self.resent_examples) < EXAMPLES:
                     self.resent_examples.append(user)
-        email = _has_email(call)
         users = self.users
         flags = users.get(hashed)
         if flags is None:
             if self.sketch is None and len(users) < EXACT_LIMIT:
-                users[hashed] = HAS_EMAIL if email else 0
+                users[hashed] = HAS_EMAIL if _has_email(call) else 0
                 return
             if self.sketch is None:
                 self.sketch = HyperLogLog()
@@ -192,30 +207,65 @@ class Analysis:
                     self.sketch.add(known)
             self.sketch.add(hashed)
             self.untracked += 1
-        elif email and not flags:
+        elif not flags and _has_email(call):
             users[hashed] = HAS_EMAIL
 
-    def _names(self, scope: str, values: Any) -> None:
-        if not isinstance(values, dict):
+    def _when(self, stamp: Any, user: Any) -> None:
+        """Count a sent timestamp as recent, future or old-and-anonymous. A call is sent with a
+        canonical timestamp (…T…:…:….mmmZ), which compares as text as the time it is: no parse."""
+        if isinstance(stamp, str) and len(stamp) == 24:
+            if stamp > self.now_text:
+                self.future += 1
+            elif stamp >= self.recent_text:
+                self.recent += 1
+            elif not user and stamp < self.anonymous_text:
+                self.anonymous_old += 1
             return
+        moment = moment_of(stamp)  # a year before 1000 (written shorter)
+        if moment is not None:
+            if moment > self.now:
+                self.future += 1
+            elif moment >= self.recent_from:
+                self.recent += 1
+            elif not user and moment < self.anonymous_before:
+                self.anonymous_old += 1
+
+    def _names(self, scope: str, values: Any) -> None:
+        """Count the names of a call's traits or properties. Calls of one kind mostly carry the
+        same names: each set of names is counted as one (one lookup a call instead of four a
+        name), and the sets are spread into names when too many pile up, and for the report."""
+        if not isinstance(values, dict) or not values:
+            return
+        sets = self.name_sets[scope]
+        names = tuple(values)
+        sets[names] = sets.get(names, 0) + 1
+        if len(sets) > NAME_SETS_KEPT:
+            self._spread(scope)
+
+    def _spread(self, scope: str) -> None:
+        """Fold the counted sets of names into the counts of each name (in the order first seen)."""
         known = self.names[scope]
         spellings = self.spellings[scope]
-        for name in values:
-            norm = known.get(name)
-            if norm is None:
-                if len(known) >= NAME_LIMIT:
-                    self.names_full = True
-                    continue
-                norm = known[name] = normalized(name)
-            group = spellings.get(norm)
-            if group is None:
-                spellings[norm] = {name: 1}
-            else:
-                group[name] = group.get(name, 0) + 1
+        for names, count in self.name_sets[scope].items():
+            for name in names:
+                norm = known.get(name)
+                if norm is None:
+                    if len(known) >= NAME_LIMIT:
+                        self.names_full = True
+                        continue
+                    norm = known[name] = normalized(name)
+                group = spellings.get(norm)
+                if group is None:
+                    spellings[norm] = {name: count}
+                else:
+                    group[name] = group.get(name, 0) + count
+        self.name_sets[scope] = {}
 
     # the report ------------------------------------------------------------------------------
 
     def report(self) -> dict[str, Any]:
+        for scope in self.name_sets:
+            self._spread(scope)
         users = self.users
         estimated = self.sketch is not None
         distinct = max(self.sketch.count(), len(users)) if self.sketch is not None else len(users)
@@ -277,11 +327,15 @@ def watching(factory: Callable[[str | None], Preparer], analysis: Analysis) -> C
         inner = preparer.prepare
 
         def prepare(line_no: int, line: bytes) -> bytes:
-            analysis.stamp(line)
-            ready = inner(line_no, line)  # InvalidLine: counted by the engine, by reason
-            call = json.loads(ready)
-            # a call the input gave no timestamp is sent with the time of import (preparer.now)
-            stamped = call.get("timestamp") != preparer.now or line.find(b'"timestamp"') >= 0
+            try:
+                ready = inner(line_no, line)
+            except Exception:  # InvalidLine: counted by the engine, by reason
+                analysis.stamp(line)
+                raise
+            # pydantic-core's reader: a third of json.loads' instructions for a call
+            call = from_json(ready)
+            # False: the input gave no timestamp (the call is sent with the time of import)
+            stamped = analysis.stamp(line, call.get("timestamp"))
             analysis.call(call, stamped)
             return ready
 
@@ -289,6 +343,18 @@ def watching(factory: Callable[[str | None], Preparer], analysis: Analysis) -> C
         return preparer
 
     return make
+
+
+class _FirstInvalid(ImportEvents):
+    """The first INVALID_SHOWN invalid lines, as `file:line: reason` (so that one run shows
+    where to look, without a rejects file)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def rejected(self, text: str) -> None:
+        if len(self.lines) < INVALID_SHOWN:
+            self.lines.append(text)
 
 
 class _Nowhere:
@@ -318,7 +384,8 @@ def preflight(sources: list[Source], options: ImportOptions, now: datetime | Non
         preparer=watching(options.preparer or Preparer, analysis),
         max_invalid=None,
     )
-    result = Importer(_Nowhere(), sources, options, ImportEvents()).run()  # type: ignore[arg-type]
+    invalid = _FirstInvalid()
+    result = Importer(_Nowhere(), sources, options, invalid).run()  # type: ignore[arg-type]
     report: dict[str, Any] = {
         "read": result.read,
         "calls": result.valid,
@@ -328,6 +395,7 @@ def preflight(sources: list[Source], options: ImportOptions, now: datetime | Non
         "by_type": result.by_type,
         **analysis.report(),
         "invalid_reasons": result.invalid_reasons,
+        "invalid_lines": invalid.lines,
         "skipped_reasons": result.skipped_reasons,
         # resolve_identities: links learned; anonymous calls that would get a userId, or not
         **({"identities": result.identities} if result.identities is not None else {}),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cdpcli import jsontext
+from cdpcli.importing.shapes import TIMESTAMP_FIELDS, fast_validator
 from cdpcli.jsontext import may_need_care
 from cdpcli.wire import LIBRARY, MAX_CALL_BYTES, call_size, dumps, now_timestamp, with_library
 
@@ -26,14 +27,19 @@ if TYPE_CHECKING:
 LIBRARY_FIELD = b'"library":' + dumps(LIBRARY).encode()
 CONTEXT_FIELD = b',"context":{' + LIBRARY_FIELD + b"}}"
 EMPTY_OBJECT_REST = re.compile(rb"\s*}")
-# A JSON string token, and whether a colon follows it (then it is a key); linear time.
-JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
+# A \u escape with the end of a key (a quote, then a colon) at most 128 bytes after it. Every
+# name the fast path splices by or looks for ("context", "messageId", "originalTimestamp",
+# "writeKey", …; 17 characters at most, 6 bytes each escaped) is a key found so. Escaped
+# non-ASCII text in values costs one short look at each escape (a search from every quote, or
+# to the end of each string, cost 4x an ordinary line's CPU, or time quadratic in a string's
+# escapes); a false alarm (an escaped quote, then a colon, in a value) only costs the plain path.
+ESCAPED_KEY = re.compile(rb'\\u[^"]{0,128}"\s*:')
 
 
 def has_escaped_key(line: bytes) -> bool:
     """A key written with \\u escapes can hide "context" or "messageId" from byte-level
-    splicing: such lines take the slow path."""
-    return any(match[1] and b"\\u" in match[0] for match in JSON_STRING.finditer(line))
+    splicing: such lines take the slow path (see ESCAPED_KEY for which keys are found)."""
+    return ESCAPED_KEY.search(line) is not None
 
 
 # Another system's secret that archives and SDK relays leave on a call: never forwarded, on any
@@ -48,6 +54,41 @@ def needs_plain_path(data: bytes) -> bool:
     NaN, Infinity or an overflowing number (jsontext.may_need_care), or a foreign secret to
     drop. Looked at once per chunk, then line by line only in a chunk that may."""
     return may_need_care(data) or any(data.find(key) >= 0 for key in _FOREIGN_SECRET_BYTES)
+
+
+# A top-level field's value, after its key: a JSON string or number
+_FIELD_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*)')
+_QUOTED_KEYS = {
+    field: b'"%s"' % field.encode()
+    for field in ("userId", "anonymousId", "groupId", "previousId", "objectTypeId", *TIMESTAMP_FIELDS)
+}
+
+
+def canonical_body(line: bytes, call: dict[str, Any], rewrites: list[tuple[str, Any]]) -> bytes | None:
+    """`line` with the values the fast models rewrote (shapes.py: top-level timestamps in
+    another shape, numeric ids) written as `call` holds them; `rewrites` (field, value as given)
+    is emptied. None when a field's key is not in the line exactly once (a nested key of the
+    same name: which one is the call's is not known from the bytes)."""
+    for field, given in rewrites:
+        key = _QUOTED_KEYS[field]
+        if line.count(key) != 1:
+            rewrites.clear()
+            return None
+        # the one key of that name is the call's (escaped keys took the plain path before)
+        text = b'%s:"%s"' % (key, call[field].encode())
+        # the value as compact JSON writes it (one step, the common case), or found after the key
+        was = b'%s:"%s"' % (key, given.encode()) if given.__class__ is str else b"%s:%d" % (key, given)
+        if given.__class__ is not float and line.count(was) == 1:
+            line = line.replace(was, text)
+            continue
+        at = line.find(key)
+        value = _FIELD_VALUE.match(line, at + len(key))
+        if value is None:
+            rewrites.clear()
+            return None
+        line = b"%s%s%s" % (line[:at], text, line[value.end(1) :])
+    rewrites.clear()
+    return line
 
 
 class InvalidLine(Exception):
@@ -83,8 +124,10 @@ class Preparer:
         self.rules_hold = models.strict_rules_hold
         self.default_type = default_type
         # the core validators themselves: TypeAdapter's Python wrapper costs ~0.5 µs a line
-        self.strict_any = models.adapter("any", "strict").validator
-        self.strict_default = models.adapter(default_type, "strict").validator if default_type else None
+        self.strict_any = fast_validator("any")
+        # Any: None only when a line's "type" picks strict_any (see prepare)
+        self.strict_default: Any = fast_validator(default_type) if default_type else None
+        self.rewrite: list[tuple[str, Any]] = []  # the validation context: see shapes.py
         self.type_prefix = f'{{"type":"{default_type}",'.encode() if default_type else b"{"
         self._id_prefix = b""
         self.last_type = ""  # the type of the call prepare() returned last (for the summary)
@@ -123,18 +166,28 @@ class Preparer:
         attribute lookup or call here costs ~1 % of an import's client time). Substrings are
         looked for with bytes.find: CPython 3.11's `sub in bytes` first tries `sub` as an int,
         raising and clearing a TypeError each time (~1,900 instructions)."""
-        # without --type, a line with no "type" fails strict validation anyway: no need to look
+        # without --type, a line with no "type" fails validation anyway: no need to look
         typed = self.strict_default is None or line.find(b'"type"') >= 0
+        rewrite = self.rewrite  # the fast models name the fields whose values need rewriting here
         try:
-            call = (self.strict_any if typed else self.strict_default).validate_json(line)
+            call = (self.strict_any if typed else self.strict_default).validate_json(line, context=rewrite)
         except ValueError:  # pydantic_core.ValidationError is a ValueError
+            rewrite.clear()
             return self._slow(line_no, line)
         if (
             not self.rules_hold(call)
             or (line.find(b"\\u") >= 0 and has_escaped_key(line))
             or (self.careful and needs_plain_path(line))
         ):
+            rewrite.clear()
             return self._slow(line_no, line)
+        if rewrite:  # a timestamp or id written another way: as the plain path writes it
+            rewritten = canonical_body(line, call, rewrite)
+            if rewritten is None:
+                return self._slow(line_no, line)
+            body = rewritten
+        else:
+            body = line
         stamp = call.get("timestamp")
         if stamp is not None and stamp >= self.recent_from:
             self.on_recent(stamp)
@@ -142,32 +195,38 @@ class Preparer:
             self.on_recent("")  # stamped now, below
         self.last_type = call["type"] if typed else self.default_type
         head = b"{" if typed else self.type_prefix
-        if "messageId" not in call:
+        if "messageId" not in call:  # derived from the line as read (a re-run sends the same)
             head = b'%s"messageId":"%s",' % (head, self.message_id(line_no, line))
         if "timestamp" not in call:
             head += self.timestamp_field
-        context = call.get("context")
-        if context is None:
-            if line.find(b'"context"') >= 0:  # a nested key, or an escaped top-level one: unsure
-                return self._slow(line_no, line)
-            ready = head + line[1:-1] + CONTEXT_FIELD
-        elif "library" in context:  # the SDK that made the call (a replay): kept as it is
-            if line.find(b'"context"') < 0:
-                return self._slow(line_no, line)
-            ready = head + line[1:]
-        else:
-            at = line.find(b'"context"')
-            if at < 0 or line.find(b'"context"', at + 9) >= 0:
-                return self._slow(line_no, line)
-            brace = line.index(b"{", at + 9) + 1  # validated: the value is an object
-            glue = b"" if EMPTY_OBJECT_REST.match(line, brace) else b","
-            ready = b"".join((head, line[1:brace], LIBRARY_FIELD, glue, line[brace:]))
+        ready = self._with_library(body, call.get("context"), head)
+        if ready is None:
+            return self._slow(line_no, line)
         if len(ready) > MAX_CALL_BYTES // 3 and (len(ready) > MAX_CALL_BYTES or not ready.isascii()):
             # the API counts compact JSON with non-ASCII escaped (é is 6 bytes): measure exactly
             size = call_size(json.loads(ready))
             if size > MAX_CALL_BYTES:
                 raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
         return ready
+
+    @staticmethod
+    def _with_library(line: bytes, context: dict[str, Any] | None, head: bytes) -> bytes | None:
+        """`head` and the line with cdp's context.library spliced in; None when the line's
+        top-level "context" cannot be told from a nested one."""
+        if context is None:
+            if line.find(b'"context"') >= 0:  # a nested key, or an escaped top-level one: unsure
+                return None
+            return head + line[1:-1] + CONTEXT_FIELD
+        if "library" in context:  # the SDK that made the call (a replay): kept as it is
+            if line.find(b'"context"') < 0:
+                return None
+            return head + line[1:]
+        at = line.find(b'"context"')
+        if at < 0 or line.find(b'"context"', at + 9) >= 0:
+            return None
+        brace = line.index(b"{", at + 9) + 1  # validated: the value is an object
+        glue = b"" if EMPTY_OBJECT_REST.match(line, brace) else b","
+        return b"".join((head, line[1:brace], LIBRARY_FIELD, glue, line[brace:]))
 
     def _slow(self, line_no: int, line: bytes) -> bytes:
         """Lines the strict models refuse: parse, validate with the lax models, re-serialise."""
@@ -180,9 +239,9 @@ class Preparer:
         try:
             data = jsontext.loads(line)
         except jsontext.JSONTextError as exc:
-            raise InvalidLine(
-                str(exc), "not UTF-8" if str(exc).startswith("not valid UTF-8") else "invalid JSON"
-            ) from None
+            message = str(exc)
+            reason = "not UTF-8" if message.startswith("not valid UTF-8") else "invalid JSON"
+            raise InvalidLine(message, "duplicate key" if message.startswith("duplicate key") else reason) from None
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
         data = unwrap_reject(data)

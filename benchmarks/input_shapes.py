@@ -1,0 +1,227 @@
+"""CPU per call of `cdp import --dry-run` for each common input shape, as a ratio to the canonical one.
+
+Each shape is the same realistic file (import_throughput.realistic_line: mixed track, identify,
+page and group calls) with one field written another way: the timestamp as exporters and
+languages write it, Unix seconds, a numeric userId, non-ASCII text, a Segment archive's
+envelope. The canonical shape is what cdp writes itself: `"timestamp":"2024-03-01T01:02:03.000Z"`
+and string ids.
+
+Every run is a whole `cdp import FILE --dry-run` subprocess (its bodies go to /dev/null); a run on
+an empty file measures start-up and exit, which is subtracted, so a figure is the CPU of the calls
+alone. All shapes run interleaved, round by round, so the machine's swings hit them alike; a
+ratio is the median over rounds of that round's shape / canonical.
+
+Goal: every shape <= 1.5x canonical. `--baseline TREE` adds the canonical shape run from another
+source tree (e.g. `git worktree add --detach /tmp/base main`), to check that the canonical shape
+is no slower than before.
+
+SHAPES maps a shape's name to how its lines are made and the import flags it needs: a converter
+(`--from NAME`) adds its own rows there.
+
+Measured (2-core shared VM, 40,000 lines, 3 rounds; µs per call start-up excluded): canonical
+5.5-6.2 µs; before the fast path took these shapes, every timestamp shape and numeric ids cost
+6.7-11.2x canonical (the plain path), escaped non-ASCII 5.2x, --from segment 7.1x; after,
+1.10-1.81x (no fraction 1.52, +01:00 1.77, microseconds 1.79, Unix seconds 1.36, Unix
+seconds.ms 1.81, numeric userId 1.44, escaped non-ASCII 1.10), --from segment 4.09x, and the
+canonical shape no slower than main's tree (main's measured 1.21x this tree's in the same run).
+
+Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from import_throughput import realistic_line, run  # noqa: E402
+
+Call = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one shape's lines are made: `rewrite` turns a canonical call into this shape's line
+    (a dict is written as compact JSON; bytes are taken as they are)."""
+
+    rewrite: Callable[[Call, int, random.Random], Call | bytes]
+    args: tuple[str, ...] = ()  # extra `cdp import` flags (e.g. --from segment)
+    example: str = ""
+
+
+def _seconds(call: Call) -> float:
+    """The call's canonical timestamp as Unix seconds (with its milliseconds)."""
+    stamp = call["timestamp"]
+    return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + int(stamp[20:23]) / 1000
+
+
+def _stamp(call: Call, text: str) -> Call:
+    return {**call, "timestamp": text}
+
+
+def _iso(call: Call, fraction: str, zone: str, sep: str = "T", shift_hours: int = 0) -> Call:
+    """The call's moment written as ISO-8601 with `fraction` digits after the seconds (or none),
+    `zone` ("Z", "+01:00", "" for none) and `sep` between date and time."""
+    seconds = _seconds(call) + shift_hours * 3600
+    text = time.strftime(f"%Y-%m-%d{sep}%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        text += "." + fraction
+    return _stamp(call, text + zone)
+
+
+def _fraction(call: Call, digits: int) -> str:
+    millis = call["timestamp"][20:23]
+    return (millis + "123456")[:digits]
+
+
+def _numeric_id(call: Call, i: int, rng: random.Random) -> Call:
+    return {**call, "userId": int(call["userId"].split("-")[1])}
+
+
+# the same calls with their text in other languages (about as many characters as the ASCII)
+_TRANSLATED = {
+    "Item Purchased": "Artikel gekauft",
+    "Signed Up": "Registriert ✓",
+    "Video Played": "Vidéo lue",
+    "Cart Viewed": "カートを見た",
+    "EUR": "€",
+    "Pricing": "Preisübersicht",
+    "DE": "Österreich",
+    "Acme Corp": "Acme Straße",
+    "Europe/Berlin": "Europe/Zürich",
+}
+
+
+def _non_ascii(call: Call, escaped: bool) -> bytes:
+    text = json.dumps(call, separators=(",", ":"), ensure_ascii=False)
+    for english, other in _TRANSLATED.items():
+        text = text.replace(f'"{english}"', f'"{other}"')
+    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=escaped).encode()
+
+
+def _segment(call: Call, i: int, rng: random.Random) -> Call:
+    """A line of a Segment S3/GCS archive: the call as Segment stored it, with its envelope
+    (projectId, receivedAt, _metadata, version, writeKey) around it; the shape of
+    tests/test_import_inputs.py's segment_call (Segment's "full call" records)."""
+    stamp = call["timestamp"]
+    return {
+        **call,
+        "messageId": f"ajs-next-{i:012d}",
+        "originalTimestamp": stamp,
+        "sentAt": stamp,
+        "receivedAt": stamp,
+        "context": {**call.get("context", {}), "library": {"name": "analytics.js", "version": "next-1.53.0"}},
+        "integrations": {},
+        "projectId": "proj_4b8e2c",
+        "version": 2,
+        "writeKey": "wk_0123456789abcdef",
+        "_metadata": {"bundled": ["Segment.io"], "unbundled": [], "bundledIds": []},
+    }
+
+
+SHAPES: dict[str, Shape] = {
+    "canonical": Shape(lambda c, i, r: c, example="2024-03-01T01:02:03.000Z"),
+    "no fraction": Shape(lambda c, i, r: _iso(c, "", "Z"), example="2024-03-01T01:02:03Z"),
+    "+00:00": Shape(lambda c, i, r: _iso(c, "", "+00:00"), example="2024-03-01T01:02:03+00:00"),
+    "+01:00": Shape(lambda c, i, r: _iso(c, "", "+01:00", shift_hours=1), example="2024-03-01T02:02:03+01:00"),
+    "1 fraction digit": Shape(lambda c, i, r: _iso(c, _fraction(c, 1), "Z"), example="2024-03-01T01:02:03.1Z"),
+    "microseconds": Shape(lambda c, i, r: _iso(c, _fraction(c, 6), "Z"), example="2024-03-01T01:02:03.123456Z"),
+    "isoformat()": Shape(
+        lambda c, i, r: _iso(c, _fraction(c, 6), "+00:00"), example="2024-03-01T01:02:03.123456+00:00"
+    ),
+    "nanoseconds": Shape(lambda c, i, r: _iso(c, _fraction(c, 9), "Z"), example="2024-03-01T01:02:03.123456789Z"),
+    "space separator": Shape(
+        lambda c, i, r: _iso(c, _fraction(c, 3), "", sep=" "), example="2024-03-01 01:02:03.123 (Amplitude)"
+    ),
+    "date alone": Shape(lambda c, i, r: _stamp(c, c["timestamp"][:10]), example="2024-03-01"),
+    "Unix seconds": Shape(lambda c, i, r: _stamp(c, int(_seconds(c))), example="1709255000 (Mixpanel)"),
+    "Unix seconds.ms": Shape(lambda c, i, r: _stamp(c, round(_seconds(c), 3)), example="1709255000.123"),
+    "numeric userId": Shape(_numeric_id, example='"userId": 42'),
+    "non-ASCII": Shape(lambda c, i, r: _non_ascii(c, escaped=False), example='"Münster" as UTF-8'),
+    "non-ASCII escaped": Shape(lambda c, i, r: _non_ascii(c, escaped=True), example='"M\\u00fcnster"'),
+    "--from segment": Shape(_segment, args=("--from", "segment"), example="Segment archive envelope"),
+}
+
+
+def write_shape(path: Path, shape: Shape, lines: int) -> None:
+    rng = random.Random(42)
+    with open(path, "wb") as out:
+        for i in range(lines):
+            call = realistic_line(i, rng)
+            made = shape.rewrite(call, i, rng)
+            out.write((made if isinstance(made, bytes) else json.dumps(made, separators=(",", ":")).encode()) + b"\n")
+
+
+def dry_run_cpu(tree: str, path: Path, args: tuple[str, ...], tmp: Path) -> float:
+    """CPU seconds of one `cdp import PATH --dry-run` from source tree `tree`; every line must be valid."""
+    rejects = tmp / "rejects.ndjson"
+    rejects.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": tree,
+        "CDP_CONFIG_DIR": str(tmp / "cfg"),
+        "CDP_ENDPOINT": "http://127.0.0.1:9/v1",
+    }
+    env.pop("CDP_API_KEY", None)
+    cmd = [sys.executable, "-m", "cdpcli", "import", str(path), *args, "--dry-run", "-q", "--no-progress"]
+    _, _, cpu = run([*cmd, "--rejects", str(rejects)], env)
+    if rejects.exists() and rejects.stat().st_size:
+        raise SystemExit(f"{path.name}: lines were rejected:\n{rejects.read_text()[:1000]}")
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=40_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree", default=str(Path(__file__).resolve().parents[1]), help="the cdp source tree to run")
+    parser.add_argument("--baseline", help="another cdp source tree: its canonical shape is a row of its own")
+    parser.add_argument("--only", help="comma-separated shape names (canonical is always run)")
+    args = parser.parse_args()
+    names = ["canonical", *[n for n in SHAPES if n != "canonical" and (not args.only or n in args.only.split(","))]]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        empty = tmp / "empty.ndjson"
+        empty.write_bytes(b"")
+        files = {}
+        for number, name in enumerate(names):
+            files[name] = tmp / f"shape-{number}.ndjson"
+            write_shape(files[name], SHAPES[name], args.lines)
+        runs: list[tuple[str, str, Path, tuple[str, ...]]] = [
+            (name, args.tree, files[name], SHAPES[name].args) for name in names
+        ]
+        if args.baseline:
+            runs.append(("canonical (baseline tree)", str(Path(args.baseline).resolve()), files["canonical"], ()))
+        per_call: dict[str, list[float]] = {row[0]: [] for row in runs}
+        for round_no in range(args.rounds):
+            order = runs if round_no % 2 == 0 else runs[::-1]
+            start_up = {tree: dry_run_cpu(tree, empty, (), tmp) for tree in {row[1] for row in runs}}
+            for name, tree, path, extra in order:
+                cpu = dry_run_cpu(tree, path, extra, tmp)
+                per_call[name].append((cpu - start_up[tree]) / args.lines)
+            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    canonical = per_call["canonical"]
+    print(
+        f"{args.lines:,} lines a shape, {args.rounds} rounds, CPU per call of `cdp import --dry-run` (start-up excluded)"
+    )
+    print("| shape | example | µs per call | vs canonical |\n|---|---|---|---|")
+    for name, values in per_call.items():
+        ratio = statistics.median(v / c for v, c in zip(values, canonical, strict=True))
+        example = SHAPES[name].example if name in SHAPES else ""
+        print(f"| {name} | `{example}` | {statistics.median(values) * 1e6:.1f} | {ratio:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
