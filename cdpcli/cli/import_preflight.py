@@ -39,7 +39,16 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
         f"{about}{users['without_email']:,} never get an email trait."
         + (" (Estimated past 1,000,000 userIds.)" if users["estimated"] else "")
     )
-    stamps = report["timestamps"]
+    lines += _timestamp_lines(report["timestamps"])
+    lines += _identities(report.get("identities"))
+    lines += _findings(report)
+    return lines
+
+
+def _timestamp_lines(stamps: dict[str, Any]) -> list[str]:
+    """What the calls' timestamps risk: recent, future or missing ones, old anonymous history,
+    Unix times in doubtful units."""
+    lines = []
     risks = []
     if stamps["recent"]:
         risks.append(f"{_n(stamps['recent'], 'call')} within the last 72 hours (may trigger campaigns; see --recent)")
@@ -55,7 +64,6 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
             f"Anonymous: {_n(stamps['anonymous_older_than_30_days'], 'call')} without a userId older than 30 days "
             "(Customer.io merges anonymous history only within 30 days)."
         )
-    lines += _identities(report.get("identities"))
     if stamps["epoch"]:
         verdict = ""
         if stamps["epoch_mixed"]:
@@ -63,6 +71,12 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
         elif stamps["epoch_suspect"]:
             verdict = ": not seconds, check the units"
         lines.append("Unix-time timestamps: " + _listed(stamps["epoch"]) + verdict + ".")
+    return lines
+
+
+def _findings(report: dict[str, Any]) -> list[str]:
+    """Name drift, people deleted then sent again, invalid and skipped lines."""
+    lines: list[str] = []
     for scope, groups in report["name_drift"].items():
         if groups:
             shown = [" / ".join(group) for group in list(groups.values())[:TOP]]

@@ -193,7 +193,7 @@ class Preparer:
             self.on_recent(stamp)
         elif stamp is None and self.recent_when_missing:
             self.on_recent("")  # stamped now, below
-        self.last_type = call["type"] if typed else self.default_type
+        self.last_type = call["type"] if typed else (self.default_type or "")
         head = b"{" if typed else self.type_prefix
         if "messageId" not in call:  # derived from the line as read (a re-run sends the same)
             head = b'%s"messageId":"%s",' % (head, self.message_id(line_no, line))

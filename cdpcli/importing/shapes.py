@@ -2,8 +2,8 @@
 accept let through, and the fields that hold such a value named.
 
 Archives and exports rarely hold cdp's own `2024-03-01T01:02:03.000Z` and string ids: most write
-`…:03Z`, an offset, microseconds, a space, Unix seconds (Mixpanel) or `"userId": 42`. The strict
-models (models.py) refuse all of these, and a refused line took the plain path at 4-5x the CPU
+`…:03Z`, an offset, microseconds, a space, Unix seconds (Mixpanel) or `"userId": 42`. The canonical
+models (models/canonical.py) refuse all of these, and a refused line took the plain path at 4-5x the CPU
 (a Python parse, the lax models, a dump). Here a top-level timestamp that is not canonical, or
 an id that is a JSON integer, passes validation written as the plain path writes it
 (wire.parse_timestamp, str()), and its field and value as given are appended to the list given
@@ -31,8 +31,16 @@ from pydantic import (
 from pydantic_core import SchemaValidator
 from typing_extensions import Required, TypedDict
 
-from cdpcli import models
-from cdpcli.wire import parse_timestamp
+from cdpcli.models.canonical import (
+    CanonicalAlias,
+    CanonicalGroup,
+    CanonicalIdentify,
+    CanonicalPage,
+    CanonicalScreen,
+    CanonicalTrack,
+)
+from cdpcli.models.shapes import CANONICAL_TIMESTAMP
+from cdpcli.wire import CALL_TYPES, parse_timestamp
 
 
 def _stamp(value: Any, info: ValidationInfo) -> str:
@@ -52,7 +60,7 @@ def _id(value: int, info: ValidationInfo) -> str:
     return str(value)
 
 
-_Canonical = Annotated[StrictStr, StringConstraints(pattern=models.CANONICAL_TIMESTAMP)]
+_Canonical = Annotated[StrictStr, StringConstraints(pattern=CANONICAL_TIMESTAMP)]
 _NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 # left to right: the canonical (or string) member first, so the common case is one check in Rust
 _FIRST_THAT_FITS = Field(union_mode="left_to_right")
@@ -73,33 +81,33 @@ class _Loose(TypedDict, total=False):
     sentAt: Stamp
 
 
-class _Identify(models._StrictIdentify, _Loose, total=False):  # type: ignore[misc]
+class _Identify(CanonicalIdentify, _Loose, total=False):  # type: ignore[misc]
     pass
 
 
-class _Track(models._StrictTrack, _Loose, total=False):  # type: ignore[misc]
+class _Track(CanonicalTrack, _Loose, total=False):  # type: ignore[misc]
     pass
 
 
-class _Page(models._StrictPage, _Loose, total=False):  # type: ignore[misc]
+class _Page(CanonicalPage, _Loose, total=False):  # type: ignore[misc]
     pass
 
 
-class _Screen(models._StrictScreen, _Loose, total=False):  # type: ignore[misc]
+class _Screen(CanonicalScreen, _Loose, total=False):  # type: ignore[misc]
     pass
 
 
-class _Group(models._StrictGroup, _Loose, total=False):  # type: ignore[misc]
+class _Group(CanonicalGroup, _Loose, total=False):  # type: ignore[misc]
     groupId: Required[NonEmptyId]  # type: ignore[misc]
     objectTypeId: Id  # type: ignore[misc]
 
 
-class _Alias(models._StrictAlias, _Loose, total=False):  # type: ignore[misc]
+class _Alias(CanonicalAlias, _Loose, total=False):  # type: ignore[misc]
     userId: Required[NonEmptyId]  # type: ignore[misc]
     previousId: Required[NonEmptyId]  # type: ignore[misc]
 
 
-FAST_MODELS = dict(zip(models.CALL_TYPES, (_Identify, _Track, _Page, _Screen, _Group, _Alias), strict=True))
+FAST_MODELS = dict(zip(CALL_TYPES, (_Identify, _Track, _Page, _Screen, _Group, _Alias), strict=True))
 # the fields a model may name (as the list given as context holds them)
 REWRITTEN_FIELDS = (
     "userId",
@@ -121,7 +129,7 @@ def fast_validator(kind: str = "any") -> SchemaValidator:
     The TypeAdapter's Python wrapper costs ~0.5 µs a line: the core validator is used as is."""
     if kind not in _validators:
         if kind == "any":
-            shape: Any = Annotated[Union[tuple(FAST_MODELS.values())], Field(discriminator="type")]  # type: ignore[misc]  # noqa: UP007
+            shape: Any = Annotated[Union[tuple(FAST_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
         else:
             shape = FAST_MODELS[kind]
         _validators[kind] = TypeAdapter(shape).validator  # type: ignore[assignment]
