@@ -155,6 +155,25 @@ SHAPES: dict[str, Shape] = {
 }
 
 
+def _vendor_shape(vendor: str) -> Shape:
+    """A vendor's export lines (vendor_shapes.py: its documented shape, ids and times varied), one
+    for each canonical line; the calls differ from the canonical file's, so this row says what a
+    migration costs per call; vendor_shapes.py compares each vendor with the same calls as NDJSON."""
+    made: list[bytes] = []
+
+    def rewrite(call: Call, i: int, rng: random.Random) -> bytes:
+        if not made:
+            from vendor_shapes import inputs  # cdpcli imported only when a vendor row is run
+
+            made.extend(inputs(vendor, 4096, seed=7)[0])
+        return made[i % len(made)]
+
+    return Shape(rewrite, args=("--from", vendor), example=f"{vendor}'s export")
+
+
+SHAPES.update({f"--from {vendor}": _vendor_shape(vendor) for vendor in ("mixpanel", "amplitude", "posthog", "ga4")})
+
+
 def write_shape(path: Path, shape: Shape, lines: int) -> None:
     rng = random.Random(42)
     with open(path, "wb") as out:
