@@ -13,6 +13,7 @@ import pytest
 import typer.main
 
 from cdpcli.cli.app import app
+from cdpcli.cli.import_ import IMPORT_PANELS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,6 +149,33 @@ def test_examples_fit_80_columns_unbroken(cli, command):
     for example in examples:
         assert any(example in line for line in lines), example
     assert all(len(line) <= 80 for line in help_text(cli, *command).splitlines())
+
+
+def test_import_help_fits_80_columns_in_140_lines_and_docs_keep_each_long_help(cli):
+    """Its options in panels with short help; the full help of each is in docs/cli.md's
+    "Options in detail" (after the docstring's form feed, which --help leaves out)."""
+    lines = help_text(cli, "import").splitlines()
+    assert len(lines) <= 140 and max(map(len, lines)) <= 80
+    assert "Options in detail" not in "\n".join(lines)
+    general = lines.index(next(line for line in lines if line.startswith("╭─ Options ")))
+    assert lines[general + 1].startswith("│ --help") and lines[general + 2].startswith("╰")  # the rest in panels
+    reference = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = reference[reference.index("## `cdp import`") :].split("\n## ")[0]
+    details = section.split("**Options in detail**")[1]
+    commands = typer.main.get_command(app).commands
+    shared = {  # the operations' bulk options: one declaration, whole help in both commands
+        param.name: param.help for param in commands["person"].commands["delete"].params
+    }
+    panelled = [
+        param for param in commands["import"].params if getattr(param, "rich_help_panel", None) in IMPORT_PANELS
+    ]
+    own = [param for param in panelled if param.name not in shared]
+    assert len(own) >= 25 and len(panelled) - len(own) == 5
+    for param in panelled:
+        if param.name in shared:
+            assert param.help == shared[param.name]
+        else:
+            assert f"\n* `{param.opts[0]}" in details, f"{param.opts[0]} has no long help in docs/cli.md"
 
 
 # -- one error style -----------------------------------------------------------------------

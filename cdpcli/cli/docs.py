@@ -6,6 +6,8 @@ the one behind `typer … utils docs`), so that it cannot drift: tests/test_setu
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def cli_reference() -> str:
     import typer.cli  # lazy: start-up
@@ -14,6 +16,7 @@ def cli_reference() -> str:
     from cdpcli.cli.app import app  # lazy: start-up
 
     command = typer.main.get_command(app)
+    _details_after_options(command)
     text = typer.cli.get_docs_for_click(
         obj=command, ctx=typer.Context(command), name="cdp", title="`cdp` command reference"
     )
@@ -26,6 +29,17 @@ def cli_reference() -> str:
         + text.strip()
         + "\n"
     )
+
+
+def _details_after_options(command: Any) -> None:
+    """A help text's part after a `\\f` line (cut from `--help`, as Click and Typer do: an
+    "Options in detail" section) goes after the command's list of options, as its epilog."""
+    for sub in getattr(command, "commands", {}).values():
+        _details_after_options(sub)
+    summary, cut, details = (command.help or "").partition("\f")
+    if cut:
+        command.help = summary.rstrip()
+        command.epilog = "\n\n".join(part for part in (details.strip(), command.epilog) if part)
 
 
 if __name__ == "__main__":

@@ -94,10 +94,16 @@ def env_note(setting: str) -> str:
 
 def in_panel(option: Any, panel: str) -> Any:
     """The same option (one declaration: flags, help, type) shown in another help panel."""
-    kind, info = get_args(option)
-    moved = copy.copy(info)
+    kind, _ = get_args(option)
+    return Annotated[kind, panel_info(option, panel)]
+
+
+def panel_info(option: Any, panel: str) -> Any:
+    """in_panel's option info alone, for a signature: `x: Annotated[int, panel_info(XOpt, P)]`
+    (a type checker accepts a call there, not in place of the whole annotation)."""
+    moved = copy.copy(get_args(option)[1])
     moved.rich_help_panel = panel
-    return Annotated[kind, moved]
+    return moved
 
 
 ProfileOpt = Annotated[
