@@ -384,6 +384,7 @@ def feed(proc: subprocess.Popen, calls: list[dict]) -> None:
     proc.stdin.flush()
 
 
+@pytest.mark.slow
 def test_full_batch_leaves_before_stdin_closes_and_partial_after_linger(receiver, tmp_path):
     proc = spawn(receiver, "--batch-events", "10", tmp_path=tmp_path)
     try:

@@ -63,6 +63,7 @@ def assert_phased(arrived: list[dict]) -> None:
     assert phases == sorted(phases), "a call arrived before one of an earlier phase"
 
 
+@pytest.mark.slow
 def test_phased_arrival_order_under_latency_and_faults(cli, tmp_path):
     calls = mixed_calls(60)
     lines: list = list(calls)
@@ -316,6 +317,7 @@ def test_phased_shards_send_every_call_once_between_them(tmp_path, by):
         assert r.skipped_reasons == {"shard": len(calls) - r.sent + (r.blank == 0)}
 
 
+@pytest.mark.slow
 def test_sigterm_between_phases_then_the_same_command_resumes(tmp_path):
     """A real signal while phase 2 is in flight (slow answers keep it there): exit 130, the
     checkpoint in phase 2; the same command then sends the rest, in order, each call once."""

@@ -393,6 +393,7 @@ class StderrLines:
         return any(needle in line for line in self.lines)
 
 
+@pytest.mark.slow
 def test_the_checkpoint_advances_while_the_endpoint_is_slow(tmp_path):
     """It was saved only from the packer, which blocks on a full send queue."""
     source = write_lines(tmp_path / "in.ndjson", tracks(2000))
@@ -424,6 +425,7 @@ def test_the_checkpoint_advances_while_the_endpoint_is_slow(tmp_path):
             proc.wait()
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_waiting_but_writes_rejects_checkpoint_and_summary(tmp_path):
     lines = ["bad"] * 4 + [json.dumps(c) for c in tracks(200)]
     source = write_lines(tmp_path / "in.ndjson", lines)
@@ -459,6 +461,7 @@ def test_a_second_ctrl_c_stops_waiting_but_writes_rejects_checkpoint_and_summary
     assert result["exit_code"] == 130 and result["invalid"] == 4 and result["unsettled"] > 0
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_point_loses_nothing_and_rejects_nothing_twice(tmp_path):
     """kill -9 during an import with a checkpoint, several times, then the same command to the
     end: every valid line delivered (by messageId), every invalid line in rejects exactly once."""
@@ -610,6 +613,7 @@ def test_out_of_range_numbers_are_usage_errors(send, tmp_path, args, flag):
     assert run.exit_code == 2 and flag in run.stderr and "unexpected" not in run.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_rate_wait_sends_nothing_more(receiver, tmp_path):
     source = write_lines(tmp_path / "in.ndjson", tracks(20))
     proc = spawn(receiver, str(source), "--batch-events", "1", "--rate", "0.2", "--concurrency", "4", tmp_path=tmp_path)

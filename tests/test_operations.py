@@ -316,6 +316,7 @@ def ids_file(tmp_path, count=10_000, bad=BAD_LINES):
     return path, expected
 
 
+@pytest.mark.slow
 def test_ten_thousand_ids_each_delivered_once_bad_lines_rejected_with_numbers(send, receiver, tmp_path):
     path, expected = ids_file(tmp_path)
     run = send("person", "delete", "--from", str(path), "--yes", "--json", "--rejects", "rejects.ndjson")

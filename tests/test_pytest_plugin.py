@@ -82,6 +82,7 @@ def test_a_timed_out_wait_fails_the_test_with_what_arrived(cdp_receiver):
         cdp_receiver.wait(event="Paid", timeout=0.05)
 
 
+@pytest.mark.slow
 def test_the_installed_plugin_serves_a_users_test_file(tmp_path):
     """A user's test file, in a directory of its own: the fixture comes from the entry point."""
     (tmp_path / "test_tracking.py").write_text(
@@ -183,6 +184,7 @@ def test_the_factory_makes_several_receivers(cdp_receiver_factory):
         cdp_receiver_factory(colour="red")
 
 
+@pytest.mark.slow
 def test_the_marker_is_registered_by_the_plugin(tmp_path):
     (tmp_path / "test_marked.py").write_text(
         "import pytest\n\n"
