@@ -35,13 +35,14 @@ from typing import Any
 
 from cdpcli.importing.vendors.common import (
     BadValue,
+    RowShape,
     Verdict,
+    event_and_ids,
     finish_context,
     invalid,
     put,
     put_context,
     send,
-    skip,
     text_id,
     timestamp_from_text,
     with_ids,
@@ -74,15 +75,14 @@ CONTEXT_FIELDS = {
 }
 
 
+ROW = RowShape("an Amplitude row", "event_type", "user_id", "device_id", frozenset(SESSION_EVENTS), "session_event")
+
+
 def map_event(record: dict[str, Any]) -> Verdict:
-    name = record.get("event_type")
-    if not isinstance(name, str) or not name:
-        return invalid("missing_event", 'an Amplitude row needs "event_type"')
-    if name in SESSION_EVENTS:
-        return skip("session_event")
-    user_id, anonymous_id = text_id(record.get("user_id")), text_id(record.get("device_id"))
-    if user_id is None and anonymous_id is None:
-        return invalid("missing_id", "no user_id or device_id: the call needs a userId or anonymousId")
+    head = event_and_ids(record, ROW)
+    if isinstance(head, Verdict):
+        return head
+    name, user_id, anonymous_id = head
     try:
         stamp = _time(record)
         call = _call(name, record)

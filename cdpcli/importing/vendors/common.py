@@ -47,6 +47,35 @@ def invalid(reason: str, error: str) -> Verdict:
 Mapping = Callable[[dict[str, Any]], Verdict]
 
 
+@dataclass(frozen=True)
+class RowShape:
+    """Where a vendor's flat export row keeps the event's name and the two ids, and which event
+    names it leaves out by default (counted under `skip_reason`)."""
+
+    row: str  # in errors: 'an Amplitude row'
+    event_key: str
+    user_key: str
+    anonymous_key: str
+    skipped: frozenset[str]
+    skip_reason: str
+
+
+def event_and_ids(record: dict[str, Any], shape: RowShape) -> tuple[str, str | None, str | None] | Verdict:
+    """A row's event name and its userId and anonymousId, or the Verdict that ends it there
+    (no name, an event left out, no id at all)."""
+    name = record.get(shape.event_key)
+    if not isinstance(name, str) or not name:
+        return invalid("missing_event", f'{shape.row} needs "{shape.event_key}"')
+    if name in shape.skipped:
+        return skip(shape.skip_reason)
+    user_id, anonymous_id = text_id(record.get(shape.user_key)), text_id(record.get(shape.anonymous_key))
+    if user_id is None and anonymous_id is None:
+        return invalid(
+            "missing_id", f"no {shape.user_key} or {shape.anonymous_key}: the call needs a userId or anonymousId"
+        )
+    return name, user_id, anonymous_id
+
+
 class BadValue(ValueError):
     """A field a mapping needs has a value it cannot read; str() is the error."""
 

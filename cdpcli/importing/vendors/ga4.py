@@ -32,14 +32,14 @@ from typing import Any
 
 from cdpcli.importing.vendors.common import (
     BadValue,
+    RowShape,
     Verdict,
+    event_and_ids,
     finish_context,
     invalid,
     put,
     put_context,
     send,
-    skip,
-    text_id,
     timestamp_from_micros,
     with_ids,
 )
@@ -67,15 +67,14 @@ for _source, _path in CONTEXT_FIELDS.items():
     _CONTEXT_GROUPS.setdefault(_outer, {})[_inner] = _path
 
 
+ROW = RowShape("a GA4 row", "event_name", "user_id", "user_pseudo_id", frozenset(AUTOMATIC_EVENTS), "automatic_event")
+
+
 def map_event(record: dict[str, Any]) -> Verdict:
-    name = record.get("event_name")
-    if not isinstance(name, str) or not name:
-        return invalid("missing_event", 'a GA4 row needs "event_name"')
-    if name in AUTOMATIC_EVENTS:
-        return skip("automatic_event")
-    user_id, anonymous_id = text_id(record.get("user_id")), text_id(record.get("user_pseudo_id"))
-    if user_id is None and anonymous_id is None:
-        return invalid("missing_id", "no user_id or user_pseudo_id: the call needs a userId or anonymousId")
+    head = event_and_ids(record, ROW)
+    if isinstance(head, Verdict):
+        return head
+    name, user_id, anonymous_id = head
     try:
         stamp = timestamp_from_micros(record["event_timestamp"]) if "event_timestamp" in record else None
         properties = flatten(record.get("event_params"), "event_params")
