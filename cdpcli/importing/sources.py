@@ -43,7 +43,9 @@ FORMAT_PROBE_LINES = 100
 
 def check_namespace(id_namespace: str | None) -> None:
     if id_namespace is not None and not id_namespace.strip():
-        raise UsageError("--id-namespace must not be empty", hint="leave it out to derive ids as before")
+        raise UsageError(
+            "id_namespace= must not be empty", hint="leave it out to derive ids as before", option="id_namespace"
+        )
 
 
 FORMATS = ("ndjson", "csv", "parquet")
@@ -64,7 +66,7 @@ def make_sources(
     `fmt` (--format) is every source's format, else a .csv name is CSV and the rest NDJSON."""
     check_namespace(id_namespace)
     if fmt is not None and fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}", option="format")
     sources, warnings = list[Source](), list[str]()
     for name in names or ["-"]:
         if name == "-":
@@ -543,8 +545,9 @@ def check_start_problem(source: Source, first_line: bytes, checkpoint: str | Non
     """Why a source cannot be imported, from its first line (BOM and whitespace stripped)."""
     if (source.skip or source.phase) and source.first_line_hash and source.first_line_hash != line_hash(first_line):
         return UsageError(
-            f"{source.label} does not start as it did when --checkpoint {checkpoint} was written",
-            hint="it is not the same input: remove the checkpoint to import from the start, or use another --checkpoint",
+            f"{source.label} does not start as it did when checkpoint={checkpoint!r} was written",
+            hint="it is not the same input: remove the checkpoint to import from the start, or use another checkpoint=",
+            option="checkpoint",
         )
     return None
 
