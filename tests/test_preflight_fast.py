@@ -10,6 +10,7 @@ import json
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -18,8 +19,8 @@ from hypothesis import strategies as st
 
 from cdpcli.importing import ImportOptions, make_sources
 from cdpcli.importing import preflight as preflight_module
-from cdpcli.importing.preflight import preflight
-from cdpcli.importing.prepare import Preparer
+from cdpcli.importing.preflight import SCOPES, _keeping_names, naming_validator, preflight
+from cdpcli.importing.prepare import InvalidLine, Preparer
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 
@@ -143,3 +144,59 @@ def test_batches_are_counted_when_the_input_ends(tmp_path):
     report = report_of(tmp_path / "a.ndjson", plain=False)
     assert report["users"]["distinct"] == len(lines) and report["timestamps"]["recent"] == len(lines)
     assert report["timestamps"]["iso"] == len(lines)
+
+
+# -- the fast path's validators with every name kept --------------------------------------------
+
+# free-form values of every JSON kind, and names the typed traits and properties check
+# (identify's email and createdAt, page's title and url, group's object_type_id) or not
+FREE_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=4,
+)
+FREE_NAMES = st.sampled_from(["email", "createdAt", "title", "url", "object_type_id", "plan", "First Name", "é"])
+
+
+@st.composite
+def free_form_calls(draw: st.DrawFn) -> dict[str, Any]:
+    call = draw(calls())
+    scope = SCOPES.get(call["type"])
+    if scope is not None and draw(st.booleans()):
+        call[scope] = draw(st.dictionaries(FREE_NAMES, FREE_VALUES, max_size=4))
+    return call
+
+
+def outcome(preparer: Preparer, line_no: int, line: bytes) -> tuple[Any, ...]:
+    preparer.fast_call = None
+    try:
+        ready = preparer.prepare(line_no, line)
+    except InvalidLine as exc:
+        return ("invalid", str(exc), exc.reason)
+    return ("ready", ready, preparer.fast_call is None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(free_form_calls(), min_size=1, max_size=8), st.sampled_from([None, "track", "identify"]))
+def test_keeping_names_changes_nothing_the_preparer_does(calls_made, default_type):
+    """The same lines accepted (by the same path), the same calls made, the same errors; the
+    validated call holds every name of its traits or properties."""
+    plain, naming = Preparer(default_type), Preparer(default_type)
+    assert _keeping_names(naming)
+    for preparer in (plain, naming):
+        preparer.for_source(SimpleNamespace(id_seed=b"seed"))  # type: ignore[arg-type]
+    naming.now, naming.timestamp_field = plain.now, plain.timestamp_field
+    for line_no, call in enumerate(calls_made, 1):
+        if default_type == call["type"]:
+            del call["type"]  # the type given for every line
+        line = json.dumps(call, ensure_ascii=False).encode()
+        made = outcome(plain, line_no, line)
+        assert made == outcome(naming, line_no, line)
+        scope = SCOPES.get(call.get("type", default_type))
+        if made[0] == "ready" and naming.fast_call is not None and scope in naming.fast_call:
+            assert sorted(naming.fast_call[scope]) == sorted(call[scope])
+
+
+def test_every_kind_of_call_keeps_its_names():
+    for kind in ("any", "identify", "group", "track", "page", "screen", "alias"):
+        assert naming_validator(kind) is not None, kind
