@@ -200,3 +200,17 @@ def test_keeping_names_changes_nothing_the_preparer_does(calls_made, default_typ
 def test_every_kind_of_call_keeps_its_names():
     for kind in ("any", "identify", "group", "track", "page", "screen", "alias"):
         assert naming_validator(kind) is not None, kind
+
+
+def test_names_are_parsed_when_the_fast_path_drops_them(tmp_path, monkeypatch):
+    """A preparer whose fast path does not take the validators that keep names (it changed):
+    found by the probe, and the lines are parsed for their names instead."""
+    monkeypatch.setattr(preflight_module, "_swap_validators", lambda preparer: True)
+    assert not _keeping_names(Preparer(None))
+    calls_made = [
+        {"type": "identify", "userId": f"u{i}", "traits": {name: "x", "plan": "pro"}}
+        for i, name in enumerate(["first_name", "firstName", "first_name"])
+    ]
+    (tmp_path / "a.ndjson").write_text("".join(json.dumps(call) + "\n" for call in calls_made))
+    drift = report_of(tmp_path / "a.ndjson", plain=False)["name_drift"]
+    assert drift["traits"] == {"firstname": {"first_name": 2, "firstName": 1}}

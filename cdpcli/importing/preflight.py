@@ -66,7 +66,7 @@ SCOPES = {"identify": "traits", "group": "traits", "track": "properties", "page"
 FREE_FORM = (AnyObject, IdentifyTraits, GroupTraits, PageProperties)
 # a call of each type with names of every kind its traits or properties may hold
 _NAMES = {"plan": "pro", "email": "a@example.com", "title": "T", "Total": 1, "nested": {"a": [1]}}
-NAME_PROBES = (
+NAME_PROBES: tuple[dict[str, Any], ...] = (
     {"type": "identify", "userId": "u", "traits": _NAMES},
     {"type": "group", "userId": "u", "groupId": "g", "traits": _NAMES},
     {"type": "track", "userId": "u", "event": "E", "properties": _NAMES},
@@ -494,7 +494,27 @@ class FastCalls:
 
 def _keeping_names(preparer: Preparer) -> bool:
     """Give `preparer` the fast path's validators with every name of traits and properties
-    kept (naming_validator); False (the preparer left as it is) when they cannot be made."""
+    kept (naming_validator); False (the preparer left as it is) when they cannot be made, or
+    a probe finds the fast path's calls without them (the preparer changed)."""
+    if not _swap_validators(preparer):
+        return False
+    probe = Preparer(preparer.default_type)
+    if not _swap_validators(probe):
+        return False
+    for call in NAME_PROBES:
+        scope = SCOPES[call["type"]]
+        given = {key: value for key, value in call.items() if key != "type" or value != probe.default_type}
+        probe.fast_call = None
+        try:
+            probe.prepare(1, json.dumps(given).encode())
+        except Exception:  # a probe refused: the fast path is not what it was
+            return False
+        if probe.fast_call is None or probe.fast_call.get(scope) != call[scope]:
+            return False
+    return True
+
+
+def _swap_validators(preparer: Preparer) -> bool:
     naming = naming_validator("any")
     kind = preparer.default_type
     default = naming_validator(kind) if kind is not None and preparer.strict_default is not None else None
