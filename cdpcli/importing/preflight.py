@@ -496,8 +496,6 @@ def _keeping_names(preparer: Preparer) -> bool:
     """Give `preparer` the fast path's validators with every name of traits and properties
     kept (naming_validator); False (the preparer left as it is) when they cannot be made, or
     a probe finds the fast path's calls without them (the preparer changed)."""
-    if not _swap_validators(preparer):
-        return False
     probe = Preparer(preparer.default_type)
     if not _swap_validators(probe):
         return False
@@ -511,7 +509,7 @@ def _keeping_names(preparer: Preparer) -> bool:
             return False
         if probe.fast_call is None or probe.fast_call.get(scope) != call[scope]:
             return False
-    return True
+    return _swap_validators(preparer)
 
 
 def _swap_validators(preparer: Preparer) -> bool:
