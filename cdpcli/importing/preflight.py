@@ -112,10 +112,6 @@ def _ceiling_text(moment: datetime) -> str:
     return format_timestamp(moment)
 
 
-def _hash(text: str) -> int:
-    return hash(text) & _MASK
-
-
 def normalized(name: str) -> str:
     """first_name, First_name, firstName, first-name and "First Name" are one name."""
     return name.replace("_", "").replace("-", "").replace(" ", "").lower()
@@ -136,8 +132,8 @@ def epoch_unit(value: Any) -> str | None:
 
 
 class Analysis:
-    """What --preflight counts, one judged line at a time (the fast path's calls a chunk at a
-    time: see FastCalls)."""
+    """What --preflight counts, one judged line at a time (the fast path's calls FAST_BATCH at
+    a time: see FastCalls)."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -367,12 +363,12 @@ class Analysis:
 
 
 class FastCalls:
-    """The fast path's calls, counted FAST_BATCH at a time: passes in C
-    over lists (map, compress, Counter's counting loop, sum, a regex over the joined lines)
-    instead of ~15k instructions of bytecode, method calls and scans a call (callgrind).
-    Each call is kept as the strict models' dict of it (canonical userId and timestamp; free-
-    form traits and properties not built), its input line (the call as sent but for those),
-    the call as sent, and its type."""
+    """The fast path's calls, counted FAST_BATCH at a time: passes in C over lists (map,
+    compress, Counter's counting loop, sums of comparisons, one split of the joined lines)
+    instead of ~15k instructions of bytecode, method calls and byte scans a call (callgrind).
+    Each call is kept as the strict models' dict of it (canonical userId and timestamp; the
+    names of its traits or properties when `named`, see naming_validator), its input line
+    (the call as sent but for those), the call as sent, and its type."""
 
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
