@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter's counting loop, in C
+from collections import _count_elements, deque  # type: ignore[attr-defined]  # Counter's counting loop, in C
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -465,13 +465,13 @@ class FastCalls:
         that all have an email (a second set for those with one would add up to 70 MB)."""
         analysis = self.analysis
         known = analysis.users
-        hashes = list(map(hash, users))  # (None's too: left out below)
-        fresh = set(compress(hashes, users)).difference(known)
-        if analysis.sketch is not None or len(known) + len(fresh) > EXACT_LIMIT:
+        # near the limit (one batch away), one by one: which userIds the exact count keeps
+        if analysis.sketch is not None or len(known) + len(users) > EXACT_LIMIT:
             return False
+        hashes = list(map(hash, users))  # (None's too: left out below)
         if analysis.deleted and not analysis.deleted.keys().isdisjoint(compress(hashes, users)):
             return False
-        known.update(dict.fromkeys(fresh, 0))
+        deque(map(known.setdefault, compress(hashes, users), repeat(0)), maxlen=0)  # new: no email yet
         # an email is looked for in the calls that name one, of users with none yet
         mentions = map((-1).__lt__, map(bytes.find, self.lines, repeat(b'"email"')))
         for index in compress(range(len(users)), mentions):
