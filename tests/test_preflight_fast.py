@@ -82,6 +82,11 @@ def calls(draw: st.DrawFn) -> dict[str, Any]:
         call[scope] = draw(FREE)
         if scope == "traits" and draw(st.booleans()):
             call["traits"]["email"] = draw(EMAILS)
+    if draw(st.integers(0, 4)) == 0:  # keys another type has: not this call's event or names
+        stray = "event" if kind != "track" else "traits"
+        call[stray] = "Stray" if stray == "event" else draw(FREE)
+    if scope == "traits" and draw(st.integers(0, 4)) == 0:
+        call["properties"] = draw(FREE)
     if draw(st.booleans()):
         email = draw(EMAILS)
         call["context"] = draw(st.sampled_from([{}, {"ip": "203.0.113.9"}, {"traits": {"email": email}}]))

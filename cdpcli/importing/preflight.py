@@ -385,7 +385,8 @@ class FastCalls:
         kinds = self.kinds
         analysis = self.analysis
         counted: dict[str, int] = {}
-        _count_elements(counted, map(dict.get, compress(fasts, map("track".__eq__, kinds)), repeat("event")))
+        # (the strict models of other types have no "event": None for them, dropped)
+        _count_elements(counted, filter(None, map(dict.get, fasts, repeat("event"))))
         analysis.events(counted)
         users = list(map(dict.get, fasts, repeat("userId")))
         stamps = list(map(dict.get, fasts, repeat("timestamp")))
@@ -436,23 +437,25 @@ class FastCalls:
         """The names of each call's traits or properties: as validated (see naming_validator),
         else from its line parsed (one at a time: a batch's parsed calls kept together cost
         more in garbage collection than in parsing)."""
+        values: Any
+        if self.named:  # (each type's strict model has only its own scope: SCOPES)
+            for scope in ("traits", "properties"):
+                values = list(filter(None, map(dict.get, self.fasts, repeat(scope))))  # (none: no names)
+                if values:
+                    self.analysis.count_names(scope, map(tuple, values))
+            return
         scopes: list[Any] = list(map(SCOPES.get, self.kinds))
         holding = list(map(dict.__contains__, self.fasts, scopes))  # (a None scope: False)
         if not any(holding):
             return
         scopes = list(compress(scopes, holding))
-        values: Any
-        if self.named:
-            values = map(dict.get, compress(self.fasts, holding), scopes)
+        lines = list(compress(self.lines, holding))
+        try:
+            values = map(dict.get, map(from_json, lines), scopes)  # each an object (validated)
             name_sets: list[tuple[str, ...]] = list(map(tuple, values))
-        else:
-            lines = list(compress(self.lines, holding))
-            try:
-                values = map(dict.get, map(from_json, lines), scopes)  # each an object (validated)
-                name_sets = list(map(tuple, values))
-            except (ValueError, TypeError):  # a line that is not the call itself (see _parsed_one)
-                wholes = map(_parsed_one, lines, compress(self.readys, holding))
-                name_sets = [tuple(whole.get(scope) or ()) for whole, scope in zip(wholes, scopes, strict=True)]
+        except (ValueError, TypeError):  # a line that is not the call itself (see _parsed_one)
+            wholes = map(_parsed_one, lines, compress(self.readys, holding))
+            name_sets = [tuple(whole.get(scope) or ()) for whole, scope in zip(wholes, scopes, strict=True)]
         for scope in ("traits", "properties"):
             these = list(compress(name_sets, map(scope.__eq__, scopes)))
             if these:
