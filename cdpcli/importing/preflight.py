@@ -367,14 +367,14 @@ class FastCalls:
     instead of ~15k instructions of bytecode, method calls and byte scans a call (callgrind).
     Each call is kept as the strict models' dict of it (canonical userId and timestamp; the
     names of its traits or properties when `named`, see naming_validator), its input line
-    (the call as sent but for those), the call as sent, and its type."""
+    (the call as sent but for those) and the call as sent."""
 
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
         self.fasts: list[dict[str, Any]] = []
         self.lines: list[bytes] = []
         self.readys: list[bytes] = []
-        self.kinds: list[str] = []
+        self.default_type: str | None = None  # the type of a call whose strict dict has none
         # the validated calls hold every name of their traits and properties (naming_validator)
         self.named = True
 
@@ -382,7 +382,6 @@ class FastCalls:
         fasts = self.fasts
         if not fasts:
             return
-        kinds = self.kinds
         analysis = self.analysis
         counted: dict[str, int] = {}
         # (the strict models of other types have no "event": None for them, dropped)
@@ -397,11 +396,11 @@ class FastCalls:
         else:  # deletes, calls of users deleted before, the limit reached: in the order read
             for index, user in enumerate(users):
                 if user:
-                    event = fasts[index].get("event") if kinds[index] == "track" else None
+                    event = fasts[index].get("event")  # (a track's: other types' models have none)
                     hashed = hash(user)
                     if not analysis.person(hashed, user, event):
                         analysis.user(hashed, lambda i=index: self._has_email(i))  # type: ignore[misc]
-        for kept in (fasts, self.lines, self.readys, kinds):
+        for kept in (fasts, self.lines, self.readys):
             kept.clear()
 
     def _stamps(self, stamps: list[Any], users: list[Any]) -> None:
@@ -444,7 +443,7 @@ class FastCalls:
                 if values:
                     self.analysis.count_names(scope, map(tuple, values))
             return
-        scopes: list[Any] = list(map(SCOPES.get, self.kinds))
+        scopes: list[Any] = list(map(SCOPES.get, map(dict.get, self.fasts, repeat("type"), repeat(self.default_type))))
         holding = list(map(dict.__contains__, self.fasts, scopes))  # (a None scope: False)
         if not any(holding):
             return
@@ -485,7 +484,8 @@ class FastCalls:
 
     def _has_email(self, index: int) -> bool:
         traits = self.fasts[index].get("traits")  # identify's strict traits keep the email
-        if (self.kinds[index] == "identify" or self.named) and isinstance(traits, dict) and traits.get("email"):
+        identify = self.fasts[index].get("type", self.default_type) == "identify"
+        if (identify or self.named) and isinstance(traits, dict) and traits.get("email"):
             return True
         if self.lines[index].find(b'"email"') < 0:
             return False
@@ -595,11 +595,12 @@ def watching(factory: Callable[[str | None], Preparer], analysis: Analysis) -> C
     """A preparer factory whose preparers report each judged line to `analysis`: the fast
     path's calls FAST_BATCH at a time (FastCalls)."""
     pending = analysis.pending
-    fasts, lines, readys, kinds = pending.fasts, pending.lines, pending.readys, pending.kinds
+    fasts, lines, readys = pending.fasts, pending.lines, pending.readys
 
     def make(default_type: str | None) -> Preparer:
         preparer = factory(default_type)
         pending.named = pending.named and _keeping_names(preparer)
+        pending.default_type = default_type
         inner = preparer.prepare
 
         def prepare(line_no: int, line: bytes) -> bytes:
@@ -614,7 +615,6 @@ def watching(factory: Callable[[str | None], Preparer], analysis: Analysis) -> C
                 fasts.append(fast)
                 lines.append(line)
                 readys.append(ready)
-                kinds.append(preparer.last_type)
                 if len(fasts) >= FAST_BATCH:
                     pending.flush()
             else:  # made by the plain path: the call as sent, parsed
