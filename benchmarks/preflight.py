@@ -9,7 +9,7 @@ input size.
 Measured (1,000,000 lines, 225 MB, 1,000,000 userIds; 3 interleaved rounds on the shared
 2-core machine, load 6-7, --before = the code of commit 1c0000b): CPU of the dry run 8.4 s
 (55 MB peak); preflight 11.2 s, 1.33x (146 MB peak); before 14.1 s, 1.81x (145 MB peak).
-Three runs that hour, of intermediate commits (within 2k instructions a line of this one):
+Three runs that hour, of intermediate commits (within 3k instructions a line of this one):
 1.31x, 1.49x, 1.44x against 1.60-1.63x before: the machine's noise is ~0.15x;
 callgrind's count, which has none (20,000 lines, benchmarks' realistic calls), gives preflight
 20.5k instructions a line over the dry run's 45.6k (1.45x) against 38.9k (1.85x) before. The
