@@ -1,10 +1,11 @@
 """`cdp import FILE --preflight` against `cdp import FILE --dry-run` on the same file: wall
-time (median of rounds, interleaved) and peak RSS of each, as whole subprocesses.
+time, CPU (user + system; median of rounds, interleaved) and peak RSS of each, as whole
+subprocesses. The goals: preflight's CPU at most 1.5x the dry run's, its memory under 200 MB
+for any input size.
 
 The file is import_throughput's realistic calls, with every line a different userId by default
 (the worst case for memory: each one is a distinct profile to count; past 1,000,000 the count
-becomes an estimate and memory stops growing). Issue #14: preflight memory under 200 MB for any
-input size.
+becomes an estimate and memory stops growing).
 
 Measured (1,000,000 lines, 225 MB, 1,000,000 userIds; 3 interleaved rounds on the shared
 2-core machine, load 6-7, --before = the code of commit 1c0000b): CPU of the dry run 8.4 s
