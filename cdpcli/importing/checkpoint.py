@@ -109,6 +109,12 @@ def _first_lines(batch: Batch) -> dict[int, int]:
 
 
 CHECKPOINT_HINT = "remove it to import from the start, or pass another checkpoint="
+# version 3 records the selection of lines it ran under, always (an empty one too); versions 1
+# (order none) and 2 (order phased) were written by cdp 0.2, which recorded none, or by a cdp
+# that recorded one only when there was one (then under "selection"). A cdp that reads only
+# versions 1 and 2 refuses version 3 instead of resuming it under another selection.
+VERSION = 3
+RECORDS_SELECTION_SINCE = 3
 
 
 class Checkpoint:
@@ -121,7 +127,7 @@ class Checkpoint:
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self.data: dict[str, Any] = {"version": 1, "sources": {}}
+        self.data: dict[str, Any] = {"version": VERSION, "sources": {}, "selection": {}}
         self.existed = False  # an earlier run wrote it: this run resumes
         self._lock_fd: int | None = None
         self._save_lock = threading.Lock()
@@ -221,19 +227,26 @@ class Checkpoint:
                 option="checkpoint",
             )
         if order == "phased":
-            # version 2: a cdp that knows no phases refuses it instead of reading its counts
-            # (one phase's) as the whole input's
-            self.data.update(version=2, order=order)
+            self.data.update(order=order)
             self.data.setdefault("phase", 0)
         else:
             self.data.pop("order", None)
             self.data.pop("phase", None)
-            self.data["version"] = 1
         return int(self.data.get("phase", 0))
 
     def bind_selection(self, selection: dict[str, Any]) -> None:
         """A checkpoint counts as settled the lines its import left out (filters, sample, the
         archive's own lines): under another selection they would be lost, or sent twice."""
+        if self.existed and "selection" not in self.data and _made_progress(self.data):
+            raise UsageError(
+                f"checkpoint={self.path!r} was written by an older cdp, which did not record the selection of "
+                "lines it ran under (filters, sample, archive): lines that run left out would count as "
+                "settled here and never be sent",
+                hint="remove it and run the import again from the start: the lines sent already go out again "
+                "under the same derived messageIds (Segment drops repeated messageIds; whether Customer.io "
+                "does is not documented), or pass another checkpoint=",
+                option="checkpoint",
+            )
         was = self.data.get("selection", {})
         if self.existed and was != selection:
             differs = [
@@ -246,10 +259,8 @@ class Checkpoint:
                 hint="run again with the same choices to resume it, or start fresh: " + CHECKPOINT_HINT,
                 option="checkpoint",
             )
-        if selection:
-            self.data["selection"] = selection
-        else:
-            self.data.pop("selection", None)
+        self.data["selection"] = selection  # recorded when empty too: see VERSION
+        self.data["version"] = VERSION
 
     def apply(self, sources: list[Source]) -> None:
         """Each source's settled lines. A source with a version (an object's ETag and size)
@@ -311,6 +322,11 @@ def _settled_whole(source: Source, entry: dict[str, Any] | None) -> bool:
     return lines is not None and entry["settled"] >= lines
 
 
+def _made_progress(data: dict[str, Any]) -> bool:
+    """A checkpoint that settled any line (or reached a later phase): resuming it skips lines."""
+    return bool(data.get("phase")) or any(entry["settled"] for entry in data["sources"].values())
+
+
 def _whole_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -320,10 +336,12 @@ def _checkpoint_problem(data: Any) -> str | None:
     if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
         return 'expected an object with "sources"'
     version = data.get("version", 1)
-    if version not in (1, 2):
-        return f"version {data.get('version')!r}; this cdp reads versions 1 and 2"
-    if (version == 2) != (data.get("order") == "phased"):
+    if version not in (1, 2, VERSION) or isinstance(version, bool):
+        return f"version {data.get('version')!r}; this cdp reads versions 1 to {VERSION}"
+    if version < RECORDS_SELECTION_SINCE and (version == 2) != (data.get("order") == "phased"):
         return "version 2 is for order=phased"
+    if version >= RECORDS_SELECTION_SINCE and "selection" not in data:
+        return f"version {version} records a selection, and this one has none"
     phase = data.get("phase", 0)
     if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
         return "malformed order or phase"
