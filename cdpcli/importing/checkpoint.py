@@ -36,6 +36,10 @@ class Settlement:
         self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
         self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
         self.phase = 0  # order=phased: the phase being sent (the counts above are its own)
+        # per source, the line where its compressed data broke: the fragment before the damage
+        # is in the rejects file, but never settled, so a resume reads that line again (once
+        # the file is whole again, the line is sent; still cut, its record is not repeated)
+        self.damage: dict[int, int] = {}
         self.idle = threading.Condition(self.lock)  # notified as batches close
 
     def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
@@ -44,6 +48,11 @@ class Settlement:
         with self.lock:
             self.last_handled[source] = line_no
             self.filling = firsts
+
+    def damaged(self, source: int, line_no: int) -> None:
+        """`source` cannot be read past line `line_no` (damaged compressed data)."""
+        with self.lock:
+            self.damage[source] = line_no
 
     def opened(self, batch: Batch) -> None:
         """`batch` leaves the packer: every line up to its last is handled, none is filling
@@ -71,7 +80,7 @@ class Settlement:
         with self.lock:
             phase = self.phase
             done = list(self.last_handled)
-            firsts = [*self.open.values(), self.filling]
+            firsts = [*self.open.values(), self.filling, self.damage]
         for batch_firsts in firsts:
             for source, line_no in batch_firsts.items():
                 done[source] = min(done[source], line_no - 1)

@@ -113,6 +113,8 @@ class Packer:
                         other += 1
                     continue
                 except InvalidLine as exc:
+                    if exc.reason == "damaged":  # the rest of the source is lost: see Settlement
+                        self.settlement.damaged(source, line_no)
                     # lines of this chunk before this one that were judged (valid or invalid)
                     judged_before = line_no - chunk.first_line - blank - skipped - other
                     if self._invalid(source, line_no, exc, line, judged_before):
