@@ -106,6 +106,11 @@ class PhaseFilter:
 
 # how often a spool that waits for input looks whether the import was interrupted
 SPOOL_POLL_SECONDS = 0.1
+# a spool stops before it leaves its file system less free space than this: 1 GiB, or a tenth
+# of a file system smaller than 10 GiB (a 2 GiB tmpfs keeps ~200 MB) — what the system and
+# the other programs writing there need; an endless producer wrote 1.6 GB in 3 s
+SPOOL_RESERVE_BYTES = 1 << 30
+SPOOL_RESERVE_SHARE = 0.10
 
 
 def spool_directory() -> str:
@@ -163,14 +168,18 @@ def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), files.PRIVATE)
+            room = _SpoolRoom(directory, source.label)
             if source.items is not None:
                 for item in source.items:
                     if stopped():
                         break
-                    handle.write(item_line(item) + b"\n")
+                    line = item_line(item) + b"\n"
+                    room.take(len(line))
+                    handle.write(line)
             else:
                 read = _interruptible(source.open(), stopped)
                 while data := read(CHUNK_BYTES):
+                    room.take(len(data))
                     handle.write(data)
         source.items = None
         source.spooled = path
@@ -179,6 +188,35 @@ def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
         os.unlink(path)
         raise
     return path
+
+
+class _SpoolRoom:
+    """The bytes a spool may still write before its file system keeps less than its reserve
+    free (SPOOL_RESERVE_BYTES); asked again each CHUNK_BYTES (statvfs: microseconds), since
+    others write there too."""
+
+    def __init__(self, directory: str, label: str) -> None:
+        self.directory, self.label = directory, label
+        self.left = 0  # bytes that may be written before the next look
+        self.written = 0
+
+    def take(self, size: int) -> None:
+        self.written += size
+        self.left -= size
+        if self.left >= 0:
+            return
+        info = os.statvfs(self.directory)
+        reserve = min(SPOOL_RESERVE_BYTES, int(info.f_blocks * info.f_frsize * SPOOL_RESERVE_SHARE))
+        room = info.f_bavail * info.f_frsize - reserve
+        if room < -self.left:  # the bytes in hand do not fit
+            raise UsageError(
+                f"order=phased: copying {self.label} stopped after {self.written - size:,} bytes: "
+                f"{self.directory} would keep less than {reserve:,} bytes free",
+                hint="import from a file instead (it is read again, not copied), "
+                "or point TMPDIR at a file system with more room",
+                option="order",
+            )
+        self.left = min(room + self.left, CHUNK_BYTES)
 
 
 def _interruptible(stream: BinaryIO, stopped: Callable[[], bool]) -> Callable[[int], bytes]:
