@@ -113,8 +113,6 @@ class Packer:
                         other += 1
                     continue
                 except InvalidLine as exc:
-                    if exc.reason == "damaged":  # the rest of the source is lost: see Settlement
-                        self.settlement.damaged(source, line_no)
                     # lines of this chunk before this one that were judged (valid or invalid)
                     judged_before = line_no - chunk.first_line - blank - skipped - other
                     if self._invalid(source, line_no, exc, line, judged_before):
@@ -193,6 +191,8 @@ class Packer:
         """Record an invalid line; True when the import must stop reading here.
         `judged_before`: lines of the current chunk before this one that were judged."""
         stats = self.stats
+        if exc.reason == "damaged":  # the rest of the source is lost: see Settlement.damage
+            self.settlement.damaged(source, line_no)
         self.reject(source, line_no, str(exc), line if exc.input is None else exc.input)
         stats.invalid += 1
         stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
