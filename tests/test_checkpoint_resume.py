@@ -134,3 +134,33 @@ def test_a_sampled_checkpoint_is_refused_without_the_sample(send, receiver, tmp_
     assert send("import", "c.ndjson", "--checkpoint", "ck.json", "--sample", "0.3").exit_code == 0
     run = send("import", "c.ndjson", "--checkpoint", "ck.json", "--json")
     assert run.exit_code == 2 and "another selection of lines" in run.stderr
+
+
+def test_a_phased_import_does_not_resume_a_repaired_file_past_its_phases(send, receiver, tmp_path):
+    calls = [
+        {"type": "identify", "userId": f"u{n}", "traits": {"n": n}}
+        if n % 2
+        else {"type": "track", "userId": f"u{n}", "event": "E", "properties": {"n": n}}
+        for n in range(1, 3001)
+    ]
+    full = gzip.compress(ndjson(calls))
+    cut, before = cut_inside_a_line(full)
+    (tmp_path / "part.ndjson.gz").write_bytes(cut)
+    args = ("import", "part.ndjson.gz", "--order", "phased", "--json", "--checkpoint", "ck.json")
+    assert send(*args).exit_code == 1
+    assert len(receiver.calls) == before
+    saved = json.loads((tmp_path / "ck.json").read_text())
+    assert saved["phase"] == 3 and saved["sources"][os.path.realpath("part.ndjson.gz")]["damaged"] == before + 1
+    # still cut: finished as it was, nothing sent, the damage still recorded
+    receiver.calls.clear()
+    assert send(*args).exit_code == 0 and receiver.calls == []
+    saved = json.loads((tmp_path / "ck.json").read_text())
+    assert saved["sources"][os.path.realpath("part.ndjson.gz")]["damaged"] == before + 1
+    # whole again: its identifies and tracks after the cut belong to phases that are over;
+    # skipping them would lose them without a word
+    (tmp_path / "part.ndjson.gz").write_bytes(full)
+    run = send(*args)
+    assert run.exit_code == 2, run.stderr
+    assert f"part.ndjson.gz reads past line {before:,} now, where it was cut or corrupt" in run.stderr
+    assert "import part.ndjson.gz again on its own, in all phases, without this checkpoint" in run.stderr
+    assert receiver.calls == []

@@ -282,7 +282,9 @@ class Checkpoint:
             # older checkpoints keyed files by the path as typed
             entry = entries.get(source.key) or entries.get(source.name)
             if entry:
-                source.skip = entry["settled"]
+                source.damaged_line = entry.get("damaged")
+                # the line cut by the damage is never settled (a pass of another phase skipped it)
+                source.skip = min(entry["settled"], (source.damaged_line or 1 << 62) - 1)
                 source.first_line_hash = entry.get("first_line_sha256")
                 source.phase = phase
                 _check_version(source, entry, self.path)
@@ -290,17 +292,28 @@ class Checkpoint:
             sources[:] = [s for s in sources if not _settled_whole(s, entries.get(s.key))]
 
     def save(
-        self, sources: list[Source], settled: list[int], hashes: list[str | None], phase: int | None = None
+        self,
+        sources: list[Source],
+        settled: list[int],
+        hashes: list[str | None],
+        phase: int | None = None,
+        damage: dict[int, int] | None = None,
     ) -> None:
+        """`damage`: per source, the line this run found it cut or corrupt at (Settlement.damage);
+        one an earlier run found is kept until a run reads past it."""
         if not self.path:
             return
+        damage = damage or {}
         with self._save_lock:
             if phase is not None and "phase" in self.data:
                 self.data["phase"] = phase
-            for source, count, digest in zip(sources, settled, hashes, strict=True):
+            for index, (source, count, digest) in enumerate(zip(sources, settled, hashes, strict=True)):
                 if source.name in self.data["sources"] and source.name != source.key:
                     del self.data["sources"][source.name]  # re-keyed by resolved path
-                entry = {"settled": count, "first_line_sha256": digest}
+                entry: dict[str, Any] = {"settled": count, "first_line_sha256": digest}
+                damaged = damage.get(index, source.damaged_line)
+                if damaged is not None and count <= damaged:  # not read past it
+                    entry["damaged"] = damaged
                 if source.version is not None:
                     entry.update(version=source.version, lines=source.lines)
                 self.data["sources"][source.key] = entry
@@ -365,6 +378,9 @@ def _checkpoint_problem(data: Any) -> str | None:
         digest = entry.get("first_line_sha256")
         if digest is not None and not isinstance(digest, str):
             return f"entry {key!r} has a malformed first_line_sha256"
+        damaged = entry.get("damaged")
+        if damaged is not None and not (_whole_number(damaged) and damaged > 0):
+            return f"entry {key!r} has a malformed damaged line"
         lines = entry.get("lines")  # an object's: its line count once read to its end, or null
         if not isinstance(entry.get("version", ""), str) or not (lines is None or _whole_number(lines)):
             return f"entry {key!r} has a malformed version or lines"
@@ -416,9 +432,11 @@ class CheckpointSaver:
             return
         phase, settled = self.settlement.snapshot()
         hashes = list(self.settlement.first_hash)
+        with self.settlement.lock:
+            damage = dict(self.settlement.damage)
         self.rejects.sync()
         try:
-            self.checkpoint.save(self.sources, settled, hashes, phase)
+            self.checkpoint.save(self.sources, settled, hashes, phase, damage)
         except OSError as exc:
             raise FatalStop(
                 f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from cdpcli import files
-from cdpcli.errors import UsageError
+from cdpcli.errors import ExitCode, FatalStop, UsageError
+from cdpcli.importing.csvrows import MARK
 from cdpcli.importing.sources import CHUNK_BYTES, item_line
 
 if TYPE_CHECKING:
@@ -87,6 +88,17 @@ class PhaseFilter:
         # passes look it up instead of parsing the line again
         self.known = [bytearray() for _ in range(sources)]
         self.source = 0  # the source of the chunk at hand (set per chunk)
+        self.label = ""
+        # from this line on, the source at hand was never read (an earlier run found it cut):
+        # its lines of the phases before the one resumed in are not settled
+        self.unread_from = NEVER
+
+    def reading(self, index: int, source: Source, skip: int) -> None:
+        """The next lines are `source`'s (`index`), whose first `skip` lines the checkpoint
+        settled in the phase resumed in."""
+        self.source, self.label = index, source.label
+        self.skip = skip if self.first else 0
+        self.unread_from = source.damaged_line or NEVER if self.first and self.phase else NEVER
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         known = self.known[self.source]
@@ -98,11 +110,28 @@ class PhaseFilter:
                 known.extend(bytes(line_no - 1 - len(known)))
             known.append(phase)
         if phase != self.phase:
+            if line_no >= self.unread_from and phase < self.phase and not line.startswith(MARK):
+                self._never_sent(line_no)
             raise OtherPhase(self.first and phase < self.phase)
         if line_no <= self.skip:
             raise OtherPhase(True)
         return self.inner(line_no, line)
 
+    def _never_sent(self, line_no: int) -> None:
+        """A line of an earlier phase past where the source was cut when the checkpoint was
+        written: the source reads whole now, but its earlier phases are over."""
+        raise FatalStop(
+            f"{self.label} reads past line {self.unread_from - 1:,} now, where it was cut or corrupt when the "
+            f"checkpoint was written; this run resumes in phase {self.phase + 1} ({PHASES[self.phase]}), so its lines "
+            f"from line {line_no:,} on of the phases before would never be sent",
+            hint=f"import {self.label} again on its own, in all phases, without this checkpoint (the lines sent "
+            "before go out again under the same derived messageIds)",
+            exit_code=ExitCode.USAGE,
+            option="checkpoint",
+        )
+
+
+NEVER = 1 << 62  # a line number no source reaches
 
 # how often a spool that waits for input looks whether the import was interrupted
 SPOOL_POLL_SECONDS = 0.1

@@ -146,8 +146,7 @@ class Packer:
         prepare = self.select.prepare_for(chunk.data) if self.select is not None else preparer.prepare
         phaser = self.phaser
         if phaser is not None:  # order phased: the phase filter skips what is settled
-            phaser.skip = skip if phaser.first else 0
-            phaser.source = source
+            phaser.reading(source, self.sources[source], skip)
             skip = 0
             prepare = phaser.prepare
         lines = chunk.data.split(b"\n")

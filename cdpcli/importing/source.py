@@ -52,6 +52,7 @@ class Source:
     # ETag and size; a resumed run refuses a source whose version changed
     version: str | None = None
     lines: int | None = None  # how many lines it has, once read to its end (checkpoint.py)
+    damaged_line: int | None = None  # where an earlier run found it cut or corrupt (checkpoint.py)
 
     def __post_init__(self) -> None:
         if not self.key:
