@@ -249,7 +249,7 @@ class Checkpoint:
         if self.existed and "selection" not in self.data and _made_progress(self.data):
             raise UsageError(
                 f"checkpoint={self.path!r} was written by an older cdp, which did not record the selection of "
-                "lines it ran under (filters, sample, archive): lines that run left out would count as "
+                "lines it ran under (filters, sample, vendor): lines that run left out would count as "
                 "settled here and never be sent",
                 hint="remove it and run the import again from the start: the lines sent already go out again "
                 "under the same derived messageIds (Segment drops repeated messageIds; whether Customer.io "
@@ -282,9 +282,10 @@ class Checkpoint:
             # older checkpoints keyed files by the path as typed
             entry = entries.get(source.key) or entries.get(source.name)
             if entry:
+                source.skip = entry["settled"]
                 source.damaged_line = entry.get("damaged")
-                # the line cut by the damage is never settled (a pass of another phase skipped it)
-                source.skip = min(entry["settled"], (source.damaged_line or 1 << 62) - 1)
+                if source.damaged_line is not None:  # the line the damage cut is never settled
+                    source.skip = min(source.skip, source.damaged_line - 1)  # (another phase's pass skips it)
                 source.first_line_hash = entry.get("first_line_sha256")
                 source.phase = phase
                 _check_version(source, entry, self.path)
