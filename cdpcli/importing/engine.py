@@ -50,7 +50,6 @@ from cdpcli.importing.sources import (
 from cdpcli.importing.stats import Stats
 from cdpcli.importing.stopping import Stopping
 from cdpcli.importing.vendors import chunk_converter
-from cdpcli.importing.vendors.sniff import sniff_advice, sniff_source
 
 if TYPE_CHECKING:
     from cdpcli.importing.delivery import Delivery
@@ -149,6 +148,7 @@ class Importer:
             stop_with=self.stop_with,
             select=self.select,
             phaser=self.phaser,
+            note=self.events.note,
         )
 
     def _read_all(self, packer: Packer) -> None:
@@ -296,25 +296,12 @@ def before_reading(
     stop: threading.Event,
 ) -> list[str]:
     """What reads the input more than once needs first: stdin and iterables spooled
-    (order=phased, resolve_identities), and the identities learned (its first pass); and a
-    word when the first file is a Segment archive read without archive=segment."""
-    first = next((source for source in sources if source.is_file and source.format == "ndjson"), None)
-    if options.archive is None and first is not None and segment_archive(first):
-        events.note("; ".join(sniff_advice(first.label, "segment")))
+    (order=phased, resolve_identities), and the identities learned (its first pass)."""
     spooled = spool_all(sources, events, stop) if options.order == "phased" or identities is not None else []
     if identities is not None:
         events.note("resolve_identities: reading the input once to learn who each anonymous id is")
         learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
     return spooled
-
-
-def segment_archive(source: Source) -> bool:
-    """Whether a file's first lines are a Segment archive's calls (a note, not an error: an
-    unreadable start is left for the import to report)."""
-    try:
-        return sniff_source(source) == "segment"
-    except (CdpError, OSError):
-        return False
 
 
 def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
