@@ -28,7 +28,6 @@ from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.identities import IdentityMap, learn_sources, rewriting
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
 from cdpcli.importing.outbox import DryRun, Outbox
@@ -53,6 +52,7 @@ from cdpcli.importing.vendors import chunk_converter
 
 if TYPE_CHECKING:
     from cdpcli.importing.delivery import Delivery
+    from cdpcli.importing.identities import IdentityMap
     from cdpcli.target import Target
 
 
@@ -88,7 +88,12 @@ class Importer:
             self.delivery = Delivery(target, options, self.port, self.events)
         self.select: Selector | None = None
         self.convert = chunk_converter(options.archive)  # a vendor's mapping, in the reader thread
-        self.identities = IdentityMap() if options.resolve_identities else None
+        self.identities: IdentityMap | None = None
+        if options.resolve_identities:
+            # sqlite3 and the identity map: ~1.5 ms of every other import's start-up
+            from cdpcli.importing.identities import IdentityMap  # lazy: start-up
+
+            self.identities = IdentityMap()
 
     # packer (main thread) --------------------------------------------------------------------
 
@@ -284,6 +289,8 @@ def make_preparer(options: ImportOptions, identities: IdentityMap | None) -> Pre
     each prepared call given its resolved userId under resolve_identities."""
     preparer = (options.preparer or Preparer)(options.default_type)
     if identities is not None:
+        from cdpcli.importing.identities import rewriting  # lazy: start-up (see Importer)
+
         preparer.prepare = rewriting(preparer.prepare, identities)  # type: ignore[method-assign,assignment]
     return preparer
 
@@ -300,6 +307,8 @@ def before_reading(
     spooled = spool_all(sources, events, stop) if options.order == "phased" or identities is not None else []
     if identities is not None:
         events.note("resolve_identities: reading the input once to learn who each anonymous id is")
+        from cdpcli.importing.identities import learn_sources  # lazy: start-up (see Importer)
+
         learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
     return spooled
 
