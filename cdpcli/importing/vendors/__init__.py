@@ -26,6 +26,7 @@ from cdpcli.importing.prepare import InvalidLine, unwrap_reject
 from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
 from cdpcli.importing.vendors.common import BadValue, Mapping, Verdict, invalid, repeated_key
 from cdpcli.importing.vendors.sniff import sniff
+from cdpcli.jsontext import may_repeat_a_key
 from cdpcli.wire import dumps
 
 MAPPINGS: dict[str, Mapping] = {
@@ -98,45 +99,6 @@ def vendor_line(name: str, line: bytes) -> bytes:
 def _invalid(name: str, text: bytes, reason: str, error: str | None) -> bytes:
     record_text = text.decode("utf-8", "surrogateescape")
     return INVALID_MARK + dumps({"error": f"{name}: {error}", "reason": reason, "input": record_text}).encode()
-
-
-# `\u003a`, a colon written as an escape: the one way a text hides a colon from a count
-_ESCAPED_COLON = b"\\u003"
-
-
-def may_repeat_a_key(text: bytes, record: dict[str, Any]) -> bool:
-    """False when no object in `text` names a key twice (pydantic-core, which read it as
-    `record`, keeps the last value of a repeated key silently); True sends the line to the
-    exact reader.
-
-    Sound: each key of the text is followed by one colon, and its other colons sit inside
-    strings, where JSON writes them as they are (no escape needed). Written back, the record
-    holds the same strings and one colon for each key it kept, so it has as many colons as the
-    text exactly when no key was dropped. A text holding `\\u003a` may hide colons: there the
-    record's keys are counted one by one, exact whatever the strings hold (the text then has
-    at least as many colons as keys). Writing back costs ~1-3 µs a line and the counting 2-8
-    (benchmarks/vendor_shapes.py has the figures)."""
-    count = text.count(b":")
-    if _ESCAPED_COLON not in text:
-        try:
-            return count != to_json(record).count(b":")
-        except ValueError:  # a lone surrogate the writer refuses: counted below
-            pass
-    return count != _keys_in(record)
-
-
-def _keys_in(value: Any) -> int:
-    """The keys of every object in `value`, at any depth."""
-    count = 0
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            count += len(node)
-            stack.extend(child for child in node.values() if isinstance(child, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend(child for child in node if isinstance(child, (dict, list)))
-    return count
 
 
 def vendor_lines(name: str, lines: Iterable[bytes]) -> Iterator[bytes]:
