@@ -156,6 +156,7 @@ def spool_directory() -> str:
         raise UsageError(
             f"{path} is not a private folder of this user: cdp will not copy customer data there",
             hint=f"remove it, or point TMPDIR at a private folder (order=phased copies stdin to {path})",
+            option="order",
         )
     return path
 
