@@ -246,12 +246,20 @@ def _ids_in(op: "Operation", source: str, header: bool | None = None) -> "IdList
     from cdpcli.operations import IdList  # lazy: start-up
 
     op.header = header
-    if source == "-":
+    from cdpcli.importing.sources import make_sources, reads_once, source_lines  # lazy: start-up
+
+    if reads_once(source):  # stdin, or a pipe or FIFO named: the send reads it, once
         return IdList()
-    from cdpcli.importing.sources import make_sources, source_lines  # lazy: start-up
 
     sources, _ = make_sources([source], fmt="ndjson")
     return op.read_ids(line for s in sources for line in source_lines(s))
+
+
+def _reads_once(source: str | None) -> bool:
+    """Ids from stdin or a pipe: shown by nothing before the send reads them."""
+    from cdpcli.importing.sources import reads_once  # lazy: start-up
+
+    return source is not None and reads_once(source)
 
 
 def _exactly_one(user: str | None, source: str | None, flag: str = "--user") -> None:
@@ -293,7 +301,7 @@ def _person_command(action: str):
             def ask(ids: "IdList | tuple[int, list[str]]") -> None:
                 if question is not None:  # unsuppress asks nothing (--yes is accepted for symmetry)
                     noun = ("person", "people")
-                    confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+                    confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=_reads_once(source))
 
             if source is not None:
                 ask(_ids_in(op, source, bulk.header))
@@ -431,7 +439,7 @@ def object_delete(
         question, noun = "Delete {what} from Customer.io?", ("object", "objects")
         if source is not None:
             ids = _ids_in(op, source, bulk.header)
-            confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+            confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=_reads_once(source))
             _bulk(opts, op, source, bulk)
         elif object_id is not None:
             confirm(out, question, noun, (1, [object_id]), yes=yes, dry_run=opts.dry_run, from_stdin=False)

@@ -169,9 +169,14 @@ def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
                         break
                     handle.write(item_line(item) + b"\n")
             else:
-                read = _interruptible(source.open(), stopped)
-                while data := read(CHUNK_BYTES):
-                    handle.write(data)
+                stream = source.open()  # held here: _interruptible keeps only its descriptor
+                try:
+                    read = _interruptible(stream, stopped)
+                    while data := read(CHUNK_BYTES):
+                        handle.write(data)
+                finally:
+                    if source.name != "-":  # a pipe or FIFO named as a file; stdin stays open
+                        stream.close()
         source.items = None
         source.spooled = path
         source.size = os.stat(path).st_size

@@ -23,9 +23,10 @@ import hashlib
 import os
 import sys
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from cdpcli.errors import UsageError
 from cdpcli.importing.decode import MAGIC_BYTES, compression_of, decompressed
 
 CHUNK_BYTES = 1 << 20
@@ -52,11 +53,17 @@ class Source:
     # ETag and size; a resumed run refuses a source whose version changed
     version: str | None = None
     lines: int | None = None  # how many lines it has, once read to its end (checkpoint.py)
+    # a name that is no regular file (a pipe, a FIFO, /dev/stdin, a shell's <(…)): read as
+    # stdin is, once, with nothing looking at its bytes before the import reads them
+    stream: bool = False
+    _opened: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
             if self.items is not None:
                 self.key = f"<{self.name}>"  # a name, not a path: never resolved
+            elif self.stream:  # /dev/fd/63 resolves to a pipe's name, new on every run
+                self.key = os.path.abspath(self.name)
             else:
                 self.key = self.name if self.name == "-" else os.path.realpath(self.name)
 
@@ -64,7 +71,13 @@ class Source:
     def is_file(self) -> bool:
         """Bytes that can be read again from the start (a file, an object, a member): the
         checkpoint's first-line check reads them before the import does."""
-        return self.items is None and self.name != "-" and self.spooled is None
+        return self.items is None and self.name != "-" and not self.stream and self.spooled is None
+
+    @property
+    def read_once(self) -> bool:
+        """Lines that can be read only once (stdin, a pipe or FIFO, an iterable), not copied
+        yet: what reads an input more than once (order=phased) copies them first."""
+        return self.spooled is None and (self.items is not None or self.name == "-" or self.stream)
 
     @classmethod
     def of_items(cls, name: str, items: Iterable[Any], id_namespace: str | None = None) -> Source:
@@ -82,6 +95,14 @@ class Source:
             return open(self.spooled, "rb", buffering=0)
         if self.name == "-":
             return sys.stdin.buffer
+        if self.stream:
+            # a second open would find a drained pipe, or wait for good on a FIFO's next writer
+            if self._opened:
+                raise UsageError(
+                    f"{self.label} is a pipe, not a file, and was read already: it can be read only once",
+                    hint="save it to a file first and import that file",
+                )
+            self._opened = True
         return open(self.name, "rb", buffering=0)  # unbuffered: read() is one read(2) of CHUNK_BYTES
 
 

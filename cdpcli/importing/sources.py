@@ -131,8 +131,32 @@ def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnin
 
 
 def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
-    """A file, or an archive's members (archives.py), each its own source."""
+    """A file, or an archive's members (archives.py), each its own source; a name that is no
+    regular file (a pipe, a FIFO, /dev/stdin, a shell's <(…)) is one source read as stdin is:
+    opened once, by the import, with no look at its bytes before (a look would take them: the
+    first 128 KB of a 20,000-line pipe were lost so), and a tar or zip in it is refused as
+    stdin's is (as not text)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        if not os.access(path, os.R_OK):  # opening a FIFO to find out would wait for its writer
+            raise UsageError(f"cannot read {path}: permission denied")
+        return [Source(path, path, seed, format=_format_of(path, fmt), stream=True)]
     return archive_sources(path, seed, fmt, name_format) or [_file_source(path, seed, fmt)]
+
+
+def reads_once(name: str) -> bool:
+    """Whether the input `name` stands for can be read only once: stdin ("-"), or a name that
+    is neither a regular file nor a directory (a pipe, a FIFO, /dev/stdin)."""
+    if name == "-":
+        return True
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def name_format(path: str) -> str:
