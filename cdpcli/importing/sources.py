@@ -79,14 +79,14 @@ def make_sources(
             continue
         if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
             for object_ in object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint):
-                sources.extend(object_archive_sources(object_, fmt, name_format) or [object_])
+                sources.extend(object_archive_sources(object_, fmt, name_format, warnings) or [object_])
             continue
         if os.path.isdir(name):
             sources.extend(_directory_sources(name, fmt, follow_symlinks, warnings))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
-        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
+        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt, warnings))
     keys = Counter(source.key for source in sources)  # a prefix may hold millions: counted once
     for key, count in keys.items():
         if count > 1:
@@ -126,11 +126,11 @@ def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnin
         # the API would keep only one. The relative path stays the same when the tree
         # is moved or named by another path, so re-runs keep their ids.
         seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-        sources.extend(_file_sources(path, seed, fmt))
+        sources.extend(_file_sources(path, seed, fmt, warnings))
     return sources
 
 
-def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
+def _file_sources(path: str, seed: bytes, fmt: str | None, warnings: list[str]) -> list[Source]:
     """A file, or an archive's members (archives.py), each its own source; a name that is no
     regular file (a pipe, a FIFO, /dev/stdin, a shell's <(…)) is one source read as stdin is:
     opened once, by the import, with no look at its bytes before (a look would take them: the
@@ -144,7 +144,7 @@ def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
         if not os.access(path, os.R_OK):  # opening a FIFO to find out would wait for its writer
             raise UsageError(f"cannot read {path}: permission denied")
         return [Source(path, path, seed, format=_format_of(path, fmt), stream=True)]
-    return archive_sources(path, seed, fmt, name_format) or [_file_source(path, seed, fmt)]
+    return archive_sources(path, seed, fmt, name_format, warnings) or [_file_source(path, seed, fmt)]
 
 
 def reads_once(name: str) -> bool:
