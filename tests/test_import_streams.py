@@ -164,3 +164,27 @@ def test_a_stream_source_cannot_be_opened_twice(tmp_path: Path) -> None:
             source.open()
     finally:
         os.close(read_end)
+
+
+@pytest.mark.slow
+def test_a_pipe_with_a_checkpoint_resumes_as_stdin_does(receiver, tmp_path: Path) -> None:
+    """Keyed by its name as given (/dev/fd/N), settled by line count; the same input again
+    sends nothing, another input under that name is refused by its first line."""
+
+    def import_pipe(data: bytes) -> tuple[int, dict, str]:
+        read_end, write_end = os.pipe()
+        writer = write_then_close(write_end, data)
+        try:
+            args = ["import", f"/dev/fd/{read_end}", "--checkpoint", "ck.json"]
+            return run_cdp(args, receiver, tmp_path, pass_fds=(read_end,))
+        finally:
+            os.close(read_end)
+            writer.join(timeout=10)
+
+    code, summary, err = import_pipe(calls(300))
+    assert (code, summary["sent"]) == (0, 300), err
+    code, summary, err = import_pipe(calls(300))
+    assert (code, summary["sent"], summary["skipped"]) == (0, 0, 300), err
+    assert len(receiver.calls) == 300
+    code, summary, err = import_pipe(b'{"type":"track","userId":"other","event":"E"}\n' + calls(300))
+    assert code == 2 and "does not start as it did" in err, err
