@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -147,6 +148,38 @@ def source_blocks(source: Source, progress: Callable[[int], None]) -> Generator[
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()
+
+
+# what a rejects record keeps of a line that is not one (a binary file's first bytes, the
+# start of a line over the limit, the part of a line before damage)
+INPUT_KEPT = 1024
+# a binary file is told by its first bytes, as git and grep tell one (8,000 bytes there): a NUL,
+# or more than one in ten characters neither text nor whitespace
+TEXT_PROBE_BYTES = 8192
+NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+TAR_MAGIC = b"ustar"  # at offset 257 of every tar header (POSIX.1-1988 and GNU)
+ZIP_MAGIC = b"PK\x03\x04"
+PARQUET_MAGIC = b"PAR1"
+
+
+def not_text(block: bytes, what: str = "NDJSON") -> str | None:
+    """Why a source whose (decompressed) bytes start with `block` is not lines of text (`what`
+    it was read as: NDJSON, CSV), or None."""
+    head = block[:TEXT_PROBE_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text; convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8)"
+    if head[257:262] == TAR_MAGIC:
+        return "a tar archive read as one stream: extract it first (tar -xf FILE), then import its files"
+    if head.startswith(ZIP_MAGIC):
+        return "a zip archive read as one stream: extract it first (unzip FILE), then import its files"
+    if head.startswith(PARQUET_MAGIC):
+        return f"a Parquet file read as text: read it as Parquet (format=parquet), not as {what}"
+    if b"\0" in head:
+        return f"not text (NUL bytes in its first block): a binary file is not {what}, and none of it was read"
+    text = head.decode("utf-8", "replace")
+    if len(NOT_TEXT.findall(text)) * 10 > len(text):
+        return "not text (its first block is mostly control bytes or not UTF-8): none of it was read"
+    return None
 
 
 def line_hash(line: bytes) -> str:

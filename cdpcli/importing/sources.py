@@ -23,13 +23,15 @@ from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
 from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
 from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
-from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
+from cdpcli.importing.source import (  # noqa: F401 - line_hash, Chunk, not_text: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
+    INPUT_KEPT,
     MAX_LINE_BYTES,
     Chunk,
     Source,
     line_hash,
+    not_text,
     source_blocks,
 )
 from cdpcli.wire import dumps
@@ -50,7 +52,7 @@ def check_namespace(id_namespace: str | None) -> None:
 
 FORMATS = ("ndjson", "csv", "parquet")
 # a name that says CSV, compressed or not (the bytes say whether it is compressed, not the name)
-CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
+CSV_NAME = re.compile(r"\.[ct]sv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)  # .tsv: tab-separated CSV
 
 
 def make_sources(
@@ -389,37 +391,6 @@ def ndjson_pieces(source: Source, progress: Callable[[int], None]) -> Generator[
         blocks.close()
     if tail:
         yield line_no, guard_markers(tail), 1
-
-
-# what a rejects record keeps of a line that is not one (a binary file's first bytes, the
-# start of a line over the limit, the part of a line before damage)
-INPUT_KEPT = 1024
-# a binary file is told by its first bytes, as git and grep tell one (8,000 bytes there): a NUL,
-# or more than one in ten characters neither text nor whitespace
-TEXT_PROBE_BYTES = 8192
-NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
-TAR_MAGIC = b"ustar"  # at offset 257 of every tar header (POSIX.1-1988 and GNU)
-ZIP_MAGIC = b"PK\x03\x04"
-PARQUET_MAGIC = b"PAR1"
-
-
-def not_text(block: bytes) -> str | None:
-    """Why a source whose (decompressed) bytes start with `block` is not lines of text, or None."""
-    head = block[:TEXT_PROBE_BYTES]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16 text; convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8)"
-    if head[257:262] == TAR_MAGIC:
-        return "a tar archive read as one stream: extract it first (tar -xf FILE), then import its files"
-    if head.startswith(ZIP_MAGIC):
-        return "a zip archive read as one stream: extract it first (unzip FILE), then import its files"
-    if head.startswith(PARQUET_MAGIC):
-        return "a Parquet file read as text: read it as Parquet (format=parquet), not as NDJSON"
-    if b"\0" in head:
-        return "not text (NUL bytes in its first block): a binary file is not NDJSON, and none of it was read"
-    text = head.decode("utf-8", "replace")
-    if len(NOT_TEXT.findall(text)) * 10 > len(text):
-        return "not text (its first block is mostly control bytes or not UTF-8): none of it was read"
-    return None
 
 
 def invalid_marker(error: str, reason: str, data: bytes) -> bytes:
