@@ -12,8 +12,9 @@ are not data) are skipped without a word; links, special members (devices, FIFOs
 out of the archive (absolute, or up through `..`) with one warning line per kind.
 
 A member that cannot be read to its end (a CRC mismatch, an archive cut off after it was
-listed) is an unreadable source, as an object that breaks off is: the lines before it are
-imported, it is one rejects record, and the import goes on with the next member. An archive
+listed) is damaged input (decode.DamagedInput), as a cut .gz file is: the lines before it are
+imported, the damage is one rejects record (settled: a resume does not read the member
+again, and order=phased writes it once), and the import goes on with the next member. An archive
 cut or damaged in its listing keeps the members listed before the damage (the last of them
 ends in the damage's record); one that cannot be listed at all (a zip's directory is at its
 end: a cut zip) is one source whose record says so. Nothing of it stops the import.
@@ -44,7 +45,7 @@ from collections.abc import Callable
 from typing import IO, Any, BinaryIO, cast
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.decode import compression_of
+from cdpcli.importing.decode import DamagedInput, compression_of
 from cdpcli.importing.objectstore import UnreadableSource, open_forward, open_seekable
 from cdpcli.importing.source import Source
 
@@ -225,14 +226,14 @@ class _Member:
         self.name, self.size, self.version, self.opener = name, size, version, opener
 
 
-def _unlisted(problem: str) -> _Member:
+def _unlisted(path: str, problem: str) -> _Member:
     """An archive that cannot be listed (cut, or not what its first bytes said): one source
     whose reading fails at once, so it is one rejects record and the import goes on with the
     next input, as a damaged compressed file is. Its version keeps a resumed run from checking
     its first line before the import (which would fail there, stopping everything)."""
 
     def opener() -> BinaryIO:
-        raise UnreadableSource(problem, hint=DAMAGED_HINT.partition(";")[0])
+        raise DamagedInput(path, problem, hint=DAMAGED_HINT.partition(";")[0])
 
     return _Member(None, None, "unlisted", opener)
 
@@ -242,7 +243,7 @@ def _zip_members(path: str, open_raw: Callable[[], Any], skipped: dict[str, list
         with open_raw() as raw, zipfile.ZipFile(raw) as archive:
             infos = archive.infolist()
     except zipfile.BadZipFile as exc:  # its directory, at its end, is cut off or damaged
-        return [_unlisted(f"the zip archive is damaged or cut off ({exc}): none of it was read")]
+        return [_unlisted(path, f"the zip archive is damaged or cut off ({exc})")]
     except OSError as exc:
         raise UsageError(f"cannot read the zip archive {path}: {exc}") from None
     members = []
@@ -265,14 +266,15 @@ def _zip_opener(path: str, open_raw: Callable[[], Any], info: zipfile.ZipInfo) -
                 return _Damage(archive.open(info), f"{path}!{info.filename}", raw)  # type: ignore[return-value]
         except (OSError, zipfile.BadZipFile) as exc:
             raw.close()
-            raise UnreadableSource(f"cannot open the member: {exc}", hint=DAMAGED_HINT) from None
+            raise DamagedInput(f"{path}!{info.filename}", f"cannot open the member: {exc}", hint=DAMAGED_HINT) from None
 
     return opener
 
 
 class _Damage:
     """A member's stream whose read errors (a CRC mismatch, a cut-off archive) make it an
-    unreadable source (one rejects record, the import goes on), not a crash."""
+    damaged input (one rejects record, the import goes on), not a crash; a store's own read
+    errors (objectstore.UnreadableSource, after retries) pass as they are."""
 
     ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
 
@@ -283,13 +285,13 @@ class _Damage:
         try:
             return self.stream.read(count)
         except self.ERRORS as exc:
-            raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
+            raise DamagedInput(self.label, f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
 
     def read1(self, count: int = -1) -> bytes:
         try:
             return self.stream.read1(count)
         except self.ERRORS as exc:
-            raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
+            raise DamagedInput(self.label, f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
 
     def close(self) -> None:
         self.stream.close()
@@ -299,7 +301,7 @@ class _Damage:
 
 def _tar_members(path: str, opener: _Opener, skipped: dict[str, list[str]]) -> list[_Member]:
     """The members listed before any damage; damage after the last of them makes that one
-    end in an unreadable source's error (the members before are imported, the damage is one
+    end in the damage's error (the members before are imported, the damage is one
     rejects record); damage before any, one source for the archive that says so."""
     infos, damage = _tar_listing(opener)
     stream = _SharedStream(path, opener)
@@ -323,7 +325,7 @@ def _tar_members(path: str, opener: _Opener, skipped: dict[str, list[str]]) -> l
         kept.append(info)
     if damage is not None:
         if not members:
-            return [_unlisted(f"{damage}: no member before it")]
+            return [_unlisted(path, f"{damage}, before its first member")]
         last = kept[-1]
         members[-1].opener = _tar_opener(stream, last.offset_data, last.size, f"{damage} after this member")
     return members
@@ -376,7 +378,7 @@ class _SharedStream:
             except _Damage.ERRORS as exc:
                 self.handle = None  # start over on the next read, which meets the damage again
                 if not parts:
-                    raise UnreadableSource(f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
+                    raise DamagedInput(self.path, f"the archive is damaged ({exc})", hint=DAMAGED_HINT) from None
             return b"".join(parts)
 
     def _open(self) -> IO[bytes]:
@@ -414,12 +416,14 @@ class _MemberReader:
             count = left
         if count <= 0:
             if self.damage_after is not None:
-                raise UnreadableSource(self.damage_after, hint=DAMAGED_HINT)
+                raise DamagedInput(self.stream.path, self.damage_after, hint=DAMAGED_HINT)
             return b""
         data = self.stream.read_at(self.position, count)
         self.position += len(data)
         if not data:  # the archive ends before the member does: a truncated download
-            raise UnreadableSource("the archive ends inside this member: it is damaged or cut off", hint=DAMAGED_HINT)
+            raise DamagedInput(
+                self.stream.path, "the archive ends inside this member: it is damaged or cut off", hint=DAMAGED_HINT
+            )
         return data
 
     read1 = read
