@@ -188,3 +188,28 @@ def test_a_pipe_with_a_checkpoint_resumes_as_stdin_does(receiver, tmp_path: Path
     assert len(receiver.calls) == 300
     code, summary, err = import_pipe(b'{"type":"track","userId":"other","event":"E"}\n' + calls(300))
     assert code == 2 and "does not start as it did" in err, err
+
+
+@pytest.mark.slow
+def test_dev_stdin_on_a_terminal_is_refused_as_stdin_is(tmp_path: Path) -> None:
+    """`cdp import` with stdin a terminal is a usage error; so is `cdp import /dev/stdin` (it
+    used to wait for typed input)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: cdp on the pty
+        os.chdir(tmp_path)
+        os.execvp(sys.executable, [sys.executable, "-m", "cdpcli", "import", "/dev/stdin", "--dry-run"])
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not data:
+            break
+        out += data
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2, out
+    assert b"/dev/stdin is a terminal" in out

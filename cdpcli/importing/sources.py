@@ -145,8 +145,25 @@ def _file_sources(path: str, seed: bytes, fmt: str | None, warnings: list[str]) 
     if not stat.S_ISREG(mode):
         if not os.access(path, os.R_OK):  # opening a FIFO to find out would wait for its writer
             raise UsageError(f"cannot read {path}: permission denied")
+        if stat.S_ISCHR(mode) and _is_terminal(path):  # /dev/stdin on a terminal, /dev/tty
+            raise UsageError(
+                f"{path} is a terminal; cdp import reads NDJSON from files or a pipe",
+                hint="cdp import events.ndjson, or: cat events.ndjson | cdp import",
+            )
         return [Source(path, path, seed, format=_format_of(path, fmt), stream=True)]
     return archive_sources(path, seed, fmt, name_format, warnings) or [_file_source(path, seed, fmt)]
+
+
+def _is_terminal(path: str) -> bool:
+    """Whether a character device is a terminal (opening one takes none of its input)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def reads_once(name: str) -> bool:
