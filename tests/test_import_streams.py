@@ -8,9 +8,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -201,7 +204,10 @@ def test_dev_stdin_on_a_terminal_is_refused_as_stdin_is(tmp_path: Path) -> None:
         os.chdir(tmp_path)
         os.execvp(sys.executable, [sys.executable, "-m", "cdpcli", "import", "/dev/stdin", "--dry-run"])
     out = b""
-    while True:
+    deadline = time.monotonic() + 30  # waiting for typed input was the defect: fail, not hang
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.5)[0]:
+            continue
         try:
             data = os.read(fd, 4096)
         except OSError:  # EIO: the child closed the pty
@@ -209,6 +215,8 @@ def test_dev_stdin_on_a_terminal_is_refused_as_stdin_is(tmp_path: Path) -> None:
         if not data:
             break
         out += data
+    else:
+        os.kill(pid, signal.SIGKILL)
     os.close(fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 2, out
