@@ -6,6 +6,7 @@ lost, a gzip pipe read as empty, a FIFO waited for good on a second writer)."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import select
@@ -221,3 +222,23 @@ def test_dev_stdin_on_a_terminal_is_refused_as_stdin_is(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 2, out
     assert b"/dev/stdin is a terminal" in out
+
+
+@pytest.mark.slow
+def test_parquet_through_a_pipe_is_copied_once_then_read(receiver, tmp_path: Path) -> None:
+    """Parquet needs to seek: a pipe's bytes are copied to a private file first, read once."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    buffer = io.BytesIO()
+    users = [f"u-{n}" for n in range(500)]
+    pq.write_table(pa.table({"type": ["identify"] * 500, "userId": users}), buffer)
+    read_end, write_end = os.pipe()
+    writer = write_then_close(write_end, buffer.getvalue())
+    try:
+        args = ["import", "--format", "parquet", f"/dev/fd/{read_end}"]
+        code, summary, err = run_cdp(args, receiver, tmp_path, pass_fds=(read_end,))
+    finally:
+        os.close(read_end)
+        writer.join(timeout=10)
+    assert code == 0, err
+    assert sorted(call["userId"] for call in receiver.calls) == sorted(users)
