@@ -620,10 +620,10 @@ def test_archive_members_in_a_bucket_resume_from_a_checkpoint(s3_import, bucket,
     assert len(receiver.calls) == 16
 
 
-def test_a_zip_object_cut_short_is_a_usage_error_naming_it(s3_import, bucket, receiver):
+def test_a_zip_object_cut_short_is_one_record_naming_it(s3_import, bucket, receiver):
     bucket.put("bad.zip", b"PK\x03\x04" + b"\0" * 200)  # a local header and no directory
     run = s3_import(bucket.url("bad.zip"))
-    assert run.exit_code == 2 and f"cannot read the zip archive {bucket.url('bad.zip')}" in run.stderr
+    assert run.exit_code == 1 and f"{bucket.url('bad.zip')}:1: the zip archive is damaged" in run.stderr
     assert receiver.calls == []
 
 

@@ -329,7 +329,7 @@ def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event
     temporary file first (each source's `spool` points at it); the files' paths."""
     spooled = []
     for source in sources:
-        if source.items is not None or source.name == "-":
+        if source.read_once:  # stdin, a pipe or FIFO named as a file, an iterable
             events.note(
                 f"order=phased: copying {source.label} to a private temporary file first (it is read once per phase)"
             )

@@ -207,10 +207,15 @@ def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
                     room.take(len(line))
                     handle.write(line)
             else:
-                read = _interruptible(source.open(), stopped)
-                while data := read(CHUNK_BYTES):
-                    room.take(len(data))
-                    handle.write(data)
+                stream = source.open()  # held here: _interruptible keeps only its descriptor
+                try:
+                    read = _interruptible(stream, stopped)
+                    while data := read(CHUNK_BYTES):
+                        room.take(len(data))
+                        handle.write(data)
+                finally:
+                    if source.name != "-":  # a pipe or FIFO named as a file; stdin stays open
+                        stream.close()
         source.items = None
         source.spooled = path
         source.size = os.stat(path).st_size
