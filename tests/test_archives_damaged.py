@@ -15,8 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from cdpcli.importing.sources import make_sources, source_lines
+from cdpcli.importing.csvrows import INVALID_MARK
+from cdpcli.importing.sources import make_sources, ndjson_pieces, source_lines
 from tests.test_archives import make_tar, ndjson, summary, tracks
 
 
@@ -185,3 +188,56 @@ def test_a_zip_symlink_entry_is_named_and_skipped(tmp_path: Path) -> None:
     assert [s.label for s in sources] == [f"{archive}!a.ndjson"]
     assert warnings == [f"skipped 1 link in {archive} (an archive's links are not followed): {archive}!b.ndjson"]
     assert len(list(source_lines(sources[0]))) == 2
+
+
+def _tar_bytes(mode: str) -> tuple[bytes, dict[str, list[bytes]]]:
+    lines = {
+        f"m{i}.ndjson": [
+            json.dumps({"type": "track", "userId": f"{i}-{n}", "event": "E", "properties": {"n": n}}).encode()
+            for n in range(40)
+        ]
+        for i in range(3)
+    }
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode=mode) as tar:  # type: ignore[call-overload]
+        for name, member_lines in lines.items():
+            data = b"".join(line + b"\n" for line in member_lines)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return packed.getvalue(), lines
+
+
+PLAIN_TAR = _tar_bytes("w")
+GZIP_TAR = _tar_bytes("w:gz")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_an_archive_cut_anywhere_loses_nothing_silently(tmp_path: Path, data) -> None:
+    """Wherever a tar (plain or gzip) is cut: each member's lines read are the first ones of
+    it, and when any line is missing there is exactly one record that says so (a plain tar cut
+    between headers used to end its listing without a word, dropping the members after it)."""
+    whole, lines = data.draw(st.sampled_from([PLAIN_TAR, GZIP_TAR]))
+    cut = data.draw(st.integers(min_value=1, max_value=len(whole)))
+    path = tmp_path / "cut.tar"
+    path.write_bytes(whole[:cut])
+    sources, _ = make_sources([str(path)])
+    read: dict[str, list[bytes]] = {}
+    records = 0
+    for source in sources:
+        # cut before a tar's magic (offset 257) it is no archive: read as a file, its bytes
+        # are one invalid line (not text, damaged gzip, or a line that is not JSON)
+        member = source.label.partition("!")[2]
+        for _, block, _ in ndjson_pieces(source, lambda count: None):
+            for line in block.split(b"\n"):
+                if line.startswith(INVALID_MARK) or not member:
+                    records += 1
+                else:
+                    read.setdefault(member, []).append(line)
+    for member, got in read.items():
+        assert got == lines[member][: len(got)]
+    delivered = sum(len(got) for got in read.values())
+    assert records <= 1
+    if delivered < sum(len(member_lines) for member_lines in lines.values()):
+        assert records == 1, (cut, len(whole), delivered)

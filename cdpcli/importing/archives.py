@@ -338,8 +338,15 @@ def _tar_listing(opener: _Opener) -> tuple[list[tarfile.TarInfo], str | None]:
         with opener() as decompressed, tarfile.open(fileobj=decompressed, mode="r:") as archive:
             while (info := archive.next()) is not None:
                 infos.append(info)
+            # tarfile ends its listing without a word at a header cut short (past the first):
+            # a whole archive ends in zero blocks there, a plain tar cut between or inside
+            # headers does not (its later members were dropped unseen)
+            decompressed.seek(archive.offset)
+            end = decompressed.read(tarfile.BLOCKSIZE)
     except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as exc:
         return infos, f"the archive is damaged or cut off ({exc})"
+    if len(end) < tarfile.BLOCKSIZE or end.strip(b"\0"):
+        return infos, "the archive is damaged or cut off (it does not end in a tar's end-of-archive block)"
     return infos, None
 
 
