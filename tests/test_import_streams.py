@@ -242,3 +242,18 @@ def test_parquet_through_a_pipe_is_copied_once_then_read(receiver, tmp_path: Pat
         writer.join(timeout=10)
     assert code == 0, err
     assert sorted(call["userId"] for call in receiver.calls) == sorted(users)
+
+
+def test_one_pipe_under_two_names_is_refused(receiver, tmp_path: Path) -> None:
+    """`cat f | cdp import - /dev/stdin`: the second name would read nothing."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cdpcli", "import", "-", "/dev/stdin"],
+        input=calls(3),
+        capture_output=True,
+        cwd=tmp_path,
+        env=env_for(receiver, tmp_path),
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert b"- and /dev/stdin are the same input, given twice" in proc.stderr
+    assert receiver.calls == []
