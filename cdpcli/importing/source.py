@@ -54,6 +54,7 @@ class Source:
     # ETag and size; a resumed run refuses a source whose version changed
     version: str | None = None
     lines: int | None = None  # how many lines it has, once read to its end (checkpoint.py)
+    damaged_line: int | None = None  # where an earlier run found it cut or corrupt (checkpoint.py)
     # a name that is no regular file (a pipe, a FIFO, /dev/stdin, a shell's <(…)): read as
     # stdin is, once, with nothing looking at its bytes before the import reads them
     stream: bool = False
