@@ -185,18 +185,6 @@ def _is_terminal(path: str) -> bool:
         os.close(fd)
 
 
-def reads_once(name: str) -> bool:
-    """Whether the input `name` stands for can be read only once: stdin ("-"), or a name that
-    is neither a regular file nor a directory (a pipe, a FIFO, /dev/stdin)."""
-    if name == "-":
-        return True
-    try:
-        mode = os.stat(name).st_mode
-    except OSError:
-        return False
-    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
-
-
 def name_format(path: str) -> str:
     """The format a file's name says (--format absent)."""
     return "csv" if CSV_NAME.search(path) else "parquet" if PARQUET_NAME.search(path) else "ndjson"
