@@ -170,18 +170,23 @@ def test_a_stream_source_cannot_be_opened_twice(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_pipe_with_a_checkpoint_resumes_as_stdin_does(receiver, tmp_path: Path) -> None:
-    """Keyed by its name as given (/dev/fd/N), settled by line count; the same input again
-    sends nothing, another input under that name is refused by its first line."""
+    """`cdp import <(cat f) --checkpoint ck.json`, the shell's own process substitution (its
+    /dev/fd/63, the same name on every run): keyed by that name, settled by line count; the
+    same input again sends nothing, another input under that name is refused by its first line."""
 
     def import_pipe(data: bytes) -> tuple[int, dict, str]:
-        read_end, write_end = os.pipe()
-        writer = write_then_close(write_end, data)
-        try:
-            args = ["import", f"/dev/fd/{read_end}", "--checkpoint", "ck.json"]
-            return run_cdp(args, receiver, tmp_path, pass_fds=(read_end,))
-        finally:
-            os.close(read_end)
-            writer.join(timeout=10)
+        (tmp_path / "data.ndjson").write_bytes(data)
+        script = 'exec "$0" -m cdpcli import <(cat data.ndjson) --checkpoint ck.json --json'
+        proc = subprocess.run(
+            ["bash", "-c", script, sys.executable],
+            capture_output=True,
+            cwd=tmp_path,
+            env=env_for(receiver, tmp_path),
+            timeout=60,
+        )
+        err = proc.stderr.decode()
+        assert API_KEY not in err and "Traceback" not in err, err
+        return proc.returncode, json.loads(proc.stdout.decode().splitlines()[-1]), err
 
     code, summary, err = import_pipe(calls(300))
     assert (code, summary["sent"]) == (0, 300), err
