@@ -244,6 +244,8 @@ def _zip_members(path: str, open_raw: Callable[[], Any], skipped: dict[str, list
             infos = archive.infolist()
     except zipfile.BadZipFile as exc:  # its directory, at its end, is cut off or damaged
         return [_unlisted(path, f"the zip archive is damaged or cut off ({exc})")]
+    except NotImplementedError as exc:  # a zip version zipfile does not read, or damage saying so
+        return [_unlisted(path, f"the zip archive cannot be read ({exc}): damaged, or made by a newer zip")]
     except OSError as exc:
         raise UsageError(f"cannot read the zip archive {path}: {exc}") from None
     members = []
@@ -267,6 +269,13 @@ def _zip_opener(path: str, open_raw: Callable[[], Any], info: zipfile.ZipInfo) -
         except (OSError, zipfile.BadZipFile) as exc:
             raw.close()
             raise DamagedInput(f"{path}!{info.filename}", f"cannot open the member: {exc}", hint=DAMAGED_HINT) from None
+        except (NotImplementedError, RuntimeError) as exc:  # a method zipfile lacks, a password
+            raw.close()
+            raise DamagedInput(
+                f"{path}!{info.filename}",
+                f"cannot read the member ({exc})",
+                hint="extract the archive with a tool that can (unzip, 7z), then import its files",
+            ) from None
 
     return opener
 
