@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.sources import make_sources, reads_once
+from cdpcli.importing.sources import make_sources
 from tests.conftest import API_KEY
 
 LINES = 5000  # ~400 KB: well past the 128 KB a probe used to take
@@ -148,8 +148,6 @@ def test_a_named_pipe_is_a_stream_source_keyed_by_its_name(tmp_path: Path) -> No
     (source,), _ = make_sources([str(fifo)])  # returns at once: nothing opened yet
     assert source.stream and source.read_once and not source.is_file
     assert source.key == str(fifo)  # not realpath: /dev/fd/63 resolves to a new pipe:[N] each run
-    assert reads_once(str(fifo)) and reads_once("-")
-    assert not reads_once(str(plain)) and not reads_once(str(tmp_path))
     # a directory's walk still passes over a FIFO, with a word
     sources, warnings = make_sources([str(tmp_path)])
     assert [s.name for s in sources] == [str(plain)]
@@ -172,18 +170,23 @@ def test_a_stream_source_cannot_be_opened_twice(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_pipe_with_a_checkpoint_resumes_as_stdin_does(receiver, tmp_path: Path) -> None:
-    """Keyed by its name as given (/dev/fd/N), settled by line count; the same input again
-    sends nothing, another input under that name is refused by its first line."""
+    """`cdp import <(cat f) --checkpoint ck.json`, the shell's own process substitution (its
+    /dev/fd/63, the same name on every run): keyed by that name, settled by line count; the
+    same input again sends nothing, another input under that name is refused by its first line."""
 
     def import_pipe(data: bytes) -> tuple[int, dict, str]:
-        read_end, write_end = os.pipe()
-        writer = write_then_close(write_end, data)
-        try:
-            args = ["import", f"/dev/fd/{read_end}", "--checkpoint", "ck.json"]
-            return run_cdp(args, receiver, tmp_path, pass_fds=(read_end,))
-        finally:
-            os.close(read_end)
-            writer.join(timeout=10)
+        (tmp_path / "data.ndjson").write_bytes(data)
+        script = 'exec "$0" -m cdpcli import <(cat data.ndjson) --checkpoint ck.json --json'
+        proc = subprocess.run(
+            ["bash", "-c", script, sys.executable],
+            capture_output=True,
+            cwd=tmp_path,
+            env=env_for(receiver, tmp_path),
+            timeout=60,
+        )
+        err = proc.stderr.decode()
+        assert API_KEY not in err and "Traceback" not in err, err
+        return proc.returncode, json.loads(proc.stdout.decode().splitlines()[-1]), err
 
     code, summary, err = import_pipe(calls(300))
     assert (code, summary["sent"]) == (0, 300), err
@@ -242,3 +245,18 @@ def test_parquet_through_a_pipe_is_copied_once_then_read(receiver, tmp_path: Pat
         writer.join(timeout=10)
     assert code == 0, err
     assert sorted(call["userId"] for call in receiver.calls) == sorted(users)
+
+
+def test_one_pipe_under_two_names_is_refused(receiver, tmp_path: Path) -> None:
+    """`cat f | cdp import - /dev/stdin`: the second name would read nothing."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cdpcli", "import", "-", "/dev/stdin"],
+        input=calls(3),
+        capture_output=True,
+        cwd=tmp_path,
+        env=env_for(receiver, tmp_path),
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert b"- and /dev/stdin are the same input, given twice" in proc.stderr
+    assert receiver.calls == []

@@ -244,6 +244,8 @@ def _zip_members(path: str, open_raw: Callable[[], Any], skipped: dict[str, list
             infos = archive.infolist()
     except zipfile.BadZipFile as exc:  # its directory, at its end, is cut off or damaged
         return [_unlisted(path, f"the zip archive is damaged or cut off ({exc})")]
+    except NotImplementedError as exc:  # a zip version zipfile does not read, or damage saying so
+        return [_unlisted(path, f"the zip archive cannot be read ({exc}): damaged, or made by a newer zip")]
     except OSError as exc:
         raise UsageError(f"cannot read the zip archive {path}: {exc}") from None
     members = []
@@ -267,6 +269,13 @@ def _zip_opener(path: str, open_raw: Callable[[], Any], info: zipfile.ZipInfo) -
         except (OSError, zipfile.BadZipFile) as exc:
             raw.close()
             raise DamagedInput(f"{path}!{info.filename}", f"cannot open the member: {exc}", hint=DAMAGED_HINT) from None
+        except (NotImplementedError, RuntimeError) as exc:  # a method zipfile lacks, a password
+            raw.close()
+            raise DamagedInput(
+                f"{path}!{info.filename}",
+                f"cannot read the member ({exc})",
+                hint="extract the archive with a tool that can (unzip, 7z), then import its files",
+            ) from None
 
     return opener
 
@@ -335,12 +344,40 @@ def _tar_listing(opener: _Opener) -> tuple[list[tarfile.TarInfo], str | None]:
     """The archive's entries up to its end, or up to damage (what the damage is)."""
     infos: list[tarfile.TarInfo] = []
     try:
-        with opener() as decompressed, tarfile.open(fileobj=decompressed, mode="r:") as archive:
-            while (info := archive.next()) is not None:
-                infos.append(info)
+        with opener() as decompressed:
+            recorded = _Recording(decompressed)
+            with tarfile.open(fileobj=recorded, mode="r:") as archive:
+                while (info := archive.next()) is not None:
+                    infos.append(info)
+            # tarfile ends its listing without a word at a header cut short (past the first):
+            # a whole archive ends in zero blocks there, a plain tar cut between or inside
+            # headers does not (its later members were dropped unseen)
+            end = recorded.last
+            if recorded.last_at != archive.offset:  # not the block it ended on: read it again
+                decompressed.seek(archive.offset)
+                end = decompressed.read(tarfile.BLOCKSIZE)
     except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as exc:
         return infos, f"the archive is damaged or cut off ({exc})"
+    if len(end) < tarfile.BLOCKSIZE or end.strip(b"\0"):
+        return infos, "the archive is damaged or cut off (it does not end in a tar's end-of-archive block)"
     return infos, None
+
+
+class _Recording:
+    """A stream that keeps what its last read returned and where: the block tarfile's listing
+    ended on, checked without seeking back to it (which decompresses a .tar.gz again from its
+    start: one more pass over the whole archive)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner, self.last, self.last_at = inner, b"", -1
+
+    def read(self, count: int = -1) -> bytes:
+        self.last_at = self.inner.tell()
+        self.last = self.inner.read(count)
+        return self.last
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _tar_opener(stream: _SharedStream, offset: int, size: int, damage_after: str | None = None) -> Any:

@@ -97,6 +97,7 @@ def make_sources(
                 f"{' and '.join(shown)} are the same input, given twice",
                 hint="name each file once (stdin can be read only once)",
             )
+    _check_streams_once(sources)
     if id_namespace:
         # mixed into every derived id; without it, ids are as they always were (re-runs of
         # existing imports keep theirs)
@@ -112,6 +113,24 @@ def make_sources(
                 "import them in separate runs with different --id-namespace values"
             )
     return sources, warnings
+
+
+def _check_streams_once(sources: list[Source]) -> None:
+    """Two names for one pipe (`-` and /dev/stdin, /dev/fd/0): the second would read nothing."""
+    seen: dict[tuple[int, int], str] = {}
+    for source in sources:
+        if source.items is not None or not (source.stream or source.name == "-"):
+            continue
+        try:
+            info = os.fstat(sys.stdin.fileno()) if source.name == "-" else os.stat(source.name)
+        except (OSError, ValueError, AttributeError):  # no stdin, or one with no descriptor
+            continue
+        other = seen.setdefault((info.st_dev, info.st_ino), source.name)
+        if other != source.name:
+            raise UsageError(
+                f"{other} and {source.name} are the same input, given twice",
+                hint="name it once: a pipe can be read only once",
+            )
 
 
 def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnings: list[str]) -> list[Source]:
@@ -164,18 +183,6 @@ def _is_terminal(path: str) -> bool:
         return os.isatty(fd)
     finally:
         os.close(fd)
-
-
-def reads_once(name: str) -> bool:
-    """Whether the input `name` stands for can be read only once: stdin ("-"), or a name that
-    is neither a regular file nor a directory (a pipe, a FIFO, /dev/stdin)."""
-    if name == "-":
-        return True
-    try:
-        mode = os.stat(name).st_mode
-    except OSError:
-        return False
-    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def name_format(path: str) -> str:
