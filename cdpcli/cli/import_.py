@@ -52,7 +52,7 @@ Example: cdp import segment-logs/ --from segment --preflight
 
 * `FILE`: NDJSON, CSV or Parquet files, plain or compressed (gzip, bzip2, xz, zstd), zip and tar archives (member by member), directories (read recursively), or s3://BUCKET/KEY-OR-PREFIX (extra s3); none or - reads stdin.
 * `--type TYPE`: Call type for lines without one: identify, track, page, screen, group, alias.
-* `--format FORMAT`: Input format: ndjson, csv or parquet (default: csv for .csv names, parquet for .parquet names, else ndjson; zip and tar archives are read member by member).
+* `--format FORMAT`: Input format: ndjson, csv or parquet (default: csv for .csv and .tsv names (.tsv split by tabs), parquet for .parquet names, else ndjson; zip and tar archives are read member by member).
 * `--from NAME`: Lines are a Segment or RudderStack archive's calls (keep messageId and timestamp, drop the archive's envelope keys: writeKey, receivedAt, …), or another tool's export, each record mapped to its call: mixpanel, mixpanel-profiles, amplitude, posthog, ga4.
 * `--column SRC=DEST`: CSV: put column SRC at DEST (userId, traits.email, …); repeatable.
 * `--delimiter C`: CSV: the cell separator (default: , ; tab or | as the header line shows).
