@@ -108,3 +108,21 @@ def test_a_tsv_name_is_csv_split_by_tabs(send, receiver, tmp_path: Path) -> None
     assert [(c["userId"], c["traits"]) for c in receiver.calls] == [
         (user, {"city, state, country": "Lyon, ARA, FR", "note": "a,b"}) for user in ("u1", "u2")
     ]
+
+
+def test_an_unsubscribed_column_is_read_as_the_boolean_the_api_takes(send, receiver, tmp_path: Path) -> None:
+    """The API reads any casing of "true", and 1, as unsubscribed (pipelines-openapi.json); a CSV
+    cell is text, so without --infer-types `true` was refused as "not a valid boolean". Other
+    columns keep their text, and a value that is no boolean is still refused."""
+    text = "userId,unsubscribed,plan\nu1,TRUE,true\nu2,false,1\nu3,1,x\nu4,0,x\nu5,yes,x\n"
+    (tmp_path / "people.csv").write_text(text)
+    run = send("import", "people.csv", "--type", "identify", "--json")
+    assert run.exit_code == 1, run.stderr
+    assert [(c["userId"], c["traits"]) for c in receiver.calls] == [
+        ("u1", {"unsubscribed": True, "plan": "true"}),
+        ("u2", {"unsubscribed": False, "plan": "1"}),
+        ("u3", {"unsubscribed": True, "plan": "x"}),
+        ("u4", {"unsubscribed": False, "plan": "x"}),
+    ]
+    [reject] = rejects(tmp_path)
+    assert reject["line"] == 6 and "unsubscribed" in reject["error"]

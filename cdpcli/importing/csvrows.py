@@ -348,10 +348,10 @@ def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping, 
             if top in fields and (not dotted or top in OBJECT_FIELDS):
                 dest = name
             else:  # not a field of this type's call: the API would drop it there
-                call.setdefault(bag, {})[name] = _value(value, mapping.infer)
+                call.setdefault(bag, {})[name] = _value(value, mapping.infer, f"{bag}.{name}")
                 continue
         path = dest.split(".")
-        typed = value if len(path) == 1 and dest in ANY_TYPE_FIELDS else _value(value, mapping.infer)
+        typed = value if len(path) == 1 and dest in ANY_TYPE_FIELDS else _value(value, mapping.infer, dest)
         target = call
         for part in path[:-1]:
             inner = target.setdefault(part, {})
@@ -379,8 +379,17 @@ def _cell_count_error(cells: int, columns: int, raw: str, delimiter: str) -> str
     return error
 
 
-def _value(text: str, infer: bool) -> Any:
+# fields the API takes as a boolean (pipelines-openapi.json, identify's traits.unsubscribed: "any
+# casing of "true", 1, or "1" means the person is unsubscribed"): a CSV cell is text, and
+# without --infer-types `true` was refused as "not a valid boolean"; read as the API reads it
+BOOLEAN_FIELDS = frozenset({"traits.unsubscribed"})
+_BOOLEAN_CELLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _value(text: str, infer: bool, path: str = "") -> Any:
     if not infer:
+        if path in BOOLEAN_FIELDS and text.lower() in _BOOLEAN_CELLS:
+            return _BOOLEAN_CELLS[text.lower()]
         return text
     if INTEGER.fullmatch(text):
         return int(text)
