@@ -100,24 +100,31 @@ def canonical_body(line: bytes, call: dict[str, Any], rewrites: list[tuple[str, 
     same name: which one is the call's is not known from the bytes)."""
     for field, given in rewrites:
         key = _QUOTED_KEYS[field]
-        if line.count(key) != 1:
-            rewrites.clear()
-            return None
-        # the one key of that name is the call's (escaped keys took the plain path before)
-        text = b'%s:"%s"' % (key, call[field].encode())
-        # the value as compact JSON writes it (one step, the common case), or found after the key
-        was = b'%s:"%s"' % (key, given.encode()) if given.__class__ is str else b"%s:%d" % (key, given)
-        if given.__class__ is not float and line.count(was) == 1:
-            line = line.replace(was, text)
-            continue
         at = line.find(key)
-        value = _FIELD_VALUE.match(line, at + len(key))
-        if value is None:
+        after = at + len(key)
+        # the one key of that name is the call's (escaped keys took the plain path before)
+        if at < 0 or line.find(key, after) >= 0:
             rewrites.clear()
             return None
-        line = b"%s%s%s" % (line[:at], text, line[value.end(1) :])
+        # the value as compact JSON writes it (one look, the common case: a timestamp's text holds
+        # no escape, an integer's is its digits), or found after the key
+        kind = given.__class__
+        was = b':"%s"' % given.encode() if kind is str else b":%d" % given if kind is int else b""
+        if was and line.startswith(was, after) and (kind is str or not _NUMBER_GOES_ON[line[after + len(was)]]):
+            end = after + len(was)
+        else:
+            value = _FIELD_VALUE.match(line, after)
+            if value is None:
+                rewrites.clear()
+                return None
+            end = value.end(1)
+        line = b'%s%s:"%s"%s' % (line[:at], key, call[field].encode(), line[end:])
     rewrites.clear()
     return line
+
+
+# bytes that may follow an integer's digits inside the same JSON number
+_NUMBER_GOES_ON = tuple(byte in b"0123456789.eE" for byte in range(256))
 
 
 class InvalidLine(Exception):
