@@ -59,7 +59,7 @@ def needs_plain_path(data: bytes) -> bool:
 
 
 # A colon escaped as \u003a (or \u003A): not a colon to count in the raw bytes, one once read
-_ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
+ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
 
 
 def may_have_duplicate_key(line: bytes) -> bool:
@@ -76,10 +76,10 @@ def may_have_duplicate_key(line: bytes) -> bool:
     plain path judges such a line). Costs about 1.5-2 µs a line, a third of the fast path's
     CPU per call (a cheaper exact look needs the keys of every object, which no C-speed
     primitive of Python or pydantic-core gives)."""
-    if line.find(b"\\u003") >= 0 and any(line.find(colon) >= 0 for colon in _ESCAPED_COLONS):
+    if line.find(b"\\u003") >= 0 and any(line.find(colon) >= 0 for colon in ESCAPED_COLONS):
         return True
     try:
-        again = to_json(from_json(line))
+        again = to_json(from_json(line, cache_strings="keys"))
     except ValueError:  # (the reader's limits: a line the fast models took reads again)
         return True
     return again.count(b":") != line.count(b":")
