@@ -210,8 +210,14 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated shape names (canonical is always run)")
     args = parser.parse_args()
     names = ["canonical", *[n for n in SHAPES if n != "canonical" and (not args.only or n in args.only.split(","))]]
+    tested = str(Path(args.tree).resolve())
+    baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+    here = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        # `python -m cdpcli` puts the working directory first on sys.path: run from a source
+        # tree, every run would import that tree's cdpcli, whatever PYTHONPATH says
+        os.chdir(tmp)
         empty = tmp / "empty.ndjson"
         empty.write_bytes(b"")
         files = {}
@@ -219,10 +225,10 @@ def main() -> None:
             files[name] = tmp / f"shape-{number}.ndjson"
             write_shape(files[name], SHAPES[name], args.lines)
         runs: list[tuple[str, str, Path, tuple[str, ...]]] = [
-            (name, args.tree, files[name], SHAPES[name].args) for name in names
+            (name, tested, files[name], SHAPES[name].args) for name in names
         ]
-        if args.baseline:
-            runs.append(("canonical (baseline tree)", str(Path(args.baseline).resolve()), files["canonical"], ()))
+        if baseline:
+            runs.append(("canonical (baseline tree)", baseline, files["canonical"], ()))
         per_call: dict[str, list[float]] = {row[0]: [] for row in runs}
         for round_no in range(args.rounds):
             order = runs if round_no % 2 == 0 else runs[::-1]
@@ -231,6 +237,7 @@ def main() -> None:
                 cpu = dry_run_cpu(tree, path, extra, tmp)
                 per_call[name].append((cpu - start_up[tree]) / args.lines)
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+        os.chdir(here)
     canonical = per_call["canonical"]
     print(
         f"{args.lines:,} lines a shape, {args.rounds} rounds, CPU per call of `cdp import --dry-run` (start-up excluded)"

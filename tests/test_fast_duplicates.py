@@ -9,13 +9,25 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdpcli.importing import prepare
 from cdpcli.importing.prepare import InvalidLine, Preparer
 from cdpcli.importing.sources import Source
 from cdpcli.jsontext import loads as strict_loads
 from tests.test_import_properties import JSON_VALUES, TEXT, calls
+
+
+@pytest.fixture(autouse=True, params=["jiter", "colon count"])
+def reader(request, monkeypatch):
+    """Both ways of finding a duplicate: jiter's reader (the extra "fast"), and without it."""
+    if request.param == "jiter":
+        jiter = pytest.importorskip("jiter")
+        monkeypatch.setattr(prepare, "_JITER_FROM_JSON", jiter.from_json)
+    else:
+        monkeypatch.setattr(prepare, "_JITER_FROM_JSON", None)
+    return request.param
 
 
 def _preparer(*, plain_allowed: bool) -> tuple[Preparer, list[bool]]:
@@ -73,7 +85,7 @@ def _dump(value: Any, target: Any, extra: tuple[int, str, Any], *, ascii_only: b
     return json.dumps(value, ensure_ascii=ascii_only)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     call=calls(),
     data=st.data(),
