@@ -216,6 +216,7 @@ class Selector:
             # not read, so that a re-run with the checkpoint starts with it
             raise LimitReached
         shard = self.shard
+        distinct = False  # the line is written again from a parsed object: no key twice in it
         if self.envelope or self.filtering or shard is not None:
             call = _object(line)
             if call is not None and "type" not in call and "input" in call:
@@ -232,10 +233,17 @@ class Selector:
                     raise SkipLine("shard")
             if call is not None:
                 if self.envelope and any(line.find(key) >= 0 for key in self.envelope_bytes):
-                    line = without_envelope(line, call, self.envelope, careful=self.preparer.careful)
+                    line, distinct = without_envelope(line, call, self.envelope, careful=self.preparer.careful)
                 if self.filtering:
                     self._filter(line_no, line, call)
-        ready = self.inner(line_no, line)
+        if distinct:
+            self.preparer.keys_distinct = True
+            try:
+                ready = self.inner(line_no, line)
+            finally:
+                self.preparer.keys_distinct = False
+        else:
+            ready = self.inner(line_no, line)
         if self.limit is not None:
             self.taken += 1
             if self.taken >= self.limit:
@@ -286,14 +294,17 @@ class Selector:
                 raise SkipLine("sample")
 
 
-def without_envelope(line: bytes, call: dict[str, Any], envelope: tuple[str, ...], *, careful: bool) -> bytes:
+def without_envelope(
+    line: bytes, call: dict[str, Any], envelope: tuple[str, ...], *, careful: bool
+) -> tuple[bytes, bool]:
     """The line without the archive's envelope keys (removed from `call`, the line as read,
-    too): `call` written again by pydantic-core (~1 µs for a Segment line; Python's json took
-    ~3 µs), which the fast path then takes as any line. A line naming a key twice is given back
-    as it is: the preparer rejects it (duplicate key) rather than the last value going out."""
+    too), and whether it was written from `call` by pydantic-core (~1 µs for a Segment line;
+    Python's json took ~3 µs; no key can be named twice in it), which the fast path then takes
+    as any line. A line naming a key twice is given back as it is: the preparer rejects it
+    (duplicate key) rather than the last value going out."""
     dropped = [call.pop(key) for key in envelope if key in call]
     if not dropped:
-        return line
+        return line, False
     if (
         call.get("messageId")  # else the derived one: from the bytes as cdp has always written them
         and not (careful and may_need_care(line))  # NaN, Infinity, 1e400: the plain path says which
@@ -307,12 +318,12 @@ def without_envelope(line: bytes, call: dict[str, Any], envelope: tuple[str, ...
         except ValueError:  # (a lone surrogate, which the plain path names)
             colons = -1
         if colons == line.count(b":"):
-            return body
+            return body, True
     try:
         jsontext.loads(line)
     except jsontext.JSONTextError:
-        return line  # the preparer says why
-    return dumps(call).encode("utf-8", "surrogatepass")
+        return line, False  # the preparer says why
+    return dumps(call).encode("utf-8", "surrogatepass"), True
 
 
 def _object(line: bytes) -> dict[str, Any] | None:
