@@ -201,52 +201,83 @@ def dry_run_cpu(tree: str, path: Path, args: tuple[str, ...], tmp: Path) -> floa
     return cpu
 
 
+Run = tuple[str, str, Path, tuple[str, ...]]  # (tree's label, shape, file, flags)
+
+
+def measure(
+    runs: list[Run], trees: dict[str, str], rounds: int, lines: int, tmp: Path
+) -> dict[tuple[str, str], list[float]]:
+    """CPU seconds per call of every run, round by round (each round in the other order than
+    the last, each tree's start-up measured in the round and subtracted)."""
+    empty = tmp / "empty.ndjson"
+    empty.write_bytes(b"")
+    per_call: dict[tuple[str, str], list[float]] = {(label, name): [] for label, name, _, _ in runs}
+    for round_no in range(rounds):
+        order = runs if round_no % 2 == 0 else runs[::-1]
+        start_up = {label: dry_run_cpu(tree, empty, (), tmp) for label, tree in trees.items()}
+        for label, name, path, extra in order:
+            cpu = dry_run_cpu(trees[label], path, extra, tmp)
+            per_call[label, name].append((cpu - start_up[label]) / lines)
+        print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return per_call
+
+
+def print_table(per_call: dict[tuple[str, str], list[float]], names: list[str], baseline: bool) -> None:
+    """One row a shape: µs per call and the ratio to the same tree's canonical shape (the median
+    of the rounds' ratios); with a baseline, its figures and this tree's µs over the baseline's."""
+
+    def figures(label: str, name: str) -> tuple[float, float]:
+        values, canonical = per_call[label, name], per_call[label, "canonical"]
+        ratio = statistics.median(v / c for v, c in zip(values, canonical, strict=True))
+        return statistics.median(values) * 1e6, ratio
+
+    head = "| shape | example | µs per call | vs canonical |"
+    if baseline:
+        head += " baseline µs | baseline vs its canonical | this / baseline |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for name in names:
+        micros, ratio = figures("tree", name)
+        row = f"| {name} | `{SHAPES[name].example}` | {micros:.1f} | {ratio:.2f}× |"
+        if baseline:
+            base_micros, base_ratio = figures("baseline", name)
+            this_over_base = statistics.median(
+                a / b for a, b in zip(per_call["tree", name], per_call["baseline", name], strict=True)
+            )
+            row += f" {base_micros:.1f} | {base_ratio:.2f}× | {this_over_base:.2f}× |"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", default=str(Path(__file__).resolve().parents[1]), help="the cdp source tree to run")
-    parser.add_argument("--baseline", help="another cdp source tree: its canonical shape is a row of its own")
+    parser.add_argument("--baseline", help="another cdp source tree: every shape is run from it too")
     parser.add_argument("--only", help="comma-separated shape names (canonical is always run)")
     args = parser.parse_args()
     names = ["canonical", *[n for n in SHAPES if n != "canonical" and (not args.only or n in args.only.split(","))]]
-    tested = str(Path(args.tree).resolve())
-    baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+    trees = {"tree": str(Path(args.tree).resolve())}
+    if args.baseline:
+        trees["baseline"] = str(Path(args.baseline).resolve())
     here = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # `python -m cdpcli` puts the working directory first on sys.path: run from a source
         # tree, every run would import that tree's cdpcli, whatever PYTHONPATH says
         os.chdir(tmp)
-        empty = tmp / "empty.ndjson"
-        empty.write_bytes(b"")
-        files = {}
-        for number, name in enumerate(names):
-            files[name] = tmp / f"shape-{number}.ndjson"
-            write_shape(files[name], SHAPES[name], args.lines)
-        runs: list[tuple[str, str, Path, tuple[str, ...]]] = [
-            (name, tested, files[name], SHAPES[name].args) for name in names
-        ]
-        if baseline:
-            runs.append(("canonical (baseline tree)", baseline, files["canonical"], ()))
-        per_call: dict[str, list[float]] = {row[0]: [] for row in runs}
-        for round_no in range(args.rounds):
-            order = runs if round_no % 2 == 0 else runs[::-1]
-            start_up = {tree: dry_run_cpu(tree, empty, (), tmp) for tree in {row[1] for row in runs}}
-            for name, tree, path, extra in order:
-                cpu = dry_run_cpu(tree, path, extra, tmp)
-                per_call[name].append((cpu - start_up[tree]) / args.lines)
-            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-        os.chdir(here)
-    canonical = per_call["canonical"]
+        try:
+            files = {name: tmp / f"shape-{number}.ndjson" for number, name in enumerate(names)}
+            for name, path in files.items():
+                write_shape(path, SHAPES[name], args.lines)
+            runs = [(label, name, files[name], SHAPES[name].args) for label in trees for name in names]
+            per_call = measure(runs, trees, args.rounds, args.lines, tmp)
+        finally:
+            os.chdir(here)
     print(
         f"{args.lines:,} lines a shape, {args.rounds} rounds, CPU per call of `cdp import --dry-run` (start-up excluded)"
     )
-    print("| shape | example | µs per call | vs canonical |\n|---|---|---|---|")
-    for name, values in per_call.items():
-        ratio = statistics.median(v / c for v, c in zip(values, canonical, strict=True))
-        example = SHAPES[name].example if name in SHAPES else ""
-        print(f"| {name} | `{example}` | {statistics.median(values) * 1e6:.1f} | {ratio:.2f}× |")
+    print_table(per_call, names, bool(args.baseline))
 
 
 if __name__ == "__main__":
