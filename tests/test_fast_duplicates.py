@@ -23,10 +23,10 @@ from tests.test_import_properties import JSON_VALUES, TEXT, calls
 def reader(request, monkeypatch):
     """Both ways of finding a duplicate: jiter's reader (the extra "fast"), and without it."""
     if request.param == "jiter":
-        jiter = pytest.importorskip("jiter")
-        monkeypatch.setattr(prepare, "_JITER_FROM_JSON", jiter.from_json)
+        pytest.importorskip("jiter")
+        monkeypatch.setattr(prepare, "read_refusing_duplicates", prepare._reader_refusing_duplicates())
     else:
-        monkeypatch.setattr(prepare, "_JITER_FROM_JSON", None)
+        monkeypatch.setattr(prepare, "read_refusing_duplicates", prepare._read_counting_colons)
     return request.param
 
 

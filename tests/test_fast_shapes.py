@@ -62,3 +62,106 @@ def test_offsets_move_the_time_as_astimezone_does(moment, offset_minutes, digits
     millis = int(written[:3].ljust(3, "0")) if digits else 0
     expected_moment = moment.replace(microsecond=millis * 1000) - timedelta(minutes=offset_minutes)
     assert parse_timestamp(text + zone) == format_timestamp(expected_moment.replace(tzinfo=timezone.utc))
+
+
+# -- the fast models read a parsed line as they read its JSON text ------------------------------
+# (the fast path reads each line once, refusing duplicate keys, and validates what it read in
+# pydantic's Python mode: for every typed field of the models, that must accept, refuse and
+# rewrite exactly what validating the JSON text does)
+
+TYPED_PATHS = [
+    ("userId",),
+    ("anonymousId",),
+    ("messageId",),
+    ("event",),
+    ("name",),
+    ("groupId",),
+    ("previousId",),
+    ("objectTypeId",),
+    ("timestamp",),
+    ("sentAt",),
+    ("integrations", "All"),
+    ("context", "active"),
+    ("context", "ip"),
+    ("context", "channel"),
+    ("context", "page", "keywords"),
+    ("context", "page", "url"),
+    ("context", "campaign", "source"),
+    ("context", "device", "type"),
+    ("context", "network", "wifi"),
+    ("context", "library"),
+    ("traits", "email"),
+    ("traits", "createdAt"),
+    ("traits", "unsubscribed"),
+    ("traits", "cio_subscription_preferences", "topics", "t1"),
+    ("traits", "object_type_id"),
+    ("traits", "relationshipAttributes"),
+    ("properties", "url"),
+]
+TRICKY = st.sampled_from(
+    [
+        "1",
+        "1.0",
+        "-0",
+        "1e2",
+        "1.5",
+        "true",
+        "false",
+        "null",
+        '"1"',
+        '""',
+        '"x"',
+        "[]",
+        '["a"]',
+        '["a", 1]',
+        "{}",
+        '{"a": "b"}',
+        '{"a": true}',
+        str(2**70),
+        "1e308",
+        "1e-400",
+        '"2024-03-01T01:02:03Z"',
+        '"2024-03-01T01:02:03.000Z"',
+        '"web"',
+        '"server"',
+        '"ios"',
+        '"\\u00e9"',
+        "1709255000",
+        "1709255000.5",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    kind=st.sampled_from(["identify", "track", "page", "screen", "group", "alias"]),
+    mutations=st.lists(st.tuples(st.sampled_from(TYPED_PATHS), TRICKY), min_size=1, max_size=4),
+)
+def test_the_fast_models_read_a_parsed_line_as_its_text(kind, mutations):
+    import json
+
+    from pydantic import ValidationError
+    from pydantic_core import from_json
+
+    from cdpcli.importing.shapes import fast_validator
+
+    call: dict = {"type": kind, "userId": "u", "previousId": "p", "event": "E", "groupId": "g"}
+    for path, value in mutations:
+        node = call
+        for key in path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+        node[path[-1]] = json.loads(value)
+    line = json.dumps(call).encode()
+    for validator in (fast_validator("any"), fast_validator(kind)):
+        by_text: list = []
+        by_parse: list = []
+        try:
+            expected = validator.validate_json(line, context=by_text)
+        except ValidationError:
+            expected = None
+        try:
+            got = validator.validate_python(from_json(line), context=by_parse)
+        except ValidationError:
+            got = None
+        assert got == expected
+        assert by_parse == by_text

@@ -312,7 +312,7 @@ def without_envelope(
     ):
         try:
             body = to_json(call)
-            # as may_have_duplicate_key counts: every colon of the line is in the body or in a
+            # as prepare._read_counting_colons counts: every colon of the line is in the body or in a
             # dropped key and its value, unless a key was named twice
             colons = body.count(b":") + sum(1 + to_json(value).count(b":") for value in dropped)
         except ValueError:  # (a lone surrogate, which the plain path names)
