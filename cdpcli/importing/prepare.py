@@ -193,9 +193,9 @@ class Preparer:
         # costs ~5k instructions a line's worth of bytes (a translation and finds over the
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
-        # the line at hand was written by pydantic-core from a parsed object (select.py's
-        # envelope drop): no key can be named twice in it, which saves the look (~2 µs a line)
-        self.keys_distinct = False
+        # the line at hand as already read, when it was written from that (select.py's envelope
+        # drop): no key can be named twice in it, and reading it again cost ~2 µs a Segment line
+        self.parsed: dict[str, Any] | None = None
         # --recent (select.py): a call timestamped at or after `recent_from` goes to on_recent
         # (which may raise SkipLine or InvalidLine). Canonical timestamps (…T…:…:….mmmZ) compare
         # as the times they are; "~" sorts after every one of them: off
@@ -231,7 +231,7 @@ class Preparer:
         rewrite = self.rewrite  # the fast models name the fields whose values need rewriting here
         try:
             # read once, refusing a key named twice (RepeatedKey, jiter's error), then validated
-            data = from_json(line, cache_strings="keys") if self.keys_distinct else read_refusing_duplicates(line)
+            data = read_refusing_duplicates(line) if self.parsed is None else self.parsed
             call = (self.strict_any if typed else self.strict_default).validate_python(data, context=rewrite)
         except ValueError:  # pydantic_core.ValidationError is a ValueError
             rewrite.clear()

@@ -216,7 +216,7 @@ class Selector:
             # not read, so that a re-run with the checkpoint starts with it
             raise LimitReached
         shard = self.shard
-        distinct = False  # the line is written again from a parsed object: no key twice in it
+        distinct = False  # the line was written again from `call`: no key twice in it
         if self.envelope or self.filtering or shard is not None:
             call = _object(line)
             if call is not None and "type" not in call and "input" in call:
@@ -237,11 +237,11 @@ class Selector:
                 if self.filtering:
                     self._filter(line_no, line, call)
         if distinct:
-            self.preparer.keys_distinct = True
+            self.preparer.parsed = call  # the line was written from it: the preparer reads no more
             try:
                 ready = self.inner(line_no, line)
             finally:
-                self.preparer.keys_distinct = False
+                self.preparer.parsed = None
         else:
             ready = self.inner(line_no, line)
         if self.limit is not None:
