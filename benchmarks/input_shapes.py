@@ -11,19 +11,38 @@ an empty file measures start-up and exit, which is subtracted, so a figure is th
 alone. All shapes run interleaved, round by round, so the machine's swings hit them alike; a
 ratio is the median over rounds of that round's shape / canonical.
 
-Goal: every shape <= 1.5x canonical. `--baseline TREE` adds the canonical shape run from another
-source tree (e.g. `git worktree add --detach /tmp/base main`), to check that the canonical shape
-is no slower than before.
+Goal: every shape <= 1.5x canonical. `--baseline TREE` runs every shape from another source tree
+too (e.g. `git archive main | tar -x -C /tmp/base`), round by round with this one: a before/after
+table from one run. Each tree runs from a temporary directory (`python -m cdpcli` puts the working
+directory first on sys.path: run from a source tree, both "trees" were that tree).
 
 SHAPES maps a shape's name to how its lines are made and the import flags it needs: a converter
 (`--from NAME`) adds its own rows there.
 
-Measured (2-core shared VM, 40,000 lines, 3 rounds; µs per call start-up excluded): canonical
-5.5-6.2 µs; before the fast path took these shapes, every timestamp shape and numeric ids cost
-6.7-11.2x canonical (the plain path), escaped non-ASCII 5.2x, --from segment 7.1x; after,
-1.10-1.81x (no fraction 1.52, +01:00 1.77, microseconds 1.79, Unix seconds 1.36, Unix
-seconds.ms 1.81, numeric userId 1.44, escaped non-ASCII 1.10), --from segment 4.09x, and the
-canonical shape no slower than main's tree (main's measured 1.21x this tree's in the same run).
+Measured (2-core VM shared with 6 other jobs, load 4-5; 40,000 lines; two runs of 4 and 5 rounds,
+each shape's ratio to its own tree's canonical, the two runs' figures; baseline = main before):
+
+| shape | before (main) | after |
+|---|---|---|
+| canonical, µs per call | 6.0-6.5 | 7.5-7.9 (a duplicate-key look on every line: 1.09-1.25x main) |
+| no fraction | 1.37-1.50x | 1.36-1.47x |
+| +00:00 | 1.47x | 1.39-1.62x |
+| +01:00 | 1.96-2.16x | 1.47-1.60x |
+| 1 fraction digit | 1.34-1.68x | 1.26-1.37x |
+| microseconds | 1.52-1.81x | 1.42-1.45x |
+| isoformat() | 1.49-1.67x | 1.41-1.58x |
+| nanoseconds | 1.50-1.65x | 1.50x |
+| space separator | 1.38-1.60x | 1.48-1.55x |
+| date alone | 1.48-1.51x | 1.35-1.46x |
+| Unix seconds | 1.41-1.46x | 1.37-1.43x |
+| Unix seconds.ms | 1.81-2.03x | 1.50-1.57x |
+| numeric userId | 1.08-1.25x | 1.32-1.38x |
+| non-ASCII, escaped | 0.96-1.27x | 1.21-1.23x |
+| --from segment | 3.84-4.41x | 2.74-3.28x (0.79-0.99x main's CPU per call) |
+
+Run to run, a ratio moves by about 0.1 on that machine. In-process (Preparer.prepare alone,
+interleaved, min of 7): +01:00 and Unix seconds.ms 1.28-1.30x canonical (were 1.72-1.76x); the
+duplicate-key look costs ~1 µs a line with jiter (the extra "fast"), ~3 µs without it.
 
 Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b]
 """

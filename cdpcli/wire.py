@@ -75,7 +75,10 @@ def parse_timestamp(value: str | int | float) -> str:
     if value.__class__ is str:  # the common shapes first, in as few steps as can be (import's hot path)
         shape = _ISO_SHAPE.match(value)
         if shape is not None:
-            text = _iso_text(*shape.groups())
+            day, clock, seconds, fraction, offset = shape.groups()
+            if offset is None and clock is not None and _day_numbers.get(day):  # UTC, a date seen valid
+                return f"{day}T{clock}{seconds}{_MILLIS[fraction]}"
+            text = _iso_text(day, clock, seconds, fraction, offset)
             if text is not None:
                 return text
         if _CANONICAL_TIMESTAMP.match(value):  # already in our format
