@@ -19,30 +19,33 @@ directory first on sys.path: run from a source tree, both "trees" were that tree
 SHAPES maps a shape's name to how its lines are made and the import flags it needs: a converter
 (`--from NAME`) adds its own rows there.
 
-Measured (2-core VM shared with 6 other jobs, load 4-5; 40,000 lines; two runs of 4 and 5 rounds,
-each shape's ratio to its own tree's canonical, the two runs' figures; baseline = main before):
+Measured (2-core VM shared with 6 other jobs, load 3.6-6.8; 40,000 lines, 5 rounds, one run with
+--baseline = main before this work; ratios to each tree's own canonical shape):
 
-| shape | before (main) | after |
-|---|---|---|
-| canonical, µs per call | 6.0-6.5 | 7.5-7.9 (a duplicate-key look on every line: 1.09-1.25x main) |
-| no fraction | 1.37-1.50x | 1.36-1.47x |
-| +00:00 | 1.47x | 1.39-1.62x |
-| +01:00 | 1.96-2.16x | 1.47-1.60x |
-| 1 fraction digit | 1.34-1.68x | 1.26-1.37x |
-| microseconds | 1.52-1.81x | 1.42-1.45x |
-| isoformat() | 1.49-1.67x | 1.41-1.58x |
-| nanoseconds | 1.50-1.65x | 1.50x |
-| space separator | 1.38-1.60x | 1.48-1.55x |
-| date alone | 1.48-1.51x | 1.35-1.46x |
-| Unix seconds | 1.41-1.46x | 1.37-1.43x |
-| Unix seconds.ms | 1.81-2.03x | 1.50-1.57x |
-| numeric userId | 1.08-1.25x | 1.32-1.38x |
-| non-ASCII, escaped | 0.96-1.27x | 1.21-1.23x |
-| --from segment | 3.84-4.41x | 2.74-3.28x (0.79-0.99x main's CPU per call) |
+| shape | before (main) | after | after / before, µs per call |
+|---|---|---|---|
+| canonical, µs per call | 7.2 | 9.2 | 1.28x (every line is read once more for duplicate keys) |
+| no fraction | 1.47x | 1.23x | 0.96x |
+| +00:00 | 1.45x | 1.55x | 1.27x |
+| +01:00 | 1.93x | 1.39x | 0.90x |
+| 1 fraction digit | 1.59x | 1.57x | 0.95x |
+| microseconds | 1.51x | 1.64x | 1.14x |
+| isoformat() | 1.56x | 1.68x | 1.17x |
+| nanoseconds | 1.63x | 1.36x | 0.91x |
+| space separator | 1.45x | 1.60x | 1.27x |
+| date alone | 1.34x | 1.21x | 1.02x |
+| Unix seconds | 1.27x | 1.29x | 1.08x |
+| Unix seconds.ms | 1.60x | 1.25x | 0.93x |
+| numeric userId | 0.97x | 1.09x | 1.18x |
+| non-ASCII | 0.90x | 1.07x | 1.37x |
+| non-ASCII escaped | 1.12x | 0.91x | 0.97x |
+| --from segment | 4.41x | 2.86x | 0.86x |
 
-Run to run, a ratio moves by about 0.1 on that machine. In-process (Preparer.prepare alone,
-interleaved, min of 7): +01:00 and Unix seconds.ms 1.28-1.30x canonical (were 1.72-1.76x); the
-duplicate-key look costs ~1 µs a line with jiter (the extra "fast"), ~3 µs without it.
+On that machine a ratio moves by about ±0.15 from run to run (two earlier runs of 4 and 5 rounds:
+timestamp shapes 1.26-1.62x after, 1.34-2.16x before). In-process (Preparer.prepare alone,
+interleaved rounds, min of 5-7), steadier: canonical 4.96 µs (main's 3.76: the duplicate-key read
+costs ~1.3 µs with jiter, the extra "fast", ~3.5 µs without), timestamp shapes 1.49-1.61x,
+numeric userId 1.30x, escaped non-ASCII 1.13x.
 
 Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b]
 """
