@@ -85,7 +85,7 @@ def _dump(value: Any, target: Any, extra: tuple[int, str, Any], *, ascii_only: b
     return json.dumps(value, ensure_ascii=ascii_only)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     call=calls(),
     data=st.data(),

@@ -21,7 +21,7 @@ def by_datetime(seconds: float) -> str | None:
         return None
 
 
-@settings(max_examples=3000)
+@settings(max_examples=1500)
 @given(
     seconds=st.floats(0, LAST_SECOND)
     | st.integers(0, LAST_SECOND - 1).map(lambda whole: whole + 0.9995)
@@ -42,7 +42,7 @@ def test_unix_seconds_with_a_fraction_read_as_fromtimestamp_reads_them(seconds):
     assert ours == by_datetime(seconds)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=1000)
 @given(
     moment=st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30)),
     offset_minutes=st.integers(-(24 * 60 - 1), 24 * 60 - 1),
