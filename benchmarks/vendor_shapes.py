@@ -25,7 +25,20 @@ The mapping alone (vendor_chunk, callgrind, instructions a line, before -> after
 The converted lines take the preparer's fast path; what is left is the mapping itself, in the
 reader thread: pydantic-core's parse and dump (3-5 µs a line) and the per-key Python work.
 
-Usage: python benchmarks/vendor_shapes.py [--events 40000] [--rounds 3] [--vendor mixpanel]
+Duplicate keys: a record naming a key twice is an invalid line; pydantic-core's reader keeps
+the last value silently, so each line also passes `vendors.may_repeat_a_key` (its colons against
+the parsed record's written back), and only a line it doubts is read again by the exact reader.
+`--check-cost` runs --from VENDOR with and without that check, interleaved. Measured on 2 shared
+cores (load 3-4; two runs, 20,000 lines, 5 rounds, median µs CPU a call, the ratio of medians
+of the per-round ratios), and the mapping alone (vendor_chunk, 8,000 lines, best of 11):
+  input      e2e without  with  ratio  (2nd run)   mapping alone: none  pre-check  jsontext.loads
+  mixpanel        28.3    31.4  1.11×  (1.04×)                    10.8    12.7       16.5
+  amplitude       17.7    20.0  1.13×  (1.21×)                    10.3    13.3       18.5
+  posthog         22.0    24.8  1.13×  (1.01×)                    11.1    13.2       16.9
+  ga4             40.6    46.6  1.13×  (1.16×)                    20.7    25.8       37.3
+Reading every line with jsontext.loads instead would cost 2-3 times the pre-check.
+
+Usage: python benchmarks/vendor_shapes.py [--events 40000] [--rounds 3] [--vendor mixpanel] [--check-cost]
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cdpcli  # noqa: E402
+import cdpcli.importing.vendors as vendors  # noqa: E402
 from cdpcli.importing.vendors import vendor_line  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "data" / "vendors"
@@ -156,6 +170,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--vendor", action="append", choices=VENDORS, help="default: all")
+    parser.add_argument(
+        "--check-cost", action="store_true", help="--from VENDOR with and without the duplicate-key check"
+    )
     args = parser.parse_args()
     target = cdpcli.Target(api_key=None, endpoint="http://127.0.0.1:9")
     vendors = args.vendor or list(VENDORS)
@@ -164,6 +181,9 @@ def main() -> None:
         lines, canonical = data[vendor]
         cpu_per_call(canonical[:2000], None, target)
         cpu_per_call(lines[:2000], vendor, target)
+    if args.check_cost:
+        check_cost(data, args.rounds, target)
+        return
     times: dict[str, dict[str, list[float]]] = {vendor: {"canonical": [], "vendor": []} for vendor in vendors}
     for round_no in range(args.rounds):
         for vendor in vendors:
@@ -177,6 +197,28 @@ def main() -> None:
         plain, mapped = times[vendor]["canonical"], times[vendor]["vendor"]
         ratio = statistics.median(b / a for a, b in zip(plain, mapped, strict=True))
         print(f"{vendor:<12} {statistics.median(plain):>18.1f} {statistics.median(mapped):>15.1f} {ratio:>5.2f}×")
+
+
+def check_cost(data: dict[str, tuple[list[bytes], list[bytes]]], rounds: int, target: cdpcli.Target) -> None:
+    """--from VENDOR with the duplicate-key pre-check and with it answering "no repeat"
+    (what the converter cost before it), interleaved round by round."""
+    checking = vendors.may_repeat_a_key
+    kinds = {"without": lambda text, record: False, "with": checking}
+    times: dict[str, dict[str, list[float]]] = {vendor: {kind: [] for kind in kinds} for vendor in data}
+    try:
+        for round_no in range(rounds):
+            for vendor, (lines, _) in data.items():
+                for kind in kinds if round_no % 2 == 0 else reversed(list(kinds)):
+                    vendors.may_repeat_a_key = kinds[kind]
+                    times[vendor][kind].append(cpu_per_call(lines, vendor, target))
+            print(f"round {round_no + 1} of {rounds} done", file=sys.stderr, flush=True)
+    finally:
+        vendors.may_repeat_a_key = checking
+    print(f"{'input':<12} {'without µs/call':>16} {'with µs/call':>13} {'ratio':>6}")
+    for vendor, kind_times in times.items():
+        ratio = statistics.median(b / a for a, b in zip(kind_times["without"], kind_times["with"], strict=True))
+        without, with_check = statistics.median(kind_times["without"]), statistics.median(kind_times["with"])
+        print(f"{vendor:<12} {without:>16.1f} {with_check:>13.1f} {ratio:>5.2f}×")
 
 
 if __name__ == "__main__":

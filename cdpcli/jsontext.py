@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic_core import to_json
+
 # Levels of objects and arrays inside a call (the call object itself not counted): the most
 # pydantic-core's JSON reader accepts (201 levels in all), so cdp's two import paths agree.
 MAX_DEPTH = 200
@@ -175,3 +177,42 @@ def may_overflow(text: bytes) -> bool:
             return True
         at = shape.find(b"e000", at + 4)
     return False
+
+
+# `\u003a`, a colon written as an escape: the one way a text hides a colon from a count
+_ESCAPED_COLON = b"\\u003"
+
+
+def may_repeat_a_key(text: bytes, record: Any) -> bool:
+    """False when no object in `text` names a key twice (pydantic-core, which read it as
+    `record`, keeps the last value of a repeated key silently); True sends the line to the
+    exact reader.
+
+    Sound: each key of the text is followed by one colon, and its other colons sit inside
+    strings, where JSON writes them as they are (no escape needed). Written back, the record
+    holds the same strings and one colon for each key it kept, so it has as many colons as the
+    text exactly when no key was dropped. A text holding `\\u003a` may hide colons: there the
+    record's keys are counted one by one, exact whatever the strings hold (the text then has
+    at least as many colons as keys). Writing back costs ~1-3 µs a line and the counting 2-8
+    (benchmarks/vendor_shapes.py has the figures)."""
+    count = text.count(b":")
+    if _ESCAPED_COLON not in text:
+        try:
+            return count != to_json(record).count(b":")
+        except ValueError:  # a lone surrogate the writer refuses: counted below
+            pass
+    return count != _keys_in(record)
+
+
+def _keys_in(value: Any) -> int:
+    """The keys of every object in `value`, at any depth."""
+    count = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            count += len(node)
+            stack.extend(child for child in node.values() if isinstance(child, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(child for child in node if isinstance(child, (dict, list)))
+    return count

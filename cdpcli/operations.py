@@ -15,11 +15,12 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import unicodedata
-from collections.abc import Callable, Iterator
+import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cdpcli import jsontext
 from cdpcli.errors import ExitCode, FatalStop, UsageError
 
 if TYPE_CHECKING:
@@ -208,6 +209,35 @@ class BadLine(ValueError):
         self.reason = reason
 
 
+# A first line that names a column rather than holds an id (an export's header), compared as
+# `header_key` spells it: any case, without spaces, "-", "_" and quotes ("E-Mail Address",
+# "customer id" and "person_id" are emailaddress, customerid and personid). People and objects
+# each have their own list: `name` heads a list of objects, and is no person's id column.
+PERSON_HEADER_NAMES = frozenset(
+    {
+        *("id", "ids", "user", "users", "userid", "userids", "uid", "identifier"),
+        *("person", "people", "personid", "customer", "customers", "customerid", "cioid"),
+        *("email", "emails", "emailaddress", "mail", "externalid", "anonymousid", "distinctid"),
+        *("profileid", "contactid", "memberid"),
+    }
+)
+OBJECT_HEADER_NAMES = frozenset(
+    {
+        *("id", "ids", "identifier", "name", "object", "objects", "objectid", "objectids"),
+        *("group", "groups", "groupid", "company", "companyid", "account", "accountid", "objecttypeid"),
+    }
+)
+# What separates a CSV export's cells (","; ";" in spreadsheets of comma-decimal locales; a tab
+# in TSV): a bare id line holding one is a row of an export, never sent as an id (a CSV export
+# given as ids deleted a person called "email,name"). Customer.io's ids and emails hold none in
+# practice; an id that does goes as a JSON string line, "a,b", which is sent as written.
+CELL_SEPARATORS = {",": "a comma", ";": "a semicolon", "\t": "a tab"}
+_TAKE_FIRST_COLUMN = {",": "cut -d, -f1", ";": "cut -d';' -f1", "\t": "cut -f1"}
+BOM = "\ufeff"  # a UTF-8 byte order mark (Windows exports start with one): never part of an id
+_BOM_BYTES = BOM.encode()
+_HEADER_NOISE = re.compile(r"[\s_\-\"'\ufeff]+")
+
+
 @dataclass
 class Operation:
     """One operation applied to each line of a file: `build(**fields)` makes the call from the
@@ -221,8 +251,9 @@ class Operation:
     id_field: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     # the first line of a file: True a header (skipped), False an id (sent), None: a first line
-    # that looks like a header (HEADER_NAMES) is refused, since it would be sent as an id
+    # that looks like a header (header_names) is refused, since it would be sent as an id
     header: bool | None = None
+    header_names: frozenset[str] = frozenset()
 
     def fields_of(self, line: bytes) -> dict[str, Any]:
         """The line's fields (defaults applied), or BadLine."""
@@ -230,18 +261,7 @@ class Operation:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             raise BadLine("not valid UTF-8", "not UTF-8") from None
-        text = text.strip()
-        if text.startswith(("{", '"')):
-            try:
-                value = json.loads(text)
-            except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
-                raise BadLine(f"invalid JSON: {exc}", "invalid JSON") from None
-        elif self.id_field is None:
-            raise BadLine(
-                f"expected a JSON object with {', '.join(self.fields)}, e.g. {self.example()}", "not an object"
-            )
-        else:
-            value = text
+        value = self._value_of(text.strip().lstrip(BOM).strip())
         if isinstance(value, str):
             if self.id_field is None:
                 raise BadLine(f"expected a JSON object with {', '.join(self.fields)}", "not an object")
@@ -259,6 +279,26 @@ class Operation:
             if isinstance(given, str) and name in _ID_FIELDS:
                 _check_id(given)
         return {**self.defaults, **{k: v for k, v in value.items() if v is not None}}
+
+    def _value_of(self, text: str) -> Any:
+        """A line's JSON value, or its text when it is a bare id; BadLine for a CSV row."""
+        if text.startswith(("{", '"')):
+            try:
+                return jsontext.loads(text)
+            except jsontext.JSONTextError as exc:
+                if text.startswith('"') and cell_separator(text):  # "a@x.com","Ada": a quoted CSV row
+                    raise BadLine(_csv_row(text), "CSV row") from None
+                message = str(exc)
+                raise BadLine(
+                    message, "duplicate key" if message.startswith("duplicate key") else "invalid JSON"
+                ) from None
+        if self.id_field is None:
+            raise BadLine(
+                f"expected a JSON object with {', '.join(self.fields)}, e.g. {self.example()}", "not an object"
+            )
+        if cell_separator(text):
+            raise BadLine(_csv_row(text), "CSV row")
+        return text
 
     def call_for(self, line: bytes) -> dict[str, Any]:
         fields = self.fields_of(line)
@@ -287,49 +327,107 @@ class Operation:
         """What makes two lines the same call (the fields they give): a repeated one is sent once."""
         return json.dumps(self.fields_of(line), sort_keys=True, ensure_ascii=False)
 
-    def read_ids(self, lines: Iterator[bytes], count: int = 3) -> IdList:
-        """What a file of ids holds, read as the send reads it: what a confirmation shows."""
+    def read_ids(self, sources: Iterable[tuple[str, Iterable[bytes], bool]], count: int = 3) -> IdList:
+        """What files of ids hold, read as the send reads them: what a confirmation shows.
+        `sources`: each file's label, lines and whether its first line is to be judged (not
+        when a resumed run settled it). Each file's first line is a header or not, a
+        leading BOM is dropped, comments and repeated calls are left out. UsageError, before
+        anything is sent, for a first line that looks like a header when no one said what it
+        is, and for a row of a CSV export (its file:line)."""
         ids = IdList()
         seen: set[str] = set()
         key = self.id_field or self.fields[0]
-        first = True
-        for line in lines:
-            line = line.strip()
-            if not line:
-                continue
-            if is_comment(line):
-                ids.comments += 1
-                continue
-            if first:
-                first = False
-                self.check_header(line)
-                if self.header:
-                    ids.header = line.decode("utf-8", "replace")
+        for label, lines, first in sources:
+            for line_no, line in enumerate(lines, 1):
+                line = (line.removeprefix(_BOM_BYTES) if line_no == 1 else line).strip()
+                if not line:
                     continue
-            try:
-                fields = self.fields_of(line)
-            except BadLine:
-                ids.bad += 1
-                continue
-            unique = json.dumps(fields, sort_keys=True, ensure_ascii=False)
-            if unique in seen:
-                ids.duplicates += 1
-                continue
-            seen.add(unique)
-            ids.distinct += 1
-            if len(ids.first) < count and fields.get(key) is not None:
-                ids.first.append(str(fields[key]))
+                if is_comment(line):
+                    ids.comments += 1
+                    continue
+                if first:
+                    first = False
+                    if self.check_first(line, f"{label}:{line_no}"):
+                        ids.header = line.decode("utf-8", "replace").lstrip(BOM)
+                        continue
+                try:
+                    fields = self.fields_of(line)
+                except BadLine as exc:
+                    if exc.reason == "CSV row":
+                        raise self.csv_refusal(line, f"{label}:{line_no}") from None
+                    ids.bad += 1
+                    continue
+                unique = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+                if unique in seen:
+                    ids.duplicates += 1
+                    continue
+                seen.add(unique)
+                ids.distinct += 1
+                if len(ids.first) < count and fields.get(key) is not None:
+                    ids.first.append(str(fields[key]))
         return ids
 
-    def check_header(self, line: bytes) -> None:
-        """The first line of a file, when it looks like a header and no one said what it is:
-        UsageError (it would be sent as an id: a person called `email` deleted)."""
-        if self.header is None and looks_like_header(line):
+    def check_first(self, line: bytes, where: str) -> bool:
+        """A file's first line (comments and blank lines aside): True when it is a header to
+        skip (header=True). UsageError when it looks like a header and no one said what it is
+        (it would be sent as an id: a person called `email` deleted), or is a CSV row."""
+        if self.header is None and looks_like_header(line, self.header_names):
             raise UsageError(
-                f"the first line, {line.decode('utf-8', 'replace').strip()!r}, looks like a header, not an id",
+                f"{where}: the first line, {line.decode('utf-8', 'replace').strip().lstrip(BOM)!r}, "
+                "looks like a header, not an id",
                 hint="say what it is: header=True (a header: skipped) or header=False (an id: sent)",
                 option="header",
             )
+        if self.header:
+            return True
+        if self.id_field is not None and cell_separator(line.decode("utf-8", "replace")):
+            raise self.csv_refusal(line, where)
+        return False
+
+    def csv_refusal(self, line: bytes, where: str) -> UsageError:
+        """The error for a CSV row among the ids: nothing is sent, and how to make ids of it."""
+        text = line.decode("utf-8", "replace").strip().lstrip(BOM)
+        separator = cell_separator(text) or ","
+        name = where.rpartition(":")[0]
+        # a tab is a control character, which no id holds (_check_id)
+        quoted = (
+            ""
+            if separator == "\t"
+            else (
+                f'; an id that really holds {CELL_SEPARATORS[separator]} goes as a JSON string line, e.g. "a{separator}b"'
+            )
+        )
+        return UsageError(
+            f"{where}: {_csv_row(text)}; nothing was sent",
+            hint=f"keep the id column alone, e.g. {_TAKE_FIRST_COLUMN[separator]} {shlex.quote(name)} > ids.txt, "
+            f"and say whether its first line is a header (header=True) or an id (header=False){quoted}",
+            option="header",
+        )
+
+
+def cell_separator(text: str) -> str | None:
+    """The cell separator a line of an export holds (the most frequent), or None: JSON text
+    (an object, a string) is never a row."""
+    if "," not in text and ";" not in text and "\t" not in text:  # nearly every id: the quick answer
+        return None
+    text = text.strip().lstrip(BOM)
+    if text.startswith("{"):
+        return None
+    if text.startswith('"'):
+        try:
+            jsontext.loads(text)
+            return None
+        except jsontext.JSONTextError:
+            pass
+    counts = {separator: text.count(separator) for separator in CELL_SEPARATORS}
+    separator = max(counts, key=counts.__getitem__)
+    return separator if counts[separator] else None
+
+
+def _csv_row(text: str) -> str:
+    separator = cell_separator(text) or ","
+    shown = text if len(text) <= 60 else text[:57] + "…"
+    return f"{shown!r} holds {CELL_SEPARATORS[separator]}: a row of a CSV export, not an id"
 
 
 @dataclass
@@ -356,25 +454,29 @@ class IdList:
         return f"{self.distinct:,} distinct" + (f"; dropped: {', '.join(dropped)}" if dropped else "")
 
 
-# a first line that names a column rather than holds an id (any case): an export's header
-HEADER_NAMES = frozenset({"id", "user_id", "userid", "email", "cio_id", "customer_id"})
+def header_key(text: str) -> str:
+    """A column name as the header lists hold it: `E-Mail Address` -> emailaddress."""
+    return _HEADER_NOISE.sub("", text).casefold()
 
 
 def is_comment(line: bytes) -> bool:
-    return line.lstrip().startswith(b"#")
+    return line.lstrip().removeprefix(_BOM_BYTES).lstrip().startswith(b"#")
 
 
-def looks_like_header(line: bytes) -> bool:
-    return line.strip().strip(b'"').decode("utf-8", "replace").lower() in HEADER_NAMES
+def looks_like_header(line: bytes, names: frozenset[str] = PERSON_HEADER_NAMES) -> bool:
+    return header_key(line.decode("utf-8", "replace")) in names
 
 
 _ID_FIELDS = ("user", "anonymous_id", "object", "token")
+# Unicode's control characters (category Cc: C0, DEL and C1), which no id holds; a regular
+# expression finds one ten times faster than asking unicodedata about each character
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _check_id(value: str) -> None:
     if not value.strip():
         raise BadLine("empty id", "empty id")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if _CONTROL.search(value):
         raise BadLine(f"id {value[:40]!r} has a control character", "control character")
 
 
@@ -383,13 +485,16 @@ def operation(name: str, **defaults: Any) -> Operation:
     defaults = {k: v for k, v in defaults.items() if v is not None}
     if name.startswith("person "):
         action = name.split(" ", 1)[1]
-        return Operation(name, lambda user: person(action, user), ("user",), "user", defaults)
+        return Operation(
+            name, lambda user: person(action, user), ("user",), "user", defaults, None, PERSON_HEADER_NAMES
+        )
     if name == "object delete":
 
         def build(object: str, object_type_id: Any = None, user: Any = None, anonymous_id: Any = None) -> dict:
             return object_delete(object, object_type_id=object_type_id, user_id=user, anonymous_id=anonymous_id)
 
-        return Operation(name, build, ("object", "object_type_id", "user", "anonymous_id"), "object", defaults)
+        fields = ("object", "object_type_id", "user", "anonymous_id")
+        return Operation(name, build, fields, "object", defaults, None, OBJECT_HEADER_NAMES)
     if name == "device add":
 
         def build_add(
@@ -416,17 +521,19 @@ def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
     class OperationPreparer(Preparer):
         """The import's Preparer, given the call a line of ids stands for; a line that names
         none is an invalid line (rejected with its number and the reason). `#` lines are
-        comments; a header is skipped (or refused, see Operation.header); a call already
+        comments; a header is skipped (or refused, see Operation.check_first); a call already
         sent in this run is not sent again."""
 
         def __init__(self, default_type: str | None) -> None:
             super().__init__(default_type)
             self.first_line = True
+            self.label = ""
             self.seen: set[str] = set()  # each call sent in this run, by its fields
 
         def for_source(self, source: Any) -> None:
             super().for_source(source)
             self.first_line = source.skip == 0  # resumed: the first line was settled before
+            self.label = source.label
 
         def prepare(self, line_no: int, line: bytes) -> bytes:
             if is_comment(line):
@@ -434,10 +541,10 @@ def _preparer_for(op: Operation) -> Callable[[str | None], Any]:
             if self.first_line:
                 self.first_line = False
                 try:
-                    op.check_header(line)
+                    header = op.check_first(line, f"{self.label}:{line_no}")
                 except UsageError as exc:  # stdin: files were checked before anything was sent
                     raise FatalStop(exc.message, exc.hint, ExitCode.USAGE, option=exc.option) from None
-                if op.header:
+                if header:
                     raise SkipLine("header")
             try:
                 key = op.key_of(line)
@@ -465,11 +572,16 @@ def bulk_importer(
     id_namespace: str | None = None,
     dry_run: bool = False,
     events: ImportEvents | None = None,
+    confirm: Callable[[IdList], None] | None = None,
 ) -> tuple[Importer, list[str]]:
     """An Importer (not yet run) that sends `op` for each line of `inputs` (paths, or "-" for
     stdin) as `cdp import` sends calls: batches, retries, splitting, rejects with line numbers,
     checkpoint; messageIds derived from (file name, line number, call), so a re-run sends the
-    same ids. Also the warnings about the inputs."""
+    same ids. Also the warnings about the inputs.
+
+    The files are read through first (`read_sources`): a header-like first line or a CSV row
+    is refused before anything is sent, and `confirm`, when given, sees what they hold (the
+    distinct ids that will be sent) and may refuse by raising."""
     from cdpcli.importing import Importer, ImportOptions, check_options, make_sources  # lazy: start-up
 
     options = ImportOptions.build(
@@ -483,22 +595,22 @@ def bulk_importer(
     # ids or JSON objects one per line, whatever the file is named (a .csv name is not CSV here)
     sources, warnings = make_sources(inputs, id_namespace, fmt="ndjson")
     check_options(options, sources)
-    check_headers(op, sources)
+    ids = read_sources(op, sources)
+    if confirm is not None:
+        confirm(ids)
     if not dry_run:
         target.require_key()
     return Importer(target, sources, options, events), warnings
 
 
-def check_headers(op: Operation, sources: list[Any]) -> None:
-    """Each file's first line, before anything is sent (stdin's is checked as it is read)."""
+def read_sources(op: Operation, sources: list[Any]) -> IdList:
+    """What the files among `sources` hold (Operation.read_ids; stdin's lines are checked as
+    they are read)."""
     from cdpcli.importing.sources import source_lines  # lazy: start-up
 
-    for source in sources:
-        if source.is_file and source.skip == 0:
-            for line in source_lines(source):
-                if line.strip() and not is_comment(line):
-                    op.check_header(line.strip())
-                    break
+    files = [source for source in sources if source.is_file]
+    # a resumed source's first line was judged (a header or not) by the run that settled it
+    return op.read_ids((source.label, source_lines(source), source.skip == 0) for source in files)
 
 
 def bulk(op: Operation, inputs: list[str], target: Target, **options: Any) -> ImportResult:

@@ -15,7 +15,7 @@ import pytest
 
 from cdpcli.errors import UsageError
 from cdpcli.importing import archives
-from cdpcli.importing.objectstore import UnreadableSource
+from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.sources import make_sources, source_lines
 
 
@@ -166,7 +166,7 @@ def test_a_damaged_member_is_a_usage_error_naming_it(tmp_path: Path) -> None:
     raw[at] ^= 0xFF
     zipped.write_bytes(bytes(raw))
     (source,), _ = make_sources([str(zipped)])
-    with pytest.raises(UnreadableSource, match="damaged"):
+    with pytest.raises(DamagedInput, match="damaged"):
         list(source_lines(source))
 
 
@@ -176,7 +176,7 @@ def test_a_cut_off_tar_gz_is_a_usage_error(tmp_path: Path) -> None:
     sources, _ = make_sources([str(path)])
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])  # the download broke after listing
-    with pytest.raises(UnreadableSource, match="damaged|cut off"):
+    with pytest.raises(DamagedInput, match="damaged|cut off"):
         for source in sources:
             list(source_lines(source))
 

@@ -134,10 +134,10 @@ def test_a_cut_off_file_is_one_reject_and_the_next_file_is_read(send, receiver, 
         assert "no whole line before the damage" in record["error"]
     assert result["invalid_reasons"] == {"damaged": 1}
     assert result["read"] == result["sent"] + result["invalid"] + result["blank"] + result["skipped"]
-    # a resume reads on past the damage: nothing sent twice, no second record
+    # a resume reads the cut line again (still damaged: exit 1): nothing sent twice, no second record
     receiver.calls.clear()
     again = send("import", "cut", "good.ndjson", "--json", "--checkpoint", "ck.json")
-    assert again.exit_code == 0, again.stderr
+    assert again.exit_code == 1, again.stderr
     assert receiver.calls == [] and summary(again)["sent"] == 0
     assert len((tmp_path / "cdp-rejects.ndjson").read_text().splitlines()) == 1
 

@@ -149,7 +149,7 @@ def test_interrupted_phased_import_resumes_in_its_phase(tmp_path, at_phase, on_a
         assert first.exit_code == 130 and first.interrupted
         assert events.phases == list(range(at_phase + 1))
         saved = json.loads(checkpoint.read_text())
-        assert (saved["version"], saved["order"], saved["phase"]) == (2, "phased", at_phase)
+        assert (saved["version"], saved["order"], saved["phase"]) == (3, "phased", at_phase)
         first_calls = list(receiver.calls)
         assert first.read == len(calls) and first.sent == len(first_calls)
         assert first.unsettled == len(calls) - len(first_calls)

@@ -147,6 +147,19 @@ def test_a_segment_archive_in_a_bucket_imports_like_its_local_copy(s3_import, bu
     assert local.exit_code == 0 and [c["messageId"] for c in receiver.calls[20:]] == from_bucket
 
 
+def test_a_segment_archive_without_from_is_noted_once_and_each_object_read_once(
+    s3_import, bucket, proxy, receiver, tmp_path
+):
+    files, expected = segment_tree()
+    bucket.put_tree(tmp_path / "copy", files)
+    run = s3_import(bucket.url("segment-logs/"), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert [c["messageId"] for c in receiver.calls] == expected  # imported as it is
+    # the note comes from the first line as the import reads it: no second read of an object
+    assert run.stderr.count("looks like a Segment archive") == 1 and "--from segment drops" in run.stderr
+    assert {key: len(proxy.gets(key)) for key in files} == dict.fromkeys(files, 1)
+
+
 def test_objects_derive_the_ids_a_local_copy_of_the_tree_derives(s3_import, bucket, receiver, tmp_path):
     same = gzip.compress(ndjson(tracks(3)))  # no messageIds: derived from the key under the prefix
     files = {
@@ -310,10 +323,10 @@ def test_a_connection_cut_mid_object_resumes_with_a_range_request(s3_import, buc
     data = gzip.compress(ndjson(calls))
     etag = bucket.put("big.ndjson.gz", data)
     bucket.put("small.ndjson", ndjson(tracks(2, start=5000)))
-    proxy.faults.append(Fault("/big.ndjson.gz", cut_after=60_000, after=1))
+    proxy.faults.append(Fault("/big.ndjson.gz", cut_after=60_000))
     run = s3_import(bucket.url(), "--json")
     assert run.exit_code == 0, run.stderr
-    _sniffed, first, resumed = proxy.gets("/big.ndjson.gz")  # the Segment-note's sniff first
+    first, resumed = proxy.gets("/big.ndjson.gz")  # one GET, and the one that resumes it: no other read
     assert "range" not in first.headers and first.headers["if-match"] == etag
     offset = int(resumed.headers["range"].removeprefix("bytes=").removesuffix("-"))
     assert 0 < offset < 60_000 < len(data)  # from the last byte received, not from the start
@@ -343,8 +356,7 @@ def test_an_unreadable_object_is_one_reject_and_the_import_goes_on(s3_import, bu
     again = s3_import(bucket.url("day/"), "--checkpoint", "ck.json", "--json")
     assert again.exit_code == 0, again.stderr
     assert [c["userId"] for c in receiver.calls[4:]] == ["u-10", "u-11"]
-    # settled whole: not read again (its GETs: the Segment-note sniff and the import, in run 1)
-    assert len(proxy.gets("/day/a.ndjson")) == 2
+    assert len(proxy.gets("/day/a.ndjson")) == 1  # settled whole: not read again
 
 
 def test_an_object_changed_while_read_is_refused_not_spliced(s3_import, bucket, proxy, receiver, tmp_path):
@@ -354,7 +366,7 @@ def test_an_object_changed_while_read_is_refused_not_spliced(s3_import, bucket, 
     def overwrite() -> None:
         bucket.put("big.ndjson.gz", gzip.compress(ndjson(noisy_tracks(1500, seed=3))))
 
-    proxy.faults.append(Fault("/big.ndjson.gz", cut_after=60_000, on_cut=overwrite, after=1))
+    proxy.faults.append(Fault("/big.ndjson.gz", cut_after=60_000, on_cut=overwrite))
     run = s3_import(bucket.url("big.ndjson.gz"), "--json")
     assert run.exit_code == 1
     (reject,) = rejects(tmp_path)
@@ -363,7 +375,7 @@ def test_an_object_changed_while_read_is_refused_not_spliced(s3_import, bucket, 
     assert 0 < len(delivered) < 1500 and delivered == list(range(1, len(delivered) + 1))
     assert all(c["properties"]["note"] == calls[c["properties"]["n"] - 1]["properties"]["note"] for c in receiver.calls)
     assert reject["line"] == len(delivered) + 1  # the lines before it are the old version's, whole
-    assert proxy.gets("/big.ndjson.gz")[2].headers["range"].startswith("bytes=")  # after the sniff's and the first
+    assert proxy.gets("/big.ndjson.gz")[1].headers["range"].startswith("bytes=")
 
 
 def test_slow_down_answers_are_retried_with_backoff(s3_import, bucket, proxy, receiver):
@@ -375,12 +387,11 @@ def test_slow_down_answers_are_retried_with_backoff(s3_import, bucket, proxy, re
             code="SlowDown",
             body="<Message>Please reduce your request rate.</Message>",
             times=2,
-            after=1,
         )
     )
     run = s3_import(bucket.url("a.ndjson"))
     assert run.exit_code == 0, run.stderr
-    assert len(receiver.calls) == 3 and len(proxy.gets("/a.ndjson")) == 4  # the sniff's, 2 × 503, the read
+    assert len(receiver.calls) == 3 and len(proxy.gets("/a.ndjson")) == 3  # 2 × 503, the read
 
 
 # -- checkpoint ------------------------------------------------------------------------------------
@@ -609,10 +620,10 @@ def test_archive_members_in_a_bucket_resume_from_a_checkpoint(s3_import, bucket,
     assert len(receiver.calls) == 16
 
 
-def test_a_zip_object_cut_short_is_a_usage_error_naming_it(s3_import, bucket, receiver):
+def test_a_zip_object_cut_short_is_one_record_naming_it(s3_import, bucket, receiver):
     bucket.put("bad.zip", b"PK\x03\x04" + b"\0" * 200)  # a local header and no directory
     run = s3_import(bucket.url("bad.zip"))
-    assert run.exit_code == 2 and f"cannot read the zip archive {bucket.url('bad.zip')}" in run.stderr
+    assert run.exit_code == 1 and f"{bucket.url('bad.zip')}:1: the zip archive is damaged" in run.stderr
     assert receiver.calls == []
 
 

@@ -177,7 +177,9 @@ def test_resume_never_writes_a_reject_twice(send, receiver, tmp_path):
     source = write_lines(tmp_path / "in.ndjson", lines)
     checkpoint = tmp_path / "ck.json"
     # an earlier run that settled only the first 3 lines, but had rejected both bad lines
-    checkpoint.write_text(json.dumps({"version": 1, "sources": {os.path.realpath(source): {"settled": 3}}}))
+    checkpoint.write_text(
+        json.dumps({"version": 3, "selection": {}, "sources": {os.path.realpath(source): {"settled": 3}}})
+    )
     rejects = tmp_path / "cdp-rejects.ndjson"
     rejects.write_text(
         "".join(
@@ -205,7 +207,9 @@ def test_the_same_file_by_another_path_resumes(send, receiver, tmp_path):
 
 def test_a_checkpoint_keyed_by_the_typed_path_still_resumes(send, receiver, tmp_path):
     write_lines(tmp_path / "in.ndjson", tracks(4))
-    (tmp_path / "ck.json").write_text(json.dumps({"version": 1, "sources": {"in.ndjson": {"settled": 3}}}))
+    (tmp_path / "ck.json").write_text(
+        json.dumps({"version": 3, "selection": {}, "sources": {"in.ndjson": {"settled": 3}}})
+    )
     run = send("import", "in.ndjson", "--checkpoint", "ck.json", "--json")
     assert run.exit_code == 0
     assert [c["userId"] for c in receiver.calls] == ["u-4"]

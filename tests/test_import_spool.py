@@ -118,3 +118,4 @@ def test_a_spool_folder_others_can_read_is_refused(send, receiver, tmp_path, mon
     run = send("import", "--order", "phased", input=TRACK.decode())
     assert run.exit_code == 2
     assert "is not a private folder of this user" in run.stderr and receiver.requests == []
+    assert "(--order phased copies stdin to" in run.stderr and "order=" not in run.stderr

@@ -465,7 +465,10 @@ def test_the_confirmation_counts_what_the_send_reads(tmp_path):
     is decompressed and a directory is its files, not raw bytes (found by review)."""
     import gzip
 
-    from cdpcli.cli.operations import _ids_in
+    from cdpcli.importing import make_sources
+
+    def _ids_in(op, name):
+        return operations.read_sources(op, make_sources([name], fmt="ndjson")[0])
 
     op = operations.operation("person delete")
     (tmp_path / "ids.txt.gz").write_bytes(gzip.compress(b"".join(b"user-%d\n" % n for n in range(37))))

@@ -156,18 +156,20 @@ def test_a_rate_budget_is_shared_by_the_shards():
 
 
 def test_rate_auto_slows_to_a_rate_limit_and_loses_nothing(tmp_path):
-    """Against a receiver that allows 100 requests a second (429 with Retry-After beyond),
+    """Against a receiver that allows 20 requests a second (429 with Retry-After beyond),
     --rate auto delivers every call once: a 429 slows it and resends the batch, never a reject.
-    (How close it stays to the limit is measured by benchmarks/rate_auto.py, not asserted.)"""
-    with Receiver(api_key=API_KEY, rate_limit=100) as receiver:
+    (How close it stays to the limit is measured by benchmarks/rate_auto.py, not asserted.)
+    20 a second, not 100: a loaded CI machine may never send 100 a second, and the test would
+    then see no 429 at all; 60 requests of 10 calls exceed 20 a second on any machine."""
+    with Receiver(api_key=API_KEY, rate_limit=20) as receiver:
         target = cdpcli.Target(api_key=API_KEY, endpoint=receiver.url, retries=0)
-        lines = ({"type": "track", "userId": str(n), "event": "E"} for n in range(20_000))
+        lines = ({"type": "track", "userId": str(n), "event": "E"} for n in range(600))
         result = cdpcli.import_lines(
-            lines, target=target, source="s", rate="auto", batch_events=50, concurrency=8, rejects=str(tmp_path / "r")
+            lines, target=target, source="s", rate="auto", batch_events=10, concurrency=8, rejects=str(tmp_path / "r")
         )
-        assert (result.sent, result.failed, result.invalid) == (20_000, 0, 0) and result.ok
+        assert (result.sent, result.failed, result.invalid) == (600, 0, 0) and result.ok
         assert result.throttled > 0 and result.rate_reached is not None and result.rate_reached < 1000
-        assert len(set(ids_of(receiver))) == 20_000 == len(receiver.calls)
+        assert len(set(ids_of(receiver))) == 600 == len(receiver.calls)
     assert not (tmp_path / "r").exists()
 
 

@@ -131,6 +131,10 @@ def test_duplicate_keys_make_a_call_invalid(receiver):
     spaced = b'{"userId" : "1", "event" : "a", "properties": {"k": 1, "k" : 2}}'
     status, answer = post(receiver, "/v1/track", None, raw=spaced)
     assert (status, answer["meta"]["errors"]) == (400, ['invalid JSON: duplicate key "k"'])
+    # one key spaced before its colon and one repeated: a count of `":` alone comes out even
+    hidden = b'{"userId":"1","event" :"a","event":"b"}'
+    status, answer = post(receiver, "/v1/track", None, raw=hidden)
+    assert (status, answer["meta"]["errors"]) == (400, ['invalid JSON: duplicate key "event"'])
     # the same text inside strings is no key
     fine = b'{"userId": "1", "event": "a", "properties": {"note": "\\"event\\": 1, \\"event\\": 2"}}'
     assert post(receiver, "/v1/track", None, raw=fine)[0] == 200

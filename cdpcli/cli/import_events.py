@@ -117,7 +117,10 @@ def interrupts_handled_by(importer: Importer, out: Output) -> Iterator[None]:
                 daemon=True,
             ).start()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # ignored under nohup: left so
+        stops.append(signal.SIGHUP)  # the terminal closed: a stop like Ctrl-C, spool removed
+    previous = {sig: signal.signal(sig, handler) for sig in stops}
     try:
         yield
     finally:

@@ -5,6 +5,7 @@ or with --from FILE|- one call per line through the import engine, reported as `
 reports. Deleting and suppressing ask first on a terminal (--yes skips the question)."""
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -177,8 +178,11 @@ def _one_call(opts: SendOptions, call: dict[str, Any], command: str) -> None:
     send_call(prepared, opts, target)
 
 
-def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) -> NoReturn:
-    """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`."""
+def _bulk(
+    opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions, ask: "Callable[[IdList], None] | None" = None
+) -> NoReturn:
+    """`cdp import`'s run, progress, interrupts and summary, over one call per line of `source`;
+    `ask` confirms what the file holds (read as the send reads it) before anything is sent."""
     from cdpcli.cli.import_events import run_and_report, terminal_events  # lazy: start-up
     from cdpcli.operations import bulk_importer  # lazy: start-up
 
@@ -196,6 +200,7 @@ def _bulk(opts: SendOptions, op: "Operation", source: str, bulk: BulkOptions) ->
         max_invalid=bulk.max_invalid,
         dry_run=opts.dry_run,
         events=events,
+        confirm=ask,
     )
     for text in warnings:
         out.warn(text)
@@ -237,21 +242,6 @@ def confirm(out: Output, question: str, noun: tuple[str, str], ids: "IdList | tu
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise Declined("not confirmed: nothing was sent")
-
-
-def _ids_in(op: "Operation", source: str, header: bool | None = None) -> "IdList":
-    """The distinct ids, the first ones and what is dropped, as a confirmation shows them, read
-    as the send reads them (the same sources: a directory's files, compressed ones
-    decompressed; comments, a header and repeated ids left out), not the raw bytes."""
-    from cdpcli.operations import IdList  # lazy: start-up
-
-    op.header = header
-    if source == "-":
-        return IdList()
-    from cdpcli.importing.sources import make_sources, source_lines  # lazy: start-up
-
-    sources, _ = make_sources([source], fmt="ndjson")
-    return op.read_ids(line for s in sources for line in source_lines(s))
 
 
 def _exactly_one(user: str | None, source: str | None, flag: str = "--user") -> None:
@@ -296,8 +286,7 @@ def _person_command(action: str):
                     confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
 
             if source is not None:
-                ask(_ids_in(op, source, bulk.header))
-                _bulk(opts, op, source, bulk)
+                _bulk(opts, op, source, bulk, ask)
             elif user is not None:
                 ask((1, [user]))
                 _one_call(opts, operations.person(action, user), f"person {action}")
@@ -430,9 +419,11 @@ def object_delete(
         op = operations.operation("object delete", object_type_id=object_type_id, user=user, anonymous_id=anonymous_id)
         question, noun = "Delete {what} from Customer.io?", ("object", "objects")
         if source is not None:
-            ids = _ids_in(op, source, bulk.header)
-            confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
-            _bulk(opts, op, source, bulk)
+
+            def ask(ids: "IdList") -> None:
+                confirm(out, question, noun, ids, yes=yes, dry_run=opts.dry_run, from_stdin=source == "-")
+
+            _bulk(opts, op, source, bulk, ask)
         elif object_id is not None:
             confirm(out, question, noun, (1, [object_id]), yes=yes, dry_run=opts.dry_run, from_stdin=False)
             call = operations.object_delete(

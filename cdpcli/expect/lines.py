@@ -71,8 +71,9 @@ def _within(parts: list[str], arrays: dict[Path, int]) -> Path:
     return path
 
 
-def json_lines(text: str) -> dict[Path, int]:
-    """The line of each member's key and each array item of a JSON document that parses."""
+def json_lines(text: str, repeats: list[tuple[Path, int]] | None = None) -> dict[Path, int]:
+    """The line of each member's key and each array item of a JSON document that parses;
+    `repeats`, when given, gets each key an object names again, with the line of the repeat."""
     lines: dict[Path, int] = {}
     decoder = json.JSONDecoder()
     whitespace = re.compile(r"[ \t\n\r]*")
@@ -94,6 +95,8 @@ def json_lines(text: str) -> dict[Path, int]:
         while text[index] != closing:
             if opening == "{":
                 key, after = decoder.raw_decode(text, index)
+                if repeats is not None and (*path, key) in lines:
+                    repeats.append(((*path, key), line_at(index)))
                 lines[(*path, key)] = line_at(index)  # the last of a repeated key counts, as in json.loads
                 index = value(skip(after) + 1, (*path, key))
             else:

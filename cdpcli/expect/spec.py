@@ -99,7 +99,17 @@ def parse(text: str, where: str, *, json_format: bool | None = None) -> Spec:
             message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
             line = f":{found.group(1)}" if found else ""
             raise ExpectFileError(f"{where}{line}: invalid TOML: {message}", hint=_HINT) from None
-    return _spec(data, _Locator(text, where, json_format))
+    locate = _Locator(text, where, json_format)
+    if locate.repeats:  # TOML refuses a repeated key itself; json.loads keeps the last silently
+        path, repeat_line = locate.repeats[0]
+        raise ExpectFileError(
+            f"{where}:{repeat_line}: duplicate key {json.dumps(path[-1], ensure_ascii=False)}"
+            + (f" in {_name(path[:-1])}" if path[:-1] else "")
+            + " (a JSON object names each key once; the first value would be lost)",
+            hint="keep one of them"
+            + (": to expect calls of another match too, add an entry to expect" if path[-1] == "match" else ""),
+        )
+    return _spec(data, locate)
 
 
 _HINT = "see `cdp expect --help` for the format: [[expect]] match = {...}, [[sequence]], [plan.events.NAME]"
@@ -111,7 +121,8 @@ class _Locator:
 
     def __init__(self, text: str, where: str, json_format: bool) -> None:
         self.where = where
-        self.lines = json_lines(text) if json_format else toml_lines(text)
+        self.repeats: list[tuple[tuple[str | int, ...], int]] = []  # JSON keys an object names twice
+        self.lines = json_lines(text, self.repeats) if json_format else toml_lines(text)
 
     def at(self, *path: str | int) -> str:
         """The line of `path`'s key, else of the nearest key or table that holds it."""

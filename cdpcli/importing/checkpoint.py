@@ -36,6 +36,10 @@ class Settlement:
         self.filling: dict[int, int] = {}  # the batch being filled: {source: its first line}
         self.first_hash: list[str | None] = [s.first_line_hash for s in sources]
         self.phase = 0  # order=phased: the phase being sent (the counts above are its own)
+        # per source, the line where its compressed data broke: the fragment before the damage
+        # is in the rejects file, but never settled, so a resume reads that line again (once
+        # the file is whole again, the line is sent; still cut, its record is not repeated)
+        self.damage: dict[int, int] = {}
         self.idle = threading.Condition(self.lock)  # notified as batches close
 
     def handled(self, source: int, line_no: int, filling: Batch | None = None) -> None:
@@ -44,6 +48,11 @@ class Settlement:
         with self.lock:
             self.last_handled[source] = line_no
             self.filling = firsts
+
+    def damaged(self, source: int, line_no: int) -> None:
+        """`source` cannot be read past line `line_no` (damaged compressed data)."""
+        with self.lock:
+            self.damage[source] = line_no
 
     def opened(self, batch: Batch) -> None:
         """`batch` leaves the packer: every line up to its last is handled, none is filling
@@ -71,7 +80,7 @@ class Settlement:
         with self.lock:
             phase = self.phase
             done = list(self.last_handled)
-            firsts = [*self.open.values(), self.filling]
+            firsts = [*self.open.values(), self.filling, self.damage]
         for batch_firsts in firsts:
             for source, line_no in batch_firsts.items():
                 done[source] = min(done[source], line_no - 1)
@@ -109,6 +118,12 @@ def _first_lines(batch: Batch) -> dict[int, int]:
 
 
 CHECKPOINT_HINT = "remove it to import from the start, or pass another checkpoint="
+# version 3 records the selection of lines it ran under, always (an empty one too); versions 1
+# (order none) and 2 (order phased) were written by cdp 0.2, which recorded none, or by a cdp
+# that recorded one only when there was one (then under "selection"). A cdp that reads only
+# versions 1 and 2 refuses version 3 instead of resuming it under another selection.
+VERSION = 3
+RECORDS_SELECTION_SINCE = 3
 
 
 class Checkpoint:
@@ -121,7 +136,7 @@ class Checkpoint:
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self.data: dict[str, Any] = {"version": 1, "sources": {}}
+        self.data: dict[str, Any] = {"version": VERSION, "sources": {}, "selection": {}}
         self.existed = False  # an earlier run wrote it: this run resumes
         self._lock_fd: int | None = None
         self._save_lock = threading.Lock()
@@ -221,19 +236,26 @@ class Checkpoint:
                 option="checkpoint",
             )
         if order == "phased":
-            # version 2: a cdp that knows no phases refuses it instead of reading its counts
-            # (one phase's) as the whole input's
-            self.data.update(version=2, order=order)
+            self.data.update(order=order)
             self.data.setdefault("phase", 0)
         else:
             self.data.pop("order", None)
             self.data.pop("phase", None)
-            self.data["version"] = 1
         return int(self.data.get("phase", 0))
 
     def bind_selection(self, selection: dict[str, Any]) -> None:
         """A checkpoint counts as settled the lines its import left out (filters, sample, the
         archive's own lines): under another selection they would be lost, or sent twice."""
+        if self.existed and "selection" not in self.data and _made_progress(self.data):
+            raise UsageError(
+                f"checkpoint={self.path!r} was written by an older cdp, which did not record the selection of "
+                "lines it ran under (filters, sample, vendor): lines that run left out would count as "
+                "settled here and never be sent",
+                hint="remove it and run the import again from the start: the lines sent already go out again "
+                "under the same derived messageIds (Segment drops repeated messageIds; whether Customer.io "
+                "does is not documented), or pass another checkpoint=",
+                option="checkpoint",
+            )
         was = self.data.get("selection", {})
         if self.existed and was != selection:
             differs = [
@@ -246,10 +268,8 @@ class Checkpoint:
                 hint="run again with the same choices to resume it, or start fresh: " + CHECKPOINT_HINT,
                 option="checkpoint",
             )
-        if selection:
-            self.data["selection"] = selection
-        else:
-            self.data.pop("selection", None)
+        self.data["selection"] = selection  # recorded when empty too: see VERSION
+        self.data["version"] = VERSION
 
     def apply(self, sources: list[Source]) -> None:
         """Each source's settled lines. A source with a version (an object's ETag and size)
@@ -263,6 +283,9 @@ class Checkpoint:
             entry = entries.get(source.key) or entries.get(source.name)
             if entry:
                 source.skip = entry["settled"]
+                source.damaged_line = entry.get("damaged")
+                if source.damaged_line is not None:  # the line the damage cut is never settled
+                    source.skip = min(source.skip, source.damaged_line - 1)  # (another phase's pass skips it)
                 source.first_line_hash = entry.get("first_line_sha256")
                 source.phase = phase
                 _check_version(source, entry, self.path)
@@ -270,17 +293,28 @@ class Checkpoint:
             sources[:] = [s for s in sources if not _settled_whole(s, entries.get(s.key))]
 
     def save(
-        self, sources: list[Source], settled: list[int], hashes: list[str | None], phase: int | None = None
+        self,
+        sources: list[Source],
+        settled: list[int],
+        hashes: list[str | None],
+        phase: int | None = None,
+        damage: dict[int, int] | None = None,
     ) -> None:
+        """`damage`: per source, the line this run found it cut or corrupt at (Settlement.damage);
+        one an earlier run found is kept until a run reads past it."""
         if not self.path:
             return
+        damage = damage or {}
         with self._save_lock:
             if phase is not None and "phase" in self.data:
                 self.data["phase"] = phase
-            for source, count, digest in zip(sources, settled, hashes, strict=True):
+            for index, (source, count, digest) in enumerate(zip(sources, settled, hashes, strict=True)):
                 if source.name in self.data["sources"] and source.name != source.key:
                     del self.data["sources"][source.name]  # re-keyed by resolved path
-                entry = {"settled": count, "first_line_sha256": digest}
+                entry: dict[str, Any] = {"settled": count, "first_line_sha256": digest}
+                damaged = damage.get(index, source.damaged_line)
+                if damaged is not None and count <= damaged:  # not read past it
+                    entry["damaged"] = damaged
                 if source.version is not None:
                     entry.update(version=source.version, lines=source.lines)
                 self.data["sources"][source.key] = entry
@@ -311,6 +345,11 @@ def _settled_whole(source: Source, entry: dict[str, Any] | None) -> bool:
     return lines is not None and entry["settled"] >= lines
 
 
+def _made_progress(data: dict[str, Any]) -> bool:
+    """A checkpoint that settled any line (or reached a later phase): resuming it skips lines."""
+    return bool(data.get("phase")) or any(entry["settled"] for entry in data["sources"].values())
+
+
 def _whole_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -320,10 +359,12 @@ def _checkpoint_problem(data: Any) -> str | None:
     if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
         return 'expected an object with "sources"'
     version = data.get("version", 1)
-    if version not in (1, 2):
-        return f"version {data.get('version')!r}; this cdp reads versions 1 and 2"
-    if (version == 2) != (data.get("order") == "phased"):
+    if version not in (1, 2, VERSION) or isinstance(version, bool):
+        return f"version {data.get('version')!r}; this cdp reads versions 1 to {VERSION}"
+    if version < RECORDS_SELECTION_SINCE and (version == 2) != (data.get("order") == "phased"):
         return "version 2 is for order=phased"
+    if version >= RECORDS_SELECTION_SINCE and "selection" not in data:
+        return f"version {version} records a selection, and this one has none"
     phase = data.get("phase", 0)
     if data.get("order", "none") not in ("none", "phased") or phase not in (0, 1, 2, 3) or isinstance(phase, bool):
         return "malformed order or phase"
@@ -338,6 +379,9 @@ def _checkpoint_problem(data: Any) -> str | None:
         digest = entry.get("first_line_sha256")
         if digest is not None and not isinstance(digest, str):
             return f"entry {key!r} has a malformed first_line_sha256"
+        damaged = entry.get("damaged")
+        if damaged is not None and not (_whole_number(damaged) and damaged > 0):
+            return f"entry {key!r} has a malformed damaged line"
         lines = entry.get("lines")  # an object's: its line count once read to its end, or null
         if not isinstance(entry.get("version", ""), str) or not (lines is None or _whole_number(lines)):
             return f"entry {key!r} has a malformed version or lines"
@@ -389,9 +433,11 @@ class CheckpointSaver:
             return
         phase, settled = self.settlement.snapshot()
         hashes = list(self.settlement.first_hash)
+        with self.settlement.lock:
+            damage = dict(self.settlement.damage)
         self.rejects.sync()
         try:
-            self.checkpoint.save(self.sources, settled, hashes, phase)
+            self.checkpoint.save(self.sources, settled, hashes, phase, damage)
         except OSError as exc:
             raise FatalStop(
                 f"cannot write the checkpoint {self.checkpoint.path}: {exc.strerror or exc}",

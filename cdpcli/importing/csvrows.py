@@ -11,7 +11,10 @@ at most MAX_ROW_LINES lines and MAX_ROW_BYTES bytes (a call holds at most 32,000
 longer row can never be sent), and a quote still open at the end of the file or past those
 bounds makes the row's first line an invalid row; the lines after it are read again as rows.
 
-Delimiter: given (`delimiter`), else the one of `,` `;` tab `|` the header line holds most of.
+Delimiter: given (`delimiter`), else a tab for a `.tsv` name, else the one of `,` `;` tab `|`
+the header line holds most of. A row must have one cell per column: one with fewer or more is
+an invalid row (a cell's column is never guessed). A file whose first block is not text (UTF-16,
+binary) is one invalid line for the whole file, as an NDJSON file is.
 
 Mapping: with a type (--type, or a `type` column), a column named like one of that type's own
 top-level API fields goes to the top level, the others into traits (identify, group) or
@@ -26,6 +29,7 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdpcli.errors import UsageError
-from cdpcli.importing.source import Source, source_blocks
+from cdpcli.importing.source import INPUT_KEPT, Source, not_text, source_blocks
 from cdpcli.wire import dumps
 
 # Each call type's own top-level fields, as the API document lists them (pipelines-openapi.json:
@@ -64,6 +68,9 @@ ANY_TYPE_FIELDS = frozenset().union(*TYPE_FIELDS.values())
 OBJECT_FIELDS = frozenset({"traits", "properties", "context", "integrations"})
 TRAIT_TYPES = frozenset({"identify", "group"})
 DELIMITERS = ",;\t|"  # what is detected; --delimiter may name another single character
+DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tabs", "|": "'|'"}
+# a name that says tab-separated (compressed or not): its delimiter is a tab, not detected
+TSV_NAME = re.compile(r"\.tsv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
 # bounds of one row (see the module docstring): a call holds at most 32,000 bytes
 MAX_ROW_LINES = 100
 MAX_ROW_BYTES = 32 << 10
@@ -207,11 +214,19 @@ def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMappi
     check_delimiter(mapping.delimiter)
     blocks = source_blocks(source, progress)
     try:
+        head = next(blocks, b"")
+        problem = not_text(head, "CSV")
+        if problem:  # UTF-16 (Excel's "Unicode text"), binary: one record, not one per line
+            yield _invalid(problem, "not text", head[:INPUT_KEPT].decode("utf-8", "surrogateescape"))
+            return
         text = io.TextIOWrapper(
-            io.BufferedReader(_BlocksIO(blocks)), encoding="utf-8-sig", errors="surrogateescape", newline=""
+            io.BufferedReader(_BlocksIO(itertools.chain([head], blocks))),
+            encoding="utf-8-sig",
+            errors="surrogateescape",
+            newline="",
         )
         physical = _PhysicalLines(text)
-        delimiter = mapping.delimiter or detect_delimiter(physical.peek())
+        delimiter = mapping.delimiter or ("\t" if TSV_NAME.search(source.name) else detect_delimiter(physical.peek()))
         csv.field_size_limit(64 << 20)  # a huge cell on one line is a call too large (rejected)
         reader = csv.reader(physical, delimiter=delimiter)
         header: list[str] | None = None
@@ -247,7 +262,7 @@ def csv_lines(source: Source, progress: Callable[[int], None], mapping: CsvMappi
             elif not any(row):
                 yield b""
             else:
-                yield _row_line(header, row, raw, mapping)
+                yield _row_line(header, row, raw, mapping, delimiter)
             line_no += spanned
             for _ in range(spanned - 1):
                 yield b""
@@ -313,9 +328,9 @@ def _check_header(source: Source, header: list[str], mapping: CsvMapping, line_n
         )
 
 
-def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping) -> bytes:
-    if len(row) > len(header):
-        return _invalid(f"row has {len(row)} cells, the header names {len(header)}", "csv row", raw)
+def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping, delimiter: str) -> bytes:
+    if len(row) != len(header):
+        return _invalid(_cell_count_error(len(row), len(header), raw, delimiter), "csv row", raw)
     kind = mapping.default_type
     if "type" in header or "type" in mapping.columns.values():
         for name, value in zip(header, row, strict=False):
@@ -349,6 +364,19 @@ def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping) 
             return _invalid(f"column {name!r} sets {dest}, which other columns fill", "csv row", raw)
         target[path[-1]] = typed
     return _encode(dumps(call))
+
+
+def _cell_count_error(cells: int, columns: int, raw: str, delimiter: str) -> str:
+    """A row with more or fewer cells than the header has columns: which column would a cell
+    go to? Never guessed (`u3;pro;c@x` under `userId,plan,email` was sent as userId
+    "u3;pro;c@x"); a missing cell is written empty (`a,,c`, or `a,b,` for the last)."""
+    error = f"row has {cells} cell{'s' if cells != 1 else ''}, the header names {columns}"
+    others = [shown for other, shown in DELIMITER_NAMES.items() if other != delimiter and other in raw]
+    if others:
+        error += f"; its cells may be separated by {others[0]}, the header's by {DELIMITER_NAMES.get(delimiter, repr(delimiter))}"
+    elif cells < columns:
+        error += "; write an empty cell for each missing value (a,,c)"
+    return error
 
 
 def _value(text: str, infer: bool) -> Any:

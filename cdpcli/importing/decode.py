@@ -69,16 +69,30 @@ def zstd_module() -> Any:
 class _Prefixed:
     """A raw stream whose first bytes were read already (to tell its format)."""
 
-    def __init__(self, head: bytes, read: Callable[[int], bytes], progress: Callable[[int], None]) -> None:
-        self.head, self._read, self.progress = head, read, progress
+    def __init__(self, head: bytes, read: Callable[[int], bytes]) -> None:
+        self.head, self._read = head, read
 
     def read(self, size: int = -1) -> bytes:
         if self.head:
             data, self.head = self.head, b""
-        else:
-            data = self._read(size if size > 0 else 1 << 20)
-        self.progress(len(data))
-        return data
+            return data
+        return self._read(size if size > 0 else 1 << 20)
+
+
+class _Consumed:
+    """Counts the compressed bytes the decoder has consumed, as each block is handed over: the
+    reader takes up to a megabyte of input at once (a 60 KB .gz whole), which decompresses into
+    many blocks, and the bytes read would put the progress share far ahead of the lines settled
+    (share.py maps each chunk's lines to this count)."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        self.counted = 0
+
+    def at(self, consumed: int) -> None:
+        if consumed > self.counted:
+            self.progress(consumed - self.counted)
+            self.counted = consumed
 
 
 def decompressed(
@@ -87,50 +101,133 @@ def decompressed(
     """Blocks of decompressed bytes (at most `size` each) from a stream whose first bytes,
     already read, are `head`; `read(n)` gives the rest. Concatenated members (multi-member gzip,
     multi-stream bzip2/xz/zstd) are read one after the other, as zcat does. `progress` counts
-    compressed bytes (the share of a file read)."""
+    compressed bytes as the decoder consumes them: by the time a block is handed over, those
+    that made it (at most one feed of input more), and in the end all of them."""
+    consumed = _Consumed(progress)
     try:
         if kind == "zstd":
-            yield from _zstd_blocks(label, _Prefixed(head, read, progress), size)
+            yield from _zstd_blocks(label, _Prefixed(head, read), size, consumed)
             return
-        yield from _blocks(kind, label, read, head, progress, size)
+        if kind == "gzip":
+            yield from _gzip_blocks(label, read, head, size, consumed)
+            return
+        yield from _fed_blocks(kind, label, read, head, size, consumed)
     except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
         raise DamagedInput(
             label, f"corrupt {kind} data ({exc})", hint=f"check the file, e.g. {_test_command(kind)} on it"
         ) from None
 
 
-def _blocks(
-    kind: str, label: str, read: Callable[[int], bytes], head: bytes, progress: Callable[[int], None], size: int
+def _ends_early(kind: str, label: str) -> DamagedInput:
+    return DamagedInput(
+        label, f"the {kind} data ends early (truncated?)", hint=f"check the file, e.g. {_test_command(kind)} on it"
+    )
+
+
+def _gzip_blocks(
+    label: str, read: Callable[[int], bytes], head: bytes, size: int, consumed: _Consumed
 ) -> Iterator[bytes]:
-    decoder = _new_decompressor(kind)
-    pending = head  # input not yet given to the decoder
-    progress(len(head))
-    gzip = kind == "gzip"
+    """zlib hands back what it did not consume (unconsumed_tail, unused_data): the bytes
+    consumed are exact."""
+    decoder = _new_decompressor("gzip")
+    pending = head  # input not yet consumed by the decoder
+    taken = len(head)  # input read from the stream
     while True:
         if decoder.eof:  # a member ended: another follows, or zero padding, or the end
             rest = pending.lstrip(b"\0")
             if not rest:
                 more = read(size)
                 if not more:
+                    consumed.at(taken)
                     return
-                progress(len(more))
+                taken += len(more)
+                pending = more
+                continue
+            decoder = _new_decompressor("gzip")
+            pending = rest
+        if not pending:
+            pending = read(size)
+            if not pending:
+                consumed.at(taken)
+                raise _ends_early("gzip", label)
+            taken += len(pending)
+        block = decoder.decompress(pending, size)
+        pending = decoder.unused_data if decoder.eof else decoder.unconsumed_tail
+        if block:
+            consumed.at(taken - len(pending))
+            yield block
+
+
+# bzip2 and xz decoders keep what they did not consume inside, and do not say how much: they
+# are fed this much at a time, and each block is counted up to the input fed by the last call
+# that returned output and left none inside (xz: ~45 KB of lines per feed here; 8 KB of xz is
+# up to ~500 KB of lines at the ~60x that repetitive exports compress to)
+FEED_BYTES = 8192
+
+
+def _fed_blocks(
+    kind: str, label: str, read: Callable[[int], bytes], head: bytes, size: int, consumed: _Consumed
+) -> Iterator[bytes]:
+    """bzip2 and xz, fed FEED_BYTES at a time; the output gathered into blocks of `size` to
+    2 x `size` (a feed's output alone is often small). What was gathered is handed over before
+    an error about the data after it."""
+    gathered: list[bytes] = []
+    try:
+        yield from _fed_blocks_gathered(kind, label, read, head, size, consumed, gathered)
+    except (DamagedInput, OSError, EOFError, ValueError, lzma.LZMAError):
+        if gathered:
+            yield b"".join(gathered)
+        raise
+
+
+def _fed_blocks_gathered(
+    kind: str,
+    label: str,
+    read: Callable[[int], bytes],
+    head: bytes,
+    size: int,
+    consumed: _Consumed,
+    gathered: list[bytes],
+) -> Iterator[bytes]:
+    decoder = _new_decompressor(kind)
+    pending, offset = head, 0  # input read, fed from `offset` on (no copy of the rest per feed)
+    taken = len(head)
+    made_by = 0  # the input that made the output gathered so far, as far as it is known
+    while True:
+        if decoder.eof:  # a stream ended: another follows, or zero padding, or the end
+            pending, offset = (decoder.unused_data + pending[offset:]).lstrip(b"\0"), 0
+            if not pending:
+                more = read(size)
+                if not more:
+                    break
+                taken += len(more)
                 pending = more
                 continue
             decoder = _new_decompressor(kind)
-            pending = rest
-        if not pending and (gzip or decoder.needs_input):
-            pending = read(size)
-            if not pending:
-                raise DamagedInput(
-                    label,
-                    f"the {kind} data ends early (truncated?)",
-                    hint=f"check the file, e.g. {_test_command(kind)} on it",
-                )
-            progress(len(pending))
-        block = decoder.decompress(pending, size)
-        pending = decoder.unused_data if decoder.eof else decoder.unconsumed_tail if gzip else b""
-        if block:
-            yield block
+        piece = b""  # the decoder holds output still: drained first
+        if decoder.needs_input:
+            if offset >= len(pending):
+                pending, offset = read(size), 0
+                if not pending:
+                    consumed.at(taken)
+                    raise _ends_early(kind, label)
+                taken += len(pending)
+            piece = pending[offset : offset + FEED_BYTES]
+            offset += len(piece)
+        block = decoder.decompress(piece, size)
+        if not block:
+            continue
+        gathered.append(block)
+        if decoder.needs_input or decoder.eof:  # nothing left inside: this output is the input's
+            made_by = taken - (len(pending) - offset)
+        if sum(map(len, gathered)) >= size:
+            consumed.at(made_by)
+            yield b"".join(gathered)
+            gathered.clear()
+    consumed.at(taken)
+    if gathered:
+        yield b"".join(gathered)
+        gathered.clear()
 
 
 # zstandard's decompressobj has no max_length: it is fed this much input at a time, which bounds
@@ -138,8 +235,9 @@ def _blocks(
 ZSTD_FEED = 1024
 
 
-def _zstd_blocks(label: str, raw: _Prefixed, size: int) -> Iterator[bytes]:
-    """Frame after frame (decompressobj reads one), so that a stream cut short is noticed."""
+def _zstd_blocks(label: str, raw: _Prefixed, size: int, consumed: _Consumed) -> Iterator[bytes]:
+    """Frame after frame (decompressobj reads one), so that a stream cut short is noticed.
+    Each feed is consumed whole (what follows a frame's end comes back as unused_data)."""
     zstandard = zstd_module()
     decompressor = zstandard.ZstdDecompressor()
     frame = decompressor.decompressobj()
@@ -148,17 +246,16 @@ def _zstd_blocks(label: str, raw: _Prefixed, size: int) -> Iterator[bytes]:
     # 1 KB fed (~27 ms of copying per compressed MB)
     pending = b""
     offset = 0
+    taken = 0
     try:
         while True:
             if offset >= len(pending):
                 pending, offset = raw.read(size), 0
+                taken += len(pending)
                 if not pending:
+                    consumed.at(taken)
                     if begun and not frame.eof:
-                        raise DamagedInput(
-                            label,
-                            "the zstd data ends early (truncated?)",
-                            hint=f"check the file, e.g. {_test_command('zstd')} on it",
-                        )
+                        raise _ends_early("zstd", label)
                     return
             if frame.eof:
                 frame = decompressor.decompressobj()
@@ -170,6 +267,7 @@ def _zstd_blocks(label: str, raw: _Prefixed, size: int) -> Iterator[bytes]:
             if frame.eof:
                 pending, offset = frame.unused_data + pending[offset:], 0
             if block:
+                consumed.at(taken - (len(pending) - offset))
                 yield block
     except zstandard.ZstdError as exc:
         raise DamagedInput(

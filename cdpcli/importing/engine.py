@@ -28,7 +28,6 @@ from cdpcli.importing.batches import Batch
 from cdpcli.importing.checkpoint import Checkpoint, CheckpointSaver, Settlement
 from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.events import ImportEvents, ImportResult
-from cdpcli.importing.identities import IdentityMap, learn_sources, rewriting
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import PHASES, PhaseFilter, spool
 from cdpcli.importing.outbox import DryRun, Outbox
@@ -50,10 +49,10 @@ from cdpcli.importing.sources import (
 from cdpcli.importing.stats import Stats
 from cdpcli.importing.stopping import Stopping
 from cdpcli.importing.vendors import chunk_converter
-from cdpcli.importing.vendors.sniff import sniff_advice, sniff_source
 
 if TYPE_CHECKING:
     from cdpcli.importing.delivery import Delivery
+    from cdpcli.importing.identities import IdentityMap
     from cdpcli.target import Target
 
 
@@ -89,7 +88,12 @@ class Importer:
             self.delivery = Delivery(target, options, self.port, self.events)
         self.select: Selector | None = None
         self.convert = chunk_converter(options.archive)  # a vendor's mapping, in the reader thread
-        self.identities = IdentityMap() if options.resolve_identities else None
+        self.identities: IdentityMap | None = None
+        if options.resolve_identities:
+            # sqlite3 and the identity map: ~1.5 ms of every other import's start-up
+            from cdpcli.importing.identities import IdentityMap  # lazy: start-up
+
+            self.identities = IdentityMap()
 
     # packer (main thread) --------------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class Importer:
             stop_with=self.stop_with,
             select=self.select,
             phaser=self.phaser,
+            note=self.events.note,
         )
 
     def _read_all(self, packer: Packer) -> None:
@@ -284,6 +289,8 @@ def make_preparer(options: ImportOptions, identities: IdentityMap | None) -> Pre
     each prepared call given its resolved userId under resolve_identities."""
     preparer = (options.preparer or Preparer)(options.default_type)
     if identities is not None:
+        from cdpcli.importing.identities import rewriting  # lazy: start-up (see Importer)
+
         preparer.prepare = rewriting(preparer.prepare, identities)  # type: ignore[method-assign,assignment]
     return preparer
 
@@ -296,25 +303,14 @@ def before_reading(
     stop: threading.Event,
 ) -> list[str]:
     """What reads the input more than once needs first: stdin and iterables spooled
-    (order=phased, resolve_identities), and the identities learned (its first pass); and a
-    word when the first file is a Segment archive read without archive=segment."""
-    first = next((source for source in sources if source.is_file and source.format == "ndjson"), None)
-    if options.archive is None and first is not None and segment_archive(first):
-        events.note("; ".join(sniff_advice(first.label, "segment")))
+    (order=phased, resolve_identities), and the identities learned (its first pass)."""
     spooled = spool_all(sources, events, stop) if options.order == "phased" or identities is not None else []
     if identities is not None:
         events.note("resolve_identities: reading the input once to learn who each anonymous id is")
+        from cdpcli.importing.identities import learn_sources  # lazy: start-up (see Importer)
+
         learn_sources(identities, sources, chunk_converter(options.archive), csv_mapping(options))
     return spooled
-
-
-def segment_archive(source: Source) -> bool:
-    """Whether a file's first lines are a Segment archive's calls (a note, not an error: an
-    unreadable start is left for the import to report)."""
-    try:
-        return sniff_source(source) == "segment"
-    except (CdpError, OSError):
-        return False
 
 
 def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
@@ -333,7 +329,7 @@ def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event
     temporary file first (each source's `spool` points at it); the files' paths."""
     spooled = []
     for source in sources:
-        if source.items is not None or source.name == "-":
+        if source.read_once:  # stdin, a pipe or FIFO named as a file, an iterable
             events.note(
                 f"order=phased: copying {source.label} to a private temporary file first (it is read once per phase)"
             )

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from cdpcli import files
-from cdpcli.errors import UsageError
+from cdpcli.errors import ExitCode, FatalStop, UsageError
+from cdpcli.importing.csvrows import MARK
 from cdpcli.importing.sources import CHUNK_BYTES, item_line
 
 if TYPE_CHECKING:
@@ -87,6 +88,17 @@ class PhaseFilter:
         # passes look it up instead of parsing the line again
         self.known = [bytearray() for _ in range(sources)]
         self.source = 0  # the source of the chunk at hand (set per chunk)
+        self.label = ""
+        # from this line on, the source at hand was never read (an earlier run found it cut):
+        # its lines of the phases before the one resumed in are not settled
+        self.unread_from = NEVER
+
+    def reading(self, index: int, source: Source, skip: int) -> None:
+        """The next lines are `source`'s (`index`), whose first `skip` lines the checkpoint
+        settled in the phase resumed in."""
+        self.source, self.label = index, source.label
+        self.skip = skip if self.first else 0
+        self.unread_from = source.damaged_line or NEVER if self.first and self.phase else NEVER
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
         known = self.known[self.source]
@@ -98,14 +110,36 @@ class PhaseFilter:
                 known.extend(bytes(line_no - 1 - len(known)))
             known.append(phase)
         if phase != self.phase:
+            if line_no >= self.unread_from and phase < self.phase and not line.startswith(MARK):
+                self._never_sent(line_no)
             raise OtherPhase(self.first and phase < self.phase)
         if line_no <= self.skip:
             raise OtherPhase(True)
         return self.inner(line_no, line)
 
+    def _never_sent(self, line_no: int) -> None:
+        """A line of an earlier phase past where the source was cut when the checkpoint was
+        written: the source reads whole now, but its earlier phases are over."""
+        raise FatalStop(
+            f"{self.label} reads past line {self.unread_from - 1:,} now, where it was cut or corrupt when the "
+            f"checkpoint was written; this run resumes in phase {self.phase + 1} ({PHASES[self.phase]}), so its lines "
+            f"from line {line_no:,} on of the phases before would never be sent",
+            hint=f"import {self.label} again on its own, in all phases, without this checkpoint (the lines sent "
+            "before go out again under the same derived messageIds)",
+            exit_code=ExitCode.USAGE,
+            option="checkpoint",
+        )
+
+
+NEVER = 1 << 62  # a line number no source reaches
 
 # how often a spool that waits for input looks whether the import was interrupted
 SPOOL_POLL_SECONDS = 0.1
+# a spool stops before it leaves its file system less free space than this: 1 GiB, or a tenth
+# of a file system smaller than 10 GiB (a 2 GiB tmpfs keeps ~200 MB) — what the system and
+# the other programs writing there need; an endless producer wrote 1.6 GB in 3 s
+SPOOL_RESERVE_BYTES = 1 << 30
+SPOOL_RESERVE_SHARE = 0.10
 
 
 def spool_directory() -> str:
@@ -122,6 +156,7 @@ def spool_directory() -> str:
         raise UsageError(
             f"{path} is not a private folder of this user: cdp will not copy customer data there",
             hint=f"remove it, or point TMPDIR at a private folder (order=phased copies stdin to {path})",
+            option="order",
         )
     return path
 
@@ -163,15 +198,24 @@ def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), files.PRIVATE)
+            room = _SpoolRoom(directory, source.label)
             if source.items is not None:
                 for item in source.items:
                     if stopped():
                         break
-                    handle.write(item_line(item) + b"\n")
+                    line = item_line(item) + b"\n"
+                    room.take(len(line))
+                    handle.write(line)
             else:
-                read = _interruptible(source.open(), stopped)
-                while data := read(CHUNK_BYTES):
-                    handle.write(data)
+                stream = source.open()  # held here: _interruptible keeps only its descriptor
+                try:
+                    read = _interruptible(stream, stopped)
+                    while data := read(CHUNK_BYTES):
+                        room.take(len(data))
+                        handle.write(data)
+                finally:
+                    if source.name != "-":  # a pipe or FIFO named as a file; stdin stays open
+                        stream.close()
         source.items = None
         source.spooled = path
         source.size = os.stat(path).st_size
@@ -179,6 +223,35 @@ def spool(source: Source, stopped: Callable[[], bool] = lambda: False) -> str:
         os.unlink(path)
         raise
     return path
+
+
+class _SpoolRoom:
+    """The bytes a spool may still write before its file system keeps less than its reserve
+    free (SPOOL_RESERVE_BYTES); asked again each CHUNK_BYTES (statvfs: microseconds), since
+    others write there too."""
+
+    def __init__(self, directory: str, label: str) -> None:
+        self.directory, self.label = directory, label
+        self.left = 0  # bytes that may be written before the next look
+        self.written = 0
+
+    def take(self, size: int) -> None:
+        self.written += size
+        self.left -= size
+        if self.left >= 0:
+            return
+        info = os.statvfs(self.directory)
+        reserve = min(SPOOL_RESERVE_BYTES, int(info.f_blocks * info.f_frsize * SPOOL_RESERVE_SHARE))
+        room = info.f_bavail * info.f_frsize - reserve
+        if room < -self.left:  # the bytes in hand do not fit
+            raise UsageError(
+                f"order=phased: copying {self.label} stopped after {self.written - size:,} bytes: "
+                f"{self.directory} would keep less than {reserve:,} bytes free",
+                hint="import from a file instead (it is read again, not copied), "
+                "or point TMPDIR at a file system with more room",
+                option="order",
+            )
+        self.left = min(room + self.left, CHUNK_BYTES)
 
 
 def _interruptible(stream: BinaryIO, stopped: Callable[[], bool]) -> Callable[[int], bytes]:

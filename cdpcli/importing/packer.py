@@ -44,7 +44,8 @@ class StopWith(Protocol):
 
 class Packer:
     """Judges and packs the chunks of one import. `ship(batch)` hands a full batch on and
-    returns the next, empty one; `stop_with(error, sending=…)` stops the import."""
+    returns the next, empty one; `stop_with(error, sending=…)` stops the import; `note(text)`
+    tells the user something worth knowing (a Segment archive read without archive=)."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class Packer:
         stop_with: StopWith,
         select: Selector | None = None,
         phaser: PhaseFilter | None = None,
+        note: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.sources = sources
         self.options = options
@@ -70,6 +72,8 @@ class Packer:
         self.stop_with = stop_with
         self.select = select
         self.phaser = phaser
+        self.note = note
+        self._noted_segment = False  # the Segment-archive note: once per run, not per source
         shard = options.shard
         self.line_shard: Shard | None = shard if shard is not None and shard.by == "line" else None
         self._first_bytes: dict[int, bytes] = {}  # each source's first bytes, for format hints
@@ -146,8 +150,7 @@ class Packer:
         prepare = self.select.prepare_for(chunk.data) if self.select is not None else preparer.prepare
         phaser = self.phaser
         if phaser is not None:  # order phased: the phase filter skips what is settled
-            phaser.skip = skip if phaser.first else 0
-            phaser.source = source
+            phaser.reading(source, self.sources[source], skip)
             skip = 0
             prepare = phaser.prepare
         lines = chunk.data.split(b"\n")
@@ -191,6 +194,8 @@ class Packer:
         """Record an invalid line; True when the import must stop reading here.
         `judged_before`: lines of the current chunk before this one that were judged."""
         stats = self.stats
+        if exc.reason == "damaged":  # the rest of the source is lost: see Settlement.damage
+            self.settlement.damaged(source, line_no)
         self.reject(source, line_no, str(exc), line if exc.input is None else exc.input)
         stats.invalid += 1
         stats.invalid_reasons[exc.reason] = stats.invalid_reasons.get(exc.reason, 0) + 1
@@ -224,14 +229,22 @@ class Packer:
 
     def _vendor_problem(self, source: Source, line: bytes) -> UsageError | None:
         """Another tool's export read as calls (no archive= given): every line would be
-        rejected; say which archive= reads it instead (a Segment archive imports as it is)."""
+        rejected; say which archive= reads it instead. A Segment archive imports as it is:
+        a note (once per run) says what archive=segment would drop. Judged on each source's
+        first line as the reader hands it over: a second read of the input's start cost a
+        re-open (and a GET of an S3 object) on every run."""
         if self.options.archive is not None or source.format == "csv":
             return None
         vendor = sniff([line])
-        if vendor is None or vendor == "segment":
+        if vendor is None:
             return None
         message, hint = sniff_advice(source.label, vendor)
-        return UsageError(message, hint=hint, option="archive")
+        if vendor != "segment":
+            return UsageError(message, hint=hint, option="archive")
+        if not self._noted_segment:
+            self._noted_segment = True
+            self.note(f"{message}; {hint}")
+        return None
 
     def unreadable(self, failed: SourceFailed) -> None:
         """A source the reader could not read on after its retries: one reject for the line it

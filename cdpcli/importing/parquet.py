@@ -48,7 +48,7 @@ def parquet_module() -> Any:
 def parquet_lines(source: Source, progress: Callable[[int], None]) -> Generator[bytes, None, None]:
     """One compact JSON line for each row of the Parquet source (see the module docstring)."""
     pq = parquet_module()
-    local = source.opener is None and source.spooled is None and source.name != "-" and source.items is None
+    local = source.opener is None and source.is_file
     seekable = None if local else open_seekable(source)  # an object: read by ranged GETs
     spool_dir = None if local or seekable is not None else tempfile.mkdtemp(prefix="cdp-parquet-")
     try:

@@ -148,6 +148,9 @@ class Preparer:
         self.type_prefix = f'{{"type":"{default_type}",'.encode() if default_type else b"{"
         self._id_prefix = b""
         self.last_type = ""  # the type of the call prepare() returned last (for the summary)
+        # the strict models' dict of that call (free-form traits and properties not built); None
+        # when the plain path made it (preflight reads it instead of parsing the call again)
+        self.fast_call: dict[str, Any] | None = None
         # the chunk being prepared may hold NaN, Infinity or an overflowing number (see
         # jsontext.may_need_care): then each line is looked at. Looking once per 1 MB chunk
         # costs ~5k instructions a line's worth of bytes (a translation and finds over the
@@ -218,6 +221,7 @@ class Preparer:
         elif stamp is None and self.recent_when_missing:
             self.on_recent("")  # stamped now, below
         self.last_type = call["type"] if typed else (self.default_type or "")
+        self.fast_call = call
         head = b"{" if typed else self.type_prefix
         if "messageId" not in call:  # derived from the line as read (a re-run sends the same)
             head = b'%s"messageId":"%s",' % (head, self.message_id(line_no, line))
@@ -293,6 +297,7 @@ class Preparer:
         if size > MAX_CALL_BYTES:
             raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
         self.last_type = call["type"]
+        self.fast_call = None
         return dumps(call).encode()
 
     def _marker(self, line: bytes) -> None:

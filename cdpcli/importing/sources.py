@@ -23,13 +23,15 @@ from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
 from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
 from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
-from cdpcli.importing.source import (  # noqa: F401 - line_hash and Chunk: their old home, still imported from here
+from cdpcli.importing.source import (  # noqa: F401 - line_hash, Chunk, not_text: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
+    INPUT_KEPT,
     MAX_LINE_BYTES,
     Chunk,
     Source,
     line_hash,
+    not_text,
     source_blocks,
 )
 from cdpcli.wire import dumps
@@ -50,7 +52,7 @@ def check_namespace(id_namespace: str | None) -> None:
 
 FORMATS = ("ndjson", "csv", "parquet")
 # a name that says CSV, compressed or not (the bytes say whether it is compressed, not the name)
-CSV_NAME = re.compile(r"\.csv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)
+CSV_NAME = re.compile(r"\.[ct]sv(\.(gz|gzip|bz2|xz|zst|zstd))?$", re.IGNORECASE)  # .tsv: tab-separated CSV
 
 
 def make_sources(
@@ -79,14 +81,14 @@ def make_sources(
             continue
         if is_object_url(name):  # seeded by the key under the prefix, as a directory's files are
             for object_ in object_sources(name, lambda key: _format_of(key, fmt), s3_endpoint):
-                sources.extend(object_archive_sources(object_, fmt, name_format) or [object_])
+                sources.extend(object_archive_sources(object_, fmt, name_format, warnings) or [object_])
             continue
         if os.path.isdir(name):
             sources.extend(_directory_sources(name, fmt, follow_symlinks, warnings))
             continue
         # the file name, not its directory, so `cdp import ./a.ndjson` and `cdp import a.ndjson`
         # (or the same file moved) derive the same messageIds
-        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt))
+        sources.extend(_file_sources(name, os.path.basename(name).encode("utf-8", "surrogateescape"), fmt, warnings))
     keys = Counter(source.key for source in sources)  # a prefix may hold millions: counted once
     for key, count in keys.items():
         if count > 1:
@@ -126,13 +128,54 @@ def _directory_sources(name: str, fmt: str | None, follow_symlinks: bool, warnin
         # the API would keep only one. The relative path stays the same when the tree
         # is moved or named by another path, so re-runs keep their ids.
         seed = relative.replace(os.sep, "/").encode("utf-8", "surrogateescape")
-        sources.extend(_file_sources(path, seed, fmt))
+        sources.extend(_file_sources(path, seed, fmt, warnings))
     return sources
 
 
-def _file_sources(path: str, seed: bytes, fmt: str | None) -> list[Source]:
-    """A file, or an archive's members (archives.py), each its own source."""
-    return archive_sources(path, seed, fmt, name_format) or [_file_source(path, seed, fmt)]
+def _file_sources(path: str, seed: bytes, fmt: str | None, warnings: list[str]) -> list[Source]:
+    """A file, or an archive's members (archives.py), each its own source; a name that is no
+    regular file (a pipe, a FIFO, /dev/stdin, a shell's <(…)) is one source read as stdin is:
+    opened once, by the import, with no look at its bytes before (a look would take them: the
+    first 128 KB of a 20,000-line pipe were lost so), and a tar or zip in it is refused as
+    stdin's is (as not text)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        if not os.access(path, os.R_OK):  # opening a FIFO to find out would wait for its writer
+            raise UsageError(f"cannot read {path}: permission denied")
+        if stat.S_ISCHR(mode) and _is_terminal(path):  # /dev/stdin on a terminal, /dev/tty
+            raise UsageError(
+                f"{path} is a terminal; cdp import reads NDJSON from files or a pipe",
+                hint="cdp import events.ndjson, or: cat events.ndjson | cdp import",
+            )
+        return [Source(path, path, seed, format=_format_of(path, fmt), stream=True)]
+    return archive_sources(path, seed, fmt, name_format, warnings) or [_file_source(path, seed, fmt)]
+
+
+def _is_terminal(path: str) -> bool:
+    """Whether a character device is a terminal (opening one takes none of its input)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
+def reads_once(name: str) -> bool:
+    """Whether the input `name` stands for can be read only once: stdin ("-"), or a name that
+    is neither a regular file nor a directory (a pipe, a FIFO, /dev/stdin)."""
+    if name == "-":
+        return True
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def name_format(path: str) -> str:
@@ -365,37 +408,6 @@ def ndjson_pieces(source: Source, progress: Callable[[int], None]) -> Generator[
         blocks.close()
     if tail:
         yield line_no, guard_markers(tail), 1
-
-
-# what a rejects record keeps of a line that is not one (a binary file's first bytes, the
-# start of a line over the limit, the part of a line before damage)
-INPUT_KEPT = 1024
-# a binary file is told by its first bytes, as git and grep tell one (8,000 bytes there): a NUL,
-# or more than one in ten characters neither text nor whitespace
-TEXT_PROBE_BYTES = 8192
-NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
-TAR_MAGIC = b"ustar"  # at offset 257 of every tar header (POSIX.1-1988 and GNU)
-ZIP_MAGIC = b"PK\x03\x04"
-PARQUET_MAGIC = b"PAR1"
-
-
-def not_text(block: bytes) -> str | None:
-    """Why a source whose (decompressed) bytes start with `block` is not lines of text, or None."""
-    head = block[:TEXT_PROBE_BYTES]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16 text; convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8)"
-    if head[257:262] == TAR_MAGIC:
-        return "a tar archive read as one stream: extract it first (tar -xf FILE), then import its files"
-    if head.startswith(ZIP_MAGIC):
-        return "a zip archive read as one stream: extract it first (unzip FILE), then import its files"
-    if head.startswith(PARQUET_MAGIC):
-        return "a Parquet file read as text: read it as Parquet (format=parquet), not as NDJSON"
-    if b"\0" in head:
-        return "not text (NUL bytes in its first block): a binary file is not NDJSON, and none of it was read"
-    text = head.decode("utf-8", "replace")
-    if len(NOT_TEXT.findall(text)) * 10 > len(text):
-        return "not text (its first block is mostly control bytes or not UTF-8): none of it was read"
-    return None
 
 
 def invalid_marker(error: str, reason: str, data: bytes) -> bytes:

@@ -24,8 +24,9 @@ from pydantic_core import from_json, to_json
 from cdpcli.importing.csvrows import INVALID_MARK, MARK, SKIP_MARK
 from cdpcli.importing.prepare import InvalidLine, unwrap_reject
 from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
-from cdpcli.importing.vendors.common import BadValue, Mapping, Verdict, invalid
+from cdpcli.importing.vendors.common import BadValue, Mapping, Verdict, invalid, repeated_key
 from cdpcli.importing.vendors.sniff import sniff
+from cdpcli.jsontext import may_repeat_a_key
 from cdpcli.wire import dumps
 
 MAPPINGS: dict[str, Mapping] = {
@@ -70,6 +71,10 @@ def vendor_line(name: str, line: bytes) -> bytes:
         return line  # the preparer rejects it with the reason any line gets
     if not isinstance(record, dict):
         return line
+    if may_repeat_a_key(text, record):
+        repeated = repeated_key(text)
+        if repeated is not None:
+            return _invalid(name, text, "duplicate key", repeated)
     if "type" not in record and "input" in record:  # a rejects record fed back: its call is the line
         try:
             record = unwrap_reject(record)
@@ -88,9 +93,12 @@ def vendor_line(name: str, line: bytes) -> bytes:
             return dumps(verdict.call).encode()
     if verdict.skip is not None:
         return SKIP_MARK + verdict.skip.encode() + MARK + text
-    reason = verdict.invalid or "invalid"
+    return _invalid(name, text, verdict.invalid or "invalid", verdict.error)
+
+
+def _invalid(name: str, text: bytes, reason: str, error: str | None) -> bytes:
     record_text = text.decode("utf-8", "surrogateescape")
-    return INVALID_MARK + dumps({"error": f"{name}: {verdict.error}", "reason": reason, "input": record_text}).encode()
+    return INVALID_MARK + dumps({"error": f"{name}: {error}", "reason": reason, "input": record_text}).encode()
 
 
 def vendor_lines(name: str, lines: Iterable[bytes]) -> Iterator[bytes]:
