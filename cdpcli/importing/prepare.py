@@ -23,7 +23,7 @@ from pydantic_core import from_json, to_json
 
 from cdpcli import jsontext
 from cdpcli.importing.shapes import fast_validator
-from cdpcli.jsontext import may_need_care
+from cdpcli.jsontext import may_need_care, may_repeat_a_key
 from cdpcli.wire import LIBRARY, MAX_CALL_BYTES, call_size, dumps, now_timestamp, with_library
 
 if TYPE_CHECKING:
@@ -85,19 +85,11 @@ def _reader_refusing_duplicates() -> Callable[[bytes], Any]:
 
 
 def _read_counting_colons(line: bytes) -> Any:
-    """The line read by pydantic-core, or RepeatedKey when it may name a key twice.
-
-    pydantic-core's reader keeps the last of duplicate keys silently. The line's colons are
-    counted against those of what was read, written again: a colon is a key's or a character of
-    a string, and each is written again exactly once, unless a key was named twice, whose first
-    naming (its colon, any colon in its first value) is gone. Whitespace around colons, escaped
-    quotes and escaped keys count alike on both sides; only a colon written \\u003a does not
-    (the plain path judges such a line)."""
-    if line.find(b"\\u003") >= 0 and any(line.find(colon) >= 0 for colon in ESCAPED_COLONS):
-        raise RepeatedKey("a colon written \\u003a")
+    """The line read by pydantic-core, which keeps the last of a repeated key silently, or
+    RepeatedKey when it may name one twice (jsontext.may_repeat_a_key: a count of colons)."""
     data = from_json(line, cache_strings="keys")
-    if to_json(data).count(b":") != line.count(b":"):
-        raise RepeatedKey("a key named twice")
+    if may_repeat_a_key(line, data):
+        raise RepeatedKey("a key may be named twice")
     return data
 
 
