@@ -11,19 +11,41 @@ an empty file measures start-up and exit, which is subtracted, so a figure is th
 alone. All shapes run interleaved, round by round, so the machine's swings hit them alike; a
 ratio is the median over rounds of that round's shape / canonical.
 
-Goal: every shape <= 1.5x canonical. `--baseline TREE` adds the canonical shape run from another
-source tree (e.g. `git worktree add --detach /tmp/base main`), to check that the canonical shape
-is no slower than before.
+Goal: every shape <= 1.5x canonical. `--baseline TREE` runs every shape from another source tree
+too (e.g. `git archive main | tar -x -C /tmp/base`), round by round with this one: a before/after
+table from one run. Each tree runs from a temporary directory (`python -m cdpcli` puts the working
+directory first on sys.path: run from a source tree, both "trees" were that tree).
 
 SHAPES maps a shape's name to how its lines are made and the import flags it needs: a converter
 (`--from NAME`) adds its own rows there.
 
-Measured (2-core shared VM, 40,000 lines, 3 rounds; µs per call start-up excluded): canonical
-5.5-6.2 µs; before the fast path took these shapes, every timestamp shape and numeric ids cost
-6.7-11.2x canonical (the plain path), escaped non-ASCII 5.2x, --from segment 7.1x; after,
-1.10-1.81x (no fraction 1.52, +01:00 1.77, microseconds 1.79, Unix seconds 1.36, Unix
-seconds.ms 1.81, numeric userId 1.44, escaped non-ASCII 1.10), --from segment 4.09x, and the
-canonical shape no slower than main's tree (main's measured 1.21x this tree's in the same run).
+Measured (2-core VM shared with 6 other jobs, load 3.6-6.8; 40,000 lines, 5 rounds, one run with
+--baseline = main before this work; ratios to each tree's own canonical shape):
+
+| shape | before (main) | after | after / before, µs per call |
+|---|---|---|---|
+| canonical, µs per call | 7.2 | 9.2 | 1.28x (every line is read once more for duplicate keys) |
+| no fraction | 1.47x | 1.23x | 0.96x |
+| +00:00 | 1.45x | 1.55x | 1.27x |
+| +01:00 | 1.93x | 1.39x | 0.90x |
+| 1 fraction digit | 1.59x | 1.57x | 0.95x |
+| microseconds | 1.51x | 1.64x | 1.14x |
+| isoformat() | 1.56x | 1.68x | 1.17x |
+| nanoseconds | 1.63x | 1.36x | 0.91x |
+| space separator | 1.45x | 1.60x | 1.27x |
+| date alone | 1.34x | 1.21x | 1.02x |
+| Unix seconds | 1.27x | 1.29x | 1.08x |
+| Unix seconds.ms | 1.60x | 1.25x | 0.93x |
+| numeric userId | 0.97x | 1.09x | 1.18x |
+| non-ASCII | 0.90x | 1.07x | 1.37x |
+| non-ASCII escaped | 1.12x | 0.91x | 0.97x |
+| --from segment | 4.41x | 2.86x | 0.86x |
+
+On that machine a ratio moves by about ±0.15 from run to run (two earlier runs of 4 and 5 rounds:
+timestamp shapes 1.26-1.62x after, 1.34-2.16x before). In-process (Preparer.prepare alone,
+interleaved rounds, min of 5-7), steadier: canonical 4.96 µs (main's 3.76: the duplicate-key read
+costs ~1.3 µs with jiter, the extra "fast", ~3.5 µs without), timestamp shapes 1.49-1.61x,
+numeric userId 1.30x, escaped non-ASCII 1.13x.
 
 Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b]
 """
@@ -201,45 +223,83 @@ def dry_run_cpu(tree: str, path: Path, args: tuple[str, ...], tmp: Path) -> floa
     return cpu
 
 
+Run = tuple[str, str, Path, tuple[str, ...]]  # (tree's label, shape, file, flags)
+
+
+def measure(
+    runs: list[Run], trees: dict[str, str], rounds: int, lines: int, tmp: Path
+) -> dict[tuple[str, str], list[float]]:
+    """CPU seconds per call of every run, round by round (each round in the other order than
+    the last, each tree's start-up measured in the round and subtracted)."""
+    empty = tmp / "empty.ndjson"
+    empty.write_bytes(b"")
+    per_call: dict[tuple[str, str], list[float]] = {(label, name): [] for label, name, _, _ in runs}
+    for round_no in range(rounds):
+        order = runs if round_no % 2 == 0 else runs[::-1]
+        start_up = {label: dry_run_cpu(tree, empty, (), tmp) for label, tree in trees.items()}
+        for label, name, path, extra in order:
+            cpu = dry_run_cpu(trees[label], path, extra, tmp)
+            per_call[label, name].append((cpu - start_up[label]) / lines)
+        print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return per_call
+
+
+def print_table(per_call: dict[tuple[str, str], list[float]], names: list[str], baseline: bool) -> None:
+    """One row a shape: µs per call and the ratio to the same tree's canonical shape (the median
+    of the rounds' ratios); with a baseline, its figures and this tree's µs over the baseline's."""
+
+    def figures(label: str, name: str) -> tuple[float, float]:
+        values, canonical = per_call[label, name], per_call[label, "canonical"]
+        ratio = statistics.median(v / c for v, c in zip(values, canonical, strict=True))
+        return statistics.median(values) * 1e6, ratio
+
+    head = "| shape | example | µs per call | vs canonical |"
+    if baseline:
+        head += " baseline µs | baseline vs its canonical | this / baseline |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for name in names:
+        micros, ratio = figures("tree", name)
+        row = f"| {name} | `{SHAPES[name].example}` | {micros:.1f} | {ratio:.2f}× |"
+        if baseline:
+            base_micros, base_ratio = figures("baseline", name)
+            this_over_base = statistics.median(
+                a / b for a, b in zip(per_call["tree", name], per_call["baseline", name], strict=True)
+            )
+            row += f" {base_micros:.1f} | {base_ratio:.2f}× | {this_over_base:.2f}× |"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", default=str(Path(__file__).resolve().parents[1]), help="the cdp source tree to run")
-    parser.add_argument("--baseline", help="another cdp source tree: its canonical shape is a row of its own")
+    parser.add_argument("--baseline", help="another cdp source tree: every shape is run from it too")
     parser.add_argument("--only", help="comma-separated shape names (canonical is always run)")
     args = parser.parse_args()
     names = ["canonical", *[n for n in SHAPES if n != "canonical" and (not args.only or n in args.only.split(","))]]
+    trees = {"tree": str(Path(args.tree).resolve())}
+    if args.baseline:
+        trees["baseline"] = str(Path(args.baseline).resolve())
+    here = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        empty = tmp / "empty.ndjson"
-        empty.write_bytes(b"")
-        files = {}
-        for number, name in enumerate(names):
-            files[name] = tmp / f"shape-{number}.ndjson"
-            write_shape(files[name], SHAPES[name], args.lines)
-        runs: list[tuple[str, str, Path, tuple[str, ...]]] = [
-            (name, args.tree, files[name], SHAPES[name].args) for name in names
-        ]
-        if args.baseline:
-            runs.append(("canonical (baseline tree)", str(Path(args.baseline).resolve()), files["canonical"], ()))
-        per_call: dict[str, list[float]] = {row[0]: [] for row in runs}
-        for round_no in range(args.rounds):
-            order = runs if round_no % 2 == 0 else runs[::-1]
-            start_up = {tree: dry_run_cpu(tree, empty, (), tmp) for tree in {row[1] for row in runs}}
-            for name, tree, path, extra in order:
-                cpu = dry_run_cpu(tree, path, extra, tmp)
-                per_call[name].append((cpu - start_up[tree]) / args.lines)
-            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    canonical = per_call["canonical"]
+        # `python -m cdpcli` puts the working directory first on sys.path: run from a source
+        # tree, every run would import that tree's cdpcli, whatever PYTHONPATH says
+        os.chdir(tmp)
+        try:
+            files = {name: tmp / f"shape-{number}.ndjson" for number, name in enumerate(names)}
+            for name, path in files.items():
+                write_shape(path, SHAPES[name], args.lines)
+            runs = [(label, name, files[name], SHAPES[name].args) for label in trees for name in names]
+            per_call = measure(runs, trees, args.rounds, args.lines, tmp)
+        finally:
+            os.chdir(here)
     print(
         f"{args.lines:,} lines a shape, {args.rounds} rounds, CPU per call of `cdp import --dry-run` (start-up excluded)"
     )
-    print("| shape | example | µs per call | vs canonical |\n|---|---|---|---|")
-    for name, values in per_call.items():
-        ratio = statistics.median(v / c for v, c in zip(values, canonical, strict=True))
-        example = SHAPES[name].example if name in SHAPES else ""
-        print(f"| {name} | `{example}` | {statistics.median(values) * 1e6:.1f} | {ratio:.2f}× |")
+    print_table(per_call, names, bool(args.baseline))
 
 
 if __name__ == "__main__":

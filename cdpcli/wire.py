@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -72,11 +73,15 @@ def parse_timestamp(value: str | int | float) -> str:
     Raises ValueError with a message fit for the user.
     """
     if value.__class__ is str:  # the common shapes first, in as few steps as can be (import's hot path)
-        utc = _UTC_SHAPE.match(value)
-        if utc is not None:
-            date, time, fraction = utc.groups()
-            return f"{date}T{time or '00:00:00'}{_MILLIS[fraction]}"
-        if _CANONICAL_TIMESTAMP.match(value):  # already in our format (days 29-31 come here)
+        shape = _ISO_SHAPE.match(value)
+        if shape is not None:
+            day, clock, seconds, fraction, offset = shape.groups()
+            if offset is None and clock is not None and _day_numbers.get(day):  # UTC, a date seen valid
+                return f"{day}T{clock}{seconds}{_MILLIS[fraction]}"
+            text = _iso_text(day, clock, seconds, fraction, offset)
+            if text is not None:
+                return text
+        if _CANONICAL_TIMESTAMP.match(value):  # already in our format
             return value
         if _ISO_OFFSET.match(value):  # what the general way below reads, in fewer steps
             try:
@@ -89,9 +94,13 @@ def parse_timestamp(value: str | int | float) -> str:
     elif value.__class__ is int and 0 <= value <= _LAST_UNIX_SECOND:  # Unix seconds: Mixpanel's time
         days, second = divmod(value, 86_400)
         return f"{_unix_day(days)}T{_CLOCK[second // 60]}{_SECONDS[second % 60]}"
-    elif isinstance(value, bool):
+    elif value.__class__ is float and 0 <= value <= _LAST_UNIX_SECOND:  # Unix seconds with a fraction
+        text = _unix_text(value)
+        if text is not None:
+            return text
+    if isinstance(value, bool):
         raise ValueError("expected an ISO-8601 date-time")
-    elif isinstance(value, (int, float)):
+    if isinstance(value, (int, float)):
         return _from_unix(value, value)
     text = value.strip()
     if _UNIX_SECONDS.fullmatch(text):  # Unix seconds, as `date +%s` prints
@@ -107,12 +116,14 @@ def parse_timestamp(value: str | int | float) -> str:
 
 _UNIX_SECONDS = re.compile(r"\d{9,11}(\.\d+)?")
 _UNIX_MILLISECONDS = re.compile(r"\d{12,14}(\.\d+)?")
-# The UTC shapes (Z, +00:00, or no zone, read as UTC) with the ranges fromisoformat checks in
-# the regex itself: years 1000-9999, days 01-28 of any month (29-31 take _common_iso, which
-# knows the calendar), hours 00-23. One match and one format: ~4x faster than _common_iso.
-_UTC_SHAPE = re.compile(
-    r"([1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]))"
-    r"(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)(?:\.(\d{1,3})\d{0,6})?(?:[Zz]|[+-]00:00)?)?\Z",
+# The shapes exporters write, with the ranges fromisoformat checks in the regex itself (hours
+# 00-23, minutes and seconds 00-59, offsets under 24 h) and the calendar in _day_number: a date
+# alone, or a date, T or a space, a time with 0-9 fraction digits, and Z, an offset or no zone
+# (read as UTC). Groups: the date, "HH:MM", ":SS", the first 1-3 fraction digits, the offset.
+_ISO_SHAPE = re.compile(
+    r"(\d{4}-\d\d-\d\d)"
+    r"(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d)(:[0-5]\d)(?:\.(\d{1,3})\d{0,6})?"
+    r"(?:[Zz]|([+-](?:[01]\d|2[0-3]):[0-5]\d))?)?\Z",
     re.ASCII,
 )
 # a fraction's first 1-3 digits (None: no fraction) as the milliseconds and zone that end the text
@@ -120,9 +131,73 @@ _MILLIS: dict[str | None, str] = {
     None: ".000Z",
     **{f"{n:0{width}d}": "." + f"{n:0{width}d}".ljust(3, "0") + "Z" for width in (1, 2, 3) for n in range(10**width)},
 }
+# the minutes of a day as "HH:MM", and back; an offset as the minutes it adds to UTC
+_HH_MM = tuple(f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(1440))
+_MINUTE_OF_DAY = {text: minute for minute, text in enumerate(_HH_MM)}
+_OFFSET_MINUTES = {
+    f"{sign}{text}": minute * (1 if sign == "+" else -1) for sign in "+-" for text, minute in _MINUTE_OF_DAY.items()
+}
 # A date-time with an offset or Z, as fromisoformat reads it (3.11 on: Z too; never one without a
 # zone, which astimezone would take as local time)
 _ISO_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)\Z", re.ASCII)
+
+
+def _iso_text(day: str, clock: str | None, seconds: str, fraction: str | None, offset: str | None) -> str | None:
+    """One match of _ISO_SHAPE in SPEC's format, with no datetime: the date checked against the
+    calendar once (_day_number), an offset subtracted in minutes, a day boundary crossed by the
+    date's number. None when the general way must decide (years before 1000 and after 9999,
+    which format_timestamp and fromisoformat treat their own ways; a date not in the calendar)."""
+    number = _day_number(day)
+    if number is None:
+        return None
+    if clock is None:  # a date alone: midnight UTC
+        return f"{day}T00:00:00.000Z"
+    if offset is not None:
+        minute = _MINUTE_OF_DAY[clock] - _OFFSET_MINUTES[offset]
+        if minute < 0 or minute >= 1440:
+            shift, minute = divmod(minute, 1440)
+            shifted = _day_text(number + shift)
+            if shifted is None:
+                return None
+            day = shifted
+        clock = _HH_MM[minute]
+    return f"{day}T{clock}{seconds}{_MILLIS[fraction]}"
+
+
+# Dates as an export holds them: few distinct ones, each read once (bounded: a file of random
+# dates cannot grow these for good). The number is the date's proleptic ordinal.
+_day_numbers: dict[str, int | None] = {}
+_day_texts: dict[int, str | None] = {}
+_FIRST_DAY = date(1000, 1, 1).toordinal()  # years 1000-9999: what format_timestamp writes as YYYY
+_LAST_DAY = date(9999, 12, 31).toordinal()
+
+
+def _day_number(text: str) -> int | None:
+    """The number of a YYYY-MM-DD date in years 1000-9999, None when it is not a date of the calendar."""
+    if text in _day_numbers:
+        return _day_numbers[text]
+    try:
+        number: int | None = date.fromisoformat(text).toordinal()
+    except ValueError:
+        number = None
+    if number is not None and number < _FIRST_DAY:
+        number = None
+    if len(_day_numbers) >= 100_000:
+        _day_numbers.clear()
+    _day_numbers[text] = number
+    return number
+
+
+def _day_text(number: int) -> str | None:
+    """The date numbered `number` as YYYY-MM-DD, None outside years 1000-9999."""
+    if not _FIRST_DAY <= number <= _LAST_DAY:
+        return None
+    text = _day_texts.get(number)
+    if text is None:
+        if len(_day_texts) >= 100_000:
+            _day_texts.clear()
+        text = _day_texts[number] = date.fromordinal(number).isoformat()
+    return text
 
 
 def _utc_for_z(text: str) -> str:
@@ -131,8 +206,10 @@ def _utc_for_z(text: str) -> str:
 
 # Unix seconds as text, without datetime: a day's date (cached: an export spans few days) and
 # the time of day from two small tables. ~3x faster than fromtimestamp and formatting.
-_CLOCK = tuple(f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440))
+_CLOCK = tuple(f"{text}:" for text in _HH_MM)
 _SECONDS = tuple(f"{second:02d}.000Z" for second in range(60))
+_TWO_DIGITS = tuple(f"{second:02d}" for second in range(60))
+_MILLISECONDS = tuple(f".{millis:03d}Z" for millis in range(1000))
 _UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _unix_days: dict[int, str] = {}
 
@@ -146,6 +223,22 @@ def _unix_day(days: int) -> str:
         day = date.fromordinal(_UNIX_EPOCH_ORDINAL + days)
         text = _unix_days[days] = format_timestamp(datetime(day.year, day.month, day.day))[:10]
     return text
+
+
+def _unix_text(seconds: float) -> str | None:
+    """Unix seconds with a fraction, as datetime.fromtimestamp and format_timestamp write them:
+    the fraction rounded half to even to microseconds (CPython's _PyTime_DoubleToDenominator,
+    carried into the seconds at 1,000,000), then cut to milliseconds. None past the last second."""
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        second += 1
+    if second > _LAST_UNIX_SECOND:
+        return None
+    days, second = divmod(second, 86_400)
+    return f"{_unix_day(days)}T{_CLOCK[second // 60]}{_TWO_DIGITS[second % 60]}{_MILLISECONDS[micros // 1000]}"
 
 
 # 9999-12-31T23:59:59Z, the last moment a datetime holds

@@ -281,6 +281,8 @@ def exported_calls(draw):
         call["event"] = draw(st.sampled_from(["Order Completed", "Größe gewählt", "東京"]))
     if kind == "group":
         call["groupId"] = draw(ids)
+        if draw(st.booleans()):
+            call["objectTypeId"] = draw(ids)
     key = "properties" if kind in ("track", "page", "screen") else "traits"
     call[key] = {"city": draw(st.sampled_from(["Münster", "Paris", "東京"])), "created_at": draw(TIMESTAMPS)}
     for field in ("timestamp", "originalTimestamp", "sentAt"):

@@ -7,9 +7,9 @@ models (models/canonical.py) refuse all of these, and a refused line took the pl
 (a Python parse, the lax models, a dump). Here a top-level timestamp that is not canonical, or
 an id that is a JSON integer, passes validation written as the plain path writes it
 (wire.parse_timestamp, str()), and its field and value as given are appended to the list given
-as the validation context: prepare.py puts the new value in place of the old in the line's own
-bytes. A canonical value costs what it cost
-before: the canonical member of each union is tried first, in Rust.
+as the validation context: prepare.py writes the call as read again with those values. A
+canonical value costs what it cost before: the canonical member of each union is tried first, in
+Rust.
 
 Timestamps inside traits and properties are not fields of these models: never touched.
 """
