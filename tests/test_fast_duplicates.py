@@ -21,7 +21,7 @@ from tests.test_import_properties import JSON_VALUES, TEXT, calls
 
 @pytest.fixture(autouse=True, params=["jiter", "colon count"])
 def reader(request, monkeypatch):
-    """Both ways of finding a duplicate: jiter's reader (the extra "fast"), and without it."""
+    """Both ways of finding a duplicate: jiter's reader, and the fallback without it."""
     if request.param == "jiter":
         pytest.importorskip("jiter")
         monkeypatch.setattr(prepare, "read_refusing_duplicates", prepare._reader_refusing_duplicates())

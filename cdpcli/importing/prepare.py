@@ -70,9 +70,9 @@ class RepeatedKey(ValueError):
 
 
 def _reader_refusing_duplicates() -> Callable[[bytes], Any]:
-    """What reads a line for the fast models: jiter's reader (the extra "fast") refuses a key
-    named twice in one object itself; without it, pydantic-core's reader and a count (see
-    _read_counting_colons)."""
+    """What reads a line for the fast models: jiter's reader (a dependency) refuses a key
+    named twice in one object itself; where it cannot be imported (an install without it),
+    pydantic-core's reader and a count (see _read_counting_colons)."""
     try:
         jiter_from_json = importlib.import_module("jiter").from_json
     except ImportError:
