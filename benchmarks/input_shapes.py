@@ -44,8 +44,18 @@ Measured (2-core VM shared with 6 other jobs, load 3.6-6.8; 40,000 lines, 5 roun
 On that machine a ratio moves by about ±0.15 from run to run (two earlier runs of 4 and 5 rounds:
 timestamp shapes 1.26-1.62x after, 1.34-2.16x before). In-process (Preparer.prepare alone,
 interleaved rounds, min of 5-7), steadier: canonical 4.96 µs (main's 3.76: the duplicate-key read
-costs ~1.3 µs with jiter, the extra "fast", ~3.5 µs without), timestamp shapes 1.49-1.61x,
+costs ~1.3 µs with jiter, now a dependency, ~3.5 µs without), timestamp shapes 1.49-1.61x,
 numeric userId 1.30x, escaped non-ASCII 1.13x.
+
+Again after every branch of that session was merged, on the machine with the other jobs done
+(load 0.7-2; 40,000 lines, 5 rounds, --baseline = the tree before the session): canonical 9.5 µs
+(baseline 7.3); vs canonical, this tree / baseline: no fraction 1.36/1.68, +00:00 1.22/1.61,
++01:00 1.21/2.14, 1 fraction digit 1.31/1.30, microseconds 1.31/1.59, isoformat() 1.75/1.66,
+nanoseconds 1.43/2.04, space separator 1.41/1.37, date alone 1.06/1.28, Unix seconds 1.05/1.12,
+Unix seconds.ms 1.03/1.42, numeric userId 0.85/1.18, non-ASCII 1.11/1.38, escaped 0.99/1.19,
+--from segment 2.57/3.98; the vendors 3.2-6.1 (baseline 2.9-5.0: their records are now read
+for duplicate keys too). farm-bench on 200,000 canonical lines, whole `cdp import --dry-run`
+processes, 11 interleaved pairs: this tree / baseline CPU 1.11x median (1.01-1.28).
 
 Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b]
 """

@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import signal
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,6 +23,20 @@ from typer.testing import CliRunner
 
 from cdpcli.cli.app import app
 from tests.fakes import ScriptedReceiver
+
+
+def _signals_reach_children() -> None:
+    """A test run started in the background (`pytest &`, nohup, some CI runners) inherits SIGINT
+    or SIGHUP ignored, and so would every cdp the tests start: an exec'd child keeps an ignored
+    signal ignored, and the Ctrl-C and hang-up tests saw the signal do nothing. A handler here
+    is reset to the default in each child; this process still does nothing on a hang-up."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda signum, frame: None)
+
+
+_signals_reach_children()
 
 EXPLORE = os.environ.get("CDP_TEST_EXPLORE", "").strip() not in ("", "0")
 _hypothesis_settings.register_profile("cdp-deterministic", derandomize=True, print_blob=False)

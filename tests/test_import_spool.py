@@ -58,10 +58,9 @@ def endless_producer(proc: subprocess.Popen, quiet_after: int | None) -> threadi
     return thread
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("quiet_after", [None, 50_000], ids=["endless", "hanging"])
-@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGTERM]])
-def test_a_signal_stops_the_spool_of_an_endless_stdin(receiver, tmp_path, signals, quiet_after):
+def phased_import(receiver, tmp_path, preexec=None) -> tuple[subprocess.Popen, str]:
+    """`cdp import --order phased --json` reading its stdin (a pipe the test writes), with its
+    own TMPDIR (where the spool goes): the process and that TMPDIR."""
     tmp = str(tmp_path / "tmp")
     os.mkdir(tmp)
     env = {
@@ -78,7 +77,16 @@ def test_a_signal_stops_the_spool_of_an_endless_stdin(receiver, tmp_path, signal
         stderr=subprocess.PIPE,
         cwd=tmp_path,
         env=env,
+        preexec_fn=preexec,
     )
+    return proc, tmp
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quiet_after", [None, 50_000], ids=["endless", "hanging"])
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGTERM]])
+def test_a_signal_stops_the_spool_of_an_endless_stdin(receiver, tmp_path, signals, quiet_after):
+    proc, tmp = phased_import(receiver, tmp_path)
     try:
         producer = endless_producer(proc, quiet_after)
         wait_for(lambda: spool_size(private_folder(tmp)) >= 40_000, 30)  # it is copying stdin

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -17,30 +16,7 @@ from cdpcli.errors import UsageError
 from cdpcli.importing import order
 from cdpcli.importing.order import spool, spool_directory
 from cdpcli.importing.source import Source
-from tests.conftest import API_KEY
-from tests.test_import_spool import TRACK, endless_producer, private_folder, spool_size, wait_for
-
-
-def phased_import(receiver, tmp_path, preexec=None) -> tuple[subprocess.Popen, str]:
-    tmp = str(tmp_path / "tmp")
-    os.mkdir(tmp)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "TMPDIR": tmp,
-        "CDP_API_KEY": API_KEY,
-        "CDP_ENDPOINT": receiver.url,
-        "CDP_CONFIG_DIR": str(tmp_path / "cfg"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cdpcli", "import", "--order", "phased", "--json"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-        env=env,
-        preexec_fn=preexec,
-    )
-    return proc, tmp
+from tests.test_import_spool import TRACK, endless_producer, phased_import, private_folder, spool_size, wait_for
 
 
 @pytest.mark.slow
