@@ -61,17 +61,48 @@ def _short(text: str) -> str:
     return text if len(text) <= 24 else text[:10] + "…" + text[-6:]
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class RepeatedKey(Exception):
+    """An object names `key` twice (raised by each_key_once)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook that refuses an object naming a key twice (RepeatedKey)."""
     value = dict(pairs)
     if len(value) < len(pairs):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise JSONTextError(
-                    f"duplicate key {json.dumps(key, ensure_ascii=False)} (an object names each key once)"
-                )
+                raise RepeatedKey(key)
             seen.add(key)
     return value
+
+
+def duplicate_key_message(key: str) -> str:
+    return f"duplicate key {json.dumps(key, ensure_ascii=False)} (an object names each key once)"
+
+
+def first_repeated_key(text: str | bytes) -> str | None:
+    """The first key an object of `text` names twice, or None. Python's reader, lenient: it
+    reads what `loads` refuses for other reasons (NaN, a huge number: other checks name those)
+    and None when it cannot read `text` at all."""
+    try:
+        json.loads(text, object_pairs_hook=each_key_once)
+    except RepeatedKey as exc:
+        return exc.key
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    try:
+        return each_key_once(pairs)
+    except RepeatedKey as exc:
+        raise JSONTextError(duplicate_key_message(exc.key)) from None
 
 
 _DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_float, parse_int=_int, object_pairs_hook=_object)
@@ -179,7 +210,9 @@ def may_overflow(text: bytes) -> bool:
     return False
 
 
-# `\u003a`, a colon written as an escape: the one way a text hides a colon from a count
+# `\u003a`, a colon written as an escape: the one way a text hides a colon from a count; their
+# common prefix is a cheaper, wider look (it also finds \u0030-\u003f)
+ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
 _ESCAPED_COLON = b"\\u003"
 
 

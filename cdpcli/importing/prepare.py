@@ -61,10 +61,6 @@ def needs_plain_path(data: bytes) -> bool:
     return may_need_care(data) or any(data.find(key) >= 0 for key in _FOREIGN_SECRET_BYTES)
 
 
-# A colon escaped as \u003a (or \u003A): not a colon to count in the raw bytes, one once read
-ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
-
-
 class RepeatedKey(ValueError):
     """A line that may name a key twice in one object (the plain path says which)."""
 

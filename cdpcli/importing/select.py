@@ -20,9 +20,9 @@ from pydantic_core import from_json, to_json
 
 from cdpcli import jsontext
 from cdpcli.errors import UsageError
-from cdpcli.importing.prepare import ESCAPED_COLONS, InvalidLine, LimitReached, Preparer, SkipLine, unwrap_reject
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, unwrap_reject
 from cdpcli.importing.shard import Shard
-from cdpcli.jsontext import may_need_care
+from cdpcli.jsontext import ESCAPED_COLONS, may_need_care
 from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the

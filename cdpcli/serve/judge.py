@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from cdpcli.jsontext import JSONTextError, may_overflow, may_repeat_a_key
+from cdpcli.jsontext import JSONTextError, first_repeated_key, may_overflow, may_repeat_a_key
 from cdpcli.jsontext import loads as strict_loads
 from cdpcli.serve.limits import MAX_SDK_CALL_BYTES
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size
@@ -324,19 +324,9 @@ def read_body(text: bytes, kind: str) -> Any:
 
 def _refuse_repeated_keys(text: bytes) -> None:
     """JSONTextError naming the first key an object of `text` holds twice (none: nothing)."""
-
-    def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        value = dict(pairs)
-        if len(value) != len(pairs):
-            seen: set[str] = set()
-            key = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-            raise JSONTextError(f"invalid JSON: duplicate key {json.dumps(key)}")
-        return value
-
-    try:
-        json.loads(text, object_pairs_hook=once)
-    except RecursionError:
-        pass
+    key = first_repeated_key(text)
+    if key is not None:
+        raise JSONTextError(f"invalid JSON: duplicate key {json.dumps(key)}")
 
 
 def _read_exactly(text: bytes, kind: str) -> Any:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cdpcli.jsontext import RepeatedKey, duplicate_key_message, each_key_once, first_repeated_key
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # a Unix time under this is seconds, at or over it milliseconds: 1e11 s is the year 5138, and
 # 1e11 ms is 1973-03-03 (exports hold no earlier events)
@@ -181,32 +183,12 @@ def text_id(value: Any) -> str | None:
     return None
 
 
-class _Repeated(Exception):
-    """An object names a key twice: the message says which."""
-
-
-def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value = dict(pairs)
-    if len(value) < len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Repeated(f"duplicate key {json.dumps(key, ensure_ascii=False)} (an object names each key once)")
-            seen.add(key)
-    return value
-
-
 def repeated_key(text: bytes) -> str | None:
     """What is wrong when an object of `text` names a key twice (the first such key), else None.
     Python's reader, told to keep each object's pairs: it also reads what jsontext refuses
     for other reasons (NaN, a huge number), which the preparer refuses in the call."""
-    try:
-        json.loads(text, object_pairs_hook=_once)
-    except _Repeated as exc:
-        return str(exc)
-    except (ValueError, RecursionError):  # pydantic-core read it; Python's reader gives up sooner
-        return None
-    return None
+    key = first_repeated_key(text)
+    return None if key is None else duplicate_key_message(key)
 
 
 def json_object(value: Any, what: str) -> dict[str, Any]:
@@ -215,9 +197,9 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value, object_pairs_hook=_once) if value.strip() else {}
-        except _Repeated as exc:
-            raise BadValue(f"{what}: {exc}") from None
+            value = json.loads(value, object_pairs_hook=each_key_once) if value.strip() else {}
+        except RepeatedKey as exc:
+            raise BadValue(f"{what}: {duplicate_key_message(exc.key)}") from None
         except ValueError:
             raise BadValue(f"{what} is a string that is not JSON") from None
     if not isinstance(value, dict):
