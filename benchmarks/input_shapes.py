@@ -143,6 +143,9 @@ def _non_ascii(call: Call, escaped: bool) -> bytes:
     return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=escaped).encode()
 
 
+_SEGMENT_ENVELOPE = ("writeKey", "projectId", "receivedAt", "_metadata", "version")  # select.ENVELOPE_KEYS
+
+
 def _segment(call: Call, i: int, rng: random.Random) -> Call:
     """A line of a Segment S3/GCS archive: the call as Segment stored it, with its envelope
     (projectId, receivedAt, _metadata, version, writeKey) around it; the shape of
@@ -184,6 +187,12 @@ SHAPES: dict[str, Shape] = {
     "non-ASCII": Shape(lambda c, i, r: _non_ascii(c, escaped=False), example='"Münster" as UTF-8'),
     "non-ASCII escaped": Shape(lambda c, i, r: _non_ascii(c, escaped=True), example='"M\\u00fcnster"'),
     "--from segment": Shape(_segment, args=("--from", "segment"), example="Segment archive envelope"),
+    # the same calls without the envelope (as Segment's SDKs post them): a Segment call is ~2x the
+    # canonical line's bytes, so this row tells the envelope's own cost from that of the bigger call
+    "Segment call": Shape(
+        lambda c, i, r: {k: v for k, v in _segment(c, i, r).items() if k not in _SEGMENT_ENVELOPE},
+        example="the same call, no envelope",
+    ),
 }
 
 

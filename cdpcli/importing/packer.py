@@ -17,7 +17,7 @@ from cdpcli.importing.batches import REF_SHIFT, Batch
 from cdpcli.importing.checkpoint import Settlement
 from cdpcli.importing.options import ImportOptions
 from cdpcli.importing.order import OtherPhase, PhaseFilter
-from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, needs_plain_path
+from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine
 from cdpcli.importing.select import Selector
 from cdpcli.importing.shard import Shard
 from cdpcli.importing.sources import (
@@ -161,12 +161,12 @@ class Packer:
                 return None
         line_shard = self.line_shard
         if line_shard is None:
-            preparer.careful = needs_plain_path(chunk.data)
+            preparer.look_ahead(chunk.data)
         else:
             lines = line_shard.mask(lines, chunk.first_line)  # counted as skipped (shard) below
             # the per-chunk look-ahead (~1.5 µs a line's worth) over this shard's lines only:
             # over the whole chunk, every shard paid it for every line
-            preparer.careful = needs_plain_path(b"\n".join(lines))
+            preparer.look_ahead(b"\n".join(lines))
         return lines, prepare, skip
 
     def _account(self, chunk: Chunk, line_no: int, skip: int, blank: int, skipped: int, other: int) -> None:

@@ -54,11 +54,10 @@ FOREIGN_SECRETS = ("writeKey",)
 _FOREIGN_SECRET_BYTES = tuple(f'"{key}"'.encode() for key in FOREIGN_SECRETS)
 
 
-def needs_plain_path(data: bytes) -> bool:
-    """True when `data` (a chunk of lines, or one) may hold what only the plain path handles:
-    NaN, Infinity or an overflowing number (jsontext.may_need_care), or a foreign secret to
-    drop. Looked at once per chunk, then line by line only in a chunk that may."""
-    return may_need_care(data) or any(data.find(key) >= 0 for key in _FOREIGN_SECRET_BYTES)
+def may_hold_foreign_secret(data: bytes) -> bool:
+    """True when `data` (a chunk of lines, or one) may hold a foreign secret to drop (the plain
+    path drops it)."""
+    return any(data.find(key) >= 0 for key in _FOREIGN_SECRET_BYTES)
 
 
 class RepeatedKey(ValueError):
@@ -144,6 +143,10 @@ class Preparer:
         # costs ~5k instructions a line's worth of bytes (a translation and finds over the
         # chunk), against ~10k when every line was looked at on its own (callgrind)
         self.careful = True
+        # the chunk may hold a foreign secret: then each line is looked for one (one find). Apart
+        # from `careful`: every line of a Segment archive names writeKey, and the number look
+        # over each line cost ~1.2 µs of a Segment line's ~20 (see look_ahead)
+        self.secrets = True
         # the line at hand as already read, when it was written from that (select.py's envelope
         # drop): no key can be named twice in it, and reading it again cost ~2 µs a Segment line
         self.parsed: dict[str, Any] | None = None
@@ -155,6 +158,11 @@ class Preparer:
         # a call with no timestamp goes out stamped now: on_recent("") too (recent skip, fail)
         self.recent_when_missing = False
         self.tick()
+
+    def look_ahead(self, data: bytes) -> None:
+        """Look once at the chunk whose lines are prepared next (see `careful`, `secrets`)."""
+        self.careful = may_need_care(data)
+        self.secrets = may_hold_foreign_secret(data)
 
     def for_source(self, source: Source) -> None:
         self._id_prefix = b"cdp-" + hashlib.sha1(source.id_seed).hexdigest()[:10].encode() + b"-"
@@ -190,7 +198,8 @@ class Preparer:
         if (
             not self.rules_hold(call)
             or (line.find(b"\\u") >= 0 and has_escaped_key(line))
-            or (self.careful and needs_plain_path(line))
+            or (self.careful and may_need_care(line))
+            or (self.secrets and may_hold_foreign_secret(line))
         ):
             rewrite.clear()
             return self._slow(line_no, line)

@@ -20,7 +20,14 @@ from pydantic_core import from_json, to_json
 
 from cdpcli import jsontext
 from cdpcli.errors import UsageError
-from cdpcli.importing.prepare import InvalidLine, LimitReached, Preparer, SkipLine, unwrap_reject
+from cdpcli.importing.prepare import (
+    InvalidLine,
+    LimitReached,
+    Preparer,
+    SkipLine,
+    read_refusing_duplicates,
+    unwrap_reject,
+)
 from cdpcli.importing.shard import Shard
 from cdpcli.jsontext import ESCAPED_COLONS, may_need_care
 from cdpcli.wire import dumps, format_timestamp, parse_timestamp
@@ -168,7 +175,6 @@ class Selector:
         self.inner = preparer.prepare
         self.preparer = preparer
         self.envelope = ENVELOPE_KEYS.get(options.archive or "", ())  # a vendor's calls have none
-        self.envelope_bytes = tuple(f'"{key}"'.encode() for key in self.envelope)
         self.default_type = options.default_type
         self.types = frozenset(options.types or ())
         self.events = frozenset(options.events or ())
@@ -218,7 +224,10 @@ class Selector:
         shard = self.shard
         distinct = False  # the line was written again from `call`: no key twice in it
         if self.envelope or self.filtering or shard is not None:
-            call = _object(line)
+            call = _read_once(line)
+            once = call is not None  # read refusing a key named twice: none is
+            if call is None:
+                call = _object(line)
             if call is not None and "type" not in call and "input" in call:
                 # a rejects record fed back: every choice applies to the call in it, exactly as
                 # to the original line (its wrapper has no type, event or timestamp)
@@ -232,8 +241,10 @@ class Selector:
                 if not mine:
                     raise SkipLine("shard")
             if call is not None:
-                if self.envelope and any(line.find(key) >= 0 for key in self.envelope_bytes):
-                    line, distinct = without_envelope(line, call, self.envelope, careful=self.preparer.careful)
+                if self.envelope and any(key in call for key in self.envelope):
+                    line, distinct = without_envelope(
+                        line, call, self.envelope, careful=self.preparer.careful, once=once
+                    )
                 if self.filtering:
                     self._filter(line_no, line, call)
         if distinct:
@@ -295,35 +306,50 @@ class Selector:
 
 
 def without_envelope(
-    line: bytes, call: dict[str, Any], envelope: tuple[str, ...], *, careful: bool
+    line: bytes, call: dict[str, Any], envelope: tuple[str, ...], *, careful: bool, once: bool = False
 ) -> tuple[bytes, bool]:
     """The line without the archive's envelope keys (removed from `call`, the line as read,
     too), and whether it was written from `call` by pydantic-core (~1 µs for a Segment line;
     Python's json took ~3 µs; no key can be named twice in it), which the fast path then takes
-    as any line. A line naming a key twice is given back as it is: the preparer rejects it
-    (duplicate key) rather than the last value going out."""
-    dropped = [call.pop(key) for key in envelope if key in call]
+    as any line. `once`: `call` was read refusing a key named twice (prepare's reader), else a
+    count of colons tells. A line naming a key twice is given back as it is: the preparer
+    rejects it (duplicate key) rather than the last value going out."""
+    dropped = {key: call.pop(key) for key in envelope if key in call}
     if not dropped:
         return line, False
-    if (
-        call.get("messageId")  # else the derived one: from the bytes as cdp has always written them
-        and not (careful and may_need_care(line))  # NaN, Infinity, 1e400: the plain path says which
-        and (line.find(b"\\u003") < 0 or not any(line.find(colon) >= 0 for colon in ESCAPED_COLONS))
-    ):
+    # else the derived messageId: from the bytes as cdp has always written them; NaN, Infinity
+    # and 1e400: the plain path says which
+    if call.get("messageId") and not (careful and may_need_care(line)):
         try:
             body = to_json(call)
-            # as prepare._read_counting_colons counts: every colon of the line is in the body or in a
-            # dropped key and its value, unless a key was named twice
-            colons = body.count(b":") + sum(1 + to_json(value).count(b":") for value in dropped)
+            written = once or _colons_add_up(line, body, dropped)
         except ValueError:  # (a lone surrogate, which the plain path names)
-            colons = -1
-        if colons == line.count(b":"):
+            written = False
+        if written:
             return body, True
     try:
         jsontext.loads(line)
     except jsontext.JSONTextError:
         return line, False  # the preparer says why
     return dumps(call).encode("utf-8", "surrogatepass"), True
+
+
+def _colons_add_up(line: bytes, body: bytes, dropped: dict[str, Any]) -> bool:
+    """As jsontext.may_repeat_a_key counts: every colon of the line is in the body or in a
+    dropped key and its value, unless a key was named twice (or a colon was escaped)."""
+    if line.find(b"\\u003") >= 0 and any(line.find(colon) >= 0 for colon in ESCAPED_COLONS):
+        return False
+    return body.count(b":") + to_json(dropped).count(b":") == line.count(b":")
+
+
+def _read_once(line: bytes) -> dict[str, Any] | None:
+    """The line as a JSON object read refusing a key named twice (the fast path's reader), or
+    None (it names one twice, or it is not an object, or the reader refuses it for another reason)."""
+    try:
+        value = read_refusing_duplicates(line)
+    except ValueError:  # jiter's errors and RepeatedKey are ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _object(line: bytes) -> dict[str, Any] | None:
