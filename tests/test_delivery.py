@@ -17,9 +17,11 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cdpcli.errors import ExitCode
-from cdpcli.importing.batches import REF_SHIFT, Batch
+from cdpcli.importing.batches import REF_SHIFT, Batch, BatchRequest
 from cdpcli.importing.checkpoint import Settlement
 from cdpcli.importing.delivery import Delivery
 from cdpcli.importing.options import ImportOptions
@@ -179,3 +181,23 @@ def test_a_server_error_that_persists_fails_the_batch_into_the_rejects(status):
     assert [line for line, _ in run.rejected] == [1, 2]
     assert all(why.startswith(f"HTTP {status} after 3 attempts") for _, why in run.rejected)
     assert run.stats.failed == 2 and run.errors == [] and run.settlement.open == {}
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**6), max_size=40), st.booleans())
+def test_a_batch_body_is_its_calls_as_sent_and_leaves_them_unchanged(numbers, stamped):
+    """The /batch body is joined in one copy (head and tail on the first and last call): for
+    any number of calls it is `{"batch":[…],"sentAt":"…"}` with the calls in order, and the
+    batch's own calls stay as packed (a retry or a split half joins them again)."""
+    calls = [track(n) for n in numbers]
+    batch = Batch()
+    for line_no, call in enumerate(calls, start=1):
+        batch.add(call, line_no)
+    request = BatchRequest("http://cdp.test/v1/batch", {}, batch, gzip=False)
+    sent_at = "2026-11-27T13:31:42.123Z" if stamped else None
+    body = request.body_bytes(sent_at)
+    assert body.startswith(b'{"batch":[' + b",".join(calls) + b'],"sentAt":"')
+    parsed = json.loads(body)
+    assert parsed["batch"] == [json.loads(call) for call in calls]
+    assert parsed["sentAt"] == sent_at or (sent_at is None and parsed["sentAt"].endswith("Z"))
+    assert batch.calls == calls  # not changed in place
+    assert request.body_bytes(sent_at) == body or sent_at is None

@@ -4,7 +4,6 @@ itself with Ctrl-C/SIGTERM handled and the summary printed."""
 
 from __future__ import annotations
 
-import gc
 import signal
 import sys
 import threading
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from cdpcli.cli import startup
 from cdpcli.cli.import_summary import report
 from cdpcli.cli.options import SendOptions
 from cdpcli.cli.output import Output, flagged
@@ -90,10 +90,9 @@ def terminal_events(opts: SendOptions, progress: bool | None) -> TerminalEvents:
 def run_and_report(importer: Importer, out: Output, events: TerminalEvents) -> int:
     """Run an import with Ctrl-C/SIGTERM handled, print its summary; its exit code. Every
     command that imports (`cdp import`, the operations' --from) ends this way."""
-    # pydantic, typer and httpx leave ~26k long-lived objects that every full collection would
-    # scan again while the hot loop allocates; freezing them cut ~20 % of its time. A process
-    # setting, so the command sets it (the process ends with the command), never the core.
-    gc.freeze()
+    # the garbage collector's settings are the process's: the command sets them (the process
+    # ends with it), never the core
+    startup.started()
     with interrupts_handled_by(importer, out):
         result = importer.run()
     report(result, out, events.unechoed)

@@ -50,7 +50,14 @@ class BatchRequest(Request):
         self.batch = batch
 
     def body_bytes(self, sent_at: str | None = None) -> bytes:
-        stamp = (sent_at or now_timestamp()).encode()
-        # one join: `head + calls + tail + …` copied the whole ~475 KB body once per `+`
-        # (130-170 µs a body against 80-90)
-        return b"".join((_BODY_HEAD, b",".join(self.batch.calls), b'],"sentAt":"', stamp, b'"}'))
+        tail = b'],"sentAt":"%s"}' % (sent_at or now_timestamp()).encode()
+        calls = self.batch.calls
+        if len(calls) < 2:
+            return b"".join((_BODY_HEAD, *calls, tail))
+        # one copy of the ~475 KB body: the head and the tail join the first and the last call
+        # (~300 bytes each), and the calls are joined once; joining them, then the parts, copied
+        # the whole body twice (41-50 µs a body against 32-34, more in a run: fresh memory)
+        parts = calls.copy()
+        parts[0] = _BODY_HEAD + parts[0]
+        parts[-1] += tail
+        return b",".join(parts)
