@@ -19,6 +19,7 @@ preparer, and the Selector before it, unchanged).
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -203,3 +204,49 @@ def test_a_recent_call_is_counted_once_on_either_path(call, hours_ago, shape, mo
     fast, plain = _selectors(recent=mode, now=NOW)
     assert _outcome(fast.prepare, line) == _outcome(plain.prepare, line)
     assert fast.recent == plain.recent <= 1
+
+
+# -- JSON text as other writers write it -----------------------------------------------------
+
+WHITESPACE = ["", "", "", " ", "\t", "\r\n", "\n  "]  # JSON's four, as writers indent
+
+
+def json_text(value: Any, spacing: random.Random, escapes: float) -> str:
+    """`value` as any JSON writer may write it (RFC 8259): whitespace around tokens, a share
+    `escapes` of the characters of strings and keys escaped (`\\u0041`, `\\/`, a surrogate
+    pair), the rest raw (non-ASCII as UTF-8)."""
+    if isinstance(value, dict):
+        members = [
+            _spaced(json_text(key, spacing, escapes), spacing)
+            + ":"
+            + _spaced(json_text(item, spacing, escapes), spacing)
+            for key, item in value.items()
+        ]
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_spaced(json_text(item, spacing, escapes), spacing) for item in value) + "]"
+    if isinstance(value, str):
+        return '"' + "".join(_escaped(char, spacing.random() < escapes) for char in value) + '"'
+    return json.dumps(value)
+
+
+def _spaced(token: str, spacing: random.Random) -> str:
+    return spacing.choice(WHITESPACE) + token + spacing.choice(WHITESPACE)
+
+
+def _escaped(char: str, escape: bool) -> str:
+    if not escape:
+        return json.dumps(char, ensure_ascii=False)[1:-1]
+    if char == "/":
+        return "\\/"
+    return json.dumps(char)[1:-1] if ord(char) > 0xFFFF else f"\\u{ord(char):04x}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(call=calls(), seed=st.integers(0, 2**32), escapes=st.sampled_from([0.0, 0.0, 0.02, 0.3, 1.0]))
+def test_a_call_as_any_writer_writes_it_goes_out_as_the_plain_path_sends_it(call, seed, escapes):
+    """Escaped keys (`"time\\u0073tamp"`), whitespace before a colon, escaped ASCII in values:
+    whatever splicing by bytes the fast path does, it sends what the plain path sends."""
+    line = json_text(call, random.Random(seed), escapes).encode()
+    fast, plain = _both_ways(line)
+    assert fast == plain
