@@ -29,7 +29,7 @@ from cdpcli.importing.prepare import (
     unwrap_reject,
 )
 from cdpcli.importing.shard import Shard
-from cdpcli.jsontext import ESCAPED_COLONS, may_need_care
+from cdpcli.jsontext import may_need_care
 from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the
@@ -311,35 +311,25 @@ def without_envelope(
     """The line without the archive's envelope keys (removed from `call`, the line as read,
     too), and whether it was written from `call` by pydantic-core (~1 µs for a Segment line;
     Python's json took ~3 µs; no key can be named twice in it), which the fast path then takes
-    as any line. `once`: `call` was read refusing a key named twice (prepare's reader), else a
-    count of colons tells. A line naming a key twice is given back as it is: the preparer
-    rejects it (duplicate key) rather than the last value going out."""
+    as any line. `once`: `call` was read by prepare's reader, which refuses a key named twice
+    and nesting past jsontext.MAX_DEPTH; else (a line it refused) the exact reader decides. A
+    line naming a key twice is given back as it is: the preparer rejects it (duplicate key)
+    rather than the last value going out."""
     dropped = {key: call.pop(key) for key in envelope if key in call}
     if not dropped:
         return line, False
     # else the derived messageId: from the bytes as cdp has always written them; NaN, Infinity
     # and 1e400: the plain path says which
-    if call.get("messageId") and not (careful and may_need_care(line)):
+    if once and call.get("messageId") and not (careful and may_need_care(line)):
         try:
-            body = to_json(call)
-            written = once or _colons_add_up(line, body, dropped)
+            return to_json(call), True
         except ValueError:  # (a lone surrogate, which the plain path names)
-            written = False
-        if written:
-            return body, True
+            pass
     try:
         jsontext.loads(line)
     except jsontext.JSONTextError:
         return line, False  # the preparer says why
     return dumps(call).encode("utf-8", "surrogatepass"), True
-
-
-def _colons_add_up(line: bytes, body: bytes, dropped: dict[str, Any]) -> bool:
-    """As jsontext.may_repeat_a_key counts: every colon of the line is in the body or in a
-    dropped key and its value, unless a key was named twice (or a colon was escaped)."""
-    if line.find(b"\\u003") >= 0 and any(line.find(colon) >= 0 for colon in ESCAPED_COLONS):
-        return False
-    return body.count(b":") + to_json(dropped).count(b":") == line.count(b":")
 
 
 def _read_once(line: bytes) -> dict[str, Any] | None:
