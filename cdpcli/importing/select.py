@@ -285,7 +285,8 @@ class Selector:
             raise SkipLine("exclude_events")
         if self.since or self.until:
             stamp = call.get("timestamp")
-            moment = call_time(stamp) if stamp else datetime.now(timezone.utc)  # sent with the time of import
+            # the moment it is sent with (Unix seconds too), or the time of import
+            moment = moment_of(stamp) if stamp is not None else datetime.now(timezone.utc)
             if moment is None:
                 if not isinstance(stamp, str):
                     return  # not a timestamp at all: the preparer rejects the line
