@@ -34,7 +34,7 @@ from cdpcli.importing.prepare import InvalidLine, Preparer, SkipLine
 from cdpcli.importing.select import ENVELOPE_KEYS, Selector
 from cdpcli.importing.sources import Source
 from cdpcli.wire import MAX_CALL_BYTES, call_size
-from tests.test_import_properties import calls, iso_timestamps, other_script_digits, typed
+from tests.test_import_properties import TIMESTAMPS, calls, iso_timestamps, other_script_digits, typed
 
 
 class _Refuses:
@@ -252,3 +252,32 @@ def test_a_call_as_any_writer_writes_it_goes_out_as_the_plain_path_sends_it(call
     line = json_text(call, random.Random(seed), escapes).encode()
     fast, plain = _both_ways(line)
     assert fast == plain
+
+
+# -- since and until: the moment the call is sent with -------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stamp=TIMESTAMPS | st.integers(0, 2**33).map(str) | st.just(0),
+    bound=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)),
+    option=st.sampled_from(["since", "until"]),
+)
+@example(stamp=1_000_000_000, bound=datetime(2020, 1, 1, tzinfo=timezone.utc), option="since")  # Unix seconds
+@example(stamp="1000000000", bound=datetime(2020, 1, 1, tzinfo=timezone.utc), option="since")
+@example(stamp=0, bound=datetime(2020, 1, 1, tzinfo=timezone.utc), option="since")
+def test_since_and_until_judge_the_moment_a_call_is_sent_with(stamp, bound, option):
+    """Whatever shape the timestamp is given in (Unix seconds as a number were never compared:
+    every such call was sent, whatever the bounds; as text they were refused), a call is skipped
+    exactly when the timestamp it would be sent with is outside the bound."""
+    line = json.dumps({"type": "track", "userId": "u", "event": "E", "timestamp": stamp}).encode()
+    unfiltered = _outcome(_selectors()[0].prepare, line)
+    fast, plain = _selectors(**{option: bound})
+    chosen = _outcome(fast.prepare, line)
+    assert chosen == _outcome(plain.prepare, line)
+    if unfiltered[0] == "invalid":
+        assert chosen[0] == "invalid"
+        return
+    sent = datetime.fromisoformat(unfiltered[1]["timestamp"][1].replace("Z", "+00:00"))
+    outside = sent < bound if option == "since" else sent >= bound
+    assert chosen == (("skipped", option) if outside else unfiltered)
