@@ -10,7 +10,9 @@ counts once twice:
 - an archived (`--from segment|rudderstack`) line with a messageId nested deeper than 200
   levels: its envelope was dropped from a call Python's reader read, and the fast path sent it;
 - `--recent warn` with a call the fast path hands over after looking at its timestamp (a key
-  named "context" inside its properties): counted twice.
+  named "context" inside its properties): counted twice;
+- `--since`/`--until` with a timestamp in Unix seconds (either path): never compared, so sent
+  whatever the bounds; as text, refused though the preparer sends it.
 Beside them, JSON text as other writers write it (whitespace around every token, any share of
 the characters of keys and strings escaped), which json.dumps never does: no divergence found.
 
