@@ -270,7 +270,9 @@ class Preparer:
             raise InvalidLine(message, "duplicate key" if message.startswith("duplicate key") else reason) from None
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
-        data = unwrap_reject(data)
+        inner = unwrap_reject(data)
+        if inner is not data:  # a rejects record: the id follows the call in it, as with a filter on
+            data, line = inner, dumps(inner).encode("utf-8", "surrogatepass")
         for key in FOREIGN_SECRETS:
             data.pop(key, None)
         if "type" not in data and self.default_type:

@@ -211,7 +211,8 @@ class Selector:
     def _person(self, call: dict[str, Any]) -> dict[str, Any]:
         """The call as the shard sees its person: with its resolved userId, if it gets one."""
         anonymous = call.get("anonymousId")
-        if self.resolve is None or call.get("userId") or not isinstance(anonymous, str):
+        # as identities.rewriting decides: only a call with no userId at all gets one
+        if self.resolve is None or call.get("userId") is not None or not isinstance(anonymous, str):
             return call
         user = self.resolve(anonymous)
         return call if user is None else {**call, "userId": user}
@@ -227,7 +228,9 @@ class Selector:
             call = _read_once(line)
             once = call is not None  # read refusing a key named twice: none is
             if call is None:
-                call = _object(line)
+                # None: the preparer rejects the line (a key named twice, too deep, not an object),
+                # which no filter may skip first; a shard deals it by line number
+                call = _exact_object(line)
             if call is not None and "type" not in call and "input" in call:
                 # a rejects record fed back: every choice applies to the call in it, exactly as
                 # to the original line (its wrapper has no type, event or timestamp)
@@ -339,6 +342,15 @@ def _read_once(line: bytes) -> dict[str, Any] | None:
     try:
         value = read_refusing_duplicates(line)
     except ValueError:  # jiter's errors and RepeatedKey are ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _exact_object(line: bytes) -> dict[str, Any] | None:
+    """The line as a JSON object as the plain path reads it, or None when it refuses it."""
+    try:
+        value = jsontext.loads(line)
+    except jsontext.JSONTextError:
         return None
     return value if isinstance(value, dict) else None
 
