@@ -22,8 +22,12 @@ Targets (default flags): (1)/(3) >= 0.8 loopback, >= 0.85 at 50 ms; (1)/(2) >= 5
 bounds (1)/(3): the receiver is what both raw senders wait on, and cdp's calls cost it more
 (~75 bytes more each); the run prints that ceiling when both run.
 
+With --split, one more `cdp import` of the same file on loopback says where its client CPU goes:
+start-up (a one-line import's whole process), the main thread (reading, preparing, packing), the
+senders, the reader, and the garbage collector, each in µs per call.
+
 Usage: python benchmarks/import_throughput.py [--events 100000] [--rounds 5] [--sdk-events-slow 20000]
-       [--rss-lines 1000000] [--latencies 0,50] [--variants cdp,sdk,raw,raw*]
+       [--rss-lines 1000000] [--latencies 0,50] [--variants cdp,sdk,raw,raw*] [--split]
 Needs: pip install -e '.[bench]' (the SDK).
 """
 
@@ -106,6 +110,37 @@ with open(path, "rb") as handle:
             analytics.group(group_id=call["groupId"], traits=call.get("traits"), **common)
 analytics.flush()
 analytics.shutdown()
+"""
+
+
+# `cdp import` run in a process that records each thread's CPU when it ends (by name: the
+# senders are one "cdp-sender") and the CPU the garbage collector takes; the JSON goes to argv[1]
+SPLIT_RUNNER = r"""
+import gc, json, sys, threading, time
+out, argv = sys.argv[1], sys.argv[2:]
+cpu, lock, run_thread = {}, threading.Lock(), threading.Thread.run
+def timed_run(self):
+    try:
+        run_thread(self)
+    finally:
+        name = self.name.rstrip("0123456789").rstrip("-")
+        with lock:
+            cpu[name] = cpu.get(name, 0.0) + time.thread_time()
+threading.Thread.run = timed_run
+collector = {"started": 0.0, "seconds": 0.0}
+def on_collection(phase, info):
+    if phase == "start":
+        collector["started"] = time.thread_time()
+    else:
+        collector["seconds"] += time.thread_time() - collector["started"]
+gc.callbacks.append(on_collection)
+from cdpcli.cli import startup
+startup.prepare_process()
+from cdpcli.cli.run import run
+code = run(argv)
+cpu["main"] = time.thread_time()
+with open(out, "w") as handle:
+    json.dump({"threads": cpu, "gc": collector["seconds"], "process": time.process_time(), "code": code}, handle)
 """
 
 
@@ -323,6 +358,37 @@ def measure_rss(lines: int, env: dict[str, str], tmp: Path) -> None:
     )
 
 
+def measure_split(plain: Path, n: int, env: dict[str, str], tmp: Path) -> None:
+    """Where one `cdp import` of `plain` (n calls, receiver on loopback) spends its client CPU."""
+    one_line = tmp / "one-line.ndjson"
+    with open(plain, "rb") as src:
+        one_line.write_bytes(src.readline())
+    receiver = Receiver(api_key=None, keep=False, collect_every=SERVE_COLLECT_EVERY).start()
+    sending = ["--endpoint", receiver.url, "--api-key", API_KEY, "--no-progress", "-q"]
+    start_up = statistics.median(run([*cdp_command(), "import", str(one_line), *sending], env)[2] for _ in range(5))
+    runner, out = tmp / "split.py", tmp / "split.json"
+    runner.write_text(SPLIT_RUNNER)
+    run([sys.executable, str(runner), str(out), "import", str(plain), *sending], env)
+    receiver.stop()
+    split = json.loads(out.read_text())
+    if split["code"] != 0:
+        raise SystemExit(f"the split run exited {split['code']}")
+    threads = dict(split["threads"])
+    per_call = {
+        "start-up (a one-line import)": start_up,
+        "main thread after start-up (read, prepare, pack)": threads.pop("main") - start_up,
+        "senders": threads.pop("cdp-sender", 0.0),
+        "reader": threads.pop("cdp-reader", 0.0),
+        "other threads": sum(threads.values()),
+    }
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== client CPU split, µs per call of {n:,} (receiver on loopback, load {load})")
+    print(f"  whole process {split['process'] / n * 1e6:.1f}")
+    for what, seconds in per_call.items():
+        print(f"  {what}: {seconds / n * 1e6:.2f}")
+    print(f"  of which garbage collection, in any thread: {split['gc'] / n * 1e6:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
@@ -338,6 +404,7 @@ def main() -> None:
     parser.add_argument(
         "--variants", default="cdp,sdk,raw,raw*", help="which senders run, comma-separated (cdp is always one)"
     )
+    parser.add_argument("--split", action="store_true", help="also split one cdp import's client CPU by thread")
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
@@ -365,6 +432,8 @@ def main() -> None:
                 "as_sent": as_sent,
             }
             measure(latency, args.rounds, files, env, tmp, {"cdp", *args.variants.split(",")})
+        if args.split:
+            measure_split(plain, args.events, env, tmp)
         if args.rss_lines:
             measure_rss(args.rss_lines, env, tmp)
 
