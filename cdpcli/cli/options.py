@@ -47,7 +47,13 @@ class SendOptions:
     def output(self) -> Output:
         """The command's one Output (the same object each call)."""
         if self._out is None:
-            self._out = Output(json_mode=self.json, quiet=self.quiet, verbosity=self.verbose)
+            self._out = Output(
+                json_mode=self.json,
+                quiet=self.quiet,
+                verbosity=self.verbose,
+                api_key=self.api_key,
+                profile=self.profile,
+            )
         return self._out
 
     def target(self, *, need_key: bool = True) -> Target:
