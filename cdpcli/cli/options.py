@@ -123,17 +123,19 @@ ProfileOpt = Annotated[
     ),
 ]
 
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key of the HTTP source." + env_note("api-key"),
+        metavar="KEY",
+        show_default=False,
+        rich_help_panel=CONNECTION,
+    ),
+]
+
 _SEND_OPTIONS: dict[str, Any] = {
-    "api_key": Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            help="API key of the HTTP source." + env_note("api-key"),
-            metavar="KEY",
-            show_default=False,
-            rich_help_panel=CONNECTION,
-        ),
-    ],
+    "api_key": ApiKeyOpt,
     "region": Annotated[
         str | None,
         typer.Option(
