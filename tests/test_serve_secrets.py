@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import queue
 import subprocess
 import sys
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -143,3 +146,72 @@ def test_every_write_key_value_in_a_body_is_masked(text):
     masked = mask_write_keys(text)
     assert b"key" not in masked.replace(b"writeKey", b"") and b"12345" not in masked
     assert masked.count(b'"****"') == text.count(b'"writeKey"')
+
+
+class _Lines:
+    """A process's stderr read on a thread of its own: `until(text)` waits for a line holding it."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def until(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            self.seen.append(line)
+            if text in line:
+                return line
+
+
+@pytest.mark.slow  # a cdp serve process
+def test_serves_log_says_why_each_request_was_refused():
+    """An SDK that crashes on the error body (the official Python SDK reads {code, message}) never
+    shows serve's explanation: the log line of each refused request carries its first error."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdpcli", "serve", "--port", "0", "--api-key", API_KEY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        log = _Lines(proc.stderr)
+        banner = log.until("listening on")
+        url = banner.split()[4]
+        base = url.removesuffix("/v1")
+        assert post(_At(url), "/v1/v1/batch", {"batch": []})[0] == 404
+        line = log.until('"POST /v1/v1/batch HTTP/1.1" 404')
+        assert "404 - no such path /v1/v1/batch: the base URL holds /v1 twice. Give " + base in line
+        assert post(_At(url), "/v1/track", {"writeKey": API_KEY, "userId": "1", "event": "E"}, auth=None)[0] == 401
+        assert (
+            log.until('"POST /v1/track HTTP/1.1" 401')
+            .rstrip("\n")
+            .endswith("401 - unauthorized: send Authorization: Basic base64(<api key>:)")
+        )
+        assert post(_At(url), "/v1/track", {"userId": "1"})[0] == 400
+        assert log.until('"POST /v1/track HTTP/1.1" 400').rstrip("\n").endswith("400 - event: Field required")
+        long_path = "/v1/" + "x" * 1000
+        assert post(_At(url), long_path, {})[0] == 404
+        line = log.until(long_path[:40]).rstrip("\n")
+        assert line.endswith("…") and len(line.split(" 404 - ", 1)[1]) == 300
+        assert post(_At(url), "/v1/track", {"userId": "1", "event": "E"})[0] == 200
+        assert log.until('"POST /v1/track HTTP/1.1" 200').rstrip("\n").endswith("200 -")  # accepted: no text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not any(API_KEY in line for line in log.seen)
+
+
+def test_a_logged_error_is_one_line_redacted_and_bounded():
+    from cdpcli.redaction import add_secret
+    from cdpcli.serve.asgi import LOG_ERROR_CHARS, log_text
+
+    secret = "sk_us_LOGGED0123456789abcdef"
+    add_secret(secret)
+    assert log_text(f"type 'a\nb\x1b[31m' {secret}") == "type 'a\\nb\\x1b[31m' ****"
+    assert len(log_text("é" * 5000)) == LOG_ERROR_CHARS and log_text("é" * 5000).endswith("…")
