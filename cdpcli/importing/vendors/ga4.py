@@ -75,8 +75,10 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if isinstance(head, Verdict):
         return head
     name, user_id, anonymous_id = head
+    if record.get("event_timestamp") is None:  # sent without one, the API would stamp it now
+        return invalid("missing_time", f'{ROW.row} needs "event_timestamp" (when it happened)')
     try:
-        stamp = timestamp_from_micros(record["event_timestamp"]) if "event_timestamp" in record else None
+        stamp = timestamp_from_micros(record["event_timestamp"])
         properties = flatten(record.get("event_params"), "event_params")
         traits = flatten(record.get("user_properties"), "user_properties")
     except BadValue as exc:
@@ -94,8 +96,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
         call = {"type": "track", "event": name}
     with_ids(call, user_id, anonymous_id)
     call["messageId"] = "ga4-" + event_hash(record, properties)
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["timestamp"] = stamp
     call["properties"] = properties
     context: dict[str, Any] = {}
     if call["type"] == "page":

@@ -93,9 +93,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
         return invalid("missing_event", 'a PostHog event needs "event"')
     if name in AUTOMATIC_EVENTS:
         return skip("automatic_event")
+    if record.get("timestamp") is None:  # sent without one, the API would stamp it now
+        return invalid("missing_time", 'a PostHog event needs "timestamp" (when it happened)')
     try:
         properties = dict(json_object(record.get("properties"), "properties"))
-        stamp = timestamp_from_text(record["timestamp"]) if record.get("timestamp") is not None else None
+        stamp = timestamp_from_text(record["timestamp"])
         traits = {**_object(properties.get("$set_once")), **_object(properties.get("$set"))}
     except BadValue as exc:
         return invalid("bad_value", str(exc))
@@ -108,8 +110,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
     message_id = text_id(record.get("uuid"))
     if message_id is not None:
         call["messageId"] = message_id
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["timestamp"] = stamp
     if call["type"] == "page":
         for key, field in PAGE_FIELDS.items():
             put(properties, field, properties.get(key))
