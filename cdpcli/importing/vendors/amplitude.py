@@ -90,12 +90,13 @@ def map_event(record: dict[str, Any]) -> Verdict:
         return invalid("bad_value", str(exc))
     if call is None:
         return invalid("ambiguous_group", "$groupidentify names no single group type and name")
+    if stamp is None:  # sent without one, the API would stamp it now: a backfilled event as new
+        return invalid("missing_time", f'{ROW.row} needs "event_time" (or "client_event_time")')
     with_ids(call, user_id, anonymous_id)
     message_id = text_id(record.get("$insert_id")) or text_id(record.get("insert_id")) or text_id(record.get("uuid"))
     if message_id is not None:
         call["messageId"] = message_id
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["timestamp"] = stamp
     context: dict[str, Any] = {}
     for key, path in CONTEXT_FIELDS.items():
         value = record.get(key)
