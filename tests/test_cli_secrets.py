@@ -57,3 +57,27 @@ def test_the_profile_named_by_the_flag_is_the_one_hidden(cli, tmp_path, monkeypa
     os.chmod(tmp_path, 0o700)
     run = cli("import", key, "--profile", "ci", env={"CDP_CONFIG_DIR": str(tmp_path)}, secret=key)
     assert run.exit_code == 2 and "cannot read ****" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("where", ["flag", "flag=", "env"])
+@pytest.mark.parametrize(
+    "args",
+    [("{key}",), ("track", "-u", "1", "-e", "E", "{key}"), ("import", "--concurrency", "{key}")],
+    ids=["command", "extra-argument", "bad-value"],
+)
+def test_a_key_in_a_usage_error_is_masked(cli, tmp_path, monkeypatch, where, args):
+    """Click's usage errors (before any command runs) quote what was typed: `cdp KEY`."""
+    key = _key(f"usage_{where}_{len(args)}_{args[0][:3]}".replace("=", "eq").replace("{", "").replace("}", ""))
+    monkeypatch.delenv("CDP_API_KEY", raising=False)
+    env = {"CDP_CONFIG_DIR": str(tmp_path)}
+    typed = [arg.format(key=key) for arg in args]
+    if where == "flag":
+        typed += ["--api-key", key]
+    elif where == "flag=":
+        typed += [f"--api-key={key}"]
+    else:
+        env["CDP_API_KEY"] = key
+    run = cli(*typed, env=env, secret=key)  # fails on the key in stdout or stderr
+    assert run.exit_code == 2 and run.stderr.startswith("Error: "), run.stderr
+    quoted = args[0] != "import"  # Click quotes a command or an argument it does not take, not a bad number
+    assert ("****" in run.stderr) == quoted, run.stderr

@@ -184,6 +184,7 @@ class Output:
         warn(text)
 
     def error(self, text: str, hint: str | None = None) -> None:
+        hide_keys_in_reach(self.api_key, self.profile)  # also for an error raised before the command ran
         _stderr(f"Error: {text}")
         if hint:
             _stderr(f"Hint: {hint}")
