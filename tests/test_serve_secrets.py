@@ -201,6 +201,19 @@ def test_serves_log_says_why_each_request_was_refused():
         assert line.endswith("…") and len(line.split(" 404 - ", 1)[1]) == 300
         assert post(_At(url), "/v1/track", {"userId": "1", "event": "E"})[0] == 200
         assert log.until('"POST /v1/track HTTP/1.1" 200').rstrip("\n").endswith("200 -")  # accepted: no text
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("GET", "/_cdp/calls?bogus=1", headers={"Authorization": BASIC})
+        assert conn.getresponse().status == 400
+        conn.close()
+        assert (
+            log.until('"GET /_cdp/calls?bogus=1 HTTP/1.1" 400')
+            .rstrip("\n")
+            .endswith(
+                "400 - unknown parameter 'bogus'; this route takes type, event, userId, anonymousId, messageId, user, "
+                "since, limit, cursor, tail, before"
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

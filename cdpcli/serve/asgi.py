@@ -48,7 +48,7 @@ class Application:
         self.read_timeout = read_timeout
         self.after_post = after_post
         # the receiver's own routes, /_cdp/… (control.Control), set by the receiver
-        self.control: Callable[..., Awaitable[int]] | None = None
+        self.control: Callable[..., Awaitable[tuple[int, str | None]]] | None = None
         self._in_flight = 0  # POST requests being handled, so that a stop can let them finish
         self._idle = threading.Condition()
 
@@ -115,7 +115,7 @@ class Application:
             return 421, refusal
         route = scope["path"]
         if self.control is not None and (route.startswith("/_cdp") or route == "/favicon.ico" or wants_page(scope)):
-            return await self.control(scope, receive, send), None
+            return await self.control(scope, receive, send)
         if scope["method"] == "POST":
             return await self._post(scope, receive, send, path)
         if route.startswith("/v1/") and call_kind(route) is None:  # no such path, whatever the method
