@@ -35,7 +35,8 @@ def redact(text: str) -> str:
 WRITE_KEY = "writeKey"
 MASK = "****"
 # a "writeKey" member and its value as JSON text: a string (one cut short by a damaged or
-# truncated body runs to the end) or a bare scalar. Any depth: a body that is not JSON has none
+# truncated body runs to the end) or a bare scalar. Found by its text, at any depth: a refused
+# body may not be JSON at all, so its structure cannot say which member is top-level
 _WRITE_KEY_MEMBER = re.compile(rb'("writeKey"\s*:\s*)(?:"(?:[^"\\]|\\.)*"?|[^\s,}\]]+)', re.DOTALL)
 
 
