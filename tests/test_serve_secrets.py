@@ -191,7 +191,11 @@ def test_serves_log_says_why_each_request_was_refused():
         assert (
             log.until('"POST /v1/track HTTP/1.1" 401')
             .rstrip("\n")
-            .endswith("401 - unauthorized: send Authorization: Basic base64(<api key>:)")
+            .endswith(
+                "401 - unauthorized: send Authorization: Basic base64(<api key>:) (the browser and mobile SDKs' "
+                "own paths and body writeKey are not served: cdp serve takes the HTTP API's paths with Authorization: "
+                "Basic, as the server-side SDKs (Python, Node, Go) and cdp send them)"
+            )
         )
         assert post(_At(url), "/v1/track", {"userId": "1"})[0] == 400
         assert log.until('"POST /v1/track HTTP/1.1" 400').rstrip("\n").endswith("400 - event: Field required")
@@ -228,3 +232,22 @@ def test_a_logged_error_is_one_line_redacted_and_bounded():
     add_secret(secret)
     assert log_text(f"type 'a\nb\x1b[31m' {secret}") == "type 'a\\nb\\x1b[31m' ****"
     assert len(log_text("é" * 5000)) == LOG_ERROR_CHARS and log_text("é" * 5000).endswith("…")
+
+
+def test_the_browser_and_mobile_sdks_traffic_is_told_what_cdp_serve_takes():
+    """Customer.io's browser SDK posts to /v1/t (…/v1/b batched) as text/plain with the key as a
+    body writeKey and no Authorization (api-wire-facts 1.3, 2.2): the answers say that is not served."""
+    call = {"type": "track", "userId": "1", "event": "E", "writeKey": API_KEY}
+    with Receiver(api_key=API_KEY) as receiver:
+        headers = {"Content-Type": "text/plain"}
+        status, answer = post(receiver, "/v1/t", call, auth=None, strict=False, headers=headers)
+        assert status == 404 and "browser and mobile SDKs' own paths and body writeKey" in answer["meta"]["errors"][0]
+        status, answer = post(receiver, "/v1/b", {"batch": [call], "writeKey": API_KEY}, auth=None, strict=False)
+        assert status == 404 and "browser and mobile SDKs' own paths" in answer["meta"]["errors"][0]
+        status, answer = post(receiver, "/v1/track", call, auth=None, strict=False)
+        assert status == 401 and "body writeKey are not served" in answer["meta"]["errors"][0]
+        status, answer = post(receiver, "/v1/track", {k: v for k, v in call.items() if k != "writeKey"}, auth=None)
+        assert (status, answer) == (
+            401,
+            {"meta": {"errors": ["unauthorized: send Authorization: Basic base64(<api key>:)"]}},
+        )

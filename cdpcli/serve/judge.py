@@ -25,7 +25,15 @@ from cdpcli.serve.limits import MAX_SDK_CALL_BYTES
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size
 
 PATHS = "/v1/identify|track|page|screen|group|alias|batch"
+# the undocumented one-letter paths Customer.io's browser SDK posts to (identify … alias), and
+# its and the mobile SDKs' batch path, authenticated by a body writeKey (api-wire-facts 1.3, 2.2)
+SDK_PATHS = ("/v1/i", "/v1/t", "/v1/p", "/v1/s", "/v1/g", "/v1/a", "/v1/b")
+SDK_NOTE = (
+    "the browser and mobile SDKs' own paths and body writeKey are not served: cdp serve takes the HTTP "
+    "API's paths with Authorization: Basic, as the server-side SDKs (Python, Node, Go) and cdp send them"
+)
 WRONG_KEY = "unauthorized: wrong API key"
+NO_AUTHORIZATION = "unauthorized: send Authorization: Basic base64(<api key>:)"
 PERMISSIVE_WRONG_KEY = "wrong key; answered 200 as the API does without strict mode"
 
 
@@ -80,6 +88,8 @@ def not_found(path: str, host: str | None = None) -> Verdict:
                 f"client that adds only /batch or /track (cdp --endpoint, the fixture's .url)"
             ),
         )
+    if route in SDK_PATHS:
+        return Verdict(404, errors(f"no such path {route}; the API's paths are {PATHS} ({SDK_NOTE})"))
     slash = " (without the trailing slash)" if route.endswith("/") and call_kind(route.rstrip("/")) else ""
     return Verdict(404, errors(f"no such path {route}{slash}; the API's paths are {PATHS}"))
 
@@ -140,6 +150,8 @@ class Judge:
         if problem == WRONG_KEY and not strict:  # the API drops the call and answers 200
             return Verdict(200, {}, notes=[PERMISSIVE_WRONG_KEY], dropped=[PERMISSIVE_WRONG_KEY])
         if problem:
+            if problem == NO_AUTHORIZATION and body.text is not None and b'"writeKey"' in body.text:
+                problem += f" ({SDK_NOTE})"
             return Verdict(401, errors(problem))
         if body.problem is not None:
             return Verdict(body.problem[0], errors(body.problem[1]))
@@ -177,7 +189,7 @@ class Judge:
         elif scheme.lower() == "bearer":
             key = credential.strip()
         else:
-            return "unauthorized: send Authorization: Basic base64(<api key>:)"
+            return NO_AUTHORIZATION
         if not key:
             return "unauthorized: empty API key"
         if self.api_key is not None and key != self.api_key:
