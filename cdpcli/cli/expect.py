@@ -2,7 +2,7 @@
 `cdp serve` (cdpcli.expect), reported as text, --json or --junit XML."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,25 +64,31 @@ def expect(
         spec = core.load(file)
         results = core.check_against(spec, against, api_key=_api_key(api_key, out), timeout=timeout)
         if junit:
-            try:
-                Path(junit).write_text(core.junit(results), encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot write --junit {junit}: {exc.strerror or exc}", hint="pick a path you can write"
-                ) from None
+            _write_junit(junit, core.junit(results))
         failed = sum(not r.ok for r in results)
         if json_output:
-            out.json(
-                {
-                    "ok": not failed,
-                    "passed": sum(r.ok and r.kind != "warning" for r in results),
-                    "failed": failed,
-                    "results": [r.as_json() for r in results],
-                }
-            )
+            out.json(_json_report(results, failed))
         else:
             out.result(core.report(results))
     raise typer.Exit(1 if failed else 0)
+
+
+def _json_report(results: list[Any], failed: int) -> dict[str, Any]:
+    return {
+        "ok": not failed,
+        "passed": sum(r.ok and r.kind != "warning" for r in results),
+        "failed": failed,
+        "results": [r.as_json() for r in results],
+    }
+
+
+def _write_junit(path: str, xml: str) -> None:
+    try:
+        Path(path).write_text(xml, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write --junit {path}: {exc.strerror or exc}", hint="pick a path you can write"
+        ) from None
 
 
 def _api_key(flag: str | None, out: Output) -> str | None:
