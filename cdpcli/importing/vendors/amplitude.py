@@ -85,6 +85,9 @@ def map_event(record: dict[str, Any]) -> Verdict:
     name, user_id, anonymous_id = head
     try:
         stamp = _time(record)
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+    try:
         call = _call(name, record)
     except BadValue as exc:
         return invalid("bad_value", str(exc))

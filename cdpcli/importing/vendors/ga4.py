@@ -86,6 +86,9 @@ def map_event(record: dict[str, Any]) -> Verdict:
         return invalid("missing_time", f'{ROW.row} needs "event_timestamp" (when it happened)')
     try:
         stamp = timestamp_from_micros(record["event_timestamp"])
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+    try:
         properties = flatten(record.get("event_params"), "event_params")
         ecommerce = ecommerce_fields(record)
         traits = flatten(record.get("user_properties"), "user_properties")
