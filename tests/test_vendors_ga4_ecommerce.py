@@ -172,6 +172,7 @@ _values = st.one_of(st.none(), st.text(max_size=4), st.floats(allow_nan=False, a
 
 @settings(max_examples=200, deadline=None)
 @example([{}], {"products": ""}, {"item_id": None, "ecommerce": "0"})  # overflow name taken by a param
+@example([{}], {"products": "0"}, {"item_id": None, "ecommerce": ""})
 @example([{"price": float("nan")}], {}, {})
 @given(
     st.lists(st.dictionaries(_names, _values, max_size=5), max_size=3),
