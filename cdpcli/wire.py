@@ -49,6 +49,17 @@ def call_size(call: dict[str, Any]) -> int:
     return len(_COMPACT.encode(call))
 
 
+def may_count_over(body: bytes) -> bool:
+    """False when `body`, one call's JSON text, cannot count over MAX_CALL_BYTES as call_size
+    counts it: ensure_ascii writes a non-ASCII character in at most 3 times its UTF-8 bytes
+    (é: 2 bytes, `\\u00e9` 6; 😀: 4, 12) and DEL (U+007F, ASCII) in 6 (`\\u007f`), every other
+    byte of JSON text in at most one."""
+    size = len(body)
+    if size > MAX_CALL_BYTES or (size > MAX_CALL_BYTES // 3 and not body.isascii()):
+        return True
+    return size > MAX_CALL_BYTES // 6 and body.find(b"\x7f") >= 0
+
+
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds: 2026-11-27T13:31:42.000Z."""
     if moment.tzinfo is None:
@@ -64,7 +75,7 @@ def now_timestamp() -> str:
     return format_timestamp(datetime.now(timezone.utc))
 
 
-_CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+_CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z", re.ASCII)  # \d: any script's
 
 
 def parse_timestamp(value: str | int | float) -> str:
@@ -114,8 +125,8 @@ def parse_timestamp(value: str | int | float) -> str:
     return format_timestamp(moment)
 
 
-_UNIX_SECONDS = re.compile(r"\d{9,11}(\.\d+)?")
-_UNIX_MILLISECONDS = re.compile(r"\d{12,14}(\.\d+)?")
+_UNIX_SECONDS = re.compile(r"\d{9,11}(\.\d+)?", re.ASCII)
+_UNIX_MILLISECONDS = re.compile(r"\d{12,14}(\.\d+)?", re.ASCII)
 # The shapes exporters write, with the ranges fromisoformat checks in the regex itself (hours
 # 00-23, minutes and seconds 00-59, offsets under 24 h) and the calendar in _day_number: a date
 # alone, or a date, T or a space, a time with 0-9 fraction digits, and Z, an offset or no zone

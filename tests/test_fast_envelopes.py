@@ -8,6 +8,7 @@ server-added keys (rudderId, request_ip, channel)."""
 from __future__ import annotations
 
 import json
+import random
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,8 +21,9 @@ from cdpcli.importing.select import ENVELOPE_KEYS, Selector
 from cdpcli.importing.sources import Source
 from cdpcli.jsontext import loads as strict_loads
 from cdpcli.wire import dumps
+from tests.test_fast_audit import json_text
 from tests.test_fast_duplicates import _dump
-from tests.test_import_properties import JSON_VALUES, calls
+from tests.test_import_properties import JSON_VALUES, calls, typed
 
 
 def _selector(archive: str) -> tuple[Selector, Preparer]:
@@ -94,9 +96,27 @@ def test_an_archived_line_goes_out_as_the_plain_way_sends_it(archive, data, asci
             _plain_way(preparer, archive, line_no, line)
         assert str(again.value) == str(exc)
         return
-    assert strict_loads(sent) == strict_loads(_plain_way(preparer, archive, line_no, line))
+    assert typed(strict_loads(sent)) == typed(strict_loads(_plain_way(preparer, archive, line_no, line)))
     top = strict_loads(sent)
     assert not set(ENVELOPE_KEYS[archive]) & top.keys()
+
+
+@pytest.mark.parametrize("archive", ["segment", "rudderstack"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**32), escapes=st.sampled_from([0.0, 0.0, 0.05, 1.0]))
+def test_an_archived_line_as_any_writer_writes_it_goes_out_as_the_plain_way_sends_it(archive, data, seed, escapes):
+    """Whitespace around every token, envelope keys and others escaped (`"write\\u004bey"`)."""
+    line = json_text(data.draw(archived_calls(archive)), random.Random(seed), escapes).encode()
+    selector, preparer = _selector(archive)
+    preparer.look_ahead(line)  # as the packer does for each chunk
+    try:
+        sent = typed(strict_loads(selector.prepare(3, line)))
+    except InvalidLine as exc:
+        with pytest.raises(InvalidLine) as again:
+            _plain_way(preparer, archive, 3, line)
+        assert str(again.value) == str(exc)
+        return
+    assert sent == typed(strict_loads(_plain_way(preparer, archive, 3, line)))
 
 
 @settings(max_examples=200, deadline=None)

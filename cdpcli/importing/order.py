@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from cdpcli import files
 from cdpcli.errors import ExitCode, FatalStop, UsageError
 from cdpcli.importing.csvrows import MARK
+from cdpcli.importing.prepare import InvalidLine, unwrap_reject
 from cdpcli.importing.sources import CHUNK_BYTES, item_line
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ def phase_of(line: bytes, default_type: str | None) -> int:
     except (ValueError, RecursionError):
         return 0
     if not isinstance(call, dict):
+        return 0
+    try:
+        call = unwrap_reject(call)  # a rejects record fed back: the phase of the call in it
+    except InvalidLine:
         return 0
     kind = call.get("type", default_type)
     phase = _PHASE_OF_TYPE.get(kind, 0) if isinstance(kind, str) else 0

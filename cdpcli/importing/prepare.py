@@ -24,7 +24,7 @@ from pydantic_core import from_json, to_json
 from cdpcli import jsontext
 from cdpcli.importing.shapes import fast_validator
 from cdpcli.jsontext import may_need_care, may_repeat_a_key
-from cdpcli.wire import LIBRARY, MAX_CALL_BYTES, call_size, dumps, now_timestamp, with_library
+from cdpcli.wire import LIBRARY, MAX_CALL_BYTES, call_size, dumps, may_count_over, now_timestamp, with_library
 
 if TYPE_CHECKING:
     from cdpcli.importing.source import Source
@@ -212,11 +212,6 @@ class Preparer:
             body = to_json(data)
         else:
             body = line
-        stamp = call.get("timestamp")
-        if stamp is not None and stamp >= self.recent_from:
-            self.on_recent(stamp)
-        elif stamp is None and self.recent_when_missing:
-            self.on_recent("")  # stamped now, below
         self.last_type = call["type"] if typed else (self.default_type or "")
         self.fast_call = call
         head = b"{" if typed else self.type_prefix
@@ -227,8 +222,14 @@ class Preparer:
         ready = self._with_library(body, call.get("context"), head)
         if ready is None:
             return self._slow(line_no, line)
-        if len(ready) > MAX_CALL_BYTES // 3 and (len(ready) > MAX_CALL_BYTES or not ready.isascii()):
-            # the API counts compact JSON with non-ASCII escaped (é is 6 bytes): measure exactly
+        # after the last hand-over to the plain path, which looks at the timestamp itself
+        stamp = call.get("timestamp")
+        if stamp is not None and stamp >= self.recent_from:
+            self.on_recent(stamp)
+        elif stamp is None and self.recent_when_missing:
+            self.on_recent("")  # stamped now, above
+        if len(ready) > MAX_CALL_BYTES // 6 and may_count_over(ready):
+            # the API counts compact JSON with non-ASCII and DEL escaped (é is 6 bytes): measure exactly
             size = call_size(json.loads(ready))
             if size > MAX_CALL_BYTES:
                 raise InvalidLine(f"call is {size:,} bytes; the API accepts at most {MAX_CALL_BYTES:,}", "too large")
@@ -269,7 +270,9 @@ class Preparer:
             raise InvalidLine(message, "duplicate key" if message.startswith("duplicate key") else reason) from None
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
-        data = unwrap_reject(data)
+        inner = unwrap_reject(data)
+        if inner is not data:  # a rejects record: the id follows the call in it, as with a filter on
+            data, line = inner, dumps(inner).encode("utf-8", "surrogatepass")
         for key in FOREIGN_SECRETS:
             data.pop(key, None)
         if "type" not in data and self.default_type:

@@ -29,7 +29,7 @@ from cdpcli.importing.prepare import (
     unwrap_reject,
 )
 from cdpcli.importing.shard import Shard
-from cdpcli.jsontext import ESCAPED_COLONS, may_need_care
+from cdpcli.jsontext import may_need_care
 from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the
@@ -211,7 +211,8 @@ class Selector:
     def _person(self, call: dict[str, Any]) -> dict[str, Any]:
         """The call as the shard sees its person: with its resolved userId, if it gets one."""
         anonymous = call.get("anonymousId")
-        if self.resolve is None or call.get("userId") or not isinstance(anonymous, str):
+        # as identities.rewriting decides: only a call with no userId at all gets one
+        if self.resolve is None or call.get("userId") is not None or not isinstance(anonymous, str):
             return call
         user = self.resolve(anonymous)
         return call if user is None else {**call, "userId": user}
@@ -227,7 +228,9 @@ class Selector:
             call = _read_once(line)
             once = call is not None  # read refusing a key named twice: none is
             if call is None:
-                call = _object(line)
+                # None: the preparer rejects the line (a key named twice, too deep, not an object),
+                # which no filter may skip first; a shard deals it by line number
+                call = _exact_object(line)
             if call is not None and "type" not in call and "input" in call:
                 # a rejects record fed back: every choice applies to the call in it, exactly as
                 # to the original line (its wrapper has no type, event or timestamp)
@@ -285,7 +288,8 @@ class Selector:
             raise SkipLine("exclude_events")
         if self.since or self.until:
             stamp = call.get("timestamp")
-            moment = call_time(stamp) if stamp else datetime.now(timezone.utc)  # sent with the time of import
+            # the moment it is sent with (Unix seconds too), or the time of import
+            moment = moment_of(stamp) if stamp is not None else datetime.now(timezone.utc)
             if moment is None:
                 if not isinstance(stamp, str):
                     return  # not a timestamp at all: the preparer rejects the line
@@ -311,35 +315,25 @@ def without_envelope(
     """The line without the archive's envelope keys (removed from `call`, the line as read,
     too), and whether it was written from `call` by pydantic-core (~1 µs for a Segment line;
     Python's json took ~3 µs; no key can be named twice in it), which the fast path then takes
-    as any line. `once`: `call` was read refusing a key named twice (prepare's reader), else a
-    count of colons tells. A line naming a key twice is given back as it is: the preparer
-    rejects it (duplicate key) rather than the last value going out."""
+    as any line. `once`: `call` was read by prepare's reader, which refuses a key named twice
+    and nesting past jsontext.MAX_DEPTH; else (a line it refused) the exact reader decides. A
+    line naming a key twice is given back as it is: the preparer rejects it (duplicate key)
+    rather than the last value going out."""
     dropped = {key: call.pop(key) for key in envelope if key in call}
     if not dropped:
         return line, False
     # else the derived messageId: from the bytes as cdp has always written them; NaN, Infinity
     # and 1e400: the plain path says which
-    if call.get("messageId") and not (careful and may_need_care(line)):
+    if once and call.get("messageId") and not (careful and may_need_care(line)):
         try:
-            body = to_json(call)
-            written = once or _colons_add_up(line, body, dropped)
+            return to_json(call), True
         except ValueError:  # (a lone surrogate, which the plain path names)
-            written = False
-        if written:
-            return body, True
+            pass
     try:
         jsontext.loads(line)
     except jsontext.JSONTextError:
         return line, False  # the preparer says why
     return dumps(call).encode("utf-8", "surrogatepass"), True
-
-
-def _colons_add_up(line: bytes, body: bytes, dropped: dict[str, Any]) -> bool:
-    """As jsontext.may_repeat_a_key counts: every colon of the line is in the body or in a
-    dropped key and its value, unless a key was named twice (or a colon was escaped)."""
-    if line.find(b"\\u003") >= 0 and any(line.find(colon) >= 0 for colon in ESCAPED_COLONS):
-        return False
-    return body.count(b":") + to_json(dropped).count(b":") == line.count(b":")
 
 
 def _read_once(line: bytes) -> dict[str, Any] | None:
@@ -348,6 +342,15 @@ def _read_once(line: bytes) -> dict[str, Any] | None:
     try:
         value = read_refusing_duplicates(line)
     except ValueError:  # jiter's errors and RepeatedKey are ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _exact_object(line: bytes) -> dict[str, Any] | None:
+    """The line as a JSON object as the plain path reads it, or None when it refuses it."""
+    try:
+        value = jsontext.loads(line)
+    except jsontext.JSONTextError:
         return None
     return value if isinstance(value, dict) else None
 

@@ -57,8 +57,10 @@ class Shard:
         """shard_by=user: all of a person's calls on one shard, in their order. The person is
         the userId, else the anonymousId (else an identify's traits.email); CRC-32, unlike
         hash(), is the same in every process."""
-        who = call.get("userId") or call.get("anonymousId")
-        if not who:
+        who = call.get("userId")
+        if who is None or who == "":  # a userId of 0 is sent as "0": a person
+            who = call.get("anonymousId")
+        if who is None or who == "":
             traits = call.get("traits")
             who = traits.get("email") if isinstance(traits, dict) else None
         if not isinstance(who, str):

@@ -14,9 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, StrictBool, StrictStr, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+# ASCII digits only: a pattern's \d is any script's decimal digit, in Python's re and in the Rust
+# regex pydantic-core checks patterns with (which knows Unicode 15's, Python 3.11's re does not)
+CANONICAL_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 # JSON Schema's "date-time" (RFC 3339), for values cdp passes through rather than normalises
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
 
 
 def _rfc3339(value: str) -> str:

@@ -6,6 +6,7 @@ that is not, a body over the limit: see asgi.py), the size inflated, strict JSON
 calls against the wire models (cdpcli.models) and the size of each call. In strict mode
 (X-Strict-Mode: 1) a bad call makes the request a 400 naming it; without it the request is
 answered 200 and the bad calls are dropped, as the API does, and the verdict's notes say so.
+An accepted call's top-level writeKey (the key, as browser and mobile SDKs send it) is kept masked.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic_core import from_json, to_json
 
 from cdpcli.jsontext import JSONTextError, first_repeated_key, may_overflow, may_repeat_a_key
 from cdpcli.jsontext import loads as strict_loads
+from cdpcli.redaction import WRITE_KEY, without_write_key
 from cdpcli.serve.limits import MAX_SDK_CALL_BYTES
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size
 
@@ -196,7 +198,8 @@ class Judge:
             [problem], _ = self.check_calls([{**body, "type": kind}])
             if problem:
                 return [], [], [problem]
-            return [{k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}], [None], []
+            call = {k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}
+            return [without_write_key(call)], [None], []
         if not isinstance(body.get("batch"), list):
             return [], [], ["batch must be an array of calls"]
         try:
@@ -207,10 +210,15 @@ class Judge:
         if len(items) > MAX_BATCH_CALLS:
             return [], [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
         verdicts, encodings = self.check_calls(items)
-        calls, encoded, problems = [], [], []
+        calls: list[dict[str, Any]] = []
+        encoded: list[bytes | None] = []
+        problems: list[str] = []
         for index, (item, problem) in enumerate(zip(items, verdicts, strict=True)):
             if problem:
                 problems.append(f"batch[{index}]: {problem}")
+            elif WRITE_KEY in item:  # kept and written out masked: its JSON is made again
+                calls.append(without_write_key(item))
+                encoded.append(None)
             else:
                 calls.append(item)
                 encoded.append(encodings[index])

@@ -1,0 +1,64 @@
+"""What the per-line choices (filters, shards, phases) make of lines that are not plain calls:
+a rejects record fed back, a key named twice, a userId of 0. Each case was found by trying the
+fast path against the plain path (tests/test_fast_audit.py) with a choice on."""
+
+from __future__ import annotations
+
+from tests.test_import import summary, write_lines
+
+
+def _record(call: dict, line: int) -> dict:
+    """A line of cdp's rejects file (its documented fields), holding `call` as `input`."""
+    return {"source": "in.ndjson", "line": line, "error": "HTTP 400", "input": call}
+
+
+def test_a_rejects_record_fed_back_goes_to_the_phase_of_its_call(send, receiver, tmp_path):
+    """--order phased sends profiles first: a fed-back alias or track went out in the first
+    phase, ahead of the identify it depends on, when the record (which has no type) was
+    taken for phase 0."""
+    calls = [
+        {"type": "track", "userId": "u1", "event": "Bought"},
+        {"type": "alias", "userId": "u1", "previousId": "anon-1"},
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+    ]
+    source = write_lines(tmp_path / "rejects.ndjson", [_record(c, n) for n, c in enumerate(calls, 1)])
+    run = send("import", str(source), "--order", "phased", "--json")
+    assert run.exit_code == 0, run.stderr
+    assert [c["type"] for c in receiver.calls] == ["identify", "track", "alias"]
+
+
+def test_a_rejects_record_fed_back_keeps_its_id_whatever_the_filters(send, receiver, tmp_path):
+    """A sample run, then a full run of the same rejects file, must not send a call twice under
+    two ids: the derived messageId follows the call in the record, filter or not."""
+    source = write_lines(tmp_path / "rejects.ndjson", [_record({"type": "track", "userId": "u1", "event": "E"}, 7)])
+    assert send("import", str(source)).exit_code == 0
+    assert send("import", str(source), "--types", "track").exit_code == 0
+    assert send("import", str(source), "--sample", "1").exit_code == 0
+    ids = [call["messageId"] for call in receiver.calls]
+    assert len(ids) == 3 and len(set(ids)) == 1, ids
+
+
+def test_a_key_named_twice_is_rejected_not_filtered_by_its_last_value(send, receiver, tmp_path):
+    """`{"event":"Keep","event":"Drop"}` is an invalid line: a filter must not judge it by one of
+    its values (a skip would hide it from the rejects file)."""
+    line = '{"type":"track","userId":"u1","event":"Keep","event":"Drop"}'
+    source = write_lines(tmp_path / "in.ndjson", [line])
+    for choice in (["--events", "Keep"], ["--types", "identify"], ["--since", "2020-01-01"]):
+        run = send("import", str(source), *choice, "--json")
+        result = summary(run)
+        assert result["invalid_reasons"] == {"duplicate key": 1}, (choice, result)
+        assert result["skipped"] == 0 and receiver.calls == []
+
+
+def test_a_user_id_of_0_is_the_person_its_calls_are_sharded_by(send, receiver, tmp_path):
+    """userId 0 goes out as "0": every call of that person lands on one shard, whatever
+    anonymousIds they carry (it was taken for no userId, and dealt by anonymousId)."""
+    calls = [{"type": "track", "userId": 0, "anonymousId": f"anon-{i}", "event": "E"} for i in range(24)]
+    source = write_lines(tmp_path / "in.ndjson", calls)
+    sent = []
+    for k in range(2):
+        run = send("import", str(source), "--shard", f"{k}/2", "--shard-by", "user", "--json")
+        assert run.exit_code == 0, run.stderr
+        sent.append(summary(run)["sent"])
+    assert sorted(sent) == [0, 24]
+    assert {call["userId"] for call in receiver.calls} == {"0"}
