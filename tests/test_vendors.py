@@ -105,6 +105,16 @@ def test_a_record_without_its_time_is_a_reject_not_stamped_now(vendor: str, abse
     assert keys[0] in (error or "")
 
 
+@pytest.mark.parametrize("vendor", list(TIME_FIELDS))
+def test_an_unreadable_time_is_bad_time_for_every_vendor(vendor: str) -> None:
+    record = json.loads(_lines(DATA / vendor / "input.jsonl")[0])
+    outer, keys = TIME_FIELDS[vendor]
+    (record[outer] if outer else record)[keys[0]] = "soon"
+    (out,) = vendor_lines(vendor, [json.dumps(record).encode()])
+    kind, reason, error, _ = marker(out)
+    assert (kind, reason) == ("invalid", "bad_time") and "soon" in (error or "")
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from(VENDORS),

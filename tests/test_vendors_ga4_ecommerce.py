@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cdpcli.importing.vendors import map_record, vendor_lines
@@ -104,10 +104,10 @@ def test_the_message_id_is_the_one_without_items() -> None:
     assert map_record("ga4", ROW).call["messageId"] == map_record("ga4", bare).call["messageId"]  # type: ignore[index]
 
 
-def test_a_field_an_event_parameter_holds_stays_under_ecommerce() -> None:
+def test_a_field_an_event_parameter_holds_is_kept_as_ecommerce_dot_name() -> None:
     row = {**ROW, "event_params": [*ROW["event_params"], {"key": "tax", "value": {"double_value": 3.5}}]}
     got = properties(row)
-    assert got["tax"] == 3.5 and got["ecommerce"] == {"tax": 0.0}
+    assert got["tax"] == 3.5 and got["ecommerce.tax"] == 0.0
 
 
 def test_a_bad_items_value_is_a_reject_naming_it() -> None:
@@ -171,6 +171,9 @@ _values = st.one_of(st.none(), st.text(max_size=4), st.floats(allow_nan=False, a
 
 
 @settings(max_examples=200, deadline=None)
+@example([{}], {"products": ""}, {"item_id": None, "ecommerce": "0"})  # overflow name taken by a param
+@example([{}], {"products": "0"}, {"item_id": None, "ecommerce": ""})
+@example([{"price": float("nan")}], {}, {})
 @given(
     st.lists(st.dictionaries(_names, _values, max_size=5), max_size=3),
     st.dictionaries(_names, _values, max_size=5),

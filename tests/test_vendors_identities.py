@@ -88,3 +88,37 @@ def test_the_posthog_import_sends_the_order_as_the_users(receiver, tmp_path) -> 
     cdpcli.import_lines([IDENTIFY, ORDER], target=target, archive="posthog", rejects=str(tmp_path / "r2"))
     (order,) = [sent for sent in receiver.calls if sent.get("event") == "Order Placed"]
     assert order["userId"] == "018fd3a2-anon"  # without it, the line alone cannot tell
+
+
+def test_mixpanel_original_id_merge_events_under_the_anon_id_go_out_as_the_users() -> None:
+    """Original ID Merge: `$identify` carries `$identified_id` and `$anon_id`, and the events
+    before it were sent with the anonymous UUID as distinct_id, no $device_id
+    [docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-original.md]."""
+    identify = {
+        "event": "$identify",
+        "properties": {
+            "time": 1717243600,
+            "distinct_id": "u_8812",
+            "$identified_id": "u_8812",
+            "$anon_id": "2a1c3f0e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+            "$insert_id": "ins-identify",
+        },
+    }
+    event = {
+        "event": "Plan Viewed",
+        "properties": {
+            "time": 1717243500,
+            "distinct_id": "2a1c3f0e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+            "$insert_id": "ins-1",
+        },
+    }
+    mapped = {name: map_record("mixpanel", record).call for name, record in (("identify", identify), ("event", event))}
+    assert mapped["event"] is not None and mapped["identify"] is not None
+    assert mapped["event"]["userId"] == "2a1c3f0e-6b7d-4e8f-9a0b-1c2d3e4f5a6b"  # its line alone
+    with IdentityMap() as ids:
+        ids.learn(mapped["identify"])
+        assert ids.rewrite(mapped["event"])
+    assert (mapped["event"]["userId"], mapped["event"]["anonymousId"]) == (
+        "u_8812",
+        "2a1c3f0e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+    )

@@ -18,7 +18,8 @@ Pass 2 (`rewriting`, around Preparer.prepare; `rewrite` / `rewrite_line` for one
 each anonymous-only call the user its anonymous id resolves to (its anonymousId kept), and a
 call whose only id is a userId the input names elsewhere as a linked anonymousId (a vendor's
 anonymous id that the mapping could not tell from a user's on its line: a PostHog event sent
-with the `$anon_distinct_id` an `$identify` names) the user that id resolves to, its id
+with the `$anon_distinct_id` an `$identify` names, a Mixpanel one (Original ID Merge) with an
+`$identify`'s `$anon_id`) the user that id resolves to, its id
 becoming the anonymousId (an alias's previousId is not such an id: it may be a user's), after
 the line is prepared: derived messageIds and the checkpoint's first-line check are the same with
 or without it. Chains resolve (a → b → user); a cycle resolves to nothing. With a shard by

@@ -22,8 +22,9 @@ Mapping:
   brand, item_variant → variant, item_category → category; price, quantity, coupon as they
   are), its other fields under their GA4 names and its `item_params` flattened into it;
   `ecommerce` → `order_id` (transaction_id), `revenue` (purchase_revenue), `shipping`
-  (shipping_value), `tax` (tax_value) and its other fields under their names
-  [segment.com/docs/connections/spec/ecommerce/v2; the export schema above].
+  (shipping_value), `tax` (tax_value) and its other fields under their names (a name an
+  event parameter holds: `ecommerce.NAME`) [segment.com/docs/connections/spec/ecommerce/v2;
+  the export schema above].
 - `user_id` → userId, `user_pseudo_id` → anonymousId; timestamp from `event_timestamp`.
 - GA4 has no event id: messageId is `ga4-` and a hash of the event's key fields and parameters
   (EVENT_KEY_FIELDS), so re-extracting the same table (other file splits, other line numbers,
@@ -86,6 +87,9 @@ def map_event(record: dict[str, Any]) -> Verdict:
         return invalid("missing_time", f'{ROW.row} needs "event_timestamp" (when it happened)')
     try:
         stamp = timestamp_from_micros(record["event_timestamp"])
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+    try:
         properties = flatten(record.get("event_params"), "event_params")
         ecommerce = ecommerce_fields(record)
         traits = flatten(record.get("user_properties"), "user_properties")
@@ -151,8 +155,8 @@ INTEGER_FIELDS = frozenset({"quantity", "total_item_quantity", "unique_items"})
 def ecommerce_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The row's `items` as `products` and its `ecommerce` record's fields (both in the export
     schema beside event_params), null fields left out; `merge` puts them into properties (one
-    whose name an event parameter holds with another value under `properties.ecommerce`),
-    so that nothing is dropped."""
+    whose name an event parameter holds with another value as `ecommerce.NAME`), so that
+    nothing is dropped."""
     fields: dict[str, Any] = {}
     items = record.get("items")
     if items:  # the export writes [] on events without items
@@ -189,15 +193,16 @@ def _renamed(fields: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
 
 
 def merge(target: dict[str, Any], values: dict[str, Any], overflow: str) -> None:
-    """`values` into `target`; one whose name `target` holds with another value goes under
-    target[overflow] instead."""
+    """`values` into `target`; one whose name `target` holds with another value goes in as
+    `OVERFLOW.NAME` instead (GA4's names are letters, digits and underscores
+    [support.google.com/analytics/answer/13316687], so no parameter holds a dotted one; the
+    loop makes a longer name until a free one, for any input)."""
     for key, value in values.items():
-        if target.setdefault(key, value) != value:
-            kept = target.setdefault(overflow, {})
-            if isinstance(kept, dict):
-                kept[key] = value
-            else:  # overflow itself is a name taken by a value: keep both under it
-                target[overflow] = {overflow: kept, key: value}
+        while True:
+            held = target.setdefault(key, value)
+            if held is value or held == value:
+                break
+            key = f"{overflow}.{key}"
 
 
 def flatten(params: Any, what: str) -> dict[str, Any]:

@@ -101,8 +101,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if record.get("timestamp") is None:  # sent without one, the API would stamp it now
         return invalid("missing_time", 'a PostHog event needs "timestamp" (when it happened)')
     try:
-        properties = dict(json_object(record.get("properties"), "properties"))
         stamp = timestamp_from_text(record["timestamp"])
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+    try:
+        properties = dict(json_object(record.get("properties"), "properties"))
         traits = {**_object(properties.get("$set_once")), **_object(properties.get("$set"))}
     except BadValue as exc:
         return invalid("bad_value", str(exc))

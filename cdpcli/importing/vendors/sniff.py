@@ -42,6 +42,8 @@ def record_vendor(record: dict[str, Any]) -> str | None:
         return "mixpanel"
     if "event_type" in keys and keys & {"event_time", "$insert_id", "server_upload_time"}:
         return "amplitude"
+    if {"amplitude_id", "merged_amplitude_id"} <= keys:  # the S3 export's merged-IDs rows
+        return "amplitude"
     if {"uuid", "event", "distinct_id"} <= keys:
         return "posthog"
     if {"event_name", "event_timestamp"} <= keys and keys & {"user_pseudo_id", "event_params"}:
