@@ -57,7 +57,30 @@ Unix seconds.ms 1.03/1.42, numeric userId 0.85/1.18, non-ASCII 1.11/1.38, escape
 for duplicate keys too). farm-bench on 200,000 canonical lines, whole `cdp import --dry-run`
 processes, 11 interleaved pairs: this tree / baseline CPU 1.11x median (1.01-1.28).
 
-Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b]
+Counted with --instructions (callgrind: the same count on a busy or an idle machine; 4,000 lines,
+ratios to each tree's own canonical shape; "filed" = the tree when the issue asking for this was
+filed, 90ef1d2):
+
+| shape | k instructions per call | vs canonical | filed: vs its canonical |
+|---|---|---|---|
+| canonical | 61.4 (filed: 46.3) | 1.00x | 1.00x |
+| no fraction, +00:00, +01:00 | 83.6-87.8 | 1.36-1.43x | 6.52-6.61x |
+| 1 fraction digit, microseconds, nanoseconds | 85.2-86.7 | 1.39-1.41x | 6.52-6.59x |
+| isoformat() | 89.6 | 1.46x | 6.56x |
+| space separator, date alone | 81.2-85.1 | 1.32-1.39x | 6.68-6.72x |
+| Unix seconds, Unix seconds.ms | 85.6-90.2 | 1.39-1.47x | 6.33x |
+| numeric userId | 75.6 | 1.23x | 5.83x |
+| non-ASCII, escaped | 69.4-72.5 | 1.13-1.18x | 1.20-3.12x |
+| --from segment | 136.0 | 2.21x | 4.69x |
+| Segment call (same calls, no envelope) | 83.0 | 1.35x | 1.25x |
+
+A Segment archive line is 2.4x the canonical line's bytes: the call alone costs 1.35x, and the
+envelope (read refusing a key named twice, dropped, the call written again) 1.64x that. The
+canonical shape executes 1.33x the instructions of the filed tree (the duplicate-key read of
+every line), yet takes 1.09x its CPU time (farm-bench, 11 pairs of whole processes on 200,000
+lines, range 0.95-1.34, load 5-6): Rust reading executes more instructions a cycle.
+
+Usage: python benchmarks/input_shapes.py [--lines 40000] [--rounds 3] [--tree DIR] [--baseline DIR] [--only a,b] [--instructions]
 """
 
 from __future__ import annotations
@@ -67,7 +90,9 @@ import calendar
 import json
 import os
 import random
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -224,8 +249,15 @@ def write_shape(path: Path, shape: Shape, lines: int) -> None:
             out.write((made if isinstance(made, bytes) else json.dumps(made, separators=(",", ":")).encode()) + b"\n")
 
 
-def dry_run_cpu(tree: str, path: Path, args: tuple[str, ...], tmp: Path) -> float:
-    """CPU seconds of one `cdp import PATH --dry-run` from source tree `tree`; every line must be valid."""
+# --instructions: each run under callgrind, which counts the instructions it executes; the count
+# does not move with the machine's load (CPU seconds moved by ±0.15 of a ratio on a shared VM)
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def dry_run_cpu(tree: str, path: Path, args: tuple[str, ...], tmp: Path, instructions: bool = False) -> float:
+    """CPU seconds of one `cdp import PATH --dry-run` from source tree `tree` (or, with
+    `instructions`, the instructions it executed); every line must be valid."""
     rejects = tmp / "rejects.ndjson"
     rejects.unlink(missing_ok=True)
     env = {
@@ -236,7 +268,14 @@ def dry_run_cpu(tree: str, path: Path, args: tuple[str, ...], tmp: Path) -> floa
     }
     env.pop("CDP_API_KEY", None)
     cmd = [sys.executable, "-m", "cdpcli", "import", str(path), *args, "--dry-run", "-q", "--no-progress"]
-    _, _, cpu = run([*cmd, "--rejects", str(rejects)], env)
+    if instructions:
+        done = subprocess.run([*CALLGRIND, *cmd, "--rejects", str(rejects)], env=env, capture_output=True, text=True)
+        found = COLLECTED.search(done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"{path.name}: callgrind run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        cpu = float(found.group(1))
+    else:
+        _, _, cpu = run([*cmd, "--rejects", str(rejects)], env)
     if rejects.exists() and rejects.stat().st_size:
         raise SystemExit(f"{path.name}: lines were rejected:\n{rejects.read_text()[:1000]}")
     return cpu
@@ -246,7 +285,7 @@ Run = tuple[str, str, Path, tuple[str, ...]]  # (tree's label, shape, file, flag
 
 
 def measure(
-    runs: list[Run], trees: dict[str, str], rounds: int, lines: int, tmp: Path
+    runs: list[Run], trees: dict[str, str], rounds: int, lines: int, tmp: Path, instructions: bool = False
 ) -> dict[tuple[str, str], list[float]]:
     """CPU seconds per call of every run, round by round (each round in the other order than
     the last, each tree's start-up measured in the round and subtracted)."""
@@ -255,26 +294,27 @@ def measure(
     per_call: dict[tuple[str, str], list[float]] = {(label, name): [] for label, name, _, _ in runs}
     for round_no in range(rounds):
         order = runs if round_no % 2 == 0 else runs[::-1]
-        start_up = {label: dry_run_cpu(tree, empty, (), tmp) for label, tree in trees.items()}
+        start_up = {label: dry_run_cpu(tree, empty, (), tmp, instructions) for label, tree in trees.items()}
         for label, name, path, extra in order:
-            cpu = dry_run_cpu(trees[label], path, extra, tmp)
+            cpu = dry_run_cpu(trees[label], path, extra, tmp, instructions)
             per_call[label, name].append((cpu - start_up[label]) / lines)
         print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
     return per_call
 
 
-def print_table(per_call: dict[tuple[str, str], list[float]], names: list[str], baseline: bool) -> None:
+def print_table(per_call: dict[tuple[str, str], list[float]], names: list[str], baseline: bool, scale: float) -> None:
     """One row a shape: µs per call and the ratio to the same tree's canonical shape (the median
     of the rounds' ratios); with a baseline, its figures and this tree's µs over the baseline's."""
 
     def figures(label: str, name: str) -> tuple[float, float]:
         values, canonical = per_call[label, name], per_call[label, "canonical"]
         ratio = statistics.median(v / c for v, c in zip(values, canonical, strict=True))
-        return statistics.median(values) * 1e6, ratio
+        return statistics.median(values) * scale, ratio
 
-    head = "| shape | example | µs per call | vs canonical |"
+    unit = "µs" if scale > 1 else "k instructions"
+    head = f"| shape | example | {unit} per call | vs canonical |"
     if baseline:
-        head += " baseline µs | baseline vs its canonical | this / baseline |"
+        head += f" baseline {unit} | baseline vs its canonical | this / baseline |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name in names:
@@ -296,6 +336,12 @@ def main() -> None:
     parser.add_argument("--tree", default=str(Path(__file__).resolve().parents[1]), help="the cdp source tree to run")
     parser.add_argument("--baseline", help="another cdp source tree: every shape is run from it too")
     parser.add_argument("--only", help="comma-separated shape names (canonical is always run)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under valgrind's callgrind instead of CPU seconds (steady on a busy machine; "
+        "~50x slower: use --lines 4000 --rounds 1)",
+    )
     args = parser.parse_args()
     names = ["canonical", *[n for n in SHAPES if n != "canonical" and (not args.only or n in args.only.split(","))]]
     trees = {"tree": str(Path(args.tree).resolve())}
@@ -312,13 +358,14 @@ def main() -> None:
             for name, path in files.items():
                 write_shape(path, SHAPES[name], args.lines)
             runs = [(label, name, files[name], SHAPES[name].args) for label in trees for name in names]
-            per_call = measure(runs, trees, args.rounds, args.lines, tmp)
+            per_call = measure(runs, trees, args.rounds, args.lines, tmp, args.instructions)
         finally:
             os.chdir(here)
+    what = "instructions (thousands)" if args.instructions else "CPU"
     print(
-        f"{args.lines:,} lines a shape, {args.rounds} rounds, CPU per call of `cdp import --dry-run` (start-up excluded)"
+        f"{args.lines:,} lines a shape, {args.rounds} rounds, {what} per call of `cdp import --dry-run` (start-up excluded)"
     )
-    print_table(per_call, names, bool(args.baseline))
+    print_table(per_call, names, bool(args.baseline), 1e-3 if args.instructions else 1e6)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the command against a real receiver over loopback (exit codes, text, --json, --j
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from xml.etree import ElementTree
@@ -337,9 +338,36 @@ def test_a_bad_against_url_speaks_the_parameter_to_python_callers():
     assert caught.value.message == "against= 'notaurl' is not a URL" and caught.value.option == "against"
 
 
-def test_wrong_key_exit_3_and_never_shown(cli, served, tmp_path):
+def test_wrong_key_exit_2_and_never_shown(cli, served, tmp_path):
+    """A refused key is configuration: exit 2, one of expect's codes (SPEC: 0, 1, 2, 6)."""
     (tmp_path / "t.toml").write_text(FILE)
     run = cli("expect", "t.toml", "--against", served.url, "--api-key", "wrong-key-123", secret="wrong-key-123")
-    assert run.exit_code == 3 and "refused the key" in run.stderr
-    assert "Hint: it was started with an API key: give the same key (--api-key)" in run.stderr
+    assert run.exit_code == 2 and "refused the key (HTTP 401)" in run.stderr
+    assert "Hint: it was started with an API key: give the same key (--api-key, or CDP_API_KEY)" in run.stderr
     assert BASIC not in run.stderr
+
+
+def test_no_key_for_a_receiver_that_wants_one_exit_2(cli, served, tmp_path, monkeypatch):
+    monkeypatch.delenv("CDP_API_KEY", raising=False)
+    (tmp_path / "t.toml").write_text(FILE)
+    run = cli("expect", "t.toml", "--against", served.url, env={"CDP_CONFIG_DIR": str(tmp_path)})
+    assert run.exit_code == 2 and "wants an API key (HTTP 401)" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("where", ["env", "profile"])
+def test_the_key_is_found_as_every_command_finds_it(cli, served, tmp_path, monkeypatch, where):
+    """README: `export CDP_API_KEY=…`, then cdp serve --api-key "$CDP_API_KEY" and cdp expect."""
+    monkeypatch.delenv("CDP_API_KEY", raising=False)
+    monkeypatch.delenv("CDP_PROFILE", raising=False)
+    send_good(served)
+    (tmp_path / "t.toml").write_text(FILE)
+    env = {"CDP_CONFIG_DIR": str(tmp_path)}
+    if where == "env":
+        env["CDP_API_KEY"] = API_KEY
+    else:
+        (tmp_path / "config.toml").write_text(f'[default]\napi-key = "{API_KEY}"\n')
+        os.chmod(tmp_path / "config.toml", 0o600)
+        os.chmod(tmp_path, 0o700)
+    run = cli("expect", "t.toml", "--against", served.url, env=env)
+    assert (run.exit_code, run.stderr) == (0, ""), run.stderr
+    assert run.stdout.splitlines()[-1] == "7 of 7 checks held."

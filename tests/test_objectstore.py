@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+import socket
 import sys
 import tempfile
 import zipfile
@@ -186,3 +187,20 @@ def test_a_tar_stepping_over_members_reads_on_in_one_get():
     handle.seek(0)  # back to the start (gzip's rewind): a new GET from there
     assert handle.read(10) == data[:10] and store.ranges == [None, None]
     handle.close()
+
+
+@pytest.mark.slow  # botocore's retries of a refused connection (~3 s)
+def test_an_s3_endpoint_that_does_not_answer_exits_6(send, monkeypatch):
+    """No answer from the store is the network's exit code (SPEC: 6), not a usage error."""
+    pytest.importorskip("botocore")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    run = send("import", "s3://exp/p", "--dry-run")  # a listing; a HEAD fails the same way
+    assert run.exit_code == 6, run.stderr
+    assert f'Could not connect to the endpoint URL: "http://127.0.0.1:{port}/exp' in run.stderr
+    assert "Hint: no answer from the S3 endpoint" in run.stderr

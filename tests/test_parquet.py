@@ -184,3 +184,58 @@ def test_a_ga4_parquet_extract_maps_like_its_ndjson(tmp_path: Path) -> None:
     (from_ndjson,) = vendor_lines("ga4", [ndjson])
     # the same event from either extract: the same call, messageId included
     assert json.loads(line) == json.loads(from_ndjson)
+
+
+def posthog_table() -> Any:
+    """PostHog's events model as its S3 batch export writes it in Parquet: properties a JSON string
+    [posthog.com/docs/cdp/batch-exports/s3.md; vendor-exports 3.2, 3.8]."""
+    return pa.table(
+        {
+            "uuid": ["018fd3a2-5b1c-7d3e-9a4f-2c6b8e1d0f77", "018fd3a2-5b1c-7d3e-9a4f-2c6b8e1d0f78"],
+            "event": ["report exported", "Order Placed"],
+            "distinct_id": ["u_8812", "u_8812"],
+            "properties": [json.dumps({"format": "csv"}), json.dumps({"total": 12})],
+            "timestamp": pa.array(
+                [datetime.datetime(2024, 6, 1, 12, 5, second, tzinfo=UTC) for second in (12, 13)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+
+
+def test_posthogs_parquet_zst_names_are_read_as_parquet(send, receiver, tmp_path: Path) -> None:
+    """PostHog names zstd Parquet `*.parquet.zst`, the compression inside the file (vendor-exports
+    3.8 trap 2): read as Parquet, not decompressed, not as text."""
+    path = tmp_path / "2024-06-01T12:00:00_events.parquet.zst"
+    pq.write_table(posthog_table(), path, compression="zstd")
+    assert path.read_bytes()[:4] == b"PAR1"
+    (source,), _ = make_sources([str(path)])
+    assert source.format == "parquet"
+    run = send("import", str(path), "--from", "posthog", "--json")
+    assert run.exit_code == 0, run.stderr
+    assert summary(run)["sent"] == 2
+    assert sorted(call["event"] for call in receiver.calls) == ["Order Placed", "report exported"]
+
+
+def test_parquet_under_a_name_that_does_not_say_so_is_read_as_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "export-part-0"
+    pq.write_table(call_table(3), path)
+    assert [line["properties"]["n"] for line in lines_of(path)] == [0, 1, 2]
+
+
+def test_parquet_compressed_around_is_inflated_then_read(tmp_path: Path) -> None:
+    import gzip
+
+    inner = tmp_path / "inner.parquet"
+    pq.write_table(call_table(3), inner)
+    path = tmp_path / "calls.parquet.gz"  # gzip calls.parquet: the whole file compressed
+    path.write_bytes(gzip.compress(inner.read_bytes()))
+    assert [line["properties"]["n"] for line in lines_of(path)] == [0, 1, 2]
+
+
+def test_parquet_read_as_ndjson_names_the_flag_that_reads_it(send, tmp_path: Path) -> None:
+    path = tmp_path / "calls.parquet"
+    pq.write_table(call_table(2), path)
+    run = send("import", str(path), "--format", "ndjson")
+    assert run.exit_code == 1
+    assert "a Parquet file read as text: read it as Parquet (--format parquet), not as NDJSON" in run.stderr

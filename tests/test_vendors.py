@@ -73,6 +73,48 @@ def test_invalid_marker_keeps_the_record_for_the_rejects_file() -> None:
     assert "soon" in (error or "")
 
 
+# where each vendor's export keeps the event's time (the first golden record, from the pages
+# each vendor module cites): Mixpanel `properties.time`, Amplitude `event_time` (and
+# `client_event_time`, its fallback), PostHog `timestamp`, GA4 `event_timestamp`
+TIME_FIELDS = {
+    "mixpanel": ("properties", ("time",)),
+    "amplitude": (None, ("event_time", "client_event_time")),
+    "posthog": (None, ("timestamp",)),
+    "ga4": (None, ("event_timestamp",)),
+}
+
+
+@pytest.mark.parametrize("vendor", list(TIME_FIELDS))
+@pytest.mark.parametrize("absent", ["missing", "null"])
+def test_a_record_without_its_time_is_a_reject_not_stamped_now(vendor: str, absent: str) -> None:
+    """Sent without a timestamp, the API stamps the call with its arrival: a backfilled event
+    would look new (and could start a campaign). It is a reject, `missing_time`."""
+    record = json.loads(_lines(DATA / vendor / "input.jsonl")[0])
+    assert "timestamp" in json.loads(next(vendor_lines(vendor, [json.dumps(record).encode()])))
+    outer, keys = TIME_FIELDS[vendor]
+    holder = record[outer] if outer else record
+    for key in keys:
+        if absent == "missing":
+            holder.pop(key, None)
+        else:
+            holder[key] = None
+    line = json.dumps(record).encode()
+    (out,) = vendor_lines(vendor, [line])
+    kind, reason, error, text = marker(out)
+    assert (kind, reason, text) == ("invalid", "missing_time", line)
+    assert keys[0] in (error or "")
+
+
+@pytest.mark.parametrize("vendor", list(TIME_FIELDS))
+def test_an_unreadable_time_is_bad_time_for_every_vendor(vendor: str) -> None:
+    record = json.loads(_lines(DATA / vendor / "input.jsonl")[0])
+    outer, keys = TIME_FIELDS[vendor]
+    (record[outer] if outer else record)[keys[0]] = "soon"
+    (out,) = vendor_lines(vendor, [json.dumps(record).encode()])
+    kind, reason, error, _ = marker(out)
+    assert (kind, reason) == ("invalid", "bad_time") and "soon" in (error or "")
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from(VENDORS),
@@ -143,7 +185,13 @@ def test_canonical_timestamps_are_strftimes_text(moment: datetime) -> None:
 def test_ga4_context_keeps_one_order() -> None:
     """Context fields in the mapping's order, whatever the process's string hashing."""
     device = {"operating_system_version": "17", "mobile_model_name": "iPhone", "operating_system": "iOS"}
-    row = {"event_name": "x", "user_pseudo_id": "p", "device": device, "platform": "IOS"}
+    row = {
+        "event_name": "x",
+        "event_timestamp": "1717243512345678",
+        "user_pseudo_id": "p",
+        "device": device,
+        "platform": "IOS",
+    }
     context = map_record("ga4", row).call["context"]  # type: ignore[index]
     assert list(context) == ["device", "os"] and list(context["device"]) == ["model", "type"]
     assert list(context["os"]) == ["name", "version"]

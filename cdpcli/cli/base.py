@@ -41,7 +41,7 @@ class CdpGroup(TyperGroup):
         try:
             result = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.TyperException as exc:  # click's UsageError, BadParameter, …: public base class
-            sys.exit(report_usage_error(exc, json_mode="--json" in argv))
+            sys.exit(report_usage_error(exc, json_mode="--json" in argv, argv=argv))
         except typer.Abort:
             print("Aborted!", file=sys.stderr)
             sys.exit(1)
@@ -88,21 +88,33 @@ def plain_help_if_no_color() -> None:
         rich_utils.COLOR_SYSTEM = None
 
 
-def report_usage_error(exc: Any, *, json_mode: bool) -> int:
+def report_usage_error(exc: Any, *, json_mode: bool, argv: Sequence[str] = ()) -> int:
     """A Click usage error (missing option, unknown flag, bad value) as `Error:`/`Hint:` lines on
-    stderr like every other error, and under --json also one JSON object on stdout."""
+    stderr like every other error, and under --json also one JSON object on stdout; the keys
+    `argv` leads to are hidden in it (`cdp KEY`: "No such command '****'")."""
 
     exit_code = getattr(exc, "exit_code", 2)
     if type(exc).__name__ == "NoArgsIsHelpError":  # `cdp config`: help was printed already
         return exit_code
     context = getattr(exc, "ctx", None)
     where = context.command_path if context is not None else "cdp"
-    out = Output(json_mode=json_mode)
+    out = Output(json_mode=json_mode, api_key=_value_of("--api-key", argv), profile=_value_of("--profile", argv))
     hint = f"see `{where} --help`"
     out.error(exc.format_message(), hint)
     if json_mode:
         out.json({"ok": False, "error": exc.format_message(), "hint": hint, "exit_code": exit_code})
     return exit_code
+
+
+def _value_of(flag: str, argv: Sequence[str]) -> str | None:
+    """The value `flag` is given in `argv` (`--flag VALUE` or `--flag=VALUE`), the last one."""
+    value = None
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+    return value
 
 
 def new_app() -> typer.Typer:

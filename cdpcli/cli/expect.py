@@ -2,13 +2,15 @@
 `cdp serve` (cdpcli.expect), reported as text, --json or --junit XML."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cdpcli.cli.base import app
+from cdpcli.cli.options import ApiKeyOpt
 from cdpcli.cli.output import Output, reporting
 from cdpcli.errors import UsageError
+from cdpcli.settings import resolve
 
 
 @app.command()
@@ -32,16 +34,7 @@ def expect(
             "--junit", help="Also write the results as JUnit XML to FILE.", show_default=False, metavar="FILE"
         ),
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            # not $CDP_API_KEY: that is the production key, and --against may be any URL
-            help="The key cdp serve was started with, if any.",
-            show_default=False,
-            metavar="KEY",
-        ),
-    ] = None,
+    api_key: ApiKeyOpt = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the results as one JSON object.", metavar="")
     ] = False,
@@ -55,35 +48,57 @@ def expect(
     tracking plan (required, properties = {name = "string"}, additional);
     no_rejects = true wants no refused request. README: Testing your tracking.
 
-    Exit 0 when every check holds, 1 when one fails, 2 for a bad file, 6 when
-    the receiver cannot be reached.
+    The key (for a cdp serve started with --api-key) is found as every command
+    finds it: --api-key, else $CDP_API_KEY, else the profile's.
+
+    Exit 0 when every check holds, 1 when one fails, 2 for a bad file or a key
+    the receiver refuses, 6 when the receiver cannot be reached.
     """
 
-    out = Output(json_mode=json_output)
+    out = Output(json_mode=json_output, api_key=api_key)
     with reporting(out):
         from cdpcli import expect as core  # lazy: start-up
 
         if timeout is not None and not 0 <= timeout <= 3600:
             raise UsageError(f"--timeout must be between 0 and 3600 seconds, not {timeout}", hint="e.g. --timeout 10")
         spec = core.load(file)
-        results = core.check_against(spec, against, api_key=api_key, timeout=timeout)
+        results = core.check_against(spec, against, api_key=_api_key(api_key, out), timeout=timeout)
         if junit:
-            try:
-                Path(junit).write_text(core.junit(results), encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot write --junit {junit}: {exc.strerror or exc}", hint="pick a path you can write"
-                ) from None
+            _write_junit(junit, core.junit(results))
         failed = sum(not r.ok for r in results)
         if json_output:
-            out.json(
-                {
-                    "ok": not failed,
-                    "passed": sum(r.ok and r.kind != "warning" for r in results),
-                    "failed": failed,
-                    "results": [r.as_json() for r in results],
-                }
-            )
+            out.json(_json_report(results, failed))
         else:
             out.result(core.report(results))
     raise typer.Exit(1 if failed else 0)
+
+
+def _json_report(results: list[Any], failed: int) -> dict[str, Any]:
+    return {
+        "ok": not failed,
+        "passed": sum(r.ok and r.kind != "warning" for r in results),
+        "failed": failed,
+        "results": [r.as_json() for r in results],
+    }
+
+
+def _write_junit(path: str, xml: str) -> None:
+    try:
+        Path(path).write_text(xml, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write --junit {path}: {exc.strerror or exc}", hint="pick a path you can write"
+        ) from None
+
+
+def _api_key(flag: str | None, out: Output) -> str | None:
+    """The key to show the receiver: --api-key, else $CDP_API_KEY, else the profile's
+    ($CDP_PROFILE, else default), as settings.resolve finds it for every sending command."""
+    warnings: list[str] = []
+    try:
+        _, settings = resolve({"api-key": flag}, warnings=warnings)
+    finally:
+        for text in warnings:
+            out.warn(text)
+    value = settings["api-key"].value
+    return str(value) if value else None

@@ -61,7 +61,7 @@ class TerminalEvents(ImportEvents):
             self.echoed += 1
             shown = self.echoed <= ECHO_REJECTS
         if shown:
-            self.out.problem(text)
+            self.out.problem(flagged(text))  # the core names options by id: `format=parquet`
 
     def retrying(self, text: str) -> None:
         self.out.verbose(text)

@@ -47,7 +47,13 @@ class SendOptions:
     def output(self) -> Output:
         """The command's one Output (the same object each call)."""
         if self._out is None:
-            self._out = Output(json_mode=self.json, quiet=self.quiet, verbosity=self.verbose)
+            self._out = Output(
+                json_mode=self.json,
+                quiet=self.quiet,
+                verbosity=self.verbose,
+                api_key=self.api_key,
+                profile=self.profile,
+            )
         return self._out
 
     def target(self, *, need_key: bool = True) -> Target:
@@ -117,17 +123,19 @@ ProfileOpt = Annotated[
     ),
 ]
 
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key of the HTTP source." + env_note("api-key"),
+        metavar="KEY",
+        show_default=False,
+        rich_help_panel=CONNECTION,
+    ),
+]
+
 _SEND_OPTIONS: dict[str, Any] = {
-    "api_key": Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            help="API key of the HTTP source." + env_note("api-key"),
-            metavar="KEY",
-            show_default=False,
-            rich_help_panel=CONNECTION,
-        ),
-    ],
+    "api_key": ApiKeyOpt,
     "region": Annotated[
         str | None,
         typer.Option(

@@ -5,6 +5,7 @@ codes (`reporting`)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from cdpcli.config import ConfigFileError, load_config
 from cdpcli.errors import CdpError, ExitCode
 from cdpcli.jsontext import is_text
-from cdpcli.redaction import redact
+from cdpcli.redaction import add_secret, redact
+from cdpcli.settings import DEFAULT_PROFILE, PROFILE_ENV, SETTINGS
 
 if TYPE_CHECKING:
     from cdpcli.transport import Exchange
@@ -114,6 +117,9 @@ class Output:
     # JSON objects this command wrote to stdout so far: `reporting` prints an error object
     # under --json only when the command has not already printed its own result object.
     json_objects: int = field(default=0, init=False, compare=False)
+    # the command's --api-key and --profile as typed: `reporting` hides the keys they lead to
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    profile: str | None = field(default=None, compare=False)
 
     def result(self, text: str) -> None:
         """A human-readable result line on stdout."""
@@ -178,6 +184,7 @@ class Output:
         warn(text)
 
     def error(self, text: str, hint: str | None = None) -> None:
+        hide_keys_in_reach(self.api_key, self.profile)  # also for an error raised before the command ran
         _stderr(f"Error: {text}")
         if hint:
             _stderr(f"Hint: {hint}")
@@ -206,6 +213,7 @@ def reporting(out: Output | None = None) -> Iterator[None]:
     out = out or Output()
     printed_before = out.json_objects
     try:
+        hide_keys_in_reach(out.api_key, out.profile)
         yield
     except CdpError as exc:
         _fail(out, printed_before, *error_text(exc), exc.exit_code, getattr(exc, "details", None))
@@ -231,6 +239,23 @@ def reporting(out: Output | None = None) -> Iterator[None]:
             "run again with -vv and report this",
             ExitCode.ERROR,
         )
+
+
+def hide_keys_in_reach(api_key: str | None = None, profile: str | None = None) -> None:
+    """Register for `redact` every API key the running command could take, before it prints a
+    line: its --api-key as typed, $CDP_API_KEY, and the stored key of its profile (--profile,
+    $CDP_PROFILE, else default). The Target registers the key it takes, but a message raised
+    before the Target exists (a key pasted where a file name goes: `cannot read KEY`) must not
+    show it either."""
+    keys: list[Any] = [api_key, os.environ.get(SETTINGS["api-key"][0])]
+    profile = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    try:
+        keys.append(load_config().get(profile, {}).get("api-key"))
+    except ConfigFileError:  # the command says so itself when it needs the file
+        pass
+    for key in keys:
+        if isinstance(key, str) and key.strip():
+            add_secret(key)
 
 
 def _fail(

@@ -8,7 +8,7 @@ import typer
 from cdpcli.cli.base import app
 from cdpcli.cli.output import reporting
 from cdpcli.errors import UsageError
-from cdpcli.redaction import redact
+from cdpcli.redaction import add_secret, redact
 
 MAX_REJECT_BYTES = 32 << 20  # cdpcli.serve.limits.MAX_REJECT_BYTES, not imported: start-up
 
@@ -133,6 +133,8 @@ def serve(
             max_reject_bytes=max_reject_bytes,
         )
         codes = _status_for(status_for or [])
+        if api_key:
+            add_secret(api_key)  # serve's log passes `redact`: the key it takes never shows there
         from cdpcli.serve import run_server  # lazy: start-up (the receiver, only for cdp serve)
 
         run_server(

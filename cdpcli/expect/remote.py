@@ -32,8 +32,8 @@ def check_against(
 ) -> list[Result]:
     """`spec` checked against the receiver at URL `against` (`cdp serve`), waiting up to `timeout` s
     (the file's, else DEFAULT_TIMEOUT) for calls yet to come. DeliveryError (exit 6) when the
-    receiver cannot be reached; UsageError when `against` is not an http(s) URL; CdpError when
-    it is not a cdp serve."""
+    receiver cannot be reached; UsageError when `against` is not an http(s) URL; DeliveryError
+    (exit 2) when it refuses `api_key`; CdpError when it is not a cdp serve."""
     from cdpcli.redaction import add_secret  # lazy: start-up
     from cdpcli.transport import get_json  # lazy: start-up
 
@@ -48,7 +48,7 @@ def check_against(
         while True:
             params = {"limit": "10000", **({"cursor": cursor} if cursor else {})}
             status, body = get_json(f"{base}/_cdp/{route}", params=params, api_key=api_key)
-            _answer_ok(status, body, base)
+            _answer_ok(status, body, base, bool(api_key))
             items += body[key]
             cursor = body.get("next")
             if not cursor:
@@ -61,20 +61,21 @@ def check_against(
         params = {"since": str(last), "count": "1", "timeout": f"{min(seconds, 300):.3f}"}
         status, body = get_json(f"{base}/_cdp/wait", params=params, api_key=api_key, timeout=seconds + 10)
         if status != 408:
-            _answer_ok(status, body, base)
+            _answer_ok(status, body, base, bool(api_key))
 
     return settle(spec, snapshot, wait_for_more, wait)
 
 
-def _answer_ok(status: int, body: Any, base: str) -> None:
+def _answer_ok(status: int, body: Any, base: str, sent_key: bool) -> None:
     if status == 200 and isinstance(body, dict):
         return
-    if status in AUTH_STATUSES:
+    if status in AUTH_STATUSES:  # the key is configuration here: SPEC's exit codes for expect are 0, 1, 2, 6
+        what = "refused the key" if sent_key else "wants an API key"
         raise DeliveryError(
-            f"the receiver at {base} refused the key (HTTP {status})",
-            hint="it was started with an API key: give the same key (api_key=)",
+            f"the receiver at {base} {what} (HTTP {status})",
+            hint="it was started with an API key: give the same key (api_key=, or CDP_API_KEY)",
             status=status,
-            exit_code=ExitCode.AUTH,
+            exit_code=ExitCode.USAGE,
             option="api_key",
         )
     raise CdpError(

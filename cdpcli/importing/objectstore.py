@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
-from cdpcli.errors import CdpError, UsageError
+from cdpcli.errors import CdpError, DeliveryError, ExitCode, UsageError
 from cdpcli.importing.source import CHUNK_BYTES, Source
 
 SCHEME = "s3://"
@@ -190,9 +190,18 @@ class ObjectStore:
             raise self.usage_error(f"{SCHEME}{bucket}/{prefix}", exc) from None
         return tree_of(prefix, listed)
 
-    def usage_error(self, url: str, exc: Exception) -> UsageError:
+    def usage_error(self, url: str, exc: Exception) -> CdpError:
+        """What a failed listing or HEAD says: SPEC's network exit code when no answer came
+        (after botocore's retries), else a usage error (credentials, bucket, region)."""
         if isinstance(exc, self.errors.NoCredentialsError | self.errors.PartialCredentialsError):
             return UsageError(f"{url}: {describe(exc)}", hint=CREDENTIALS_HINT)
+        # ConnectionError: refused, DNS, connect timeout, proxy; HTTPClientError: read timeout, reset
+        if isinstance(exc, self.errors.ConnectionError | self.errors.HTTPClientError):
+            return DeliveryError(
+                f"cannot read {url}: {describe(exc)}",
+                hint="no answer from the S3 endpoint: check it (AWS_ENDPOINT_URL, or the region) and your network",
+                exit_code=ExitCode.NETWORK,
+            )
         status = _status(exc)
         hint = (
             CREDENTIALS_HINT + "; the identity needs s3:ListBucket and s3:GetObject"

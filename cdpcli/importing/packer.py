@@ -31,7 +31,7 @@ from cdpcli.importing.sources import (
     line_hash,
 )
 from cdpcli.importing.stats import Stats
-from cdpcli.importing.vendors.sniff import sniff, sniff_advice
+from cdpcli.importing.vendors.sniff import sniff, sniff_advice, wrong_vendor_problem
 
 # what the packer calls to reject a line: (source index, line number, reason, line)
 RejectLine = Callable[[int, int, str, bytes], None]
@@ -228,13 +228,14 @@ class Packer:
         return False
 
     def _vendor_problem(self, source: Source, line: bytes) -> UsageError | None:
-        """Another tool's export read as calls (no archive= given): every line would be
-        rejected; say which archive= reads it instead. A Segment archive imports as it is:
+        """Another tool's export read as calls (no archive= given), or as a vendor's that it is
+        not (sniff.wrong_vendor_problem): every line would be rejected; say which archive=
+        reads it instead. A Segment archive imports as it is:
         a note (once per run) says what archive=segment would drop. Judged on each source's
         first line as the reader hands it over: a second read of the input's start cost a
         re-open (and a GET of an S3 object) on every run."""
         if self.options.archive is not None or source.format == "csv":
-            return None
+            return wrong_vendor_problem(source.label, line, self.options.archive) if self.options.archive else None
         vendor = sniff([line])
         if vendor is None:
             return None

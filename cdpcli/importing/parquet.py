@@ -27,12 +27,17 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from cdpcli.errors import UsageError
+from cdpcli.importing.decode import MAGIC_BYTES, compression_of
 from cdpcli.importing.objectstore import open_seekable
-from cdpcli.importing.source import Source
+from cdpcli.importing.source import Source, source_blocks
 
 PARQUET_EXTRA = "pip install 'cdp-pipelines-cli[parquet]'"
 PARQUET_MAGIC = b"PAR1"
-PARQUET_NAME = re.compile(r"\.parquet$", re.IGNORECASE)
+# `.parquet`, or with the codec a writer names after it: PostHog's batch exports name Parquet
+# compressed with zstd `*.parquet.zst`, the compression inside the file (vendor-exports 3.8 trap
+# 2); its other codecs are gzip, brotli, lz4 and snappy. A file compressed around the Parquet
+# instead (`gzip x.parquet`) is inflated first (`_spool`)
+PARQUET_NAME = re.compile(r"\.parquet(\.(zst|zstd|gz|gzip|br|lz4|snappy|sz))?$", re.IGNORECASE)
 BATCH_ROWS = 4096  # rows converted at once: ITERABLE_CHUNK_LINES' worth
 
 
@@ -48,7 +53,8 @@ def parquet_module() -> Any:
 def parquet_lines(source: Source, progress: Callable[[int], None]) -> Generator[bytes, None, None]:
     """One compact JSON line for each row of the Parquet source (see the module docstring)."""
     pq = parquet_module()
-    local = source.opener is None and source.is_file
+    # a local file is read where it is, unless compressed around the Parquet: then inflated to a spool
+    local = source.opener is None and source.is_file and compression_of(file_head(source.name)) is None
     seekable = None if local else open_seekable(source)  # an object: read by ranged GETs
     spool_dir = None if local or seekable is not None else tempfile.mkdtemp(prefix="cdp-parquet-")
     try:
@@ -71,15 +77,21 @@ def parquet_lines(source: Source, progress: Callable[[int], None]) -> Generator[
             shutil.rmtree(spool_dir, ignore_errors=True)
 
 
-def _spool(source: Source, directory: str) -> str:
-    path = os.path.join(directory, "input.parquet")  # the directory is private (0700)
-    handle = source.open()
+def file_head(path: str) -> bytes:
+    """A local file's first bytes: enough to tell Parquet and every compression (b"" when unreadable)."""
     try:
-        with open(path, "wb") as out:
-            shutil.copyfileobj(handle, out, 1 << 20)
-    finally:
-        if source.name != "-":
-            handle.close()
+        with open(path, "rb") as handle:
+            return handle.read(MAGIC_BYTES)
+    except OSError:
+        return b""
+
+
+def _spool(source: Source, directory: str) -> str:
+    """The source's bytes in a private file, inflated when compressed (source_blocks)."""
+    path = os.path.join(directory, "input.parquet")  # the directory is private (0700)
+    with open(path, "wb") as out:
+        for block in source_blocks(source, lambda count: None):
+            out.write(block)
     return path
 
 

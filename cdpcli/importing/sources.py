@@ -22,7 +22,7 @@ from cdpcli.importing.archives import archive_sources, object_archive_sources
 from cdpcli.importing.csvrows import INVALID_MARK, CsvMapping, csv_lines
 from cdpcli.importing.decode import DamagedInput
 from cdpcli.importing.objectstore import UnreadableSource, is_object_url, object_sources
-from cdpcli.importing.parquet import PARQUET_NAME, parquet_lines
+from cdpcli.importing.parquet import PARQUET_MAGIC, PARQUET_NAME, file_head, parquet_lines
 from cdpcli.importing.source import (  # noqa: F401 - line_hash, Chunk, not_text: their old home, still imported from here
     BOM,
     CHUNK_BYTES,
@@ -197,7 +197,10 @@ def _file_source(path: str, seed: bytes, fmt: str | None) -> Source:
             pass
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return Source(path, path, seed, size=size, format=_format_of(path, fmt))
+    shown = _format_of(path, fmt)
+    if fmt is None and shown == "ndjson" and file_head(path).startswith(PARQUET_MAGIC):  # its bytes say Parquet
+        shown = "parquet"
+    return Source(path, path, seed, size=size, format=shown)
 
 
 def _format_of(name: str, fmt: str | None) -> str:

@@ -1,7 +1,8 @@
 """The ASGI side of a receiver: each request's Host checked (hosts.py: 421 for a name it does
 not answer to), its path and method checked (404 for a path the API does not have, 405), its body
 read within the limits and the deadline (gzip inflated as it arrives, and only up to the limit),
-handed to the receiver for a verdict, the answer written as strict JSON, and one log line.
+handed to the receiver for a verdict, the answer written as strict JSON, and one log line (for a
+refused request, with the first error its answer gives).
 
 A body is refused by its declared length (413) before any of it is kept, one sent in chunks with
 no length declared is cut at MAX_RAW_BYTES, and a client slower than the read timeout is answered
@@ -19,6 +20,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cdpcli.redaction import redact
 from cdpcli.serve.hosts import HostCheck
 from cdpcli.serve.judge import Body, Verdict, call_kind, errors, not_found
 from cdpcli.serve.limits import DRAIN_LIMIT, MAX_RAW_BYTES
@@ -46,7 +48,7 @@ class Application:
         self.read_timeout = read_timeout
         self.after_post = after_post
         # the receiver's own routes, /_cdp/… (control.Control), set by the receiver
-        self.control: Callable[..., Awaitable[int]] | None = None
+        self.control: Callable[..., Awaitable[tuple[int, str | None]]] | None = None
         self._in_flight = 0  # POST requests being handled, so that a stop can let them finish
         self._idle = threading.Condition()
 
@@ -70,8 +72,9 @@ class Application:
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("latin-1")
         status: int | str = "-"
+        problem: str | None = None
         try:
-            status = await self._route(scope, receive, send, path)
+            status, problem = await self._route(scope, receive, send, path)
         except asyncio.CancelledError:  # a stop that could not wait any longer
             status = 503
             await _reply_if_possible(send, 503, errors("cdp serve is stopping"), {"Connection": "close"})
@@ -85,7 +88,8 @@ class Application:
                 status = await self._failed(exc, who, client, send)
         except Exception as exc:  # noqa: BLE001 - one request's failure is no reason to stop serving
             status = await self._failed(exc, who, client, send)
-        self.log(f'{who} "{scope["method"]} {path} HTTP/{scope["http_version"]}" {status} -')
+        line = f'{who} "{scope["method"]} {path} HTTP/{scope["http_version"]}" {status} -'
+        self.log(line if problem is None else f"{line} {log_text(problem)}")
 
     async def _failed(self, exc: Exception, who: str, client: Any, send: Callable[..., Any]) -> int:
         """A request whose handling failed: one log line (no traceback) and a 500 JSON answer."""
@@ -100,12 +104,15 @@ class Application:
 
     async def _route(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
-    ) -> int | str:
+    ) -> tuple[int | str, str | None]:
+        """Answer the request: its status and, when refused, the first error its answer gives
+        (for the log line: an SDK may crash on the error body and never show it)."""
         host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
         if not self.hosts.allows(host):
             assert host is not None
-            await reply(send, 421, errors(self.hosts.refusal(host)), {"Connection": "close"})
-            return 421
+            refusal = self.hosts.refusal(host)
+            await reply(send, 421, errors(refusal), {"Connection": "close"})
+            return 421, refusal
         route = scope["path"]
         if self.control is not None and (route.startswith("/_cdp") or route == "/favicon.ico" or wants_page(scope)):
             return await self.control(scope, receive, send)
@@ -114,17 +121,16 @@ class Application:
         if route.startswith("/v1/") and call_kind(route) is None:  # no such path, whatever the method
             verdict = not_found(route, host)
             await reply(send, 404, verdict.answer, {"Connection": "close"})
-            return 404
+            return 404, first_error(verdict.answer)
         # every method but POST (GET, TRACE, or one nobody has heard of); a body it may carry is
         # left unread, so the connection closes after the answer
-        await reply(
-            send, 405, errors("the Data Pipelines API takes POST only"), {"Allow": "POST", "Connection": "close"}
-        )
-        return 405
+        refusal = "the Data Pipelines API takes POST only"
+        await reply(send, 405, errors(refusal), {"Allow": "POST", "Connection": "close"})
+        return 405, refusal
 
     async def _post(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
-    ) -> int | str:
+    ) -> tuple[int | str, str | None]:
         with self._idle:
             self._in_flight += 1
         try:
@@ -137,8 +143,8 @@ class Application:
 
     async def _answer_post(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
-    ) -> int | str:
-        """Read the body, have it judged, answer: the status (for the log line)."""
+    ) -> tuple[int | str, str | None]:
+        """Read the body, have it judged, answer: the status and the first error (for the log line)."""
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         deadline = asyncio.get_running_loop().time() + self.read_timeout
         try:
@@ -152,13 +158,32 @@ class Application:
                 "cdp serve does not wait for slow clients",
             )
         except _Gone:
-            return "- (client went away)"
+            return "- (client went away)", None
         else:
             verdict = await self.handle(path, headers, body)
             await reply(send, verdict.status, verdict.answer, verdict.headers)
-            return verdict.status
+            return verdict.status, first_error(verdict.answer) if verdict.status >= 400 else None
         await reply(send, status, errors(message), {"Connection": "close"})
-        return status
+        return status, message
+
+
+LOG_ERROR_CHARS = 300  # of a refused request's first error on its log line: the 404 for /v1/v1 is ~290
+
+
+def first_error(answer: Any) -> str | None:
+    """The first message of an error answer (`{"meta": {"errors": [...]}}`), None without one."""
+    try:
+        return str(answer["meta"]["errors"][0])
+    except (TypeError, KeyError, IndexError):
+        return None
+
+
+def log_text(message: str) -> str:
+    """An error for a log line: one line (control characters escaped), redacted, at most LOG_ERROR_CHARS."""
+    text = redact(message)
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+    return text if len(text) <= LOG_ERROR_CHARS else text[: LOG_ERROR_CHARS - 1] + "…"
 
 
 def wants_page(scope: dict[str, Any]) -> bool:

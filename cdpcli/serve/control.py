@@ -49,17 +49,20 @@ class Control:
         self.stopping = stopping
         self.broadcast = Broadcast(store)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> int:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> tuple[int, str | None]:
+        """Answer a request to a route of its own: the status, and the error when refused (the log line's)."""
         path = scope["path"].rstrip("/") or "/"
         method = scope["method"]
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         if path == "/favicon.ico":
-            return await self.icon(send)
+            return await self.icon(send), None
         if self.judge.api_key is not None:
             problem = self.judge.check_auth(headers.get("authorization", ""))
             if problem:
                 await reply(send, 401, errors(problem), {"WWW-Authenticate": 'Basic realm="cdp serve"'})
-                return 401
+                return 401, problem
         routes: dict[str, tuple[str, Callable[..., Any]]] = {
             "/_cdp/calls": ("GET", self.calls),
             "/_cdp/rejects": ("GET", self.rejects),
@@ -75,24 +78,26 @@ class Control:
             "/": ("GET", self.page),
         }
         if path not in routes:
-            await reply(send, 404, errors(f"no such path {path}; cdp serve has {ROUTES}"), {})
-            return 404
+            problem = f"no such path {path}; cdp serve has {ROUTES}"
+            await reply(send, 404, errors(problem), {})
+            return 404, problem
         allowed, route = routes[path]
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
-            await reply(send, 405, errors(f"{path} takes {allowed} only"), {"Allow": allowed})
-            return 405
+            problem = f"{path} takes {allowed} only"
+            await reply(send, 405, errors(problem), {"Allow": allowed})
+            return 405, problem
         if method == "POST" and (problem := cross_site_problem(headers)):
             await reply(send, 403, errors(problem), {})
-            return 403
+            return 403, problem
         try:
             query = {name: values[-1] for name, values in parse_qs(scope["query_string"].decode("latin-1")).items()}
         except ValueError:
             query = {}
         try:
-            return await route(query, receive, send)
+            return await route(query, receive, send), None
         except BadQuery as exc:
             await reply(send, 400, errors(str(exc)), {})
-            return 400
+            return 400, str(exc)
 
     async def calls(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
         filters = _filters(query, extra=("limit", "cursor", "tail", "before"))

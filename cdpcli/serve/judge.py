@@ -6,6 +6,7 @@ that is not, a body over the limit: see asgi.py), the size inflated, strict JSON
 calls against the wire models (cdpcli.models) and the size of each call. In strict mode
 (X-Strict-Mode: 1) a bad call makes the request a 400 naming it; without it the request is
 answered 200 and the bad calls are dropped, as the API does, and the verdict's notes say so.
+An accepted call's top-level writeKey (the key, as browser and mobile SDKs send it) is kept masked.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ from pydantic_core import from_json, to_json
 
 from cdpcli.jsontext import JSONTextError, first_repeated_key, may_overflow, may_repeat_a_key
 from cdpcli.jsontext import loads as strict_loads
+from cdpcli.redaction import WRITE_KEY, without_write_key
 from cdpcli.serve.limits import MAX_SDK_CALL_BYTES
 from cdpcli.wire import CALL_TYPES, MAX_BATCH_CALLS, MAX_CALL_BYTES, MAX_REQUEST_BYTES, call_size
 
 PATHS = "/v1/identify|track|page|screen|group|alias|batch"
+# the undocumented one-letter paths Customer.io's browser SDK posts to (identify … alias), and
+# its and the mobile SDKs' batch path, authenticated by a body writeKey (api-wire-facts 1.3, 2.2)
+SDK_PATHS = ("/v1/i", "/v1/t", "/v1/p", "/v1/s", "/v1/g", "/v1/a", "/v1/b")
+SDK_NOTE = (
+    "the browser and mobile SDKs' own paths and body writeKey are not served: cdp serve takes the HTTP "
+    "API's paths with Authorization: Basic, as the server-side SDKs (Python, Node, Go) and cdp send them"
+)
 WRONG_KEY = "unauthorized: wrong API key"
+NO_AUTHORIZATION = "unauthorized: send Authorization: Basic base64(<api key>:)"
 PERMISSIVE_WRONG_KEY = "wrong key; answered 200 as the API does without strict mode"
 
 
@@ -78,6 +88,8 @@ def not_found(path: str, host: str | None = None) -> Verdict:
                 f"client that adds only /batch or /track (cdp --endpoint, the fixture's .url)"
             ),
         )
+    if route in SDK_PATHS:
+        return Verdict(404, errors(f"no such path {route}; the API's paths are {PATHS} ({SDK_NOTE})"))
     slash = " (without the trailing slash)" if route.endswith("/") and call_kind(route.rstrip("/")) else ""
     return Verdict(404, errors(f"no such path {route}{slash}; the API's paths are {PATHS}"))
 
@@ -138,6 +150,8 @@ class Judge:
         if problem == WRONG_KEY and not strict:  # the API drops the call and answers 200
             return Verdict(200, {}, notes=[PERMISSIVE_WRONG_KEY], dropped=[PERMISSIVE_WRONG_KEY])
         if problem:
+            if problem == NO_AUTHORIZATION and body.text is not None and b'"writeKey"' in body.text:
+                problem += f" ({SDK_NOTE})"
             return Verdict(401, errors(problem))
         if body.problem is not None:
             return Verdict(body.problem[0], errors(body.problem[1]))
@@ -175,7 +189,7 @@ class Judge:
         elif scheme.lower() == "bearer":
             key = credential.strip()
         else:
-            return "unauthorized: send Authorization: Basic base64(<api key>:)"
+            return NO_AUTHORIZATION
         if not key:
             return "unauthorized: empty API key"
         if self.api_key is not None and key != self.api_key:
@@ -196,7 +210,8 @@ class Judge:
             [problem], _ = self.check_calls([{**body, "type": kind}])
             if problem:
                 return [], [], [problem]
-            return [{k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}], [None], []
+            call = {k: v for k, v in body.items() if k != "sentAt"} | {"type": kind}
+            return [without_write_key(call)], [None], []
         if not isinstance(body.get("batch"), list):
             return [], [], ["batch must be an array of calls"]
         try:
@@ -207,10 +222,15 @@ class Judge:
         if len(items) > MAX_BATCH_CALLS:
             return [], [], [f"batch has {len(items)} calls; the limit is {MAX_BATCH_CALLS}"]
         verdicts, encodings = self.check_calls(items)
-        calls, encoded, problems = [], [], []
+        calls: list[dict[str, Any]] = []
+        encoded: list[bytes | None] = []
+        problems: list[str] = []
         for index, (item, problem) in enumerate(zip(items, verdicts, strict=True)):
             if problem:
                 problems.append(f"batch[{index}]: {problem}")
+            elif WRITE_KEY in item:  # kept and written out masked: its JSON is made again
+                calls.append(without_write_key(item))
+                encoded.append(None)
             else:
                 calls.append(item)
                 encoded.append(encodings[index])

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from cdpcli.redaction import mask_write_keys
 from cdpcli.serve.asgi import Application
 from cdpcli.serve.control import Control
 from cdpcli.serve.hosts import HostCheck
@@ -210,11 +211,15 @@ class Receiver:
             verdict = not_found(path, headers.get("host"))
         else:
             verdict = await self.answer(kind, path, headers, body)
-        self.store.add_request(path, headers, body, verdict.status)
-        if verdict.status >= 400:
-            self.store.add_reject(path, verdict.status, _messages(verdict.answer), body.text)
-        elif verdict.dropped:
-            self.store.add_reject(path, verdict.status, verdict.dropped, body.text)
+        refused = verdict.status >= 400 or bool(verdict.dropped)
+        if refused or self.store.keep_requests:
+            # kept with any writeKey masked (Customer.io's browser and mobile SDKs send the key so);
+            # only then: the look costs ~0.6 ms for a 600 KB body, 3% of what judging it does
+            shown = body.text if body.text is None else mask_write_keys(body.text)
+            self.store.add_request(path, headers, Body(body.raw_size, shown, body.problem), verdict.status)
+        if refused:
+            messages = _messages(verdict.answer) if verdict.status >= 400 else verdict.dropped
+            self.store.add_reject(path, verdict.status, messages, shown)
         if self.latency:
             await self.listener.pause(self.latency)
         return verdict

@@ -10,7 +10,9 @@ line, so line numbers, rejects and checkpoint settlement stay the file's own. A 
 becomes one call (never two: a second call would need a line number of its own); a skip or an
 invalid record becomes a marker line (csvrows.SKIP_MARK / INVALID_MARK, read by prepare.py); a
 blank line stays blank; a line that is not a JSON object passes through unchanged, for the
-preparer to reject as it rejects any such line.
+preparer to reject as it rejects any such line. A record the mapping refuses that is shaped
+like another vendor's export (sniff.record_vendor) is invalid as `wrong_vendor`, its error
+naming the archive= that reads it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from cdpcli.importing.csvrows import INVALID_MARK, MARK, SKIP_MARK
 from cdpcli.importing.prepare import InvalidLine, unwrap_reject
 from cdpcli.importing.vendors import amplitude, ga4, mixpanel, posthog
 from cdpcli.importing.vendors.common import BadValue, Mapping, Verdict, invalid, repeated_key
-from cdpcli.importing.vendors.sniff import sniff
+from cdpcli.importing.vendors.sniff import WRONG_VENDOR, record_vendor, sniff, wrong_vendor_error
 from cdpcli.jsontext import may_repeat_a_key
 from cdpcli.wire import dumps
 
@@ -93,6 +95,9 @@ def vendor_line(name: str, line: bytes) -> bytes:
             return dumps(verdict.call).encode()
     if verdict.skip is not None:
         return SKIP_MARK + verdict.skip.encode() + MARK + text
+    other = record_vendor(record)  # a line the mapping refuses: is it another tool's? (the cost of invalid lines only)
+    if other is not None and other != name:
+        return _invalid(name, text, WRONG_VENDOR, wrong_vendor_error(name, other))
     return _invalid(name, text, verdict.invalid or "invalid", verdict.error)
 
 

@@ -22,7 +22,8 @@ Mapping:
 - `user_id` → userId, `device_id` → anonymousId.
 - `$identify` → identify, traits from `$set` and `$setOnce` (`$set` wins), or the row's
   `user_properties` when they are plain values; `$groupidentify` → group (one group type and
-  name); session events are skipped (`session_event`); `[Amplitude] Page Viewed` → page,
+  name); session events are skipped (`session_event`), as are the rows of the S3 export's
+  merged-IDs files (`merged_ids`: amplitude_id → merged_amplitude_id, numbers no call carries); `[Amplitude] Page Viewed` → page,
   `[Amplitude] Screen Viewed` → screen; every other event → track with `event_properties`.
 - One call per row: an event's `groups` go with it as `properties.groups` (group calls come
   from `$groupidentify` rows), its `user_properties` as `context.traits`.
@@ -43,6 +44,7 @@ from cdpcli.importing.vendors.common import (
     put,
     put_context,
     send,
+    skip,
     text_id,
     timestamp_from_text,
     with_ids,
@@ -75,27 +77,37 @@ CONTEXT_FIELDS = {
 }
 
 
+# a row of the S3 export's merged Amplitude IDs files ({scope, merge_time, merge_server_time,
+# amplitude_id, merged_amplitude_id} a line [https://amplitude.com/docs/data/destinations/amazon-s3,
+# "Merged Amplitude IDs"]): two of Amplitude's internal user numbers, which no call carries
+MERGED_ID_KEYS = frozenset({"amplitude_id", "merged_amplitude_id"})
 ROW = RowShape("an Amplitude row", "event_type", "user_id", "device_id", frozenset(SESSION_EVENTS), "session_event")
 
 
 def map_event(record: dict[str, Any]) -> Verdict:
+    if "event_type" not in record and record.keys() >= MERGED_ID_KEYS:
+        return skip("merged_ids")  # a merged-IDs file's row: Amplitude's own user numbers, no event
     head = event_and_ids(record, ROW)
     if isinstance(head, Verdict):
         return head
     name, user_id, anonymous_id = head
     try:
         stamp = _time(record)
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+    try:
         call = _call(name, record)
     except BadValue as exc:
         return invalid("bad_value", str(exc))
     if call is None:
         return invalid("ambiguous_group", "$groupidentify names no single group type and name")
+    if stamp is None:  # sent without one, the API would stamp it now: a backfilled event as new
+        return invalid("missing_time", f'{ROW.row} needs "event_time" (or "client_event_time")')
     with_ids(call, user_id, anonymous_id)
     message_id = text_id(record.get("$insert_id")) or text_id(record.get("insert_id")) or text_id(record.get("uuid"))
     if message_id is not None:
         call["messageId"] = message_id
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["timestamp"] = stamp
     context: dict[str, Any] = {}
     for key, path in CONTEXT_FIELDS.items():
         value = record.get(key)

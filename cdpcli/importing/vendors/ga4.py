@@ -17,6 +17,14 @@ Mapping:
   skipped (`automatic_event`), every other event → track.
 - `event_params` flattened into properties (the first non-null of string/int/float/double;
   INT64 strings become integers); `user_properties` likewise into `context.traits`.
+- `items` (a repeated record beside event_params) → `properties.products`, each with the
+  Segment ecommerce spec's names (item_id → product_id, item_name → name, item_brand →
+  brand, item_variant → variant, item_category → category; price, quantity, coupon as they
+  are), its other fields under their GA4 names and its `item_params` flattened into it;
+  `ecommerce` → `order_id` (transaction_id), `revenue` (purchase_revenue), `shipping`
+  (shipping_value), `tax` (tax_value) and its other fields under their names (a name an
+  event parameter holds: `ecommerce.NAME`) [segment.com/docs/connections/spec/ecommerce/v2;
+  the export schema above].
 - `user_id` → userId, `user_pseudo_id` → anonymousId; timestamp from `event_timestamp`.
 - GA4 has no event id: messageId is `ga4-` and a hash of the event's key fields and parameters
   (EVENT_KEY_FIELDS), so re-extracting the same table (other file splits, other line numbers,
@@ -75,9 +83,15 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if isinstance(head, Verdict):
         return head
     name, user_id, anonymous_id = head
+    if record.get("event_timestamp") is None:  # sent without one, the API would stamp it now
+        return invalid("missing_time", f'{ROW.row} needs "event_timestamp" (when it happened)')
     try:
-        stamp = timestamp_from_micros(record["event_timestamp"]) if "event_timestamp" in record else None
+        stamp = timestamp_from_micros(record["event_timestamp"])
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+    try:
         properties = flatten(record.get("event_params"), "event_params")
+        ecommerce = ecommerce_fields(record)
         traits = flatten(record.get("user_properties"), "user_properties")
     except BadValue as exc:
         return invalid("bad_value", str(exc))
@@ -93,9 +107,9 @@ def map_event(record: dict[str, Any]) -> Verdict:
     else:
         call = {"type": "track", "event": name}
     with_ids(call, user_id, anonymous_id)
-    call["messageId"] = "ga4-" + event_hash(record, properties)
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["messageId"] = "ga4-" + event_hash(record, properties)  # of event_params only, as before items were read
+    merge(properties, ecommerce, "ecommerce")
+    call["timestamp"] = stamp
     call["properties"] = properties
     context: dict[str, Any] = {}
     if call["type"] == "page":
@@ -115,6 +129,80 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if finish_context(context):
         call["context"] = context
     return send(call)
+
+
+# the Segment ecommerce spec's names for GA4's [segment.com/docs/connections/spec/ecommerce/v2:
+# "Order Completed" (order_id, revenue, shipping, tax, products) and its product fields
+# (product_id, name, brand, variant, category, price, quantity, coupon)]; every other field
+# of `ecommerce` and of an item keeps its GA4 name
+ORDER_FIELDS = {
+    "transaction_id": "order_id",
+    "purchase_revenue": "revenue",
+    "shipping_value": "shipping",
+    "tax_value": "tax",
+}
+PRODUCT_FIELDS = {
+    "item_id": "product_id",
+    "item_name": "name",
+    "item_brand": "brand",
+    "item_variant": "variant",
+    "item_category": "category",
+}
+# INTEGER columns of `items` and `ecommerce` (JSON extracts write INT64 as strings)
+INTEGER_FIELDS = frozenset({"quantity", "total_item_quantity", "unique_items"})
+
+
+def ecommerce_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The row's `items` as `products` and its `ecommerce` record's fields (both in the export
+    schema beside event_params), null fields left out; `merge` puts them into properties (one
+    whose name an event parameter holds with another value as `ecommerce.NAME`), so that
+    nothing is dropped."""
+    fields: dict[str, Any] = {}
+    items = record.get("items")
+    if items:  # the export writes [] on events without items
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise BadValue("items is not a list of objects")
+        fields["products"] = [_product(item) for item in items]
+    ecommerce = record.get("ecommerce")
+    if ecommerce is not None:
+        if not isinstance(ecommerce, dict):
+            raise BadValue("ecommerce is not an object")
+        merge(fields, _renamed(ecommerce, ORDER_FIELDS), "ecommerce")
+    return fields
+
+
+def _product(item: dict[str, Any]) -> dict[str, Any]:
+    product = _renamed({key: value for key, value in item.items() if key != "item_params"}, PRODUCT_FIELDS)
+    params = flatten(item.get("item_params"), "items.item_params")
+    merge(product, {key: value for key, value in params.items() if value is not None}, "item_params")
+    return product
+
+
+def _renamed(fields: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    renamed = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if key in INTEGER_FIELDS and isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise BadValue(f"{key} {value!r} is not an integer") from None
+        renamed[names.get(key, key)] = value
+    return renamed
+
+
+def merge(target: dict[str, Any], values: dict[str, Any], overflow: str) -> None:
+    """`values` into `target`; one whose name `target` holds with another value goes in as
+    `OVERFLOW.NAME` instead (GA4's names are letters, digits and underscores
+    [support.google.com/analytics/answer/13316687], so no parameter holds a dotted one; the
+    loop makes a longer name until a free one, for any input)."""
+    for key, value in values.items():
+        while True:
+            held = target.setdefault(key, value)
+            if held is value or held == value:
+                break
+            key = f"{overflow}.{key}"
 
 
 def flatten(params: Any, what: str) -> dict[str, Any]:

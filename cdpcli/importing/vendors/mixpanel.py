@@ -96,8 +96,10 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if name == "$merge":
         return skip("merge_event")
     properties = dict(props)
+    if properties.get("time") is None:  # sent without one, the API would stamp it now
+        return invalid("missing_time", 'a Mixpanel event needs "properties.time" (when it happened)')
     try:
-        stamp = timestamp_from_unix(properties["time"]) if "time" in properties else None
+        stamp = timestamp_from_unix(properties["time"])
     except BadValue as exc:
         return invalid("bad_time", str(exc))
     message_id = text_id(properties.get("$insert_id"))
@@ -110,8 +112,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
     with_ids(call, user_id, anonymous_id)
     if message_id is not None:
         call["messageId"] = message_id
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["timestamp"] = stamp
     context: dict[str, Any] = {}
     if call["type"] == "page":
         put(properties, "url", properties.get("$current_url"))

@@ -18,9 +18,14 @@ Sources:
 Mapping:
 - `uuid` → messageId, unchanged; `timestamp` → timestamp.
 - ids: `$identify`: userId `distinct_id`, anonymousId `$anon_distinct_id`. Other events: a
-  `distinct_id` equal to `properties.$device_id` (posthog-js before identify) is anonymous,
-  as is one on an event with `$is_identified: false`; else it is the userId, and
-  `$device_id` its anonymousId.
+  `distinct_id` equal to `properties.$device_id` (posthog-js before identify) or to
+  `properties.$anon_distinct_id` is anonymous, as is one on an event with
+  `$is_identified: false`; else it is the userId, and `$device_id` its anonymousId. An event
+  that says none of this (a server-side SDK's: posthog-python sets no `$device_id`) goes out
+  with its `distinct_id` as userId; under resolve_identities, one that an `$identify` names
+  as its `$anon_distinct_id` goes out as that anonymousId with the user's id
+  (identities.py): "all past and future events made with that anonymous ID are now
+  associated with the distinct ID" [https://posthog.com/docs/product-analytics/identify.md].
 - `$pageview` → page (url, path, referrer, title), `$screen` → screen (`$screen_name`),
   `$identify` and `$set` → identify (traits `$set_once` then `$set`), `$groupidentify` → group,
   `$create_alias` → alias; the automatic events below are skipped (`automatic_event`); others
@@ -93,9 +98,14 @@ def map_event(record: dict[str, Any]) -> Verdict:
         return invalid("missing_event", 'a PostHog event needs "event"')
     if name in AUTOMATIC_EVENTS:
         return skip("automatic_event")
+    if record.get("timestamp") is None:  # sent without one, the API would stamp it now
+        return invalid("missing_time", 'a PostHog event needs "timestamp" (when it happened)')
+    try:
+        stamp = timestamp_from_text(record["timestamp"])
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
     try:
         properties = dict(json_object(record.get("properties"), "properties"))
-        stamp = timestamp_from_text(record["timestamp"]) if record.get("timestamp") is not None else None
         traits = {**_object(properties.get("$set_once")), **_object(properties.get("$set"))}
     except BadValue as exc:
         return invalid("bad_value", str(exc))
@@ -108,8 +118,7 @@ def map_event(record: dict[str, Any]) -> Verdict:
     message_id = text_id(record.get("uuid"))
     if message_id is not None:
         call["messageId"] = message_id
-    if stamp is not None:
-        call["timestamp"] = stamp
+    call["timestamp"] = stamp
     if call["type"] == "page":
         for key, field in PAGE_FIELDS.items():
             put(properties, field, properties.get(key))
@@ -154,7 +163,7 @@ def _call(name: str, distinct: str, properties: dict[str, Any], traits: dict[str
 
 def _ids(distinct: str, properties: dict[str, Any]) -> dict[str, Any]:
     device = text_id(properties.get("$device_id"))
-    if distinct == device or properties.get("$is_identified") is False:
+    if distinct in (device, properties.get("$anon_distinct_id")) or properties.get("$is_identified") is False:
         return {"anonymousId": distinct}
     return with_ids({}, distinct, device)
 

@@ -14,6 +14,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from cdpcli.errors import UsageError
+from cdpcli.importing.csvrows import INVALID_MARK, marker
 from cdpcli.importing.parquet import parquet_lines
 from cdpcli.importing.source import Source, source_blocks
 
@@ -39,6 +41,8 @@ def record_vendor(record: dict[str, Any]) -> str | None:
     if "event" in keys and isinstance(props, dict) and "distinct_id" in props and "time" in props:
         return "mixpanel"
     if "event_type" in keys and keys & {"event_time", "$insert_id", "server_upload_time"}:
+        return "amplitude"
+    if {"amplitude_id", "merged_amplitude_id"} <= keys:  # the S3 export's merged-IDs rows
         return "amplitude"
     if {"uuid", "event", "distinct_id"} <= keys:
         return "posthog"
@@ -72,6 +76,7 @@ def sniff(first_lines: Iterable[bytes]) -> str | None:
 
 
 TITLES = {
+    "segment": "a Segment archive's call",
     "mixpanel": "a Mixpanel raw event export",
     "mixpanel-profiles": "a Mixpanel profile (Engage) export",
     "amplitude": "an Amplitude export",
@@ -120,3 +125,30 @@ def sniff_advice(label: str, vendor: str) -> tuple[str, str]:
             "archive=segment drops the envelope's keys (writeKey is never forwarded)",
         )
     return f"{label} looks like {TITLES[vendor]}, not Data Pipelines calls", f"import it with archive={vendor}"
+
+
+WRONG_VENDOR = "wrong_vendor"  # the reason id of a record shaped like another vendor's export
+
+
+def wrong_vendor_error(vendor: str, other: str) -> str:
+    """The error of a record that `vendor`'s mapping refuses and that is shaped like `other`'s."""
+    return f"this line looks like {TITLES[other]}, not {TITLES[vendor]}: import it with archive={other}"
+
+
+def wrong_vendor_problem(label: str, first_line: bytes, vendor: str) -> UsageError | None:
+    """A source whose first line, as `vendor`'s mapping converted it, is another vendor's
+    record (`wrong_vendor`): the whole source is read with the wrong archive=, and every line
+    would be rejected; say which one reads it (exit 2, before anything is sent)."""
+    if vendor not in TITLES or not first_line.startswith(INVALID_MARK):
+        return None
+    _, reason, _, text = marker(first_line)
+    if reason != WRONG_VENDOR:
+        return None
+    other = record_vendor(json.loads(text))
+    if other is None:
+        return None
+    return UsageError(
+        f"{label} looks like {TITLES[other]}, not {TITLES[vendor]}",
+        hint=f"import it with archive={other}",
+        option="archive",
+    )
