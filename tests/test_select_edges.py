@@ -4,6 +4,8 @@ fast path against the plain path (tests/test_fast_audit.py) with a choice on."""
 
 from __future__ import annotations
 
+import random
+
 from tests.test_import import summary, write_lines
 
 
@@ -62,3 +64,25 @@ def test_a_user_id_of_0_is_the_person_its_calls_are_sharded_by(send, receiver, t
         sent.append(summary(run)["sent"])
     assert sorted(sent) == [0, 24]
     assert {call["userId"] for call in receiver.calls} == {"0"}
+
+
+def test_a_user_only_call_under_a_linked_anonymous_id_is_sharded_by_the_user_it_is_sent_as(send, receiver, tmp_path):
+    """--resolve-identities sends a call whose only id is a userId that the input links as an
+    anonymous id (PostHog's $anon_distinct_id, Mixpanel's $anon_id) as the user it resolves to:
+    the shard must deal it by that user too, or a person's calls land on two shards."""
+    rng = random.Random(7)  # device ids as SDKs make them; "anon-" + the userId would hash alike:
+    # CRC-32 is linear, so equal-length ids with a common prefix land on the same shard
+    people = {f"user-{i}": f"{rng.getrandbits(128):032x}" for i in range(12)}
+    calls: list[dict] = [{"type": "identify", "userId": u, "anonymousId": a} for u, a in people.items()]
+    calls += [{"type": "track", "userId": a, "event": "Viewed"} for a in people.values()]
+    source = write_lines(tmp_path / "in.ndjson", calls)
+    shards = []
+    for k in range(2):
+        receiver.calls.clear()
+        run = send("import", str(source), "--resolve-identities", "--shard", f"{k}/2", "--shard-by", "user", "--json")
+        assert run.exit_code == 0, run.stderr
+        shards.append(list(receiver.calls))
+    assert sum(len(sent) for sent in shards) == 24
+    for user in people:
+        holding = {k for k, sent in enumerate(shards) for call in sent if call["userId"] == user}
+        assert len(holding) == 1, (user, holding)

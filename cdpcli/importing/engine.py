@@ -137,7 +137,7 @@ class Importer:
         preparer = make_preparer(self.options, self.identities)
         self.select = Selector(self.options, preparer, self.stop_reading.set) if wanted(self.options) else None
         if self.select is not None and self.identities is not None:
-            self.select.resolve = self.identities.resolve
+            self.select.user_of = self.identities.user_of
         self.phaser = None
         if self.options.order == "phased":
             inner = self.select.prepare if self.select is not None else preparer.prepare

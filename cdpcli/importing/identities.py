@@ -281,6 +281,14 @@ class IdentityMap:
         self.stats.rewritten += 1
         return True
 
+    def user_of(self, call: dict[str, Any]) -> str | None:
+        """The userId `rewrite` gives `call` (None: it keeps its own), counting nothing: what a
+        shard by user deals the call by, as it will be sent."""
+        if _user_only(call):
+            named = call["userId"]
+            return self.resolve(named) if named in self.anonymous else None
+        return self.resolve(call["anonymousId"]) if _anonymous_only(call) else None
+
     def rewrite_line(self, line: bytes) -> bytes:
         """`rewrite` for one line of calls: the line as it was, or the rewritten call."""
         if not self._may_rewrite(line):

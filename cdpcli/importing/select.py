@@ -188,9 +188,9 @@ class Selector:
         self.filtering = self.filtering or self.sample is not None
         self.shard = options.shard if options.shard is not None and options.shard.by == "user" else None
         self.per_line = bool(self.limit is not None or self.envelope or self.filtering or self.shard)
-        # resolve_identities: the user an anonymous id resolves to (IdentityMap.resolve) decides
-        # its call's shard, as the userId it will be sent with
-        self.resolve: Callable[[str], str | None] | None = None
+        # resolve_identities: the userId a call is sent with (IdentityMap.user_of) decides its
+        # shard, as the person it will be sent as
+        self.user_of: Callable[[dict[str, Any]], str | None] | None = None
         # recent: calls timestamped in [now - 72 h, now]; `recent` counts them (every mode)
         self.recent_mode = options.recent
         self.recent = 0
@@ -209,12 +209,9 @@ class Selector:
         return self.prepare if self.per_line else self.inner
 
     def _person(self, call: dict[str, Any]) -> dict[str, Any]:
-        """The call as the shard sees its person: with its resolved userId, if it gets one."""
-        anonymous = call.get("anonymousId")
-        # as identities.rewriting decides: only a call with no userId at all gets one
-        if self.resolve is None or call.get("userId") is not None or not isinstance(anonymous, str):
-            return call
-        user = self.resolve(anonymous)
+        """The call as the shard sees its person: with the userId it is sent with (resolve_identities
+        may give it one, or name its userId's user: IdentityMap.user_of)."""
+        user = self.user_of(call) if self.user_of is not None else None
         return call if user is None else {**call, "userId": user}
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
