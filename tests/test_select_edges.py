@@ -4,6 +4,7 @@ fast path against the plain path (tests/test_fast_audit.py) with a choice on."""
 
 from __future__ import annotations
 
+import json
 import random
 
 from tests.test_import import summary, write_lines
@@ -86,3 +87,25 @@ def test_a_user_only_call_under_a_linked_anonymous_id_is_sharded_by_the_user_it_
     for user in people:
         holding = {k for k, sent in enumerate(shards) for call in sent if call["userId"] == user}
         assert len(holding) == 1, (user, holding)
+
+
+def test_a_call_its_resolved_user_makes_too_large_is_refused_as_the_api_counts_it(send, receiver, tmp_path):
+    """The API counts a call's compact JSON with DEL (U+007F) escaped as \\u007f, 6 bytes: a call
+    of ~5,300 raw DEL characters under 32,000 that its resolved userId takes over must be refused
+    (its raw length, a sixth of that, was taken for its size)."""
+    from cdpcli.wire import MAX_CALL_BYTES, call_size
+
+    def anonymous_call(count: int) -> dict:
+        return {"type": "track", "anonymousId": "device-1", "event": "E", "properties": {"s": "\x7f" * count}}
+
+    probe = write_lines(tmp_path / "probe.ndjson", [anonymous_call(5000)])
+    dry = send("import", str(probe), "--dry-run", "--json")
+    size = call_size(json.loads(dry.stdout.splitlines()[0])["body"]["batch"][0])
+    count = 5000 + (MAX_CALL_BYTES - size) // 6  # the call alone: within 6 bytes of the limit
+    user = "u" * 40  # "userId":"uuu…", adds 51 bytes
+    lines = [{"type": "identify", "userId": user, "anonymousId": "device-1"}, anonymous_call(count)]
+    source = write_lines(tmp_path / "in.ndjson", lines)
+    run = send("import", str(source), "--resolve-identities", "--json")
+    result = summary(run)
+    assert result["invalid_reasons"] == {"too large": 1}, result
+    assert [call["type"] for call in receiver.calls] == ["identify"]

@@ -50,7 +50,7 @@ from cdpcli.importing.csvrows import CsvMapping
 from cdpcli.importing.prepare import InvalidLine
 from cdpcli.importing.source import Chunk, Source
 from cdpcli.importing.sources import read_sources
-from cdpcli.wire import MAX_CALL_BYTES, call_size, dumps
+from cdpcli.wire import MAX_CALL_BYTES, call_size, dumps, may_count_over
 
 # links kept in a dict before the map moves to SQLite: ~150 bytes a link (two short strings
 # and a dict slot) makes 200k about 30 MB
@@ -365,7 +365,7 @@ def rewriting(prepare: Callable[[int, bytes], bytes], ids: IdentityMap) -> Calla
     def prepare_and_rewrite(line_no: int, line: bytes) -> bytes:
         ready = prepare(line_no, line)
         rewritten = ids.rewrite_line(ready)
-        if rewritten is not ready and len(rewritten) > MAX_CALL_BYTES // 3:
+        if rewritten is not ready and len(rewritten) > MAX_CALL_BYTES // 6 and may_count_over(rewritten):
             size = call_size(from_json(rewritten))
             if size > MAX_CALL_BYTES:
                 raise InvalidLine(
