@@ -29,7 +29,7 @@ from cdpcli.importing.prepare import (
     unwrap_reject,
 )
 from cdpcli.importing.shard import Shard
-from cdpcli.jsontext import may_need_care
+from cdpcli.jsontext import may_overflow
 from cdpcli.wire import dumps, format_timestamp, parse_timestamp
 
 # Keys the archives add around a call that are not part of it (the Segment spec's and the
@@ -319,9 +319,9 @@ def without_envelope(
     dropped = {key: call.pop(key) for key in envelope if key in call}
     if not dropped:
         return line, False
-    # else the derived messageId: from the bytes as cdp has always written them; NaN, Infinity
-    # and 1e400: the plain path says which
-    if once and call.get("messageId") and not (careful and may_need_care(line)):
+    # else the derived messageId: from the bytes as cdp has always written them; 1e400 (read
+    # as inf; NaN and Infinity the reader refused): the plain path says which
+    if once and call.get("messageId") and not (careful and may_overflow(line)):
         try:
             return to_json(call), True
         except ValueError:  # (a lone surrogate, which the plain path names)
