@@ -327,7 +327,7 @@ class Operation:
         """What makes two lines the same call (the fields they give): a repeated one is sent once."""
         return json.dumps(self.fields_of(line), sort_keys=True, ensure_ascii=False)
 
-    def read_ids(self, sources: Iterable[tuple[str, Iterable[bytes], bool]], count: int = 3) -> IdList:
+    def read_ids(self, sources: Iterable[tuple[str, Iterable[bytes], bool]], count: int = 10) -> IdList:
         """What files of ids hold, read as the send reads them: what a confirmation shows.
         `sources`: each file's label, lines and whether its first line is to be judged (not
         when a resumed run settled it). Each file's first line is a header or not, a

@@ -219,7 +219,9 @@ def confirm(out: Output, question: str, noun: tuple[str, str], ids: "IdList | tu
     listed = ids if isinstance(ids, IdList) else IdList(distinct=ids[0], first=ids[1])
     count, first = listed.distinct, listed.first
     what = f"{count:,} {noun[0] if count == 1 else noun[1]}"
-    shown = ", ".join(first) + (", …" if count > len(first) else "")
+    # every id when they fit on a line or two; past that, how many more and where to see them
+    more = count - len(first)
+    shown = ", ".join(first) + (f", and {more:,} more" if more > 0 else "")
     dropped = listed.describe().partition("; ")[2]
     if dry_run and not from_stdin:
         out.info(f"{what}: {shown}" + (f" ({dropped})" if dropped else ""))
@@ -235,6 +237,8 @@ def confirm(out: Output, question: str, noun: tuple[str, str], ids: "IdList | tu
             f"not a terminal: cdp will not {question.split(' ', 1)[0].lower()} {what} without confirmation",
             hint="add --yes to confirm; this cannot be undone",
         )
+    if more > 0:
+        shown += " (--dry-run prints every request)"
     sys.stderr.write(
         f"{what}: {shown}\n" + (f"({dropped})\n" if dropped else "") + f"{question.format(what=what)} [y/N] "
     )
