@@ -131,7 +131,7 @@ def test_the_shard_comes_from_the_environment_too(cli, receiver, tmp_path, monke
     [
         (["--shard", "3/3"], "--shard '3/3': K must be at least 0 and less than N"),
         (["--shard", "1-3"], "--shard '1-3': expected K/N"),
-        (["--shard", "0/0"], "K must be at least 0 and less than N"),
+        (["--shard", "0/0"], "N, the number of shards, must be at least 1"),
         (["--shard", "0/2", "--shard-by", "day"], "--shard-by 'day': expected one of line, file, user"),
         (["--shard-by", "user"], "--shard-by user needs --shard K/N"),
         (["--rate", "fast"], "--rate 'fast': expected requests per second or auto"),

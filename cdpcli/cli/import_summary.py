@@ -94,7 +94,8 @@ def summary_text(result: ImportResult) -> str:
             line += f" ({earlier:,} more there already from an earlier run)"
         lines.append(line + ".")
     elif earlier > 0:
-        lines.append(f"{earlier:,} of the rejects are in {result.rejects_path} already, from an earlier run.")
+        were = "is" if earlier == 1 else "are"
+        lines.append(f"{earlier:,} of the rejects {were} in {result.rejects_path} already, from an earlier run.")
     if result.exit_code == ExitCode.INTERRUPTED or (fatal := result.error) and fatal.exit_code != ExitCode.USAGE:
         resume = (
             f"run the same command again to resume from {result.checkpoint}"

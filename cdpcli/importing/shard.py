@@ -86,9 +86,11 @@ def parse_shard(text: str, by: str, origin: str = "shard=") -> Shard:
             option="shard",
         )
     index, count = int(match[1]), int(match[2])
-    if count < 1 or not 0 <= index < count:
+    if count < 1:
+        raise UsageError(f"{origin}{text!r}: N, the number of shards, must be at least 1", option="shard")
+    if not 0 <= index < count:
         raise UsageError(
-            f"{origin}{text!r}: K must be at least 0 and less than N (the shards are 0/{count} to {max(count - 1, 0)}/{count})",
+            f"{origin}{text!r}: K must be at least 0 and less than N (the shards are 0/{count} to {count - 1}/{count})",
             option="shard",
         )
     if by not in SHARD_BY:

@@ -82,13 +82,23 @@ class BadValue(ValueError):
     """A field a mapping needs has a value it cannot read; str() is the error."""
 
 
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as the export wrote it (JSON: true, not True), cut to `limit` characters (a
+    number of 300 digits is not worth reading in full)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def timestamp_from_ms(milliseconds: int) -> str:
     """Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (integer arithmetic: no float
     rounding moves a millisecond)."""
     try:
         moment = EPOCH + timedelta(milliseconds=milliseconds)
     except OverflowError:
-        raise BadValue(f"time {milliseconds} ms is out of range") from None
+        raise BadValue(f"time {shown(milliseconds)} ms is out of range") from None
     return canonical(moment)
 
 
@@ -116,7 +126,7 @@ def timestamp_from_micros(value: Any) -> str:
     INT64 in JSON)."""
     number = value if type(value) is int else _number(value)
     if not isinstance(number, int):
-        raise BadValue(f"time {value!r} is not a whole number of microseconds")
+        raise BadValue(f"time {shown(value)} is not a whole number of microseconds")
     return timestamp_from_ms(number // 1000)
 
 
@@ -135,7 +145,7 @@ def unix_seconds_from_text(value: Any) -> int:
 def _moment(value: Any) -> datetime:
     """The UTC time an ISO-8601 date-time names: zone-less (taken as UTC) or UTC-aware."""
     if not isinstance(value, str):
-        raise BadValue(f"time {value!r} is not a date-time string")
+        raise BadValue(f"time {shown(value)} is not a date-time string")
     text = value.strip()
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
@@ -144,18 +154,18 @@ def _moment(value: Any) -> datetime:
         if moment.tzinfo is not None and moment.utcoffset():
             moment = moment.astimezone(timezone.utc)
     except ValueError:
-        raise BadValue(f"time {value!r} is not an ISO-8601 date-time") from None
+        raise BadValue(f"time {shown(value)} is not an ISO-8601 date-time") from None
     except OverflowError:  # an offset that moves it past year 1 or 9999
-        raise BadValue(f"time {value!r} is out of range") from None
+        raise BadValue(f"time {shown(value)} is out of range") from None
     return moment
 
 
 def _number(value: Any) -> int | float:
     if isinstance(value, bool):
-        raise BadValue(f"time {value!r} is not a number")
+        raise BadValue(f"time {shown(value)} is not a number")
     if isinstance(value, (int, float)):
         if value != value or value in (float("inf"), float("-inf")):
-            raise BadValue(f"time {value!r} is not a number")
+            raise BadValue(f"time {shown(value)} is not a number")
         return value
     if isinstance(value, str):
         text = value.strip()
@@ -165,9 +175,9 @@ def _number(value: Any) -> int | float:
             try:
                 number = float(text)
             except ValueError:
-                raise BadValue(f"time {value!r} is not a number") from None
+                raise BadValue(f"time {shown(value)} is not a number") from None
             return _number(number)
-    raise BadValue(f"time {value!r} is not a number")
+    raise BadValue(f"time {shown(value)} is not a number")
 
 
 def text_id(value: Any) -> str | None:
