@@ -46,6 +46,19 @@ def invalid(reason: str, error: str) -> Verdict:
     return Verdict(invalid=reason, error=error)
 
 
+def event_time(value: Any, read: Callable[[Any], str], needs: str) -> str | Verdict:
+    """An event's time as the canonical timestamp (`read` converts the export's shape), or the
+    verdict on its record: `missing_time` (`needs` says which field) when absent or null, since
+    sent without one the API would stamp it now, a backfilled event as a new one; `bad_time`
+    when `read` cannot read it."""
+    if value is None:
+        return invalid("missing_time", needs)
+    try:
+        return read(value)
+    except BadValue as exc:
+        return invalid("bad_time", str(exc))
+
+
 Mapping = Callable[[dict[str, Any]], Verdict]
 
 

@@ -43,6 +43,7 @@ from cdpcli.importing.vendors.common import (
     RowShape,
     Verdict,
     event_and_ids,
+    event_time,
     finish_context,
     invalid,
     put,
@@ -83,12 +84,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if isinstance(head, Verdict):
         return head
     name, user_id, anonymous_id = head
-    if record.get("event_timestamp") is None:  # sent without one, the API would stamp it now
-        return invalid("missing_time", f'{ROW.row} needs "event_timestamp" (when it happened)')
-    try:
-        stamp = timestamp_from_micros(record["event_timestamp"])
-    except BadValue as exc:
-        return invalid("bad_time", str(exc))
+    stamp = event_time(
+        record.get("event_timestamp"), timestamp_from_micros, f'{ROW.row} needs "event_timestamp" (when it happened)'
+    )
+    if isinstance(stamp, Verdict):
+        return stamp
     try:
         properties = flatten(record.get("event_params"), "event_params")
         ecommerce = ecommerce_fields(record)

@@ -39,6 +39,7 @@ from cdpcli.importing.vendors.common import (
     BadValue,
     PropertyPlan,
     Verdict,
+    event_time,
     finish_context,
     invalid,
     put,
@@ -96,12 +97,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
     if name == "$merge":
         return skip("merge_event")
     properties = dict(props)
-    if properties.get("time") is None:  # sent without one, the API would stamp it now
-        return invalid("missing_time", 'a Mixpanel event needs "properties.time" (when it happened)')
-    try:
-        stamp = timestamp_from_unix(properties["time"])
-    except BadValue as exc:
-        return invalid("bad_time", str(exc))
+    stamp = event_time(
+        properties.get("time"), timestamp_from_unix, 'a Mixpanel event needs "properties.time" (when it happened)'
+    )
+    if isinstance(stamp, Verdict):
+        return stamp
     message_id = text_id(properties.get("$insert_id"))
     shaped = _shape(name, properties)
     if shaped is None:

@@ -42,6 +42,7 @@ from cdpcli.importing.vendors.common import (
     BadValue,
     PropertyPlan,
     Verdict,
+    event_time,
     finish_context,
     invalid,
     json_object,
@@ -98,12 +99,11 @@ def map_event(record: dict[str, Any]) -> Verdict:
         return invalid("missing_event", 'a PostHog event needs "event"')
     if name in AUTOMATIC_EVENTS:
         return skip("automatic_event")
-    if record.get("timestamp") is None:  # sent without one, the API would stamp it now
-        return invalid("missing_time", 'a PostHog event needs "timestamp" (when it happened)')
-    try:
-        stamp = timestamp_from_text(record["timestamp"])
-    except BadValue as exc:
-        return invalid("bad_time", str(exc))
+    stamp = event_time(
+        record.get("timestamp"), timestamp_from_text, 'a PostHog event needs "timestamp" (when it happened)'
+    )
+    if isinstance(stamp, Verdict):
+        return stamp
     try:
         properties = dict(json_object(record.get("properties"), "properties"))
         traits = {**_object(properties.get("$set_once")), **_object(properties.get("$set"))}
