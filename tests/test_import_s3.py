@@ -455,7 +455,10 @@ def test_a_segment_archive_interrupted_and_resumed_delivers_every_call_once(buck
             expected += [c["messageId"] for c in calls]
             bucket.put(f"segment-logs/src_abc/{millis}/{millis}.{part}.gz", gzip.compress(ndjson(calls)))
     args = [bucket.url("segment-logs/"), "--from", "segment", "--checkpoint", "ck.json", "--json"]
-    proc = spawn_import(receiver, proxy, tmp_path, *args, "--rate", "400")  # ~5 s in all
+    # paced so that the signal comes mid-import whatever the machine's speed: 40 requests of
+    # 50 calls at 4 a second (~10 s); without --batch-events the 2,000 calls fit in 2 requests,
+    # which a fast run sent in 0.1 s, before the signal
+    proc = spawn_import(receiver, proxy, tmp_path, *args, "--batch-events", "50", "--rate", "4")
     wait_for(lambda: len(receiver.calls) >= 700, 30)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
