@@ -118,6 +118,16 @@ def test_every_build_name_is_a_field_or_a_raw_form_of_one():
         (["--sample", "2"], "--sample must be a fraction above 0 and at most 1, not 2", "e.g. --sample 0.01 for 1 %"),
         (["--limit", "5", "--order", "phased"], "--limit cannot be combined with --order phased", None),
         (["--rate", "9", "--rate-budget", "90"], "--rate and --rate-budget both set the rate", None),
+        (
+            ["--types", "identify", "--events", "Signup"],  # identify calls alone would be sent, silently
+            "--events chooses among track calls, and --types leaves them out",
+            "add track to --types (e.g. --types identify,track), or drop --events",
+        ),
+        (
+            ["--types", "page", "--exclude-events", "Test"],
+            "--exclude-events chooses among track calls, and --types leaves them out",
+            None,
+        ),
     ],
 )
 def test_the_cli_shows_the_same_errors_with_its_flags(cli, tmp_path, flags, error, hint):

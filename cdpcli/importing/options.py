@@ -155,6 +155,14 @@ class ImportOptions:
         for kind in self.types or ():
             if kind not in CALL_TYPES:
                 raise UsageError(f"types={kind!r}: expected types among {', '.join(CALL_TYPES)}", option="types")
+        if self.types and "track" not in self.types and (self.events or self.exclude_events):
+            # events choose among track calls, which types leaves out: the user meant something else
+            name = "events" if self.events else "exclude_events"
+            raise UsageError(
+                f"{name}= chooses among track calls, and types= leaves them out",
+                hint=f"add track to types= (e.g. types={','.join([*self.types, 'track'])}), or drop {name}=",
+                option=name,
+            )
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"limit= must be at least 1, not {self.limit}", option="limit")
         if self.sample is not None and not 0 < self.sample <= 1:  # NaN fails too
