@@ -428,6 +428,22 @@ def test_a_resumed_import_skips_settled_objects_unread_and_continues_the_rest(
     assert third.exit_code == 0 and summary(third)["read"] == 0 and len(receiver.calls) == 200
 
 
+def test_a_partly_sent_object_deleted_since_the_checkpoint_is_named(s3_import, bucket, receiver, tmp_path):
+    """Its lines not yet sent are not sent by the resumed run: it says so, naming the object
+    (it passed the object over without a word); objects finished earlier are not named."""
+    four_objects(bucket)
+    assert s3_import(bucket.url("in/"), "--checkpoint", "ck.json", "--limit", "120").exit_code == 0
+    bucket.client.delete_object(Bucket=bucket.name, Key="in/2.ndjson.gz")  # 20 of its 50 lines sent
+    bucket.client.delete_object(Bucket=bucket.name, Key="in/0.ndjson.gz")  # sent whole
+    run = s3_import(bucket.url("in/"), "--checkpoint", "ck.json")
+    assert run.exit_code == 0, run.stderr
+    assert (
+        f"checkpoint: {bucket.url('in/2.ndjson.gz')}, which an earlier run began, is not among this run's inputs"
+        in run.stderr
+    )
+    assert "in/0.ndjson.gz" not in run.stderr
+
+
 def entry_size(bucket: Bucket) -> int:
     return bucket.client.head_object(Bucket=bucket.name, Key="in/0.ndjson.gz")["ContentLength"]
 

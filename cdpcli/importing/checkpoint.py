@@ -138,6 +138,7 @@ class Checkpoint:
         self.path = path
         self.data: dict[str, Any] = {"version": VERSION, "sources": {}, "selection": {}}
         self.existed = False  # an earlier run wrote it: this run resumes
+        self.left_out: list[str] = []  # see apply
         self._lock_fd: int | None = None
         self._save_lock = threading.Lock()
         if not path:
@@ -278,6 +279,10 @@ class Checkpoint:
         its bytes tells it unchanged)."""
         entries = self.data["sources"]
         phase = self.data.get("phase", 0)
+        given = {source.key for source in sources} | {source.name for source in sources}
+        # inputs an earlier run began and did not finish, not given now (an object deleted since,
+        # a file left out): their other lines are not sent by this run, which must say so
+        self.left_out = [key for key, entry in entries.items() if key not in given and _unfinished(entry)]
         for source in sources:
             # older checkpoints keyed files by the path as typed
             entry = entries.get(source.key) or entries.get(source.name)
@@ -343,6 +348,13 @@ def _settled_whole(source: Source, entry: dict[str, Any] | None) -> bool:
         return False
     lines = entry.get("lines")
     return lines is not None and entry["settled"] >= lines
+
+
+def _unfinished(entry: dict[str, Any]) -> bool:
+    """An entry with lines settled and, as far as it tells, lines left (a file's count of lines
+    is not recorded: one that settled any may have more)."""
+    lines = entry.get("lines")
+    return bool(entry["settled"]) and (lines is None or entry["settled"] < lines)
 
 
 def _made_progress(data: dict[str, Any]) -> bool:

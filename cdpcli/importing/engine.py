@@ -75,6 +75,8 @@ class Importer:
         self.stop_with = self.stopping.stop_with
         self.abandoned = 0  # requests in flight not waited for (a second Ctrl-C)
         self.checkpoint, self.rejects, self.start_phase = open_outputs(sources, options)
+        if self.checkpoint.left_out:
+            self.events.note(left_out_note(self.checkpoint.left_out))
         self.phaser: PhaseFilter | None = None
         self.settlement = Settlement(sources)
         self.settlement.phase = self.start_phase
@@ -322,6 +324,20 @@ def after_reading(spooled: list[str], identities: IdentityMap | None) -> None:
             os.unlink(path)
         except OSError:
             pass
+
+
+def left_out_note(left: list[str]) -> str:
+    """What a resumed run says of inputs an earlier run began that it is not given."""
+    if len(left) == 1:
+        return (
+            f"checkpoint: {left[0]}, which an earlier run began, is not among this run's inputs: "
+            "its lines not yet sent are not sent by this run"
+        )
+    named = ", ".join(left[:3]) + (", …" if len(left) > 3 else "")
+    return (
+        f"checkpoint: {len(left):,} inputs an earlier run began are not among this run's ({named}): "
+        "their lines not yet sent are not sent by this run"
+    )
 
 
 def spool_all(sources: list[Source], events: ImportEvents, stop: threading.Event) -> list[str]:
