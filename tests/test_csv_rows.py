@@ -126,3 +126,22 @@ def test_an_unsubscribed_column_is_read_as_the_boolean_the_api_takes(send, recei
     ]
     [reject] = rejects(tmp_path)
     assert reject["line"] == 6 and "unsubscribed" in reject["error"]
+
+
+def test_a_whole_object_column_holds_a_json_object_or_says_how_to_write_it(send, receiver, tmp_path: Path) -> None:
+    """A `properties` (or traits, context) column is an object: a cell with a JSON object is it,
+    as exporters write it; any other text is a row the rejects file explains (it was pydantic's
+    "Input should be a valid dictionary"), and dotted columns still fill keys one by one."""
+    text = (
+        "userId,event,properties\n"
+        'u1,E,"{""plan"":""pro"",""seats"":2}"\n'
+        "u2,E,plain text\n"
+        'u3,E,"{""plan"":""a"",""plan"":""b""}"\n'  # a key named twice is no object to send
+    )
+    (tmp_path / "events.csv").write_text(text)
+    run = send("import", "events.csv", "--type", "track", "--json")
+    assert run.exit_code == 1, run.stderr
+    assert [(c["userId"], c["properties"]) for c in receiver.calls] == [("u1", {"plan": "pro", "seats": 2})]
+    errors = {r["line"]: r["error"] for r in rejects(tmp_path)}
+    assert set(errors) == {3, 4}
+    assert "write the cell as one" in errors[3] and "name a column for each key (properties.plan)" in errors[3]

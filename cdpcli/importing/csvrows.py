@@ -351,7 +351,18 @@ def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping, 
                 call.setdefault(bag, {})[name] = _value(value, mapping.infer, f"{bag}.{name}")
                 continue
         path = dest.split(".")
-        typed = value if len(path) == 1 and dest in ANY_TYPE_FIELDS else _value(value, mapping.infer, dest)
+        typed: Any
+        if dest in OBJECT_FIELDS:  # a whole object in one cell: JSON, as exporters write it
+            typed = _object_cell(value)
+            if typed is None:
+                return _invalid(
+                    f"column {name!r} goes into {dest}, an object, and holds no JSON object: write the cell "
+                    f'as one ({{"plan":"pro"}}), or name a column for each key ({dest}.plan)',
+                    "csv row",
+                    raw,
+                )
+        else:
+            typed = value if len(path) == 1 and dest in ANY_TYPE_FIELDS else _value(value, mapping.infer, dest)
         target = call
         for part in path[:-1]:
             inner = target.setdefault(part, {})
@@ -364,6 +375,19 @@ def _row_line(header: list[str], row: list[str], raw: str, mapping: CsvMapping, 
             return _invalid(f"column {name!r} sets {dest}, which other columns fill", "csv row", raw)
         target[path[-1]] = typed
     return _encode(dumps(call))
+
+
+def _object_cell(text: str) -> dict[str, Any] | None:
+    """A cell holding a JSON object (strict JSON: no key twice, no NaN), else None."""
+    if not text.lstrip().startswith("{"):
+        return None
+    from cdpcli import jsontext  # lazy: start-up (only CSVs with whole-object columns)
+
+    try:
+        value = jsontext.loads(text)
+    except jsontext.JSONTextError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _cell_count_error(cells: int, columns: int, raw: str, delimiter: str) -> str:
