@@ -86,7 +86,25 @@ def test_preflight_reports_what_it_would_rewrite(send, receiver, tmp_path):
     assert summary(run)["identities"] == {"links": 3, "rewritten": 20, "unresolved": 10}
     assert receiver.calls == []
     text = send("import", "history.ndjson", "--resolve-identities", "--preflight")
-    assert "20 anonymous calls would be sent with a userId" in text.stdout + text.stderr
+    shown = text.stdout + text.stderr
+    assert "20 anonymous calls would be sent with a userId" in shown
+
+
+def test_preflight_counts_old_anonymous_calls_as_the_input_has_them_and_says_so(send, tmp_path):
+    """Beside the Identities line, "2 calls without a userId" read as a contradiction when one
+    of them would be sent with a userId: the count is the input's, and the line says so."""
+    old = "2020-01-02T00:00:00.000Z"
+    calls = [
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "timestamp": old},
+        {"type": "page", "anonymousId": "a1", "name": "P", "timestamp": old},
+        {"type": "page", "anonymousId": "nobody", "name": "P", "timestamp": old},
+    ]
+    (tmp_path / "old.ndjson").write_bytes(ndjson(calls))
+    shown = send("import", "old.ndjson", "--resolve-identities", "--preflight").stderr
+    assert "Anonymous: 2 calls without a userId older than 30 days in the input" in shown, shown
+    assert "see Identities" in shown and "1 anonymous call would be sent with a userId, 1 stay anonymous" in shown
+    plain = send("import", "old.ndjson", "--preflight").stderr
+    assert "Anonymous: 2 calls without a userId older than 30 days (" in plain, plain
 
 
 def test_shard_by_user_deals_a_call_by_the_user_it_resolves_to(send, receiver, tmp_path):

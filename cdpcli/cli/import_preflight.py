@@ -39,14 +39,15 @@ def preflight_text(report: dict[str, Any]) -> list[str]:
         f"{about}{users['without_email']:,} never get an email trait."
         + (" (Estimated past 1,000,000 userIds.)" if users["estimated"] else "")
     )
-    lines += _timestamp_lines(report["timestamps"])
+    lines += _timestamp_lines(report["timestamps"], resolving="identities" in report)
     lines += _identities(report.get("identities"))
     lines += _findings(report)
     return lines
 
 
-def _timestamp_lines(stamps: dict[str, Any]) -> list[str]:
-    """What the calls' timestamps risk: recent, future or missing ones, old anonymous history,
+def _timestamp_lines(stamps: dict[str, Any], resolving: bool = False) -> list[str]:
+    """What the calls' timestamps risk: recent, future or missing ones, old anonymous history
+    (counted as the input has them: `resolving`, --resolve-identities gives some a userId),
     Unix times in doubtful units."""
     lines = []
     risks = []
@@ -62,7 +63,9 @@ def _timestamp_lines(stamps: dict[str, Any]) -> list[str]:
     if stamps["anonymous_older_than_30_days"]:
         lines.append(
             f"Anonymous: {_n(stamps['anonymous_older_than_30_days'], 'call')} without a userId older than 30 days "
-            "(Customer.io merges anonymous history only within 30 days)."
+            + ("in the input " if resolving else "")
+            + "(Customer.io merges anonymous history only within 30 days"
+            + ("; --resolve-identities gives those it can resolve a userId: see Identities)." if resolving else ").")
         )
     if stamps["epoch"]:
         verdict = ""
