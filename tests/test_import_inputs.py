@@ -522,6 +522,7 @@ def test_csv_rejects_carry_their_line_in_the_file(send, receiver, tmp_path):
         ([], "a CSV row needs a call type"),
         (["--type", "identify", "--column", "nope=userId"], "has no column 'nope'"),
         (["--type", "identify", "--column", "id"], "--column 'id': expected SRC=DEST"),
+        (["--type", "identify", "--column", "id=traits..x"], "DEST 'traits..x' has an empty name between dots"),
     ],
 )
 def test_csv_usage_errors(send, receiver, tmp_path, args, message):

@@ -96,7 +96,13 @@ def parse_columns(specs: list[str]) -> dict[str, str]:
     columns: dict[str, str] = {}
     for spec in specs:
         src, eq, dest = spec.partition("=")
-        if not eq or not src or not dest or any(not part for part in dest.split(".")):
+        if eq and src and dest and any(not part for part in dest.split(".")):
+            raise UsageError(
+                f"column={spec!r}: DEST {dest!r} has an empty name between dots",
+                hint='e.g. column=id=userId column="E-mail=traits.email"',
+                option="column",
+            )
+        if not eq or not src or not dest:
             raise UsageError(
                 f"column={spec!r}: expected SRC=DEST",
                 hint='e.g. column=id=userId column="E-mail=traits.email"',
