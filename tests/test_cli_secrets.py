@@ -81,3 +81,19 @@ def test_a_key_in_a_usage_error_is_masked(cli, tmp_path, monkeypatch, where, arg
     assert run.exit_code == 2 and run.stderr.startswith("Error: "), run.stderr
     quoted = args[0] != "import"  # Click quotes a command or an argument it does not take, not a bad number
     assert ("****" in run.stderr) == quoted, run.stderr
+
+
+def test_keys_are_hidden_even_where_no_home_directory_can_be_found(cli, monkeypatch, tmp_path):
+    """An arbitrary-UID container has no HOME and no passwd entry: Path.home() raises. Looking
+    for the profile's key to hide must not turn the error being reported into a traceback."""
+    import pathlib
+
+    def no_home() -> pathlib.Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("CDP_CONFIG_DIR", "XDG_CONFIG_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pathlib.Path, "home", staticmethod(no_home))
+    monkeypatch.chdir(tmp_path)
+    run = cli("import", "missing.ndjson", "--api-key", "sk_no_home_key_123", secret="sk_no_home_key_123")
+    assert run.exit_code == 2 and "cannot read missing.ndjson" in run.stderr, run.stderr

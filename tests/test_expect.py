@@ -371,3 +371,29 @@ def test_the_key_is_found_as_every_command_finds_it(cli, served, tmp_path, monke
     run = cli("expect", "t.toml", "--against", served.url, env=env)
     assert (run.exit_code, run.stderr) == (0, ""), run.stderr
     assert run.stdout.splitlines()[-1] == "7 of 7 checks held."
+
+
+def test_a_setting_expect_never_uses_does_not_stop_it(cli, served, tmp_path, monkeypatch):
+    """Only the key is looked for: a stray CDP_TIMEOUT or a broken config file (a CI job's) did
+    stop a check against a keyless receiver with exit 2."""
+    monkeypatch.delenv("CDP_API_KEY", raising=False)
+    send_good(served)
+    (tmp_path / "t.toml").write_text(FILE)
+    (tmp_path / "config.toml").write_text("this is [not toml\n")
+    env = {"CDP_CONFIG_DIR": str(tmp_path), "CDP_TIMEOUT": "abc", "CDP_API_KEY": API_KEY}
+    run = cli("expect", "t.toml", "--against", served.url, env=env)
+    assert (run.exit_code, run.stderr) == (0, ""), run.stderr
+
+
+def test_the_stored_key_goes_only_to_a_receiver_on_this_machine(monkeypatch, tmp_path):
+    """$CDP_API_KEY and the profile hold the production key: sent to cdp serve on this machine
+    (as tests run it), never to another host unless given as --api-key."""
+    from cdpcli.cli.expect import _api_key
+
+    monkeypatch.setenv("CDP_API_KEY", "production-key-1")
+    monkeypatch.setenv("CDP_CONFIG_DIR", str(tmp_path))
+    for url in ("http://127.0.0.1:8787", "http://localhost:9", "http://[::1]:8787/v1", "http://app.localhost"):
+        assert _api_key(None, url) == "production-key-1", url
+    for url in ("https://receiver.example.com", "http://10.0.0.5:8787", "http://127.0.0.1.example.com"):
+        assert _api_key(None, url) is None, url
+        assert _api_key("given", url) == "given"

@@ -1,16 +1,18 @@
 """`cdp expect FILE --against URL`: the expectations of a file checked against a running
 `cdp serve` (cdpcli.expect), reported as text, --json or --junit XML."""
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
 from cdpcli.cli.base import app
 from cdpcli.cli.options import ApiKeyOpt
-from cdpcli.cli.output import Output, reporting
+from cdpcli.cli.output import Output, reporting, stored_key
 from cdpcli.errors import UsageError
-from cdpcli.settings import resolve
+from cdpcli.settings import SETTINGS
 
 
 @app.command()
@@ -48,8 +50,9 @@ def expect(
     tracking plan (required, properties = {name = "string"}, additional);
     no_rejects = true wants no refused request. README: Testing your tracking.
 
-    The key (for a cdp serve started with --api-key) is found as every command
-    finds it: --api-key, else $CDP_API_KEY, else the profile's.
+    The key (for a cdp serve started with --api-key): --api-key; for a receiver
+    on this machine also $CDP_API_KEY, else the profile's (never sent to another
+    host unless given as --api-key).
 
     Exit 0 when every check holds, 1 when one fails, 2 for a bad file or a key
     the receiver refuses, 6 when the receiver cannot be reached.
@@ -62,7 +65,7 @@ def expect(
         if timeout is not None and not 0 <= timeout <= 3600:
             raise UsageError(f"--timeout must be between 0 and 3600 seconds, not {timeout}", hint="e.g. --timeout 10")
         spec = core.load(file)
-        results = core.check_against(spec, against, api_key=_api_key(api_key, out), timeout=timeout)
+        results = core.check_against(spec, against, api_key=_api_key(api_key, against), timeout=timeout)
         if junit:
             _write_junit(junit, core.junit(results))
         failed = sum(not r.ok for r in results)
@@ -91,14 +94,22 @@ def _write_junit(path: str, xml: str) -> None:
         ) from None
 
 
-def _api_key(flag: str | None, out: Output) -> str | None:
-    """The key to show the receiver: --api-key, else $CDP_API_KEY, else the profile's
-    ($CDP_PROFILE, else default), as settings.resolve finds it for every sending command."""
-    warnings: list[str] = []
-    try:
-        _, settings = resolve({"api-key": flag}, warnings=warnings)
-    finally:
-        for text in warnings:
-            out.warn(text)
-    value = settings["api-key"].value
-    return str(value) if value else None
+def _api_key(flag: str | None, against: str) -> str | None:
+    """The key to show the receiver: --api-key; for a receiver on this machine (cdp serve, as
+    tests run it) also $CDP_API_KEY, else the profile's. Not those for another host: they hold
+    the production key, and --against may be any URL. Nothing else of the settings is read (a
+    stray CDP_TIMEOUT must not stop a check that never uses it)."""
+    if flag:
+        return flag
+    if not is_loopback_url(against):
+        return None
+    key = os.environ.get(SETTINGS["api-key"][0]) or stored_key()
+    return key if isinstance(key, str) and key.strip() else None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine: localhost, or a loopback address."""
+    from cdpcli.serve.hosts import LOOPBACK_NAMES, is_loopback  # lazy: start-up
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOOPBACK_NAMES or host.endswith(".localhost") or is_loopback(host)

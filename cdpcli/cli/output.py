@@ -247,15 +247,20 @@ def hide_keys_in_reach(api_key: str | None = None, profile: str | None = None) -
     $CDP_PROFILE, else default). The Target registers the key it takes, but a message raised
     before the Target exists (a key pasted where a file name goes: `cannot read KEY`) must not
     show it either."""
-    keys: list[Any] = [api_key, os.environ.get(SETTINGS["api-key"][0])]
-    profile = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
-    try:
-        keys.append(load_config().get(profile, {}).get("api-key"))
-    except ConfigFileError:  # the command says so itself when it needs the file
-        pass
-    for key in keys:
+    for key in (api_key, os.environ.get(SETTINGS["api-key"][0]), stored_key(profile)):
         if isinstance(key, str) and key.strip():
             add_secret(key)
+
+
+def stored_key(profile: str | None = None) -> Any:
+    """The API key the config file holds for `profile` ($CDP_PROFILE, else default), if any;
+    None when it cannot be read for any reason (a broken file, no home directory): a command
+    that needs the file says why itself, and this runs where an error is being reported."""
+    profile = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    try:
+        return load_config().get(profile, {}).get("api-key")
+    except (ConfigFileError, OSError, KeyError, RuntimeError):  # Path.home(): KeyError, RuntimeError
+        return None
 
 
 def _fail(
