@@ -109,3 +109,22 @@ def test_a_call_its_resolved_user_makes_too_large_is_refused_as_the_api_counts_i
     result = summary(run)
     assert result["invalid_reasons"] == {"too large": 1}, result
     assert [call["type"] for call in receiver.calls] == ["identify"]
+
+
+def test_a_numeric_anonymous_id_is_sharded_by_the_user_it_resolves_to(send, receiver, tmp_path):
+    """An anonymousId written as a number is sent as its text, and resolved as that: the shard
+    must deal its call by the user it is sent as (it dealt it by the number's text)."""
+    people = {f"user-{i}": 1000 + i for i in range(16)}
+    calls: list[dict] = [{"type": "identify", "userId": u, "anonymousId": str(a)} for u, a in people.items()]
+    calls += [{"type": "track", "anonymousId": a, "event": "Viewed"} for a in people.values()]
+    source = write_lines(tmp_path / "in.ndjson", calls)
+    shards = []
+    for k in range(2):
+        receiver.calls.clear()
+        run = send("import", str(source), "--resolve-identities", "--shard", f"{k}/2", "--shard-by", "user", "--json")
+        assert run.exit_code == 0, run.stderr
+        shards.append(list(receiver.calls))
+    assert sum(len(sent) for sent in shards) == 32
+    for user in people:
+        holding = {k for k, sent in enumerate(shards) for call in sent if call["userId"] == user}
+        assert len(holding) == 1, (user, holding)

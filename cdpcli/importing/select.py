@@ -211,7 +211,12 @@ class Selector:
     def _person(self, call: dict[str, Any]) -> dict[str, Any]:
         """The call as the shard sees its person: with the userId it is sent with (resolve_identities
         may give it one, or name its userId's user: IdentityMap.user_of)."""
-        user = self.user_of(call) if self.user_of is not None else None
+        if self.user_of is None:
+            return call
+        # the ids as they are sent: a number is sent as its text (models.lax), and the identity
+        # map learned the text
+        sent = {**call, **{k: str(call[k]) for k in ("userId", "anonymousId") if _is_integer(call.get(k))}}
+        user = self.user_of(sent)
         return call if user is None else {**call, "userId": user}
 
     def prepare(self, line_no: int, line: bytes) -> bytes:
@@ -341,6 +346,10 @@ def _read_once(line: bytes) -> dict[str, Any] | None:
     except ValueError:  # jiter's errors and RepeatedKey are ValueErrors
         return None
     return value if isinstance(value, dict) else None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _exact_object(line: bytes) -> dict[str, Any] | None:
