@@ -30,3 +30,13 @@ def test_a_time_out_of_range_is_not_printed_in_full():
     with pytest.raises(BadValue) as refused:
         timestamp_from_ms(10**300)
     assert len(str(refused.value)) < 80
+
+
+def test_a_file_named_like_an_option_is_shown_as_named_in_a_reject(cli, tmp_path, monkeypatch):
+    """Rejects on the terminal show the core's option ids as flags in the reason only: the file
+    `limit=1.ndjson` was shown as `--limit 1.ndjson`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "limit=1.ndjson").write_text('{"type":"track","userId":"1"}\n')
+    run = cli("import", "limit=1.ndjson", "--dry-run")
+    assert run.exit_code == 1
+    assert "limit=1.ndjson:1: event: Field required" in run.stderr, run.stderr

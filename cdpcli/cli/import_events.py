@@ -4,6 +4,7 @@ itself with Ctrl-C/SIGTERM handled and the summary printed."""
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -61,7 +62,10 @@ class TerminalEvents(ImportEvents):
             self.echoed += 1
             shown = self.echoed <= ECHO_REJECTS
         if shown:
-            self.out.problem(flagged(text))  # the core names options by id: `format=parquet`
+            # the core names options by id (`format=parquet`): flags in the reason only, never in
+            # the file's name before it (`limit=1.ndjson:1:` is a name)
+            where, reason = _where_and_reason(text)
+            self.out.problem(where + flagged(reason))
 
     def retrying(self, text: str) -> None:
         self.out.verbose(text)
@@ -125,3 +129,12 @@ def interrupts_handled_by(importer: Importer, out: Output) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+_WHERE = re.compile(r"^(.*?:\d+: )(.*)\Z", re.DOTALL)
+
+
+def _where_and_reason(text: str) -> tuple[str, str]:
+    """A rejects line's `source:line: ` and its reason (all reason when it has no such start)."""
+    found = _WHERE.match(text)
+    return (found[1], found[2]) if found else ("", text)
