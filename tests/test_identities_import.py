@@ -122,3 +122,20 @@ def test_shard_by_user_deals_a_call_by_the_user_it_resolves_to(send, receiver, t
     for user in ("ana", "bo"):
         holding = [k for k, calls in enumerate(shards) if any(call.get("userId") == user for call in calls)]
         assert len(holding) == 1, user
+
+
+def test_rewriting_a_chunk_takes_an_empty_anonymous_id_as_an_id():
+    """An identify named by email alone may carry `"anonymousId": ""` (valid): the chunk
+    rewriter looked its id up as `anonymousId or userId` and raised KeyError."""
+    from cdpcli.importing.identities import IdentityMap
+
+    ids = IdentityMap()
+    ids.learn({"type": "identify", "userId": "u1", "anonymousId": "a1"})
+    lines = [
+        b'{"type":"identify","anonymousId":"","traits":{"email":"a@example.com"}}',
+        b'{"type":"page","anonymousId":"a1","name":"P"}',
+    ]
+    out = ids.rewrite_lines(lines)
+    assert out[0] == lines[0]
+    assert json.loads(out[1])["userId"] == "u1"
+    ids.close()

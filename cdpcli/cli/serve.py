@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from cdpcli.cli import startup
 from cdpcli.cli.base import app
 from cdpcli.cli.output import reporting
 from cdpcli.errors import UsageError
@@ -137,6 +138,7 @@ def serve(
             add_secret(api_key)  # serve's log passes `redact`: the key it takes never shows there
         from cdpcli.serve import run_server  # lazy: start-up (the receiver, only for cdp serve)
 
+        startup.started()  # the interpreter's collector thresholds back for a long-running server
         run_server(
             host=host,
             port=port,

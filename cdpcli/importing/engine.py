@@ -331,12 +331,12 @@ def left_out_note(left: list[str]) -> str:
     if len(left) == 1:
         return (
             f"checkpoint: {left[0]}, which an earlier run began, is not among this run's inputs: "
-            "its lines not yet sent are not sent by this run"
+            "its lines not yet sent, if any, are not sent by this run"
         )
     named = ", ".join(left[:3]) + (", …" if len(left) > 3 else "")
     return (
         f"checkpoint: {len(left):,} inputs an earlier run began are not among this run's ({named}): "
-        "their lines not yet sent are not sent by this run"
+        "their lines not yet sent, if any, are not sent by this run"
     )
 
 

@@ -242,7 +242,9 @@ class IdentityMap:
                 calls[index] = call
         if not calls:
             return lines
-        users = self.resolve_many({call.get("anonymousId") or call["userId"] for call in calls.values()})
+        users = self.resolve_many(
+            {call["anonymousId"] if _anonymous_only(call) else call["userId"] for call in calls.values()}
+        )
         out = list(lines)
         for index, call in calls.items():
             if _user_only(call):
