@@ -76,17 +76,7 @@ def test_a_user_only_call_under_a_linked_anonymous_id_is_sharded_by_the_user_it_
     people = {f"user-{i}": f"{rng.getrandbits(128):032x}" for i in range(12)}
     calls: list[dict] = [{"type": "identify", "userId": u, "anonymousId": a} for u, a in people.items()]
     calls += [{"type": "track", "userId": a, "event": "Viewed"} for a in people.values()]
-    source = write_lines(tmp_path / "in.ndjson", calls)
-    shards = []
-    for k in range(2):
-        receiver.calls.clear()
-        run = send("import", str(source), "--resolve-identities", "--shard", f"{k}/2", "--shard-by", "user", "--json")
-        assert run.exit_code == 0, run.stderr
-        shards.append(list(receiver.calls))
-    assert sum(len(sent) for sent in shards) == 24
-    for user in people:
-        holding = {k for k, sent in enumerate(shards) for call in sent if call["userId"] == user}
-        assert len(holding) == 1, (user, holding)
+    _each_person_on_one_shard(send, receiver, write_lines(tmp_path / "in.ndjson", calls), people, 24)
 
 
 def test_a_call_its_resolved_user_makes_too_large_is_refused_as_the_api_counts_it(send, receiver, tmp_path):
@@ -117,14 +107,19 @@ def test_a_numeric_anonymous_id_is_sharded_by_the_user_it_resolves_to(send, rece
     people = {f"user-{i}": 1000 + i for i in range(16)}
     calls: list[dict] = [{"type": "identify", "userId": u, "anonymousId": str(a)} for u, a in people.items()]
     calls += [{"type": "track", "anonymousId": a, "event": "Viewed"} for a in people.values()]
-    source = write_lines(tmp_path / "in.ndjson", calls)
+    _each_person_on_one_shard(send, receiver, write_lines(tmp_path / "in.ndjson", calls), people, 32)
+
+
+def _each_person_on_one_shard(send, receiver, source, people, calls: int) -> None:
+    """Import `source` as 2 shards by user with --resolve-identities: every call sent once,
+    and all of each person's calls (as sent) by one shard."""
     shards = []
     for k in range(2):
         receiver.calls.clear()
         run = send("import", str(source), "--resolve-identities", "--shard", f"{k}/2", "--shard-by", "user", "--json")
         assert run.exit_code == 0, run.stderr
         shards.append(list(receiver.calls))
-    assert sum(len(sent) for sent in shards) == 32
+    assert sum(len(sent) for sent in shards) == calls
     for user in people:
         holding = {k for k, sent in enumerate(shards) for call in sent if call["userId"] == user}
         assert len(holding) == 1, (user, holding)
