@@ -233,32 +233,21 @@ class IdentityMap:
 
     def rewrite_lines(self, lines: list[bytes]) -> list[bytes]:
         """`rewrite_line` for a chunk of lines, its lookups made together (resolve_many)."""
-        calls: dict[int, dict[str, Any]] = {}
+        calls: dict[int, tuple[dict[str, Any], str]] = {}
         for index, text in enumerate(lines):
             if not self._may_rewrite(text):
                 continue
             call = _object(text)
-            if call is not None and (_anonymous_only(call) or (_user_only(call) and call["userId"] in self.anonymous)):
-                calls[index] = call
+            named = self._named(call) if call is not None else None
+            if call is not None and named is not None:
+                calls[index] = call, named
         if not calls:
             return lines
-        users = self.resolve_many(
-            {call["anonymousId"] if _anonymous_only(call) else call["userId"] for call in calls.values()}
-        )
+        users = self.resolve_many({named for _, named in calls.values()})
         out = list(lines)
-        for index, call in calls.items():
-            if _user_only(call):
-                if _claim(call, users.get(call["userId"])):
-                    self.stats.rewritten += 1
-                    out[index] = dumps(call).encode()
-                continue
-            user = users.get(call["anonymousId"])
-            if user is None:
-                self.stats.unresolved += 1
-                continue
-            call["userId"] = user
-            self.stats.rewritten += 1
-            out[index] = dumps(call).encode()
+        for index, (call, named) in calls.items():
+            if self._give(call, users.get(named)):
+                out[index] = dumps(call).encode()
         return out
 
     def rewrite_chunk(self, data: bytes) -> bytes:
@@ -268,28 +257,37 @@ class IdentityMap:
     def rewrite(self, call: dict[str, Any]) -> bool:
         """Give an anonymous-only call its user, and a call named only by a linked id the user
         that id resolves to (see the module docstring); True when it was changed."""
-        if _user_only(call):
-            named = call["userId"]
-            changed = named in self.anonymous and _claim(call, self.resolve(named))
-            self.stats.rewritten += changed
-            return changed
-        if not _anonymous_only(call):
-            return False
-        user = self.resolve(call["anonymousId"])
-        if user is None:
-            self.stats.unresolved += 1
-            return False
-        call["userId"] = user
-        self.stats.rewritten += 1
-        return True
+        named = self._named(call)
+        return named is not None and self._give(call, self.resolve(named))
 
     def user_of(self, call: dict[str, Any]) -> str | None:
         """The userId `rewrite` gives `call` (None: it keeps its own), counting nothing: what a
         shard by user deals the call by, as it will be sent."""
+        named = self._named(call)
+        return self.resolve(named) if named is not None else None
+
+    def _named(self, call: dict[str, Any]) -> str | None:
+        """The id whose user `call` is sent as: an anonymous-only call's anonymousId, or the
+        userId of a call named only by an id the input links as anonymous; None for the others."""
+        if _anonymous_only(call):
+            return call["anonymousId"]
+        if _user_only(call) and call["userId"] in self.anonymous:
+            return call["userId"]
+        return None
+
+    def _give(self, call: dict[str, Any], user: str | None) -> bool:
+        """`call` (one `_named` names) sent as `user`, what its named id resolves to (None: no
+        link), and counted; True when it was changed."""
         if _user_only(call):
-            named = call["userId"]
-            return self.resolve(named) if named in self.anonymous else None
-        return self.resolve(call["anonymousId"]) if _anonymous_only(call) else None
+            changed = _claim(call, user)
+        elif user is None:
+            self.stats.unresolved += 1
+            return False
+        else:
+            call["userId"] = user
+            changed = True
+        self.stats.rewritten += changed
+        return changed
 
     def rewrite_line(self, line: bytes) -> bytes:
         """`rewrite` for one line of calls: the line as it was, or the rewritten call."""
