@@ -176,14 +176,6 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def may_need_care(data: bytes) -> bool:
-    """Import's fast path sends a line's own bytes: True when `data` (a chunk of lines, or one)
-    may hold what `loads` refuses but pydantic-core's reader accepts (NaN, Infinity, an
-    overflowing number), so that its lines are looked at one by one and those take the plain
-    path, which decides exactly."""
-    return data.find(b"NaN") >= 0 or data.find(b"Infinity") >= 0 or may_overflow(data)
-
-
 # After this translation a JSON number is a run of "0"s (its sign and point aside), its exponent
 # mark "e" and its end ",": an overflowing number has an exponent of 3 or more digits after a
 # digit ("1e400", "2E+308": a 2-digit exponent needs 210+ mantissa digits to overflow) or a run
@@ -210,9 +202,8 @@ def may_overflow(text: bytes) -> bool:
     return False
 
 
-# `\u003a`, a colon written as an escape: the one way a text hides a colon from a count; their
-# common prefix is a cheaper, wider look (it also finds \u0030-\u003f)
-ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
+# `\u003a` (or `\u003A`), a colon written as an escape: the one way a text hides a colon from a
+# count; their common prefix is a cheaper, wider look (it also finds \u0030-\u003f)
 _ESCAPED_COLON = b"\\u003"
 
 
