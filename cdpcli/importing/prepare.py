@@ -271,9 +271,7 @@ class Preparer:
             raise InvalidLine(message, "duplicate key" if message.startswith("duplicate key") else reason) from None
         if not isinstance(data, dict):
             raise InvalidLine(f"expected a JSON object, got {_json_kind(data)}", "not an object")
-        inner = unwrap_reject(data)
-        if inner is not data:  # a rejects record: the id follows the call in it, as with a filter on
-            data, line = inner, dumps(inner).encode("utf-8", "surrogatepass")
+        data, line = unwrap_reject_line(data, line)
         for key in FOREIGN_SECRETS:
             data.pop(key, None)
         if "type" not in data and self.default_type:
@@ -316,6 +314,14 @@ def _nothing(stamp: str) -> None:
 
 def _json_kind(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def unwrap_reject_line(data: dict[str, Any], line: bytes) -> tuple[dict[str, Any], bytes]:
+    """`unwrap_reject`, with the line the call is prepared from: a rejects record's call written
+    compactly, so that its derived messageId follows the call whatever reads the record first
+    (the plain path, or a filter); any other line as it is."""
+    inner = unwrap_reject(data)
+    return (data, line) if inner is data else (inner, dumps(inner).encode("utf-8", "surrogatepass"))
 
 
 def unwrap_reject(data: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from cdpcli.importing.prepare import (
     Preparer,
     SkipLine,
     read_refusing_duplicates,
-    unwrap_reject,
+    unwrap_reject_line,
 )
 from cdpcli.importing.shard import Shard
 from cdpcli.jsontext import may_overflow
@@ -236,9 +236,7 @@ class Selector:
             if call is not None and "type" not in call and "input" in call:
                 # a rejects record fed back: every choice applies to the call in it, exactly as
                 # to the original line (its wrapper has no type, event or timestamp)
-                inner = unwrap_reject(call)
-                if inner is not call:
-                    call, line = inner, dumps(inner).encode("utf-8", "surrogatepass")
+                call, line = unwrap_reject_line(call, line)
             if shard is not None:
                 # a line that is not a JSON object has no person: dealt by line number, so that
                 # exactly one shard rejects it
