@@ -120,6 +120,13 @@ class Output:
     # the command's --api-key and --profile as typed: `reporting` hides the keys they lead to
     api_key: str | None = field(default=None, repr=False, compare=False)
     profile: str | None = field(default=None, compare=False)
+    _keys_hidden: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def hide_keys(self) -> None:
+        """hide_keys_in_reach for this command, once (it reads the config file)."""
+        if not self._keys_hidden:
+            self._keys_hidden = True
+            hide_keys_in_reach(self.api_key, self.profile)
 
     def result(self, text: str) -> None:
         """A human-readable result line on stdout."""
@@ -184,7 +191,7 @@ class Output:
         warn(text)
 
     def error(self, text: str, hint: str | None = None) -> None:
-        hide_keys_in_reach(self.api_key, self.profile)  # also for an error raised before the command ran
+        self.hide_keys()  # also for an error raised before the command ran
         _stderr(f"Error: {text}")
         if hint:
             _stderr(f"Hint: {hint}")
@@ -213,7 +220,7 @@ def reporting(out: Output | None = None) -> Iterator[None]:
     out = out or Output()
     printed_before = out.json_objects
     try:
-        hide_keys_in_reach(out.api_key, out.profile)
+        out.hide_keys()
         yield
     except CdpError as exc:
         _fail(out, printed_before, *error_text(exc), exc.exit_code, getattr(exc, "details", None))
