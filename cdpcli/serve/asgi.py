@@ -110,9 +110,7 @@ class Application:
         host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
         if not self.hosts.allows(host):
             assert host is not None
-            refusal = self.hosts.refusal(host)
-            await reply(send, 421, errors(refusal), {"Connection": "close"})
-            return 421, refusal
+            return await refuse(send, 421, self.hosts.refusal(host), {"Connection": "close"})
         route = scope["path"]
         if self.control is not None and (route.startswith("/_cdp") or route == "/favicon.ico" or wants_page(scope)):
             return await self.control(scope, receive, send)
@@ -124,9 +122,9 @@ class Application:
             return 404, first_error(verdict.answer)
         # every method but POST (GET, TRACE, or one nobody has heard of); a body it may carry is
         # left unread, so the connection closes after the answer
-        refusal = "the Data Pipelines API takes POST only"
-        await reply(send, 405, errors(refusal), {"Allow": "POST", "Connection": "close"})
-        return 405, refusal
+        return await refuse(
+            send, 405, "the Data Pipelines API takes POST only", {"Allow": "POST", "Connection": "close"}
+        )
 
     async def _post(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any], path: str
@@ -163,8 +161,7 @@ class Application:
             verdict = await self.handle(path, headers, body)
             await reply(send, verdict.status, verdict.answer, verdict.headers)
             return verdict.status, first_error(verdict.answer) if verdict.status >= 400 else None
-        await reply(send, status, errors(message), {"Connection": "close"})
-        return status, message
+        return await refuse(send, status, message, {"Connection": "close"})
 
 
 LOG_ERROR_CHARS = 300  # of a refused request's first error on its log line: the 404 for /v1/v1 is ~290
@@ -337,6 +334,14 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
+
+
+async def refuse(
+    send: Callable[..., Any], status: int, problem: str, extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Answer `status` with `problem` as the API's error body; (status, problem) for the log line."""
+    await reply(send, status, errors(problem), extra or {})
+    return status, problem
 
 
 async def reply(send: Callable[..., Any], status: int, body: Any, extra: dict[str, str]) -> None:

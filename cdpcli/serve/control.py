@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from cdpcli.serve.asgi import reply, response_head
+from cdpcli.serve.asgi import refuse, reply, response_head
 from cdpcli.serve.hosts import cross_site_problem
 from cdpcli.serve.judge import Judge, errors
 from cdpcli.serve.store import FILTERS, Filters, Seen, Store
@@ -61,8 +61,7 @@ class Control:
         if self.judge.api_key is not None:
             problem = self.judge.check_auth(headers.get("authorization", ""))
             if problem:
-                await reply(send, 401, errors(problem), {"WWW-Authenticate": 'Basic realm="cdp serve"'})
-                return 401, problem
+                return await refuse(send, 401, problem, {"WWW-Authenticate": 'Basic realm="cdp serve"'})
         routes: dict[str, tuple[str, Callable[..., Any]]] = {
             "/_cdp/calls": ("GET", self.calls),
             "/_cdp/rejects": ("GET", self.rejects),
@@ -78,17 +77,12 @@ class Control:
             "/": ("GET", self.page),
         }
         if path not in routes:
-            problem = f"no such path {path}; cdp serve has {ROUTES}"
-            await reply(send, 404, errors(problem), {})
-            return 404, problem
+            return await refuse(send, 404, f"no such path {path}; cdp serve has {ROUTES}")
         allowed, route = routes[path]
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
-            problem = f"{path} takes {allowed} only"
-            await reply(send, 405, errors(problem), {"Allow": allowed})
-            return 405, problem
+            return await refuse(send, 405, f"{path} takes {allowed} only", {"Allow": allowed})
         if method == "POST" and (problem := cross_site_problem(headers)):
-            await reply(send, 403, errors(problem), {})
-            return 403, problem
+            return await refuse(send, 403, problem)
         try:
             query = {name: values[-1] for name, values in parse_qs(scope["query_string"].decode("latin-1")).items()}
         except ValueError:
@@ -96,8 +90,7 @@ class Control:
         try:
             return await route(query, receive, send), None
         except BadQuery as exc:
-            await reply(send, 400, errors(str(exc)), {})
-            return 400, str(exc)
+            return await refuse(send, 400, str(exc))
 
     async def calls(self, query: dict[str, str], receive: Any, send: Callable[..., Any]) -> int:
         filters = _filters(query, extra=("limit", "cursor", "tail", "before"))
