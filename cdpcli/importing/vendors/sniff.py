@@ -18,6 +18,7 @@ from cdpcli.errors import UsageError
 from cdpcli.importing.csvrows import INVALID_MARK, marker
 from cdpcli.importing.parquet import parquet_lines
 from cdpcli.importing.source import Source, source_blocks
+from cdpcli.importing.vendors.amplitude import MERGED_ID_KEYS
 
 SNIFF_LINES = 5
 SNIFF_BYTES = 1 << 20  # a first line longer than this is not looked at further
@@ -42,7 +43,7 @@ def record_vendor(record: dict[str, Any]) -> str | None:
         return "mixpanel"
     if "event_type" in keys and keys & {"event_time", "$insert_id", "server_upload_time"}:
         return "amplitude"
-    if {"amplitude_id", "merged_amplitude_id"} <= keys:  # the S3 export's merged-IDs rows
+    if keys >= MERGED_ID_KEYS:  # the S3 export's merged-IDs rows
         return "amplitude"
     if {"uuid", "event", "distinct_id"} <= keys:
         return "posthog"
