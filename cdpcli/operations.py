@@ -325,7 +325,7 @@ class Operation:
 
     def key_of(self, line: bytes) -> str:
         """What makes two lines the same call (the fields they give): a repeated one is sent once."""
-        return json.dumps(self.fields_of(line), sort_keys=True, ensure_ascii=False)
+        return fields_key(self.fields_of(line))
 
     def read_ids(self, sources: Iterable[tuple[str, Iterable[bytes], bool]], count: int = 10) -> IdList:
         """What files of ids hold, read as the send reads them: what a confirmation shows.
@@ -357,7 +357,7 @@ class Operation:
                         raise self.csv_refusal(line, f"{label}:{line_no}") from None
                     ids.bad += 1
                     continue
-                unique = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+                unique = fields_key(fields)  # as the send tells a repeated line (key_of)
                 if unique in seen:
                     ids.duplicates += 1
                     continue
@@ -452,6 +452,11 @@ class IdList:
         if self.header is not None:
             dropped.append(f"the header {self.header!r}")
         return f"{self.distinct:,} distinct" + (f"; dropped: {', '.join(dropped)}" if dropped else "")
+
+
+def fields_key(fields: dict[str, Any]) -> str:
+    """The fields a line gives, as text that is equal for the same call, whatever their order."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False)
 
 
 def header_key(text: str) -> str:
