@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +37,18 @@ def good_file(tmp_path: Path, name: str = "good.ndjson") -> Path:
     good = tmp_path / name
     good.write_bytes(ndjson(tracks(5, start=9000)))
     return good
+
+
+def one_record_then_the_next_file(send, receiver, tmp_path: Path, archive: Path) -> tuple[Any, dict]:
+    """`archive`, damaged before any call, then a good file: nothing of the archive is sent, it
+    is one rejects record at its line 1, and the good file goes out whole (exit 1). The run and
+    the record."""
+    run = send("import", str(archive), str(good_file(tmp_path)), "--json")
+    assert run.exit_code == 1, run.stderr
+    assert sent_numbers(receiver) == set(range(9000, 9005))
+    (record,) = rejects(tmp_path)
+    assert (record["source"], record["line"]) == (str(archive), 1)
+    return run, record
 
 
 def test_a_cut_tar_gz_delivers_what_came_before_and_the_import_goes_on(send, receiver, tmp_path: Path) -> None:
@@ -93,12 +106,7 @@ def test_a_cut_zip_is_one_record_and_the_next_file_is_imported(send, receiver, t
         zipped.writestr("b.ndjson", ndjson(tracks(500, start=1000)))
     whole = archive.read_bytes()
     archive.write_bytes(whole[: len(whole) // 2])  # its directory, at the end, is gone
-    good = good_file(tmp_path)
-    run = send("import", str(archive), str(good), "--json")
-    assert run.exit_code == 1, run.stderr
-    assert sent_numbers(receiver) == set(range(9000, 9005))
-    (record,) = rejects(tmp_path)
-    assert (record["source"], record["line"]) == (str(archive), 1)
+    run, record = one_record_then_the_next_file(send, receiver, tmp_path, archive)
     assert "zip archive is damaged or cut off" in record["error"]
     assert f"{archive}:1:" in run.stderr
 
@@ -121,12 +129,7 @@ def test_a_tar_cut_inside_its_first_header_is_one_record(send, receiver, tmp_pat
     archive = tmp_path / "export.tar"
     make_tar(archive, {"x.ndjson": ndjson(tracks(10))}, "w")
     archive.write_bytes(archive.read_bytes()[:400])  # `ustar` is at 257: told a tar, then cut
-    good = good_file(tmp_path)
-    run = send("import", str(archive), str(good), "--json")
-    assert run.exit_code == 1, run.stderr
-    assert sent_numbers(receiver) == set(range(9000, 9005))
-    (record,) = rejects(tmp_path)
-    assert (record["source"], record["line"]) == (str(archive), 1)
+    _, record = one_record_then_the_next_file(send, receiver, tmp_path, archive)
     assert "before its first member" in record["error"]
 
 
