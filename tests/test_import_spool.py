@@ -84,7 +84,10 @@ def phased_import(receiver, tmp_path, preexec=None) -> tuple[subprocess.Popen, s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("quiet_after", [None, 50_000], ids=["endless", "hanging"])
-@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGTERM]])
+# SIGHUP: the terminal closed, a stop as Ctrl-C is (tests/test_order_spool.py: not under nohup)
+@pytest.mark.parametrize(
+    "signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGTERM], [signal.SIGHUP]]
+)
 def test_a_signal_stops_the_spool_of_an_endless_stdin(receiver, tmp_path, signals, quiet_after):
     proc, tmp = phased_import(receiver, tmp_path)
     try:

@@ -1,5 +1,6 @@
 """`--order phased` spooling stdin: SIGHUP (the terminal closed) stops it as Ctrl-C does and
-removes the spool, unless the import runs under nohup; and a spool never fills its file system."""
+removes the spool (tests/test_import_spool.py, with the other signals), unless the import runs
+under nohup; and a spool never fills its file system."""
 
 from __future__ import annotations
 
@@ -16,25 +17,7 @@ from cdpcli.errors import UsageError
 from cdpcli.importing import order
 from cdpcli.importing.order import spool, spool_directory
 from cdpcli.importing.source import Source
-from tests.test_import_spool import TRACK, endless_producer, phased_import, private_folder, spool_size, wait_for
-
-
-@pytest.mark.slow
-def test_sighup_stops_the_spool_and_removes_it(receiver, tmp_path):
-    proc, tmp = phased_import(receiver, tmp_path)
-    try:
-        producer = endless_producer(proc, None)
-        wait_for(lambda: spool_size(private_folder(tmp)) >= 40_000, 30)  # it is copying stdin
-        proc.send_signal(signal.SIGHUP)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-        proc.wait()
-    producer.join(timeout=5)
-    assert proc.returncode == 130, err.decode()
-    assert json.loads(out.decode().splitlines()[-1])["sent"] == 0
-    assert receiver.calls == []
-    assert os.listdir(private_folder(tmp)) == []  # its spool removed, as on Ctrl-C
+from tests.test_import_spool import TRACK, phased_import, private_folder, spool_size, wait_for
 
 
 @pytest.mark.slow
